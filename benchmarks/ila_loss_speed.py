@@ -1,0 +1,98 @@
+"""Forward + backward time of ILALoss against a per-sample Python loop (same math, same autograd).
+
+    python benchmarks/ila_loss_speed.py [--sizes 32 124 512 2048] [--repeat 20]
+
+n counts source + target samples (half each); d = 256; the source batch is class-balanced.
+Prints one markdown table per device (CPU, and CUDA when present).
+"""
+import argparse
+import statistics
+import time
+
+import torch
+
+from ila_tllib import ILALoss
+
+
+def loop_ila_loss(f_s, y_s, f_t, k, mu, m):
+    """Eq. 4-7 with a Python loop over targets and over sources (row-wise tensor ops, autograd intact)."""
+    n_s, n_t = f_s.shape[0], f_t.shape[0]
+    rows = [1.0 / (1.0 + (f_s - f_t[j]).norm(dim=1)) for j in range(n_t)]    # phi(f_j, every source)
+    labels, gammas = [], []
+    for j in range(n_t):
+        s = rows[j].detach()
+        votes = torch.bincount(y_s[s.topk(k).indices], minlength=int(y_s.max()) + 1)
+        label = int(votes.argmax())
+        like, unlike = s[y_s == label], s[y_s != label]
+        gammas.append(float(like.topk(min(m, len(like))).values.sum() / unlike.topk(min(m, len(unlike))).values.sum()))
+        labels.append(label)
+    n_keep = int(mu * n_t + 0.5)
+    kept = sorted(range(n_t), key=lambda j: -gammas[j])[:n_keep]
+    sim = torch.stack([rows[j] for j in kept], dim=1)                        # (n_s, n_keep)
+    kept_labels = torch.tensor([labels[j] for j in kept])
+    losses = []
+    for i in range(n_s):
+        pos = kept_labels == y_s[i]
+        if pos.any() and (~pos).any():
+            losses.append(torch.logsumexp(sim[i], 0) - torch.logsumexp(sim[i][pos], 0))
+    return torch.stack(losses).mean() if losses else sim.sum() * 0
+
+
+def time_ms(fn, repeat, device):
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+    fn()
+    sync()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def batch(n, d, device):
+    n_s = n_t = n // 2
+    n_classes = min(31, n_s // 2)
+    m = n_s // n_classes
+    y_s = torch.arange(n_classes, device=device).repeat(m)
+    centers = torch.randn(n_classes, d, device=device)
+    f_s = (centers[y_s] + torch.randn(len(y_s), d, device=device)).requires_grad_()
+    f_t = (centers[torch.randint(0, n_classes, (n_t,), device=device)] + torch.randn(n_t, d, device=device)).requires_grad_()
+    return f_s, y_s, f_t, m
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[32, 124, 512, 2048])
+    parser.add_argument("--dim", type=int, default=256)
+    parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--loop-max", type=int, default=2048, help="largest n for which the loop is timed")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, d = {args.dim}, k = 5, mu = 0.67, "
+          f"median of {args.repeat}")
+    for device in devices:
+        print(f"\n| device | n (src+tgt) | classes x m | ILALoss fwd+bwd ms | loop fwd+bwd ms | speed-up |")
+        print("|---|---|---|---|---|---|")
+        for n in args.sizes:
+            f_s, y_s, f_t, m = batch(n, args.dim, device)
+            ila = ILALoss(k=5, mu=0.67)
+            fast = time_ms(lambda: ila(f_s, y_s, f_t).backward(), args.repeat, device)
+            if n <= args.loop_max:
+                slow = time_ms(lambda: loop_ila_loss(f_s, y_s, f_t, 5, 0.67, m).backward(),
+                               max(1, args.repeat // 10 if n > 512 else args.repeat // 2), device)
+                # the two must agree, or the comparison means nothing
+                ref = loop_ila_loss(f_s, y_s, f_t, 5, 0.67, m).item()
+                assert abs(ref - ila(f_s, y_s, f_t).item()) < 1e-4, (ref, n)
+                loop_text, speedup = f"{slow:.2f}", f"{slow / fast:.0f}x"
+            else:
+                loop_text, speedup = "-", "-"
+            print(f"| {device.type} | {n} | {len(torch.unique(y_s))} x {m} | {fast:.3f} | {loop_text} | {speedup} |")
+
+
+if __name__ == "__main__":
+    main()

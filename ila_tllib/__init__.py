@@ -1,0 +1,17 @@
+"""ila-tllib: ILA-DA (Instance-Level Affinity domain adaptation, CVPR 2021) as an extension of tllib."""
+from .affinity import AffinityMiner, MinedAffinity, affinity_matrix, keep_top_fraction
+from .ila import ILALoss
+from .losses import AffinityTripletLoss, MultiSampleContrastiveLoss, get_metric_loss
+from .pseudo_labels import (ClassifierPseudoLabeller, KNNPseudoLabeller, PseudoLabels, get_pseudo_labeller,
+                            knn_vote, similarity_ratio)
+from .sampler import ClassBalancedSampler
+from .similarity import CosineSimilarity, InverseEuclideanSimilarity, get_similarity
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ILALoss", "InverseEuclideanSimilarity", "CosineSimilarity", "get_similarity",
+    "KNNPseudoLabeller", "ClassifierPseudoLabeller", "PseudoLabels", "get_pseudo_labeller", "knn_vote",
+    "similarity_ratio", "AffinityMiner", "MinedAffinity", "affinity_matrix", "keep_top_fraction",
+    "MultiSampleContrastiveLoss", "AffinityTripletLoss", "get_metric_loss", "ClassBalancedSampler",
+]

@@ -1,0 +1,79 @@
+"""The affinity miner: pseudo-labels + the μ filter → the instance affinity matrix A (Algorithm 1).
+
+:math:`A_{ij} = +1` when source ``i`` and kept target ``j`` share a label, :math:`-1` when they do
+not, and :math:`0` for targets the filter rejected. The miner is pure bookkeeping: it runs under
+``no_grad`` and its output only selects which similarities the metric loss contrasts.
+"""
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+import torch.nn as nn
+
+__all__ = ["keep_top_fraction", "affinity_matrix", "MinedAffinity", "AffinityMiner"]
+
+
+def keep_top_fraction(score: torch.Tensor, mu: float) -> torch.Tensor:
+    r"""Boolean mask keeping the :math:`\mathrm{round}(\mu N)` highest scores (half rounds up).
+
+    Inputs:
+        - score (tensor): shape :math:`(N,)`
+        - mu (float): fraction in :math:`(0, 1]`
+
+    Shape:
+        - Output: :math:`(N,)` bool
+    """
+    if not 0.0 < mu <= 1.0:
+        raise ValueError(f"mu={mu} must lie in (0, 1]: it is the fraction of target samples kept")
+    n = score.shape[0]
+    n_keep = min(n, int(mu * n + 0.5))
+    kept = torch.zeros(n, dtype=torch.bool, device=score.device)
+    if n_keep > 0:
+        kept[score.topk(n_keep).indices] = True
+    return kept
+
+
+def affinity_matrix(y_s: torch.Tensor, labels_t: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
+    r"""Instance affinity :math:`A` of shape :math:`(N_s, N_t)` with entries +1 / −1 / 0 (float)."""
+    same = (y_s[:, None] == labels_t[None, :]).to(torch.float32)
+    return (2.0 * same - 1.0) * kept[None, :].to(torch.float32)
+
+
+@dataclass
+class MinedAffinity:
+    """What the miner decided for one batch; kept for logging and figures."""
+    pseudo_labels: torch.Tensor   # (N_t,) long
+    score: torch.Tensor           # (N_t,) the ratio Γ (kNN) or the confidence (classifier)
+    kept: torch.Tensor            # (N_t,) bool
+    affinity: torch.Tensor        # (N_s, N_t) float in {+1, -1, 0}
+
+
+class AffinityMiner(nn.Module):
+    """Builds :math:`A` from a pseudo-labeller and the μ filter.
+
+    Args:
+        pseudo_labeller (nn.Module): :class:`~ila_tllib.pseudo_labels.KNNPseudoLabeller` or
+            :class:`~ila_tllib.pseudo_labels.ClassifierPseudoLabeller`.
+        mu (float): fraction of targets kept, ranked by the pseudo-labeller's score. Default: 0.67
+
+    Inputs:
+        - similarity_ts (tensor): :math:`(N_t, N_s)`, detached inside
+        - y_s (tensor): :math:`(N_s,)`
+        - logits_t (tensor, optional): :math:`(N_t, C)`, for the classifier pseudo-labeller
+    """
+
+    def __init__(self, pseudo_labeller: nn.Module, mu: float = 0.67):
+        super().__init__()
+        keep_top_fraction(torch.zeros(1), mu)  # validates mu now, not at the first batch
+        self.pseudo_labeller, self.mu = pseudo_labeller, mu
+
+    @torch.no_grad()
+    def forward(self, similarity_ts: torch.Tensor, y_s: torch.Tensor,
+                logits_t: Optional[torch.Tensor] = None,
+                num_classes: Optional[int] = None) -> MinedAffinity:
+        labels, score = self.pseudo_labeller(similarity_ts.detach(), y_s, logits_t, num_classes)
+        kept = keep_top_fraction(score, self.mu)
+        return MinedAffinity(labels, score, kept, affinity_matrix(y_s, labels, kept))
+
+    def extra_repr(self):
+        return f"mu={self.mu}"

@@ -1,0 +1,99 @@
+"""ILA-DA's loss: similarity → affinity miner → metric loss, as one ``nn.Module``."""
+from typing import Optional, Union
+
+import torch
+import torch.nn as nn
+
+from .affinity import AffinityMiner
+from .losses import MultiSampleContrastiveLoss
+from .pseudo_labels import KNNPseudoLabeller
+from .similarity import get_similarity
+
+__all__ = ["ILALoss"]
+
+
+class ILALoss(nn.Module):
+    r"""Instance-level affinity loss of ILA-DA (Sung et al., CVPR 2021)
+
+    For a labelled source batch :math:`\{(f_i, y_i)\}` and an unlabelled target batch :math:`\{f_j\}`:
+
+    1. :math:`\phi_{ij} = 1 / (1 + \lVert f_i - f_j \rVert_2)` (Eq. 6);
+    2. :math:`\hat y_j` = majority label of the ``k`` most similar sources (ties → smallest label);
+    3. :math:`\Gamma_j` = sum of the top-``m`` like over the top-``m`` unlike similarities (Eq. 7);
+       the :math:`\mathrm{round}(\mu N_t)` targets with the largest :math:`\Gamma_j` are kept;
+    4. :math:`A_{ij} = \pm 1` by label agreement for kept targets, 0 otherwise;
+    5. the multi-sample contrastive loss over :math:`A` (Eq. 4–5), averaged over sources that have both
+       a positive and a negative.
+
+    Steps 2–4 carry no gradient; step 5 back-propagates into both :math:`f_s` and :math:`f_t`.
+    Each step is a swappable part: ``similarity``, ``pseudo_labeller``, ``metric_loss``.
+
+    Args:
+        k (int): neighbours of the kNN vote. Default: 5
+        mu (float): fraction of targets kept, in (0, 1]. Default: 0.67
+        m (int, optional): top-m of the ratio test; ``None`` = the largest per-class count of the
+            source batch (its samples per class when class-balanced). Default: ``None``
+        temperature (float): :math:`\tau` dividing :math:`\phi` in the MSC loss. Default: 1.0
+        similarity (str or nn.Module): ``'inverse_euclidean'`` (paper) or ``'cosine'``.
+        pseudo_labeller (nn.Module, optional): replaces the kNN + ratio labeller, e.g.
+            :class:`~ila_tllib.pseudo_labels.ClassifierPseudoLabeller` (then ``k``, ``m`` are unused).
+        metric_loss (nn.Module, optional): replaces MSC, e.g. :class:`~ila_tllib.losses.AffinityTripletLoss`.
+
+    Inputs:
+        - f_s (tensor): source features :math:`(N_s, D)`
+        - y_s (tensor): source labels :math:`(N_s,)`
+        - f_t (tensor): target features :math:`(N_t, D)`
+        - logits_t (tensor, optional): target logits :math:`(N_t, C)`, needed by the classifier labeller
+        - num_classes (int, optional): number of classes (else ``y_s.max() + 1``)
+
+    Shape:
+        - Output: scalar.
+
+    After each call the decisions for that batch are available as ``pseudo_labels`` :math:`(N_t,)`,
+    ``ratio`` :math:`(N_t,)` (Γ, or the confidence for the classifier labeller), ``kept``
+    :math:`(N_t,)` bool and ``affinity`` :math:`(N_s, N_t)` — all detached — and ``num_anchors``,
+    the number of sources that entered the loss.
+    """
+
+    def __init__(self, k: int = 5, mu: float = 0.67, m: Optional[int] = None, temperature: float = 1.0,
+                 similarity: Union[str, nn.Module] = "inverse_euclidean",
+                 pseudo_labeller: Optional[nn.Module] = None, metric_loss: Optional[nn.Module] = None):
+        super().__init__()
+        self.similarity = get_similarity(similarity)
+        self.miner = AffinityMiner(pseudo_labeller or KNNPseudoLabeller(k, m), mu)
+        self.metric_loss = metric_loss or MultiSampleContrastiveLoss(temperature)
+        self.last = None
+
+    def forward(self, f_s: torch.Tensor, y_s: torch.Tensor, f_t: torch.Tensor,
+                logits_t: Optional[torch.Tensor] = None, num_classes: Optional[int] = None) -> torch.Tensor:
+        if f_s.dim() != 2 or f_t.dim() != 2 or f_s.shape[1] != f_t.shape[1]:
+            raise ValueError(f"expected f_s (N_s, D) and f_t (N_t, D), got {tuple(f_s.shape)} and {tuple(f_t.shape)}")
+        if y_s.shape != (f_s.shape[0],):
+            raise ValueError(f"y_s must have shape ({f_s.shape[0]},), got {tuple(y_s.shape)}")
+        similarity_st = self.similarity(f_s, f_t)                       # (N_s, N_t), with gradient
+        self.last = self.miner(similarity_st.t(), y_s, logits_t, num_classes)
+        return self.metric_loss(similarity_st, self.last.affinity.to(similarity_st.dtype))
+
+    # what was decided for the latest batch, for logs and figures
+    @property
+    def pseudo_labels(self):
+        return None if self.last is None else self.last.pseudo_labels
+
+    @property
+    def ratio(self):
+        return None if self.last is None else self.last.score
+
+    @property
+    def kept(self):
+        return None if self.last is None else self.last.kept
+
+    @property
+    def affinity(self):
+        return None if self.last is None else self.last.affinity
+
+    @property
+    def num_anchors(self) -> int:
+        if self.last is None:
+            return 0
+        a = self.last.affinity
+        return int(((a > 0).any(dim=1) & (a < 0).any(dim=1)).sum().item())

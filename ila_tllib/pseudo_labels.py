@@ -1,0 +1,138 @@
+"""Pseudo-labellers: give every target sample a label and a score that ranks how trustworthy it is.
+
+Two interchangeable parts (the paper's Table 4 (b) ablation swaps one for the other):
+
+* :class:`KNNPseudoLabeller` — ILA-DA's choice: majority vote of the k most similar source
+  samples, scored by the similarity ratio Γ (Eq. 7).
+* :class:`ClassifierPseudoLabeller` — the classifier's argmax, scored by its softmax confidence.
+
+Both run without gradient: they only decide which pairs the loss contrasts.
+"""
+from typing import NamedTuple, Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+__all__ = ["PseudoLabels", "knn_vote", "similarity_ratio", "KNNPseudoLabeller",
+           "ClassifierPseudoLabeller", "get_pseudo_labeller"]
+
+
+class PseudoLabels(NamedTuple):
+    """Labels of shape :math:`(N_t,)` and a score of shape :math:`(N_t,)`; higher score = kept first."""
+    labels: torch.Tensor
+    score: torch.Tensor
+
+
+def _num_classes(y_s: torch.Tensor, num_classes: Optional[int]) -> int:
+    return int(num_classes) if num_classes is not None else int(y_s.max().item()) + 1
+
+
+@torch.no_grad()
+def knn_vote(similarity_ts: torch.Tensor, y_s: torch.Tensor, k: int,
+             num_classes: Optional[int] = None) -> torch.Tensor:
+    r"""Majority label among the ``k`` most similar source samples of each target.
+
+    Ties between labels go to the smallest label (what ``torch.mode`` returns in the authors' code).
+
+    Inputs:
+        - similarity_ts (tensor): :math:`\phi(f_j, f_i)`, shape :math:`(N_t, N_s)`
+        - y_s (tensor): source labels, shape :math:`(N_s,)`
+        - k (int): number of neighbours, :math:`1 \le k \le N_s`
+
+    Shape:
+        - Output: :math:`(N_t,)` long tensor of pseudo-labels.
+    """
+    n_s = similarity_ts.shape[1]
+    if not 1 <= k <= n_s:
+        raise ValueError(f"k={k} must lie in [1, {n_s}] (the source batch holds {n_s} samples); "
+                         f"lower --k or enlarge the source batch")
+    c = _num_classes(y_s, num_classes)
+    neighbours = similarity_ts.topk(k, dim=1).indices                 # (N_t, k)
+    votes = torch.zeros(similarity_ts.shape[0], c, device=y_s.device)
+    votes.scatter_add_(1, y_s[neighbours], torch.ones_like(neighbours, dtype=votes.dtype))
+    return votes.argmax(dim=1)                                         # first maximum = smallest label
+
+
+@torch.no_grad()
+def similarity_ratio(similarity_ts: torch.Tensor, y_s: torch.Tensor, labels_t: torch.Tensor,
+                     m: int) -> torch.Tensor:
+    r"""The similarity ratio Γ of every target (Eq. 7)
+
+    .. math::
+        \Gamma_j = \frac{\sum_{i \in \text{top-}m\ \text{like}(j)} \phi(f_j, f_i)}
+                        {\sum_{i \in \text{top-}m\ \text{unlike}(j)} \phi(f_j, f_i)}
+
+    "like" sources share the target's pseudo-label, "unlike" ones do not; fewer than ``m`` are
+    summed when fewer exist. A target with no unlike source gets :math:`\Gamma = +\infty`.
+
+    Inputs:
+        - similarity_ts (tensor): shape :math:`(N_t, N_s)`
+        - y_s (tensor): shape :math:`(N_s,)`
+        - labels_t (tensor): pseudo-labels, shape :math:`(N_t,)`
+        - m (int): per-group count, usually the samples per class of the source batch
+
+    Shape:
+        - Output: :math:`(N_t,)`
+    """
+    m = min(int(m), similarity_ts.shape[1])
+    like = labels_t[:, None] == y_s[None, :]
+
+    def top_m_sum(member: torch.Tensor) -> torch.Tensor:
+        masked = similarity_ts.masked_fill(~member, float("-inf"))
+        top = masked.topk(m, dim=1).values
+        return top.masked_fill(torch.isinf(top), 0.0).sum(dim=1)
+
+    like_sum, unlike_sum = top_m_sum(like), top_m_sum(~like)
+    has_unlike = (~like).any(dim=1)
+    # the ratio assumes a positive φ (as Eq. 6); a target without unlike sources ranks first
+    return torch.where(has_unlike, like_sum / torch.where(has_unlike, unlike_sum, 1.0),
+                       torch.full_like(like_sum, float("inf")))
+
+
+class KNNPseudoLabeller(nn.Module):
+    """kNN pseudo-labels scored by the similarity ratio — ILA-DA's affinity construction (Sec. 3.3).
+
+    Args:
+        k (int): neighbours in the vote. Default: 5
+        m (int, optional): top-m like/unlike in the ratio; ``None`` = the largest per-class count
+            of the source batch (its samples per class when it is class-balanced).
+    """
+
+    def __init__(self, k: int = 5, m: Optional[int] = None):
+        super().__init__()
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        if m is not None and m < 1:
+            raise ValueError(f"m must be >= 1 or None, got {m}")
+        self.k, self.m = k, m
+
+    @torch.no_grad()
+    def forward(self, similarity_ts, y_s, logits_t=None, num_classes=None) -> PseudoLabels:
+        labels = knn_vote(similarity_ts, y_s, self.k, num_classes)
+        m = self.m if self.m is not None else int(torch.bincount(y_s).max().item())
+        return PseudoLabels(labels, similarity_ratio(similarity_ts, y_s, labels, m))
+
+    def extra_repr(self):
+        return f"k={self.k}, m={self.m}"
+
+
+class ClassifierPseudoLabeller(nn.Module):
+    """The classifier's argmax as pseudo-label, its softmax probability as score (Table 4 (b))."""
+
+    @torch.no_grad()
+    def forward(self, similarity_ts, y_s, logits_t=None, num_classes=None) -> PseudoLabels:
+        if logits_t is None:
+            raise ValueError("ClassifierPseudoLabeller needs the target logits: call the loss as "
+                             "loss(f_s, y_s, f_t, logits_t=...)")
+        confidence, labels = F.softmax(logits_t.detach(), dim=1).max(dim=1)
+        return PseudoLabels(labels, confidence)
+
+
+def get_pseudo_labeller(name: str, k: int = 5, m: Optional[int] = None) -> nn.Module:
+    """``knn`` or ``classifier``."""
+    if name == "knn":
+        return KNNPseudoLabeller(k, m)
+    if name == "classifier":
+        return ClassifierPseudoLabeller()
+    raise ValueError(f"unknown pseudo-labeller {name!r}; choose 'knn' or 'classifier'")

@@ -1,0 +1,105 @@
+"""Class-balanced batches for the labelled source domain (ILA-DA, Sec. 3.3)."""
+from typing import Iterator, List, Optional, Sequence
+
+import torch
+from torch.utils.data import Sampler
+
+__all__ = ["ClassBalancedSampler"]
+
+
+class ClassBalancedSampler(Sampler[List[int]]):
+    r"""Batch sampler yielding ``samples_per_class`` indices of every class per batch, classes in random order.
+
+    The ratio test of ILA-DA compares the top-``m`` like and unlike similarities, which is only fair
+    when every class of the batch holds the same ``m`` samples. With hundreds of classes a batch may
+    hold a random subset of ``classes_per_batch`` classes instead (the paper notes the affinity matrix
+    is memory-hungry).
+
+    Every pass walks each class through a fresh permutation of its samples, so within a pass a sample
+    repeats only when its class has fewer samples than the pass draws from it. A pass has
+    ``max(1, len(labels) // batch_size)`` batches and never yields a short one; each pass reshuffles
+    (seeded by ``seed`` and the pass number, so runs and resumed runs repeat exactly).
+
+    For data parallelism give ``num_replicas`` and ``rank``: all ranks draw the same *global* batch and
+    each takes its own contiguous slice, so the global batch is class-balanced and the ranks' samples
+    are disjoint within it.
+
+    Args:
+        labels (sequence of int): the label of every sample, read without decoding images.
+        samples_per_class (int): :math:`m`.
+        classes_per_batch (int, optional): classes per (global) batch; ``None`` = all classes.
+        num_classes (int, optional): expected number of classes; a class in ``range(num_classes)``
+            without samples is an error (it could never be balanced).
+        seed (int): base seed. Default: 0
+        num_replicas (int): number of data-parallel processes. Default: 1
+        rank (int): this process. Default: 0
+    """
+
+    def __init__(self, labels: Sequence[int], samples_per_class: int, classes_per_batch: Optional[int] = None,
+                 num_classes: Optional[int] = None, seed: int = 0, num_replicas: int = 1, rank: int = 0):
+        labels = torch.as_tensor(list(labels) if not torch.is_tensor(labels) else labels, dtype=torch.long)
+        if labels.numel() == 0:
+            raise ValueError("ClassBalancedSampler got no labels: the source dataset is empty")
+        if samples_per_class < 1:
+            raise ValueError(f"samples_per_class must be >= 1, got {samples_per_class}")
+        counts = torch.bincount(labels, minlength=num_classes or 0)
+        if num_classes is not None:
+            if counts.numel() > num_classes:
+                raise ValueError(f"labels go up to {counts.numel() - 1} but num_classes={num_classes}")
+            empty = (counts == 0).nonzero().flatten().tolist()
+            if empty:
+                raise ValueError(f"class(es) {empty[:10]} have no samples, so a class-balanced batch cannot be "
+                                 f"built; drop them from the class list or give --samples-per-class 0 to "
+                                 f"sample the source at random")
+        self.classes = (counts > 0).nonzero().flatten()
+        self.class_members = [(labels == c).nonzero().flatten() for c in self.classes.tolist()]
+        n_classes = len(self.classes)
+        self.classes_per_batch = n_classes if classes_per_batch is None else int(classes_per_batch)
+        if not 1 <= self.classes_per_batch <= n_classes:
+            raise ValueError(f"classes_per_batch={classes_per_batch} must lie in [1, {n_classes}] "
+                             f"(the number of classes with samples)")
+        self.samples_per_class = int(samples_per_class)
+        self.batch_size = self.classes_per_batch * self.samples_per_class     # the global batch
+        if self.batch_size % num_replicas != 0:
+            raise ValueError(f"the global batch of {self.batch_size} samples cannot be split evenly over "
+                             f"{num_replicas} processes; change --samples-per-class or the process count")
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"rank {rank} outside [0, {num_replicas})")
+        self.num_samples = labels.numel()
+        self.seed, self.num_replicas, self.rank = seed, num_replicas, rank
+        self.pass_index = 0
+
+    def __len__(self) -> int:
+        return max(1, self.num_samples // self.batch_size)
+
+    def set_epoch(self, epoch: int):
+        """Choose which pass the next ``iter()`` draws (as ``DistributedSampler.set_epoch``)."""
+        self.pass_index = epoch
+
+    def state_dict(self):
+        return {"pass_index": self.pass_index}
+
+    def load_state_dict(self, state):
+        self.pass_index = int(state["pass_index"])
+
+    def __iter__(self) -> Iterator[List[int]]:
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.pass_index)
+        self.pass_index += 1
+        n_batches, n_classes, m = len(self), len(self.classes), self.samples_per_class
+        # which classes each batch holds, in random order
+        order = torch.stack([torch.randperm(n_classes, generator=g)[:self.classes_per_batch]
+                             for _ in range(n_batches)])                       # (n_batches, classes_per_batch)
+        draws = torch.bincount(order.flatten(), minlength=n_classes) * m
+        # per class, a stream of fresh permutations long enough for this pass
+        streams = []
+        for members, need in zip(self.class_members, draws.tolist()):
+            reps = max(1, -(-need // len(members)))
+            streams.append(torch.cat([members[torch.randperm(len(members), generator=g)] for _ in range(reps)]))
+        cursor = [0] * n_classes
+        per_rank = self.batch_size // self.num_replicas
+        for row in order.tolist():
+            batch = []
+            for c in row:
+                batch.extend(streams[c][cursor[c]:cursor[c] + m].tolist())
+                cursor[c] += m
+            yield batch[self.rank * per_rank:(self.rank + 1) * per_rank]

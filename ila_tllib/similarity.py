@@ -1,0 +1,64 @@
+"""Similarity functions between feature sets (the paper's φ, Eq. 6).
+
+A similarity maps two feature matrices to a dense similarity matrix. ILA-DA needs
+only one property of it: larger means more alike. Every part downstream (kNN
+pseudo-labels, the similarity-ratio test, the contrastive loss) reads this one
+matrix, so swapping φ is a one-argument change.
+"""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+__all__ = ["InverseEuclideanSimilarity", "CosineSimilarity", "get_similarity", "SIMILARITIES"]
+
+
+class InverseEuclideanSimilarity(nn.Module):
+    r"""The paper's similarity (Eq. 6), one over one plus the (unsquared) Euclidean distance
+
+    .. math::
+        \phi(a, b) = \frac{1}{1 + \lVert a - b \rVert_2}
+
+    Its range is :math:`(0, 1]`, with 1 for identical features.
+
+    Inputs:
+        - a (tensor): features of shape :math:`(N, D)`
+        - b (tensor): features of shape :math:`(M, D)`
+
+    Shape:
+        - Output: :math:`(N, M)`, entry ``[i, j]`` is :math:`\phi(a_i, b_j)`.
+    """
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        # cdist gives a zero (not NaN) gradient where two features coincide, so
+        # duplicated features stay finite.
+        return 1.0 / (1.0 + torch.cdist(a, b, p=2))
+
+
+class CosineSimilarity(nn.Module):
+    r"""Cosine similarity :math:`\phi(a, b) = a^\top b / (\lVert a\rVert \lVert b\rVert)`, range :math:`[-1, 1]`.
+
+    Inputs and shape as :class:`InverseEuclideanSimilarity`.
+    """
+
+    def __init__(self, eps: float = 1e-8):
+        super().__init__()
+        self.eps = eps
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return F.normalize(a, dim=1, eps=self.eps) @ F.normalize(b, dim=1, eps=self.eps).t()
+
+
+SIMILARITIES = {
+    "inverse_euclidean": InverseEuclideanSimilarity,
+    "cosine": CosineSimilarity,
+}
+
+
+def get_similarity(name) -> nn.Module:
+    """Return a similarity module by name (``inverse_euclidean`` or ``cosine``); a module passes through."""
+    if isinstance(name, nn.Module):
+        return name
+    try:
+        return SIMILARITIES[name]()
+    except KeyError:
+        raise ValueError(f"unknown similarity {name!r}; choose one of {sorted(SIMILARITIES)}") from None

@@ -1,0 +1,39 @@
+"""A plain-Python restatement of ILA-DA's Eq. 4-7 (loops over lists of floats), the tests' oracle."""
+import math
+from collections import Counter
+
+
+def phi(a, b):
+    return 1.0 / (1.0 + math.sqrt(sum((x - y) ** 2 for x, y in zip(a, b))))
+
+
+def ila_oracle(f_s, y_s, f_t, k, mu, m=None, temperature=1.0):
+    """Returns (loss, pseudo_labels, gammas, kept set, affinity rows) for lists of feature lists."""
+    n_s, n_t = len(f_s), len(f_t)
+    sim = [[phi(f_s[i], f_t[j]) for j in range(n_t)] for i in range(n_s)]
+    if m is None:
+        m = max(Counter(y_s).values())
+    labels, gammas = [], []
+    for j in range(n_t):
+        nearest = sorted(range(n_s), key=lambda i: -sim[i][j])[:k]
+        votes = Counter(y_s[i] for i in nearest)
+        top = max(votes.values())
+        label = min(c for c, v in votes.items() if v == top)
+        like = sorted((sim[i][j] for i in range(n_s) if y_s[i] == label), reverse=True)[:m]
+        unlike = sorted((sim[i][j] for i in range(n_s) if y_s[i] != label), reverse=True)[:m]
+        labels.append(label)
+        gammas.append(sum(like) / sum(unlike) if unlike else math.inf)
+    n_keep = math.floor(mu * n_t + 0.5)
+    kept = set(sorted(range(n_t), key=lambda j: -gammas[j])[:n_keep])
+    affinity = [[(1 if y_s[i] == labels[j] else -1) if j in kept else 0 for j in range(n_t)]
+                for i in range(n_s)]
+    per_source = []
+    for i in range(n_s):
+        pos = [j for j in range(n_t) if affinity[i][j] == 1]
+        neg = [j for j in range(n_t) if affinity[i][j] == -1]
+        if pos and neg:
+            num = sum(math.exp(sim[i][j] / temperature) for j in pos)
+            den = num + sum(math.exp(sim[i][j] / temperature) for j in neg)
+            per_source.append(-math.log(num / den))
+    loss = sum(per_source) / len(per_source) if per_source else 0.0
+    return loss, labels, gammas, kept, affinity

@@ -1,0 +1,243 @@
+"""ILALoss and its parts against the plain-loop oracle of Eq. 4-7 (tests/ila_oracle.py)."""
+import math
+
+import pytest
+import torch
+
+import ila_tllib
+from ila_tllib import (AffinityTripletLoss, ClassifierPseudoLabeller, ILALoss, MultiSampleContrastiveLoss,
+                       knn_vote, similarity_ratio)
+from ila_oracle import ila_oracle
+
+
+def make_batch(seed, n_classes, per_class, n_t, d=6, balanced=True, spread=1.0):
+    g = torch.Generator().manual_seed(seed)
+    if balanced:
+        y_s = torch.arange(n_classes).repeat(per_class)
+    else:  # class c has between 1 and per_class + 2 samples
+        y_s = torch.cat([torch.full((int(torch.randint(1, per_class + 3, (1,), generator=g)),), c)
+                         for c in range(n_classes)])
+    centers = torch.randn(n_classes, d, generator=g, dtype=torch.float64) * 2
+    f_s = centers[y_s] + spread * torch.randn(len(y_s), d, generator=g, dtype=torch.float64)
+    y_t = torch.randint(0, n_classes, (n_t,), generator=g)
+    f_t = centers[y_t] + 1.5 * spread * torch.randn(n_t, d, generator=g, dtype=torch.float64)
+    return f_s, y_s, f_t
+
+
+def check_against_oracle(f_s, y_s, f_t, k, mu, m=None, temperature=1.0):
+    ila = ILALoss(k=k, mu=mu, m=m, temperature=temperature)
+    loss = ila(f_s, y_s, f_t)
+    ref_loss, labels, gammas, kept, affinity = ila_oracle(f_s.tolist(), y_s.tolist(), f_t.tolist(),
+                                                          k, mu, m, temperature)
+    assert ila.pseudo_labels.tolist() == labels
+    torch.testing.assert_close(ila.ratio, torch.tensor(gammas, dtype=torch.float64))
+    assert set(ila.kept.nonzero().flatten().tolist()) == kept
+    assert ila.affinity.tolist() == affinity
+    assert loss.item() == pytest.approx(ref_loss, rel=1e-9, abs=1e-12)
+    return ila, loss
+
+
+@pytest.mark.parametrize("mu", [0.33, 0.67, 1.0])
+@pytest.mark.parametrize("seed", range(4))
+def test_balanced_source_matches_oracle(seed, mu):
+    f_s, y_s, f_t = make_batch(seed, n_classes=4, per_class=3, n_t=10)
+    check_against_oracle(f_s, y_s, f_t, k=3, mu=mu)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_unbalanced_source_matches_oracle(seed):
+    f_s, y_s, f_t = make_batch(seed, n_classes=5, per_class=3, n_t=9, balanced=False, spread=2.0)
+    check_against_oracle(f_s, y_s, f_t, k=5, mu=0.67)
+    check_against_oracle(f_s, y_s, f_t, k=2, mu=0.5, m=2, temperature=0.5)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_k_larger_than_a_class_matches_oracle(seed):
+    f_s, y_s, f_t = make_batch(seed, n_classes=3, per_class=2, n_t=7, spread=3.0)
+    check_against_oracle(f_s, y_s, f_t, k=5, mu=1.0)
+
+
+def test_knn_vote_ties_go_to_smallest_label():
+    sim = torch.tensor([[0.9, 0.8, 0.1, 0.2, 0.0],
+                        [0.7, 0.2, 0.9, 0.8, 0.6]])
+    y_s = torch.tensor([2, 1, 3, 0, 3])
+    assert knn_vote(sim, y_s, k=2).tolist() == [1, 0]   # {2, 1} and {3, 0}: ties
+    assert knn_vote(sim, y_s, k=3).tolist() == [0, 0]   # {2, 1, 0} and {3, 0, 2}: 3-way ties
+    assert knn_vote(sim, y_s, k=4).tolist() == [0, 3]   # {2, 1, 0, 3}: 4-way tie; {3, 0, 2, 3}: 3 wins
+    assert knn_vote(sim, y_s, k=5).tolist() == [3, 3]   # every source votes: label 3 has two
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_ties_in_the_vote_match_oracle(seed):
+    # many classes and an even k make tied votes frequent
+    f_s, y_s, f_t = make_batch(seed, n_classes=6, per_class=2, n_t=12, spread=4.0)
+    check_against_oracle(f_s, y_s, f_t, k=4, mu=0.67)
+
+
+def test_every_target_rejected_gives_zero_connected_to_graph():
+    f_s, y_s, f_t = make_batch(0, n_classes=3, per_class=2, n_t=1)
+    f_s.requires_grad_(), f_t.requires_grad_()
+    ila, loss = check_against_oracle(f_s, y_s, f_t, k=1, mu=0.33)   # round(0.33) = 0 kept
+    assert not ila.kept.any() and loss.item() == 0.0
+    loss.backward()
+    assert torch.equal(f_s.grad, torch.zeros_like(f_s)) and torch.isfinite(f_t.grad).all()
+
+
+def test_one_class_only_gives_zero_not_nan():
+    f_s, _, f_t = make_batch(1, n_classes=1, per_class=5, n_t=4)
+    y_s = torch.zeros(5, dtype=torch.long)
+    f_s.requires_grad_()
+    ila, loss = check_against_oracle(f_s, y_s, f_t, k=3, mu=1.0)
+    assert torch.isinf(ila.ratio).all() and loss.item() == 0.0
+    loss.backward()
+    assert torch.isfinite(f_s.grad).all()
+
+
+def test_duplicated_features_stay_finite():
+    f = torch.randn(4, 3, dtype=torch.float64)
+    f_s = torch.cat([f, f]).requires_grad_()
+    f_t = f.clone().requires_grad_()
+    y_s = torch.tensor([0, 1, 0, 1, 0, 1, 0, 1])
+    loss = ILALoss(k=3, mu=1.0)(f_s, y_s, f_t)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(f_s.grad).all() and torch.isfinite(f_t.grad).all()
+
+
+def test_hand_computed_four_by_four():
+    # 1-D features. Sources 0, 1 (label 0) and 3, 4 (label 1); targets 0.5, 3.75, 1.5, 2.25; k = 1, mu = 0.75.
+    # phi = 1 / (1 + |s - t|); per target (phi to s = 0, 1, 3, 4) -> nearest label, ratio with m = 2:
+    #   t=0.5 : 2/3, 2/3, 2/7, 2/9     -> 0, (4/3) / (32/63)        = 21/8
+    #   t=3.75: 4/19, 4/15, 4/7, 4/5   -> 1, (48/35) / (136/285)    = 13680/4760
+    #   t=1.5 : 2/5, 2/3, 2/5, 2/7     -> 0, (16/15) / (24/35)      = 14/9
+    #   t=2.25: 4/13, 4/9, 4/7, 4/11   -> 1, (72/77) / (88/117)     = 8424/6776
+    # round(0.75 * 4) = 3 kept: t=3.75, 0.5, 1.5 (t=2.25 is dropped).
+    # Sources of label 0 have positives {t0.5, t1.5} and negative {t3.75}; label 1 the reverse.
+    e = math.exp
+
+    def row(pos, neg):
+        return -math.log(sum(map(e, pos)) / (sum(map(e, pos)) + sum(map(e, neg))))
+
+    expected = (row([2 / 3, 2 / 5], [4 / 19]) + row([2 / 3, 2 / 3], [4 / 15])
+                + row([4 / 7], [2 / 7, 2 / 5]) + row([4 / 5], [2 / 9, 2 / 7])) / 4
+    # the rows are 0.306648, 0.289051, 0.953177, 0.769678
+    assert expected == pytest.approx(0.579639, abs=1e-6)
+    f_s = torch.tensor([[0.], [1.], [3.], [4.]], dtype=torch.float64)
+    f_t = torch.tensor([[0.5], [3.75], [1.5], [2.25]], dtype=torch.float64)
+    ila = ILALoss(k=1, mu=0.75)
+    loss = ila(f_s, torch.tensor([0, 0, 1, 1]), f_t)
+    assert ila.pseudo_labels.tolist() == [0, 1, 0, 1]
+    assert ila.kept.tolist() == [True, True, True, False]
+    assert ila.ratio.tolist() == pytest.approx([21 / 8, 13680 / 4760, 14 / 9, 8424 / 6776], rel=1e-12)
+    assert loss.item() == pytest.approx(expected, rel=1e-12)
+
+
+def test_gradcheck_float64():
+    f_s, y_s, f_t = make_batch(3, n_classes=3, per_class=2, n_t=5, d=3)
+    ila = ILALoss(k=3, mu=0.8)
+    ila(f_s, y_s, f_t)
+    assert ila.num_anchors > 0      # the case really contrasts something
+    assert torch.autograd.gradcheck(lambda a, b: ila(a, y_s, b),
+                                    (f_s.requires_grad_(), f_t.requires_grad_()), eps=1e-6, atol=1e-6)
+
+
+def test_gradient_reaches_both_domains_and_not_through_mining():
+    f_s, y_s, f_t = make_batch(5, n_classes=3, per_class=3, n_t=8)
+    f_s.requires_grad_(), f_t.requires_grad_()
+    ila = ILALoss(k=3, mu=1.0)
+    ila(f_s, y_s, f_t).backward()
+    assert f_s.grad.abs().sum() > 0 and f_t.grad.abs().sum() > 0
+    for t in (ila.pseudo_labels, ila.ratio, ila.kept, ila.affinity):
+        assert not t.requires_grad
+
+
+def test_classifier_pseudo_labels_keep_most_confident():
+    f_s, y_s, f_t = make_batch(2, n_classes=3, per_class=2, n_t=6)
+    logits = torch.randn(6, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    ila = ILALoss(mu=0.5, pseudo_labeller=ClassifierPseudoLabeller())
+    loss = ila(f_s, y_s, f_t, logits_t=logits)
+    prob = logits.softmax(1)
+    assert ila.pseudo_labels.tolist() == prob.argmax(1).tolist()
+    top3 = set(prob.max(1).values.argsort(descending=True)[:3].tolist())
+    assert set(ila.kept.nonzero().flatten().tolist()) == top3
+    # the loss is MSC on the same phi with that affinity: rebuild it by hand
+    phi = 1 / (1 + torch.cdist(f_s, f_t))
+    values = []
+    for i in range(6):
+        pos = [phi[i, j].item() for j in top3 if y_s[i] == ila.pseudo_labels[j]]
+        neg = [phi[i, j].item() for j in top3 if y_s[i] != ila.pseudo_labels[j]]
+        if pos and neg:
+            values.append(-math.log(sum(map(math.exp, pos)) / sum(map(math.exp, pos + neg))))
+    assert loss.item() == pytest.approx(sum(values) / len(values) if values else 0.0, rel=1e-9)
+    with pytest.raises(ValueError, match="logits_t"):
+        ila(f_s, y_s, f_t)
+
+
+def test_triplet_swap_uses_hardest_pairs():
+    f_s, y_s, f_t = make_batch(4, n_classes=3, per_class=3, n_t=9)
+    msc_run = ILALoss(k=3, mu=0.67)
+    msc_run(f_s, y_s, f_t)
+    tri = ILALoss(k=3, mu=0.67, metric_loss=AffinityTripletLoss(margin=0.2))
+    loss = tri(f_s, y_s, f_t)
+    assert torch.equal(tri.affinity, msc_run.affinity)       # only the loss part changed
+    phi = (1 / (1 + torch.cdist(f_s, f_t))).tolist()
+    a = tri.affinity.tolist()
+    per = []
+    for i in range(len(phi)):
+        pos = [phi[i][j] for j in range(9) if a[i][j] == 1]
+        neg = [phi[i][j] for j in range(9) if a[i][j] == -1]
+        if pos and neg:
+            per.append(max(0.0, max(neg) - min(pos) + 0.2))
+    assert per and loss.item() == pytest.approx(sum(per) / len(per), rel=1e-9)
+
+
+def test_msc_reduction_none_and_empty():
+    sim = torch.rand(3, 4, requires_grad=True)
+    aff = torch.tensor([[1., -1., 0., 1.], [1., 1., 0., 0.], [0., 0., 0., 0.]])
+    per = MultiSampleContrastiveLoss(reduction="none")(sim, aff)
+    assert per.shape == (1,)
+    s = sim.detach()[0]
+    e0, e1, e3 = (math.exp(s[j].item()) for j in (0, 1, 3))
+    assert per.item() == pytest.approx(-math.log((e0 + e3) / (e0 + e1 + e3)), rel=1e-6)
+    empty = MultiSampleContrastiveLoss()(sim, torch.zeros(3, 4))
+    empty.backward()
+    assert empty.item() == 0.0 and torch.equal(sim.grad, torch.zeros(3, 4))
+
+
+def test_similarity_ratio_with_fewer_like_than_m():
+    sim = torch.tensor([[0.9, 0.5, 0.4, 0.3]])
+    y_s = torch.tensor([1, 0, 0, 0])
+    # like = {0.9} (one, fewer than m = 2), unlike top-2 = {0.5, 0.4}
+    assert similarity_ratio(sim, y_s, torch.tensor([1]), m=2).item() == pytest.approx(0.9 / 0.9)
+    assert similarity_ratio(sim, y_s, torch.tensor([0]), m=2).item() == pytest.approx(0.9 / 0.9)
+    assert similarity_ratio(sim, y_s, torch.tensor([0]), m=3).item() == pytest.approx(1.2 / 0.9)
+
+
+def test_cosine_similarity_option():
+    a, b = torch.randn(3, 4), torch.randn(5, 4)
+    sim = ila_tllib.get_similarity("cosine")(a, b)
+    ref = torch.tensor([[torch.nn.functional.cosine_similarity(a[i], b[j], dim=0).item() for j in range(5)]
+                        for i in range(3)])
+    torch.testing.assert_close(sim, ref)
+
+
+@pytest.mark.parametrize("kwargs, message", [({"mu": 0.0}, "mu"), ({"mu": 1.5}, "mu"), ({"k": 0}, "k"),
+                                             ({"temperature": 0.0}, "temperature"), ({"similarity": "l1"}, "similarity")])
+def test_bad_arguments_name_the_problem(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        ILALoss(**kwargs)
+
+
+def test_k_larger_than_source_batch_is_a_clear_error():
+    f_s, y_s, f_t = make_batch(0, n_classes=2, per_class=2, n_t=3)
+    with pytest.raises(ValueError, match=r"k=5 .*source batch holds 4"):
+        ILALoss(k=5)(f_s, y_s, f_t)
+
+
+def test_library_does_not_import_tllib():
+    import subprocess
+    import sys
+    code = "import sys, ila_tllib; ila_tllib.ILALoss(k=3)(__import__('torch').randn(4, 2), " \
+           "__import__('torch').tensor([0, 1, 0, 1]), __import__('torch').randn(3, 2)); " \
+           "print(any(m == 'tllib' or m.startswith('tllib.') for m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

@@ -1,0 +1,85 @@
+"""ClassBalancedSampler: checked by counting what it yields."""
+from collections import Counter
+
+import pytest
+import torch
+
+from ila_tllib import ClassBalancedSampler
+
+LABELS = [c for c in range(5) for _ in range(12)]        # 5 classes x 12 samples
+
+
+def test_every_batch_holds_m_of_every_class_in_random_order():
+    sampler = ClassBalancedSampler(LABELS, samples_per_class=3, seed=1)
+    batches = list(sampler)
+    assert len(batches) == len(sampler) == 60 // 15
+    orders = set()
+    for batch in batches:
+        assert len(batch) == 15
+        assert Counter(LABELS[i] for i in batch) == {c: 3 for c in range(5)}
+        # samples of one class sit together; record the class order
+        orders.add(tuple(LABELS[i] for i in batch[::3]))
+    assert len(orders) > 1
+
+
+def test_no_repeats_within_a_pass_and_reshuffle_between_passes():
+    sampler = ClassBalancedSampler(LABELS, samples_per_class=3, seed=0)
+    first = [i for b in sampler for i in b]
+    second = [i for b in sampler for i in b]
+    assert len(set(first)) == len(first) == 60
+    assert first != second and sorted(first) == sorted(second)
+
+
+def test_seeded_and_resumable():
+    a = ClassBalancedSampler(LABELS, samples_per_class=2, seed=7)
+    b = ClassBalancedSampler(LABELS, samples_per_class=2, seed=7)
+    list(a)
+    b.load_state_dict(a.state_dict())
+    assert list(a) == list(b)
+
+
+def test_small_class_cycles_never_short_batch():
+    labels = [0] * 2 + [1] * 20 + [2] * 20
+    sampler = ClassBalancedSampler(labels, samples_per_class=4)
+    for batch in sampler:
+        assert len(batch) == 12
+        assert Counter(labels[i] for i in batch) == {0: 4, 1: 4, 2: 4}
+
+
+def test_subset_of_classes_per_batch():
+    labels = [c for c in range(20) for _ in range(5)]
+    sampler = ClassBalancedSampler(labels, samples_per_class=2, classes_per_batch=4, seed=3)
+    seen = set()
+    for batch in sampler:
+        counts = Counter(labels[i] for i in batch)
+        assert len(counts) == 4 and set(counts.values()) == {2}
+        seen |= set(counts)
+    assert len(seen) > 4
+
+
+def test_empty_class_is_named():
+    with pytest.raises(ValueError, match=r"class\(es\) \[2\] have no samples"):
+        ClassBalancedSampler([0, 0, 1, 1, 3, 3], samples_per_class=1, num_classes=4)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="empty"):
+        ClassBalancedSampler([], samples_per_class=2)
+    with pytest.raises(ValueError, match="classes_per_batch"):
+        ClassBalancedSampler(LABELS, samples_per_class=2, classes_per_batch=9)
+
+
+def test_ranks_split_the_global_batch():
+    full = list(ClassBalancedSampler(LABELS, samples_per_class=2, seed=5))
+    ranks = [list(ClassBalancedSampler(LABELS, samples_per_class=2, seed=5, num_replicas=2, rank=r))
+             for r in range(2)]
+    for g, r0, r1 in zip(full, *ranks):
+        assert r0 + r1 == g and not set(r0) & set(r1)
+        assert Counter(LABELS[i] for i in r0 + r1) == {c: 2 for c in range(5)}
+
+
+def test_works_with_dataloader():
+    data = torch.utils.data.TensorDataset(torch.arange(60), torch.tensor(LABELS))
+    loader = torch.utils.data.DataLoader(data, batch_sampler=ClassBalancedSampler(LABELS, samples_per_class=2))
+    x, y = next(iter(loader))
+    assert torch.equal(torch.bincount(y), torch.full((5,), 2)) and torch.equal(torch.tensor(LABELS)[x], y)
