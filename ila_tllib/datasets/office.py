@@ -1,0 +1,237 @@
+"""The image-list benchmarks of tllib, with the same names, task keys and
+on-disk layouts: Office-31, Office-Home, VisDA-2017, DomainNet, plus Birds-31.
+
+None of them can be downloaded by this package out of the box (no URL is
+built in; see :data:`~ila_tllib.datasets.benchmark.MIRROR_ENV` for pointing
+the download at a copy you host).  When the files are missing,
+:class:`~ila_tllib.datasets.errors.DatasetNotFoundError` says what to put where.
+"""
+import os
+from typing import List
+
+from .benchmark import BenchmarkImageList
+from .errors import DatasetFormatError
+from .imagelist import read_class_names
+
+__all__ = ["Office31", "OfficeHome", "VisDA2017", "DomainNet", "Birds31"]
+
+
+class Office31(BenchmarkImageList):
+    """Office-31 (Saenko et al., ECCV 2010): 31 office-object classes in three
+    domains -- Amazon (2,817 images), DSLR (498) and Webcam (795).
+
+    Args:
+        root (str): ROOT below.
+        task (str): ``'A'`` (amazon), ``'D'`` (dslr) or ``'W'`` (webcam).
+        split (str): ignored; each domain is used whole, as in tllib.
+        download (bool): fetch missing archives when a source is configured
+            (see :data:`~ila_tllib.datasets.benchmark.MIRROR_ENV`).
+        transform, target_transform, mode, check_files: see
+            :class:`~ila_tllib.datasets.imagelist.ImageList`.
+
+    Layout on disk::
+
+        ROOT/
+            image_list/
+                amazon.txt      # 'amazon/images/back_pack/frame_0001.jpg 0' lines
+                dslr.txt
+                webcam.txt
+            amazon/images/<class>/*.jpg
+            dslr/images/<class>/*.jpg
+            webcam/images/<class>/*.jpg
+    """
+
+    title = "Office-31"
+    source = ("Office-31 (Saenko et al., 'Adapting Visual Category Models to New Domains', "
+              "ECCV 2010); tllib's image lists go in ROOT/image_list")
+    image_list = {"A": "image_list/amazon.txt", "D": "image_list/dslr.txt", "W": "image_list/webcam.txt"}
+    image_dirs = {"A": "amazon/images", "D": "dslr/images", "W": "webcam/images"}
+    image_pattern = {"A": "amazon/images/<class>/<image>.jpg", "D": "dslr/images/<class>/<image>.jpg",
+                     "W": "webcam/images/<class>/<image>.jpg"}
+    download_list = [("image_list", "image_list.zip", None), ("amazon", "amazon.tgz", None),
+                     ("dslr", "dslr.tgz", None), ("webcam", "webcam.tgz", None)]
+    CLASSES = ["back_pack", "bike", "bike_helmet", "bookcase", "bottle", "calculator", "desk_chair",
+               "desk_lamp", "desktop_computer", "file_cabinet", "headphones", "keyboard",
+               "laptop_computer", "letter_tray", "mobile_phone", "monitor", "mouse", "mug",
+               "paper_notebook", "pen", "phone", "printer", "projector", "punchers", "ring_binder",
+               "ruler", "scissors", "speaker", "stapler", "tape_dispenser", "trash_can"]
+    NUM_CLASSES = 31
+
+
+class OfficeHome(BenchmarkImageList):
+    """Office-Home (Venkateswara et al., CVPR 2017): 65 classes of everyday
+    objects in four domains -- Art, Clipart, Product and Real-World.
+
+    The class names are read from the image lists (the folder holding each
+    image), so they follow the label order of whichever lists you use; the
+    alphabetical :attr:`CLASSES` are only the fall-back when the paths do not
+    reveal the names.
+
+    Args:
+        root (str): ROOT below.
+        task (str): ``'Ar'``, ``'Cl'``, ``'Pr'`` or ``'Rw'``.
+        split, download, transform, target_transform, mode, check_files: as in
+            :class:`Office31`.
+
+    Layout on disk::
+
+        ROOT/
+            image_list/
+                Art.txt  Clipart.txt  Product.txt  Real_World.txt
+                         # 'Art/Alarm_Clock/00001.jpg <label>' lines
+            Art/<class>/*.jpg
+            Clipart/<class>/*.jpg
+            Product/<class>/*.jpg
+            Real_World/<class>/*.jpg
+    """
+
+    title = "Office-Home"
+    source = ("Office-Home (Venkateswara et al., 'Deep Hashing Network for Unsupervised Domain "
+              "Adaptation', CVPR 2017); tllib's image lists go in ROOT/image_list")
+    image_list = {"Ar": "image_list/Art.txt", "Cl": "image_list/Clipart.txt",
+                  "Pr": "image_list/Product.txt", "Rw": "image_list/Real_World.txt"}
+    image_dirs = {"Ar": "Art", "Cl": "Clipart", "Pr": "Product", "Rw": "Real_World"}
+    image_pattern = {task: folder + "/<class>/<image>.jpg" for task, folder in image_dirs.items()}
+    download_list = [("image_list", "image_list.zip", None), ("Art", "Art.tgz", None),
+                     ("Clipart", "Clipart.tgz", None), ("Product", "Product.tgz", None),
+                     ("Real_World", "Real_World.tgz", None)]
+    CLASSES = ["Alarm_Clock", "Backpack", "Batteries", "Bed", "Bike", "Bottle", "Bucket", "Calculator",
+               "Calendar", "Candles", "Chair", "Clipboards", "Computer", "Couch", "Curtains", "Desk_Lamp",
+               "Drill", "Eraser", "Exit_Sign", "Fan", "File_Cabinet", "Flipflops", "Flowers", "Folder",
+               "Fork", "Glasses", "Hammer", "Helmet", "Kettle", "Keyboard", "Knives", "Lamp_Shade",
+               "Laptop", "Marker", "Monitor", "Mop", "Mouse", "Mug", "Notebook", "Oven", "Pan",
+               "Paper_Clip", "Pen", "Pencil", "Postit_Notes", "Printer", "Push_Pin", "Radio",
+               "Refrigerator", "Ruler", "Scissors", "Screwdriver", "Shelf", "Sink", "Sneakers", "Soda",
+               "Speaker", "Spoon", "TV", "Table", "Telephone", "ToothBrush", "Toys", "Trash_Can", "Webcam"]
+    NUM_CLASSES = 65
+
+
+class VisDA2017(BenchmarkImageList):
+    """VisDA-2017 classification (Peng et al., 2017): 12 classes, synthetic
+    renderings (``Synthetic``, the training split, ~152k images) to real photos
+    (``Real``, the validation split, ~55k images).
+
+    Args:
+        root (str): ROOT below.
+        task (str): ``'Synthetic'`` or ``'Real'``.
+        split, download, transform, target_transform, mode, check_files: as in
+            :class:`Office31`.
+
+    Layout on disk::
+
+        ROOT/
+            image_list/
+                train.txt          # 'train/aeroplane/<image>.png <label>' lines
+                validation.txt     # 'validation/aeroplane/<image>.jpg <label>' lines
+            train/<class>/*.png
+            validation/<class>/*.jpg
+    """
+
+    title = "VisDA-2017"
+    source = ("the VisDA-2017 classification challenge (Peng et al., 'VisDA: The Visual Domain "
+              "Adaptation Challenge', 2017); tllib's image lists go in ROOT/image_list")
+    image_list = {"Synthetic": "image_list/train.txt", "Real": "image_list/validation.txt"}
+    image_dirs = {"Synthetic": "train", "Real": "validation"}
+    image_pattern = {"Synthetic": "train/<class>/<image>.png", "Real": "validation/<class>/<image>.jpg"}
+    download_list = [("image_list", "image_list.zip", None), ("train", "train.tar", None),
+                     ("validation", "validation.tar", None)]
+    CLASSES = ["aeroplane", "bicycle", "bus", "car", "horse", "knife", "motorcycle", "person",
+               "plant", "skateboard", "train", "truck"]
+    NUM_CLASSES = 12
+
+
+class DomainNet(BenchmarkImageList):
+    """DomainNet (Peng et al., 'Moment Matching for Multi-Source Domain
+    Adaptation', ICCV 2019): 345 classes in six domains, each with a train and
+    a test split.
+
+    The 345 class names are not spelled out here: they are read from the
+    image lists (the folder holding each image, e.g. ``clipart/aircraft_carrier/``);
+    a label that a list never uses is named by its number.
+
+    Args:
+        root (str): ROOT below.
+        task (str): ``'c'`` (clipart), ``'i'`` (infograph), ``'p'`` (painting),
+            ``'q'`` (quickdraw), ``'r'`` (real) or ``'s'`` (sketch).
+        split (str): ``'train'`` or ``'test'``.
+        download, transform, target_transform, mode, check_files: as in
+            :class:`Office31`.
+
+    Layout on disk::
+
+        ROOT/
+            image_list/
+                clipart_train.txt  clipart_test.txt  ...  sketch_test.txt
+                         # 'clipart/aircraft_carrier/clipart_001_000001.jpg 0' lines
+            clipart/<class>/*.jpg
+            infograph/<class>/*.jpg
+            painting/<class>/*.jpg
+            quickdraw/<class>/*.png
+            real/<class>/*.jpg
+            sketch/<class>/*.jpg
+    """
+
+    title = "DomainNet"
+    source = ("DomainNet (Peng et al., 'Moment Matching for Multi-Source Domain Adaptation', "
+              "ICCV 2019); tllib's image lists go in ROOT/image_list")
+    _names = {"c": "clipart", "i": "infograph", "p": "painting", "q": "quickdraw", "r": "real",
+              "s": "sketch"}
+    image_list = {task: "image_list/" + name + "_{split}.txt" for task, name in _names.items()}
+    image_dirs = dict(_names)
+    image_pattern = {task: name + "/<class>/<image>" + (".png" if task == "q" else ".jpg")
+                     for task, name in _names.items()}
+    download_list = [("image_list", "image_list.zip", None)] + \
+        [(name, name + ".zip", None) for name in _names.values()]
+    NUM_CLASSES = 345
+    splits = ("train", "test")
+
+
+class Birds31(BenchmarkImageList):
+    """Birds-31 (Wang et al., 'Progressive Adversarial Networks for
+    Fine-Grained Domain Adaptation', CVPR 2020): 31 bird species shared by three
+    sources -- ``C`` (a CUB-200-2011 subset), ``I`` (an iNaturalist 2017 subset)
+    and ``N`` (a NABirds subset).
+
+    Layout chosen here (there is no tllib version to match)::
+
+        ROOT/
+            classes.txt          # optional: 31 lines, line i = name of label i
+            image_list/
+                C.txt            # 'relative/path label' lines, label in 0..30
+                I.txt
+                N.txt
+            ...images anywhere under ROOT, as the lists say...
+
+    Without ``classes.txt`` the classes are named ``'0'``..``'30'``.
+
+    Args:
+        root (str): ROOT above.
+        task (str): ``'C'``, ``'I'`` or ``'N'``.
+        split, download, transform, target_transform, mode, check_files: as in
+            :class:`Office31`.
+    """
+
+    title = "Birds-31"
+    source = ("Birds-31 (Wang et al., 'Progressive Adversarial Networks for Fine-Grained Domain "
+              "Adaptation', CVPR 2020), built from CUB-200-2011, iNaturalist 2017 and NABirds")
+    image_list = {"C": "image_list/C.txt", "I": "image_list/I.txt", "N": "image_list/N.txt"}
+    image_dirs = {"C": None, "I": None, "N": None}
+    image_pattern = {task: "<any/relative/path>.jpg" for task in image_list}
+    download_list = [("image_list", "image_list.zip", None)]
+    NUM_CLASSES = 31
+    derive_class_names = False
+
+    @classmethod
+    def layout(cls, task: str, split: str = "train") -> List[str]:
+        return super().layout(task, split) + [
+            "ROOT/classes.txt             optional, 31 class names, one per line"]
+
+    def _initial_classes(self, root: str) -> List[str]:
+        classes_file = os.path.join(root, "classes.txt")
+        if not os.path.isfile(classes_file):
+            return [str(i) for i in range(self.NUM_CLASSES)]
+        names = read_class_names(classes_file)
+        if len(names) != self.NUM_CLASSES:
+            raise DatasetFormatError("{}: Birds31 needs {} class names, one per line; found {}".format(
+                classes_file, self.NUM_CLASSES, len(names)))
+        return names

