@@ -1,0 +1,214 @@
+"""Where the tllib pieces come from: an installed tllib (0.4) or :mod:`ila_tllib.standalone`.
+
+Everything else in ``ila_tllib`` and its scripts imports the shared pieces from here,
+so one place decides. ``ILA_TLLIB_BACKEND`` (read once, at import) selects:
+
+- ``auto`` (default): tllib if its needed submodules import, else the standalone copies;
+- ``tllib``: tllib or an :class:`ImportError` that says why not;
+- ``standalone``: never touch tllib.
+
+On the current stack tllib 0.4 needs three symbols that torch, torchvision and numpy have
+since removed; :func:`restore_removed_symbols` puts back exactly those, each only if absent,
+and only when tllib is about to be imported. tllib's own ``__init__`` (which imports every
+sub-package, ``tllib.ranking`` and its numba dependency included) is not run: the package is
+registered from its location and only the submodules below are imported.
+
+Exposed: :data:`BACKEND` (``'tllib'`` or ``'standalone'``), :func:`describe`, the pieces
+(:data:`PIECES`), and :mod:`standalone` itself so the two can be compared.
+"""
+import importlib
+import importlib.util
+import os
+import re
+import sys
+import typing
+from typing import Dict, List, Optional, Tuple
+
+from . import standalone
+
+__all__ = [
+    "BACKEND", "ENV_VAR", "PIECES", "describe", "load_tllib", "restore_removed_symbols", "standalone",
+    "WarmStartGradientReverseLayer", "GradientReverseLayer", "GradientReverseFunction", "DomainDiscriminator",
+    "DomainAdversarialLoss", "ConditionalDomainAdversarialLoss", "Classifier", "ImageClassifier",
+    "ForeverDataIterator", "CompleteLogger", "AverageMeter", "ProgressMeter", "accuracy", "ConfusionMatrix",
+    "collect_feature", "tsne", "a_distance", "lenet", "dtn",
+]
+
+ENV_VAR = "ILA_TLLIB_BACKEND"
+
+# public name -> (tllib module, attribute there; None means the module itself)
+_TLLIB_SOURCES: Dict[str, Tuple[str, Optional[str]]] = {
+    "WarmStartGradientReverseLayer": ("tllib.modules.grl", "WarmStartGradientReverseLayer"),
+    "GradientReverseLayer": ("tllib.modules.grl", "GradientReverseLayer"),
+    "GradientReverseFunction": ("tllib.modules.grl", "GradientReverseFunction"),
+    "DomainDiscriminator": ("tllib.modules.domain_discriminator", "DomainDiscriminator"),
+    "DomainAdversarialLoss": ("tllib.alignment.dann", "DomainAdversarialLoss"),
+    "ConditionalDomainAdversarialLoss": ("tllib.alignment.cdan", "ConditionalDomainAdversarialLoss"),
+    "Classifier": ("tllib.modules.classifier", "Classifier"),
+    "ImageClassifier": ("tllib.alignment.dann", "ImageClassifier"),
+    "ForeverDataIterator": ("tllib.utils.data", "ForeverDataIterator"),
+    "CompleteLogger": ("tllib.utils.logger", "CompleteLogger"),
+    "AverageMeter": ("tllib.utils.meter", "AverageMeter"),
+    "ProgressMeter": ("tllib.utils.meter", "ProgressMeter"),
+    "accuracy": ("tllib.utils.metric", "accuracy"),
+    "ConfusionMatrix": ("tllib.utils.metric", "ConfusionMatrix"),
+    "collect_feature": ("tllib.utils.analysis", "collect_feature"),
+    "tsne": ("tllib.utils.analysis.tsne", None),
+    "a_distance": ("tllib.utils.analysis.a_distance", None),
+    "lenet": ("tllib.vision.models.digits", "lenet"),
+    "dtn": ("tllib.vision.models.digits", "dtn"),
+}
+PIECES: Tuple[str, ...] = tuple(_TLLIB_SOURCES)
+
+# torchvision's ResNet weight enums still carry the URLs the old ``model_urls`` dict held.
+_RESNET_WEIGHTS = {
+    "resnet18": "ResNet18_Weights", "resnet34": "ResNet34_Weights", "resnet50": "ResNet50_Weights",
+    "resnet101": "ResNet101_Weights", "resnet152": "ResNet152_Weights",
+    "resnext50_32x4d": "ResNeXt50_32X4D_Weights", "resnext101_32x8d": "ResNeXt101_32X8D_Weights",
+    "wide_resnet50_2": "Wide_ResNet50_2_Weights", "wide_resnet101_2": "Wide_ResNet101_2_Weights",
+}
+
+
+def restore_removed_symbols() -> List[str]:
+    """Put back, only where absent, the three symbols tllib 0.4 imports or calls:
+    ``torch.utils.data.dataset.T_co``, ``torchvision.models.resnet.model_urls`` and ``numpy.float``.
+
+    Returns:
+        the dotted names actually restored (empty when nothing was missing).
+    """
+    restored = []
+    import torch.utils.data.dataset as dataset_module
+    if not hasattr(dataset_module, "T_co"):
+        dataset_module.T_co = typing.TypeVar("T_co", covariant=True)
+        restored.append("torch.utils.data.dataset.T_co")
+
+    try:
+        import torchvision.models as tv_models
+        import torchvision.models.resnet as resnet_module
+    except ImportError:  # no torchvision: tllib.vision fails on its own, nothing to restore
+        resnet_module = None
+    if resnet_module is not None and not hasattr(resnet_module, "model_urls"):
+        urls = {}
+        for arch, enum_name in _RESNET_WEIGHTS.items():
+            weights = getattr(tv_models, enum_name, None)
+            if weights is not None and hasattr(weights, "IMAGENET1K_V1"):
+                urls[arch] = weights.IMAGENET1K_V1.url
+        resnet_module.model_urls = urls
+        restored.append("torchvision.models.resnet.model_urls")
+
+    import numpy
+    if not hasattr(numpy, "float"):
+        numpy.float = float
+        restored.append("numpy.float")
+    return restored
+
+
+def _register_tllib_package():
+    """Make ``tllib`` importable as a package without executing its ``__init__``.
+
+    Returns the package module (the real one if it was imported already).
+    """
+    if "tllib" in sys.modules:
+        return sys.modules["tllib"]
+    spec = importlib.util.find_spec("tllib")
+    if spec is None or spec.submodule_search_locations is None:
+        raise ModuleNotFoundError("No module named 'tllib'", name="tllib")
+    package = importlib.util.module_from_spec(spec)  # sets __path__, __spec__, __file__; runs nothing
+    package.__version__ = _read_version(spec)
+    sys.modules["tllib"] = package
+    return package
+
+
+def _read_version(spec) -> str:
+    try:
+        from importlib.metadata import version
+        return version("tllib")
+    except Exception:
+        pass
+    try:  # the version string in tllib/__init__.py, read as text
+        with open(spec.origin) as f:
+            found = re.search(r"__version__\s*=\s*['\"]([^'\"]+)['\"]", f.read())
+        return found.group(1) if found else "unknown version"
+    except Exception:
+        return "unknown version"
+
+
+def load_tllib() -> Dict[str, object]:
+    """tllib's versions of :data:`PIECES` by name, whatever :data:`BACKEND` is (for parity checks).
+
+    Raises:
+        ImportError (or whatever tllib's import raised) when tllib is not importable.
+    """
+    return _import_tllib()[0]
+
+
+def _import_tllib() -> Tuple[Dict[str, object], object]:
+    """Import the tllib pieces; on failure, leave ``sys.modules`` as it was and raise."""
+    before = {name for name in sys.modules if name == "tllib" or name.startswith("tllib.")}
+    try:
+        package = _register_tllib_package()
+        restore_removed_symbols()
+        pieces = {}
+        for name, (module_name, attribute) in _TLLIB_SOURCES.items():
+            module = importlib.import_module(module_name)
+            pieces[name] = module if attribute is None else getattr(module, attribute)
+        return pieces, package
+    except BaseException:
+        for name in [n for n in sys.modules if (n == "tllib" or n.startswith("tllib.")) and n not in before]:
+            del sys.modules[name]
+        raise
+
+
+def _choose() -> Tuple[str, Dict[str, object], str]:
+    """Return (backend, pieces, description)."""
+    choice = (os.environ.get(ENV_VAR, "auto") or "auto").strip().lower()
+    if choice not in ("auto", "tllib", "standalone"):
+        raise ValueError("{}={!r}: expected 'auto', 'tllib' or 'standalone'".format(ENV_VAR, choice))
+
+    if choice != "standalone":
+        try:
+            pieces, package = _import_tllib()
+        except Exception as error:
+            detail = str(error) if isinstance(error, ImportError) else "{}: {}".format(type(error).__name__, error)
+            if choice == "tllib":
+                raise ImportError("{}=tllib but tllib is not importable: {}".format(ENV_VAR, detail)) from error
+            reason = "tllib not importable: {}".format(detail)
+        else:
+            location = os.path.dirname(getattr(package, "__file__", None) or list(package.__path__)[0])
+            return "tllib", pieces, "tllib pieces: tllib {} at {}".format(
+                getattr(package, "__version__", "unknown version"), location)
+    else:
+        reason = "forced by {}=standalone".format(ENV_VAR)
+
+    pieces = {name: getattr(standalone, name) for name in _TLLIB_SOURCES}
+    return "standalone", pieces, "tllib pieces: standalone (ila_tllib.standalone; {})".format(reason)
+
+
+BACKEND, _pieces, _DESCRIPTION = _choose()
+
+
+def describe() -> str:
+    """One line for the run log saying where the tllib pieces come from."""
+    return _DESCRIPTION
+
+
+WarmStartGradientReverseLayer = _pieces["WarmStartGradientReverseLayer"]
+GradientReverseLayer = _pieces["GradientReverseLayer"]
+GradientReverseFunction = _pieces["GradientReverseFunction"]
+DomainDiscriminator = _pieces["DomainDiscriminator"]
+DomainAdversarialLoss = _pieces["DomainAdversarialLoss"]
+ConditionalDomainAdversarialLoss = _pieces["ConditionalDomainAdversarialLoss"]
+Classifier = _pieces["Classifier"]
+ImageClassifier = _pieces["ImageClassifier"]
+ForeverDataIterator = _pieces["ForeverDataIterator"]
+CompleteLogger = _pieces["CompleteLogger"]
+AverageMeter = _pieces["AverageMeter"]
+ProgressMeter = _pieces["ProgressMeter"]
+accuracy = _pieces["accuracy"]
+ConfusionMatrix = _pieces["ConfusionMatrix"]
+collect_feature = _pieces["collect_feature"]
+tsne = _pieces["tsne"]
+a_distance = _pieces["a_distance"]
+lenet = _pieces["lenet"]
+dtn = _pieces["dtn"]
+del _pieces

@@ -1,0 +1,29 @@
+"""This package's own implementations of the tllib pieces ILA-DA builds on.
+
+They match tllib 0.4's behaviour (and its ``state_dict`` layouts) and run on current
+PyTorch. :mod:`ila_tllib.backend` chooses between these and an installed tllib.
+"""
+from . import a_distance, tsne
+from .adversarial import (ConditionalDomainAdversarialLoss, DomainAdversarialLoss, MultiLinearMap,
+                          RandomizedMultiLinearMap, entropy)
+from .analysis import collect_feature
+from .classifier import Classifier, ImageClassifier
+from .data import ForeverDataIterator, send_to_device
+from .digit_nets import DTN, LeNet, dtn, lenet
+from .domain_discriminator import DomainDiscriminator
+from .grl import GradientReverseFunction, GradientReverseLayer, WarmStartGradientReverseLayer
+from .logger import CompleteLogger, TextLogger
+from .meter import AverageMeter, ConfusionMatrix, ProgressMeter, accuracy, binary_accuracy
+
+__all__ = [
+    "GradientReverseFunction", "GradientReverseLayer", "WarmStartGradientReverseLayer",
+    "DomainDiscriminator",
+    "DomainAdversarialLoss", "ConditionalDomainAdversarialLoss", "MultiLinearMap", "RandomizedMultiLinearMap",
+    "entropy",
+    "Classifier", "ImageClassifier",
+    "LeNet", "DTN", "lenet", "dtn",
+    "ForeverDataIterator", "send_to_device",
+    "CompleteLogger", "TextLogger",
+    "AverageMeter", "ProgressMeter", "accuracy", "binary_accuracy", "ConfusionMatrix",
+    "collect_feature", "tsne", "a_distance",
+]
