@@ -1,0 +1,595 @@
+"""What ila_dann.py and ila_cdan.py share: flags, data, model, training loop, validation, analysis.
+
+The scripts differ only in the adversarial part (discriminator input, loss); everything else —
+tllib's recipe (SGD + nesterov, the (1 + γ i)^(-decay) schedule, epochs of ``-i`` iterations,
+``latest``/``best`` checkpoints, printed lines) plus the ILA term — lives here once.
+"""
+import argparse
+import os
+import random
+import sys
+import time
+import warnings
+from typing import Callable, NamedTuple, Optional
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torchvision.transforms as T
+from torch.utils.data import ConcatDataset, DataLoader
+
+from ila_tllib import ClassBalancedSampler, ILALoss, get_metric_loss, get_pseudo_labeller
+from ila_tllib import backend
+from ila_tllib.backend import (AverageMeter, ConfusionMatrix, CompleteLogger, ForeverDataIterator, ImageClassifier,
+                               ProgressMeter, accuracy)
+from ila_tllib.checkpoint import save_atomic
+from ila_tllib.datasets import build_domain, class_names, get_dataset_names, read_labels
+from ila_tllib.datasets.errors import DatasetError
+
+DIGIT_ARCHS = ("lenet", "dtn")
+
+
+class UsageError(Exception):
+    """A problem with the user's input: printed as one message, exit code 2, no traceback."""
+
+
+# --------------------------------------------------------------------------- flags
+def get_parser(method: str, description: str) -> argparse.ArgumentParser:
+    """tllib's flags for ``method`` ('dann' or 'cdan'), same names and defaults, plus ILA's."""
+    p = argparse.ArgumentParser(description=description)
+    # dataset
+    p.add_argument('root', metavar='DIR', help='root path of dataset')
+    p.add_argument('-d', '--data', metavar='DATA', default='Office31',
+                   help='dataset: ' + ' | '.join(get_dataset_names()) + ' (default: Office31)')
+    p.add_argument('-s', '--source', nargs='+', help='source domain(s)')
+    p.add_argument('-t', '--target', nargs='+', help='target domain(s)')
+    p.add_argument('--train-resizing', type=str, default='default')
+    p.add_argument('--val-resizing', type=str, default='default')
+    p.add_argument('--resize-size', type=int, default=224, help='the image size after resizing')
+    p.add_argument('--scale', type=float, nargs='+', default=[0.08, 1.0], metavar='PCT',
+                   help='Random resize scale (default: 0.08 1.0)')
+    p.add_argument('--ratio', type=float, nargs='+', default=[3. / 4., 4. / 3.], metavar='RATIO',
+                   help='Random resize aspect ratio (default: 0.75 1.33)')
+    p.add_argument('--no-hflip', action='store_true', help='no random horizontal flipping during training')
+    p.add_argument('--norm-mean', type=float, nargs='+', default=(0.485, 0.456, 0.406), help='normalization mean')
+    p.add_argument('--norm-std', type=float, nargs='+', default=(0.229, 0.224, 0.225), help='normalization std')
+    # model
+    p.add_argument('-a', '--arch', metavar='ARCH', default='resnet18',
+                   help='backbone: lenet | dtn | a torchvision resnet | any timm model (default: resnet18)')
+    p.add_argument('--bottleneck-dim', default=256, type=int, help='Dimension of bottleneck')
+    p.add_argument('--no-pool', action='store_true', help='no pool layer after the feature extractor.')
+    p.add_argument('--scratch', action='store_true', help='whether train from scratch.')
+    p.add_argument('--pretrained', default=None, metavar='PATH',
+                   help='local file with the backbone\'s pretrained weights (for machines without internet)')
+    p.add_argument('--trade-off', default=1., type=float, help='the trade-off hyper-parameter for transfer loss')
+    if method == 'cdan':
+        p.add_argument('-r', '--randomized', action='store_true', help='using randomized multi-linear-map (default: False)')
+        p.add_argument('-rd', '--randomized-dim', default=1024, type=int, help='randomized dimension when using randomized multi-linear-map (default: 1024)')
+        p.add_argument('--entropy', default=False, action='store_true', help='use entropy conditioning')
+    # training
+    p.add_argument('-b', '--batch-size', default=32, type=int, metavar='N', help='mini-batch size (default: 32)')
+    p.add_argument('--lr', '--learning-rate', default=0.01, type=float, metavar='LR', help='initial learning rate', dest='lr')
+    p.add_argument('--lr-gamma', default=0.001, type=float, help='parameter for lr scheduler')
+    p.add_argument('--lr-decay', default=0.75, type=float, help='parameter for lr scheduler')
+    p.add_argument('--momentum', default=0.9, type=float, metavar='M', help='momentum')
+    p.add_argument('--wd', '--weight-decay', default=1e-3, type=float, metavar='W', help='weight decay (default: 1e-3)',
+                   dest='weight_decay')
+    p.add_argument('-j', '--workers', default=2, type=int, metavar='N', help='number of data loading workers (default: 2)')
+    p.add_argument('--epochs', default=20, type=int, metavar='N', help='number of total epochs to run')
+    p.add_argument('-i', '--iters-per-epoch', default=1000, type=int, help='Number of iterations per epoch')
+    p.add_argument('-p', '--print-freq', default=100, type=int, metavar='N', help='print frequency (default: 100)')
+    p.add_argument('--seed', default=None, type=int, help='seed for initializing training. ')
+    p.add_argument('--per-class-eval', action='store_true', help='whether output per-class accuracy during evaluation')
+    p.add_argument('--log', type=str, default=method, help='Where to save logs, checkpoints and debugging images.')
+    p.add_argument('--phase', type=str, default='train', choices=['train', 'test', 'analysis'],
+                   help="When phase is 'test', only test the model. When phase is 'analysis', only analysis the model.")
+    # ILA-DA
+    g = p.add_argument_group('ILA-DA')
+    g.add_argument('--ila-trade-off', default=1.0, type=float,
+                   help='weight of the ILA (MSC) loss; 0 = the plain tllib recipe (default: 1.0)')
+    g.add_argument('--k', default=5, type=int, help='neighbours of the kNN pseudo-label vote (default: 5)')
+    g.add_argument('--mu', default=0.67, type=float, help='fraction of target samples kept by the ratio test (default: 0.67)')
+    g.add_argument('--samples-per-class', default=4, type=int,
+                   help='m: source samples of every class in the class-balanced batch (default: 4)')
+    g.add_argument('--classes-per-batch', default=None, type=int,
+                   help='classes in a balanced batch, drawn at random (default: all classes)')
+    g.add_argument('--ila-batch', default='shared', choices=['shared', 'extra'],
+                   help="shared: the source batch itself is class-balanced (paper); extra: tllib's random source "
+                        "batch for CE and the adversary plus a separate balanced source batch for ILA only")
+    g.add_argument('--pretrain-iters', default=0, type=int, help='source-only iterations before adaptation (default: 0)')
+    g.add_argument('--ila-start-iter', default=0, type=int, help='adaptation iteration at which the ILA loss starts')
+    g.add_argument('--temperature', default=1.0, type=float, help='temperature dividing the similarity in MSC')
+    g.add_argument('--similarity', default='inverse_euclidean', choices=['inverse_euclidean', 'cosine'])
+    g.add_argument('--pseudo-label', default='knn', choices=['knn', 'classifier'],
+                   help='kNN + similarity ratio (ILA-DA) or classifier confidence (ablation)')
+    g.add_argument('--metric-loss', default='msc', choices=['msc', 'triplet'], help='MSC (ILA-DA) or triplet (ablation)')
+    return p
+
+
+def ila_enabled(args) -> bool:
+    return args.ila_trade_off > 0
+
+
+def balanced_source(args) -> bool:
+    """Whether the source batch of CE and the adversary is class-balanced."""
+    return ila_enabled(args) and args.ila_batch == 'shared' and args.samples_per_class > 0
+
+
+def check_args(args):
+    if not args.source or not args.target:
+        raise UsageError("give the source and target domains with -s and -t (e.g. -s A -t W)")
+    if not 0.0 < args.mu <= 1.0:
+        raise UsageError(f"--mu {args.mu} is outside (0, 1]: it is the fraction of target samples kept")
+    if args.k < 1:
+        raise UsageError(f"--k {args.k} must be at least 1")
+    for name in ('batch_size', 'epochs', 'iters_per_epoch', 'print_freq'):
+        if getattr(args, name) < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
+    if args.samples_per_class < 0 or args.pretrain_iters < 0 or args.ila_start_iter < 0:
+        raise UsageError("--samples-per-class, --pretrain-iters and --ila-start-iter cannot be negative")
+    if ila_enabled(args) and args.ila_batch == 'extra' and args.samples_per_class == 0:
+        raise UsageError("--ila-batch extra needs --samples-per-class > 0")
+
+
+# --------------------------------------------------------------------------- data
+def _resize(size):
+    return T.Resize((size, size))
+
+
+def get_train_transform(resizing='default', scale=(0.08, 1.0), ratio=(3. / 4., 4. / 3.), hflip=True,
+                        resize_size=224, norm_mean=(0.485, 0.456, 0.406), norm_std=(0.229, 0.224, 0.225)):
+    """tllib's choices: default = resize 256 + random resized crop 224; cen.crop / ran.crop = resize 256 +
+    centre / random crop 224; res. = resize to ``resize_size``."""
+    if resizing == 'default':
+        steps = [_resize(256), T.RandomResizedCrop(224, scale=tuple(scale), ratio=tuple(ratio))]
+    elif resizing == 'cen.crop':
+        steps = [_resize(256), T.CenterCrop(224)]
+    elif resizing == 'ran.crop':
+        steps = [_resize(256), T.RandomCrop(224)]
+    elif resizing == 'res.':
+        steps = [_resize(resize_size)]
+    else:
+        raise UsageError(f"unknown --train-resizing {resizing!r}; choose default | cen.crop | ran.crop | res.")
+    if hflip:
+        steps.append(T.RandomHorizontalFlip())
+    return T.Compose(steps + [T.ToTensor(), T.Normalize(mean=norm_mean, std=norm_std)])
+
+
+def get_val_transform(resizing='default', resize_size=224, norm_mean=(0.485, 0.456, 0.406),
+                      norm_std=(0.229, 0.224, 0.225)):
+    if resizing == 'default':
+        steps = [_resize(256), T.CenterCrop(224)]
+    elif resizing == 'res.':
+        steps = [_resize(resize_size)]
+    else:
+        raise UsageError(f"unknown --val-resizing {resizing!r}; choose default | res.")
+    return T.Compose(steps + [T.ToTensor(), T.Normalize(mean=norm_mean, std=norm_std)])
+
+
+class Data(NamedTuple):
+    train_source: object
+    train_target: object
+    val: object
+    test: object
+    num_classes: int
+    class_names: list
+
+
+def get_dataset(args) -> Data:
+    """Source/target training sets and the target validation/test set, as tllib's scripts build them.
+
+    Datasets with a test split (digits, DomainNet) validate on the target's test split; the others
+    use the whole target domain (tllib's protocol for Office-31 and friends).
+    """
+    mode = 'L' if args.arch == 'lenet' else 'RGB'
+    train_t = get_train_transform(args.train_resizing, args.scale, args.ratio, not args.no_hflip,
+                                  args.resize_size, args.norm_mean, args.norm_std)
+    val_t = get_val_transform(args.val_resizing, args.resize_size, args.norm_mean, args.norm_std)
+
+    def domains(names, split, transform):
+        parts = [build_domain(args.data, args.root, name, split=split, transform=transform, mode=mode)
+                 for name in names]
+        return parts[0] if len(parts) == 1 else ConcatDataset(parts)
+
+    source = domains(args.source, 'train', train_t)
+    target = domains(args.target, 'train', train_t)
+    test = domains(args.target, 'test', val_t)
+    names = class_names(source)
+    if class_names(target) != names:
+        raise UsageError("source and target domains have different class lists")
+    return Data(source, target, test, test, len(names), names)
+
+
+def seed_worker(worker_id):
+    seed = torch.initial_seed() % 2 ** 32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def random_loader(dataset, batch_size, workers, seed):
+    """Shuffled, fixed-size batches as tllib draws them."""
+    g = torch.Generator().manual_seed(seed)
+    if len(dataset) < batch_size:
+        raise UsageError(f"a domain has {len(dataset)} samples, fewer than the batch size {batch_size}: lower -b")
+    return DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=workers, drop_last=True,
+                      generator=g, worker_init_fn=seed_worker)
+
+
+def balanced_loader(dataset, args, num_classes, seed):
+    labels = read_labels(dataset)
+    try:
+        sampler = ClassBalancedSampler(labels, args.samples_per_class, args.classes_per_batch,
+                                       num_classes=num_classes, seed=seed)
+    except ValueError as e:
+        raise UsageError(f"the source cannot be class-balanced: {e}") from None
+    if ila_enabled(args) and args.pseudo_label == 'knn' and args.k > sampler.batch_size:
+        raise UsageError(f"--k {args.k} is larger than the class-balanced source batch "
+                         f"({sampler.batch_size} samples); lower --k or raise --samples-per-class")
+    return DataLoader(dataset, batch_sampler=sampler, num_workers=args.workers, worker_init_fn=seed_worker)
+
+
+def eval_loader(dataset, args):
+    return DataLoader(dataset, batch_size=args.batch_size, shuffle=False, num_workers=args.workers)
+
+
+# --------------------------------------------------------------------------- model
+def get_model(arch: str, scratch: bool = False, pretrained: Optional[str] = None) -> nn.Module:
+    """A backbone with ``out_features``: tllib's LeNet/DTN, a torchvision ResNet, or any timm model."""
+    import torchvision.models as tvm
+    try:
+        if arch in DIGIT_ARCHS:
+            backbone = getattr(backend, arch)(pretrained=False)
+        elif arch in tvm.list_models(module=tvm) and arch.startswith(('resnet', 'resnext', 'wide_resnet')):
+            weights = None if (scratch or pretrained) else 'DEFAULT'
+            backbone = tvm.get_model(arch, weights=weights)
+            backbone.out_features = backbone.fc.in_features
+            backbone.fc = nn.Identity()
+            # tllib's ResNet backbones stop before pooling: the Classifier pools
+            backbone.avgpool = nn.Identity()
+            backbone.forward = _resnet_features(backbone)
+        else:
+            import timm
+            if arch not in timm.list_models():
+                raise UsageError(f"unknown architecture {arch!r}: use lenet, dtn, a torchvision ResNet "
+                                 f"(resnet18, resnet50, ...) or a timm model name (timm.list_models())")
+            backbone = timm.create_model(arch, pretrained=not (scratch or pretrained), num_classes=0,
+                                         global_pool='')
+            backbone.out_features = backbone.num_features
+    except UsageError:
+        raise
+    except Exception as e:  # a failed weight download is the usual cause
+        raise UsageError(f"could not build {arch!r} with ImageNet weights ({type(e).__name__}: {e}). Without "
+                         f"internet give --pretrained PATH (a local state_dict of the backbone) or --scratch") from None
+    if pretrained:
+        if not os.path.isfile(pretrained):
+            raise UsageError(f"--pretrained {pretrained}: no such file")
+        state = torch.load(pretrained, map_location='cpu', weights_only=True)
+        missing, unexpected = backbone.load_state_dict(state, strict=False)
+        print(f"=> loaded pretrained weights from {pretrained} (missing {len(missing)}, unexpected {len(unexpected)})")
+    return backbone
+
+
+def _resnet_features(net):
+    def forward(x):
+        x = net.maxpool(net.relu(net.bn1(net.conv1(x))))
+        return net.layer4(net.layer3(net.layer2(net.layer1(x))))
+    return forward
+
+
+def build_classifier(args, num_classes, device):
+    print("=> using model '{}'".format(args.arch) if args.scratch else "=> using pre-trained model '{}'".format(args.arch))
+    backbone = get_model(args.arch, args.scratch, args.pretrained)
+    pool_layer = nn.Identity() if args.no_pool else None
+    return ImageClassifier(backbone, num_classes, bottleneck_dim=args.bottleneck_dim,
+                           pool_layer=pool_layer, finetune=not args.scratch).to(device)
+
+
+def build_ila_loss(args, k: Optional[int] = None) -> ILALoss:
+    k = args.k if k is None else k
+    return ILALoss(k=k, mu=args.mu, temperature=args.temperature, similarity=args.similarity,
+                   pseudo_labeller=get_pseudo_labeller(args.pseudo_label, k),
+                   metric_loss=get_metric_loss(args.metric_loss, args.temperature))
+
+
+# --------------------------------------------------------------------------- train / validate
+class Method(NamedTuple):
+    """What a script adds to the shared loop: the discriminator and its loss."""
+    name: str
+    build: Callable          # (args, classifier, num_classes, device) -> (discriminator, adversarial loss module)
+    transfer_loss: Callable  # (domain_adv, y_s, f_s, y_t, f_t) -> loss
+
+
+class ILAStats:
+    """Running ILA diagnostics: pseudo-label precision of kept targets (target labels used for logging only)."""
+
+    def __init__(self):
+        self.loss = AverageMeter('ILA Loss', ':5.4f')
+        self.precision = AverageMeter('PL Prec', ':3.1f')
+        self.kept = AverageMeter('Kept', ':3.0f')
+        self.empty_batches = 0
+
+    def meters(self):
+        return [self.loss, self.precision, self.kept]
+
+    def update(self, ila: ILALoss, loss_value: float, labels_t: torch.Tensor):
+        kept = ila.kept
+        self.loss.update(loss_value)
+        self.kept.update(int(kept.sum()))
+        if kept.any():
+            correct = (ila.pseudo_labels[kept] == labels_t[kept].to(kept.device)).float().mean().item()
+            self.precision.update(100.0 * correct, int(kept.sum()))
+        if ila.num_anchors == 0:
+            self.empty_batches += 1
+
+
+def check_finite(value: torch.Tensor, name: str, it: int):
+    if not torch.isfinite(value):
+        raise FloatingPointError(f"the {name} loss became {value.item()} at iteration {it}; training stopped "
+                                 f"(lower --lr or the loss weights)")
+
+
+def train_one_epoch(iters, classifier, domain_adv, method, ila, optimizer, lr_scheduler, epoch, args, device, state):
+    batch_time, data_time = AverageMeter('Time', ':5.2f'), AverageMeter('Data', ':5.2f')
+    losses, trans_losses = AverageMeter('Loss', ':6.2f'), AverageMeter('Trans Loss', ':5.4f')
+    cls_accs, domain_accs = AverageMeter('Cls Acc', ':3.1f'), AverageMeter('Domain Acc', ':3.1f')
+    stats = ILAStats()
+    meters = [batch_time, data_time, losses, trans_losses, cls_accs, domain_accs]
+    if ila is not None:
+        meters += stats.meters()
+    progress = ProgressMeter(args.iters_per_epoch, meters, prefix="Epoch: [{}]".format(epoch))
+    classifier.train()
+    domain_adv.train()
+    end = time.time()
+    for i in range(args.iters_per_epoch):
+        x_s, labels_s = next(iters['source'])[:2]
+        x_t, labels_t = next(iters['target'])[:2]
+        x_s, labels_s, x_t = x_s.to(device), labels_s.to(device), x_t.to(device)
+        use_ila = ila is not None and state['iter'] >= args.ila_start_iter
+        parts = [x_s, x_t]
+        if use_ila and 'ila_source' in iters:
+            x_b, labels_b = next(iters['ila_source'])[:2]
+            parts.append(x_b.to(device))
+            labels_b = labels_b.to(device)
+        data_time.update(time.time() - end)
+
+        y, f = classifier(torch.cat(parts, dim=0))
+        n_s, n_t = x_s.shape[0], x_t.shape[0]
+        y_s, y_t = y[:n_s], y[n_s:n_s + n_t]
+        f_s, f_t = f[:n_s], f[n_s:n_s + n_t]
+        cls_loss = F.cross_entropy(y_s, labels_s)
+        transfer_loss = method.transfer_loss(domain_adv, y_s, f_s, y_t, f_t)
+        loss = cls_loss + args.trade_off * transfer_loss
+        if use_ila:
+            f_ila, labels_ila = (f[n_s + n_t:], labels_b) if 'ila_source' in iters else (f_s, labels_s)
+            ila_loss = ila(f_ila, labels_ila, f_t, logits_t=y_t, num_classes=state['num_classes'])
+            check_finite(ila_loss, 'ILA', state['iter'])
+            loss = loss + args.ila_trade_off * ila_loss
+            stats.update(ila, ila_loss.item(), labels_t)
+        check_finite(cls_loss, 'CE', state['iter'])
+        check_finite(transfer_loss, 'adversarial', state['iter'])
+
+        losses.update(loss.item(), n_s)
+        cls_accs.update(accuracy(y_s, labels_s)[0].item(), n_s)
+        domain_accs.update(float(domain_adv.domain_discriminator_accuracy), n_s)
+        trans_losses.update(transfer_loss.item(), n_s)
+
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        lr_scheduler.step()
+        state['iter'] += 1
+        batch_time.update(time.time() - end)
+        end = time.time()
+        if i % args.print_freq == 0:
+            progress.display(i)
+    if ila is not None and state['iter'] > args.ila_start_iter:
+        print(f"ILA: {stats.empty_batches} of {args.iters_per_epoch} batches had nothing to contrast; "
+              f"pseudo-label precision {stats.precision.avg:.1f}%, kept {stats.kept.avg:.1f} targets per batch")
+
+
+def pretrain(iters, classifier, args, device):
+    """Source-only iterations before adaptation, with their own SGD (the adaptation schedule is untouched)."""
+    optimizer = torch.optim.SGD(classifier.get_parameters(), args.lr, momentum=args.momentum,
+                                weight_decay=args.weight_decay, nesterov=True)
+    losses, cls_accs = AverageMeter('Loss', ':6.2f'), AverageMeter('Cls Acc', ':3.1f')
+    progress = ProgressMeter(args.pretrain_iters, [losses, cls_accs], prefix="Pretrain: ")
+    classifier.train()
+    for i in range(args.pretrain_iters):
+        x_s, labels_s = next(iters['source'])[:2]
+        x_s, labels_s = x_s.to(device), labels_s.to(device)
+        y_s, _ = classifier(x_s)
+        loss = F.cross_entropy(y_s, labels_s)
+        check_finite(loss, 'CE', i)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.update(loss.item(), x_s.size(0))
+        cls_accs.update(accuracy(y_s, labels_s)[0].item(), x_s.size(0))
+        if i % args.print_freq == 0:
+            progress.display(i)
+
+
+def validate(val_loader, model, args, device, class_names=None) -> float:
+    batch_time, losses = AverageMeter('Time', ':6.3f'), AverageMeter('Loss', ':.4e')
+    top1 = AverageMeter('Acc@1', ':6.2f')
+    progress = ProgressMeter(len(val_loader), [batch_time, losses, top1], prefix='Test: ')
+    confmat = ConfusionMatrix(len(class_names)) if (args.per_class_eval and class_names) else None
+    model.eval()
+    with torch.no_grad():
+        end = time.time()
+        for i, (images, target) in enumerate(val_loader):
+            images, target = images.to(device), target.to(device)
+            output = model(images)
+            loss = F.cross_entropy(output, target)
+            if confmat is not None:
+                confmat.update(target, output.argmax(1))
+            top1.update(accuracy(output, target)[0].item(), images.size(0))
+            losses.update(loss.item(), images.size(0))
+            batch_time.update(time.time() - end)
+            end = time.time()
+            if i % args.print_freq == 0:
+                progress.display(i)
+        print(' * Acc@1 {top1.avg:.3f}'.format(top1=top1))
+        if confmat is not None:
+            print(confmat.format(class_names))
+    return top1.avg
+
+
+# --------------------------------------------------------------------------- analysis
+def analyse(classifier, data, args, device, logger):
+    """tllib's analysis (t-SNE, A-distance) plus ILA-DA's Fig. 5 (the affinity matrix of one batch)."""
+    from ila_tllib.backend import a_distance, collect_feature, tsne
+    from ila_tllib.figures import plot_affinity
+
+    feature_extractor = nn.Sequential(classifier.backbone, classifier.pool_layer, classifier.bottleneck).to(device)
+    val_t = get_val_transform(args.val_resizing, args.resize_size, args.norm_mean, args.norm_std)
+    source = _with_transform(data.train_source, val_t)
+    source_loader = eval_loader(source, args)
+    target_loader = eval_loader(data.val, args)
+    source_feature = collect_feature(source_loader, feature_extractor, device, max_num_features=100)
+    target_feature = collect_feature(target_loader, feature_extractor, device, max_num_features=100)
+    tsne_file = os.path.join(logger.visualize_directory, 'TSNE.pdf')
+    tsne.visualize(source_feature, target_feature, tsne_file)
+    print("Saving t-SNE to", tsne_file)
+    A_distance = a_distance.calculate(source_feature, target_feature, device)
+    print("A-distance =", A_distance)
+
+    # Fig. 5: one class-balanced source batch and one target batch, through the trained features
+    m = max(args.samples_per_class, 1)
+    loader = DataLoader(source, batch_sampler=ClassBalancedSampler(read_labels(source), m, args.classes_per_batch,
+                                                                   seed=args.seed or 0))
+    x_s, y_s = next(iter(loader))[:2]
+    n_t = min(len(data.val), max(x_s.shape[0], 2))
+    x_t, y_t = next(iter(DataLoader(data.val, batch_size=n_t, shuffle=True)))[:2]
+    with torch.no_grad():
+        f_s, f_t = feature_extractor(x_s.to(device)), feature_extractor(x_t.to(device))
+        logits_t = classifier.head(f_t)
+        ila = build_ila_loss(args, k=min(args.k, f_s.shape[0]))
+        ila(f_s, y_s.to(device), f_t, logits_t=logits_t, num_classes=data.num_classes)
+    figure = os.path.join(logger.visualize_directory, 'affinity.png')
+    plot_affinity(y_s, y_t, ila.pseudo_labels.cpu(), ila.kept.cpu(), figure)
+    precision = (ila.pseudo_labels.cpu() == y_t)[ila.kept.cpu()].float().mean().item() * 100 if ila.kept.any() else 0.0
+    print(f"Saving the affinity matrix (computed / filtered / ground truth) to {figure}; "
+          f"kept {int(ila.kept.sum())} of {n_t} targets, pseudo-label precision {precision:.1f}%")
+
+
+def _with_transform(dataset, transform):
+    """A shallow copy of a dataset (or ConcatDataset) with another image transform."""
+    import copy
+    if isinstance(dataset, ConcatDataset):
+        return ConcatDataset([_with_transform(d, transform) for d in dataset.datasets])
+    clone = copy.copy(dataset)
+    clone.transform = transform
+    if hasattr(clone, 'transforms') and hasattr(clone.transforms, 'transform'):
+        clone.transforms = copy.copy(clone.transforms)
+        clone.transforms.transform = transform
+    return clone
+
+
+# --------------------------------------------------------------------------- main
+def set_seed(seed):
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.backends.cudnn.deterministic = True
+    warnings.warn('You have chosen to seed training. This will turn on the CUDNN deterministic setting, which can '
+                  'slow down your training considerably! You may see unexpected behavior when restarting from '
+                  'checkpoints.')
+
+
+def make_logger(args):
+    try:
+        return CompleteLogger(args.log, args.phase)
+    except OSError as e:
+        raise UsageError(f"cannot write to --log {args.log} ({e.strerror}): choose a writable directory") from None
+
+
+def load_best(classifier, logger, device):
+    path = logger.get_checkpoint_path('best')
+    if not os.path.isfile(path):
+        raise UsageError(f"no checkpoint at {path}: train first (--phase train) with the same --log")
+    state = torch.load(path, map_location=device, weights_only=True)
+    try:
+        classifier.load_state_dict(state)
+    except RuntimeError as e:
+        first = str(e).splitlines()[0]
+        raise UsageError(f"{path} does not fit this model ({first}); it was trained with another --arch, "
+                         f"--bottleneck-dim or class count") from None
+
+
+def run(args, method: Method):
+    check_args(args)
+    logger = make_logger(args)
+    try:
+        _run(args, method, logger)
+    finally:
+        logger.close()
+
+
+def _run(args, method: Method, logger):
+    print(args)
+    print(backend.describe())
+    if args.seed is not None:
+        set_seed(args.seed)
+    device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    seed = args.seed if args.seed is not None else 0
+
+    data = get_dataset(args)
+    classifier = build_classifier(args, data.num_classes, device)
+    domain_discri, domain_adv = method.build(args, classifier, data.num_classes, device)
+    val_loader, test_loader = eval_loader(data.val, args), eval_loader(data.test, args)
+
+    if args.phase != 'train':
+        load_best(classifier, logger, device)
+        if args.phase == 'analysis':
+            analyse(classifier, data, args, device, logger)
+        else:
+            acc1 = validate(test_loader, classifier, args, device, data.class_names)
+            print(acc1)
+        return
+
+    iters = {'target': ForeverDataIterator(random_loader(data.train_target, args.batch_size, args.workers, seed + 1))}
+    if balanced_source(args):
+        iters['source'] = ForeverDataIterator(balanced_loader(data.train_source, args, data.num_classes, seed))
+    else:
+        iters['source'] = ForeverDataIterator(random_loader(data.train_source, args.batch_size, args.workers, seed))
+        if ila_enabled(args) and args.samples_per_class > 0:
+            iters['ila_source'] = ForeverDataIterator(balanced_loader(data.train_source, args, data.num_classes, seed + 2))
+    ila = build_ila_loss(args) if ila_enabled(args) else None
+
+    if args.pretrain_iters > 0:
+        pretrain(iters, classifier, args, device)
+
+    optimizer = torch.optim.SGD(classifier.get_parameters() + domain_discri.get_parameters(), args.lr,
+                                momentum=args.momentum, weight_decay=args.weight_decay, nesterov=True)
+    lr_scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda x: args.lr * (1. + args.lr_gamma * float(x)) ** (-args.lr_decay))
+    state = {'iter': 0, 'num_classes': data.num_classes}
+    best_acc1 = 0.
+    for epoch in range(args.epochs):
+        print("lr:", lr_scheduler.get_last_lr()[0])
+        train_one_epoch(iters, classifier, domain_adv, method, ila, optimizer, lr_scheduler, epoch, args, device, state)
+        acc1 = validate(val_loader, classifier, args, device, data.class_names)
+        save_atomic(classifier.state_dict(), logger.get_checkpoint_path('latest'))
+        if acc1 > best_acc1:
+            save_atomic(classifier.state_dict(), logger.get_checkpoint_path('best'))
+        best_acc1 = max(acc1, best_acc1)
+
+    print("best_acc1 = {:3.1f}".format(best_acc1))
+    load_best(classifier, logger, device)
+    acc1 = validate(test_loader, classifier, args, device, data.class_names)
+    print("test_acc1 = {:3.1f}".format(acc1))
+
+
+def main(method: Method, description: str, argv=None):
+    """Parse flags and run; input problems end with one message and exit code 2, not a traceback."""
+    args = get_parser(method.name, description).parse_args(argv)
+    try:
+        run(args, method)
+    except (UsageError, DatasetError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except FloatingPointError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(3)
