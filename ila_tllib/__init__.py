@@ -1,5 +1,7 @@
 """ila-tllib: ILA-DA (Instance-Level Affinity domain adaptation, CVPR 2021) as an extension of tllib."""
 from .affinity import AffinityMiner, MinedAffinity, affinity_matrix, keep_top_fraction
+from .distributed import (DistributedILALoss, all_gather_no_grad, gather_with_grad, is_distributed,
+                          is_main_process, rank, reduce_mean, reduce_sum, world_size)
 from .ila import ILALoss
 from .losses import AffinityTripletLoss, MultiSampleContrastiveLoss, get_metric_loss
 from .pseudo_labels import (ClassifierPseudoLabeller, KNNPseudoLabeller, PseudoLabels, get_pseudo_labeller,
@@ -14,4 +16,6 @@ __all__ = [
     "KNNPseudoLabeller", "ClassifierPseudoLabeller", "PseudoLabels", "get_pseudo_labeller", "knn_vote",
     "similarity_ratio", "AffinityMiner", "MinedAffinity", "affinity_matrix", "keep_top_fraction",
     "MultiSampleContrastiveLoss", "AffinityTripletLoss", "get_metric_loss", "ClassBalancedSampler",
+    "DistributedILALoss", "gather_with_grad", "all_gather_no_grad", "is_distributed", "world_size", "rank",
+    "is_main_process", "reduce_sum", "reduce_mean",
 ]

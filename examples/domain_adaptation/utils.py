@@ -572,7 +572,7 @@ def _run(args, method: Method, logger):
         train_one_epoch(iters, classifier, domain_adv, method, ila, optimizer, lr_scheduler, epoch, args, device, state)
         acc1 = validate(val_loader, classifier, args, device, data.class_names)
         save_atomic(classifier.state_dict(), logger.get_checkpoint_path('latest'))
-        if acc1 > best_acc1:
+        if acc1 > best_acc1 or epoch == 0:  # a first 'best' exists even when the accuracy is 0
             save_atomic(classifier.state_dict(), logger.get_checkpoint_path('best'))
         best_acc1 = max(acc1, best_acc1)
 

@@ -1,0 +1,232 @@
+"""Data-parallel ILA: two gloo processes on the CPU must reproduce one process on the whole batch.
+
+The two processes are started once per module (``spawned`` fixture); each writes what it computed to a
+file and the tests compare that with a single-process reference computed here. A child's exception
+fails the fixture (``ProcessContext.join`` re-raises it); a hang fails it after a deadline.
+"""
+import time
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+
+from ila_tllib import ClassBalancedSampler, ClassifierPseudoLabeller, ILALoss
+from ila_tllib import distributed as ddist
+from ila_tllib.distributed import DistributedILALoss
+
+pytestmark = pytest.mark.skipif(not dist.is_available(), reason="torch.distributed is not available")
+
+WORLD = 2
+N_CLASSES, M, N_T, D_IN, D = 4, 4, 12, 6, 5
+DEADLINE_S = 60
+
+
+def make_global_batch(seed=0):
+    """A class-balanced global source batch laid out as ClassBalancedSampler yields it, plus targets."""
+    g = torch.Generator().manual_seed(seed)
+    y_s = torch.randperm(N_CLASSES, generator=g).repeat_interleave(M)            # m samples per class, together
+    centers = 2 * torch.randn(N_CLASSES, D, generator=g, dtype=torch.float64)
+    y_t = torch.randint(0, N_CLASSES, (N_T,), generator=g)
+    data = {
+        "y_s": y_s,
+        "f_s": centers[y_s] + torch.randn(len(y_s), D, generator=g, dtype=torch.float64),
+        "f_t": centers[y_t] + 1.5 * torch.randn(N_T, D, generator=g, dtype=torch.float64),
+        "logits_t": torch.randn(N_T, N_CLASSES, generator=g, dtype=torch.float64),
+        "x_s": torch.randn(len(y_s), D_IN, generator=g, dtype=torch.float64),
+        "x_t": torch.randn(N_T, D_IN, generator=g, dtype=torch.float64),
+        "weight": torch.randn(D, D_IN, generator=g, dtype=torch.float64),
+        "bias": torch.randn(D, generator=g, dtype=torch.float64),
+    }
+    return data
+
+
+def local_rows(t, r):
+    n = t.shape[0] // WORLD
+    return t[r * n:(r + 1) * n]
+
+
+def make_model(data):
+    model = nn.Linear(D_IN, D).double()
+    with torch.no_grad():
+        model.weight.copy_(data["weight"])
+        model.bias.copy_(data["bias"])
+    return model
+
+
+def new_ila():
+    return ILALoss(k=3, mu=0.67)
+
+
+def _worker(r, init_file, out_dir, data):
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=r, world_size=WORLD,
+                            timeout=timedelta(seconds=30))
+    try:
+        out = {"world_size": ddist.world_size(), "rank": ddist.rank(), "is_distributed": ddist.is_distributed(),
+               "is_main": ddist.is_main_process()}
+        y_s = local_rows(data["y_s"], r)
+
+        # 1. the global loss and the gradient of the local rows, plain (ddp_average=False)
+        f_s = local_rows(data["f_s"], r).clone().requires_grad_()
+        f_t = local_rows(data["f_t"], r).clone().requires_grad_()
+        loss_fn = DistributedILALoss(new_ila(), ddp_average=False)
+        loss = loss_fn(f_s, y_s, f_t)
+        loss.backward()
+        out.update(loss=loss.item(), grad_f_s=f_s.grad, grad_f_t=f_t.grad, pseudo_labels=loss_fn.pseudo_labels,
+                   ratio=loss_fn.ratio, kept=loss_fn.kept, affinity=loss_fn.affinity,
+                   num_anchors=loss_fn.num_anchors)
+
+        # 2. the logits are gathered too (classifier pseudo-labeller)
+        loss_fn = DistributedILALoss(ILALoss(mu=0.67, pseudo_labeller=ClassifierPseudoLabeller()), ddp_average=False)
+        out["loss_classifier"] = loss_fn(local_rows(data["f_s"], r), y_s, local_rows(data["f_t"], r),
+                                         logits_t=local_rows(data["logits_t"], r)).item()
+        out["kept_classifier"] = loss_fn.kept
+
+        # 3. DDP averages the parameter gradients; ddp_average=True undoes it
+        model = nn.parallel.DistributedDataParallel(make_model(data))
+        x_s, x_t = local_rows(data["x_s"], r), local_rows(data["x_t"], r)
+        features = model(torch.cat([x_s, x_t]))                                 # one forward per backward
+        loss = DistributedILALoss(new_ila())(features[:len(x_s)], y_s, features[len(x_s):])
+        loss.backward()
+        out.update(ddp_loss=loss.item(), grad_weight=model.module.weight.grad,
+                   grad_bias=model.module.bias.grad)
+
+        # 4. sharded evaluation helpers; unequal shards are fine for reductions
+        correct, count = [3, 5][r], [4, 7][r]
+        out["accuracy"] = (ddist.reduce_sum(correct) / ddist.reduce_sum(torch.tensor(count))).item()
+        out["mean"] = ddist.reduce_mean(torch.tensor(float(r + 1))).item()
+        out["gathered_labels"] = ddist.all_gather_no_grad(y_s)
+
+        # 5. unequal target batches: every rank raises a clear error instead of hanging
+        try:
+            DistributedILALoss(new_ila())(local_rows(data["f_s"], r), y_s, local_rows(data["f_t"], r)[:6 - r])
+            out["size_error"] = None
+        except ValueError as e:
+            out["size_error"] = str(e)
+
+        torch.save(out, out_dir / f"rank{r}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.fixture(scope="module")
+def spawned(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("ddp")
+    data = make_global_batch()
+    ctx = torch.multiprocessing.start_processes(_worker, args=(tmp / "init", tmp, data), nprocs=WORLD,
+                                                join=False, start_method="spawn")
+    deadline = time.monotonic() + DEADLINE_S
+    while not ctx.join(timeout=1):            # re-raises a child's exception
+        if time.monotonic() > deadline:
+            for p in ctx.processes:
+                if p.is_alive():
+                    p.kill()
+            pytest.fail(f"distributed workers did not finish within {DEADLINE_S} s")
+    return data, [torch.load(tmp / f"rank{r}.pt") for r in range(WORLD)]
+
+
+def reference(data):
+    """One process, the whole batch, plain ILALoss."""
+    f_s = data["f_s"].clone().requires_grad_()
+    f_t = data["f_t"].clone().requires_grad_()
+    ila = new_ila()
+    loss = ila(f_s, data["y_s"], f_t)
+    loss.backward()
+    return ila, loss.item(), f_s.grad, f_t.grad
+
+
+def test_helpers_report_the_process_group(spawned):
+    _, results = spawned
+    for r, out in enumerate(results):
+        assert (out["world_size"], out["rank"], out["is_distributed"], out["is_main"]) == (WORLD, r, True, r == 0)
+        assert out["accuracy"] == pytest.approx(8 / 11)
+        assert out["mean"] == pytest.approx(1.5)
+
+
+def test_every_rank_computes_the_single_process_loss_and_row_gradients(spawned):
+    data, results = spawned
+    ila, ref_loss, ref_gs, ref_gt = reference(data)
+    assert ila.num_anchors > 0 and not ila.kept.all()           # the batch exercises the μ filter
+    for r, out in enumerate(results):
+        assert out["loss"] == pytest.approx(ref_loss, rel=1e-12, abs=1e-12)
+        torch.testing.assert_close(out["grad_f_s"], local_rows(ref_gs, r), rtol=1e-9, atol=1e-12)
+        torch.testing.assert_close(out["grad_f_t"], local_rows(ref_gt, r), rtol=1e-9, atol=1e-12)
+        # the decisions are those of the global batch
+        assert torch.equal(out["pseudo_labels"], ila.pseudo_labels)
+        assert torch.equal(out["kept"], ila.kept)
+        assert torch.equal(out["affinity"], ila.affinity)
+        torch.testing.assert_close(out["ratio"], ila.ratio)
+        assert out["num_anchors"] == ila.num_anchors
+        assert torch.equal(out["gathered_labels"], data["y_s"])
+
+
+def test_target_logits_are_gathered(spawned):
+    data, results = spawned
+    ila = ILALoss(mu=0.67, pseudo_labeller=ClassifierPseudoLabeller())
+    ref = ila(data["f_s"], data["y_s"], data["f_t"], logits_t=data["logits_t"]).item()
+    for out in results:
+        assert out["loss_classifier"] == pytest.approx(ref, rel=1e-12, abs=1e-12)
+        assert torch.equal(out["kept_classifier"], ila.kept)
+
+
+def test_ddp_parameter_gradients_match_one_process(spawned):
+    data, results = spawned
+    model = make_model(data)
+    features = model(torch.cat([data["x_s"], data["x_t"]]))
+    n_s = len(data["y_s"])
+    loss = new_ila()(features[:n_s], data["y_s"], features[n_s:])
+    loss.backward()
+    for out in results:
+        assert out["ddp_loss"] == pytest.approx(loss.item(), rel=1e-12)   # the value is not scaled
+        torch.testing.assert_close(out["grad_weight"], model.weight.grad, rtol=1e-9, atol=1e-12)
+        torch.testing.assert_close(out["grad_bias"], model.bias.grad, rtol=1e-9, atol=1e-12)
+
+
+def test_unequal_batches_raise_on_every_rank(spawned):
+    _, results = spawned
+    for out in results:
+        assert out["size_error"] is not None and "same shape on every rank" in out["size_error"]
+        assert "[(6, 5), (5, 5)]" in out["size_error"]
+
+
+def test_single_process_is_the_plain_loss():
+    assert not dist.is_initialized()
+    assert (ddist.world_size(), ddist.rank(), ddist.is_distributed(), ddist.is_main_process()) == (1, 0, False, True)
+    data = make_global_batch(seed=1)
+    f_s = data["f_s"].clone().requires_grad_()
+    wrapped = DistributedILALoss(new_ila())
+    loss = wrapped(f_s, data["y_s"], data["f_t"])
+    loss.backward()
+    ila, ref_loss, ref_gs, _ = reference(data)
+    assert loss.item() == ref_loss
+    assert torch.equal(f_s.grad, ref_gs)
+    assert torch.equal(wrapped.kept, ila.kept) and wrapped.num_anchors == ila.num_anchors
+    assert ddist.gather_with_grad(f_s) is f_s
+    assert torch.equal(ddist.all_gather_no_grad(data["y_s"]), data["y_s"])
+    assert ddist.reduce_sum(3).item() == 3 and ddist.reduce_mean(torch.tensor(2.0)).item() == 2.0
+
+
+@pytest.mark.parametrize("classes_per_batch", [None, 2])
+def test_sampler_ranks_split_a_class_balanced_global_batch(classes_per_batch):
+    labels = [c for c in range(4) for _ in range(10)]        # 4 classes x 10 samples
+    m = 5
+    ranks = [ClassBalancedSampler(labels, m, classes_per_batch, seed=3, num_replicas=WORLD, rank=r)
+             for r in range(WORLD)]
+    single = ClassBalancedSampler(labels, m, classes_per_batch, seed=3)
+    per_rank = [list(s) for s in ranks]
+    assert len(per_rank[0]) == len(per_rank[1]) == len(single)
+    for b0, b1, whole in zip(*per_rank, single):
+        assert len(b0) == len(b1) == len(whole) // WORLD
+        assert b0 + b1 == whole                                # contiguous halves of the global batch
+        counts = Counter(labels[i] for i in b0 + b1)
+        assert len(set(counts.values())) == 1 and set(counts.values()) == {m}
+        assert len(counts) == (classes_per_batch or 4)
+        assert not set(b0) & set(b1)                           # the ranks never share a sample of a batch
+    if classes_per_batch is None:                              # every class drawn exactly its size per pass:
+        seen0 = [i for b in per_rank[0] for i in b]            # no sample repeats, on one rank or across ranks
+        seen1 = [i for b in per_rank[1] for i in b]
+        assert not set(seen0) & set(seen1)
+        assert len(set(seen0 + seen1)) == len(seen0 + seen1) == len(labels)

@@ -1,0 +1,160 @@
+"""End to end: the example scripts on tiny generated image lists, as a tllib user runs them."""
+import glob
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ila_tllib.tables import collect, format_table
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPTS = os.path.join(REPO, "examples", "domain_adaptation")
+DIGIT_FLAGS = ["-a", "lenet", "--no-pool", "--scratch", "--train-resizing", "res.", "--val-resizing", "res.",
+               "--resize-size", "28", "--no-hflip", "--norm-mean", "0.5", "--norm-std", "0.5", "-j", "0"]
+
+
+def make_image_list(root, classes=3, per_class=8, seed=0):
+    """Two grey domains whose class c is a bright bar at row 4 + 8c; the target is inverted and noisier."""
+    rng = np.random.default_rng(seed)
+    os.makedirs(os.path.join(root, "image_list"), exist_ok=True)
+    for domain, invert, noise in (("src", False, 20), ("tgt", True, 50)):
+        lines = []
+        for c in range(classes):
+            for i in range(per_class):
+                img = rng.normal(40, noise, (28, 28))
+                img[4 + 8 * c:8 + 8 * c, 3:25] += 180
+                img = np.clip(255 - img if invert else img, 0, 255).astype(np.uint8)
+                rel = f"{domain}/{c}/{i}.png"
+                os.makedirs(os.path.dirname(os.path.join(root, rel)), exist_ok=True)
+                Image.fromarray(img, mode="L").save(os.path.join(root, rel))
+                lines.append(f"{rel} {c}")
+        with open(os.path.join(root, "image_list", f"{domain}.txt"), "w") as f:
+            f.write("\n".join(lines) + "\n")
+    return str(root)
+
+
+def run_script(name, args, cwd=None, timeout=300):
+    env = dict(os.environ, OMP_NUM_THREADS="1", ILA_TLLIB_BACKEND="standalone")
+    return subprocess.run([sys.executable, os.path.join(SCRIPTS, name)] + [str(a) for a in args],
+                          capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout)
+
+
+def tiny_args(root, log, *extra):
+    return [root, "-d", "ImageList", "-s", "src", "-t", "tgt", *DIGIT_FLAGS, "-b", "8", "--epochs", "2",
+            "-i", "4", "-p", "2", "--samples-per-class", "2", "--k", "3", "--log", log, *extra]
+
+
+@pytest.fixture(scope="module")
+def tiny_root(tmp_path_factory):
+    return make_image_list(tmp_path_factory.mktemp("tiny"))
+
+
+def only_log(log, phase):
+    files = glob.glob(os.path.join(log, f"{phase}-*.txt"))
+    assert len(files) == 1, files
+    return open(files[0]).read()
+
+
+@pytest.mark.parametrize("script", ["ila_dann.py", "ila_cdan.py"])
+def test_train_test_analysis(tiny_root, tmp_path, script):
+    log = str(tmp_path / "log")
+    done = run_script(script, tiny_args(tiny_root, log, "--seed", "0"))
+    assert done.returncode == 0, done.stderr
+    text = only_log(log, "train")
+    assert text.startswith("Namespace(") and "tllib pieces: standalone" in text
+    assert re.search(r"Epoch: \[1\]\[0/4\]\tTime .*\tCls Acc .*\tDomain Acc .*\tILA Loss .*\tPL Prec .*\tKept", text)
+    assert re.search(r"^best_acc1 = \d+\.\d$", text, re.M)
+    test_acc = re.search(r"^test_acc1 = (\d+\.\d)$", text, re.M)
+    assert test_acc and done.stdout.rstrip().endswith(test_acc.group(0))
+    for name in ("best.pth", "latest.pth"):
+        assert os.path.isfile(os.path.join(log, "checkpoints", name))
+    assert not glob.glob(os.path.join(log, "checkpoints", ".tmp-*"))
+
+    done = run_script(script, tiny_args(tiny_root, log, "--phase", "test"))
+    assert done.returncode == 0, done.stderr
+    # the test phase evaluates 'best' on the target: the same accuracy as at the end of training
+    acc_test = float(re.search(r"\* Acc@1 (\d+\.\d+)", done.stdout).group(1))
+    assert f"{acc_test:3.1f}" == test_acc.group(1)
+
+    done = run_script(script, tiny_args(tiny_root, log, "--phase", "analysis"))
+    assert done.returncode == 0, done.stderr
+    assert "A-distance =" in only_log(log, "analysis")
+    assert os.path.getsize(os.path.join(log, "visualize", "TSNE.pdf")) > 1000
+    with Image.open(os.path.join(log, "visualize", "affinity.png")) as im:
+        assert im.size[0] > 3 * im.size[1] / 2        # three panels side by side
+
+
+def test_issue_command_on_offline_digits(tmp_path):
+    from ila_tllib.datasets.offline_digits import export_offline_digits
+    root = str(tmp_path / "digits")
+    export_offline_digits(root, limit_per_domain=80)
+    log = str(tmp_path / "log")
+    done = run_script("ila_cdan.py", [root, "-d", "ImageList", "-s", "mnist", "-t", "uci", "-a", "lenet", "--no-pool",
+                                      "--scratch", "--train-resizing", "res.", "--val-resizing", "res.",
+                                      "--resize-size", "28", "--no-hflip", "--norm-mean", "0.5", "--norm-std", "0.5",
+                                      "-b", "64", "--epochs", "1", "-i", "20", "--log", log])
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"^test_acc1 = \d+\.\d$", done.stdout, re.M)
+
+
+def test_same_seed_same_result_and_baselines(tiny_root, tmp_path):
+    accs = []
+    for name, extra in (("a", []), ("b", []), ("erm", ["--trade-off", "0", "--ila-trade-off", "0"]),
+                        ("cdan", ["--ila-trade-off", "0"])):
+        log = str(tmp_path / name)
+        done = run_script("ila_cdan.py", tiny_args(tiny_root, log, "--seed", "3", *extra))
+        assert done.returncode == 0, done.stderr
+        accs.append(re.search(r"^test_acc1 = (.*)$", done.stdout, re.M).group(1))
+        if extra:
+            assert "ILA Loss" not in only_log(log, "train")
+    assert accs[0] == accs[1]
+    table = format_table(collect([str(tmp_path)])).splitlines()
+    rows = {line.split(" | ")[0].strip("| "): line for line in table[2:]}
+    assert set(rows) == {"ERM", "CDAN", "ILA-DA+CDAN"}
+    # runs a and b differ only in --log: one row, two runs, mean = their accuracy
+    assert rows["ILA-DA+CDAN"].endswith(f"| {float(accs[0]):.1f} ± 0.0 | 2 |")
+    assert rows["ERM"].endswith(f"| {float(accs[2]):.1f} | 1 |")
+
+
+def test_headline_command_without_data_is_a_clear_error(tmp_path):
+    done = run_script("ila_cdan.py", ["data/office31", "-s", "A", "-t", "W"], cwd=str(tmp_path), timeout=120)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert "data/office31" in done.stderr and "image_list/amazon.txt" in done.stderr
+    assert "Office-31" in done.stderr
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["-d", "NoSuchSet"], r"NoSuchSet.*valid.*ImageList.*Office31"),
+    (["-t", "nowhere"], r"nowhere.*src.*tgt|src.*tgt.*nowhere"),
+    (["--mu", "1.5"], r"--mu 1.5 .*\(0, 1\]"),
+    (["--k", "500"], r"--k 500 .*larger than the class-balanced source batch"),
+    (["-a", "no_such_net"], r"unknown architecture 'no_such_net'"),
+    (["--samples-per-class", "20"], None),  # 8 per class but 20 asked: fine, classes cycle
+])
+def test_bad_input_exits_2_with_a_message(tiny_root, tmp_path, extra, message):
+    args = tiny_args(tiny_root, str(tmp_path / "log"), "--epochs", "1", "-i", "1")
+    # later flags win in argparse, so the bad value overrides the default
+    done = run_script("ila_dann.py", args + extra)
+    if message is None:
+        assert done.returncode == 0, done.stderr
+        return
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert re.search(message, done.stderr), done.stderr
+
+
+def test_unwritable_log_and_foreign_checkpoint(tiny_root, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    done = run_script("ila_dann.py", tiny_args(tiny_root, str(blocker / "log")))
+    assert done.returncode == 2 and "cannot write to --log" in done.stderr and "Traceback" not in done.stderr
+
+    log = str(tmp_path / "log")
+    assert run_script("ila_dann.py", tiny_args(tiny_root, log, "--epochs", "1", "-i", "1")).returncode == 0
+    done = run_script("ila_dann.py", tiny_args(tiny_root, log, "--phase", "test", "--bottleneck-dim", "64"))
+    assert done.returncode == 2 and "does not fit this model" in done.stderr and "Traceback" not in done.stderr
