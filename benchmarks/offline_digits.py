@@ -24,7 +24,7 @@ TASKS = [("mnist", "uci"), ("uci", "mnist")]
 # so that the whole main table fits in an hour on 2 CPU cores.
 COMMON = ["-d", "ImageList", "-a", "lenet", "--no-pool", "--scratch", "--train-resizing", "res.",
           "--val-resizing", "res.", "--resize-size", "28", "--no-hflip", "--norm-mean", "0.5",
-          "--norm-std", "0.5", "--lr", "0.01", "-b", "64", "-j", "0"]
+          "--norm-std", "0.5", "--lr", "0.01", "-b", "64", "-j", "0", "--cache-images"]
 # ILA-DA's flags, chosen on MNIST→UCI only (see README) and kept for UCI→MNIST
 ILA = ["--k", "3", "--mu", "0.75", "--samples-per-class", "6"]
 

@@ -6,7 +6,7 @@ from .ila import ILALoss
 from .losses import AffinityTripletLoss, MultiSampleContrastiveLoss, get_metric_loss
 from .pseudo_labels import (ClassifierPseudoLabeller, KNNPseudoLabeller, PseudoLabels, get_pseudo_labeller,
                             knn_vote, similarity_ratio)
-from .sampler import ClassBalancedSampler
+from .sampler import ClassBalancedSampler, RandomBatchSampler
 from .similarity import CosineSimilarity, InverseEuclideanSimilarity, get_similarity
 
 __version__ = "0.1.0"
@@ -15,7 +15,7 @@ __all__ = [
     "ILALoss", "InverseEuclideanSimilarity", "CosineSimilarity", "get_similarity",
     "KNNPseudoLabeller", "ClassifierPseudoLabeller", "PseudoLabels", "get_pseudo_labeller", "knn_vote",
     "similarity_ratio", "AffinityMiner", "MinedAffinity", "affinity_matrix", "keep_top_fraction",
-    "MultiSampleContrastiveLoss", "AffinityTripletLoss", "get_metric_loss", "ClassBalancedSampler",
+    "MultiSampleContrastiveLoss", "AffinityTripletLoss", "get_metric_loss", "ClassBalancedSampler", "RandomBatchSampler",
     "DistributedILALoss", "gather_with_grad", "all_gather_no_grad", "is_distributed", "world_size", "rank",
     "is_main_process", "reduce_sum", "reduce_mean",
 ]

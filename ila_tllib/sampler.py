@@ -4,10 +4,46 @@ from typing import Iterator, List, Optional, Sequence
 import torch
 from torch.utils.data import Sampler
 
-__all__ = ["ClassBalancedSampler"]
+__all__ = ["ClassBalancedSampler", "RandomBatchSampler"]
 
 
-class ClassBalancedSampler(Sampler[List[int]]):
+class _ResumableBatchSampler(Sampler[List[int]]):
+    """Passes numbered from 0, each seeded by ``(seed, pass)``; ``resume_at`` skips into a pass without
+    loading anything, so a resumed run sees exactly the batches an uninterrupted run would have."""
+
+    seed: int
+    pass_index: int = 0
+    skip: int = 0
+
+    def _generator(self) -> torch.Generator:
+        return torch.Generator().manual_seed(self.seed * 1_000_003 + self.pass_index)
+
+    def set_epoch(self, epoch: int):
+        """Choose which pass the next ``iter()`` draws (as ``DistributedSampler.set_epoch``)."""
+        self.pass_index, self.skip = epoch, 0
+
+    def resume_at(self, batches_consumed: int):
+        """Position the sampler after ``batches_consumed`` batches of the whole run."""
+        self.pass_index, self.skip = divmod(int(batches_consumed), len(self))
+
+    def state_dict(self):
+        return {"pass_index": self.pass_index, "skip": self.skip}
+
+    def load_state_dict(self, state):
+        self.pass_index, self.skip = int(state["pass_index"]), int(state.get("skip", 0))
+
+    def __iter__(self) -> Iterator[List[int]]:
+        g, skip = self._generator(), self.skip
+        self.pass_index, self.skip = self.pass_index + 1, 0
+        for i, batch in enumerate(self._batches(g)):
+            if i >= skip:
+                yield batch
+
+    def _batches(self, g: torch.Generator) -> Iterator[List[int]]:
+        raise NotImplementedError
+
+
+class ClassBalancedSampler(_ResumableBatchSampler):
     r"""Batch sampler yielding ``samples_per_class`` indices of every class per batch, classes in random order.
 
     The ratio test of ILA-DA compares the top-``m`` like and unlike similarities, which is only fair
@@ -72,19 +108,7 @@ class ClassBalancedSampler(Sampler[List[int]]):
     def __len__(self) -> int:
         return max(1, self.num_samples // self.batch_size)
 
-    def set_epoch(self, epoch: int):
-        """Choose which pass the next ``iter()`` draws (as ``DistributedSampler.set_epoch``)."""
-        self.pass_index = epoch
-
-    def state_dict(self):
-        return {"pass_index": self.pass_index}
-
-    def load_state_dict(self, state):
-        self.pass_index = int(state["pass_index"])
-
-    def __iter__(self) -> Iterator[List[int]]:
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.pass_index)
-        self.pass_index += 1
+    def _batches(self, g: torch.Generator) -> Iterator[List[int]]:
         n_batches, n_classes, m = len(self), len(self.classes), self.samples_per_class
         # which classes each batch holds, in random order
         order = torch.stack([torch.randperm(n_classes, generator=g)[:self.classes_per_batch]
@@ -103,3 +127,35 @@ class ClassBalancedSampler(Sampler[List[int]]):
                 batch.extend(streams[c][cursor[c]:cursor[c] + m].tolist())
                 cursor[c] += m
             yield batch[self.rank * per_rank:(self.rank + 1) * per_rank]
+
+
+class RandomBatchSampler(_ResumableBatchSampler):
+    """Shuffled batches of a fixed size, the last short one dropped — tllib's random sampling — made
+    resumable and shardable like :class:`ClassBalancedSampler`.
+
+    Args:
+        num_samples (int): dataset size.
+        batch_size (int): the global batch size.
+        seed (int): base seed. Default: 0
+        num_replicas (int), rank (int): as :class:`ClassBalancedSampler`; each rank takes a contiguous
+            slice of every global batch.
+    """
+
+    def __init__(self, num_samples: int, batch_size: int, seed: int = 0, num_replicas: int = 1, rank: int = 0):
+        if batch_size < 1 or num_samples < batch_size:
+            raise ValueError(f"cannot draw batches of {batch_size} from {num_samples} samples")
+        if batch_size % num_replicas != 0:
+            raise ValueError(f"the batch of {batch_size} cannot be split evenly over {num_replicas} processes")
+        self.num_samples, self.batch_size, self.seed = num_samples, batch_size, seed
+        self.num_replicas, self.rank = num_replicas, rank
+        self.pass_index, self.skip = 0, 0
+
+    def __len__(self) -> int:
+        return self.num_samples // self.batch_size
+
+    def _batches(self, g: torch.Generator) -> Iterator[List[int]]:
+        order = torch.randperm(self.num_samples, generator=g)
+        per_rank = self.batch_size // self.num_replicas
+        for b in range(len(self)):
+            start = b * self.batch_size + self.rank * per_rank
+            yield order[start:start + per_rank].tolist()

@@ -158,3 +158,19 @@ def test_unwritable_log_and_foreign_checkpoint(tiny_root, tmp_path):
     assert run_script("ila_dann.py", tiny_args(tiny_root, log, "--epochs", "1", "-i", "1")).returncode == 0
     done = run_script("ila_dann.py", tiny_args(tiny_root, log, "--phase", "test", "--bottleneck-dim", "64"))
     assert done.returncode == 2 and "does not fit this model" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_torchrun_two_processes(tiny_root, tmp_path):
+    log = str(tmp_path / "log")
+    env = dict(os.environ, OMP_NUM_THREADS="1", ILA_TLLIB_BACKEND="standalone")
+    # '--' keeps torchrun's own parser away from the script's flags (it would read --log as ambiguous)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=0",
+           os.path.join(SCRIPTS, "ila_cdan.py"), "--"] + tiny_args(tiny_root, log, "--seed", "0", "--epochs", "1")
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    text = only_log(log, "train")                      # exactly one log: only rank 0 writes
+    assert "torch.distributed: 2 processes (gloo)" in text
+    assert re.search(r"^test_acc1 = \d+\.\d$", text, re.M)
+    assert sorted(os.listdir(os.path.join(log, "checkpoints"))) == ["best.pth", "latest.pth"]
+    # the ratio test ran on the global batch: 8 targets in all, round(0.67 * 8) = 5 kept
+    assert re.search(r"Kept +5 \( +5\)", text)

@@ -17,13 +17,16 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torchvision.transforms as T
-from torch.utils.data import ConcatDataset, DataLoader
+import torch.distributed as dist
+from torch.utils.data import ConcatDataset, DataLoader, Subset
 
-from ila_tllib import ClassBalancedSampler, ILALoss, get_metric_loss, get_pseudo_labeller
+from ila_tllib import ClassBalancedSampler, ILALoss, RandomBatchSampler, get_metric_loss, get_pseudo_labeller
 from ila_tllib import backend
-from ila_tllib.backend import (AverageMeter, ConfusionMatrix, CompleteLogger, ForeverDataIterator, ImageClassifier,
+from ila_tllib import distributed as dist_utils
+from ila_tllib.backend import (AverageMeter, ConfusionMatrix, CompleteLogger, ImageClassifier,
                                ProgressMeter, accuracy)
 from ila_tllib.checkpoint import save_atomic
+from ila_tllib.data import ResumableForeverIterator
 from ila_tllib.datasets import build_domain, class_names, get_dataset_names, read_labels
 from ila_tllib.datasets.errors import DatasetError
 
@@ -80,8 +83,14 @@ def get_parser(method: str, description: str) -> argparse.ArgumentParser:
     p.add_argument('-i', '--iters-per-epoch', default=1000, type=int, help='Number of iterations per epoch')
     p.add_argument('-p', '--print-freq', default=100, type=int, metavar='N', help='print frequency (default: 100)')
     p.add_argument('--seed', default=None, type=int, help='seed for initializing training. ')
+    p.add_argument('--cache-images', action='store_true',
+                   help='keep decoded images in memory (small datasets, -j 0): same results, less time per iteration')
     p.add_argument('--per-class-eval', action='store_true', help='whether output per-class accuracy during evaluation')
     p.add_argument('--log', type=str, default=method, help='Where to save logs, checkpoints and debugging images.')
+    p.add_argument('--resume', action='store_true',
+                   help='continue the run in --log from its last finished epoch (checkpoints/resume.pth)')
+    p.add_argument('--sync-bn', action='store_true',
+                   help='under torchrun: synchronise BatchNorm statistics across processes')
     p.add_argument('--phase', type=str, default='train', choices=['train', 'test', 'analysis'],
                    help="When phase is 'test', only test the model. When phase is 'analysis', only analysis the model.")
     # ILA-DA
@@ -195,10 +204,22 @@ def get_dataset(args) -> Data:
     source = domains(args.source, 'train', train_t)
     target = domains(args.target, 'train', train_t)
     test = domains(args.target, 'test', val_t)
+    if args.cache_images:
+        for dataset in (source, target, test):
+            cache_decoded_images(dataset)
     names = class_names(source)
     if class_names(target) != names:
         raise UsageError("source and target domains have different class lists")
     return Data(source, target, test, test, len(names), names)
+
+
+def cache_decoded_images(dataset):
+    """Memoise the image loader of ImageList-style datasets (transforms still run on every access)."""
+    import functools
+    parts = dataset.datasets if isinstance(dataset, ConcatDataset) else [dataset]
+    for part in parts:
+        if hasattr(part, 'loader') and callable(part.loader):
+            part.loader = functools.lru_cache(maxsize=None)(part.loader)
 
 
 def seed_worker(worker_id):
@@ -207,30 +228,54 @@ def seed_worker(worker_id):
     random.seed(seed)
 
 
+def _own_generator(seed):
+    """Each loader draws its worker seeds from its own generator, never from the global RNG: otherwise
+    every new pass would shift the dropout stream, and a resumed run could not match an uninterrupted one."""
+    return torch.Generator().manual_seed(seed)
+
+
 def random_loader(dataset, batch_size, workers, seed):
-    """Shuffled, fixed-size batches as tllib draws them."""
-    g = torch.Generator().manual_seed(seed)
+    """Shuffled, fixed-size batches as tllib draws them; -b is the global batch, split over processes."""
     if len(dataset) < batch_size:
         raise UsageError(f"a domain has {len(dataset)} samples, fewer than the batch size {batch_size}: lower -b")
-    return DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=workers, drop_last=True,
-                      generator=g, worker_init_fn=seed_worker)
+    try:
+        sampler = RandomBatchSampler(len(dataset), batch_size, seed, dist_utils.world_size(), dist_utils.rank())
+    except ValueError as e:
+        raise UsageError(f"-b {batch_size}: {e}") from None
+    return DataLoader(dataset, batch_sampler=sampler, num_workers=workers, worker_init_fn=seed_worker,
+                      generator=_own_generator(seed))
 
 
 def balanced_loader(dataset, args, num_classes, seed):
     labels = read_labels(dataset)
     try:
         sampler = ClassBalancedSampler(labels, args.samples_per_class, args.classes_per_batch,
-                                       num_classes=num_classes, seed=seed)
+                                       num_classes=num_classes, seed=seed, num_replicas=dist_utils.world_size(),
+                                       rank=dist_utils.rank())
     except ValueError as e:
         raise UsageError(f"the source cannot be class-balanced: {e}") from None
     if ila_enabled(args) and args.pseudo_label == 'knn' and args.k > sampler.batch_size:
         raise UsageError(f"--k {args.k} is larger than the class-balanced source batch "
                          f"({sampler.batch_size} samples); lower --k or raise --samples-per-class")
-    return DataLoader(dataset, batch_sampler=sampler, num_workers=args.workers, worker_init_fn=seed_worker)
+    return DataLoader(dataset, batch_sampler=sampler, num_workers=args.workers, worker_init_fn=seed_worker,
+                      generator=_own_generator(seed))
 
 
 def eval_loader(dataset, args):
-    return DataLoader(dataset, batch_size=args.batch_size, shuffle=False, num_workers=args.workers)
+    """Evaluation batches; under torchrun each process takes every n-th sample (no padding, exact totals)."""
+    n = dist_utils.world_size()
+    if n > 1:
+        dataset = Subset(dataset, list(range(dist_utils.rank(), len(dataset), n)))
+    return DataLoader(dataset, batch_size=args.batch_size, shuffle=False, num_workers=args.workers,
+                      generator=_own_generator(0))
+
+
+def gather_labels(labels: torch.Tensor) -> torch.Tensor:
+    return dist_utils.all_gather_no_grad(labels) if dist_utils.is_distributed() else labels
+
+
+def unwrap(module: nn.Module) -> nn.Module:
+    return module.module if isinstance(module, nn.parallel.DistributedDataParallel) else module
 
 
 # --------------------------------------------------------------------------- model
@@ -304,10 +349,13 @@ class ILAStats:
     """Running ILA diagnostics: pseudo-label precision of kept targets (target labels used for logging only)."""
 
     def __init__(self):
+        self.reset()
+
+    def reset(self):
         self.loss = AverageMeter('ILA Loss', ':5.4f')
         self.precision = AverageMeter('PL Prec', ':3.1f')
         self.kept = AverageMeter('Kept', ':3.0f')
-        self.empty_batches = 0
+        self.empty_batches = self.batches = 0
 
     def meters(self):
         return [self.loss, self.precision, self.kept]
@@ -319,23 +367,59 @@ class ILAStats:
         if kept.any():
             correct = (ila.pseudo_labels[kept] == labels_t[kept].to(kept.device)).float().mean().item()
             self.precision.update(100.0 * correct, int(kept.sum()))
+        self.batches += 1
         if ila.num_anchors == 0:
             self.empty_batches += 1
 
 
-def check_finite(value: torch.Tensor, name: str, it: int):
+def check_finite(value: torch.Tensor, name: str, it: int) -> torch.Tensor:
     if not torch.isfinite(value):
         raise FloatingPointError(f"the {name} loss became {value.item()} at iteration {it}; training stopped "
                                  f"(lower --lr or the loss weights)")
+    return value
+
+
+class StepLosses(NamedTuple):
+    loss: torch.Tensor
+    cls_loss: torch.Tensor
+    transfer_loss: torch.Tensor
+    ila_loss: Optional[torch.Tensor]
+    y_s: torch.Tensor
+
+
+def compute_losses(classifier, domain_adv, method, ila, args, num_classes, x_s, labels_s, x_t,
+                   x_b=None, labels_b=None, it: int = 0) -> StepLosses:
+    """One forward pass: CE + trade_off * adversarial (+ ila_trade_off * ILA when ``ila`` is given).
+
+    Source, target (and, with ``--ila-batch extra``, the balanced ILA batch) go through the network
+    together, as tllib concatenates source and target. The ILA term reads the target batch of the
+    adversary; its source side is the balanced batch (extra) or the source batch itself (shared).
+    """
+    parts = [x_s, x_t] + ([x_b] if x_b is not None else [])
+    y, f = classifier(torch.cat(parts, dim=0))
+    n_s, n_t = x_s.shape[0], x_t.shape[0]
+    y_s, y_t = y[:n_s], y[n_s:n_s + n_t]
+    f_s, f_t = f[:n_s], f[n_s:n_s + n_t]
+    # each term is checked as soon as it exists: a NaN network would otherwise crash inside the next one
+    cls_loss = check_finite(F.cross_entropy(y_s, labels_s), 'CE', it)
+    transfer_loss = check_finite(method.transfer_loss(domain_adv, y_s, f_s, y_t, f_t), 'adversarial', it)
+    loss = cls_loss + args.trade_off * transfer_loss
+    ila_loss = None
+    if ila is not None:
+        f_ila, labels_ila = (f[n_s + n_t:], labels_b) if x_b is not None else (f_s, labels_s)
+        ila_loss = check_finite(ila(f_ila, labels_ila, f_t, logits_t=y_t, num_classes=num_classes), 'ILA', it)
+        loss = loss + args.ila_trade_off * ila_loss
+    return StepLosses(loss, cls_loss, transfer_loss, ila_loss, y_s)
 
 
 def train_one_epoch(iters, classifier, domain_adv, method, ila, optimizer, lr_scheduler, epoch, args, device, state):
     batch_time, data_time = AverageMeter('Time', ':5.2f'), AverageMeter('Data', ':5.2f')
     losses, trans_losses = AverageMeter('Loss', ':6.2f'), AverageMeter('Trans Loss', ':5.4f')
     cls_accs, domain_accs = AverageMeter('Cls Acc', ':3.1f'), AverageMeter('Domain Acc', ':3.1f')
-    stats = ILAStats()
+    stats = state['ila_stats']
     meters = [batch_time, data_time, losses, trans_losses, cls_accs, domain_accs]
     if ila is not None:
+        stats.reset()
         meters += stats.meters()
     progress = ProgressMeter(args.iters_per_epoch, meters, prefix="Epoch: [{}]".format(epoch))
     classifier.train()
@@ -346,36 +430,26 @@ def train_one_epoch(iters, classifier, domain_adv, method, ila, optimizer, lr_sc
         x_t, labels_t = next(iters['target'])[:2]
         x_s, labels_s, x_t = x_s.to(device), labels_s.to(device), x_t.to(device)
         use_ila = ila is not None and state['iter'] >= args.ila_start_iter
-        parts = [x_s, x_t]
+        x_b = labels_b = None
         if use_ila and 'ila_source' in iters:
             x_b, labels_b = next(iters['ila_source'])[:2]
-            parts.append(x_b.to(device))
-            labels_b = labels_b.to(device)
+            x_b, labels_b = x_b.to(device), labels_b.to(device)
         data_time.update(time.time() - end)
 
-        y, f = classifier(torch.cat(parts, dim=0))
-        n_s, n_t = x_s.shape[0], x_t.shape[0]
-        y_s, y_t = y[:n_s], y[n_s:n_s + n_t]
-        f_s, f_t = f[:n_s], f[n_s:n_s + n_t]
-        cls_loss = F.cross_entropy(y_s, labels_s)
-        transfer_loss = method.transfer_loss(domain_adv, y_s, f_s, y_t, f_t)
-        loss = cls_loss + args.trade_off * transfer_loss
-        if use_ila:
-            f_ila, labels_ila = (f[n_s + n_t:], labels_b) if 'ila_source' in iters else (f_s, labels_s)
-            ila_loss = ila(f_ila, labels_ila, f_t, logits_t=y_t, num_classes=state['num_classes'])
-            check_finite(ila_loss, 'ILA', state['iter'])
-            loss = loss + args.ila_trade_off * ila_loss
-            stats.update(ila, ila_loss.item(), labels_t)
-        check_finite(cls_loss, 'CE', state['iter'])
-        check_finite(transfer_loss, 'adversarial', state['iter'])
+        out = compute_losses(classifier, domain_adv, method, ila if use_ila else None, args, state['num_classes'],
+                             x_s, labels_s, x_t, x_b, labels_b, it=state['iter'])
+        if out.ila_loss is not None:
+            # target labels of the whole (gathered) batch, for logging only
+            stats.update(ila, out.ila_loss.item(), gather_labels(labels_t.to(device)))
 
-        losses.update(loss.item(), n_s)
-        cls_accs.update(accuracy(y_s, labels_s)[0].item(), n_s)
-        domain_accs.update(float(domain_adv.domain_discriminator_accuracy), n_s)
-        trans_losses.update(transfer_loss.item(), n_s)
+        n_s = x_s.shape[0]
+        losses.update(out.loss.item(), n_s)
+        cls_accs.update(accuracy(out.y_s, labels_s)[0].item(), n_s)
+        domain_accs.update(float(unwrap(domain_adv).domain_discriminator_accuracy), n_s)
+        trans_losses.update(out.transfer_loss.item(), n_s)
 
         optimizer.zero_grad()
-        loss.backward()
+        out.loss.backward()
         optimizer.step()
         lr_scheduler.step()
         state['iter'] += 1
@@ -384,7 +458,7 @@ def train_one_epoch(iters, classifier, domain_adv, method, ila, optimizer, lr_sc
         if i % args.print_freq == 0:
             progress.display(i)
     if ila is not None and state['iter'] > args.ila_start_iter:
-        print(f"ILA: {stats.empty_batches} of {args.iters_per_epoch} batches had nothing to contrast; "
+        print(f"ILA: {stats.empty_batches} of {stats.batches} batches had nothing to contrast; "
               f"pseudo-label precision {stats.precision.avg:.1f}%, kept {stats.kept.avg:.1f} targets per batch")
 
 
@@ -415,6 +489,7 @@ def validate(val_loader, model, args, device, class_names=None) -> float:
     top1 = AverageMeter('Acc@1', ':6.2f')
     progress = ProgressMeter(len(val_loader), [batch_time, losses, top1], prefix='Test: ')
     confmat = ConfusionMatrix(len(class_names)) if (args.per_class_eval and class_names) else None
+    model = unwrap(model)  # no DDP collectives in evaluation: shards may differ in size
     model.eval()
     with torch.no_grad():
         end = time.time()
@@ -430,14 +505,18 @@ def validate(val_loader, model, args, device, class_names=None) -> float:
             end = time.time()
             if i % args.print_freq == 0:
                 progress.display(i)
-        print(' * Acc@1 {top1.avg:.3f}'.format(top1=top1))
-        if confmat is not None:
-            print(confmat.format(class_names))
+    if dist_utils.is_distributed():  # exact global accuracy from every shard's sums
+        correct = dist_utils.reduce_sum(torch.tensor(top1.sum, dtype=torch.float64))
+        count = dist_utils.reduce_sum(torch.tensor(top1.count, dtype=torch.float64))
+        top1.avg = (correct / count).item()
+    print(' * Acc@1 {top1.avg:.3f}'.format(top1=top1))
+    if confmat is not None:
+        print(confmat.format(class_names))
     return top1.avg
 
 
 # --------------------------------------------------------------------------- analysis
-def analyse(classifier, data, args, device, logger):
+def analyse(classifier, data, args, device, log_dir):
     """tllib's analysis (t-SNE, A-distance) plus ILA-DA's Fig. 5 (the affinity matrix of one batch)."""
     from ila_tllib.backend import a_distance, collect_feature, tsne
     from ila_tllib.figures import plot_affinity
@@ -449,7 +528,7 @@ def analyse(classifier, data, args, device, logger):
     target_loader = eval_loader(data.val, args)
     source_feature = collect_feature(source_loader, feature_extractor, device, max_num_features=100)
     target_feature = collect_feature(target_loader, feature_extractor, device, max_num_features=100)
-    tsne_file = os.path.join(logger.visualize_directory, 'TSNE.pdf')
+    tsne_file = os.path.join(log_dir, 'visualize', 'TSNE.pdf')
     tsne.visualize(source_feature, target_feature, tsne_file)
     print("Saving t-SNE to", tsne_file)
     A_distance = a_distance.calculate(source_feature, target_feature, device)
@@ -467,7 +546,7 @@ def analyse(classifier, data, args, device, logger):
         logits_t = classifier.head(f_t)
         ila = build_ila_loss(args, k=min(args.k, f_s.shape[0]))
         ila(f_s, y_s.to(device), f_t, logits_t=logits_t, num_classes=data.num_classes)
-    figure = os.path.join(logger.visualize_directory, 'affinity.png')
+    figure = os.path.join(log_dir, 'visualize', 'affinity.png')
     plot_affinity(y_s, y_t, ila.pseudo_labels.cpu(), ila.kept.cpu(), figure)
     precision = (ila.pseudo_labels.cpu() == y_t)[ila.kept.cpu()].float().mean().item() * 100 if ila.kept.any() else 0.0
     print(f"Saving the affinity matrix (computed / filtered / ground truth) to {figure}; "
@@ -498,86 +577,199 @@ def set_seed(seed):
                   'checkpoints.')
 
 
+def init_distributed() -> torch.device:
+    """Join the process group when started by torchrun (NCCL on GPUs, gloo on CPU); else single process."""
+    if int(os.environ.get('WORLD_SIZE', '1')) <= 1:
+        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    if torch.cuda.is_available():
+        local_rank = int(os.environ.get('LOCAL_RANK', '0'))
+        torch.cuda.set_device(local_rank)
+        dist.init_process_group('nccl')
+        return torch.device('cuda', local_rank)
+    dist.init_process_group('gloo')
+    return torch.device('cpu')
+
+
 def make_logger(args):
+    """Only the first process writes the log directory; the others stay quiet."""
+    if not dist_utils.is_main_process():
+        sys.stdout = open(os.devnull, 'w')
+        return None
     try:
         return CompleteLogger(args.log, args.phase)
     except OSError as e:
         raise UsageError(f"cannot write to --log {args.log} ({e.strerror}): choose a writable directory") from None
 
 
-def load_best(classifier, logger, device):
-    path = logger.get_checkpoint_path('best')
+def checkpoint_path(args, name):
+    return os.path.join(args.log, 'checkpoints', f'{name}.pth')
+
+
+def load_best(classifier, args, device):
+    path = checkpoint_path(args, 'best')
     if not os.path.isfile(path):
         raise UsageError(f"no checkpoint at {path}: train first (--phase train) with the same --log")
     state = torch.load(path, map_location=device, weights_only=True)
     try:
-        classifier.load_state_dict(state)
+        unwrap(classifier).load_state_dict(state)
     except RuntimeError as e:
         first = str(e).splitlines()[0]
         raise UsageError(f"{path} does not fit this model ({first}); it was trained with another --arch, "
                          f"--bottleneck-dim or class count") from None
 
 
+def save_on_main(classifier, args, name):
+    if dist_utils.is_main_process():
+        save_atomic(unwrap(classifier).state_dict(), checkpoint_path(args, name))
+
+
+def barrier():
+    if dist_utils.is_distributed():
+        dist.barrier()
+
+
+def _rng_state():
+    return {'torch': torch.get_rng_state(), 'random': random.getstate(), 'numpy': np.random.get_state(),
+            'cuda': torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+
+def _set_rng_state(rng):
+    torch.set_rng_state(rng['torch'])
+    random.setstate(rng['random'])
+    np.random.set_state(rng['numpy'])
+    if rng['cuda'] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng['cuda'])
+
+
+def _grl(domain_adv):
+    return getattr(unwrap(domain_adv), 'grl', None)
+
+
+def save_resume_state(args, epoch, best_acc1, state, classifier, domain_adv, optimizer, lr_scheduler, iters):
+    """Everything an exact continuation needs, written atomically after every epoch (process 0)."""
+    if not dist_utils.is_main_process():
+        return
+    grl = _grl(domain_adv)
+    save_atomic({
+        'config': {'arch': args.arch, 'num_classes': state['num_classes'], 'bottleneck_dim': args.bottleneck_dim},
+        'epoch': epoch + 1, 'best_acc1': best_acc1, 'iter': state['iter'],
+        'classifier': unwrap(classifier).state_dict(), 'domain_adv': unwrap(domain_adv).state_dict(),
+        'grl_iter_num': getattr(grl, 'iter_num', None),
+        'optimizer': optimizer.state_dict(), 'lr_scheduler': lr_scheduler.state_dict(),
+        'iterators': {name: it.state_dict() for name, it in iters.items()},
+        'rng': _rng_state(),
+    }, checkpoint_path(args, 'resume'))
+
+
+def load_resume_state(args, state, classifier, domain_adv, optimizer, lr_scheduler, iters, device):
+    path = checkpoint_path(args, 'resume')
+    if not os.path.isfile(path):
+        raise UsageError(f"--resume: no {path}; a run writes it after its first epoch (start without --resume)")
+    ckpt = torch.load(path, map_location=device, weights_only=False)
+    config = {'arch': args.arch, 'num_classes': state['num_classes'], 'bottleneck_dim': args.bottleneck_dim}
+    if ckpt['config'] != config:
+        raise UsageError(f"--resume: {path} was written for {ckpt['config']}, this run is {config}; "
+                         f"use the same -a, --bottleneck-dim and dataset, or another --log")
+    unwrap(classifier).load_state_dict(ckpt['classifier'])
+    unwrap(domain_adv).load_state_dict(ckpt['domain_adv'])
+    if ckpt['grl_iter_num'] is not None:
+        _grl(domain_adv).iter_num = ckpt['grl_iter_num']
+    optimizer.load_state_dict(ckpt['optimizer'])
+    lr_scheduler.load_state_dict(ckpt['lr_scheduler'])
+    for name, it in iters.items():
+        it.load_state_dict(ckpt['iterators'][name])
+    _set_rng_state(ckpt['rng'])
+    state['iter'] = ckpt['iter']
+    print(f"=> resumed from {path}: epoch {ckpt['epoch']}, iteration {ckpt['iter']}, best_acc1 {ckpt['best_acc1']:.1f}")
+    return ckpt['epoch'], ckpt['best_acc1']
+
+
 def run(args, method: Method):
     check_args(args)
-    logger = make_logger(args)
+    device = init_distributed()
     try:
-        _run(args, method, logger)
+        logger = make_logger(args)
+        try:
+            _run(args, method, device)
+        finally:
+            if logger is not None:
+                logger.close()
     finally:
-        logger.close()
+        if dist_utils.is_distributed():
+            dist.destroy_process_group()
 
 
-def _run(args, method: Method, logger):
+def _run(args, method: Method, device):
     print(args)
     print(backend.describe())
+    if dist_utils.is_distributed():
+        print(f"torch.distributed: {dist_utils.world_size()} processes ({dist.get_backend()}); -b and the "
+              f"class-balanced batch are global batches, split evenly over the processes")
     if args.seed is not None:
-        set_seed(args.seed)
-    device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+        set_seed(args.seed)  # the same initial weights in every process
     seed = args.seed if args.seed is not None else 0
 
     data = get_dataset(args)
     classifier = build_classifier(args, data.num_classes, device)
     domain_discri, domain_adv = method.build(args, classifier, data.num_classes, device)
+    if args.seed is not None and dist_utils.is_distributed():
+        torch.manual_seed(args.seed + dist_utils.rank())  # ...but different dropout; data order comes from samplers
     val_loader, test_loader = eval_loader(data.val, args), eval_loader(data.test, args)
 
     if args.phase != 'train':
-        load_best(classifier, logger, device)
+        load_best(classifier, args, device)
         if args.phase == 'analysis':
-            analyse(classifier, data, args, device, logger)
+            if dist_utils.is_main_process():
+                analyse(classifier, data, args, device, args.log)
         else:
             acc1 = validate(test_loader, classifier, args, device, data.class_names)
             print(acc1)
         return
 
-    iters = {'target': ForeverDataIterator(random_loader(data.train_target, args.batch_size, args.workers, seed + 1))}
+    iters = {'target': ResumableForeverIterator(random_loader(data.train_target, args.batch_size, args.workers, seed + 1))}
     if balanced_source(args):
-        iters['source'] = ForeverDataIterator(balanced_loader(data.train_source, args, data.num_classes, seed))
+        iters['source'] = ResumableForeverIterator(balanced_loader(data.train_source, args, data.num_classes, seed))
     else:
-        iters['source'] = ForeverDataIterator(random_loader(data.train_source, args.batch_size, args.workers, seed))
+        iters['source'] = ResumableForeverIterator(random_loader(data.train_source, args.batch_size, args.workers, seed))
         if ila_enabled(args) and args.samples_per_class > 0:
-            iters['ila_source'] = ForeverDataIterator(balanced_loader(data.train_source, args, data.num_classes, seed + 2))
+            iters['ila_source'] = ResumableForeverIterator(balanced_loader(data.train_source, args, data.num_classes, seed + 2))
     ila = build_ila_loss(args) if ila_enabled(args) else None
 
-    if args.pretrain_iters > 0:
+    if dist_utils.is_distributed():
+        if args.sync_bn:
+            classifier = nn.SyncBatchNorm.convert_sync_batchnorm(classifier)
+            domain_adv = nn.SyncBatchNorm.convert_sync_batchnorm(domain_adv)
+        ids = [device.index] if device.type == 'cuda' else None
+        classifier = nn.parallel.DistributedDataParallel(classifier, device_ids=ids)
+        domain_adv = nn.parallel.DistributedDataParallel(domain_adv, device_ids=ids)
+        if ila is not None:
+            ila = dist_utils.DistributedILALoss(ila)
+
+    if args.pretrain_iters > 0 and not args.resume:
         pretrain(iters, classifier, args, device)
 
-    optimizer = torch.optim.SGD(classifier.get_parameters() + domain_discri.get_parameters(), args.lr,
+    optimizer = torch.optim.SGD(unwrap(classifier).get_parameters() + domain_discri.get_parameters(), args.lr,
                                 momentum=args.momentum, weight_decay=args.weight_decay, nesterov=True)
     lr_scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda x: args.lr * (1. + args.lr_gamma * float(x)) ** (-args.lr_decay))
-    state = {'iter': 0, 'num_classes': data.num_classes}
-    best_acc1 = 0.
-    for epoch in range(args.epochs):
+    state = {'iter': 0, 'num_classes': data.num_classes, 'ila_stats': ILAStats()}
+    start_epoch, best_acc1 = 0, 0.
+    if args.resume:
+        start_epoch, best_acc1 = load_resume_state(args, state, classifier, domain_adv, optimizer, lr_scheduler,
+                                                   iters, device)
+    for epoch in range(start_epoch, args.epochs):
         print("lr:", lr_scheduler.get_last_lr()[0])
         train_one_epoch(iters, classifier, domain_adv, method, ila, optimizer, lr_scheduler, epoch, args, device, state)
         acc1 = validate(val_loader, classifier, args, device, data.class_names)
-        save_atomic(classifier.state_dict(), logger.get_checkpoint_path('latest'))
+        save_on_main(classifier, args, 'latest')
         if acc1 > best_acc1 or epoch == 0:  # a first 'best' exists even when the accuracy is 0
-            save_atomic(classifier.state_dict(), logger.get_checkpoint_path('best'))
+            save_on_main(classifier, args, 'best')
         best_acc1 = max(acc1, best_acc1)
+        save_resume_state(args, epoch, best_acc1, state, classifier, domain_adv, optimizer, lr_scheduler, iters)
 
     print("best_acc1 = {:3.1f}".format(best_acc1))
-    load_best(classifier, logger, device)
+    barrier()
+    load_best(classifier, args, device)
     acc1 = validate(test_loader, classifier, args, device, data.class_names)
     print("test_acc1 = {:3.1f}".format(acc1))
 

@@ -1,0 +1,78 @@
+"""Interrupted runs: exact resume after an epoch, resume after SIGKILL, and a NaN loss that stops training."""
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import torch
+
+from test_scripts import SCRIPTS, make_image_list, only_log, run_script, tiny_args
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    return make_image_list(tmp_path_factory.mktemp("resume_data"))
+
+
+def final_weights(log):
+    return torch.load(os.path.join(log, "checkpoints", "latest.pth"), weights_only=True)
+
+
+def test_two_epochs_equal_one_plus_resume(root, tmp_path):
+    straight, resumed = str(tmp_path / "straight"), str(tmp_path / "resumed")
+    common = ["--seed", "1", "--ila-start-iter", "2"]
+    a = run_script("ila_cdan.py", tiny_args(root, straight, *common, "--epochs", "2"))
+    b1 = run_script("ila_cdan.py", tiny_args(root, resumed, *common, "--epochs", "1"))
+    b2 = run_script("ila_cdan.py", tiny_args(root, resumed, *common, "--epochs", "2", "--resume"))
+    for done in (a, b1, b2):
+        assert done.returncode == 0, done.stderr
+    assert "=> resumed from" in b2.stdout and "epoch 1, iteration 4" in b2.stdout
+    acc = [re.search(r"^test_acc1 = (.*)$", d.stdout, re.M).group(1) for d in (a, b2)]
+    assert acc[0] == acc[1]
+    wa, wb = final_weights(straight), final_weights(resumed)
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), k
+
+
+def test_sigkill_mid_epoch_then_resume(root, tmp_path):
+    log = str(tmp_path / "log")
+    args = tiny_args(root, log, "--seed", "0", "--epochs", "4", "-i", "25", "-p", "1")
+    env = dict(os.environ, OMP_NUM_THREADS="1", ILA_TLLIB_BACKEND="standalone")
+    proc = subprocess.Popen([sys.executable, os.path.join(SCRIPTS, "ila_dann.py")] + args, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    resume_file = os.path.join(log, "checkpoints", "resume.pth")
+    deadline = time.time() + 240
+    try:
+        # wait for the first epoch's checkpoint, then for the second epoch to be under way
+        for line in proc.stdout:
+            if os.path.exists(resume_file) and line.startswith("Epoch: [1][ 3/25]"):
+                break
+            assert time.time() < deadline, "training did not reach epoch 1"
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    torch.load(resume_file, weights_only=False)   # loadable: it was written atomically
+
+    done = run_script("ila_dann.py", args + ["--resume"])
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"=> resumed from .*resume.pth: epoch [12],", done.stdout)
+    assert re.search(r"^test_acc1 = \d+\.\d$", done.stdout, re.M)
+
+
+def test_resume_without_checkpoint_is_a_clear_error(root, tmp_path):
+    done = run_script("ila_dann.py", tiny_args(root, str(tmp_path / "fresh"), "--resume"))
+    assert done.returncode == 2 and "--resume: no" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_nan_loss_stops_with_iteration_and_term(root, tmp_path):
+    done = run_script("ila_dann.py", tiny_args(root, str(tmp_path / "nan"), "--lr", "1e30", "--seed", "0"))
+    assert done.returncode == 3, done.stderr
+    assert re.search(r"the (CE|adversarial|ILA) loss became (nan|inf|-inf) at iteration \d+", done.stderr)
+    assert "Traceback" not in done.stderr
