@@ -16,11 +16,20 @@ def _anchors(affinity: torch.Tensor) -> torch.Tensor:
     return (affinity > 0).any(dim=1) & (affinity < 0).any(dim=1)
 
 
-def _reduce(per_anchor: torch.Tensor, similarity: torch.Tensor, reduction: str) -> torch.Tensor:
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def _check_reduction(reduction: str) -> str:
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    return reduction
+
+
+def _reduce(per_anchor: torch.Tensor, reduction: str) -> torch.Tensor:
     if reduction == "none":
         return per_anchor
     if per_anchor.numel() == 0:
-        return similarity.sum() * 0.0
+        return per_anchor.sum()   # an exact 0 that is still part of the graph
     return per_anchor.mean() if reduction == "mean" else per_anchor.sum()
 
 
@@ -51,7 +60,7 @@ class MultiSampleContrastiveLoss(nn.Module):
         super().__init__()
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
-        self.temperature, self.reduction = temperature, reduction
+        self.temperature, self.reduction = temperature, _check_reduction(reduction)
 
     def forward(self, similarity: torch.Tensor, affinity: torch.Tensor) -> torch.Tensor:
         anchors = _anchors(affinity)
@@ -60,7 +69,7 @@ class MultiSampleContrastiveLoss(nn.Module):
         # only anchor rows are kept, so every masked row has a finite entry and no NaN appears
         log_all = logits.masked_fill(a == 0, float("-inf")).logsumexp(dim=1)
         log_pos = logits.masked_fill(a <= 0, float("-inf")).logsumexp(dim=1)
-        return _reduce(log_all - log_pos, similarity, self.reduction)
+        return _reduce(log_all - log_pos, self.reduction)
 
     def extra_repr(self):
         return f"temperature={self.temperature}, reduction={self.reduction!r}"
@@ -81,7 +90,7 @@ class AffinityTripletLoss(nn.Module):
 
     def __init__(self, margin: float = 0.1, reduction: str = "mean"):
         super().__init__()
-        self.margin, self.reduction = margin, reduction
+        self.margin, self.reduction = margin, _check_reduction(reduction)
 
     def forward(self, similarity: torch.Tensor, affinity: torch.Tensor) -> torch.Tensor:
         anchors = _anchors(affinity)
@@ -89,7 +98,7 @@ class AffinityTripletLoss(nn.Module):
         hardest_positive = s.masked_fill(a <= 0, float("inf")).min(dim=1).values
         hardest_negative = s.masked_fill(a >= 0, float("-inf")).max(dim=1).values
         per_anchor = (hardest_negative - hardest_positive + self.margin).clamp_min(0.0)
-        return _reduce(per_anchor, similarity, self.reduction)
+        return _reduce(per_anchor, self.reduction)
 
     def extra_repr(self):
         return f"margin={self.margin}, reduction={self.reduction!r}"

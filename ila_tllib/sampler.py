@@ -57,8 +57,8 @@ class ClassBalancedSampler(_ResumableBatchSampler):
     (seeded by ``seed`` and the pass number, so runs and resumed runs repeat exactly).
 
     For data parallelism give ``num_replicas`` and ``rank``: all ranks draw the same *global* batch and
-    each takes its own contiguous slice, so the global batch is class-balanced and the ranks' samples
-    are disjoint within it.
+    each takes every ``num_replicas``-th sample of it, so the global batch is class-balanced, every
+    process sees every class of it, and the ranks' samples are disjoint within it.
 
     Args:
         labels (sequence of int): the label of every sample, read without decoding images.
@@ -120,13 +120,14 @@ class ClassBalancedSampler(_ResumableBatchSampler):
             reps = max(1, -(-need // len(members)))
             streams.append(torch.cat([members[torch.randperm(len(members), generator=g)] for _ in range(reps)]))
         cursor = [0] * n_classes
-        per_rank = self.batch_size // self.num_replicas
         for row in order.tolist():
             batch = []
             for c in row:
                 batch.extend(streams[c][cursor[c]:cursor[c] + m].tolist())
                 cursor[c] += m
-            yield batch[self.rank * per_rank:(self.rank + 1) * per_rank]
+            # every num_replicas-th sample: each process sees every class of the batch (its BatchNorm
+            # statistics and CE stay class-balanced), and the ranks' slices are disjoint
+            yield batch[self.rank::self.num_replicas]
 
 
 class RandomBatchSampler(_ResumableBatchSampler):

@@ -35,7 +35,12 @@ class InverseEuclideanSimilarity(nn.Module):
 
 
 class CosineSimilarity(nn.Module):
-    r"""Cosine similarity :math:`\phi(a, b) = a^\top b / (\lVert a\rVert \lVert b\rVert)`, range :math:`[-1, 1]`.
+    r"""Cosine similarity rescaled to :math:`[0, 1]`:
+    :math:`\phi(a, b) = \tfrac{1}{2}\bigl(1 + a^\top b / (\lVert a\rVert \lVert b\rVert)\bigr)`.
+
+    The rescaling keeps φ non-negative, as the similarity-ratio test (Eq. 7) assumes: a raw cosine can
+    make the sums of like and unlike similarities change sign and invert the ranking. A zero feature
+    has similarity 1/2 to everything. In the MSC loss the halved range acts as a doubled temperature.
 
     Inputs and shape as :class:`InverseEuclideanSimilarity`.
     """
@@ -45,7 +50,7 @@ class CosineSimilarity(nn.Module):
         self.eps = eps
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return F.normalize(a, dim=1, eps=self.eps) @ F.normalize(b, dim=1, eps=self.eps).t()
+        return 0.5 * (1.0 + F.normalize(a, dim=1, eps=self.eps) @ F.normalize(b, dim=1, eps=self.eps).t())
 
 
 SIMILARITIES = {

@@ -220,7 +220,7 @@ def test_sampler_ranks_split_a_class_balanced_global_batch(classes_per_batch):
     assert len(per_rank[0]) == len(per_rank[1]) == len(single)
     for b0, b1, whole in zip(*per_rank, single):
         assert len(b0) == len(b1) == len(whole) // WORLD
-        assert b0 + b1 == whole                                # contiguous halves of the global batch
+        assert b0 == whole[0::2] and b1 == whole[1::2]         # interleaved shares of the global batch
         counts = Counter(labels[i] for i in b0 + b1)
         assert len(set(counts.values())) == 1 and set(counts.values()) == {m}
         assert len(counts) == (classes_per_batch or 4)

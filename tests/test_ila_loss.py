@@ -161,10 +161,11 @@ def test_classifier_pseudo_labels_keep_most_confident():
     assert set(ila.kept.nonzero().flatten().tolist()) == top3
     # the loss is MSC on the same phi with that affinity: rebuild it by hand
     phi = 1 / (1 + torch.cdist(f_s, f_t))
+    labels = prob.argmax(1)
     values = []
     for i in range(6):
-        pos = [phi[i, j].item() for j in top3 if y_s[i] == ila.pseudo_labels[j]]
-        neg = [phi[i, j].item() for j in top3 if y_s[i] != ila.pseudo_labels[j]]
+        pos = [phi[i, j].item() for j in top3 if y_s[i] == labels[j]]
+        neg = [phi[i, j].item() for j in top3 if y_s[i] != labels[j]]
         if pos and neg:
             values.append(-math.log(sum(map(math.exp, pos)) / sum(map(math.exp, pos + neg))))
     assert loss.item() == pytest.approx(sum(values) / len(values) if values else 0.0, rel=1e-9)
@@ -180,7 +181,7 @@ def test_triplet_swap_uses_hardest_pairs():
     loss = tri(f_s, y_s, f_t)
     assert torch.equal(tri.affinity, msc_run.affinity)       # only the loss part changed
     phi = (1 / (1 + torch.cdist(f_s, f_t))).tolist()
-    a = tri.affinity.tolist()
+    a = ila_oracle(f_s.tolist(), y_s.tolist(), f_t.tolist(), 3, 0.67)[4]
     per = []
     for i in range(len(phi)):
         pos = [phi[i][j] for j in range(9) if a[i][j] == 1]
@@ -215,8 +216,10 @@ def test_similarity_ratio_with_fewer_like_than_m():
 def test_cosine_similarity_option():
     a, b = torch.randn(3, 4), torch.randn(5, 4)
     sim = ila_tllib.get_similarity("cosine")(a, b)
-    ref = torch.tensor([[torch.nn.functional.cosine_similarity(a[i], b[j], dim=0).item() for j in range(5)]
+    ref = torch.tensor([[(1 + torch.nn.functional.cosine_similarity(a[i], b[j], dim=0).item()) / 2 for j in range(5)]
                         for i in range(3)])
+    zero = ila_tllib.get_similarity("cosine")(torch.zeros(1, 4), b)
+    assert torch.equal(zero, torch.full((1, 5), 0.5))
     torch.testing.assert_close(sim, ref)
 
 

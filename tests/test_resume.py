@@ -1,7 +1,9 @@
 """Interrupted runs: exact resume after an epoch, resume after SIGKILL, and a NaN loss that stops training."""
 import os
+import queue
 import re
 import signal
+import threading
 import subprocess
 import sys
 import time
@@ -46,13 +48,15 @@ def test_sigkill_mid_epoch_then_resume(root, tmp_path):
     proc = subprocess.Popen([sys.executable, os.path.join(SCRIPTS, "ila_dann.py")] + args, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     resume_file = os.path.join(log, "checkpoints", "resume.pth")
+    lines = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
     deadline = time.time() + 240
     try:
         # wait for the first epoch's checkpoint, then for the second epoch to be under way
-        for line in proc.stdout:
+        while True:
+            line = lines.get(timeout=max(1.0, deadline - time.time()))   # raises queue.Empty if it stalls
             if os.path.exists(resume_file) and line.startswith("Epoch: [1][ 3/25]"):
                 break
-            assert time.time() < deadline, "training did not reach epoch 1"
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.kill()

@@ -74,8 +74,10 @@ def test_ranks_split_the_global_batch():
     ranks = [list(ClassBalancedSampler(LABELS, samples_per_class=2, seed=5, num_replicas=2, rank=r))
              for r in range(2)]
     for g, r0, r1 in zip(full, *ranks):
-        assert r0 + r1 == g and not set(r0) & set(r1)
+        assert r0 == g[0::2] and r1 == g[1::2] and not set(r0) & set(r1)
         assert Counter(LABELS[i] for i in r0 + r1) == {c: 2 for c in range(5)}
+        # with m = 2 each rank holds one sample of every class
+        assert Counter(LABELS[i] for i in r0) == {c: 1 for c in range(5)}
 
 
 def test_works_with_dataloader():

@@ -171,6 +171,6 @@ def test_torchrun_two_processes(tiny_root, tmp_path):
     text = only_log(log, "train")                      # exactly one log: only rank 0 writes
     assert "torch.distributed: 2 processes (gloo)" in text
     assert re.search(r"^test_acc1 = \d+\.\d$", text, re.M)
-    assert sorted(os.listdir(os.path.join(log, "checkpoints"))) == ["best.pth", "latest.pth"]
+    assert sorted(os.listdir(os.path.join(log, "checkpoints"))) == ["best.pth", "latest.pth", "resume.pth"]
     # the ratio test ran on the global batch: 8 targets in all, round(0.67 * 8) = 5 kept
     assert re.search(r"Kept +5 \( +5\)", text)

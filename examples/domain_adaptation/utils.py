@@ -132,13 +132,24 @@ def check_args(args):
         raise UsageError(f"--mu {args.mu} is outside (0, 1]: it is the fraction of target samples kept")
     if args.k < 1:
         raise UsageError(f"--k {args.k} must be at least 1")
-    for name in ('batch_size', 'epochs', 'iters_per_epoch', 'print_freq'):
+    at_least_one = ['batch_size', 'epochs', 'iters_per_epoch', 'print_freq', 'bottleneck_dim']
+    if hasattr(args, 'randomized_dim'):
+        at_least_one.append('randomized_dim')
+    for name in at_least_one:
         if getattr(args, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
-    if args.samples_per_class < 0 or args.pretrain_iters < 0 or args.ila_start_iter < 0:
-        raise UsageError("--samples-per-class, --pretrain-iters and --ila-start-iter cannot be negative")
+    for name in ('samples_per_class', 'pretrain_iters', 'ila_start_iter', 'workers', 'momentum', 'weight_decay',
+                 'ila_trade_off', 'trade_off'):
+        if getattr(args, name) < 0:
+            raise UsageError(f"--{name.replace('_', '-')} cannot be negative")
+    if args.lr <= 0 or args.temperature <= 0:
+        raise UsageError("--lr and --temperature must be positive")
     if ila_enabled(args) and args.ila_batch == 'extra' and args.samples_per_class == 0:
         raise UsageError("--ila-batch extra needs --samples-per-class > 0")
+    if ila_enabled(args) and int(args.mu * args.batch_size + 0.5) == 0:
+        raise UsageError(f"--mu {args.mu} keeps no target of a batch of {args.batch_size}: the ILA term would be 0")
+    if ila_enabled(args) and args.pseudo_label == 'knn' and args.samples_per_class == 0 and args.k > args.batch_size:
+        raise UsageError(f"--k {args.k} is larger than the source batch (-b {args.batch_size}); lower --k")
 
 
 # --------------------------------------------------------------------------- data
@@ -247,7 +258,10 @@ def random_loader(dataset, batch_size, workers, seed):
 
 
 def balanced_loader(dataset, args, num_classes, seed):
-    labels = read_labels(dataset)
+    try:
+        labels = read_labels(dataset)
+    except TypeError as e:
+        raise UsageError(f"{e}; use --samples-per-class 0 for random source batches") from None
     try:
         sampler = ClassBalancedSampler(labels, args.samples_per_class, args.classes_per_batch,
                                        num_classes=num_classes, seed=seed, num_replicas=dist_utils.world_size(),
@@ -311,6 +325,9 @@ def get_model(arch: str, scratch: bool = False, pretrained: Optional[str] = None
             raise UsageError(f"--pretrained {pretrained}: no such file")
         state = torch.load(pretrained, map_location='cpu', weights_only=True)
         missing, unexpected = backbone.load_state_dict(state, strict=False)
+        if len(unexpected) == len(state):
+            raise UsageError(f"--pretrained {pretrained}: none of its keys fit the {arch!r} backbone "
+                             f"(first: {next(iter(state), None)!r}); give a state_dict of the backbone itself")
         print(f"=> loaded pretrained weights from {pretrained} (missing {len(missing)}, unexpected {len(unexpected)})")
     return backbone
 
@@ -346,7 +363,14 @@ class Method(NamedTuple):
 
 
 class ILAStats:
-    """Running ILA diagnostics: pseudo-label precision of kept targets (target labels used for logging only)."""
+    """Running ILA diagnostics, from target labels used for logging only (never for training):
+
+    - ``PL Prec``: pseudo-label precision of the kept targets; ``PL All``: of all targets (the filter's gain
+      is the difference);
+    - ``Ratio AUC``: how well the score (Γ, or the confidence) ranks right pseudo-labels above wrong ones
+      (0.5 = no better than chance);
+    - ``Kept``: targets kept per batch; batches where no source had both a positive and a negative.
+    """
 
     def __init__(self):
         self.reset()
@@ -354,22 +378,33 @@ class ILAStats:
     def reset(self):
         self.loss = AverageMeter('ILA Loss', ':5.4f')
         self.precision = AverageMeter('PL Prec', ':3.1f')
+        self.precision_all = AverageMeter('PL All', ':3.1f')
+        self.auc = AverageMeter('Ratio AUC', ':4.2f')
         self.kept = AverageMeter('Kept', ':3.0f')
         self.empty_batches = self.batches = 0
 
     def meters(self):
-        return [self.loss, self.precision, self.kept]
+        return [self.loss, self.precision, self.precision_all, self.auc, self.kept]
 
-    def update(self, ila: ILALoss, loss_value: float, labels_t: torch.Tensor):
-        kept = ila.kept
+    def update(self, ila, loss_value: float, labels_t: torch.Tensor):
+        kept, correct = ila.kept, ila.pseudo_labels == labels_t.to(ila.kept.device)
         self.loss.update(loss_value)
         self.kept.update(int(kept.sum()))
+        self.precision_all.update(100.0 * correct.float().mean().item(), correct.numel())
         if kept.any():
-            correct = (ila.pseudo_labels[kept] == labels_t[kept].to(kept.device)).float().mean().item()
-            self.precision.update(100.0 * correct, int(kept.sum()))
+            self.precision.update(100.0 * correct[kept].float().mean().item(), int(kept.sum()))
+        right, wrong = ila.ratio[correct], ila.ratio[~correct]
+        if right.numel() and wrong.numel():
+            above = (right[:, None] > wrong[None, :]).float().mean() + 0.5 * (right[:, None] == wrong[None, :]).float().mean()
+            self.auc.update(above.item())
         self.batches += 1
         if ila.num_anchors == 0:
             self.empty_batches += 1
+
+    def summary(self) -> str:
+        return (f"ILA: {self.empty_batches} of {self.batches} batches had nothing to contrast; pseudo-label precision "
+                f"{self.precision.avg:.1f}% kept / {self.precision_all.avg:.1f}% all, ratio AUC {self.auc.avg:.2f}, "
+                f"kept {self.kept.avg:.1f} targets per batch")
 
 
 def check_finite(value: torch.Tensor, name: str, it: int) -> torch.Tensor:
@@ -458,14 +493,23 @@ def train_one_epoch(iters, classifier, domain_adv, method, ila, optimizer, lr_sc
         if i % args.print_freq == 0:
             progress.display(i)
     if ila is not None and state['iter'] > args.ila_start_iter:
-        print(f"ILA: {stats.empty_batches} of {stats.batches} batches had nothing to contrast; "
-              f"pseudo-label precision {stats.precision.avg:.1f}%, kept {stats.kept.avg:.1f} targets per batch")
+        print(stats.summary())
+
+
+def make_optimizer(param_groups, args):
+    """tllib's optimiser: SGD with nesterov; each group's lr factor (backbone 0.1, rest 1.0) times
+    lr · (1 + γ·i)^(−decay), stepped every iteration."""
+    optimizer = torch.optim.SGD(param_groups, args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
+                                nesterov=True)
+    lr_scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda x: args.lr * (1. + args.lr_gamma * float(x)) ** (-args.lr_decay))
+    return optimizer, lr_scheduler
 
 
 def pretrain(iters, classifier, args, device):
-    """Source-only iterations before adaptation, with their own SGD (the adaptation schedule is untouched)."""
-    optimizer = torch.optim.SGD(classifier.get_parameters(), args.lr, momentum=args.momentum,
-                                weight_decay=args.weight_decay, nesterov=True)
+    """Source-only iterations before adaptation, with their own optimiser and schedule (same recipe,
+    restarted), so the adaptation schedule is untouched."""
+    optimizer, lr_scheduler = make_optimizer(unwrap(classifier).get_parameters(), args)
     losses, cls_accs = AverageMeter('Loss', ':6.2f'), AverageMeter('Cls Acc', ':3.1f')
     progress = ProgressMeter(args.pretrain_iters, [losses, cls_accs], prefix="Pretrain: ")
     classifier.train()
@@ -478,6 +522,7 @@ def pretrain(iters, classifier, args, device):
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+        lr_scheduler.step()
         losses.update(loss.item(), x_s.size(0))
         cls_accs.update(accuracy(y_s, labels_s)[0].item(), x_s.size(0))
         if i % args.print_freq == 0:
@@ -536,8 +581,11 @@ def analyse(classifier, data, args, device, log_dir):
 
     # Fig. 5: one class-balanced source batch and one target batch, through the trained features
     m = max(args.samples_per_class, 1)
-    loader = DataLoader(source, batch_sampler=ClassBalancedSampler(read_labels(source), m, args.classes_per_batch,
-                                                                   seed=args.seed or 0))
+    try:
+        sampler = ClassBalancedSampler(read_labels(source), m, args.classes_per_batch, seed=args.seed or 0)
+    except (TypeError, ValueError) as e:
+        raise UsageError(f"cannot draw a class-balanced batch for the affinity figure: {e}") from None
+    loader = DataLoader(source, batch_sampler=sampler)
     x_s, y_s = next(iter(loader))[:2]
     n_t = min(len(data.val), max(x_s.shape[0], 2))
     x_t, y_t = next(iter(DataLoader(data.val, batch_size=n_t, shuffle=True)))[:2]
@@ -645,13 +693,22 @@ def _grl(domain_adv):
     return getattr(unwrap(domain_adv), 'grl', None)
 
 
+def resume_config(args, state) -> dict:
+    """The flags that shape the model, the optimiser groups and the data iterators: a resumed run must match."""
+    keys = ('arch', 'bottleneck_dim', 'no_pool', 'randomized', 'randomized_dim', 'ila_batch', 'samples_per_class',
+            'classes_per_batch', 'batch_size', 'data', 'source', 'target')
+    config = {k: getattr(args, k, None) for k in keys}
+    config.update(num_classes=state['num_classes'], ila=ila_enabled(args))
+    return config
+
+
 def save_resume_state(args, epoch, best_acc1, state, classifier, domain_adv, optimizer, lr_scheduler, iters):
     """Everything an exact continuation needs, written atomically after every epoch (process 0)."""
     if not dist_utils.is_main_process():
         return
     grl = _grl(domain_adv)
     save_atomic({
-        'config': {'arch': args.arch, 'num_classes': state['num_classes'], 'bottleneck_dim': args.bottleneck_dim},
+        'config': resume_config(args, state),
         'epoch': epoch + 1, 'best_acc1': best_acc1, 'iter': state['iter'],
         'classifier': unwrap(classifier).state_dict(), 'domain_adv': unwrap(domain_adv).state_dict(),
         'grl_iter_num': getattr(grl, 'iter_num', None),
@@ -665,19 +722,23 @@ def load_resume_state(args, state, classifier, domain_adv, optimizer, lr_schedul
     path = checkpoint_path(args, 'resume')
     if not os.path.isfile(path):
         raise UsageError(f"--resume: no {path}; a run writes it after its first epoch (start without --resume)")
-    ckpt = torch.load(path, map_location=device, weights_only=False)
-    config = {'arch': args.arch, 'num_classes': state['num_classes'], 'bottleneck_dim': args.bottleneck_dim}
-    if ckpt['config'] != config:
-        raise UsageError(f"--resume: {path} was written for {ckpt['config']}, this run is {config}; "
-                         f"use the same -a, --bottleneck-dim and dataset, or another --log")
-    unwrap(classifier).load_state_dict(ckpt['classifier'])
-    unwrap(domain_adv).load_state_dict(ckpt['domain_adv'])
+    ckpt = torch.load(path, map_location='cpu', weights_only=False)  # RNG states must stay on the CPU
+    config = resume_config(args, state)
+    if ckpt.get('config') != config:
+        changed = sorted(k for k in config if ckpt.get('config', {}).get(k) != config[k])
+        raise UsageError(f"--resume: {path} was written by a run with other {', '.join(changed)} "
+                         f"({ckpt.get('config')}); resume with the same flags, or use another --log")
+    try:
+        unwrap(classifier).load_state_dict(ckpt['classifier'])
+        unwrap(domain_adv).load_state_dict(ckpt['domain_adv'])
+        optimizer.load_state_dict(ckpt['optimizer'])
+        lr_scheduler.load_state_dict(ckpt['lr_scheduler'])
+        for name, it in iters.items():
+            it.load_state_dict(ckpt['iterators'][name])
+    except (KeyError, RuntimeError, ValueError) as e:
+        raise UsageError(f"--resume: {path} does not fit this run ({str(e).splitlines()[0]})") from None
     if ckpt['grl_iter_num'] is not None:
         _grl(domain_adv).iter_num = ckpt['grl_iter_num']
-    optimizer.load_state_dict(ckpt['optimizer'])
-    lr_scheduler.load_state_dict(ckpt['lr_scheduler'])
-    for name, it in iters.items():
-        it.load_state_dict(ckpt['iterators'][name])
     _set_rng_state(ckpt['rng'])
     state['iter'] = ckpt['iter']
     print(f"=> resumed from {path}: epoch {ckpt['epoch']}, iteration {ckpt['iter']}, best_acc1 {ckpt['best_acc1']:.1f}")
@@ -748,10 +809,8 @@ def _run(args, method: Method, device):
     if args.pretrain_iters > 0 and not args.resume:
         pretrain(iters, classifier, args, device)
 
-    optimizer = torch.optim.SGD(unwrap(classifier).get_parameters() + domain_discri.get_parameters(), args.lr,
-                                momentum=args.momentum, weight_decay=args.weight_decay, nesterov=True)
-    lr_scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda x: args.lr * (1. + args.lr_gamma * float(x)) ** (-args.lr_decay))
+    optimizer, lr_scheduler = make_optimizer(unwrap(classifier).get_parameters() + domain_discri.get_parameters(),
+                                             args)
     state = {'iter': 0, 'num_classes': data.num_classes, 'ila_stats': ILAStats()}
     start_epoch, best_acc1 = 0, 0.
     if args.resume:
