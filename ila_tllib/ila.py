@@ -5,7 +5,7 @@ import torch
 import torch.nn as nn
 
 from .affinity import AffinityMiner
-from .losses import MultiSampleContrastiveLoss
+from .losses import MultiSampleContrastiveLoss, anchors
 from .pseudo_labels import KNNPseudoLabeller
 from .similarity import get_similarity
 
@@ -95,5 +95,4 @@ class ILALoss(nn.Module):
     def num_anchors(self) -> int:
         if self.last is None:
             return 0
-        a = self.last.affinity
-        return int(((a > 0).any(dim=1) & (a < 0).any(dim=1)).sum().item())
+        return int(anchors(self.last.affinity).sum().item())

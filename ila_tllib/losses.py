@@ -11,7 +11,7 @@ import torch.nn as nn
 __all__ = ["MultiSampleContrastiveLoss", "AffinityTripletLoss", "get_metric_loss"]
 
 
-def _anchors(affinity: torch.Tensor) -> torch.Tensor:
+def anchors(affinity: torch.Tensor) -> torch.Tensor:
     """Sources with at least one positive and one negative target."""
     return (affinity > 0).any(dim=1) & (affinity < 0).any(dim=1)
 
@@ -63,9 +63,9 @@ class MultiSampleContrastiveLoss(nn.Module):
         self.temperature, self.reduction = temperature, _check_reduction(reduction)
 
     def forward(self, similarity: torch.Tensor, affinity: torch.Tensor) -> torch.Tensor:
-        anchors = _anchors(affinity)
-        logits = similarity[anchors] / self.temperature
-        a = affinity[anchors]
+        rows = anchors(affinity)
+        logits = similarity[rows] / self.temperature
+        a = affinity[rows]
         # only anchor rows are kept, so every masked row has a finite entry and no NaN appears
         log_all = logits.masked_fill(a == 0, float("-inf")).logsumexp(dim=1)
         log_pos = logits.masked_fill(a <= 0, float("-inf")).logsumexp(dim=1)
@@ -93,8 +93,8 @@ class AffinityTripletLoss(nn.Module):
         self.margin, self.reduction = margin, _check_reduction(reduction)
 
     def forward(self, similarity: torch.Tensor, affinity: torch.Tensor) -> torch.Tensor:
-        anchors = _anchors(affinity)
-        s, a = similarity[anchors], affinity[anchors]
+        rows = anchors(affinity)
+        s, a = similarity[rows], affinity[rows]
         hardest_positive = s.masked_fill(a <= 0, float("inf")).min(dim=1).values
         hardest_negative = s.masked_fill(a >= 0, float("-inf")).max(dim=1).values
         per_anchor = (hardest_negative - hardest_positive + self.margin).clamp_min(0.0)

@@ -174,3 +174,15 @@ def test_torchrun_two_processes(tiny_root, tmp_path):
     assert sorted(os.listdir(os.path.join(log, "checkpoints"))) == ["best.pth", "latest.pth", "resume.pth"]
     # the ratio test ran on the global batch: 8 targets in all, round(0.67 * 8) = 5 kept
     assert re.search(r"Kept +5 \( +5\)", text)
+
+
+def test_extra_batch_pretraining_and_ablation_flags(tiny_root, tmp_path):
+    log = str(tmp_path / "log")
+    done = run_script("ila_dann.py", tiny_args(tiny_root, log, "--epochs", "1", "--ila-batch", "extra",
+                                               "--pretrain-iters", "3", "--pseudo-label", "classifier",
+                                               "--metric-loss", "triplet", "--similarity", "cosine"))
+    assert done.returncode == 0, done.stderr
+    text = only_log(log, "train")
+    assert "Pretrain: [0/3]" in text and "Pretrain: [2/3]" in text
+    # the adversary saw tllib's random batch of -b 8 while ILA had its own balanced batch of 3 x 2
+    assert re.search(r"ILA: \d+ of 4 batches", text) and re.search(r"^test_acc1 = ", text, re.M)
