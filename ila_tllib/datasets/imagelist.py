@@ -179,10 +179,14 @@ class ImageList(VisionDataset):
         return [label for _, label in self.samples]
 
     def loader(self, path: str) -> Image.Image:
-        """Open an image and convert it to :attr:`mode`."""
-        with open(path, "rb") as handle:
-            image = Image.open(handle)
-            return image.convert(self.mode)
+        """Open an image and convert it to :attr:`mode`; an unreadable file raises DatasetFormatError naming it."""
+        try:
+            with open(path, "rb") as handle:
+                image = Image.open(handle)
+                return image.convert(self.mode)
+        except (OSError, SyntaxError, ValueError) as e:  # PIL signals broken files with these
+            raise DatasetFormatError("cannot read image {} ({}: {}); replace or delete it and its line in {}".format(
+                path, type(e).__name__, e, self.data_list_file)) from None
 
     def __getitem__(self, index: int):
         path, target = self.samples[index]

@@ -1,0 +1,84 @@
+"""Bad input ends with exit code 2 and one message naming the problem and the fix (scripts run in-process)."""
+import os
+import shutil
+import sys
+
+import pytest
+
+from test_scripts import SCRIPTS, make_image_list, tiny_args
+
+sys.path.insert(0, SCRIPTS)
+import ila_dann  # noqa: E402
+import utils  # noqa: E402
+
+
+@pytest.fixture()
+def root(tmp_path):
+    return make_image_list(tmp_path / "data", per_class=4)
+
+
+def run_dann(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        utils.main(ila_dann.DANN, "test", [str(a) for a in argv])
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return exit_info.value.code, err
+
+
+def edit_list(root, domain, transform):
+    path = os.path.join(root, "image_list", f"{domain}.txt")
+    lines = open(path).read().splitlines()
+    with open(path, "w") as f:
+        f.write("\n".join(transform(lines)) + "\n")
+
+
+def test_malformed_line(root, tmp_path, capsys):
+    edit_list(root, "src", lambda lines: lines[:3] + ["just-a-path-without-label"] + lines[3:])
+    code, err = run_dann(tiny_args(root, tmp_path / "log"), capsys)
+    assert code == 2 and "src.txt" in err and "line 4" in err
+
+
+def test_missing_image_file(root, tmp_path, capsys):
+    os.remove(os.path.join(root, "src", "1", "2.png"))
+    code, err = run_dann(tiny_args(root, tmp_path / "log"), capsys)
+    assert code == 2 and "src/1/2.png" in err
+
+
+def test_label_outside_the_class_list(root, tmp_path, capsys):
+    with open(os.path.join(root, "classes.txt"), "w") as f:
+        f.write("a\nb\n")                      # 2 classes, but the lists use labels 0..2
+    code, err = run_dann(tiny_args(root, tmp_path / "log"), capsys)
+    assert code == 2 and "label" in err and "2" in err
+
+
+def test_unreadable_image(root, tmp_path, capsys):
+    with open(os.path.join(root, "tgt", "0", "1.png"), "wb") as f:
+        f.write(b"this is not a png")
+    code, err = run_dann(tiny_args(root, tmp_path / "log", "--epochs", "1", "-i", "6"), capsys)
+    assert code == 2 and "cannot read image" in err and "tgt/0/1.png" in err
+
+
+def test_source_cannot_be_class_balanced(root, tmp_path, capsys):
+    with open(os.path.join(root, "classes.txt"), "w") as f:
+        f.write("a\nb\nc\nd\n")                # class d has no source sample
+    code, err = run_dann(tiny_args(root, tmp_path / "log"), capsys)
+    assert code == 2 and "cannot be class-balanced" in err and "[3]" in err
+
+
+def test_incomplete_benchmark_dataset(tmp_path, capsys):
+    root = tmp_path / "office31"
+    (root / "image_list").mkdir(parents=True)
+    (root / "image_list" / "amazon.txt").write_text("amazon/images/bike/frame_0001.jpg 1\n")
+    code, err = run_dann([root, "-s", "A", "-t", "W", "--log", tmp_path / "log"], capsys)
+    # the source list exists but its images do not: the message names what is missing and the layout
+    assert code == 2 and "dataset files not found" in err and str(root / "amazon") in err and "OfflineDigits" in err
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--temperature", "0"], "--temperature must be positive"),
+    (["--mu", "0.01"], "keeps no target"),
+    (["-j", "-1"], "--workers cannot be negative"),
+])
+def test_flag_values(root, tmp_path, capsys, extra, message):
+    code, err = run_dann(tiny_args(root, tmp_path / "log") + extra, capsys)
+    assert code == 2 and message in err
