@@ -82,3 +82,31 @@ def test_incomplete_benchmark_dataset(tmp_path, capsys):
 def test_flag_values(root, tmp_path, capsys, extra, message):
     code, err = run_dann(tiny_args(root, tmp_path / "log") + extra, capsys)
     assert code == 2 and message in err
+
+
+def test_failed_weight_download_names_the_fix(root, tmp_path, capsys, monkeypatch):
+    import urllib.error
+
+    import torch.hub
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("Name or service not known")
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    argv = [a for a in tiny_args(root, tmp_path / "log") if a != "--scratch"] + ["-a", "resnet18"]
+    code, err = run_dann(argv, capsys)
+    assert code == 2 and "could not build 'resnet18' with ImageNet weights" in err and "--pretrained PATH" in err
+
+
+def test_local_pretrained_weights(root, tmp_path, capsys):
+    import torch
+    import torchvision
+    weights = tmp_path / "resnet18.pth"
+    reference = torchvision.models.resnet18()
+    torch.save(reference.state_dict(), weights)
+    backbone = utils.get_model("resnet18", pretrained=str(weights))
+    assert torch.equal(backbone.conv1.weight, reference.conv1.weight)
+    assert backbone.out_features == 512
+    bad = tmp_path / "bad.pth"
+    torch.save({"backbone." + k: v for k, v in reference.state_dict().items()}, bad)
+    with pytest.raises(utils.UsageError, match="none of its keys fit"):
+        utils.get_model("resnet18", pretrained=str(bad))
