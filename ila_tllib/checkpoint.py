@@ -16,6 +16,9 @@ def save_atomic(obj, path: str):
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the mode torch.save would
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
