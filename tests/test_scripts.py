@@ -164,7 +164,8 @@ def test_torchrun_two_processes(tiny_root, tmp_path):
     log = str(tmp_path / "log")
     env = dict(os.environ, OMP_NUM_THREADS="1", ILA_TLLIB_BACKEND="standalone")
     # '--' keeps torchrun's own parser away from the script's flags (it would read --log as ambiguous)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=0",
+    # --standalone: a local rendezvous on a free port (a fixed or zero --master_port can clash or hang)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            os.path.join(SCRIPTS, "ila_cdan.py"), "--"] + tiny_args(tiny_root, log, "--seed", "0", "--epochs", "1")
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
