@@ -72,7 +72,7 @@ def main():
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--iters-per-epoch", type=int, default=500)
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
-    parser.add_argument("--ila-flags", default="--ila-start-iter 500 --ila-trade-off 1.0",
+    parser.add_argument("--ila-flags", default="--ila-start-iter 500 --ila-trade-off 2.0",
                         help="ILA flags added to every ILA-DA run (schedule and weight)")
     parser.add_argument("--tasks", nargs="+", default=["mnist:uci", "uci:mnist"])
     parser.add_argument("--jobs", type=int, default=2)
