@@ -3,15 +3,25 @@
     python benchmarks/ila_loss_speed.py [--sizes 32 124 512 2048] [--repeat 20]
 
 n counts source + target samples (half each); d = 256; the source batch is class-balanced.
-Prints one markdown table per device (CPU, and CUDA when present).
+Prints one markdown table per device (CPU, and CUDA when present). Two references:
+
+* "loop": Eq. 4-7 with a Python loop over targets and sources, each step a row-wise tensor op, so
+  autograd works and the forward + backward time compares like with like;
+* "oracle": the tests' plain-Python oracle (tests/ila_oracle.py, lists of floats). It has no
+  backward, so its forward time alone is shown (n <= --oracle-max).
 """
 import argparse
+import os
 import statistics
+import sys
 import time
 
 import torch
 
 from ila_tllib import ILALoss
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
+from ila_oracle import ila_oracle  # noqa: E402
 
 
 def loop_ila_loss(f_s, y_s, f_t, k, mu, m):
@@ -70,14 +80,16 @@ def main():
     parser.add_argument("--dim", type=int, default=256)
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--loop-max", type=int, default=2048, help="largest n for which the loop is timed")
+    parser.add_argument("--oracle-max", type=int, default=124, help="largest n for which the oracle is timed")
     args = parser.parse_args()
     torch.manual_seed(0)
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, d = {args.dim}, k = 5, mu = 0.67, "
           f"median of {args.repeat}")
     for device in devices:
-        print(f"\n| device | n (src+tgt) | classes x m | ILALoss fwd+bwd ms | loop fwd+bwd ms | speed-up |")
-        print("|---|---|---|---|---|---|")
+        print("\n| device | n (src+tgt) | classes x m | ILALoss fwd+bwd ms | loop fwd+bwd ms | speed-up "
+              "| oracle fwd ms | speed-up |")
+        print("|---|---|---|---|---|---|---|---|")
         for n in args.sizes:
             f_s, y_s, f_t, m = batch(n, args.dim, device)
             ila = ILALoss(k=5, mu=0.67)
@@ -91,7 +103,15 @@ def main():
                 loop_text, speedup = f"{slow:.2f}", f"{slow / fast:.0f}x"
             else:
                 loop_text, speedup = "-", "-"
-            print(f"| {device.type} | {n} | {len(torch.unique(y_s))} x {m} | {fast:.3f} | {loop_text} | {speedup} |")
+            if n <= args.oracle_max:
+                lists = f_s.tolist(), y_s.tolist(), f_t.tolist()
+                slowest = time_ms(lambda: ila_oracle(*lists, 5, 0.67, m), 3, device)
+                assert abs(ila_oracle(*lists, 5, 0.67, m)[0] - ila(f_s, y_s, f_t).item()) < 1e-4, n
+                oracle_text, oracle_speedup = f"{slowest:.0f}", f"{slowest / fast:.0f}x"
+            else:
+                oracle_text, oracle_speedup = "-", "-"
+            print(f"| {device.type} | {n} | {len(torch.unique(y_s))} x {m} | {fast:.3f} | {loop_text} | {speedup} "
+                  f"| {oracle_text} | {oracle_speedup} |")
 
 
 if __name__ == "__main__":

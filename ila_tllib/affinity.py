@@ -27,16 +27,15 @@ def keep_top_fraction(score: torch.Tensor, mu: float) -> torch.Tensor:
         raise ValueError(f"mu={mu} must lie in (0, 1]: it is the fraction of target samples kept")
     n = score.shape[0]
     n_keep = min(n, int(mu * n + 0.5))
+    if n_keep == n:
+        return torch.ones(n, dtype=torch.bool, device=score.device)
     kept = torch.zeros(n, dtype=torch.bool, device=score.device)
-    if n_keep > 0:
-        kept[score.topk(n_keep).indices] = True
-    return kept
+    return kept.index_fill_(0, score.topk(n_keep).indices, True)
 
 
 def affinity_matrix(y_s: torch.Tensor, labels_t: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
     r"""Instance affinity :math:`A` of shape :math:`(N_s, N_t)` with entries +1 / −1 / 0 (float)."""
-    same = (y_s[:, None] == labels_t[None, :]).to(torch.float32)
-    return (2.0 * same - 1.0) * kept[None, :].to(torch.float32)
+    return torch.where(y_s[:, None] == labels_t[None, :], 1.0, -1.0) * kept
 
 
 @dataclass

@@ -63,16 +63,43 @@ class MultiSampleContrastiveLoss(nn.Module):
         self.temperature, self.reduction = temperature, _check_reduction(reduction)
 
     def forward(self, similarity: torch.Tensor, affinity: torch.Tensor) -> torch.Tensor:
-        rows = anchors(affinity)
-        logits = similarity[rows] / self.temperature
-        a = affinity[rows]
-        # only anchor rows are kept, so every masked row has a finite entry and no NaN appears
-        log_all = logits.masked_fill(a == 0, float("-inf")).logsumexp(dim=1)
-        log_pos = logits.masked_fill(a <= 0, float("-inf")).logsumexp(dim=1)
-        return _reduce(log_all - log_pos, self.reduction)
+        positive = affinity > 0
+        rows = positive.any(dim=1) & (affinity < 0).any(dim=1)
+        excluded = torch.stack((affinity == 0, ~positive))    # outside P ∪ N, outside P
+        per_source = _PerSourceMSC.apply(similarity, excluded, rows, self.temperature)
+        if self.reduction == "none":
+            return per_source[rows]
+        total = per_source.sum()     # an exact 0, still in the graph, when no source is an anchor
+        return total / rows.sum().clamp_min(1) if self.reduction == "mean" else total
 
     def extra_repr(self):
         return f"temperature={self.temperature}, reduction={self.reduction!r}"
+
+
+class _PerSourceMSC(torch.autograd.Function):
+    r"""Per-source MSC loss :math:`L_i` over whole rows (0 for non-anchors), with a hand-written backward.
+
+    :math:`\partial L_i / \partial \phi_{ij} = (p^{P \cup N}_{ij} - p^{P}_{ij}) / \tau`, where :math:`p^S_i` is
+    the softmax of row :math:`i` restricted to :math:`S`. Writing it by hand records one node instead of
+    a dozen (their overhead dominates on small batches) and lets rows with nothing to contrast (an
+    empty softmax, NaN) be zeroed explicitly.
+    """
+
+    @staticmethod
+    def forward(ctx, similarity, excluded, rows, temperature):
+        logits = similarity if temperature == 1.0 else similarity / temperature
+        masked = logits.expand(2, -1, -1).masked_fill(excluded, float("-inf"))
+        log_all, log_pos = log_sums = masked.logsumexp(dim=2)
+        ctx.save_for_backward(masked, log_sums, rows)
+        ctx.temperature = temperature
+        return torch.where(rows, log_all - log_pos, 0.0)
+
+    @staticmethod
+    def backward(ctx, grad):
+        masked, log_sums, rows = ctx.saved_tensors
+        softmax_all, softmax_pos = (masked - log_sums.unsqueeze(2)).exp_()
+        grad = torch.where(rows.unsqueeze(1), softmax_all - softmax_pos, 0.0) * grad.unsqueeze(1)
+        return (grad if ctx.temperature == 1.0 else grad / ctx.temperature), None, None, None
 
 
 class AffinityTripletLoss(nn.Module):

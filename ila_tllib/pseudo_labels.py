@@ -77,17 +77,14 @@ def similarity_ratio(similarity_ts: torch.Tensor, y_s: torch.Tensor, labels_t: t
     """
     m = min(int(m), similarity_ts.shape[1])
     like = labels_t[:, None] == y_s[None, :]
-
-    def top_m_sum(member: torch.Tensor) -> torch.Tensor:
-        masked = similarity_ts.masked_fill(~member, float("-inf"))
-        top = masked.topk(m, dim=1).values
-        return top.masked_fill(torch.isinf(top), 0.0).sum(dim=1)
-
-    like_sum, unlike_sum = top_m_sum(like), top_m_sum(~like)
-    has_unlike = (~like).any(dim=1)
+    # like and unlike in one (2, N_t, N_s) pass; non-members are -inf, so they are picked last
+    outsiders = torch.stack((~like, like))
+    top = similarity_ts.expand(2, -1, -1).masked_fill(outsiders, float("-inf")).topk(m, dim=2).values
+    present = top > float("-inf")                          # fewer than m members: sum what exists
+    like_sum, unlike_sum = torch.where(present, top, 0.0).sum(dim=2)
+    has_unlike = present[1, :, 0]
     # the ratio assumes a positive φ (as Eq. 6); a target without unlike sources ranks first
-    return torch.where(has_unlike, like_sum / torch.where(has_unlike, unlike_sum, 1.0),
-                       torch.full_like(like_sum, float("inf")))
+    return torch.where(has_unlike, like_sum / unlike_sum, float("inf"))
 
 
 class KNNPseudoLabeller(nn.Module):
@@ -109,8 +106,9 @@ class KNNPseudoLabeller(nn.Module):
 
     @torch.no_grad()
     def forward(self, similarity_ts, y_s, logits_t=None, num_classes=None) -> PseudoLabels:
-        labels = knn_vote(similarity_ts, y_s, self.k, num_classes)
-        m = self.m if self.m is not None else int(torch.bincount(y_s).max().item())
+        counts = torch.bincount(y_s, minlength=num_classes or 0)
+        labels = knn_vote(similarity_ts, y_s, self.k, len(counts))
+        m = self.m if self.m is not None else int(counts.max().item())
         return PseudoLabels(labels, similarity_ratio(similarity_ts, y_s, labels, m))
 
     def extra_repr(self):

@@ -131,13 +131,28 @@ def test_hand_computed_four_by_four():
     assert loss.item() == pytest.approx(expected, rel=1e-12)
 
 
-def test_gradcheck_float64():
+@pytest.mark.parametrize("temperature, mu", [(1.0, 0.8), (0.5, 0.4)])
+def test_gradcheck_float64(temperature, mu):
     f_s, y_s, f_t = make_batch(3, n_classes=3, per_class=2, n_t=5, d=3)
-    ila = ILALoss(k=3, mu=0.8)
+    ila = ILALoss(k=3, mu=mu, temperature=temperature)
     ila(f_s, y_s, f_t)
     assert ila.num_anchors > 0      # the case really contrasts something
+    if mu < 0.5:                    # ... and leaves some sources out (their gradient must be 0, not NaN)
+        assert ila.num_anchors < len(y_s)
     assert torch.autograd.gradcheck(lambda a, b: ila(a, y_s, b),
                                     (f_s.requires_grad_(), f_t.requires_grad_()), eps=1e-6, atol=1e-6)
+
+
+def test_similarity_gradient_matches_autograd_through_cdist():
+    # the hand-written backward of φ against autograd of 1 / (1 + cdist), at a size where cdist uses mm
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(40, 16, generator=g, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(30, 16, generator=g, dtype=torch.float64, requires_grad=True)
+    weights = torch.randn(40, 30, generator=g, dtype=torch.float64)
+    ours = torch.autograd.grad((ila_tllib.InverseEuclideanSimilarity()(a, b) * weights).sum(), (a, b))
+    reference = torch.autograd.grad((1 / (1 + torch.cdist(a, b)) * weights).sum(), (a, b))
+    for x, y in zip(ours, reference):
+        torch.testing.assert_close(x, y, rtol=1e-9, atol=1e-12)
 
 
 def test_gradient_reaches_both_domains_and_not_through_mining():
