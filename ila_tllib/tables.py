@@ -30,11 +30,13 @@ PAPER_AVG = {
 }
 # flags that never separate rows: seeds are averaged, tasks are columns
 IGNORED = {"seed", "log", "phase", "workers", "print_freq", "root", "per_class_eval", "source", "target"}
+# flags added after some logs were written: a log without one ran with its default
+LATER_FLAGS = {"balanced_source": False}
 
 
 class Run:
     def __init__(self, args: dict, acc: float, path: str):
-        self.args, self.acc, self.path = args, acc, path
+        self.args, self.acc, self.path = {**LATER_FLAGS, **args}, acc, path
 
     @property
     def base(self) -> str:
@@ -46,6 +48,8 @@ class Run:
     def method(self) -> str:
         if self.base != "ERM" and self.args.get("ila_trade_off", 0) > 0:
             return "ILA-DA+" + self.base
+        if self.args.get("balanced_source"):    # the sampling control: ILA's batches, no ILA term
+            return self.base + " (balanced source)"
         return self.base
 
     @property
@@ -132,8 +136,9 @@ def format_table(runs: List[Run]) -> str:
             rows.append(row)
         cells[(row, r.task)].append(r.acc)
         data[row] = r.args.get("data")
-    order = {"ERM": 0, "DANN": 1, "ILA-DA+DANN": 2, "CDAN": 3, "ILA-DA+CDAN": 4}
-    rows.sort(key=lambda n: (order.get(n.split(" (")[0], 9), n))
+    order = {"ERM": 0, "DANN": 1, "DANN (balanced source)": 2, "ILA-DA+DANN": 3, "CDAN": 4,
+             "CDAN (balanced source)": 5, "ILA-DA+CDAN": 6}
+    rows.sort(key=lambda n: (order.get(n, order.get(n.split(" (")[0], 9)), n))
     lines = ["| Method | Origin | Avg | " + " | ".join(tasks) + " | seeds |",
              "|---" * (len(tasks) + 4) + "|"]
     for row in rows:

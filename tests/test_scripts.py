@@ -112,6 +112,8 @@ def test_same_seed_same_result_and_baselines(tiny_root, tmp_path):
         if extra:
             assert "ILA Loss" not in only_log(log, "train")
     assert accs[0] == accs[1]
+    assert "batches: source class-balanced (3 classes x 2 = 6), target random (8)" in only_log(tmp_path / "a", "train")
+    assert "batches: source random (8), target random (8)" in only_log(tmp_path / "cdan", "train")
     table = format_table(collect([str(tmp_path)])).splitlines()
     rows = {line.split(" | ")[0].strip("| "): line for line in table[2:]}
     assert set(rows) == {"ERM", "CDAN", "ILA-DA+CDAN"}
@@ -135,6 +137,7 @@ def test_headline_command_without_data_is_a_clear_error(tmp_path):
     (["--k", "500"], r"--k 500 .*larger than the class-balanced source batch"),
     (["-a", "no_such_net"], r"unknown architecture 'no_such_net'"),
     (["--samples-per-class", "20"], None),  # 8 per class but 20 asked: fine, classes cycle
+    (["--balanced-source", "--ila-batch", "extra"], r"--balanced-source .*contradicts --ila-batch extra"),
 ])
 def test_bad_input_exits_2_with_a_message(tiny_root, tmp_path, extra, message):
     args = tiny_args(tiny_root, str(tmp_path / "log"), "--epochs", "1", "-i", "1")
@@ -177,6 +180,19 @@ def test_torchrun_two_processes(tiny_root, tmp_path):
     assert re.search(r"Kept +5 \( +5\)", text)
 
 
+def test_balanced_source_control_has_its_own_row(tiny_root, tmp_path):
+    # the sampling control: ILA's class-balanced source batch, no ILA term
+    log = str(tmp_path / "control")
+    done = run_script("ila_dann.py", tiny_args(tiny_root, log, "--epochs", "1", "--ila-trade-off", "0",
+                                               "--balanced-source"))
+    assert done.returncode == 0, done.stderr
+    text = only_log(log, "train")
+    assert "batches: source class-balanced (3 classes x 2 = 6), target random (8)" in text
+    assert "ILA Loss" not in text
+    table = format_table(collect([str(tmp_path)])).splitlines()
+    assert table[2].startswith("| DANN (balanced source) |")
+
+
 def test_extra_batch_pretraining_and_ablation_flags(tiny_root, tmp_path):
     log = str(tmp_path / "log")
     done = run_script("ila_dann.py", tiny_args(tiny_root, log, "--epochs", "1", "--ila-batch", "extra",
@@ -185,5 +201,6 @@ def test_extra_batch_pretraining_and_ablation_flags(tiny_root, tmp_path):
     assert done.returncode == 0, done.stderr
     text = only_log(log, "train")
     assert "Pretrain: [0/3]" in text and "Pretrain: [2/3]" in text
+    assert "batches: source random (8), target random (8); ILA's source batch class-balanced (3 classes x 2 = 6)" in text
     # the adversary saw tllib's random batch of -b 8 while ILA had its own balanced batch of 3 x 2
     assert re.search(r"ILA: \d+ of 4 batches", text) and re.search(r"^test_acc1 = ", text, re.M)

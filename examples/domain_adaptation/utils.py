@@ -106,6 +106,9 @@ def get_parser(method: str, description: str) -> argparse.ArgumentParser:
     g.add_argument('--ila-batch', default='shared', choices=['shared', 'extra'],
                    help="shared: the source batch itself is class-balanced (paper); extra: tllib's random source "
                         "batch for CE and the adversary plus a separate balanced source batch for ILA only")
+    g.add_argument('--balanced-source', action='store_true',
+                   help='class-balanced source batch for CE and the adversary even with --ila-trade-off 0: '
+                        'measures what the sampling alone does to a baseline')
     g.add_argument('--pretrain-iters', default=0, type=int, help='source-only iterations before adaptation (default: 0)')
     g.add_argument('--ila-start-iter', default=0, type=int, help='adaptation iteration at which the ILA loss starts')
     g.add_argument('--temperature', default=1.0, type=float, help='temperature dividing the similarity in MSC')
@@ -120,8 +123,21 @@ def ila_enabled(args) -> bool:
     return args.ila_trade_off > 0
 
 
+def describe_batches(args, num_classes: int) -> str:
+    """One log line saying which batches CE, the adversary and ILA see."""
+    classes = args.classes_per_batch or num_classes
+    balanced = f"class-balanced ({classes} classes x {args.samples_per_class} = {classes * args.samples_per_class})"
+    source = balanced if balanced_source(args) else f"random ({args.batch_size})"
+    text = f"batches: source {source}, target random ({args.batch_size})"
+    if ila_enabled(args) and not balanced_source(args) and args.samples_per_class > 0:
+        text += f"; ILA's source batch {balanced}"
+    return text
+
+
 def balanced_source(args) -> bool:
     """Whether the source batch of CE and the adversary is class-balanced."""
+    if args.balanced_source:
+        return True
     return ila_enabled(args) and args.ila_batch == 'shared' and args.samples_per_class > 0
 
 
@@ -144,6 +160,9 @@ def check_args(args):
             raise UsageError(f"--{name.replace('_', '-')} cannot be negative")
     if args.lr <= 0 or args.temperature <= 0:
         raise UsageError("--lr and --temperature must be positive")
+    if args.balanced_source and (args.samples_per_class == 0 or (ila_enabled(args) and args.ila_batch == 'extra')):
+        raise UsageError("--balanced-source needs --samples-per-class > 0 and contradicts --ila-batch extra "
+                         "(which keeps tllib's random source batch for CE and the adversary)")
     if ila_enabled(args) and args.ila_batch == 'extra' and args.samples_per_class == 0:
         raise UsageError("--ila-batch extra needs --samples-per-class > 0")
     if ila_enabled(args) and int(args.mu * args.batch_size + 0.5) == 0:
@@ -699,6 +718,8 @@ def resume_config(args, state) -> dict:
             'classes_per_batch', 'batch_size', 'data', 'source', 'target')
     config = {k: getattr(args, k, None) for k in keys}
     config.update(num_classes=state['num_classes'], ila=ila_enabled(args))
+    if args.balanced_source:   # only when set, so that checkpoints written before the flag existed still match
+        config['balanced_source'] = True
     return config
 
 
@@ -794,6 +815,7 @@ def _run(args, method: Method, device):
         iters['source'] = ResumableForeverIterator(random_loader(data.train_source, args.batch_size, args.workers, seed))
         if ila_enabled(args) and args.samples_per_class > 0:
             iters['ila_source'] = ResumableForeverIterator(balanced_loader(data.train_source, args, data.num_classes, seed + 2))
+    print(describe_batches(args, data.num_classes))
     ila = build_ila_loss(args) if ila_enabled(args) else None
 
     if dist_utils.is_distributed():
