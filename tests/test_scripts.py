@@ -169,7 +169,8 @@ def test_torchrun_two_processes(tiny_root, tmp_path):
     # '--' keeps torchrun's own parser away from the script's flags (it would read --log as ambiguous)
     # --standalone: a local rendezvous on a free port (a fixed or zero --master_port can clash or hang)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           os.path.join(SCRIPTS, "ila_cdan.py"), "--"] + tiny_args(tiny_root, log, "--seed", "0", "--epochs", "1")
+           os.path.join(SCRIPTS, "ila_cdan.py"), "--"] + tiny_args(tiny_root, log, "--seed", "0", "--epochs", "1",
+                                                                 "--per-class-eval")
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     text = only_log(log, "train")                      # exactly one log: only rank 0 writes
@@ -178,6 +179,9 @@ def test_torchrun_two_processes(tiny_root, tmp_path):
     assert sorted(os.listdir(os.path.join(log, "checkpoints"))) == ["best.pth", "latest.pth", "resume.pth"]
     # the ratio test ran on the global batch: 8 targets in all, round(0.67 * 8) = 5 kept
     assert re.search(r"Kept +5 \( +5\)", text)
+    # per-class evaluation counts both shards (24 target images), not process 0's 12
+    counts = re.findall(r"^per-class accuracy over (\d+) samples", text, re.M)
+    assert counts and set(counts) == {"24"}
 
 
 def test_balanced_source_control_has_its_own_row(tiny_root, tmp_path):

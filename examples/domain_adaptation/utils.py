@@ -573,9 +573,14 @@ def validate(val_loader, model, args, device, class_names=None) -> float:
         correct = dist_utils.reduce_sum(torch.tensor(top1.sum, dtype=torch.float64))
         count = dist_utils.reduce_sum(torch.tensor(top1.count, dtype=torch.float64))
         top1.avg = (correct / count).item()
+        if confmat is not None:   # the per-class counts of every shard, not of process 0 alone
+            n = len(class_names)
+            local = confmat.mat if confmat.mat is not None else torch.zeros((n, n), dtype=torch.int64, device=device)
+            confmat.mat = dist_utils.reduce_sum(local)
     print(' * Acc@1 {top1.avg:.3f}'.format(top1=top1))
     if confmat is not None:
         print(confmat.format(class_names))
+        print(f"per-class accuracy over {int(confmat.mat.sum()) if confmat.mat is not None else 0} samples")
     return top1.avg
 
 
