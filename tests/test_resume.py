@@ -41,6 +41,26 @@ def test_two_epochs_equal_one_plus_resume(root, tmp_path):
         assert torch.equal(wa[k], wb[k]), k
 
 
+def test_torchrun_two_epochs_equal_one_plus_resume(root, tmp_path):
+    # each process draws its own dropout masks; a resume must give every process its own RNG back
+    env = dict(os.environ, OMP_NUM_THREADS="1", ILA_TLLIB_BACKEND="standalone")
+
+    def torchrun(log, *extra):
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+               os.path.join(SCRIPTS, "ila_cdan.py"), "--"] + tiny_args(root, log, "--seed", "1", *extra)
+        done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done
+
+    straight, resumed = str(tmp_path / "straight"), str(tmp_path / "resumed")
+    torchrun(straight, "--epochs", "2")
+    torchrun(resumed, "--epochs", "1")
+    torchrun(resumed, "--epochs", "2", "--resume")
+    wa, wb = final_weights(straight), final_weights(resumed)
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), k
+
+
 def test_sigkill_mid_epoch_then_resume(root, tmp_path):
     log = str(tmp_path / "log")
     args = tiny_args(root, log, "--seed", "0", "--epochs", "4", "-i", "25", "-p", "1")

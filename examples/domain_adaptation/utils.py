@@ -723,6 +723,8 @@ def resume_config(args, state) -> dict:
             'classes_per_batch', 'batch_size', 'data', 'source', 'target')
     config = {k: getattr(args, k, None) for k in keys}
     config.update(num_classes=state['num_classes'], ila=ila_enabled(args))
+    if dist_utils.world_size() > 1:   # per-process RNG states and shards: the same number of processes
+        config['processes'] = dist_utils.world_size()
     if args.balanced_source:   # only when set, so that checkpoints written before the flag existed still match
         config['balanced_source'] = True
     return config
@@ -730,6 +732,11 @@ def resume_config(args, state) -> dict:
 
 def save_resume_state(args, epoch, best_acc1, state, classifier, domain_adv, optimizer, lr_scheduler, iters):
     """Everything an exact continuation needs, written atomically after every epoch (process 0)."""
+    rng = _rng_state()
+    if dist_utils.is_distributed():   # every process draws its own dropout masks: keep each one's RNG
+        states = [None] * dist_utils.world_size()
+        dist.all_gather_object(states, rng)
+        rng = {'per_process': states}
     if not dist_utils.is_main_process():
         return
     grl = _grl(domain_adv)
@@ -740,7 +747,7 @@ def save_resume_state(args, epoch, best_acc1, state, classifier, domain_adv, opt
         'grl_iter_num': getattr(grl, 'iter_num', None),
         'optimizer': optimizer.state_dict(), 'lr_scheduler': lr_scheduler.state_dict(),
         'iterators': {name: it.state_dict() for name, it in iters.items()},
-        'rng': _rng_state(),
+        'rng': rng,
     }, checkpoint_path(args, 'resume'))
 
 
@@ -765,7 +772,8 @@ def load_resume_state(args, state, classifier, domain_adv, optimizer, lr_schedul
         raise UsageError(f"--resume: {path} does not fit this run ({str(e).splitlines()[0]})") from None
     if ckpt['grl_iter_num'] is not None:
         _grl(domain_adv).iter_num = ckpt['grl_iter_num']
-    _set_rng_state(ckpt['rng'])
+    rng = ckpt['rng']
+    _set_rng_state(rng['per_process'][dist_utils.rank()] if 'per_process' in rng else rng)
     state['iter'] = ckpt['iter']
     print(f"=> resumed from {path}: epoch {ckpt['epoch']}, iteration {ckpt['iter']}, best_acc1 {ckpt['best_acc1']:.1f}")
     return ckpt['epoch'], ckpt['best_acc1']
