@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from ila_tllib.tables import collect, format_table
@@ -86,6 +87,25 @@ def test_train_test_analysis(tiny_root, tmp_path, script):
     assert os.path.getsize(os.path.join(log, "visualize", "TSNE.pdf")) > 1000
     with Image.open(os.path.join(log, "visualize", "affinity.png")) as im:
         assert im.size[0] > 3 * im.size[1] / 2        # three panels side by side
+
+
+def test_cached_images_give_the_same_run(tiny_root, tmp_path):
+    sys.path.insert(0, SCRIPTS)
+    import utils
+    # res. resizing without flips is transformed once; tllib's default (random crop and flip) is not
+    assert utils.draws_nothing_at_random(utils.get_train_transform('res.', hflip=False, resize_size=28))
+    assert not utils.draws_nothing_at_random(utils.get_train_transform('default'))
+    assert not utils.draws_nothing_at_random(utils.get_train_transform('res.', hflip=True))
+    logs = [str(tmp_path / name) for name in ("plain", "cached")]
+    for log, extra in zip(logs, ([], ["--cache-images"])):
+        done = run_script("ila_cdan.py", tiny_args(tiny_root, log, "--seed", "2", "--epochs", "1", *extra))
+        assert done.returncode == 0, done.stderr
+    weights = [torch.load(os.path.join(log, "checkpoints", "latest.pth"), weights_only=True) for log in logs]
+    for k in weights[0]:
+        assert torch.equal(weights[0][k], weights[1][k]), k
+    # the analysis swaps in the validation transform: the cached training transform must not be applied too
+    done = run_script("ila_cdan.py", tiny_args(tiny_root, logs[1], "--phase", "analysis", "--cache-images"))
+    assert done.returncode == 0, done.stderr
 
 
 def test_issue_command_on_offline_digits(tmp_path):

@@ -236,20 +236,39 @@ def get_dataset(args) -> Data:
     test = domains(args.target, 'test', val_t)
     if args.cache_images:
         for dataset in (source, target, test):
-            cache_decoded_images(dataset)
+            cache_images(dataset)
     names = class_names(source)
     if class_names(target) != names:
         raise UsageError("source and target domains have different class lists")
     return Data(source, target, test, test, len(names), names)
 
 
-def cache_decoded_images(dataset):
-    """Memoise the image loader of ImageList-style datasets (transforms still run on every access)."""
+# transforms that draw nothing at random: their output can be computed once per image
+DETERMINISTIC_TRANSFORMS = (T.Resize, T.CenterCrop, T.ToTensor, T.Normalize, T.Grayscale)
+
+
+def draws_nothing_at_random(transform) -> bool:
+    if isinstance(transform, T.Compose):
+        return all(draws_nothing_at_random(t) for t in transform.transforms)
+    return isinstance(transform, DETERMINISTIC_TRANSFORMS)
+
+
+def cache_images(dataset):
+    """--cache-images for ImageList-style datasets: each image is decoded once; when the transform draws
+    nothing at random (e.g. res. resizing without flips, as for digits) it is also transformed once.
+    The samples are the same, only faster. ``image_loader`` keeps the plain loader for other transforms."""
     import functools
     parts = dataset.datasets if isinstance(dataset, ConcatDataset) else [dataset]
     for part in parts:
-        if hasattr(part, 'loader') and callable(part.loader):
-            part.loader = functools.lru_cache(maxsize=None)(part.loader)
+        if not callable(getattr(part, 'loader', None)):
+            continue
+        part.image_loader = part.loader
+        if part.transform is not None and draws_nothing_at_random(part.transform):
+            transform, load = part.transform, part.loader
+            part.loader = functools.lru_cache(maxsize=None)(lambda path: transform(load(path)))
+            part.transform = None
+        else:
+            part.image_loader = part.loader = functools.lru_cache(maxsize=None)(part.loader)
 
 
 def seed_worker(worker_id):
@@ -632,6 +651,8 @@ def _with_transform(dataset, transform):
         return ConcatDataset([_with_transform(d, transform) for d in dataset.datasets])
     clone = copy.copy(dataset)
     clone.transform = transform
+    if hasattr(clone, 'image_loader'):   # --cache-images may have folded the old transform into the loader
+        clone.loader = clone.image_loader
     if hasattr(clone, 'transforms') and hasattr(clone.transforms, 'transform'):
         clone.transforms = copy.copy(clone.transforms)
         clone.transforms.transform = transform
