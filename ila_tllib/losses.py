@@ -89,15 +89,20 @@ class _PerSourceMSC(torch.autograd.Function):
     def forward(ctx, similarity, excluded, rows, temperature):
         logits = similarity if temperature == 1.0 else similarity / temperature
         masked = logits.expand(2, -1, -1).masked_fill(excluded, float("-inf"))
-        log_all, log_pos = log_sums = masked.logsumexp(dim=2)
-        ctx.save_for_backward(masked, log_sums, rows)
+        # a log-sum-exp shifted by the row maximum; rows with nothing to contrast turn NaN here
+        # and are replaced by 0 below (forward) and in backward
+        shift = masked.amax(dim=2, keepdim=True)
+        e = masked.sub_(shift).exp_()
+        sums = e.sum(dim=2)
+        log_all, log_pos = sums.log() + shift.squeeze(2)
+        ctx.save_for_backward(e, sums, rows)
         ctx.temperature = temperature
         return torch.where(rows, log_all - log_pos, 0.0)
 
     @staticmethod
     def backward(ctx, grad):
-        masked, log_sums, rows = ctx.saved_tensors
-        softmax_all, softmax_pos = (masked - log_sums.unsqueeze(2)).exp_()
+        e, sums, rows = ctx.saved_tensors
+        softmax_all, softmax_pos = e / sums.unsqueeze(2)
         grad = torch.where(rows.unsqueeze(1), softmax_all - softmax_pos, 0.0) * grad.unsqueeze(1)
         return (grad if ctx.temperature == 1.0 else grad / ctx.temperature), None, None, None
 
