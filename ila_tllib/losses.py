@@ -63,10 +63,12 @@ class MultiSampleContrastiveLoss(nn.Module):
         self.temperature, self.reduction = temperature, _check_reduction(reduction)
 
     def forward(self, similarity: torch.Tensor, affinity: torch.Tensor) -> torch.Tensor:
-        positive = affinity > 0
-        rows = positive.any(dim=1) & (affinity < 0).any(dim=1)
-        excluded = torch.stack((affinity == 0, ~positive))    # outside P ∪ N, outside P
-        per_source = _PerSourceMSC.apply(similarity, excluded, rows, self.temperature)
+        rows = anchors(affinity)
+        if similarity.shape[1] == 0:   # no target at all: nothing to contrast
+            per_source = similarity.sum(dim=1)
+        else:
+            excluded = torch.stack((affinity == 0, affinity <= 0))    # outside P ∪ N, outside P
+            per_source = _PerSourceMSC.apply(similarity, excluded, rows, self.temperature)
         if self.reduction == "none":
             return per_source[rows]
         total = per_source.sum()     # an exact 0, still in the graph, when no source is an anchor

@@ -219,6 +219,15 @@ def test_msc_reduction_none_and_empty():
     assert empty.item() == 0.0 and torch.equal(sim.grad, torch.zeros(3, 4))
 
 
+def test_empty_target_batch_gives_zero_connected_to_graph():
+    f_s, y_s, _ = make_batch(2, n_classes=3, per_class=2, n_t=1)
+    f_s.requires_grad_()
+    ila = ILALoss(k=3, mu=0.67)
+    loss = ila(f_s, y_s, torch.zeros(0, f_s.shape[1], dtype=f_s.dtype))
+    loss.backward()
+    assert loss.item() == 0.0 and torch.equal(f_s.grad, torch.zeros_like(f_s)) and ila.num_anchors == 0
+
+
 def test_similarity_ratio_with_fewer_like_than_m():
     sim = torch.tensor([[0.9, 0.5, 0.4, 0.3]])
     y_s = torch.tensor([1, 0, 0, 0])
