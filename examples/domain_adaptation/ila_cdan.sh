@@ -8,7 +8,8 @@ CUDA_VISIBLE_DEVICES=0 python ila_cdan.py data/digits -d Digits -s MNIST -t USPS
 CUDA_VISIBLE_DEVICES=0 python ila_cdan.py data/digits -d Digits -s USPS -t MNIST --train-resizing 'res.' --val-resizing 'res.' --resize-size 28 --no-hflip --norm-mean 0.5 --norm-std 0.5 -a lenet --no-pool --lr 0.01 -b 128 -i 2500 --scratch --seed 0 --k 3 --mu 0.75 --samples-per-class 6 --ila-start-iter 2500 --log logs/ila_cdan/USPS2MNIST
 CUDA_VISIBLE_DEVICES=0 python ila_cdan.py data/digits -d Digits -s SVHNRGB -t MNISTRGB --train-resizing 'res.' --val-resizing 'res.' --resize-size 32 --no-hflip --norm-mean 0.5 0.5 0.5 --norm-std 0.5 0.5 0.5 -a dtn --no-pool --lr 0.01 -b 128 -i 2500 --scratch --seed 0 --k 3 --mu 0.75 --samples-per-class 6 --ila-start-iter 2500 --log logs/ila_cdan/SVHN2MNIST
 
-# Office-31 (ResNet-50): k = 5, mu = 0.67 (paper), 4 samples per class (batch 124)
+# Office-31 (ResNet-50): k = 5, mu = 0.67 (paper), 4 samples per class (batch 124). The target batch stays at
+# tllib's -b 32, as in tllib's baselines; the authors' Birds-31 run drew as many targets as sources (-b 124).
 CUDA_VISIBLE_DEVICES=0 python ila_cdan.py data/office31 -d Office31 -s A -t W -a resnet50 --epochs 20 --seed 1 -b 32 --k 5 --mu 0.67 --samples-per-class 4 --ila-start-iter 1000 --log logs/ila_cdan/Office31_A2W
 CUDA_VISIBLE_DEVICES=0 python ila_cdan.py data/office31 -d Office31 -s D -t W -a resnet50 --epochs 20 --seed 1 -b 32 --k 5 --mu 0.67 --samples-per-class 4 --ila-start-iter 1000 --log logs/ila_cdan/Office31_D2W
 CUDA_VISIBLE_DEVICES=0 python ila_cdan.py data/office31 -d Office31 -s W -t D -a resnet50 --epochs 20 --seed 1 -b 32 --k 5 --mu 0.67 --samples-per-class 4 --ila-start-iter 1000 --log logs/ila_cdan/Office31_W2D
