@@ -217,6 +217,18 @@ def test_balanced_source_control_has_its_own_row(tiny_root, tmp_path):
     assert table[2].startswith("| DANN (balanced source) |")
 
 
+def test_ila_meters_appear_when_ila_starts(tiny_root, tmp_path):
+    log = str(tmp_path / "log")
+    done = run_script("ila_dann.py", tiny_args(tiny_root, log, "--ila-start-iter", "4"))   # epoch 1 of 2 x 4
+    assert done.returncode == 0, done.stderr
+    lines = only_log(log, "train").splitlines()
+    epoch0 = [line for line in lines if line.startswith("Epoch: [0]")]
+    epoch1 = [line for line in lines if line.startswith("Epoch: [1]")]
+    assert epoch0 and not any("ILA Loss" in line for line in epoch0)
+    assert epoch1 and all("ILA Loss" in line and "PL Prec" in line for line in epoch1)
+    assert sum(line.startswith("ILA: ") for line in lines) == 1       # one summary: epoch 1's
+
+
 def test_extra_batch_pretraining_and_ablation_flags(tiny_root, tmp_path):
     log = str(tmp_path / "log")
     done = run_script("ila_dann.py", tiny_args(tiny_root, log, "--epochs", "1", "--ila-batch", "extra",

@@ -491,7 +491,9 @@ def train_one_epoch(iters, classifier, domain_adv, method, ila, optimizer, lr_sc
     cls_accs, domain_accs = AverageMeter('Cls Acc', ':3.1f'), AverageMeter('Domain Acc', ':3.1f')
     stats = state['ila_stats']
     meters = [batch_time, data_time, losses, trans_losses, cls_accs, domain_accs]
-    if ila is not None:
+    # ILA's meters only in epochs where ILA runs: before --ila-start-iter they would read as zeros
+    ila_this_epoch = ila is not None and state['iter'] + args.iters_per_epoch > args.ila_start_iter
+    if ila_this_epoch:
         stats.reset()
         meters += stats.meters()
     progress = ProgressMeter(args.iters_per_epoch, meters, prefix="Epoch: [{}]".format(epoch))
@@ -530,7 +532,7 @@ def train_one_epoch(iters, classifier, domain_adv, method, ila, optimizer, lr_sc
         end = time.time()
         if i % args.print_freq == 0:
             progress.display(i)
-    if ila is not None and state['iter'] > args.ila_start_iter:
+    if ila_this_epoch:
         print(stats.summary())
 
 
