@@ -103,7 +103,7 @@ def main():
     jobs = []
     tasks = [t.split(":") for t in args.tasks]
     if args.suite in ("main", "sampling"):
-        for name in args.methods if args.suite == "main" else list(SAMPLING):
+        for name in args.methods if args.suite == "main" else [n for n in SAMPLING if n in args.methods]:
             script, flags = (METHODS if args.suite == "main" else SAMPLING)[name]
             if name.startswith("ILA"):
                 flags = flags + ila_flags
