@@ -1,18 +1,21 @@
-"""Forward + backward time of ILALoss against a per-sample Python loop (same math, same autograd).
+"""Forward + backward time of ILALoss against the tests' loop oracle and a row-wise autograd loop.
 
-    python benchmarks/ila_loss_speed.py [--sizes 32 124 512 2048] [--repeat 20]
+    python benchmarks/ila_loss_speed.py [--sizes 32 124 512 2048] [--repeat 100]
+    python benchmarks/ila_loss_speed.py --memory [1024 2048 4096 8192]
 
 n counts source + target samples (half each); d = 256; the source batch is class-balanced.
-Prints one markdown table per device (CPU, and CUDA when present). Two references:
+Prints one markdown table per device (CPU, and CUDA when present). Two references, both forward +
+backward, both checked to agree with ILALoss before they are timed:
 
-* "loop": Eq. 4-7 with a Python loop over targets and sources, each step a row-wise tensor op, so
-  autograd works and the forward + backward time compares like with like;
-* "oracle": the tests' plain-Python oracle (tests/ila_oracle.py, lists of floats). It has no
-  backward, so its forward time alone is shown (n <= --oracle-max).
+* "oracle": the tests' plain-Python loop oracle (tests/ila_oracle.py, lists of floats): Eq. 4-7
+  forward and their analytic gradient, loops over samples and feature dimensions (n <= --oracle-max);
+* "row-wise": Eq. 4-7 with a Python loop over targets and sources where each step is a row-wise
+  tensor op and autograd gives the backward, a much stronger baseline than the oracle.
 """
 import argparse
 import os
 import statistics
+import subprocess
 import sys
 import time
 
@@ -21,7 +24,7 @@ import torch
 from ila_tllib import ILALoss
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
-from ila_oracle import ila_oracle  # noqa: E402
+from ila_oracle import ila_oracle_gradient  # noqa: E402
 
 
 def loop_ila_loss(f_s, y_s, f_t, k, mu, m):
@@ -74,44 +77,68 @@ def batch(n, d, device):
     return f_s, y_s, f_t, m
 
 
+def peak_rss_growth_mb(n, d):
+    """Peak resident memory added by one forward + backward at size n, measured in a fresh process."""
+    code = (f"import resource, sys, torch; sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r}); "
+            f"from ila_loss_speed import batch; from ila_tllib import ILALoss; torch.manual_seed(0); "
+            f"f_s, y_s, f_t, m = batch({n}, {d}, torch.device('cpu')); ila = ILALoss(k=5, mu=0.67); "
+            f"before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; ila(f_s, y_s, f_t).backward(); "
+            f"print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)")
+    return float(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[32, 124, 512, 2048])
     parser.add_argument("--dim", type=int, default=256)
-    parser.add_argument("--repeat", type=int, default=20)
-    parser.add_argument("--loop-max", type=int, default=2048, help="largest n for which the loop is timed")
-    parser.add_argument("--oracle-max", type=int, default=124, help="largest n for which the oracle is timed")
+    parser.add_argument("--repeat", type=int, default=100)
+    parser.add_argument("--loop-max", type=int, default=2048, help="largest n for which the row-wise loop is timed")
+    parser.add_argument("--memory", type=int, nargs="*", default=None, metavar="N",
+                        help="only print the peak memory one forward + backward adds, for these n "
+                             "(default 1024 2048 4096 8192)")
+    parser.add_argument("--oracle-max", type=int, default=512, help="largest n for which the loop oracle is timed")
     args = parser.parse_args()
+    if args.memory is not None:
+        sizes = args.memory or [1024, 2048, 4096, 8192]
+        print(f"CPU, d = {args.dim}: peak resident memory added by one ILALoss forward + backward "
+              f"(fresh process per n)\n\n| n (src+tgt) | MB | MB / (n_s n_t x 4 bytes) |\n|---|---|---|")
+        for n in sizes:
+            mb = peak_rss_growth_mb(n, args.dim)
+            print(f"| {n} | {mb:.1f} | {mb * 2**20 / ((n // 2) ** 2 * 4):.1f} |")
+        return
     torch.manual_seed(0)
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, d = {args.dim}, k = 5, mu = 0.67, "
           f"median of {args.repeat}")
     for device in devices:
-        print("\n| device | n (src+tgt) | classes x m | ILALoss fwd+bwd ms | loop fwd+bwd ms | speed-up "
-              "| oracle fwd ms | speed-up |")
+        print("\n| device | n (src+tgt) | classes x m | ILALoss fwd+bwd ms | loop oracle fwd+bwd ms | speed-up "
+              "| row-wise loop fwd+bwd ms | speed-up |")
         print("|---|---|---|---|---|---|---|---|")
         for n in args.sizes:
             f_s, y_s, f_t, m = batch(n, args.dim, device)
             ila = ILALoss(k=5, mu=0.67)
             fast = time_ms(lambda: ila(f_s, y_s, f_t).backward(), args.repeat, device)
+            if n <= args.oracle_max:
+                lists = f_s.tolist(), y_s.tolist(), f_t.tolist()
+                oracle = time_ms(lambda: ila_oracle_gradient(*lists, 5, 0.67, m), 3, device)
+                ref_loss, ref_s, ref_t = ila_oracle_gradient(*lists, 5, 0.67, m)
+                grads = torch.autograd.grad(ila(f_s, y_s, f_t), (f_s, f_t))
+                assert abs(ref_loss - ila(f_s, y_s, f_t).item()) < 1e-4, n
+                for ours, ref in zip(grads, (ref_s, ref_t)):
+                    torch.testing.assert_close(ours.cpu(), torch.tensor(ref, dtype=ours.dtype), rtol=1e-3, atol=1e-6)
+                oracle_text, oracle_speedup = f"{oracle:.0f}", f"{oracle / fast:.0f}x"
+            else:
+                oracle_text, oracle_speedup = "-", "-"
             if n <= args.loop_max:
                 slow = time_ms(lambda: loop_ila_loss(f_s, y_s, f_t, 5, 0.67, m).backward(),
                                max(1, args.repeat // 10 if n > 512 else args.repeat // 2), device)
-                # the two must agree, or the comparison means nothing
                 ref = loop_ila_loss(f_s, y_s, f_t, 5, 0.67, m).item()
                 assert abs(ref - ila(f_s, y_s, f_t).item()) < 1e-4, (ref, n)
                 loop_text, speedup = f"{slow:.2f}", f"{slow / fast:.0f}x"
             else:
                 loop_text, speedup = "-", "-"
-            if n <= args.oracle_max:
-                lists = f_s.tolist(), y_s.tolist(), f_t.tolist()
-                slowest = time_ms(lambda: ila_oracle(*lists, 5, 0.67, m), 3, device)
-                assert abs(ila_oracle(*lists, 5, 0.67, m)[0] - ila(f_s, y_s, f_t).item()) < 1e-4, n
-                oracle_text, oracle_speedup = f"{slowest:.0f}", f"{slowest / fast:.0f}x"
-            else:
-                oracle_text, oracle_speedup = "-", "-"
-            print(f"| {device.type} | {n} | {len(torch.unique(y_s))} x {m} | {fast:.3f} | {loop_text} | {speedup} "
-                  f"| {oracle_text} | {oracle_speedup} |")
+            print(f"| {device.type} | {n} | {len(torch.unique(y_s))} x {m} | {fast:.3f} | {oracle_text} | {oracle_speedup} "
+                  f"| {loop_text} | {speedup} |")
 
 
 if __name__ == "__main__":

@@ -37,3 +37,37 @@ def ila_oracle(f_s, y_s, f_t, k, mu, m=None, temperature=1.0):
             per_source.append(-math.log(num / den))
     loss = sum(per_source) / len(per_source) if per_source else 0.0
     return loss, labels, gammas, kept, affinity
+
+
+def ila_oracle_gradient(f_s, y_s, f_t, k, mu, m=None, temperature=1.0):
+    """The loss and its gradients (lists like f_s and f_t), from the analytic derivative, in loops.
+
+    With the selection fixed by the forward pass (it carries no gradient), for anchors i in I:
+        dL/dphi_ij = (exp(phi_ij/T) / den_i * [j in P_i or N_i] - exp(phi_ij/T) / num_i * [j in P_i]) / (T |I|)
+        phi = 1 / (1 + d), dphi/dd = -phi^2,  dd/df_s[i] = (f_s[i] - f_t[j]) / d = -dd/df_t[j]
+    (0 where d = 0, as the library does).
+    """
+    loss, _, _, _, affinity = ila_oracle(f_s, y_s, f_t, k, mu, m, temperature)
+    n_s, n_t, dim = len(f_s), len(f_t), len(f_s[0])
+    grad_s = [[0.0] * dim for _ in range(n_s)]
+    grad_t = [[0.0] * dim for _ in range(n_t)]
+    anchors = [i for i in range(n_s) if 1 in affinity[i] and -1 in affinity[i]]
+    for i in anchors:
+        sim = [phi(f_s[i], f_t[j]) for j in range(n_t)]
+        weight = [math.exp(s / temperature) for s in sim]
+        num = sum(weight[j] for j in range(n_t) if affinity[i][j] == 1)
+        den = sum(weight[j] for j in range(n_t) if affinity[i][j] != 0)
+        for j in range(n_t):
+            if affinity[i][j] == 0:
+                continue
+            d_phi = (weight[j] / den - (weight[j] / num if affinity[i][j] == 1 else 0.0))
+            d_phi /= temperature * len(anchors)
+            distance = 1.0 / sim[j] - 1.0
+            if distance == 0.0:
+                continue
+            d_distance = -d_phi * sim[j] ** 2
+            for c in range(dim):
+                step = d_distance * (f_s[i][c] - f_t[j][c]) / distance
+                grad_s[i][c] += step
+                grad_t[j][c] -= step
+    return loss, grad_s, grad_t

@@ -7,7 +7,7 @@ import torch
 import ila_tllib
 from ila_tllib import (AffinityTripletLoss, ClassifierPseudoLabeller, ILALoss, MultiSampleContrastiveLoss,
                        knn_vote, similarity_ratio)
-from ila_oracle import ila_oracle
+from ila_oracle import ila_oracle, ila_oracle_gradient
 
 
 def make_batch(seed, n_classes, per_class, n_t, d=6, balanced=True, spread=1.0):
@@ -141,6 +141,23 @@ def test_gradcheck_float64(temperature, mu):
         assert ila.num_anchors < len(y_s)
     assert torch.autograd.gradcheck(lambda a, b: ila(a, y_s, b),
                                     (f_s.requires_grad_(), f_t.requires_grad_()), eps=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("seed, temperature, mu", [(0, 1.0, 0.67), (1, 0.5, 0.33), (2, 1.0, 1.0), (3, 2.0, 0.67)])
+def test_gradient_matches_loop_oracle(seed, temperature, mu):
+    # the analytic derivative of Eq. 4-6, written as loops, against backward through ILALoss
+    f_s, y_s, f_t = make_batch(seed, n_classes=4, per_class=3, n_t=10, balanced=seed % 2 == 0)
+    f_s.requires_grad_(), f_t.requires_grad_()
+    ila = ILALoss(k=3, mu=mu, temperature=temperature)
+    loss = ila(f_s, y_s, f_t)
+    assert 0 < ila.num_anchors
+    grad_s, grad_t = torch.autograd.grad(loss, (f_s, f_t))
+    ref_loss, ref_s, ref_t = ila_oracle_gradient(f_s.tolist(), y_s.tolist(), f_t.tolist(), 3, mu,
+                                                 temperature=temperature)
+    assert loss.item() == pytest.approx(ref_loss, rel=1e-9)
+    torch.testing.assert_close(grad_s, torch.tensor(ref_s, dtype=torch.float64), rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(grad_t, torch.tensor(ref_t, dtype=torch.float64), rtol=1e-9, atol=1e-12)
+    assert grad_t.abs().sum() > 0 and grad_s.abs().sum() > 0
 
 
 def test_similarity_gradient_matches_autograd_through_cdist():
