@@ -118,7 +118,7 @@ def main():
             f_s, y_s, f_t, m = batch(n, args.dim, device)
             ila = ILALoss(k=5, mu=0.67)
             fast = time_ms(lambda: ila(f_s, y_s, f_t).backward(), args.repeat, device)
-            if n <= args.oracle_max:
+            if n <= args.oracle_max and device.type == "cpu":   # plain Python: CPU only
                 lists = f_s.tolist(), y_s.tolist(), f_t.tolist()
                 oracle = time_ms(lambda: ila_oracle_gradient(*lists, 5, 0.67, m), 3, device)
                 ref_loss, ref_s, ref_t = ila_oracle_gradient(*lists, 5, 0.67, m)
