@@ -2,6 +2,7 @@
 import torch
 
 from .affinity import affinity_matrix
+from .checkpoint import save_figure_atomic
 
 __all__ = ["plot_affinity"]
 
@@ -29,5 +30,5 @@ def plot_affinity(y_s: torch.Tensor, y_t: torch.Tensor, pseudo_labels: torch.Ten
         ax.set_xlabel("target (sorted by true class)")
         ax.set_ylabel("source (sorted by class)")
     fig.tight_layout()
-    fig.savefig(filename, dpi=120)
+    save_figure_atomic(fig, filename, dpi=120)
     plt.close(fig)

@@ -2,6 +2,8 @@
 import numpy as np
 import torch
 
+from ..checkpoint import save_figure_atomic
+
 __all__ = ["visualize"]
 
 
@@ -36,5 +38,5 @@ def visualize(source_feature: torch.Tensor, target_feature: torch.Tensor, filena
     ax.set_yticks([])
     for spine in ax.spines.values():
         spine.set_visible(False)
-    fig.savefig(filename, bbox_inches="tight")
+    save_figure_atomic(fig, filename, bbox_inches="tight")
     plt.close(fig)

@@ -1,0 +1,37 @@
+"""Checkpoints and figures are written atomically: an error mid-write leaves the old file and no debris."""
+import os
+
+import pytest
+import torch
+
+from ila_tllib.checkpoint import save_atomic, save_figure_atomic, write_atomic
+
+
+def test_failed_write_keeps_the_old_file(tmp_path):
+    path = str(tmp_path / "best.pth")
+    save_atomic({"w": torch.ones(2)}, path)
+
+    def half_then_crash(f):
+        f.write(b"half a checkpoint")
+        raise KeyboardInterrupt   # a kill arriving mid-write
+
+    with pytest.raises(KeyboardInterrupt):
+        write_atomic(path, half_then_crash)
+    assert torch.equal(torch.load(path)["w"], torch.ones(2))
+    assert os.listdir(tmp_path) == ["best.pth"]
+
+
+def test_figure_format_follows_the_extension(tmp_path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    save_figure_atomic(fig, str(tmp_path / "a.png"))
+    save_figure_atomic(fig, str(tmp_path / "a.pdf"))
+    plt.close(fig)
+    assert open(tmp_path / "a.png", "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    assert open(tmp_path / "a.pdf", "rb").read(5) == b"%PDF-"
+    assert sorted(os.listdir(tmp_path)) == ["a.pdf", "a.png"]
+    (tmp_path / "plain").write_bytes(b"")     # the mode a plain open gives, not mkstemp's private 0600
+    assert os.stat(tmp_path / "a.png").st_mode == os.stat(tmp_path / "plain").st_mode
