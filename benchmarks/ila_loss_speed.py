@@ -22,6 +22,7 @@ import time
 import torch
 
 from ila_tllib import ILALoss
+from ila_tllib.affinity import kept_count
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
 from ila_oracle import ila_oracle_gradient  # noqa: E402
@@ -39,7 +40,7 @@ def loop_ila_loss(f_s, y_s, f_t, k, mu, m):
         like, unlike = s[y_s == label], s[y_s != label]
         gammas.append(float(like.topk(min(m, len(like))).values.sum() / unlike.topk(min(m, len(unlike))).values.sum()))
         labels.append(label)
-    n_keep = int(mu * n_t + 0.5)
+    n_keep = kept_count(mu, n_t)
     kept = sorted(range(n_t), key=lambda j: -gammas[j])[:n_keep]
     sim = torch.stack([rows[j] for j in kept], dim=1)                        # (n_s, n_keep)
     kept_labels = torch.tensor([labels[j] for j in kept])

@@ -1,6 +1,7 @@
 """A plain-Python restatement of ILA-DA's Eq. 4-7 (loops over lists of floats), the tests' oracle."""
 import math
 from collections import Counter
+from fractions import Fraction
 
 
 def phi(a, b):
@@ -23,7 +24,7 @@ def ila_oracle(f_s, y_s, f_t, k, mu, m=None, temperature=1.0):
         unlike = sorted((sim[i][j] for i in range(n_s) if y_s[i] != label), reverse=True)[:m]
         labels.append(label)
         gammas.append(sum(like) / sum(unlike) if unlike else math.inf)
-    n_keep = math.floor(mu * n_t + 0.5)
+    n_keep = math.floor(Fraction(str(mu)) * n_t + Fraction(1, 2))   # mu as written, half up, exactly
     kept = set(sorted(range(n_t), key=lambda j: -gammas[j])[:n_keep])
     affinity = [[(1 if y_s[i] == labels[j] else -1) if j in kept else 0 for j in range(n_t)]
                 for i in range(n_s)]

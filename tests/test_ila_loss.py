@@ -245,6 +245,16 @@ def test_empty_target_batch_gives_zero_connected_to_graph():
     assert loss.item() == 0.0 and torch.equal(f_s.grad, torch.zeros_like(f_s)) and ila.num_anchors == 0
 
 
+@pytest.mark.parametrize("mu, n, kept", [(0.29, 50, 15), (0.57, 50, 29), (0.45, 10, 5), (0.67, 124, 83),
+                                          (0.67, 32, 21), (0.33, 3, 1), (0.75, 2, 2), (0.1, 4, 0)])
+def test_kept_count_rounds_half_up_for_mu_as_written(mu, n, kept):
+    # 0.29 * 50 and 0.57 * 50 land just below .5 in floating point; the oracle counts in exact fractions
+    score = torch.arange(n, dtype=torch.float64)
+    assert ila_tllib.keep_top_fraction(score, mu).sum().item() == kept
+    f_s, y_s, f_t = make_batch(0, n_classes=2, per_class=2, n_t=n)
+    assert len(ila_oracle(f_s.tolist(), y_s.tolist(), f_t.tolist(), 1, mu)[3]) == kept
+
+
 def test_similarity_ratio_with_fewer_like_than_m():
     sim = torch.tensor([[0.9, 0.5, 0.4, 0.3]])
     y_s = torch.tensor([1, 0, 0, 0])
