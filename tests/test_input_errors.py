@@ -78,6 +78,11 @@ def test_incomplete_benchmark_dataset(tmp_path, capsys):
     (["--temperature", "0"], "--temperature must be positive"),
     (["--mu", "0.01"], "keeps no target"),
     (["-j", "-1"], "--workers cannot be negative"),
+    (["--norm-mean", "0.5", "0.5", "0.5"], "--norm-mean needs 1 value for -a lenet (grey images), got 3"),
+    (["--norm-std", "0.5", "0.5"], "--norm-std needs 1 value"),
+    (["--scale", "0.5"], "--scale takes two positive values"),
+    (["--ratio", "2", "1"], "--ratio takes two positive values, the lower first"),
+    (["--resize-size", "0"], "--resize-size must be at least 1"),
 ])
 def test_flag_values(root, tmp_path, capsys, extra, message):
     code, err = run_dann(tiny_args(root, tmp_path / "log") + extra, capsys)
@@ -110,3 +115,27 @@ def test_local_pretrained_weights(root, tmp_path, capsys):
     torch.save({"backbone." + k: v for k, v in reference.state_dict().items()}, bad)
     with pytest.raises(utils.UsageError, match="none of its keys fit"):
         utils.get_model("resnet18", pretrained=str(bad))
+    not_torch = tmp_path / "notes.pth"
+    not_torch.write_text("these are not weights")
+    with pytest.raises(utils.UsageError, match="cannot be read as a state_dict"):
+        utils.get_model("resnet18", pretrained=str(not_torch))
+    a_tensor = tmp_path / "tensor.pth"
+    torch.save(torch.zeros(3), a_tensor)
+    with pytest.raises(utils.UsageError, match="holds a Tensor, not a state_dict"):
+        utils.get_model("resnet18", pretrained=str(a_tensor))
+
+
+def test_image_list_that_is_not_utf8(root, tmp_path, capsys):
+    with open(os.path.join(root, "image_list", "tgt.txt"), "ab") as f:
+        f.write(b"tgt/0/\xff\xfe.png 0\n")
+    code, err = run_dann(tiny_args(root, tmp_path / "log"), capsys)
+    assert code == 2 and "tgt.txt: not UTF-8 text" in err
+
+
+def test_mistyped_backend_variable(root, tmp_path):
+    import subprocess
+    env = dict(os.environ, ILA_TLLIB_BACKEND="standlone")
+    done = subprocess.run([sys.executable, os.path.join(SCRIPTS, "ila_dann.py"), *map(str, tiny_args(root, tmp_path / "log"))],
+                          env=env, capture_output=True, text=True)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "ILA_TLLIB_BACKEND='standlone'" in done.stderr and "'standalone'" in done.stderr

@@ -57,33 +57,38 @@ def read_image_list(data_list_file: str, root: str,
         DatasetFormatError: on a malformed line, a label out of range or a list
             without any sample.
     """
+    try:
+        with open(data_list_file, "r", encoding="utf-8") as handle:
+            lines = handle.readlines()
+    except UnicodeDecodeError as e:
+        raise DatasetFormatError("{}: not UTF-8 text (bad byte at offset {}); an image list holds "
+                                 "'relative/path label' lines".format(data_list_file, e.start)) from None
     entries = []
-    with open(data_list_file, "r", encoding="utf-8") as handle:
-        for lineno, raw in enumerate(handle, start=1):
-            line = raw.strip()
-            if not line or line.startswith("#"):
-                continue
-            fields = line.rsplit(maxsplit=1)
-            if len(fields) != 2:
-                raise DatasetFormatError(
-                    "{}, line {}: malformed line {!r}; expected 'relative/path label'".format(
-                        data_list_file, lineno, line))
-            path, label_text = fields
-            try:
-                label = int(label_text)
-            except ValueError:
-                raise DatasetFormatError(
-                    "{}, line {}: malformed line {!r}; the label {!r} is not an integer "
-                    "(expected 'relative/path label')".format(data_list_file, lineno, line, label_text)
-                ) from None
-            if label < 0 or (num_classes is not None and label >= num_classes):
-                valid = "0..{}".format(num_classes - 1) if num_classes is not None else ">= 0"
-                raise DatasetFormatError(
-                    "{}, line {}: label {} is outside the class list (valid labels: {})".format(
-                        data_list_file, lineno, label, valid))
-            if not os.path.isabs(path):
-                path = os.path.join(root, path)
-            entries.append((path, label, lineno))
+    for lineno, raw in enumerate(lines, start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        fields = line.rsplit(maxsplit=1)
+        if len(fields) != 2:
+            raise DatasetFormatError(
+                "{}, line {}: malformed line {!r}; expected 'relative/path label'".format(
+                    data_list_file, lineno, line))
+        path, label_text = fields
+        try:
+            label = int(label_text)
+        except ValueError:
+            raise DatasetFormatError(
+                "{}, line {}: malformed line {!r}; the label {!r} is not an integer "
+                "(expected 'relative/path label')".format(data_list_file, lineno, line, label_text)
+            ) from None
+        if label < 0 or (num_classes is not None and label >= num_classes):
+            valid = "0..{}".format(num_classes - 1) if num_classes is not None else ">= 0"
+            raise DatasetFormatError(
+                "{}, line {}: label {} is outside the class list (valid labels: {})".format(
+                    data_list_file, lineno, label, valid))
+        if not os.path.isabs(path):
+            path = os.path.join(root, path)
+        entries.append((path, label, lineno))
     if not entries:
         raise DatasetFormatError("{}: the image list is empty (no 'relative/path label' line)".format(
             data_list_file))
