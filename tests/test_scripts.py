@@ -68,6 +68,14 @@ def test_train_test_analysis(tiny_root, tmp_path, script):
     text = only_log(log, "train")
     assert text.startswith("Namespace(") and "tllib pieces: standalone" in text
     assert re.search(r"Epoch: \[1\]\[0/4\]\tTime .*\tCls Acc .*\tDomain Acc .*\tILA Loss .*\tPL Prec .*\tKept", text)
+    # tllib's own columns and formats: dann.py has no transfer-loss column and prints times with 2 decimals
+    if script == "ila_dann.py":
+        assert re.search(r"\tTime +\d+\.\d\d \( *\d+\.\d\d\)\tData .*\tLoss .*\tCls Acc", text)
+        assert "Trans Loss" not in text
+    else:
+        assert re.search(r"\tTime \d+\.\d \(\d+\.\d\)\tData .*\tLoss .*\tTrans Loss \d+\.\d\d \(", text)
+    assert "train_transform:  Compose(" in text and "val_transform:  Compose(" in text
+    assert "=> using model 'lenet'" in text
     assert re.search(r"^best_acc1 = \d+\.\d$", text, re.M)
     test_acc = re.search(r"^test_acc1 = (\d+\.\d)$", text, re.M)
     assert test_acc and done.stdout.rstrip().endswith(test_acc.group(0))
@@ -87,6 +95,27 @@ def test_train_test_analysis(tiny_root, tmp_path, script):
     assert os.path.getsize(os.path.join(log, "visualize", "TSNE.pdf")) > 1000
     with Image.open(os.path.join(log, "visualize", "affinity.png")) as im:
         assert im.size[0] > 3 * im.size[1] / 2        # three panels side by side
+
+
+def test_dann_takes_a_loss_that_accepts_unequal_batches(monkeypatch):
+    sys.path.insert(0, SCRIPTS)
+    import ila_dann
+    import utils
+    from ila_tllib.standalone import DomainAdversarialLoss as Standalone
+
+    class HalvingLoss(torch.nn.Module):   # stands in for tllib's, which halves the joint batch
+        def __init__(self, discriminator):
+            super().__init__()
+
+    monkeypatch.setattr(ila_dann, "DomainAdversarialLoss", HalvingLoss)
+    classifier = type("Classifier", (), {"features_dim": 5})()
+    for extra, expected in ((["--samples-per-class", "2"], Standalone),                      # 3 x 2 vs 4
+                            (["--samples-per-class", "2", "--ila-batch", "extra"], HalvingLoss),
+                            (["--samples-per-class", "2", "--ila-trade-off", "0"], HalvingLoss),
+                            (["--samples-per-class", "2", "--balanced-source", "--ila-trade-off", "0"], Standalone),
+                            (["--samples-per-class", "2", "--classes-per-batch", "2"], HalvingLoss)):   # 2 x 2
+        args = utils.get_parser("dann", "test").parse_args(["root", "-s", "a", "-t", "b", "-b", "4", *extra])
+        assert type(ila_dann.build(args, classifier, 3, torch.device("cpu"))[1]) is expected, extra
 
 
 def test_cached_images_give_the_same_run(tiny_root, tmp_path):

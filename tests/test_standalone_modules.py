@@ -98,13 +98,14 @@ def _hand_dann(disc, f_s, f_t, w_s, w_t):
     return 0.5 * (bce_s + bce_t), p_s, p_t
 
 
+@pytest.mark.parametrize("n_t", [6, 4])   # 4: ILA's balanced source batch need not match -b
 @pytest.mark.parametrize("weighted", [False, True])
-def test_dann_loss_matches_hand_written_bce(weighted):
+def test_dann_loss_matches_hand_written_bce(weighted, n_t):
     torch.manual_seed(0)
     disc = _fixed_sigmoid_discriminator(3)
-    f_s, f_t = torch.randn(6, 3, requires_grad=True), torch.randn(6, 3, requires_grad=True)
+    f_s, f_t = torch.randn(6, 3, requires_grad=True), torch.randn(n_t, 3, requires_grad=True)
     w_s = torch.rand(6) if weighted else torch.ones(6)
-    w_t = torch.rand(6) if weighted else torch.ones(6)
+    w_t = torch.rand(n_t) if weighted else torch.ones(n_t)
     grl = sa.WarmStartGradientReverseLayer(auto_step=False)
     grl.iter_num = 700
     coeff = grl.coeff

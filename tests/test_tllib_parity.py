@@ -118,6 +118,14 @@ def test_domain_adversarial_loss(tl, weighted):
     assert ours.grl.iter_num == theirs.grl.iter_num
 
 
+def test_tllib_dann_loss_needs_equal_batches(tl):
+    # why ila_dann.py takes the standalone loss when ILA's balanced source batch differs from -b
+    # (tests/test_scripts.py checks that choice): tllib halves the joint batch
+    loss = tl["DomainAdversarialLoss"](tl["DomainDiscriminator"](5, 8))
+    with pytest.raises(RuntimeError):
+        loss(torch.randn(6, 5), torch.randn(4, 5))
+
+
 # ---------------------------------------------------------------- CDAN
 
 @pytest.mark.parametrize("entropy_conditioning,randomized", [(False, False), (True, False), (False, True),

@@ -28,7 +28,10 @@ def transfer_loss(domain_adv, y_s, f_s, y_t, f_t):
     return domain_adv(y_s, f_s, y_t, f_t)
 
 
-CDAN = utils.Method('cdan', build, transfer_loss)
+# tllib's cdan.py prints these meters with these formats
+METERS = (('Time', ':3.1f'), ('Data', ':3.1f'), ('Loss', ':3.2f'), ('Trans Loss', ':3.2f'), ('Cls Acc', ':3.1f'),
+          ('Domain Acc', ':3.1f'))
+CDAN = utils.Method('cdan', build, transfer_loss, METERS)
 
 if __name__ == '__main__':
     utils.main(CDAN, 'ILA-DA + CDAN for Unsupervised Domain Adaptation')

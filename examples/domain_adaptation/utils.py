@@ -21,10 +21,15 @@ import torch.distributed as dist
 from torch.utils.data import ConcatDataset, DataLoader, Subset
 
 from ila_tllib import ClassBalancedSampler, ILALoss, RandomBatchSampler, get_metric_loss, get_pseudo_labeller
-from ila_tllib import backend
+try:
+    from ila_tllib import backend
+except ValueError as e:   # a mistyped ILA_TLLIB_BACKEND is bad input like any other: one message, exit code 2
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
 from ila_tllib import distributed as dist_utils
 from ila_tllib.backend import (AverageMeter, ConfusionMatrix, CompleteLogger, ImageClassifier,
                                ProgressMeter, accuracy)
+from ila_tllib.affinity import kept_count
 from ila_tllib.checkpoint import save_atomic
 from ila_tllib.data import ResumableForeverIterator
 from ila_tllib.datasets import build_domain, class_names, get_dataset_names, read_labels
@@ -123,10 +128,19 @@ def ila_enabled(args) -> bool:
     return args.ila_trade_off > 0
 
 
+def balanced_batch_size(args, num_classes: int) -> int:
+    return (args.classes_per_batch or num_classes) * args.samples_per_class
+
+
+def source_batch_size(args, num_classes: int) -> int:
+    """The size of the source batch that CE and the adversary see."""
+    return balanced_batch_size(args, num_classes) if balanced_source(args) else args.batch_size
+
+
 def describe_batches(args, num_classes: int) -> str:
     """One log line saying which batches CE, the adversary and ILA see."""
     classes = args.classes_per_batch or num_classes
-    balanced = f"class-balanced ({classes} classes x {args.samples_per_class} = {classes * args.samples_per_class})"
+    balanced = f"class-balanced ({classes} classes x {args.samples_per_class} = {balanced_batch_size(args, num_classes)})"
     source = balanced if balanced_source(args) else f"random ({args.batch_size})"
     text = f"batches: source {source}, target random ({args.batch_size})"
     if ila_enabled(args) and not balanced_source(args) and args.samples_per_class > 0:
@@ -148,7 +162,7 @@ def check_args(args):
         raise UsageError(f"--mu {args.mu} is outside (0, 1]: it is the fraction of target samples kept")
     if args.k < 1:
         raise UsageError(f"--k {args.k} must be at least 1")
-    at_least_one = ['batch_size', 'epochs', 'iters_per_epoch', 'print_freq', 'bottleneck_dim']
+    at_least_one = ['batch_size', 'epochs', 'iters_per_epoch', 'print_freq', 'bottleneck_dim', 'resize_size']
     if hasattr(args, 'randomized_dim'):
         at_least_one.append('randomized_dim')
     for name in at_least_one:
@@ -158,6 +172,16 @@ def check_args(args):
                  'ila_trade_off', 'trade_off'):
         if getattr(args, name) < 0:
             raise UsageError(f"--{name.replace('_', '-')} cannot be negative")
+    for name in ('scale', 'ratio'):
+        low_high = getattr(args, name)
+        if len(low_high) != 2 or not 0 < low_high[0] <= low_high[1]:
+            raise UsageError(f"--{name} takes two positive values, the lower first (got {' '.join(map(str, low_high))})")
+    channels = 1 if args.arch == 'lenet' else 3   # LeNet reads grey images, every other backbone RGB
+    for name in ('norm_mean', 'norm_std'):
+        if len(getattr(args, name)) not in (1, channels):
+            needs, images = ("1 value", "grey") if channels == 1 else ("1 or 3 values", "RGB")
+            raise UsageError(f"--{name.replace('_', '-')} needs {needs} for -a {args.arch} ({images} images), "
+                             f"got {len(getattr(args, name))}")
     if args.lr <= 0 or args.temperature <= 0:
         raise UsageError("--lr and --temperature must be positive")
     if args.balanced_source and (args.samples_per_class == 0 or (ila_enabled(args) and args.ila_batch == 'extra')):
@@ -165,7 +189,7 @@ def check_args(args):
                          "(which keeps tllib's random source batch for CE and the adversary)")
     if ila_enabled(args) and args.ila_batch == 'extra' and args.samples_per_class == 0:
         raise UsageError("--ila-batch extra needs --samples-per-class > 0")
-    if ila_enabled(args) and int(args.mu * args.batch_size + 0.5) == 0:
+    if ila_enabled(args) and kept_count(args.mu, args.batch_size) == 0:
         raise UsageError(f"--mu {args.mu} keeps no target of a batch of {args.batch_size}: the ILA term would be 0")
     if ila_enabled(args) and args.pseudo_label == 'knn' and args.samples_per_class == 0 and args.k > args.batch_size:
         raise UsageError(f"--k {args.k} is larger than the source batch (-b {args.batch_size}); lower --k")
@@ -225,6 +249,8 @@ def get_dataset(args) -> Data:
     train_t = get_train_transform(args.train_resizing, args.scale, args.ratio, not args.no_hflip,
                                   args.resize_size, args.norm_mean, args.norm_std)
     val_t = get_val_transform(args.val_resizing, args.resize_size, args.norm_mean, args.norm_std)
+    print("train_transform: ", train_t)
+    print("val_transform: ", val_t)
 
     def domains(names, split, transform):
         parts = [build_domain(args.data, args.root, name, split=split, transform=transform, mode=mode)
@@ -361,7 +387,13 @@ def get_model(arch: str, scratch: bool = False, pretrained: Optional[str] = None
     if pretrained:
         if not os.path.isfile(pretrained):
             raise UsageError(f"--pretrained {pretrained}: no such file")
-        state = torch.load(pretrained, map_location='cpu', weights_only=True)
+        try:
+            state = torch.load(pretrained, map_location='cpu', weights_only=True)
+        except Exception as e:   # not a torch file, a truncated one, or pickled objects beyond tensors
+            raise UsageError(f"--pretrained {pretrained}: cannot be read as a state_dict "
+                             f"({type(e).__name__}: {str(e).splitlines()[0]})") from None
+        if not isinstance(state, dict):
+            raise UsageError(f"--pretrained {pretrained}: holds a {type(state).__name__}, not a state_dict")
         missing, unexpected = backbone.load_state_dict(state, strict=False)
         if len(unexpected) == len(state):
             raise UsageError(f"--pretrained {pretrained}: none of its keys fit the {arch!r} backbone "
@@ -378,7 +410,7 @@ def _resnet_features(net):
 
 
 def build_classifier(args, num_classes, device):
-    print("=> using model '{}'".format(args.arch) if args.scratch else "=> using pre-trained model '{}'".format(args.arch))
+    print("=> using model '{}'".format(args.arch))
     backbone = get_model(args.arch, args.scratch, args.pretrained)
     pool_layer = nn.Identity() if args.no_pool else None
     return ImageClassifier(backbone, num_classes, bottleneck_dim=args.bottleneck_dim,
@@ -394,10 +426,13 @@ def build_ila_loss(args, k: Optional[int] = None) -> ILALoss:
 
 # --------------------------------------------------------------------------- train / validate
 class Method(NamedTuple):
-    """What a script adds to the shared loop: the discriminator and its loss."""
+    """What a script adds to the shared loop: the discriminator, its loss and the training line's meters."""
     name: str
     build: Callable          # (args, classifier, num_classes, device) -> (discriminator, adversarial loss module)
     transfer_loss: Callable  # (domain_adv, y_s, f_s, y_t, f_t) -> loss
+    # (name, format) of each meter, in print order, as the tllib script prints them; the names are
+    # 'Time', 'Data', 'Loss', 'Trans Loss' (optional), 'Cls Acc', 'Domain Acc'
+    meters: tuple
 
 
 class ILAStats:
@@ -486,11 +521,9 @@ def compute_losses(classifier, domain_adv, method, ila, args, num_classes, x_s, 
 
 
 def train_one_epoch(iters, classifier, domain_adv, method, ila, optimizer, lr_scheduler, epoch, args, device, state):
-    batch_time, data_time = AverageMeter('Time', ':5.2f'), AverageMeter('Data', ':5.2f')
-    losses, trans_losses = AverageMeter('Loss', ':6.2f'), AverageMeter('Trans Loss', ':5.4f')
-    cls_accs, domain_accs = AverageMeter('Cls Acc', ':3.1f'), AverageMeter('Domain Acc', ':3.1f')
+    meter = {name: AverageMeter(name, fmt) for name, fmt in method.meters}
     stats = state['ila_stats']
-    meters = [batch_time, data_time, losses, trans_losses, cls_accs, domain_accs]
+    meters = list(meter.values())
     # ILA's meters only in epochs where ILA runs: before --ila-start-iter they would read as zeros
     ila_this_epoch = ila is not None and state['iter'] + args.iters_per_epoch > args.ila_start_iter
     if ila_this_epoch:
@@ -509,7 +542,7 @@ def train_one_epoch(iters, classifier, domain_adv, method, ila, optimizer, lr_sc
         if use_ila and 'ila_source' in iters:
             x_b, labels_b = next(iters['ila_source'])[:2]
             x_b, labels_b = x_b.to(device), labels_b.to(device)
-        data_time.update(time.time() - end)
+        meter['Data'].update(time.time() - end)
 
         out = compute_losses(classifier, domain_adv, method, ila if use_ila else None, args, state['num_classes'],
                              x_s, labels_s, x_t, x_b, labels_b, it=state['iter'])
@@ -518,17 +551,18 @@ def train_one_epoch(iters, classifier, domain_adv, method, ila, optimizer, lr_sc
             stats.update(ila, out.ila_loss.item(), gather_labels(labels_t.to(device)))
 
         n_s = x_s.shape[0]
-        losses.update(out.loss.item(), n_s)
-        cls_accs.update(accuracy(out.y_s, labels_s)[0].item(), n_s)
-        domain_accs.update(float(unwrap(domain_adv).domain_discriminator_accuracy), n_s)
-        trans_losses.update(out.transfer_loss.item(), n_s)
+        meter['Loss'].update(out.loss.item(), n_s)
+        meter['Cls Acc'].update(accuracy(out.y_s, labels_s)[0].item(), n_s)
+        meter['Domain Acc'].update(float(unwrap(domain_adv).domain_discriminator_accuracy), n_s)
+        if 'Trans Loss' in meter:
+            meter['Trans Loss'].update(out.transfer_loss.item(), n_s)
 
         optimizer.zero_grad()
         out.loss.backward()
         optimizer.step()
         lr_scheduler.step()
         state['iter'] += 1
-        batch_time.update(time.time() - end)
+        meter['Time'].update(time.time() - end)
         end = time.time()
         if i % args.print_freq == 0:
             progress.display(i)
@@ -612,12 +646,13 @@ def analyse(classifier, data, args, device, log_dir):
     from ila_tllib.figures import plot_affinity
 
     feature_extractor = nn.Sequential(classifier.backbone, classifier.pool_layer, classifier.bottleneck).to(device)
-    val_t = get_val_transform(args.val_resizing, args.resize_size, args.norm_mean, args.norm_std)
-    source = _with_transform(data.train_source, val_t)
-    source_loader = eval_loader(source, args)
-    target_loader = eval_loader(data.val, args)
-    source_feature = collect_feature(source_loader, feature_extractor, device, max_num_features=100)
-    target_feature = collect_feature(target_loader, feature_extractor, device, max_num_features=100)
+    # as tllib: every full batch of both training sets, shuffled, with the training transform, so that
+    # t-SNE and the A-distance compare with its published analysis
+    source_feature, target_feature = (
+        collect_feature(DataLoader(dataset, batch_size=args.batch_size, shuffle=True, drop_last=True,
+                                   num_workers=args.workers, generator=_own_generator(args.seed or 0)),
+                        feature_extractor, device)
+        for dataset in (data.train_source, data.train_target))
     tsne_file = os.path.join(log_dir, 'visualize', 'TSNE.pdf')
     tsne.visualize(source_feature, target_feature, tsne_file)
     print("Saving t-SNE to", tsne_file)
@@ -625,6 +660,8 @@ def analyse(classifier, data, args, device, log_dir):
     print("A-distance =", A_distance)
 
     # Fig. 5: one class-balanced source batch and one target batch, through the trained features
+    val_t = get_val_transform(args.val_resizing, args.resize_size, args.norm_mean, args.norm_std)
+    source = _with_transform(data.train_source, val_t)
     m = max(args.samples_per_class, 1)
     try:
         sampler = ClassBalancedSampler(read_labels(source), m, args.classes_per_batch, seed=args.seed or 0)

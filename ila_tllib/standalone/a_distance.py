@@ -26,13 +26,13 @@ class ANet(nn.Module):
 
 
 def calculate(source_feature: torch.Tensor, target_feature: torch.Tensor, device, progress: bool = True,
-              training_epochs: int = 10, batch_size: int = 32, lr: float = 0.01) -> float:
+              training_epochs: int = 10, batch_size: int = 2, lr: float = 0.01) -> float:
     r"""Proxy A-distance :math:`\hat d_A = 2 (1 - 2 \epsilon)`.
 
-    A linear domain classifier (:class:`ANet`, source 1, target 0) is trained with SGD on a
-    random 80% of the pooled features; :math:`\epsilon` is its lowest error on the other 20%
-    over the ``training_epochs`` epochs. Indistinguishable domains give about 0, linearly
-    separable ones 2.
+    A linear domain classifier (:class:`ANet`, source 1, target 0) is trained with plain SGD on a
+    random 80% of the pooled features; :math:`\epsilon` is its error on the other 20% after the
+    last of the ``training_epochs`` epochs (tllib's recipe: batches of 2, lr 0.01, no momentum).
+    Indistinguishable domains give about 0, linearly separable ones 2.
 
     Args:
         source_feature (tensor): :math:`(N_s, F)`
@@ -40,8 +40,8 @@ def calculate(source_feature: torch.Tensor, target_feature: torch.Tensor, device
         device (torch.device): where to train
         progress (bool, optional): print each epoch's accuracy and A-distance. Default: True
         training_epochs (int, optional): epochs of training. Default: 10
-        batch_size (int, optional): SGD mini-batch size. Default: 32
-        lr (float, optional): SGD learning rate (momentum 0.9). Default: 0.01
+        batch_size (int, optional): SGD mini-batch size. Default: 2
+        lr (float, optional): SGD learning rate. Default: 0.01
 
     Returns:
         float, the A-distance.
@@ -55,8 +55,8 @@ def calculate(source_feature: torch.Tensor, target_feature: torch.Tensor, device
         raise ValueError("need at least 5 features in total to hold out a test split")
 
     anet = ANet(features.size(1)).to(device)
-    optimizer = torch.optim.SGD(anet.parameters(), lr=lr, momentum=0.9)
-    best_error = 1.0
+    optimizer = torch.optim.SGD(anet.parameters(), lr=lr)
+    error = 1.0
     for epoch in range(training_epochs):
         anet.train()
         for batch in train_idx[torch.randperm(n_train).to(device)].split(batch_size):
@@ -69,7 +69,6 @@ def calculate(source_feature: torch.Tensor, target_feature: torch.Tensor, device
         with torch.no_grad():
             pred = (anet(features[val_idx]) >= 0.5).float()
             error = (pred != labels[val_idx]).float().mean().item()
-        best_error = min(best_error, error)
         if progress:
             print("epoch {} accuracy: {:.2f} A-dist: {:.4f}".format(epoch, 100 * (1 - error), 2 * (1 - 2 * error)))
-    return float(2.0 * (1.0 - 2.0 * best_error))
+    return float(2.0 * (1.0 - 2.0 * error))
