@@ -17,11 +17,12 @@ from ila_tllib.backend import DomainAdversarialLoss, DomainDiscriminator  # noqa
 def build(args, classifier, num_classes, device):
     domain_discri = DomainDiscriminator(in_feature=classifier.features_dim, hidden_size=1024).to(device)
     loss = DomainAdversarialLoss
-    if utils.source_batch_size(args, num_classes) != args.batch_size and loss is not backend.standalone.DomainAdversarialLoss:
+    source_batch = utils.source_batch_size(args, num_classes)
+    if source_batch != args.batch_size and loss is not backend.standalone.DomainAdversarialLoss:
         # tllib's loss halves the joint batch, so it needs source and target batches of one size; the
         # standalone loss splits at the source size and equals tllib's when the sizes agree
-        print(f"DomainAdversarialLoss: the standalone one, as the source batch "
-              f"({utils.source_batch_size(args, num_classes)}) and the target batch ({args.batch_size}) differ")
+        print(f"DomainAdversarialLoss: the standalone one, as the source batch ({source_batch}) "
+              f"and the target batch ({args.batch_size}) differ")
         loss = backend.standalone.DomainAdversarialLoss
     return domain_discri, loss(domain_discri).to(device)
 
