@@ -83,6 +83,7 @@ def test_incomplete_benchmark_dataset(tmp_path, capsys):
     (["--scale", "0.5"], "--scale takes two positive values"),
     (["--ratio", "2", "1"], "--ratio takes two positive values, the lower first"),
     (["--resize-size", "0"], "--resize-size must be at least 1"),
+    (["-a", "resnet18", "--norm-mean", "0.5", "--norm-std", "0.5"], "--no-pool is for backbones whose output is already flat"),
 ])
 def test_flag_values(root, tmp_path, capsys, extra, message):
     code, err = run_dann(tiny_args(root, tmp_path / "log") + extra, capsys)
@@ -97,7 +98,7 @@ def test_failed_weight_download_names_the_fix(root, tmp_path, capsys, monkeypatc
     def offline(*args, **kwargs):
         raise urllib.error.URLError("Name or service not known")
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
-    argv = [a for a in tiny_args(root, tmp_path / "log") if a != "--scratch"] + ["-a", "resnet18"]
+    argv = [a for a in tiny_args(root, tmp_path / "log") if a not in ("--scratch", "--no-pool")] + ["-a", "resnet18"]
     code, err = run_dann(argv, capsys)
     assert code == 2 and "could not build 'resnet18' with ImageNet weights" in err and "--pretrained PATH" in err
 

@@ -412,6 +412,9 @@ def _resnet_features(net):
 def build_classifier(args, num_classes, device):
     print("=> using model '{}'".format(args.arch))
     backbone = get_model(args.arch, args.scratch, args.pretrained)
+    if args.no_pool and args.arch not in ('lenet', 'dtn'):
+        raise UsageError(f"--no-pool is for backbones whose output is already flat (lenet, dtn); -a {args.arch} "
+                         f"outputs feature maps that need the pool layer: drop --no-pool")
     pool_layer = nn.Identity() if args.no_pool else None
     return ImageClassifier(backbone, num_classes, bottleneck_dim=args.bottleneck_dim,
                            pool_layer=pool_layer, finetune=not args.scratch).to(device)
