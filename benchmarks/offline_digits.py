@@ -27,7 +27,7 @@ COMMON = ["-d", "ImageList", "-a", "lenet", "--no-pool", "--scratch", "--train-r
           "--val-resizing", "res.", "--resize-size", "28", "--no-hflip", "--norm-mean", "0.5",
           "--norm-std", "0.5", "--lr", "0.01", "-b", "64", "-j", "0", "--cache-images"]
 # ILA-DA's flags, chosen on MNIST→UCI only (see README) and kept for UCI→MNIST
-ILA = ["--k", "3", "--mu", "0.75", "--samples-per-class", "6"]
+ILA = ["--k", "3", "--mu", "0.75", "--samples-per-class", "6", "--ila-trade-off", "2.0"]
 
 METHODS = {
     "ERM": ("ila_cdan.py", ["--trade-off", "0", "--ila-trade-off", "0"]),
@@ -80,8 +80,8 @@ def main():
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--iters-per-epoch", type=int, default=350)
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
-    parser.add_argument("--ila-flags", default="--ila-trade-off 2.0",
-                        help="ILA flags added to every ILA-DA run (weight)")
+    parser.add_argument("--ila-flags", default="",
+                        help="more flags for every ILA-DA run, after the defaults above (a repeated flag overrides)")
     parser.add_argument("--ila-start-iter", type=int, default=None,
                         help="iteration where ILA starts (default: after the first epoch)")
     parser.add_argument("--tasks", nargs="+", default=["mnist:uci", "uci:mnist"])
