@@ -118,6 +118,17 @@ def test_dann_takes_a_loss_that_accepts_unequal_batches(monkeypatch):
         assert type(ila_dann.build(args, classifier, 3, torch.device("cpu"))[1]) is expected, extra
 
 
+def test_analysis_of_a_source_smaller_than_the_batch(tiny_root, tmp_path):
+    # the class-balanced sampler trains on a source of 24 with -b 32; the analysis must cope too
+    log = str(tmp_path / "log")
+    args = tiny_args(tiny_root, log, "--epochs", "1", "-i", "1", "-b", "32") + ["-t", "src", "tgt"]
+    done = run_script("ila_cdan.py", args)
+    assert done.returncode == 0, done.stderr
+    done = run_script("ila_cdan.py", args + ["--phase", "analysis"])
+    assert done.returncode == 0, done.stderr
+    assert "A-distance =" in only_log(log, "analysis")
+
+
 def test_cached_images_give_the_same_run(tiny_root, tmp_path):
     sys.path.insert(0, SCRIPTS)
     import utils

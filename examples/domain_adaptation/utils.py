@@ -413,8 +413,8 @@ def build_classifier(args, num_classes, device):
     print("=> using model '{}'".format(args.arch))
     backbone = get_model(args.arch, args.scratch, args.pretrained)
     if args.no_pool and args.arch not in ('lenet', 'dtn'):
-        raise UsageError(f"--no-pool is for backbones whose output is already flat (lenet, dtn); -a {args.arch} "
-                         f"outputs feature maps that need the pool layer: drop --no-pool")
+        raise UsageError(f"--no-pool is only for lenet and dtn, whose output is already flat; -a {args.arch} "
+                         f"needs the pool layer")
     pool_layer = nn.Identity() if args.no_pool else None
     return ImageClassifier(backbone, num_classes, bottleneck_dim=args.bottleneck_dim,
                            pool_layer=pool_layer, finetune=not args.scratch).to(device)
@@ -652,7 +652,8 @@ def analyse(classifier, data, args, device, log_dir):
     # as tllib: every full batch of both training sets, shuffled, with the training transform, so that
     # t-SNE and the A-distance compare with its published analysis
     source_feature, target_feature = (
-        collect_feature(DataLoader(dataset, batch_size=args.batch_size, shuffle=True, drop_last=True,
+        collect_feature(DataLoader(dataset, batch_size=args.batch_size, shuffle=True,
+                                   drop_last=len(dataset) >= args.batch_size,   # a small set still gives one batch
                                    num_workers=args.workers, generator=_own_generator(args.seed or 0)),
                         feature_extractor, device)
         for dataset in (data.train_source, data.train_target))
