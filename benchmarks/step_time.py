@@ -3,8 +3,8 @@
     python benchmarks/step_time.py                     # LeNet, 28x28 grey digits, CPU
     python benchmarks/step_time.py --arch resnet50     # ResNet-50, 224 px synthetic images (GPU when present)
 
-One iteration = forward of source + target, CE + CDAN (+ ILA), backward, SGD step — the scripts' own
-``compute_losses``. The two variants alternate so that drift in machine load hits both alike.
+One iteration = forward of source + target, CE + CDAN (+ ILA), backward, SGD step — the engine's own
+``Trainer.losses``. The two variants alternate so that drift in machine load hits both alike.
 """
 import argparse
 import os
@@ -16,8 +16,11 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples",
                                 "domain_adaptation"))
-import utils  # noqa: E402
 from ila_cdan import CDAN  # noqa: E402
+from ila_tllib.engine import Batch, BatchPlan, Trainer, get_parser  # noqa: E402
+from ila_tllib.engine.ila_term import ILATerm, build_ila_loss  # noqa: E402
+from ila_tllib.engine.run import build_classifier  # noqa: E402
+from ila_tllib.models import DIGIT_ARCHS  # noqa: E402
 
 
 def main():
@@ -32,23 +35,29 @@ def main():
     if opts.threads:
         torch.set_num_threads(opts.threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    digits = opts.arch in utils.DIGIT_ARCHS
+    digits = opts.arch in DIGIT_ARCHS
     flags = ["root", "-s", "s", "-t", "t", "-a", opts.arch, "--scratch", "--k", "3", "--mu", "0.75",
              "-b", str(opts.batch_size), "--samples-per-class", str(opts.samples_per_class)] + (["--no-pool"] if digits else [])
-    args = utils.get_parser("cdan", "").parse_args(flags)
+    method = CDAN()
+    args = get_parser(method).parse_args(flags)
     torch.manual_seed(0)
-    classifier = utils.build_classifier(args, opts.classes, device)
-    domain_discri, domain_adv = CDAN.build(args, classifier, opts.classes, device)
-    ila = utils.build_ila_loss(args)
-    optimizer = torch.optim.SGD(classifier.get_parameters() + domain_discri.get_parameters(), lr=0.01, momentum=0.9)
+    classifier = build_classifier(args, method, opts.classes, device)
+    plan = BatchPlan.from_args(args, opts.classes)
+    transfer = method.build_transfer(args, classifier, opts.classes, plan.source_size, args.batch_size).to(device)
+    trainers = {with_ila: Trainer(args, method, classifier, transfer, plan,
+                                  ILATerm(build_ila_loss(args), args.ila_trade_off) if with_ila else None,
+                                  opts.classes, device) for with_ila in (False, True)}
+    optimizer = torch.optim.SGD(method.param_groups(classifier, transfer), lr=0.01, momentum=0.9)
     shape = (1, 28, 28) if opts.arch == "lenet" else (3, 32, 32) if opts.arch == "dtn" else (3, 224, 224)
     n_s = opts.classes * opts.samples_per_class
-    x_s, x_t = torch.randn(n_s, *shape, device=device), torch.randn(opts.batch_size, *shape, device=device)
+    x = torch.randn(n_s + opts.batch_size, *shape, device=device)
     labels_s = torch.arange(opts.classes, device=device).repeat(opts.samples_per_class)
+    labels_t = torch.zeros(opts.batch_size, dtype=torch.long, device=device)
 
     def step(with_ila):
-        out = utils.compute_losses(classifier, domain_adv, CDAN, ila if with_ila else None, args, opts.classes,
-                                   x_s, labels_s, x_t)
+        batch = Batch(x, labels_s, labels_t, labels_s if with_ila else None, slice(0, n_s),
+                      slice(n_s, n_s + opts.batch_size), slice(0, n_s) if with_ila else None)
+        out = trainers[with_ila].losses(batch, it=0)
         optimizer.zero_grad()
         out.loss.backward()
         optimizer.step()

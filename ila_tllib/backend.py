@@ -1,7 +1,9 @@
 """Where the tllib pieces come from: an installed tllib (0.4) or :mod:`ila_tllib.standalone`.
 
-Everything else in ``ila_tllib`` and its scripts imports the shared pieces from here,
-so one place decides. ``ILA_TLLIB_BACKEND`` (read once, at import) selects:
+Everything else in ``ila_tllib`` and its scripts takes the shared pieces from here, so one place
+decides, from one table (:data:`PIECES`: name → tllib module and attribute; the standalone piece has
+the same name). Nothing happens at import: the choice is made the first time a piece (or
+:data:`BACKEND`, :func:`describe`) is asked for. ``ILA_TLLIB_BACKEND`` then selects:
 
 - ``auto`` (default): tllib if its needed submodules import, else the standalone copies;
 - ``tllib``: tllib or an :class:`ImportError` that says why not;
@@ -11,10 +13,10 @@ On the current stack tllib 0.4 needs three symbols that torch, torchvision and n
 since removed; :func:`restore_removed_symbols` puts back exactly those, each only if absent,
 and only when tllib is about to be imported. tllib's own ``__init__`` (which imports every
 sub-package, ``tllib.ranking`` and its numba dependency included) is not run: the package is
-registered from its location and only the submodules below are imported.
+registered from its location and only the submodules in the table are imported.
 
-Exposed: :data:`BACKEND` (``'tllib'`` or ``'standalone'``), :func:`describe`, the pieces
-(:data:`PIECES`), and :mod:`standalone` itself so the two can be compared.
+The run's output never goes through tllib's ``CompleteLogger`` (it closes the real stdout, see
+:mod:`ila_tllib.engine.output`).
 """
 import importlib
 import importlib.util
@@ -25,14 +27,6 @@ import typing
 from typing import Dict, List, Optional, Tuple
 
 from . import standalone
-
-__all__ = [
-    "BACKEND", "ENV_VAR", "PIECES", "describe", "load_tllib", "restore_removed_symbols", "standalone",
-    "WarmStartGradientReverseLayer", "GradientReverseLayer", "GradientReverseFunction", "DomainDiscriminator",
-    "DomainAdversarialLoss", "ConditionalDomainAdversarialLoss", "Classifier", "ImageClassifier",
-    "ForeverDataIterator", "CompleteLogger", "AverageMeter", "ProgressMeter", "accuracy", "ConfusionMatrix",
-    "collect_feature", "tsne", "a_distance", "lenet", "dtn",
-]
 
 ENV_VAR = "ILA_TLLIB_BACKEND"
 
@@ -47,7 +41,6 @@ _TLLIB_SOURCES: Dict[str, Tuple[str, Optional[str]]] = {
     "Classifier": ("tllib.modules.classifier", "Classifier"),
     "ImageClassifier": ("tllib.alignment.dann", "ImageClassifier"),
     "ForeverDataIterator": ("tllib.utils.data", "ForeverDataIterator"),
-    "CompleteLogger": ("tllib.utils.logger", "CompleteLogger"),
     "AverageMeter": ("tllib.utils.meter", "AverageMeter"),
     "ProgressMeter": ("tllib.utils.meter", "ProgressMeter"),
     "accuracy": ("tllib.utils.metric", "accuracy"),
@@ -57,8 +50,16 @@ _TLLIB_SOURCES: Dict[str, Tuple[str, Optional[str]]] = {
     "a_distance": ("tllib.utils.analysis.a_distance", None),
     "lenet": ("tllib.vision.models.digits", "lenet"),
     "dtn": ("tllib.vision.models.digits", "dtn"),
+    "MarginDisparityDiscrepancy": ("tllib.alignment.mdd", "ClassificationMarginDisparityDiscrepancy"),
+    "MDDClassifier": ("tllib.alignment.mdd", "ImageClassifier"),
+    "BatchSpectralPenalizationLoss": ("tllib.alignment.bsp", "BatchSpectralPenalizationLoss"),
+    "BSPClassifier": ("tllib.alignment.bsp", "ImageClassifier"),
 }
 PIECES: Tuple[str, ...] = tuple(_TLLIB_SOURCES)
+
+__all__ = ["BACKEND", "ENV_VAR", "PIECES", "describe", "load_tllib", "restore_removed_symbols", "standalone",
+           "BackendChoiceError", "TllibUnavailableError",
+           *PIECES]
 
 # torchvision's ResNet weight enums still carry the URLs the old ``model_urls`` dict held.
 _RESNET_WEIGHTS = {
@@ -163,7 +164,7 @@ def _choose() -> Tuple[str, Dict[str, object], str]:
     """Return (backend, pieces, description)."""
     choice = (os.environ.get(ENV_VAR, "auto") or "auto").strip().lower()
     if choice not in ("auto", "tllib", "standalone"):
-        raise ValueError("{}={!r}: expected 'auto', 'tllib' or 'standalone'".format(ENV_VAR, choice))
+        raise BackendChoiceError("{}={!r}: expected 'auto', 'tllib' or 'standalone'".format(ENV_VAR, choice))
 
     if choice != "standalone":
         try:
@@ -171,7 +172,8 @@ def _choose() -> Tuple[str, Dict[str, object], str]:
         except Exception as error:
             detail = str(error) if isinstance(error, ImportError) else "{}: {}".format(type(error).__name__, error)
             if choice == "tllib":
-                raise ImportError("{}=tllib but tllib is not importable: {}".format(ENV_VAR, detail)) from error
+                raise TllibUnavailableError("{}=tllib but tllib is not importable: {}; install it (README) or "
+                                            "unset the variable".format(ENV_VAR, detail)) from error
             reason = "tllib not importable: {}".format(detail)
         else:
             location = os.path.dirname(getattr(package, "__file__", None) or list(package.__path__)[0])
@@ -184,31 +186,33 @@ def _choose() -> Tuple[str, Dict[str, object], str]:
     return "standalone", pieces, "tllib pieces: standalone (ila_tllib.standalone; {})".format(reason)
 
 
-BACKEND, _pieces, _DESCRIPTION = _choose()
+class BackendChoiceError(ValueError):
+    """``ILA_TLLIB_BACKEND`` holds something other than auto, tllib or standalone."""
+
+
+class TllibUnavailableError(ImportError):
+    """``ILA_TLLIB_BACKEND=tllib`` but tllib does not import."""
+
+
+_chosen: Optional[Tuple[str, Dict[str, object], str]] = None
+
+
+def _choice() -> Tuple[str, Dict[str, object], str]:
+    global _chosen
+    if _chosen is None:
+        _chosen = _choose()
+    return _chosen
 
 
 def describe() -> str:
     """One line for the run log saying where the tllib pieces come from."""
-    return _DESCRIPTION
+    return _choice()[2]
 
 
-WarmStartGradientReverseLayer = _pieces["WarmStartGradientReverseLayer"]
-GradientReverseLayer = _pieces["GradientReverseLayer"]
-GradientReverseFunction = _pieces["GradientReverseFunction"]
-DomainDiscriminator = _pieces["DomainDiscriminator"]
-DomainAdversarialLoss = _pieces["DomainAdversarialLoss"]
-ConditionalDomainAdversarialLoss = _pieces["ConditionalDomainAdversarialLoss"]
-Classifier = _pieces["Classifier"]
-ImageClassifier = _pieces["ImageClassifier"]
-ForeverDataIterator = _pieces["ForeverDataIterator"]
-CompleteLogger = _pieces["CompleteLogger"]
-AverageMeter = _pieces["AverageMeter"]
-ProgressMeter = _pieces["ProgressMeter"]
-accuracy = _pieces["accuracy"]
-ConfusionMatrix = _pieces["ConfusionMatrix"]
-collect_feature = _pieces["collect_feature"]
-tsne = _pieces["tsne"]
-a_distance = _pieces["a_distance"]
-lenet = _pieces["lenet"]
-dtn = _pieces["dtn"]
-del _pieces
+def __getattr__(name: str):
+    # PEP 562: pieces and BACKEND are looked up (and tllib imported) on first use, not at import
+    if name == "BACKEND":
+        return _choice()[0]
+    if name in _TLLIB_SOURCES:
+        return _choice()[1][name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

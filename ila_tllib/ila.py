@@ -5,8 +5,9 @@ import torch
 import torch.nn as nn
 
 from .affinity import AffinityMiner
-from .losses import MultiSampleContrastiveLoss, anchors
-from .pseudo_labels import KNNPseudoLabeller
+from .losses import METRIC_LOSSES, anchors
+from .parts import build_part
+from .pseudo_labels import PSEUDO_LABELLERS
 from .similarity import get_similarity
 
 __all__ = ["ILALoss"]
@@ -28,16 +29,22 @@ class ILALoss(nn.Module):
     Steps 2–4 carry no gradient; step 5 back-propagates into both :math:`f_s` and :math:`f_t`.
     Each step is a swappable part: ``similarity``, ``pseudo_labeller``, ``metric_loss``.
 
+    The parts are given either by name, with their settings, or as modules; a setting next to a
+    module is an error (it would be silently ignored).
+
     Args:
-        k (int): neighbours of the kNN vote. Default: 5
+        k (int, optional): neighbours of the kNN vote, for ``pseudo_labeller='knn'``. Default: 5
         mu (float): fraction of targets kept, in (0, 1]. Default: 0.67
         m (int, optional): top-m of the ratio test; ``None`` = the largest per-class count of the
             source batch (its samples per class when class-balanced). Default: ``None``
-        temperature (float): :math:`\tau` dividing :math:`\phi` in the MSC loss. Default: 1.0
-        similarity (str or nn.Module): ``'inverse_euclidean'`` (paper) or ``'cosine'``.
-        pseudo_labeller (nn.Module, optional): replaces the kNN + ratio labeller, e.g.
-            :class:`~ila_tllib.pseudo_labels.ClassifierPseudoLabeller` (then ``k``, ``m`` are unused).
-        metric_loss (nn.Module, optional): replaces MSC, e.g. :class:`~ila_tllib.losses.AffinityTripletLoss`.
+        temperature (float, optional): :math:`\tau` dividing :math:`\phi`, for ``metric_loss='msc'``.
+            Default: 1.0
+        similarity (str or nn.Module): a name of :data:`~ila_tllib.similarity.SIMILARITIES`
+            (``'inverse_euclidean'``, the paper's; ``'cosine'``) or a module.
+        pseudo_labeller (str or nn.Module): a name of :data:`~ila_tllib.pseudo_labels.PSEUDO_LABELLERS`
+            (``'knn'``, the paper's; ``'classifier'``, Table 4 (b)) or a module.
+        metric_loss (str or nn.Module): a name of :data:`~ila_tllib.losses.METRIC_LOSSES`
+            (``'msc'``, the paper's; ``'triplet'``, Table 4 (a)) or a module.
 
     Inputs:
         - f_s (tensor): source features :math:`(N_s, D)`
@@ -55,13 +62,23 @@ class ILALoss(nn.Module):
     the number of sources that entered the loss.
     """
 
-    def __init__(self, k: int = 5, mu: float = 0.67, m: Optional[int] = None, temperature: float = 1.0,
-                 similarity: Union[str, nn.Module] = "inverse_euclidean",
-                 pseudo_labeller: Optional[nn.Module] = None, metric_loss: Optional[nn.Module] = None):
+    def __init__(self, k: Optional[int] = None, mu: float = 0.67, m: Optional[int] = None,
+                 temperature: Optional[float] = None, similarity: Union[str, nn.Module] = "inverse_euclidean",
+                 pseudo_labeller: Union[str, nn.Module, None] = "knn",
+                 metric_loss: Union[str, nn.Module, None] = "msc"):
         super().__init__()
+        pseudo_labeller, metric_loss = pseudo_labeller or "knn", metric_loss or "msc"
+        if isinstance(pseudo_labeller, nn.Module) and (k is not None or m is not None):
+            raise ValueError("k and m are settings of the pseudo-labeller built by name; "
+                             "with a pseudo_labeller module, give them to that module")
+        if isinstance(metric_loss, nn.Module) and temperature is not None:
+            raise ValueError("temperature is a setting of the metric loss built by name; "
+                             "with a metric_loss module, give it to that module")
         self.similarity = get_similarity(similarity)
-        self.miner = AffinityMiner(pseudo_labeller or KNNPseudoLabeller(k, m), mu)
-        self.metric_loss = metric_loss or MultiSampleContrastiveLoss(temperature)
+        labeller = build_part(PSEUDO_LABELLERS, pseudo_labeller, "pseudo-labeller", k=5 if k is None else k, m=m)
+        self.miner = AffinityMiner(labeller, mu)
+        self.metric_loss = build_part(METRIC_LOSSES, metric_loss, "metric loss",
+                                      temperature=1.0 if temperature is None else temperature)
         self.last = None
 
     def forward(self, f_s: torch.Tensor, y_s: torch.Tensor, f_t: torch.Tensor,

@@ -8,7 +8,9 @@ that still belongs to the graph (so ``backward`` works and nothing turns NaN).
 import torch
 import torch.nn as nn
 
-__all__ = ["MultiSampleContrastiveLoss", "AffinityTripletLoss", "get_metric_loss"]
+from .parts import build_part
+
+__all__ = ["MultiSampleContrastiveLoss", "AffinityTripletLoss", "get_metric_loss", "METRIC_LOSSES"]
 
 
 def anchors(affinity: torch.Tensor) -> torch.Tensor:
@@ -138,10 +140,12 @@ class AffinityTripletLoss(nn.Module):
         return f"margin={self.margin}, reduction={self.reduction!r}"
 
 
+METRIC_LOSSES = {
+    "msc": MultiSampleContrastiveLoss,
+    "triplet": AffinityTripletLoss,
+}
+
+
 def get_metric_loss(name: str, temperature: float = 1.0) -> nn.Module:
-    """``msc`` or ``triplet``."""
-    if name == "msc":
-        return MultiSampleContrastiveLoss(temperature)
-    if name == "triplet":
-        return AffinityTripletLoss()
-    raise ValueError(f"unknown metric loss {name!r}; choose 'msc' or 'triplet'")
+    """A metric loss of :data:`METRIC_LOSSES` by name, given the settings it takes (``msc``: temperature)."""
+    return build_part(METRIC_LOSSES, name, "metric loss", temperature=temperature)

@@ -14,8 +14,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .parts import build_part
+
 __all__ = ["PseudoLabels", "knn_vote", "similarity_ratio", "KNNPseudoLabeller",
-           "ClassifierPseudoLabeller", "get_pseudo_labeller"]
+           "ClassifierPseudoLabeller", "get_pseudo_labeller", "PSEUDO_LABELLERS"]
 
 
 class PseudoLabels(NamedTuple):
@@ -127,10 +129,12 @@ class ClassifierPseudoLabeller(nn.Module):
         return PseudoLabels(labels, confidence)
 
 
+PSEUDO_LABELLERS = {
+    "knn": KNNPseudoLabeller,
+    "classifier": ClassifierPseudoLabeller,
+}
+
+
 def get_pseudo_labeller(name: str, k: int = 5, m: Optional[int] = None) -> nn.Module:
-    """``knn`` or ``classifier``."""
-    if name == "knn":
-        return KNNPseudoLabeller(k, m)
-    if name == "classifier":
-        return ClassifierPseudoLabeller()
-    raise ValueError(f"unknown pseudo-labeller {name!r}; choose 'knn' or 'classifier'")
+    """A pseudo-labeller of :data:`PSEUDO_LABELLERS` by name, given the settings it takes (``knn``: k, m)."""
+    return build_part(PSEUDO_LABELLERS, name, "pseudo-labeller", k=k, m=m)

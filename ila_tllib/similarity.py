@@ -9,6 +9,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .parts import build_part
+
 __all__ = ["InverseEuclideanSimilarity", "CosineSimilarity", "get_similarity", "SIMILARITIES"]
 
 
@@ -89,10 +91,5 @@ SIMILARITIES = {
 
 
 def get_similarity(name) -> nn.Module:
-    """Return a similarity module by name (``inverse_euclidean`` or ``cosine``); a module passes through."""
-    if isinstance(name, nn.Module):
-        return name
-    try:
-        return SIMILARITIES[name]()
-    except KeyError:
-        raise ValueError(f"unknown similarity {name!r}; choose one of {sorted(SIMILARITIES)}") from None
+    """A similarity of :data:`SIMILARITIES` by name; a module passes through."""
+    return build_part(SIMILARITIES, name, "similarity")

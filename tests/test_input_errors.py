@@ -1,15 +1,12 @@
-"""Bad input ends with exit code 2 and one message naming the problem and the fix (scripts run in-process)."""
+"""Bad input ends with exit code 2 and one message naming the problem and the fix (scripts run as a
+user runs them: a subprocess, output through pipes)."""
 import os
-import shutil
+import subprocess
 import sys
 
 import pytest
 
-from test_scripts import SCRIPTS, make_image_list, tiny_args
-
-sys.path.insert(0, SCRIPTS)
-import ila_dann  # noqa: E402
-import utils  # noqa: E402
+from helpers import SCRIPTS, make_image_list, run_script, tiny_args
 
 
 @pytest.fixture()
@@ -17,12 +14,10 @@ def root(tmp_path):
     return make_image_list(tmp_path / "data", per_class=4)
 
 
-def run_dann(argv, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        utils.main(ila_dann.DANN, "test", [str(a) for a in argv])
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    return exit_info.value.code, err
+def run_dann(argv, capsys=None, backend="standalone"):
+    done = run_script("ila_dann.py", argv, backend=backend)
+    assert "Traceback" not in done.stderr, done.stderr
+    return done.returncode, done.stderr
 
 
 def edit_list(root, domain, transform):
@@ -75,7 +70,7 @@ def test_incomplete_benchmark_dataset(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--temperature", "0"], "--temperature must be positive"),
+    (["--temperature", "0"], "--ila-temperature must be positive"),
     (["--mu", "0.01"], "keeps no target"),
     (["-j", "-1"], "--workers cannot be negative"),
     (["--norm-mean", "0.5", "0.5", "0.5"], "--norm-mean needs 1 value for -a lenet (grey images), got 3"),
@@ -90,40 +85,46 @@ def test_flag_values(root, tmp_path, capsys, extra, message):
     assert code == 2 and message in err
 
 
-def test_failed_weight_download_names_the_fix(root, tmp_path, capsys, monkeypatch):
+def test_failed_weight_download_names_the_fix(monkeypatch):
     import urllib.error
 
-    import torch.hub
+    import torchvision.models._api as weights_api
 
-    def offline(*args, **kwargs):
+    from ila_tllib.models import BackboneError, get_model
+    asked = []
+
+    def offline(url, *args, **kwargs):    # where torchvision's weights enum downloads from
+        asked.append(url)
         raise urllib.error.URLError("Name or service not known")
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
-    argv = [a for a in tiny_args(root, tmp_path / "log") if a not in ("--scratch", "--no-pool")] + ["-a", "resnet18"]
-    code, err = run_dann(argv, capsys)
-    assert code == 2 and "could not build 'resnet18' with ImageNet weights" in err and "--pretrained PATH" in err
+    monkeypatch.setattr(weights_api, "load_state_dict_from_url", offline)
+    with pytest.raises(BackboneError, match=r"could not build 'resnet18' with ImageNet weights.*--pretrained PATH"):
+        get_model("resnet18")
+    assert asked and asked[0].endswith(".pth")
 
 
-def test_local_pretrained_weights(root, tmp_path, capsys):
+def test_local_pretrained_weights(tmp_path):
     import torch
     import torchvision
+
+    from ila_tllib.models import BackboneError, get_model
     weights = tmp_path / "resnet18.pth"
     reference = torchvision.models.resnet18()
     torch.save(reference.state_dict(), weights)
-    backbone = utils.get_model("resnet18", pretrained=str(weights))
+    backbone = get_model("resnet18", pretrained=str(weights))
     assert torch.equal(backbone.conv1.weight, reference.conv1.weight)
     assert backbone.out_features == 512
     bad = tmp_path / "bad.pth"
     torch.save({"backbone." + k: v for k, v in reference.state_dict().items()}, bad)
-    with pytest.raises(utils.UsageError, match="none of its keys fit"):
-        utils.get_model("resnet18", pretrained=str(bad))
+    with pytest.raises(BackboneError, match="none of its keys fit"):
+        get_model("resnet18", pretrained=str(bad))
     not_torch = tmp_path / "notes.pth"
     not_torch.write_text("these are not weights")
-    with pytest.raises(utils.UsageError, match="cannot be read as a state_dict"):
-        utils.get_model("resnet18", pretrained=str(not_torch))
+    with pytest.raises(BackboneError, match="cannot be read as a state_dict"):
+        get_model("resnet18", pretrained=str(not_torch))
     a_tensor = tmp_path / "tensor.pth"
     torch.save(torch.zeros(3), a_tensor)
-    with pytest.raises(utils.UsageError, match="holds a Tensor, not a state_dict"):
-        utils.get_model("resnet18", pretrained=str(a_tensor))
+    with pytest.raises(BackboneError, match="holds a Tensor, not a state_dict"):
+        get_model("resnet18", pretrained=str(a_tensor))
 
 
 def test_image_list_that_is_not_utf8(root, tmp_path, capsys):
@@ -134,9 +135,6 @@ def test_image_list_that_is_not_utf8(root, tmp_path, capsys):
 
 
 def test_mistyped_backend_variable(root, tmp_path):
-    import subprocess
-    env = dict(os.environ, ILA_TLLIB_BACKEND="standlone")
-    done = subprocess.run([sys.executable, os.path.join(SCRIPTS, "ila_dann.py"), *map(str, tiny_args(root, tmp_path / "log"))],
-                          env=env, capture_output=True, text=True)
+    done = run_script("ila_dann.py", tiny_args(root, tmp_path / "log"), backend="standlone")
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "ILA_TLLIB_BACKEND='standlone'" in done.stderr and "'standalone'" in done.stderr

@@ -10,7 +10,7 @@ import time
 
 import torch
 
-from test_scripts import SCRIPTS, make_image_list, only_log, run_script, tiny_args
+from helpers import SCRIPTS, make_image_list, only_log, run_script, script_env, tiny_args
 
 import pytest
 
@@ -43,7 +43,7 @@ def test_two_epochs_equal_one_plus_resume(root, tmp_path):
 
 def test_torchrun_two_epochs_equal_one_plus_resume(root, tmp_path):
     # each process draws its own dropout masks; a resume must give every process its own RNG back
-    env = dict(os.environ, OMP_NUM_THREADS="1", ILA_TLLIB_BACKEND="standalone")
+    env = script_env("standalone")
 
     def torchrun(log, *extra):
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
@@ -64,7 +64,7 @@ def test_torchrun_two_epochs_equal_one_plus_resume(root, tmp_path):
 def test_sigkill_mid_epoch_then_resume(root, tmp_path):
     log = str(tmp_path / "log")
     args = tiny_args(root, log, "--seed", "0", "--epochs", "4", "-i", "25", "-p", "1")
-    env = dict(os.environ, OMP_NUM_THREADS="1", ILA_TLLIB_BACKEND="standalone")
+    env = script_env("standalone")
     proc = subprocess.Popen([sys.executable, os.path.join(SCRIPTS, "ila_dann.py")] + args, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     resume_file = os.path.join(log, "checkpoints", "resume.pth")

@@ -12,41 +12,7 @@ from PIL import Image
 
 from ila_tllib.tables import collect, format_table
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPTS = os.path.join(REPO, "examples", "domain_adaptation")
-DIGIT_FLAGS = ["-a", "lenet", "--no-pool", "--scratch", "--train-resizing", "res.", "--val-resizing", "res.",
-               "--resize-size", "28", "--no-hflip", "--norm-mean", "0.5", "--norm-std", "0.5", "-j", "0"]
-
-
-def make_image_list(root, classes=3, per_class=8, seed=0):
-    """Two grey domains whose class c is a bright bar at row 4 + 8c; the target is inverted and noisier."""
-    rng = np.random.default_rng(seed)
-    os.makedirs(os.path.join(root, "image_list"), exist_ok=True)
-    for domain, invert, noise in (("src", False, 20), ("tgt", True, 50)):
-        lines = []
-        for c in range(classes):
-            for i in range(per_class):
-                img = rng.normal(40, noise, (28, 28))
-                img[4 + 8 * c:8 + 8 * c, 3:25] += 180
-                img = np.clip(255 - img if invert else img, 0, 255).astype(np.uint8)
-                rel = f"{domain}/{c}/{i}.png"
-                os.makedirs(os.path.dirname(os.path.join(root, rel)), exist_ok=True)
-                Image.fromarray(img, mode="L").save(os.path.join(root, rel))
-                lines.append(f"{rel} {c}")
-        with open(os.path.join(root, "image_list", f"{domain}.txt"), "w") as f:
-            f.write("\n".join(lines) + "\n")
-    return str(root)
-
-
-def run_script(name, args, cwd=None, timeout=300):
-    env = dict(os.environ, OMP_NUM_THREADS="1", ILA_TLLIB_BACKEND="standalone")
-    return subprocess.run([sys.executable, os.path.join(SCRIPTS, name)] + [str(a) for a in args],
-                          capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout)
-
-
-def tiny_args(root, log, *extra):
-    return [root, "-d", "ImageList", "-s", "src", "-t", "tgt", *DIGIT_FLAGS, "-b", "8", "--epochs", "2",
-            "-i", "4", "-p", "2", "--samples-per-class", "2", "--k", "3", "--log", log, *extra]
+from helpers import DIGIT_FLAGS, SCRIPTS, make_image_list, only_log, run_script, script_env, tiny_args  # noqa: F401
 
 
 @pytest.fixture(scope="module")
@@ -98,24 +64,27 @@ def test_train_test_analysis(tiny_root, tmp_path, script):
 
 
 def test_dann_takes_a_loss_that_accepts_unequal_batches(monkeypatch):
-    sys.path.insert(0, SCRIPTS)
     import ila_dann
-    import utils
+    from ila_tllib import backend
+    from ila_tllib.engine import BatchPlan, get_parser
     from ila_tllib.standalone import DomainAdversarialLoss as Standalone
 
     class HalvingLoss(torch.nn.Module):   # stands in for tllib's, which halves the joint batch
         def __init__(self, discriminator):
             super().__init__()
 
-    monkeypatch.setattr(ila_dann, "DomainAdversarialLoss", HalvingLoss)
+    monkeypatch.setattr(backend, "DomainAdversarialLoss", HalvingLoss)
     classifier = type("Classifier", (), {"features_dim": 5})()
+    dann = ila_dann.DANN()
     for extra, expected in ((["--samples-per-class", "2"], Standalone),                      # 3 x 2 vs 4
                             (["--samples-per-class", "2", "--ila-batch", "extra"], HalvingLoss),
                             (["--samples-per-class", "2", "--ila-trade-off", "0"], HalvingLoss),
                             (["--samples-per-class", "2", "--balanced-source", "--ila-trade-off", "0"], Standalone),
                             (["--samples-per-class", "2", "--classes-per-batch", "2"], HalvingLoss)):   # 2 x 2
-        args = utils.get_parser("dann", "test").parse_args(["root", "-s", "a", "-t", "b", "-b", "4", *extra])
-        assert type(ila_dann.build(args, classifier, 3, torch.device("cpu"))[1]) is expected, extra
+        args = get_parser(dann).parse_args(["root", "-s", "a", "-t", "b", "-b", "4", *extra])
+        plan = BatchPlan.from_args(args, 3)
+        transfer = dann.build_transfer(args, classifier, 3, plan.source_size, args.batch_size)
+        assert type(transfer) is expected, extra
 
 
 def test_analysis_of_a_source_smaller_than_the_batch(tiny_root, tmp_path):
@@ -130,12 +99,11 @@ def test_analysis_of_a_source_smaller_than_the_batch(tiny_root, tmp_path):
 
 
 def test_cached_images_give_the_same_run(tiny_root, tmp_path):
-    sys.path.insert(0, SCRIPTS)
-    import utils
+    from ila_tllib.transforms import draws_nothing_at_random, get_train_transform
     # res. resizing without flips is transformed once; tllib's default (random crop and flip) is not
-    assert utils.draws_nothing_at_random(utils.get_train_transform('res.', hflip=False, resize_size=28))
-    assert not utils.draws_nothing_at_random(utils.get_train_transform('default'))
-    assert not utils.draws_nothing_at_random(utils.get_train_transform('res.', hflip=True))
+    assert draws_nothing_at_random(get_train_transform('res.', hflip=False, resize_size=28))
+    assert not draws_nothing_at_random(get_train_transform('default'))
+    assert not draws_nothing_at_random(get_train_transform('res.', hflip=True))
     logs = [str(tmp_path / name) for name in ("plain", "cached")]
     for log, extra in zip(logs, ([], ["--cache-images"])):
         done = run_script("ila_cdan.py", tiny_args(tiny_root, log, "--seed", "2", "--epochs", "1", *extra))
@@ -194,7 +162,7 @@ def test_headline_command_without_data_is_a_clear_error(tmp_path):
     (["-d", "NoSuchSet"], r"NoSuchSet.*valid.*ImageList.*Office31"),
     (["-t", "nowhere"], r"nowhere.*src.*tgt|src.*tgt.*nowhere"),
     (["--mu", "1.5"], r"--mu 1.5 .*\(0, 1\]"),
-    (["--k", "500"], r"--k 500 .*larger than the class-balanced source batch"),
+    (["--k", "500"], r"--k 500 .*larger than ILA's source batch"),
     (["-a", "no_such_net"], r"unknown architecture 'no_such_net'"),
     (["--samples-per-class", "20"], None),  # 8 per class but 20 asked: fine, classes cycle
     (["--balanced-source", "--ila-batch", "extra"], r"--balanced-source .*contradicts --ila-batch extra"),
@@ -225,7 +193,7 @@ def test_unwritable_log_and_foreign_checkpoint(tiny_root, tmp_path):
 
 def test_torchrun_two_processes(tiny_root, tmp_path):
     log = str(tmp_path / "log")
-    env = dict(os.environ, OMP_NUM_THREADS="1", ILA_TLLIB_BACKEND="standalone")
+    env = script_env("standalone")
     # '--' keeps torchrun's own parser away from the script's flags (it would read --log as ambiguous)
     # --standalone: a local rendezvous on a free port (a fixed or zero --master_port can clash or hang)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
@@ -280,3 +248,23 @@ def test_extra_batch_pretraining_and_ablation_flags(tiny_root, tmp_path):
     assert "batches: source random (8), target random (8); ILA's source batch class-balanced (3 classes x 2 = 6)" in text
     # the adversary saw tllib's random batch of -b 8 while ILA had its own balanced batch of 3 x 2
     assert re.search(r"ILA: \d+ of 4 batches", text) and re.search(r"^test_acc1 = ", text, re.M)
+
+
+@pytest.mark.parametrize("script, columns", [
+    ("ila_mdd.py", r"\tTime \d+\.\d \(\d+\.\d\)\tData .*\tLoss .*\tTrans Loss .*\tCls Acc [^\t]*\tILA Loss"),
+    ("ila_bsp.py", r"\tTime +\d+\.\d\d \( *\d+\.\d\d\)\tData .*\tLoss .*\tCls Acc .*\tDomain Acc .*\tILA Loss"),
+])
+def test_mdd_and_bsp_scripts(tiny_root, tmp_path, backend, script, columns):
+    log = str(tmp_path / "log")
+    extra = ["--pretrain-epochs", "1"] if script == "ila_bsp.py" else []
+    done = run_script(script, tiny_args(tiny_root, log, "--epochs", "1", "--seed", "0", *extra), backend=backend)
+    assert done.returncode == 0, done.stderr
+    text = only_log(log, "train")
+    assert f"tllib pieces: {backend}" in text and re.search(columns, text)
+    assert re.search(r"^test_acc1 = \d+\.\d$", done.stdout, re.M)
+    if script == "ila_bsp.py":    # tllib's source-only pretraining first, kept as a checkpoint
+        assert "Pretraining the model on source domain." in text and "Pretraining process is done." in text
+        assert os.path.isfile(os.path.join(log, "checkpoints", "pretrain.pth"))
+    baseline = run_script(script, tiny_args(tiny_root, str(tmp_path / "base"), "--epochs", "1", "--ila-trade-off", "0",
+                                            *extra), backend=backend)
+    assert baseline.returncode == 0 and "ILA Loss" not in baseline.stdout

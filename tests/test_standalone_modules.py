@@ -356,30 +356,6 @@ def test_forever_data_iterator_wraps_around():
     assert seen == [[0, 1], [2, 3], [4], [0, 1], [2, 3], [4], [0, 1]]
 
 
-def test_complete_logger_tees_and_restores(tmp_path):
-    stdout, stderr = sys.stdout, sys.stderr
-    logger = sa.CompleteLogger(str(tmp_path / "run"), phase="train")
-    try:
-        assert sys.stdout is not stdout
-        print("hello from stdout")
-        print("hello from stderr", file=sys.stderr)
-        # flushed on every write, so the text is on disk before close
-        logs = [p for p in os.listdir(logger.root) if p.endswith(".txt")]
-        assert len(logs) == 1 and logs[0].startswith("train-")
-        with open(os.path.join(logger.root, logs[0])) as f:
-            assert "hello from stdout" in f.read()
-    finally:
-        logger.close()
-    assert sys.stdout is stdout and sys.stderr is stderr
-    with open(os.path.join(logger.root, logs[0])) as f:
-        text = f.read()
-    assert "hello from stdout\n" in text and "hello from stderr\n" in text
-    assert len(logs[0]) == len("train-2024-01-31-12_00_00.txt")
-    assert os.path.isdir(logger.checkpoint_directory) and os.path.isdir(logger.visualize_directory)
-    assert logger.get_checkpoint_path("best") == os.path.join(str(tmp_path / "run"), "checkpoints", "best.pth")
-    assert logger.get_image_path("TSNE.pdf") == os.path.join(str(tmp_path / "run"), "visualize", "TSNE.pdf")
-
-
 # ---------------------------------------------------------------- backbones
 
 def test_lenet_and_dtn_shapes():
@@ -423,3 +399,45 @@ def test_tsne_writes_file(tmp_path):
     filename = str(tmp_path / "tsne.png")
     sa.tsne.visualize(torch.randn(15, 5), torch.randn(15, 5) + 2, filename)
     assert os.path.getsize(filename) > 0
+
+
+# ---------------------------------------------------------------- MDD and BSP
+
+def test_mdd_loss_matches_its_formula_by_loop():
+    torch.manual_seed(1)
+    y_s, y_s_adv, y_t, y_t_adv = torch.randn(5, 3), torch.randn(5, 3), torch.randn(4, 3), torch.randn(4, 3)
+    total_s = total_t = 0.0
+    for i in range(5):
+        p = torch.softmax(y_s_adv[i], 0)[int(y_s[i].argmax())].item()
+        total_s += -4.0 * -math.log(p)
+    for i in range(4):
+        p = torch.softmax(y_t_adv[i], 0)[int(y_t[i].argmax())].item()
+        total_t += math.log(min(1 - p + 1e-6, 1.0))
+    expected = total_s / 5 + total_t / 4
+    assert sa.MarginDisparityDiscrepancy(4.)(y_s, y_s_adv, y_t, y_t_adv).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_mdd_classifier_heads_and_reversal():
+    net = sa.MDDClassifier(sa.lenet(), 3, bottleneck_dim=8, width=8, pool_layer=nn.Identity())
+    x = torch.randn(4, 1, 28, 28)
+    logits, logits_adv = net(x)
+    assert logits.shape == logits_adv.shape == (4, 3)
+    net.eval()
+    assert net(x).shape == (4, 3)
+    # the adversarial head's gradient reaches the features reversed and scaled by the warm-start coefficient
+    net.adv_head.eval()                            # no dropout: the two passes must see the same head
+    net.grl_layer.iter_num = 10 ** 6               # coefficient = hi = 0.1 at the end of the warm start
+    f = torch.randn(2, 8, requires_grad=True)
+    net.adv_head(net.grl_layer(f)).sum().backward()
+    g_rev = f.grad.clone()
+    f.grad = None
+    net.adv_head(f).sum().backward()
+    torch.testing.assert_close(g_rev, -0.1 * f.grad, rtol=1e-4, atol=1e-6)
+
+
+def test_bsp_penalty_is_the_largest_squared_singular_values():
+    import numpy as np
+    torch.manual_seed(2)
+    f_s, f_t = torch.randn(6, 4), torch.randn(5, 4)
+    expected = np.linalg.svd(f_s.numpy(), compute_uv=False)[0] ** 2 + np.linalg.svd(f_t.numpy(), compute_uv=False)[0] ** 2
+    assert sa.BatchSpectralPenalizationLoss()(f_s, f_t).item() == pytest.approx(float(expected), rel=1e-5)

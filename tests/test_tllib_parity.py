@@ -294,4 +294,62 @@ def test_backend_auto_forced_tllib_and_invalid():
         assert chosen == "standalone"
         assert line.startswith("tllib pieces: standalone (ila_tllib.standalone; tllib not importable: ")
         assert out["tllib"][:2] == ["error", "ImportError"] and "ILA_TLLIB_BACKEND=tllib" in out["tllib"][2]
-    assert out["nonsense"][:2] == ["error", "ValueError"]
+    assert out["nonsense"][:2] == ["error", "BackendChoiceError"]
+
+
+# ---------------------------------------------------------------- MDD and BSP
+
+def test_mdd_loss(tl):
+    torch.manual_seed(0)
+    logits = [torch.randn(6, 4, requires_grad=True) for _ in range(4)]
+    adversarial = logits[1], logits[3]        # the main heads' logits enter through their argmax only
+    ours = sa.MarginDisparityDiscrepancy(margin=4.)(*logits)
+    ours.backward()
+    grads = _grads(*adversarial)
+    for t in adversarial:
+        t.grad = None
+    theirs = tl["MarginDisparityDiscrepancy"](margin=4.)(*logits)
+    theirs.backward()
+    _assert_same(ours, theirs)
+    for a, b in zip(grads, _grads(*adversarial)):
+        _assert_same(a, b)
+    # tllib's needs equal batches; ours takes a class-balanced source of another size
+    with pytest.raises(RuntimeError):
+        tl["MarginDisparityDiscrepancy"]()(logits[0][:5], logits[1][:5], logits[2], logits[3])
+    assert torch.isfinite(sa.MarginDisparityDiscrepancy()(logits[0][:5], logits[1][:5], logits[2], logits[3]))
+
+
+def test_mdd_classifier(tl):
+    backbone = sa.lenet()
+    torch.manual_seed(0)
+    ours = sa.MDDClassifier(copy.deepcopy(backbone), 3, bottleneck_dim=16, width=16, pool_layer=nn.Identity())
+    torch.manual_seed(0)
+    theirs = tl["MDDClassifier"](copy.deepcopy(backbone), 3, bottleneck_dim=16, width=16, pool_layer=nn.Identity())
+    a, b = ours.state_dict(), theirs.state_dict()
+    assert list(a) == list(b) and all(torch.equal(a[k], b[k]) for k in a)   # same layout, same seeded draws
+    x = torch.randn(5, 1, 28, 28)
+    for net in (ours, theirs):
+        net.eval()
+    _assert_same(ours(x), theirs(x))
+    assert [g["lr"] for g in ours.get_parameters(0.5)] == [g["lr"] for g in theirs.get_parameters(0.5)]
+    for _ in range(3):
+        ours.step()
+        theirs.step()
+    assert ours.grl_layer.iter_num == theirs.grl_layer.iter_num == 3
+
+
+def test_bsp_loss_and_classifier(tl):
+    torch.manual_seed(0)
+    f_s, f_t = torch.randn(8, 5, requires_grad=True), torch.randn(7, 5, requires_grad=True)
+    ours = sa.BatchSpectralPenalizationLoss()(f_s, f_t)
+    ours.backward()
+    grads = _grads(f_s, f_t)
+    f_s.grad = f_t.grad = None
+    theirs = tl["BatchSpectralPenalizationLoss"]()(f_s, f_t)
+    theirs.backward()
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
+    for a, b in zip(grads, _grads(f_s, f_t)):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    backbone = sa.lenet()
+    assert list(sa.BSPClassifier(backbone, 3, 16, pool_layer=nn.Identity()).state_dict()) == \
+        list(tl["BSPClassifier"](backbone, 3, 16, pool_layer=nn.Identity()).state_dict())

@@ -5,35 +5,30 @@
 
 ``--ila-trade-off 0`` is tllib's DANN; ``--trade-off 0 --ila-trade-off 0`` is source only.
 """
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import utils  # noqa: E402
-from ila_tllib import backend  # noqa: E402
-from ila_tllib.backend import DomainAdversarialLoss, DomainDiscriminator  # noqa: E402
+import utils
+from ila_tllib import backend
+from ila_tllib.engine import Method, domain_accuracy
 
 
-def build(args, classifier, num_classes, device):
-    domain_discri = DomainDiscriminator(in_feature=classifier.features_dim, hidden_size=1024).to(device)
-    loss = DomainAdversarialLoss
-    source_batch = utils.source_batch_size(args, num_classes)
-    if source_batch != args.batch_size and loss is not backend.standalone.DomainAdversarialLoss:
-        # tllib's loss halves the joint batch, so it needs source and target batches of one size; the
-        # standalone loss splits at the source size and equals tllib's when the sizes agree
-        print(f"DomainAdversarialLoss: the standalone one, as the source batch ({source_batch}) "
-              f"and the target batch ({args.batch_size}) differ")
-        loss = backend.standalone.DomainAdversarialLoss
-    return domain_discri, loss(domain_discri).to(device)
+class DANN(Method):
+    name = 'dann'
+    description = 'ILA-DA + DANN for Unsupervised Domain Adaptation'
 
+    def build_transfer(self, args, classifier, num_classes, source_size, target_size):
+        discriminator = backend.DomainDiscriminator(in_feature=classifier.features_dim, hidden_size=1024)
+        loss = backend.DomainAdversarialLoss
+        if source_size != target_size and loss is not backend.standalone.DomainAdversarialLoss:
+            # tllib's loss halves the joint batch, so it needs source and target batches of one size; the
+            # standalone loss splits at the source size and equals tllib's when the sizes agree
+            print(f"DomainAdversarialLoss: the standalone one, as the source batch ({source_size}) "
+                  f"and the target batch ({target_size}) differ")
+            loss = backend.standalone.DomainAdversarialLoss
+        return loss(discriminator)
 
-def transfer_loss(domain_adv, y_s, f_s, y_t, f_t):
-    return domain_adv(f_s, f_t)
+    def transfer_loss(self, args, transfer, source, target):
+        loss = transfer(source.features, target.features)
+        return args.trade_off * loss, {'Domain Acc': domain_accuracy(transfer)}
 
-
-# tllib's dann.py prints these meters with these formats (no transfer-loss column)
-METERS = (('Time', ':5.2f'), ('Data', ':5.2f'), ('Loss', ':6.2f'), ('Cls Acc', ':3.1f'), ('Domain Acc', ':3.1f'))
-DANN = utils.Method('dann', build, transfer_loss, METERS)
 
 if __name__ == '__main__':
-    utils.main(DANN, 'ILA-DA + DANN for Unsupervised Domain Adaptation')
+    utils.main(DANN())

@@ -7,12 +7,13 @@ from . import a_distance, tsne
 from .adversarial import (ConditionalDomainAdversarialLoss, DomainAdversarialLoss, MultiLinearMap,
                           RandomizedMultiLinearMap, entropy)
 from .analysis import collect_feature
+from .bsp import BatchSpectralPenalizationLoss
 from .classifier import Classifier, ImageClassifier
 from .data import ForeverDataIterator, send_to_device
 from .digit_nets import DTN, LeNet, dtn, lenet
 from .domain_discriminator import DomainDiscriminator
 from .grl import GradientReverseFunction, GradientReverseLayer, WarmStartGradientReverseLayer
-from .logger import CompleteLogger, TextLogger
+from .mdd import MarginDisparityDiscrepancy, MDDClassifier, shift_log
 from .meter import AverageMeter, ConfusionMatrix, ProgressMeter, accuracy, binary_accuracy
 
 __all__ = [
@@ -23,7 +24,10 @@ __all__ = [
     "Classifier", "ImageClassifier",
     "LeNet", "DTN", "lenet", "dtn",
     "ForeverDataIterator", "send_to_device",
-    "CompleteLogger", "TextLogger",
     "AverageMeter", "ProgressMeter", "accuracy", "binary_accuracy", "ConfusionMatrix",
     "collect_feature", "tsne", "a_distance",
+    "MarginDisparityDiscrepancy", "MDDClassifier", "shift_log", "BatchSpectralPenalizationLoss", "BSPClassifier",
 ]
+
+# BSP's classifier is DANN's (bottleneck Linear → BatchNorm1d → ReLU); tllib gives it its own name
+BSPClassifier = ImageClassifier

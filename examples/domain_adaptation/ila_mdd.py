@@ -1,0 +1,67 @@
+"""ILA-DA + MDD: tllib's mdd.py recipe (margin disparity discrepancy, a main and an adversarial head)
+with the instance-level affinity loss added on the bottleneck features.
+
+    python examples/domain_adaptation/ila_mdd.py data/office31 -s A -t W -a resnet50 --epochs 20 --seed 1 \
+        --log logs/ila_mdd/Office31_A2W
+
+``--ila-trade-off 0`` is tllib's MDD.
+"""
+import torch.nn as nn
+
+import utils
+from ila_tllib import backend
+from ila_tllib.engine import Method, Outputs, UsageError
+
+
+class MDD(Method):
+    name = 'mdd'
+    description = 'ILA-DA + MDD for Unsupervised Domain Adaptation'
+    defaults = dict(bottleneck_dim=1024, lr=0.004, lr_gamma=0.0002, weight_decay=0.0005)   # tllib's mdd.py
+    meters = (('Time', ':3.1f'), ('Data', ':3.1f'), ('Loss', ':3.2f'), ('Trans Loss', ':3.2f'),
+              ('Cls Acc', ':3.1f'))
+
+    def add_arguments(self, parser):
+        parser.add_argument('--margin', type=float, default=4., help="margin gamma")
+
+    def check_args(self, args):
+        if args.margin <= 0:
+            raise UsageError(f"--margin {args.margin} must be positive")
+
+    def build_classifier(self, args, backbone, num_classes, pool_layer):
+        # tllib's mdd.py builds it with width = bottleneck dim and without --scratch's finetune switch
+        classifier = backend.MDDClassifier(backbone, num_classes, bottleneck_dim=args.bottleneck_dim,
+                                           width=args.bottleneck_dim, pool_layer=pool_layer)
+        # the classifier returns both heads' logits; ILA reads the bottleneck output they share
+        classifier.bottleneck.register_forward_hook(lambda module, inputs, output: setattr(self, '_features', output))
+        return classifier
+
+    def forward(self, classifier, x):
+        logits, logits_adv = classifier(x)
+        return Outputs(logits, self._features, (logits_adv,))
+
+    def feature_extractor(self, classifier):
+        return nn.Sequential(classifier.backbone, classifier.bottleneck)   # MDD's bottleneck pools
+
+    def build_transfer(self, args, classifier, num_classes, source_size, target_size):
+        loss = backend.MarginDisparityDiscrepancy
+        if source_size != target_size and loss is not backend.standalone.MarginDisparityDiscrepancy:
+            # tllib's adds the per-sample source and target terms, so it needs batches of one size
+            print(f"MarginDisparityDiscrepancy: the standalone one, as the source batch ({source_size}) "
+                  f"and the target batch ({target_size}) differ")
+            loss = backend.standalone.MarginDisparityDiscrepancy
+        return loss(args.margin)
+
+    def param_groups(self, classifier, transfer):
+        return classifier.get_parameters()
+
+    def transfer_loss(self, args, transfer, source, target):
+        # minimising -MDD trains the features; the reversal layer makes the adversarial head maximise it
+        loss = -transfer(source.logits, source.heads[0], target.logits, target.heads[0])
+        return args.trade_off * loss, {'Trans Loss': loss.item()}
+
+    def on_step(self, classifier):
+        classifier.step()
+
+
+if __name__ == '__main__':
+    utils.main(MDD())

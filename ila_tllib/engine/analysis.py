@@ -1,0 +1,54 @@
+"""``--phase analysis``: tllib's t-SNE and A-distance, plus ILA-DA's Fig. 5 (the affinity of one batch)."""
+import os
+
+import torch
+from torch.utils.data import DataLoader
+
+from .. import backend
+from ..datasets import read_labels
+from ..figures import plot_affinity
+from ..sampler import ClassBalancedSampler
+from .data import own_generator, with_transform
+from .errors import UsageError
+from .ila_term import build_ila_loss
+
+__all__ = ["analyse"]
+
+
+def analyse(classifier, method, data, args, device, log_dir):
+    features = method.feature_extractor(classifier).to(device)
+    # as tllib: every full batch of both training sets, shuffled, with the training transform, so that
+    # t-SNE and the A-distance compare with its published analysis
+    source_feature, target_feature = (
+        backend.collect_feature(DataLoader(dataset, batch_size=args.batch_size, shuffle=True,
+                                   drop_last=len(dataset) >= args.batch_size,   # a small set still gives one batch
+                                   num_workers=args.workers, generator=own_generator(args.seed or 0)),
+                        features, device)
+        for dataset in (data.train_source, data.train_target))
+    tsne_file = os.path.join(log_dir, 'visualize', 'TSNE.pdf')
+    backend.tsne.visualize(source_feature, target_feature, tsne_file)
+    print("Saving t-SNE to", tsne_file)
+    A_distance = backend.a_distance.calculate(source_feature, target_feature, device)
+    print("A-distance =", A_distance)
+
+    # Fig. 5: one class-balanced source batch and one target batch, through the trained features
+    source = with_transform(data.train_source, data.val_transform)
+    m = max(args.samples_per_class, 1)
+    try:
+        sampler = ClassBalancedSampler(read_labels(source), m, args.classes_per_batch, seed=args.seed or 0)
+    except (TypeError, ValueError) as e:
+        raise UsageError(f"cannot draw a class-balanced batch for the affinity figure: {e}") from None
+    x_s, y_s = next(iter(DataLoader(source, batch_sampler=sampler)))[:2]
+    n_t = min(len(data.val), max(x_s.shape[0], 2))
+    x_t, y_t = next(iter(DataLoader(data.val, batch_size=n_t, shuffle=True)))[:2]
+    features.eval()
+    with torch.no_grad():
+        f_s, f_t = features(x_s.to(device)), features(x_t.to(device))
+        logits_t = classifier.head(f_t)
+        ila = build_ila_loss(args, k=min(args.k, f_s.shape[0]))
+        ila(f_s, y_s.to(device), f_t, logits_t=logits_t, num_classes=data.num_classes)
+    figure = os.path.join(log_dir, 'visualize', 'affinity.png')
+    plot_affinity(y_s, y_t, ila.pseudo_labels.cpu(), ila.kept.cpu(), figure)
+    precision = (ila.pseudo_labels.cpu() == y_t)[ila.kept.cpu()].float().mean().item() * 100 if ila.kept.any() else 0.0
+    print(f"Saving the affinity matrix (computed / filtered / ground truth) to {figure}; "
+          f"kept {int(ila.kept.sum())} of {n_t} targets, pseudo-label precision {precision:.1f}%")

@@ -1,0 +1,114 @@
+"""Which batch feeds which loss — decided here and nowhere else.
+
+=========================  ====================  ===================  ============================
+flags                      CE + adversary        target               ILA's source side
+=========================  ====================  ===================  ============================
+``--ila-trade-off 0``      random (-b)           random (-b)          (no ILA)
+``--balanced-source``      class-balanced        random (-b)          (no ILA; the sampling control)
+ILA, ``--ila-batch shared``  class-balanced      random (-b)          the same class-balanced batch
+ILA, ``--ila-batch extra``   random (-b)         random (-b)          its own class-balanced batch
+=========================  ====================  ===================  ============================
+
+ILA's target side is always the adversary's target batch. All batches of an iteration go through the
+network in one forward pass (as tllib concatenates source and target), so BatchNorm sees them together.
+"""
+from typing import Dict, NamedTuple, Optional
+
+import torch
+
+from ..data import ResumableForeverIterator
+from .data import balanced_loader, random_loader
+from .errors import UsageError
+from .flags import ila_enabled
+
+__all__ = ["BatchPlan", "Batch"]
+
+
+class Batch(NamedTuple):
+    """One iteration's inputs (all parts concatenated) and where each part lies in them."""
+    inputs: torch.Tensor
+    labels_s: torch.Tensor
+    labels_t: torch.Tensor        # for logging ILA's diagnostics only; never reaches a loss
+    labels_ila: Optional[torch.Tensor]
+    source: slice
+    target: slice
+    ila: Optional[slice]          # rows of ILA's source side; None when ILA does not run
+
+
+class BatchPlan:
+    """The batches of a run, from its flags.
+
+    Args:
+        balanced_source (bool): CE and the adversary read a class-balanced source batch
+        ila_source (str, optional): ``None`` (no ILA), ``'shared'`` or ``'extra'``
+        batch_size (int): -b, the random batches' size
+        balanced_size (int): size of a class-balanced batch (classes × samples per class)
+        classes (int), samples_per_class (int): its composition
+    """
+
+    def __init__(self, balanced_source: bool, ila_source: Optional[str], batch_size: int, classes: int,
+                 samples_per_class: int):
+        self.balanced_source, self.ila_source = balanced_source, ila_source
+        self.batch_size, self.classes, self.samples_per_class = batch_size, classes, samples_per_class
+
+    @classmethod
+    def from_args(cls, args, num_classes: int) -> "BatchPlan":
+        ila_source = args.ila_batch if ila_enabled(args) else None
+        # --samples-per-class 0: ILA reads tllib's random source batch
+        balanced_source = args.balanced_source or (ila_source == 'shared' and args.samples_per_class > 0)
+        return cls(balanced_source, ila_source, args.batch_size, args.classes_per_batch or num_classes,
+                   args.samples_per_class)
+
+    @property
+    def balanced_size(self) -> int:
+        return self.classes * self.samples_per_class
+
+    @property
+    def source_size(self) -> int:
+        """The size of the source batch that CE and the adversary see."""
+        return self.balanced_size if self.balanced_source else self.batch_size
+
+    @property
+    def ila_source_size(self) -> int:
+        return self.balanced_size if self.ila_source == 'extra' else self.source_size
+
+    def describe(self) -> str:
+        """One log line saying which batches CE, the adversary and ILA see."""
+        balanced = f"class-balanced ({self.classes} classes x {self.samples_per_class} = {self.balanced_size})"
+        source = balanced if self.balanced_source else f"random ({self.batch_size})"
+        text = f"batches: source {source}, target random ({self.batch_size})"
+        if self.ila_source == 'extra':
+            text += f"; ILA's source batch {balanced}"
+        return text
+
+    def check(self, args):
+        if self.ila_source and args.pseudo_label == 'knn' and args.k > self.ila_source_size:
+            raise UsageError(f"--k {args.k} is larger than ILA's source batch ({self.ila_source_size} samples); "
+                             f"lower --k or raise --samples-per-class")
+
+    def iterators(self, data, args, seed: int) -> Dict[str, ResumableForeverIterator]:
+        """Forever iterators, each with its own seed: 'source', 'target' and, in extra mode, 'ila_source'."""
+        def balanced(offset):
+            return balanced_loader(data.train_source, self.samples_per_class, args.classes_per_batch,
+                                   data.num_classes, args.workers, seed + offset)
+        loaders = {'target': random_loader(data.train_target, self.batch_size, args.workers, seed + 1),
+                   'source': balanced(0) if self.balanced_source else
+                   random_loader(data.train_source, self.batch_size, args.workers, seed)}
+        if self.ila_source == 'extra':
+            loaders['ila_source'] = balanced(2)
+        return {name: ResumableForeverIterator(loader) for name, loader in loaders.items()}
+
+    def draw(self, iters, device, with_ila: bool) -> Batch:
+        """The next batch of every part this iteration needs (the extra ILA batch only when ILA runs)."""
+        x_s, labels_s = next(iters['source'])[:2]
+        x_t, labels_t = next(iters['target'])[:2]
+        parts, n_s, n_t = [x_s, x_t], x_s.shape[0], x_t.shape[0]
+        ila, labels_ila = None, None
+        if with_ila and self.ila_source == 'extra':
+            x_b, labels_ila = next(iters['ila_source'])[:2]
+            parts.append(x_b)
+            ila, labels_ila = slice(n_s + n_t, n_s + n_t + x_b.shape[0]), labels_ila.to(device)
+        elif with_ila and self.ila_source == 'shared':
+            ila, labels_ila = slice(0, n_s), labels_s.to(device)
+        return Batch(torch.cat(parts).to(device), labels_s.to(device), labels_t.to(device), labels_ila,
+                     slice(0, n_s), slice(n_s, n_s + n_t), ila)

@@ -1,0 +1,190 @@
+"""The ``--log`` folder of a run: one live owner, nothing finished destroyed, checkpoints that load or
+say why not, and the full state of an exact resume.
+
+Layout (tllib's, plus ``resume.pth`` and the lock)::
+
+    LOG/{phase}-{time}.txt           what the run printed (see :mod:`.output`)
+    LOG/checkpoints/latest.pth       the classifier after the last epoch
+    LOG/checkpoints/best.pth         the classifier of the best epoch
+    LOG/checkpoints/resume.pth       everything --resume needs
+    LOG/checkpoints/previous-<time>/ the checkpoints of an earlier run, moved aside by a new one
+    LOG/visualize/                   analysis figures
+    LOG/.lock                        held while a run uses the folder
+"""
+import fcntl
+import glob
+import os
+import random
+import shutil
+import time
+from typing import Dict, Iterable, Optional
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from ..checkpoint import save_atomic
+from .errors import DivergenceError, UsageError
+
+__all__ = ["RunDirectory", "CHECKPOINTS", "load_file", "load_weights", "check_finite_state",
+           "rng_state", "set_rng_state", "schedule_counters", "set_schedule_counters"]
+
+#: the files a training run writes into LOG/checkpoints
+CHECKPOINTS = ("latest", "best", "resume", "pretrain")
+
+
+class RunDirectory:
+    """Claims ``root`` for one run (process 0 only).
+
+    :meth:`open` creates the folders, takes ``root/.lock`` (a second run on the same folder gets a
+    :class:`UsageError` naming the first one's process), removes temporary files that a killed run
+    left behind and, for a new training run (``phase='train'`` without ``resume``), moves an earlier
+    run's checkpoints aside into ``checkpoints/previous-<time>/`` so that nothing is overwritten.
+    """
+
+    def __init__(self, root: str, phase: str = "train", resume: bool = False):
+        self.root, self.phase, self.resume = root, phase, resume
+        self.checkpoints = os.path.join(root, "checkpoints")
+        self.visualize = os.path.join(root, "visualize")
+        self._lock = None
+
+    def path(self, name: str) -> str:
+        return os.path.join(self.checkpoints, f"{name}.pth")
+
+    def open(self) -> "RunDirectory":
+        try:
+            for folder in (self.root, self.checkpoints, self.visualize):
+                os.makedirs(folder, exist_ok=True)
+            self._take_lock()
+            removed = self._remove_stale_temporaries()
+            moved = self._move_finished_aside() if self.phase == "train" and not self.resume else None
+            self._probe_writable()
+        except OSError as e:
+            self.close()
+            raise UsageError(f"cannot write to --log {self.root} ({e.strerror or e}: {e.filename or self.root}): "
+                             f"choose a writable directory") from None
+        except BaseException:
+            self.close()
+            raise
+        self.notes = []
+        if removed:
+            self.notes.append(f"=> removed {removed} temporary file(s) an interrupted run left in {self.root}")
+        if moved:
+            self.notes.append(f"=> an earlier run's checkpoints were moved to {moved}")
+        return self
+
+    def close(self):
+        if self._lock is not None:
+            self._lock.close()   # releases the lock
+            self._lock = None
+
+    def _take_lock(self):
+        lock_file = os.path.join(self.root, ".lock")
+        handle = open(lock_file, "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            owner = handle.read().strip() or "unknown process"
+            handle.close()
+            raise UsageError(f"--log {self.root} is in use by another run ({owner}); wait for it to end "
+                             f"or choose another --log") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"process {os.getpid()}, phase {self.phase}, started {time.strftime('%Y-%m-%d %H:%M:%S')}")
+        handle.flush()
+        self._lock = handle
+
+    def _remove_stale_temporaries(self) -> int:
+        # under the lock no live run writes here, so every temporary file is a killed write's
+        stale = [p for folder in (self.checkpoints, self.visualize) for p in glob.glob(os.path.join(folder, ".tmp-*"))]
+        for path in stale:
+            os.remove(path)
+        return len(stale)
+
+    def _move_finished_aside(self) -> Optional[str]:
+        found = [self.path(name) for name in CHECKPOINTS if os.path.exists(self.path(name))]
+        if not found:
+            return None
+        stamp = time.strftime("%Y-%m-%d-%H_%M_%S", time.localtime(max(os.path.getmtime(p) for p in found)))
+        target = os.path.join(self.checkpoints, f"previous-{stamp}")
+        suffix = 1
+        while os.path.exists(target):
+            target = os.path.join(self.checkpoints, f"previous-{stamp}-{suffix}")
+            suffix += 1
+        os.makedirs(target)
+        for path in found:
+            os.replace(path, os.path.join(target, os.path.basename(path)))
+        return target
+
+    def _probe_writable(self):
+        # found now, not after an epoch of training
+        for folder in (self.checkpoints, self.visualize):
+            probe = os.path.join(folder, f".tmp-probe-{os.getpid()}")
+            with open(probe, "wb") as f:
+                f.write(b"0")
+            os.remove(probe)
+
+
+def load_file(path: str, what: str, fix: str, weights_only: bool = True):
+    """``torch.load`` with one clear message for a missing, empty, truncated or foreign file; ``what``
+    starts the message (e.g. ``--resume``)."""
+    if not os.path.isfile(path):
+        raise UsageError(f"{what}: no {path}; {fix}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=weights_only)
+    except Exception as e:   # truncated zip, random bytes, pickle errors, EOF: all mean a damaged file
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        raise UsageError(f"{what}: {path} cannot be read ({type(e).__name__}: {first}); it is damaged "
+                         f"or not a checkpoint: {fix}") from None
+
+
+def load_weights(model: nn.Module, path: str, what: str, fix: str):
+    state = load_file(path, what, fix)
+    if not isinstance(state, dict):
+        raise UsageError(f"{path} holds a {type(state).__name__}, not a state_dict: {fix}")
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        first = str(e).splitlines()[0]
+        raise UsageError(f"{path} does not fit this model ({first}); it was trained with another --arch, "
+                         f"--bottleneck-dim or class count") from None
+
+
+def check_finite_state(modules: Dict[str, nn.Module], where: str):
+    """Raise :class:`DivergenceError` when a weight or a BatchNorm statistic is NaN or infinite."""
+    for owner, module in modules.items():
+        for name, tensor in module.state_dict().items():
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                raise DivergenceError(f"training diverged {where}: {owner} {name} holds non-finite values "
+                                      f"(lower --lr or the loss weights)")
+
+
+def rng_state() -> dict:
+    return {"torch": torch.get_rng_state(), "random": random.getstate(), "numpy": np.random.get_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+
+def set_rng_state(state: dict):
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["random"])
+    np.random.set_state(state["numpy"])
+    if state["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _counting_modules(modules: Dict[str, nn.Module]) -> Iterable:
+    # warm-start gradient reversal layers count their calls; the count is state a resume needs
+    for owner, module in modules.items():
+        for name, sub in module.named_modules():
+            if hasattr(sub, "iter_num"):
+                yield f"{owner}.{name}", sub
+
+
+def schedule_counters(modules: Dict[str, nn.Module]) -> Dict[str, int]:
+    return {name: int(sub.iter_num) for name, sub in _counting_modules(modules)}
+
+
+def set_schedule_counters(modules: Dict[str, nn.Module], counters: Dict[str, int]):
+    for name, sub in _counting_modules(modules):
+        sub.iter_num = counters[name]

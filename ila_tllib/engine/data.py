@@ -1,0 +1,142 @@
+"""The datasets and loaders of a run: source and target training sets, the target evaluation set, and
+the seeded, resumable, shardable loaders that draw from them."""
+import copy
+import functools
+import random
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from torch.utils.data import ConcatDataset, DataLoader, Subset
+
+from .. import distributed as dist_utils
+from ..datasets import build_domain, class_names, read_labels
+from ..sampler import ClassBalancedSampler, RandomBatchSampler
+from ..transforms import draws_nothing_at_random, get_train_transform, get_val_transform
+from .errors import UsageError
+
+__all__ = ["Data", "get_dataset", "cache_images", "with_transform", "random_loader", "balanced_loader",
+           "eval_loader", "own_generator"]
+
+
+class Data(NamedTuple):
+    train_source: object
+    train_target: object
+    val: object
+    test: object
+    num_classes: int
+    class_names: list
+    val_transform: object
+
+
+def get_dataset(args) -> Data:
+    """Source/target training sets and the target validation/test set, as tllib's scripts build them.
+
+    Datasets with a test split (digits, DomainNet) validate on the target's test split; the others
+    use the whole target domain (tllib's protocol for Office-31 and friends).
+    """
+    mode = 'L' if args.arch == 'lenet' else 'RGB'
+    train_t = get_train_transform(args.train_resizing, args.scale, args.ratio, not args.no_hflip,
+                                  args.resize_size, args.norm_mean, args.norm_std)
+    val_t = get_val_transform(args.val_resizing, args.resize_size, args.norm_mean, args.norm_std)
+    print("train_transform: ", train_t)
+    print("val_transform: ", val_t)
+
+    def domains(names, split, transform):
+        parts = [build_domain(args.data, args.root, name, split=split, transform=transform, mode=mode)
+                 for name in names]
+        return parts[0] if len(parts) == 1 else ConcatDataset(parts)
+
+    source = domains(args.source, 'train', train_t)
+    target = domains(args.target, 'train', train_t)
+    test = domains(args.target, 'test', val_t)
+    if args.cache_images:
+        for dataset in (source, target, test):
+            cache_images(dataset)
+    names = class_names(source)
+    if class_names(target) != names:
+        raise UsageError("source and target domains have different class lists")
+    return Data(source, target, test, test, len(names), names, val_t)
+
+
+def cache_images(dataset):
+    """--cache-images for ImageList-style datasets: each image is decoded once; when the transform draws
+    nothing at random (e.g. res. resizing without flips, as for digits) it is also transformed once.
+    The samples are the same, only faster. ``image_loader`` keeps the plain loader for other transforms."""
+    parts = dataset.datasets if isinstance(dataset, ConcatDataset) else [dataset]
+    for part in parts:
+        if not callable(getattr(part, 'loader', None)):
+            continue
+        part.image_loader = part.loader
+        if part.transform is not None and draws_nothing_at_random(part.transform):
+            transform, load = part.transform, part.loader
+            part.loader = functools.lru_cache(maxsize=None)(lambda path: transform(load(path)))
+            part.transform = None
+        else:
+            part.image_loader = part.loader = functools.lru_cache(maxsize=None)(part.loader)
+
+
+def with_transform(dataset, transform):
+    """A shallow copy of a dataset (or ConcatDataset) with another image transform."""
+    if isinstance(dataset, ConcatDataset):
+        return ConcatDataset([with_transform(d, transform) for d in dataset.datasets])
+    clone = copy.copy(dataset)
+    clone.transform = transform
+    if hasattr(clone, 'image_loader'):   # --cache-images may have folded the old transform into the loader
+        clone.loader = clone.image_loader
+    if hasattr(clone, 'transforms') and hasattr(clone.transforms, 'transform'):
+        clone.transforms = copy.copy(clone.transforms)
+        clone.transforms.transform = transform
+    return clone
+
+
+def _seed_worker(worker_id):
+    seed = torch.initial_seed() % 2 ** 32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def own_generator(seed):
+    """Each loader draws its worker seeds from its own generator, never from the global RNG: otherwise
+    every new pass would shift the dropout stream, and a resumed run could not match an uninterrupted one."""
+    return torch.Generator().manual_seed(seed)
+
+
+def random_loader(dataset, batch_size, workers, seed):
+    """Shuffled, fixed-size batches as tllib draws them; -b is the global batch, split over processes."""
+    if len(dataset) < batch_size:
+        raise UsageError(f"a domain has {len(dataset)} samples, fewer than the batch size {batch_size}: lower -b")
+    try:
+        sampler = RandomBatchSampler(len(dataset), batch_size, seed, dist_utils.world_size(), dist_utils.rank())
+    except ValueError as e:
+        raise UsageError(f"-b {batch_size}: {e}") from None
+    return DataLoader(dataset, batch_sampler=sampler, num_workers=workers, worker_init_fn=_seed_worker,
+                      generator=own_generator(seed))
+
+
+def balanced_loader(dataset, samples_per_class, classes_per_batch, num_classes, workers, seed):
+    """``samples_per_class`` samples of every class (or of ``classes_per_batch`` random ones) per batch."""
+    try:
+        labels = read_labels(dataset)
+    except TypeError as e:
+        raise UsageError(f"{e}; use --samples-per-class 0 for random source batches") from None
+    try:
+        sampler = ClassBalancedSampler(labels, samples_per_class, classes_per_batch, num_classes=num_classes,
+                                       seed=seed, num_replicas=dist_utils.world_size(), rank=dist_utils.rank())
+    except ValueError as e:
+        raise UsageError(f"the source cannot be class-balanced: {e}") from None
+    small = sorted(c for c, n in enumerate(np.bincount(labels, minlength=num_classes)) if n < samples_per_class)
+    if small:
+        print(f"note: {len(small)} source class(es) hold fewer than --samples-per-class {samples_per_class} "
+              f"images (e.g. class {small[0]}); their images repeat within a balanced batch")
+    return DataLoader(dataset, batch_sampler=sampler, num_workers=workers, worker_init_fn=_seed_worker,
+                      generator=own_generator(seed))
+
+
+def eval_loader(dataset, batch_size, workers):
+    """Evaluation batches; under torchrun each process takes every n-th sample (no padding, exact totals)."""
+    n = dist_utils.world_size()
+    if n > 1:
+        dataset = Subset(dataset, list(range(dist_utils.rank(), len(dataset), n)))
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
+                      generator=own_generator(0))

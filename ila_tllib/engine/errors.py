@@ -1,0 +1,62 @@
+"""What a run can end with, and the exit code each end gives.
+
+======  ==========================================================================
+code    meaning
+======  ==========================================================================
+0       the run finished (training printed ``test_acc1``; test/analysis printed theirs)
+2       bad input: a flag, the data, a checkpoint, the ``--log`` folder, the disk;
+        one ``error: ...`` line names the problem and the fix, nothing was trained
+        on bad input, and nothing finished was overwritten
+3       divergence: the loss, the weights or the BatchNorm statistics became
+        non-finite; the run stopped before saving, earlier checkpoints stay as they were
+======  ==========================================================================
+"""
+import errno
+import re
+from typing import Optional, Tuple
+
+from ..backend import BackendChoiceError, TllibUnavailableError
+from ..datasets.errors import DatasetError
+from ..models import BackboneError
+
+__all__ = ["UsageError", "DivergenceError", "EXIT_OK", "EXIT_USAGE", "EXIT_DIVERGED", "classify"]
+
+EXIT_OK, EXIT_USAGE, EXIT_DIVERGED = 0, 2, 3
+
+# disk problems the user fixes outside the program, reported as bad input
+_DISK_ERRNOS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
+                errno.EROFS: "read-only file system", errno.EACCES: "permission denied",
+                errno.EPERM: "operation not permitted"}
+
+
+class UsageError(Exception):
+    """A problem with the user's input: printed as one message, exit code 2, no traceback."""
+
+
+class DivergenceError(Exception):
+    """Training became non-finite: printed as one message, exit code 3, nothing saved after it."""
+
+
+def _one_message(error: BaseException) -> str:
+    """The error's own message. A DataLoader worker re-raises with the worker's whole traceback in the
+    message ("Caught X in DataLoader worker process 0. Original Traceback ..."): keep the original
+    message only, the text after the traceback's last ``module.Type: `` line."""
+    text = str(error)
+    if "Original Traceback" in text:
+        found = list(re.finditer(r"^[\w.]*(?:Error|Exception): ", text, re.M))
+        if found:
+            text = text[found[-1].end():]
+    return text.strip()
+
+
+def classify(error: BaseException) -> Optional[Tuple[int, str]]:
+    """(exit code, message) for the errors a user can cause; None for a bug (let it raise)."""
+    if isinstance(error, (UsageError, DatasetError, BackboneError, BackendChoiceError, TllibUnavailableError)):
+        return EXIT_USAGE, _one_message(error)
+    if isinstance(error, DivergenceError):
+        return EXIT_DIVERGED, str(error)
+    if isinstance(error, OSError) and error.errno in _DISK_ERRNOS:
+        where = f" writing {error.filename}" if error.filename else ""
+        return EXIT_USAGE, (f"{_DISK_ERRNOS[error.errno]}{where}: free space or choose a writable --log "
+                            f"folder on another disk")
+    return None

@@ -1,0 +1,184 @@
+"""The scripts' flags: tllib's (same names and defaults as its ``dann.py``/``cdan.py``/``mdd.py``/
+``bsp.py``), the method's own, and ILA-DA's; and the checks that turn bad values into one message.
+
+A method changes tllib's common defaults through ``Method.defaults`` (e.g. MDD's ``--lr 0.004``) and
+adds its flags in ``Method.add_arguments``; ILA's flags come last, so a method flag wins a name clash
+(ILA's temperature is ``--ila-temperature``; ``--temperature`` is kept as its alias where free).
+"""
+import argparse
+import math
+
+from ..affinity import kept_count
+from ..datasets import get_dataset_names
+from ..losses import METRIC_LOSSES
+from ..pseudo_labels import PSEUDO_LABELLERS
+from ..similarity import SIMILARITIES
+from ..transforms import TRAIN_RESIZINGS, VAL_RESIZINGS
+from .errors import UsageError
+
+__all__ = ["get_parser", "add_ila_arguments", "check_args", "ila_enabled", "DIGIT_INPUT_SIZE"]
+
+#: digit backbones and the only input size their flatten layer accepts
+DIGIT_INPUT_SIZE = {"lenet": 28, "dtn": 32}
+
+
+def get_parser(method) -> argparse.ArgumentParser:
+    """tllib's flags for ``method`` with its defaults, the method's flags, then ILA-DA's."""
+    p = argparse.ArgumentParser(description=method.description)
+    # dataset
+    p.add_argument('root', metavar='DIR', help='root path of dataset')
+    p.add_argument('-d', '--data', metavar='DATA', default='Office31',
+                   help='dataset: ' + ' | '.join(get_dataset_names()) + ' (default: Office31)')
+    p.add_argument('-s', '--source', nargs='+', help='source domain(s)')
+    p.add_argument('-t', '--target', nargs='+', help='target domain(s)')
+    p.add_argument('--train-resizing', type=str, default='default', choices=TRAIN_RESIZINGS)
+    p.add_argument('--val-resizing', type=str, default='default', choices=VAL_RESIZINGS)
+    p.add_argument('--resize-size', type=int, default=224, help='the image size after resizing')
+    p.add_argument('--scale', type=float, nargs='+', default=[0.08, 1.0], metavar='PCT',
+                   help='Random resize scale (default: 0.08 1.0)')
+    p.add_argument('--ratio', type=float, nargs='+', default=[3. / 4., 4. / 3.], metavar='RATIO',
+                   help='Random resize aspect ratio (default: 0.75 1.33)')
+    p.add_argument('--no-hflip', action='store_true', help='no random horizontal flipping during training')
+    p.add_argument('--norm-mean', type=float, nargs='+', default=(0.485, 0.456, 0.406), help='normalization mean')
+    p.add_argument('--norm-std', type=float, nargs='+', default=(0.229, 0.224, 0.225), help='normalization std')
+    # model
+    p.add_argument('-a', '--arch', metavar='ARCH', default='resnet18',
+                   help='backbone: lenet | dtn | a torchvision resnet | any timm model (default: resnet18)')
+    p.add_argument('--bottleneck-dim', default=256, type=int, help='Dimension of bottleneck')
+    p.add_argument('--no-pool', action='store_true', help='no pool layer after the feature extractor.')
+    p.add_argument('--scratch', action='store_true', help='whether train from scratch.')
+    p.add_argument('--pretrained', default=None, metavar='PATH',
+                   help="local file with the backbone's pretrained weights (for machines without internet)")
+    p.add_argument('--trade-off', default=1., type=float, help='the trade-off hyper-parameter for transfer loss')
+    # training
+    p.add_argument('-b', '--batch-size', default=32, type=int, metavar='N', help='mini-batch size (default: 32)')
+    p.add_argument('--lr', '--learning-rate', default=0.01, type=float, metavar='LR', help='initial learning rate',
+                   dest='lr')
+    p.add_argument('--lr-gamma', default=0.001, type=float, help='parameter for lr scheduler')
+    p.add_argument('--lr-decay', default=0.75, type=float, help='parameter for lr scheduler')
+    p.add_argument('--momentum', default=0.9, type=float, metavar='M', help='momentum')
+    p.add_argument('--wd', '--weight-decay', default=1e-3, type=float, metavar='W', help='weight decay',
+                   dest='weight_decay')
+    p.add_argument('-j', '--workers', default=2, type=int, metavar='N', help='number of data loading workers')
+    p.add_argument('--epochs', default=20, type=int, metavar='N', help='number of total epochs to run')
+    p.add_argument('-i', '--iters-per-epoch', default=1000, type=int, help='Number of iterations per epoch')
+    p.add_argument('-p', '--print-freq', default=100, type=int, metavar='N', help='print frequency (default: 100)')
+    p.add_argument('--seed', default=None, type=int, help='seed for initializing training. ')
+    p.add_argument('--cache-images', action='store_true',
+                   help='keep decoded images in memory (small datasets, -j 0): same results, less time per iteration')
+    p.add_argument('--per-class-eval', action='store_true', help='whether output per-class accuracy during evaluation')
+    p.add_argument('--log', type=str, default=method.name, help='Where to save logs, checkpoints and debugging images.')
+    p.add_argument('--resume', action='store_true',
+                   help='continue the run in --log from its last finished epoch (checkpoints/resume.pth)')
+    p.add_argument('--sync-bn', action='store_true', help='under torchrun: synchronise BatchNorm statistics')
+    p.add_argument('--phase', type=str, default='train', choices=['train', 'test', 'analysis'],
+                   help="When phase is 'test', only test the model. When phase is 'analysis', only analysis the model.")
+    p.set_defaults(**method.defaults)
+    method.add_arguments(p)
+    add_ila_arguments(p)
+    return p
+
+
+def add_ila_arguments(p: argparse.ArgumentParser):
+    g = p.add_argument_group('ILA-DA')
+    g.add_argument('--ila-trade-off', default=1.0, type=float,
+                   help='weight of the ILA (MSC) loss; 0 = the plain tllib recipe (default: 1.0)')
+    g.add_argument('--k', default=5, type=int, help='neighbours of the kNN pseudo-label vote (default: 5)')
+    g.add_argument('--mu', default=0.67, type=float,
+                   help='fraction of target samples kept by the ratio test (default: 0.67)')
+    g.add_argument('--samples-per-class', default=4, type=int,
+                   help='m: source samples of every class in the class-balanced batch (default: 4)')
+    g.add_argument('--classes-per-batch', default=None, type=int,
+                   help='classes in a balanced batch, drawn at random (default: all classes)')
+    g.add_argument('--ila-batch', default='shared', choices=['shared', 'extra'],
+                   help="shared: the source batch itself is class-balanced (paper); extra: tllib's random source "
+                        "batch for CE and the adversary plus a separate balanced source batch for ILA only")
+    g.add_argument('--balanced-source', action='store_true',
+                   help='class-balanced source batch for CE and the adversary even with --ila-trade-off 0: '
+                        'measures what the sampling alone does to a baseline')
+    g.add_argument('--pretrain-iters', default=0, type=int,
+                   help='source-only iterations before adaptation (default: 0)')
+    g.add_argument('--ila-start-iter', default=0, type=int, help='adaptation iteration at which the ILA loss starts')
+    names = ['--ila-temperature'] + ([] if '--temperature' in p._option_string_actions else ['--temperature'])
+    g.add_argument(*names, dest='ila_temperature', default=1.0, type=float,
+                   help='temperature dividing the similarity in MSC (default: 1.0)')
+    g.add_argument('--similarity', default='inverse_euclidean', choices=list(SIMILARITIES))
+    g.add_argument('--pseudo-label', default='knn', choices=list(PSEUDO_LABELLERS),
+                   help='kNN + similarity ratio (ILA-DA) or classifier confidence (ablation)')
+    g.add_argument('--metric-loss', default='msc', choices=list(METRIC_LOSSES),
+                   help='MSC (ILA-DA) or triplet (ablation)')
+
+
+def ila_enabled(args) -> bool:
+    return args.ila_trade_off > 0
+
+
+def _flag(name: str) -> str:
+    return '--' + name.replace('_', '-')
+
+
+def _check_finite(args):
+    for name, value in vars(args).items():
+        values = value if isinstance(value, (list, tuple)) else [value]
+        for v in values:
+            if isinstance(v, float) and not math.isfinite(v):
+                raise UsageError(f"{_flag(name)} {v} is not a finite number; give a finite value")
+
+
+def _check_input_size(args):
+    needed = DIGIT_INPUT_SIZE.get(args.arch)
+    if needed is None:
+        return
+    for flag, resizing in (('--train-resizing', args.train_resizing), ('--val-resizing', args.val_resizing)):
+        size = args.resize_size if resizing == 'res.' else 224
+        if size != needed:
+            raise UsageError(f"-a {args.arch} takes {needed}x{needed} images, but {flag} {resizing} "
+                             f"--resize-size {args.resize_size} gives {size}x{size}: use --train-resizing res. "
+                             f"--val-resizing res. --resize-size {needed}")
+
+
+def check_args(args, method):
+    """Every flag problem that can be known before training, as a :class:`UsageError`."""
+    _check_finite(args)
+    if not args.source or not args.target:
+        raise UsageError("give the source and target domains with -s and -t (e.g. -s A -t W)")
+    if args.seed is not None and not 0 <= args.seed < 2 ** 32:
+        raise UsageError(f"--seed {args.seed} is outside 0 .. 2**32 - 1; give a non-negative seed")
+    if not 0.0 < args.mu <= 1.0:
+        raise UsageError(f"--mu {args.mu} is outside (0, 1]: it is the fraction of target samples kept")
+    if args.k < 1:
+        raise UsageError(f"--k {args.k} must be at least 1")
+    at_least_one = ['batch_size', 'epochs', 'iters_per_epoch', 'print_freq', 'bottleneck_dim', 'resize_size']
+    for name in at_least_one:
+        if getattr(args, name) < 1:
+            raise UsageError(f"{_flag(name)} must be at least 1")
+    for name in ('samples_per_class', 'pretrain_iters', 'ila_start_iter', 'workers', 'momentum', 'weight_decay',
+                 'ila_trade_off', 'trade_off', 'lr_gamma', 'lr_decay'):
+        if getattr(args, name) < 0:
+            raise UsageError(f"{_flag(name)} cannot be negative")
+    for name in ('scale', 'ratio'):
+        low_high = getattr(args, name)
+        if len(low_high) != 2 or not 0 < low_high[0] <= low_high[1]:
+            raise UsageError(f"--{name} takes two positive values, the lower first (got {' '.join(map(str, low_high))})")
+    channels = 1 if args.arch == 'lenet' else 3   # LeNet reads grey images, every other backbone RGB
+    for name in ('norm_mean', 'norm_std'):
+        if len(getattr(args, name)) not in (1, channels):
+            needs, images = ("1 value", "grey") if channels == 1 else ("1 or 3 values", "RGB")
+            raise UsageError(f"{_flag(name)} needs {needs} for -a {args.arch} ({images} images), "
+                             f"got {len(getattr(args, name))}")
+    if any(s <= 0 for s in args.norm_std):
+        raise UsageError(f"--norm-std {' '.join(map(str, args.norm_std))}: every value must be positive "
+                         f"(it divides the pixels)")
+    _check_input_size(args)
+    if args.lr <= 0 or args.ila_temperature <= 0:
+        raise UsageError("--lr and --ila-temperature must be positive")
+    if args.balanced_source and (args.samples_per_class == 0 or (ila_enabled(args) and args.ila_batch == 'extra')):
+        raise UsageError("--balanced-source needs --samples-per-class > 0 and contradicts --ila-batch extra "
+                         "(which keeps tllib's random source batch for CE and the adversary)")
+    if ila_enabled(args) and args.ila_batch == 'extra' and args.samples_per_class == 0:
+        raise UsageError("--ila-batch extra needs --samples-per-class > 0")
+    if ila_enabled(args) and kept_count(args.mu, args.batch_size) == 0:
+        raise UsageError(f"--mu {args.mu} keeps no target of a batch of {args.batch_size}: the ILA term would be 0")
+    if ila_enabled(args) and args.pseudo_label == 'knn' and args.samples_per_class == 0 and args.k > args.batch_size:
+        raise UsageError(f"--k {args.k} is larger than the source batch (-b {args.batch_size}); lower --k")
+    method.check_args(args)

@@ -1,0 +1,199 @@
+"""tllib's training recipe: SGD (nesterov) with per-group learning rates, the schedule
+lr · (1 + γ i)^(−decay) stepped every iteration, epochs of ``-i`` iterations, target evaluation."""
+import time
+from typing import Dict, NamedTuple, Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .. import distributed as dist_utils
+from ..checkpoint import save_atomic
+from .. import backend
+from .batches import Batch, BatchPlan
+from .errors import DivergenceError
+from .ila_term import ILATerm
+from .method import Method
+
+__all__ = ["make_optimizer", "Trainer", "StepLosses", "validate", "unwrap", "check_finite_loss"]
+
+
+def unwrap(module: nn.Module) -> nn.Module:
+    return module.module if isinstance(module, nn.parallel.DistributedDataParallel) else module
+
+
+def make_optimizer(param_groups, args, lr: Optional[float] = None):
+    """tllib's optimiser: SGD with nesterov; each group's lr factor (backbone 0.1, rest 1.0) times
+    lr · (1 + γ·i)^(−decay), stepped every iteration."""
+    lr = args.lr if lr is None else lr
+    optimizer = torch.optim.SGD(param_groups, lr, momentum=args.momentum, weight_decay=args.weight_decay,
+                                nesterov=True)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda x: lr * (1. + args.lr_gamma * float(x)) ** (-args.lr_decay))
+    return optimizer, scheduler
+
+
+def check_finite_loss(value: torch.Tensor, name: str, it: int) -> torch.Tensor:
+    if not torch.isfinite(value):
+        raise DivergenceError(f"the {name} loss became {value.item()} at iteration {it}; training stopped "
+                              f"(lower --lr or the loss weights)")
+    return value
+
+
+class StepLosses(NamedTuple):
+    loss: torch.Tensor
+    cls_loss: torch.Tensor
+    transfer_loss: torch.Tensor            # the weighted adaptation term
+    ila_loss: Optional[torch.Tensor]       # unweighted; None when ILA did not run
+    logits_s: torch.Tensor
+    meters: Dict[str, float]               # the method's own meter values
+
+
+class Trainer:
+    """One run's training: the network, the method's adaptation loss, ILA's term and the batch plan."""
+
+    def __init__(self, args, method: Method, classifier: nn.Module, transfer: nn.Module, plan: BatchPlan,
+                 ila: Optional[ILATerm], num_classes: int, device):
+        self.args, self.method, self.classifier, self.transfer = args, method, classifier, transfer
+        self.plan, self.ila, self.num_classes, self.device = plan, ila, num_classes, device
+
+    def ila_runs(self, it: int) -> bool:
+        return self.ila is not None and self.ila.active(it)
+
+    def losses(self, batch: Batch, it: int) -> StepLosses:
+        """CE + the method's weighted adaptation term + λ · ILA, from one forward pass of every part."""
+        out = self.method.forward(self.classifier, batch.inputs)
+        self.method.on_step(unwrap(self.classifier))
+        source, target = out.rows(batch.source), out.rows(batch.target)
+        # each term is checked as soon as it exists: a NaN network would otherwise crash inside the next one
+        cls_loss = check_finite_loss(F.cross_entropy(source.logits, batch.labels_s), 'CE', it)
+        transfer_loss, meters = self.method.transfer_loss(self.args, self.transfer, source, target)
+        check_finite_loss(transfer_loss, 'adversarial', it)
+        loss = cls_loss + transfer_loss
+        ila_loss = None
+        if batch.ila is not None:
+            ila_loss = self.ila(out.features[batch.ila], batch.labels_ila, target.features, target.logits,
+                                self.num_classes)
+            check_finite_loss(ila_loss, 'ILA', it)
+            loss = loss + self.ila.weight(it) * ila_loss
+        return StepLosses(loss, cls_loss, transfer_loss, ila_loss, source.logits, meters)
+
+    def train_one_epoch(self, iters, optimizer, scheduler, epoch: int, state: dict):
+        args = self.args
+        meter = {name: backend.AverageMeter(name, fmt) for name, fmt in self.method.meters}
+        meters = list(meter.values())
+        # ILA's meters only in epochs where ILA runs: before --ila-start-iter they would read as zeros
+        ila_this_epoch = self.ila_runs(state['iter'] + args.iters_per_epoch - 1)
+        if ila_this_epoch:
+            self.ila.stats.reset()
+            meters += self.ila.stats.meters()
+        progress = backend.ProgressMeter(args.iters_per_epoch, meters, prefix="Epoch: [{}]".format(epoch))
+        self.classifier.train()
+        self.transfer.train()
+        end = time.time()
+        for i in range(args.iters_per_epoch):
+            it = state['iter']
+            batch = self.plan.draw(iters, self.device, self.ila_runs(it))
+            meter['Data'].update(time.time() - end)
+            out = self.losses(batch, it)
+            if out.ila_loss is not None:
+                self.ila.log(out.ila_loss.item(), batch.labels_t)
+            n_s = batch.source.stop - batch.source.start
+            meter['Loss'].update(out.loss.item(), n_s)
+            meter['Cls Acc'].update(backend.accuracy(out.logits_s, batch.labels_s)[0].item(), n_s)
+            for name, value in out.meters.items():
+                meter[name].update(value, n_s)
+            optimizer.zero_grad()
+            out.loss.backward()
+            optimizer.step()
+            scheduler.step()
+            state['iter'] += 1
+            meter['Time'].update(time.time() - end)
+            end = time.time()
+            if i % args.print_freq == 0:
+                progress.display(i)
+        if ila_this_epoch:
+            print(self.ila.stats.summary())
+
+    @property
+    def model(self) -> nn.Module:
+        """The classifier itself (not its DistributedDataParallel wrapper)."""
+        return unwrap(self.classifier)
+
+    def save(self, path: str):
+        """The classifier's weights, written atomically by process 0."""
+        if dist_utils.is_main_process():
+            save_atomic(self.model.state_dict(), path)
+
+    def pretrain(self, source_iter, iterations: int, lr: float, epochs: int = 1, after_epoch=None,
+                 prefix: str = "Pretrain: "):
+        """Source-only training with its own optimiser and schedule (the same recipe, restarted), so the
+        adaptation schedule is untouched: ``epochs`` of ``iterations``, ``after_epoch()`` after each."""
+        args = self.args
+        optimizer, scheduler = make_optimizer(self.model.get_parameters(), args, lr)
+        for epoch in range(epochs):
+            if epochs > 1:
+                print("lr:", scheduler.get_last_lr()[0])
+            losses, cls_accs = backend.AverageMeter('Loss', ':6.2f'), backend.AverageMeter('Cls Acc', ':3.1f')
+            progress = backend.ProgressMeter(iterations, [losses, cls_accs],
+                                             prefix=prefix if epochs == 1 else f"Epoch: [{epoch}]")
+            self.classifier.train()
+            for i in range(iterations):
+                x_s, labels_s = next(source_iter)[:2]
+                x_s, labels_s = x_s.to(self.device), labels_s.to(self.device)
+                y_s = self.method.forward(self.classifier, x_s).logits
+                loss = check_finite_loss(F.cross_entropy(y_s, labels_s), 'CE', i)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+                losses.update(loss.item(), x_s.size(0))
+                cls_accs.update(backend.accuracy(y_s, labels_s)[0].item(), x_s.size(0))
+                if i % args.print_freq == 0:
+                    progress.display(i)
+            if after_epoch is not None:
+                after_epoch()
+
+
+def sync_buffers(model: nn.Module):
+    """Give every process rank 0's BatchNorm statistics: the model it saves is the model all evaluate."""
+    if dist_utils.is_distributed():
+        for buffer in model.buffers():
+            torch.distributed.broadcast(buffer.data, 0)
+
+
+def validate(val_loader, model, args, device, class_names=None) -> float:
+    batch_time, losses = backend.AverageMeter('Time', ':6.3f'), backend.AverageMeter('Loss', ':.4e')
+    top1 = backend.AverageMeter('Acc@1', ':6.2f')
+    progress = backend.ProgressMeter(len(val_loader), [batch_time, losses, top1], prefix='Test: ')
+    confmat = backend.ConfusionMatrix(len(class_names)) if (args.per_class_eval and class_names) else None
+    model = unwrap(model)  # no DDP collectives in evaluation: shards may differ in size
+    sync_buffers(model)
+    model.eval()
+    with torch.no_grad():
+        end = time.time()
+        for i, (images, target) in enumerate(val_loader):
+            images, target = images.to(device), target.to(device)
+            output = model(images)
+            loss = F.cross_entropy(output, target)
+            if confmat is not None:
+                confmat.update(target, output.argmax(1))
+            top1.update(backend.accuracy(output, target)[0].item(), images.size(0))
+            losses.update(loss.item(), images.size(0))
+            batch_time.update(time.time() - end)
+            end = time.time()
+            if i % args.print_freq == 0:
+                progress.display(i)
+    if dist_utils.is_distributed():  # exact global accuracy from every shard's sums
+        correct = dist_utils.reduce_sum(torch.tensor(top1.sum, dtype=torch.float64))
+        count = dist_utils.reduce_sum(torch.tensor(top1.count, dtype=torch.float64))
+        top1.avg = (correct / count).item()
+        if confmat is not None:   # the per-class counts of every shard, not of process 0 alone
+            n = len(class_names)
+            local = confmat.mat if confmat.mat is not None else torch.zeros((n, n), dtype=torch.int64, device=device)
+            confmat.mat = dist_utils.reduce_sum(local)
+    print(' * Acc@1 {top1.avg:.3f}'.format(top1=top1))
+    if confmat is not None:
+        print(confmat.format(class_names))
+        print(f"per-class accuracy over {int(confmat.mat.sum()) if confmat.mat is not None else 0} samples")
+    return top1.avg

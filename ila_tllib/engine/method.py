@@ -1,0 +1,92 @@
+"""What an adversarial method adds to the shared training engine.
+
+A method is a small object whose hooks the engine calls; the defaults are DANN's, so a method only
+overrides what differs. ILA-DA plugs into every method the same way: it reads the bottleneck
+``features`` and target ``logits`` of :class:`Outputs`, whatever else the method computes.
+
+=====================  ===========================================================================
+hook                   what it says
+=====================  ===========================================================================
+``name``               tllib's script name (``dann``, ``cdan``, ``mdd``, ``bsp``): the default --log
+``defaults``           tllib's defaults where that script differs from ``dann.py`` (e.g. ``lr``)
+``meters``             the training line's columns and formats, as tllib's script prints them
+``add_arguments``      the method's own flags (tllib's names and defaults)
+``build_classifier``   the network (default: tllib's ``ImageClassifier``: bottleneck + linear head)
+``forward``            network → :class:`Outputs` (logits, features, any other heads)
+``feature_extractor``  images → features, for the analysis phase
+``build_transfer``     the adversarial loss module (it owns the discriminator, if any)
+``param_groups``       what the optimiser trains, with tllib's per-group learning rates
+``transfer_loss``      the weighted adaptation term and the meters it fills
+=====================  ===========================================================================
+"""
+from typing import Dict, NamedTuple, Tuple
+
+import torch
+import torch.nn as nn
+
+__all__ = ["Outputs", "Method"]
+
+
+class Outputs(NamedTuple):
+    """One forward pass: ``logits`` :math:`(N, C)`, ``features`` :math:`(N, D)` (the bottleneck output
+    ILA-DA compares) and ``heads``, any further per-sample outputs of the method (MDD's adversarial
+    logits), each :math:`(N, \\ldots)`."""
+    logits: torch.Tensor
+    features: torch.Tensor
+    heads: Tuple[torch.Tensor, ...] = ()
+
+    def rows(self, index) -> "Outputs":
+        return Outputs(self.logits[index], self.features[index], tuple(h[index] for h in self.heads))
+
+
+class Method:
+    """DANN's behaviour; subclasses override the hooks that differ (see the module docstring)."""
+    name = "dann"
+    description = "ILA-DA + DANN for Unsupervised Domain Adaptation"
+    defaults: Dict[str, object] = {}
+    meters = (('Time', ':5.2f'), ('Data', ':5.2f'), ('Loss', ':6.2f'), ('Cls Acc', ':3.1f'),
+              ('Domain Acc', ':3.1f'))
+
+    def add_arguments(self, parser):
+        pass
+
+    def check_args(self, args):
+        pass
+
+    def build_classifier(self, args, backbone: nn.Module, num_classes: int, pool_layer) -> nn.Module:
+        from .. import backend
+        return backend.ImageClassifier(backbone, num_classes, bottleneck_dim=args.bottleneck_dim,
+                                       pool_layer=pool_layer, finetune=not args.scratch)
+
+    def forward(self, classifier: nn.Module, x: torch.Tensor) -> Outputs:
+        logits, features = classifier(x)
+        return Outputs(logits, features)
+
+    def feature_extractor(self, classifier: nn.Module) -> nn.Module:
+        """Images → bottleneck features, for ``--phase analysis`` (t-SNE, A-distance, the affinity figure)."""
+        return nn.Sequential(classifier.backbone, classifier.pool_layer, classifier.bottleneck)
+
+    def build_transfer(self, args, classifier: nn.Module, num_classes: int, source_size: int,
+                       target_size: int) -> nn.Module:
+        raise NotImplementedError
+
+    def param_groups(self, classifier: nn.Module, transfer: nn.Module) -> list:
+        return classifier.get_parameters() + transfer.domain_discriminator.get_parameters()
+
+    def transfer_loss(self, args, transfer: nn.Module, source: Outputs,
+                      target: Outputs) -> Tuple[torch.Tensor, Dict[str, float]]:
+        """The weighted adaptation term of the total loss, and the values of this method's meters."""
+        raise NotImplementedError
+
+    def pretrain(self, args, trainer, source_iter, evaluate, path: str):
+        """Before adaptation (not on --resume): BSP trains the classifier on the source here."""
+
+    def on_step(self, classifier: nn.Module):
+        """After each training forward pass (MDD steps its reversal layer's schedule here)."""
+
+
+def domain_accuracy(transfer: nn.Module) -> float:
+    """The discriminator accuracy (%) tllib's adversarial losses record on their last call."""
+    if isinstance(transfer, nn.parallel.DistributedDataParallel):
+        transfer = transfer.module
+    return float(transfer.domain_discriminator_accuracy)

@@ -1,0 +1,83 @@
+"""The one owner of the process's stdout and stderr during a run.
+
+Everything printed goes to the terminal (or pipe) and into ``LOG/{phase}-{YYYY-mm-dd-HH_MM_SS}.txt``,
+tllib's log layout. Unlike tllib's ``CompleteLogger`` (whose ``close`` closes the real stdout, so that
+Python exits 120 and later messages are lost), this never closes a stream it did not open: ``close``
+puts the original streams back and closes the log file only. stderr stays stderr (tllib folds it into
+stdout); both reach the one log file. On processes other than the first under torchrun, stdout is
+silenced and stderr kept, so every process's errors still reach the terminal.
+"""
+import os
+import sys
+import time
+from typing import Optional, TextIO
+
+__all__ = ["RunOutput", "Tee"]
+
+
+class Tee:
+    """A stream that writes to ``stream`` and to the open file ``log``, flushing both on every write so
+    that a killed run keeps its log. Other attributes (``isatty``, ``fileno``, ``encoding``...) are the
+    stream's."""
+
+    def __init__(self, stream: TextIO, log: TextIO):
+        self.terminal, self.log = stream, log
+
+    def write(self, message: str) -> int:
+        self.terminal.write(message)
+        if not self.log.closed:
+            self.log.write(message)
+        self.flush()
+        return len(message)
+
+    def flush(self):
+        self.terminal.flush()
+        if not self.log.closed:
+            self.log.flush()
+
+    def __getattr__(self, name):
+        if name == "terminal":   # before __init__ (e.g. while copying): no recursion
+            raise AttributeError(name)
+        return getattr(self.terminal, name)
+
+
+class RunOutput:
+    """Tee stdout and stderr into a new log file in ``root``; :meth:`close` undoes it.
+
+    Args:
+        root (str, optional): the run folder; ``None`` writes no file and silences stdout (other ranks)
+        phase (str): ``train`` | ``test`` | ``analysis``, the log file's prefix
+    """
+
+    def __init__(self, root: Optional[str], phase: str = "train"):
+        self._stdout, self._stderr = sys.stdout, sys.stderr
+        self._devnull = self.log = None
+        self.log_filename = None
+        if root is None:
+            self._devnull = open(os.devnull, "w")
+            sys.stdout = self._devnull
+            return
+        now = time.strftime("%Y-%m-%d-%H_%M_%S", time.localtime())
+        self.log_filename = os.path.join(root, f"{phase}-{now}.txt")
+        self.log = open(self.log_filename, "a", encoding="utf-8")
+        sys.stdout = Tee(self._stdout, self.log)
+        sys.stderr = Tee(self._stderr, self.log)
+
+    def close(self):
+        """Flush, give the original streams back, close the log file (never the terminal)."""
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):   # a closed pipe downstream: nothing more to deliver
+                pass
+        sys.stdout, sys.stderr = self._stdout, self._stderr
+        for own in (self.log, self._devnull):
+            if own is not None:
+                own.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False

@@ -1,0 +1,274 @@
+"""A whole run: flags → folder → data → model → phases, and the exit code it ends with."""
+import os
+import random
+import sys
+import warnings
+from typing import Optional
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+
+from .. import backend
+from .. import distributed as dist_utils
+from ..checkpoint import save_atomic
+from ..models import get_model
+from .analysis import analyse
+from .batches import BatchPlan
+from .checkpoint import (RunDirectory, check_finite_state, load_file, load_weights, rng_state, schedule_counters,
+                         set_rng_state, set_schedule_counters)
+from .data import eval_loader, get_dataset
+from .errors import DivergenceError, EXIT_OK, EXIT_USAGE, UsageError, classify
+from .flags import DIGIT_INPUT_SIZE, check_args, get_parser, ila_enabled
+from .ila_term import ILATerm, build_ila_loss
+from .loop import Trainer, make_optimizer, unwrap, validate
+from .method import Method
+from .output import RunOutput
+
+__all__ = ["main", "run", "build_classifier"]
+
+
+def main(method: Method, argv=None):
+    """Parse the flags and run; the process exits with the run's code (see :mod:`.errors`)."""
+    args = get_parser(method).parse_args(argv)
+    sys.exit(run(args, method))
+
+
+def run(args, method: Method) -> int:
+    """Run ``args.phase``; a user's error is printed as one ``error:`` line (terminal and log) and turned
+    into its exit code; a bug raises."""
+    output = directory = None
+    try:
+        check_args(args, method)
+        device = init_distributed()
+        directory, output = _claim(args)
+        _run(args, method, device, directory)
+        return EXIT_OK
+    except Exception as e:
+        found = classify(e)
+        if found is None:
+            raise
+        code, message = found
+        print(f"error: {message}", file=sys.stderr)
+        return code
+    finally:
+        if output is not None:
+            output.close()
+        if directory is not None:
+            directory.close()
+        if dist_utils.is_distributed():
+            dist.destroy_process_group()
+
+
+def init_distributed() -> torch.device:
+    """Join the process group when started by torchrun (NCCL on GPUs, gloo on CPU); else single process."""
+    if int(os.environ.get('WORLD_SIZE', '1')) <= 1:
+        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    if torch.cuda.is_available():
+        local_rank = int(os.environ.get('LOCAL_RANK', '0'))
+        torch.cuda.set_device(local_rank)
+        dist.init_process_group('nccl')
+        return torch.device('cuda', local_rank)
+    dist.init_process_group('gloo')
+    return torch.device('cpu')
+
+
+def _claim(args):
+    """Process 0 claims the --log folder and tees the output into it; every process learns whether it could."""
+    directory = output = None
+    failure: Optional[Exception] = None
+    if dist_utils.is_main_process():
+        try:
+            directory = RunDirectory(args.log, args.phase, args.resume).open()
+            output = RunOutput(args.log, args.phase)
+        except UsageError as e:
+            failure = e
+    else:
+        output = RunOutput(None)
+    if dist_utils.is_distributed():   # all processes stop together, none waits in a collective
+        ok = torch.tensor([0 if failure else 1], device=_comm_device())
+        dist.all_reduce(ok, op=dist.ReduceOp.MIN)
+        if not ok.item() and failure is None:
+            failure = UsageError(f"process 0 could not use --log {args.log} (see its message)")
+    if failure is not None:
+        if directory is not None:
+            directory.close()
+        raise failure
+    return directory, output
+
+
+def _comm_device():
+    return torch.device('cuda', torch.cuda.current_device()) if dist.get_backend() == 'nccl' else torch.device('cpu')
+
+
+def set_seed(seed):
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.backends.cudnn.deterministic = True
+    warnings.warn('You have chosen to seed training. This will turn on the CUDNN deterministic setting, which can '
+                  'slow down your training considerably! You may see unexpected behavior when restarting from '
+                  'checkpoints.')
+
+
+def build_classifier(args, method: Method, num_classes: int, device) -> nn.Module:
+    print("=> using model '{}'".format(args.arch))
+    backbone = get_model(args.arch, args.scratch, args.pretrained)
+    if args.no_pool and args.arch not in DIGIT_INPUT_SIZE:
+        raise UsageError(f"--no-pool is only for lenet and dtn, whose output is already flat; -a {args.arch} "
+                         f"needs the pool layer")
+    pool_layer = nn.Identity() if args.no_pool else None
+    return method.build_classifier(args, backbone, num_classes, pool_layer).to(device)
+
+
+def checkpoint_path(args, name):
+    return os.path.join(args.log, 'checkpoints', f'{name}.pth')
+
+
+def _run(args, method: Method, device, directory: Optional[RunDirectory]):
+    print(args)
+    print(backend.describe())
+    for note in getattr(directory, 'notes', []):
+        print(note)
+    if dist_utils.is_distributed():
+        print(f"torch.distributed: {dist_utils.world_size()} processes ({dist.get_backend()}); -b and the "
+              f"class-balanced batch are global batches, split evenly over the processes")
+    if args.seed is not None:
+        set_seed(args.seed)  # the same initial weights in every process
+    seed = args.seed if args.seed is not None else 0
+
+    data = get_dataset(args)
+    plan = BatchPlan.from_args(args, data.num_classes)
+    plan.check(args)
+    classifier = build_classifier(args, method, data.num_classes, device)
+    transfer = method.build_transfer(args, classifier, data.num_classes, plan.source_size, args.batch_size).to(device)
+    if args.seed is not None and dist_utils.is_distributed():
+        torch.manual_seed(args.seed + dist_utils.rank())  # ...but different dropout; data order comes from samplers
+    val_loader = eval_loader(data.val, args.batch_size, args.workers)
+    test_loader = eval_loader(data.test, args.batch_size, args.workers)
+
+    def evaluate(loader, model=classifier):
+        return validate(loader, model, args, device, data.class_names)
+
+    if args.phase != 'train':
+        load_weights(unwrap(classifier), checkpoint_path(args, 'best'), f'--phase {args.phase}',
+                     'train first (--phase train) with the same --log')
+        if args.phase == 'analysis':
+            if dist_utils.is_main_process():
+                analyse(classifier, method, data, args, device, args.log)
+        else:
+            print(evaluate(test_loader))
+        return
+
+    iters = plan.iterators(data, args, seed)
+    print(plan.describe())
+    ila = ILATerm(build_ila_loss(args), args.ila_trade_off, args.ila_start_iter) if ila_enabled(args) else None
+    if dist_utils.is_distributed():
+        if args.sync_bn:
+            classifier = nn.SyncBatchNorm.convert_sync_batchnorm(classifier)
+            transfer = nn.SyncBatchNorm.convert_sync_batchnorm(transfer)
+        ids = [device.index] if device.type == 'cuda' else None
+        classifier = nn.parallel.DistributedDataParallel(classifier, device_ids=ids)
+        if any(p.requires_grad for p in transfer.parameters()):
+            transfer = nn.parallel.DistributedDataParallel(transfer, device_ids=ids)
+        if ila is not None:
+            ila.loss = dist_utils.DistributedILALoss(ila.loss)
+    trainer = Trainer(args, method, classifier, transfer, plan, ila, data.num_classes, device)
+    modules = {'classifier': unwrap(classifier), 'transfer': unwrap(transfer)}
+
+    if not args.resume:
+        method.pretrain(args, trainer, iters['source'], lambda: evaluate(val_loader),
+                        checkpoint_path(args, 'pretrain'))
+        if args.pretrain_iters > 0:
+            trainer.pretrain(iters['source'], args.pretrain_iters, args.lr)
+    optimizer, scheduler = make_optimizer(method.param_groups(unwrap(classifier), unwrap(transfer)), args)
+    state = {'iter': 0, 'num_classes': data.num_classes}
+    start_epoch, best_acc1 = 0, 0.
+    if args.resume:
+        start_epoch, best_acc1 = load_resume_state(args, method, plan, state, modules, optimizer, scheduler, iters)
+    for epoch in range(start_epoch, args.epochs):
+        print("lr:", scheduler.get_last_lr()[0])
+        try:
+            trainer.train_one_epoch(iters, optimizer, scheduler, epoch, state)
+            check_finite_state(modules, f"in epoch {epoch}")
+        except DivergenceError as e:
+            held = f"epoch {epoch - 1} (best_acc1 = {best_acc1:3.1f})" if epoch > 0 else "nothing (no epoch finished)"
+            raise DivergenceError(f"{e}; nothing was saved for epoch {epoch}: the checkpoints in {args.log} "
+                                  f"hold {held}") from None
+        acc1 = evaluate(val_loader)
+        save_on_main(classifier, args, 'latest')
+        if acc1 > best_acc1 or epoch == 0:  # a first 'best' exists even when the accuracy is 0
+            save_on_main(classifier, args, 'best')
+        best_acc1 = max(acc1, best_acc1)
+        save_resume_state(args, method, plan, epoch, best_acc1, state, modules, optimizer, scheduler, iters)
+
+    print("best_acc1 = {:3.1f}".format(best_acc1))
+    if dist_utils.is_distributed():
+        dist.barrier()
+    load_weights(unwrap(classifier), checkpoint_path(args, 'best'), 'test_acc1',
+                 'another process changed --log during the run')
+    acc1 = evaluate(test_loader)
+    print("test_acc1 = {:3.1f}".format(acc1))
+
+
+def save_on_main(classifier, args, name):
+    if dist_utils.is_main_process():
+        save_atomic(unwrap(classifier).state_dict(), checkpoint_path(args, name))
+
+
+def resume_config(args, method: Method, plan: BatchPlan, state) -> dict:
+    """What shapes the model, the optimiser groups and the data iterators: a resumed run must match."""
+    keys = ('arch', 'bottleneck_dim', 'no_pool', 'data', 'source', 'target', 'batch_size', 'samples_per_class',
+            'classes_per_batch')
+    config = {k: getattr(args, k, None) for k in keys}
+    config.update(method=method.name, num_classes=state['num_classes'], balanced_source=plan.balanced_source,
+                  ila_source=plan.ila_source, processes=dist_utils.world_size())
+    return config
+
+
+def save_resume_state(args, method, plan, epoch, best_acc1, state, modules, optimizer, scheduler, iters):
+    """Everything an exact continuation needs, written atomically after every epoch (process 0)."""
+    rng = rng_state()
+    if dist_utils.is_distributed():   # every process draws its own dropout masks: keep each one's RNG
+        states = [None] * dist_utils.world_size()
+        dist.all_gather_object(states, rng)
+        rng = {'per_process': states}
+    if not dist_utils.is_main_process():
+        return
+    save_atomic({
+        'config': resume_config(args, method, plan, state),
+        'epoch': epoch + 1, 'best_acc1': best_acc1, 'iter': state['iter'],
+        'modules': {name: module.state_dict() for name, module in modules.items()},
+        'counters': schedule_counters(modules),
+        'optimizer': optimizer.state_dict(), 'scheduler': scheduler.state_dict(),
+        'iterators': {name: it.state_dict() for name, it in iters.items()},
+        'rng': rng,
+    }, checkpoint_path(args, 'resume'))
+
+
+def load_resume_state(args, method, plan, state, modules, optimizer, scheduler, iters):
+    path = checkpoint_path(args, 'resume')
+    fix = "start without --resume to train anew (the old checkpoints are kept aside)"
+    ckpt = load_file(path, "--resume", "a run writes it after its first epoch; " + fix, weights_only=False)
+    config = resume_config(args, method, plan, state)
+    if not isinstance(ckpt, dict) or ckpt.get('config') != config:
+        old = ckpt.get('config', {}) if isinstance(ckpt, dict) else {}
+        changed = sorted(k for k in config if old.get(k) != config[k])
+        raise UsageError(f"--resume: {path} was written by a run with other {', '.join(changed)} "
+                         f"({old}); resume with the same flags, or use another --log")
+    try:
+        for name, module in modules.items():
+            module.load_state_dict(ckpt['modules'][name])
+        optimizer.load_state_dict(ckpt['optimizer'])
+        scheduler.load_state_dict(ckpt['scheduler'])
+        for name, it in iters.items():
+            it.load_state_dict(ckpt['iterators'][name])
+        set_schedule_counters(modules, ckpt['counters'])
+        rng = ckpt['rng']
+        set_rng_state(rng['per_process'][dist_utils.rank()] if 'per_process' in rng else rng)
+    except (KeyError, RuntimeError, ValueError, TypeError, IndexError) as e:
+        raise UsageError(f"--resume: {path} does not fit this run ({str(e).splitlines()[0]}); {fix}") from None
+    state['iter'] = ckpt['iter']
+    print(f"=> resumed from {path}: epoch {ckpt['epoch']}, iteration {ckpt['iter']}, best_acc1 {ckpt['best_acc1']:.1f}")
+    return ckpt['epoch'], ckpt['best_acc1']

@@ -1,0 +1,73 @@
+"""Shared by the script tests: tiny image lists, and running a script as a user does (a subprocess whose
+output goes through pipes) with the tllib pieces a user would get."""
+import glob
+import os
+import subprocess
+import sys
+
+import numpy as np
+from PIL import Image
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPTS = os.path.join(REPO, "examples", "domain_adaptation")
+DIGIT_FLAGS = ["-a", "lenet", "--no-pool", "--scratch", "--train-resizing", "res.", "--val-resizing", "res.",
+               "--resize-size", "28", "--no-hflip", "--norm-mean", "0.5", "--norm-std", "0.5", "-j", "0"]
+# a folder whose ``tllib`` cannot be imported: put first on PYTHONPATH, it hides an installed tllib
+HIDE_TLLIB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shims", "no_tllib")
+
+
+def tllib_installed() -> bool:
+    probe = ("import ila_tllib.backend as b, sys; b.load_tllib()")
+    return subprocess.run([sys.executable, "-c", probe], capture_output=True, cwd=REPO).returncode == 0
+
+
+TLLIB = tllib_installed()
+
+
+def make_image_list(root, classes=3, per_class=8, seed=0):
+    """Two grey domains whose class c is a bright bar at row 4 + 8c; the target is inverted and noisier."""
+    rng = np.random.default_rng(seed)
+    os.makedirs(os.path.join(root, "image_list"), exist_ok=True)
+    for domain, invert, noise in (("src", False, 20), ("tgt", True, 50)):
+        lines = []
+        for c in range(classes):
+            for i in range(per_class):
+                img = rng.normal(40, noise, (28, 28))
+                img[4 + 8 * c:8 + 8 * c, 3:25] += 180
+                img = np.clip(255 - img if invert else img, 0, 255).astype(np.uint8)
+                rel = f"{domain}/{c}/{i}.png"
+                os.makedirs(os.path.dirname(os.path.join(root, rel)), exist_ok=True)
+                Image.fromarray(img, mode="L").save(os.path.join(root, rel))
+                lines.append(f"{rel} {c}")
+        with open(os.path.join(root, "image_list", f"{domain}.txt"), "w") as f:
+            f.write("\n".join(lines) + "\n")
+    return str(root)
+
+
+def script_env(backend="standalone", **extra):
+    """The environment of a script run: ``backend`` is 'standalone', 'tllib' (forced) or 'hidden'
+    (tllib made unimportable, so 'auto' falls back as on a machine without it)."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", **extra)
+    env.pop("ILA_TLLIB_BACKEND", None)
+    if backend == "hidden":
+        env["PYTHONPATH"] = HIDE_TLLIB + os.pathsep + env.get("PYTHONPATH", "")
+    elif backend is not None:
+        env["ILA_TLLIB_BACKEND"] = backend
+    return env
+
+
+def run_script(name, args, cwd=None, timeout=300, backend="standalone", **env):
+    """``python SCRIPT ARGS`` with stdout and stderr through pipes; returns the CompletedProcess."""
+    return subprocess.run([sys.executable, os.path.join(SCRIPTS, name)] + [str(a) for a in args],
+                          capture_output=True, text=True, cwd=cwd, env=script_env(backend, **env), timeout=timeout)
+
+
+def tiny_args(root, log, *extra):
+    return [root, "-d", "ImageList", "-s", "src", "-t", "tgt", *DIGIT_FLAGS, "-b", "8", "--epochs", "2",
+            "-i", "4", "-p", "2", "--samples-per-class", "2", "--k", "3", "--log", log, *extra]
+
+
+def only_log(log, phase):
+    files = glob.glob(os.path.join(str(log), f"{phase}-*.txt"))
+    assert len(files) == 1, files
+    return open(files[0]).read()

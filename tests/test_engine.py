@@ -1,0 +1,224 @@
+"""The training engine, checked against hand computations: the total loss of a step, tllib's schedule,
+the batch plan, the ILA flags' effect, the logged diagnostics, and the one owner of the output."""
+import io
+import math
+import os
+import sys
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ila_oracle import ila_oracle
+from ila_tllib.engine import Batch, BatchPlan, Method, Outputs, Trainer, get_parser, make_optimizer
+from ila_tllib.engine.ila_term import ILAStats, ILATerm, build_ila_loss, ratio_auc
+from ila_tllib.engine.output import RunOutput
+
+
+class ToyMethod(Method):
+    """A classifier of two linear maps and an adaptation term with a known value: mean(f_s) - mean(f_t)."""
+    name = "toy"
+
+    def build_classifier(self, args, backbone, num_classes, pool_layer):
+        return ToyClassifier(num_classes)
+
+    def build_transfer(self, args, classifier, num_classes, source_size, target_size):
+        return nn.Identity()
+
+    def param_groups(self, classifier, transfer):
+        return [{"params": classifier.parameters(), "lr": 1.0}]
+
+    def transfer_loss(self, args, transfer, source, target):
+        value = source.features.mean() - target.features.mean()
+        return args.trade_off * value, {"Trans Loss": value.item()}
+
+
+class ToyClassifier(nn.Module):
+    def __init__(self, num_classes, dim=4):
+        super().__init__()
+        torch.manual_seed(0)
+        self.bottleneck, self.head = nn.Linear(6, dim), nn.Linear(dim, num_classes)
+
+    def forward(self, x):
+        f = self.bottleneck(x)
+        return self.head(f), f
+
+
+def toy_args(*extra):
+    return get_parser(ToyMethod()).parse_args(["root", "-s", "a", "-t", "b", "-b", "6", *extra])
+
+
+def toy_batch(plan, n_s, n_t, n_b=0, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n_s + n_t + n_b, 6, generator=g, dtype=torch.float64)
+    labels_s = torch.arange(n_s) % 3
+    labels_b = torch.arange(n_b) % 3
+    labels_t = torch.randint(0, 3, (n_t,), generator=g)
+    ila = slice(n_s + n_t, n_s + n_t + n_b) if n_b else slice(0, n_s)
+    return Batch(x, labels_s, labels_t, labels_b if n_b else labels_s, slice(0, n_s), slice(n_s, n_s + n_t), ila)
+
+
+@pytest.mark.parametrize("mode", ["shared", "extra"])
+def test_step_loss_is_ce_plus_weighted_transfer_plus_weighted_ila(mode):
+    args = toy_args("--trade-off", "0.7", "--ila-trade-off", "1.3", "--k", "2", "--mu", "0.5", "--ila-batch", mode,
+                    "--samples-per-class", "2")
+    method = ToyMethod()
+    classifier = ToyClassifier(3).double()
+    plan = BatchPlan.from_args(args, 3)
+    ila = ILATerm(build_ila_loss(args), args.ila_trade_off, start_iter=0)
+    trainer = Trainer(args, method, classifier, nn.Identity(), plan, ila, 3, torch.device("cpu"))
+    batch = toy_batch(plan, 6, 6, 6 if mode == "extra" else 0)
+    out = trainer.losses(batch, it=0)
+
+    # the same sum, from the pieces by hand and the plain-loop oracle of Eq. 4-7
+    logits, f = classifier(batch.inputs)
+    ce = F.cross_entropy(logits[:6], batch.labels_s)
+    transfer = f[:6].mean() - f[6:12].mean()
+    f_ila = f[12:18] if mode == "extra" else f[:6]
+    ila_value = ila_oracle(f_ila.tolist(), batch.labels_ila.tolist(), f[6:12].tolist(), k=2, mu=0.5)[0]
+    expected = ce.item() + 0.7 * transfer.item() + 1.3 * ila_value
+    assert out.loss.item() == pytest.approx(expected, rel=1e-9)
+    assert out.ila_loss.item() == pytest.approx(ila_value, rel=1e-9)
+    # before --ila-start-iter the term is absent
+    trainer.ila = ILATerm(build_ila_loss(args), args.ila_trade_off, start_iter=5)
+    assert not trainer.ila_runs(4) and trainer.ila_runs(5)
+
+
+def test_target_labels_cannot_reach_training():
+    args = toy_args("--k", "2", "--samples-per-class", "2")
+    weights = []
+    for permute in (False, True):
+        classifier = ToyClassifier(3).double()
+        plan = BatchPlan.from_args(args, 3)
+        trainer = Trainer(args, ToyMethod(), classifier, nn.Identity(), plan,
+                          ILATerm(build_ila_loss(args), 1.0), 3, torch.device("cpu"))
+        optimizer, _ = make_optimizer(classifier.parameters(), args)
+        batch = toy_batch(plan, 6, 6)
+        if permute:
+            batch = batch._replace(labels_t=(batch.labels_t + 1) % 3)
+        for it in range(3):
+            out = trainer.losses(batch, it)
+            trainer.ila.log(out.ila_loss.item(), batch.labels_t)   # the labels reach the log only
+            optimizer.zero_grad()
+            out.loss.backward()
+            optimizer.step()
+        weights.append([p.detach().clone() for p in classifier.parameters()])
+    for a, b in zip(*weights):
+        assert torch.equal(a, b)
+
+
+def test_tllib_learning_rate_schedule_and_groups():
+    args = toy_args("--lr", "0.02", "--lr-gamma", "0.001", "--lr-decay", "0.75", "--momentum", "0.9", "--wd", "5e-4")
+    a, b = nn.Linear(2, 2), nn.Linear(2, 2)
+    optimizer, scheduler = make_optimizer([{"params": a.parameters(), "lr": 0.1}, {"params": b.parameters(),
+                                                                                  "lr": 1.0}], args)
+    for _ in range(250):
+        optimizer.step()
+        scheduler.step()
+    factor = 0.02 * (1 + 0.001 * 250) ** -0.75
+    assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([0.1 * factor, 1.0 * factor])
+    assert all(g["nesterov"] and g["momentum"] == 0.9 and g["weight_decay"] == 5e-4 for g in optimizer.param_groups)
+
+
+@pytest.mark.parametrize("flags, balanced_source, ila_source, source_size", [
+    (["--ila-trade-off", "0"], False, None, 6),
+    (["--ila-trade-off", "0", "--balanced-source"], True, None, 9),
+    ([], True, "shared", 9),
+    (["--ila-batch", "extra"], False, "extra", 6),
+    (["--samples-per-class", "0"], False, "shared", 6),
+    (["--classes-per-batch", "2"], True, "shared", 6),
+])
+def test_batch_plan_table(flags, balanced_source, ila_source, source_size):
+    args = toy_args("--samples-per-class", "3", *flags)
+    plan = BatchPlan.from_args(args, 3)
+    assert (plan.balanced_source, plan.ila_source, plan.source_size) == (balanced_source, ila_source, source_size)
+
+
+class FixedData:
+    """A data source that hands out the same tensors; for the plan's draw()."""
+
+    def __init__(self, x, y):
+        self.batch = [x, y]
+
+    def __next__(self):
+        return self.batch
+
+
+def test_batch_plan_draw_routes_each_part():
+    args = toy_args("--samples-per-class", "1", "--ila-batch", "extra")
+    plan = BatchPlan.from_args(args, 3)
+    iters = {"source": FixedData(torch.zeros(6, 6), torch.zeros(6, dtype=torch.long)),
+             "target": FixedData(torch.ones(6, 6), torch.ones(6, dtype=torch.long)),
+             "ila_source": FixedData(torch.full((3, 6), 2.0), torch.arange(3))}
+    batch = plan.draw(iters, torch.device("cpu"), with_ila=True)
+    assert batch.inputs[batch.source].eq(0).all() and batch.inputs[batch.target].eq(1).all()
+    assert batch.inputs[batch.ila].eq(2).all() and batch.labels_ila.tolist() == [0, 1, 2]
+    assert plan.draw(iters, torch.device("cpu"), with_ila=False).inputs.shape[0] == 12   # no extra batch
+
+
+@pytest.mark.parametrize("flag, value", [("--metric-loss", "triplet"), ("--similarity", "cosine"),
+                                         ("--pseudo-label", "classifier"), ("--ila-temperature", "0.5")])
+def test_ila_flags_change_the_term(flag, value):
+    torch.manual_seed(3)
+    f_s, y_s, f_t = torch.randn(12, 5), torch.arange(12) % 4, torch.randn(10, 5)
+    logits_t = torch.randn(10, 4)
+    default = build_ila_loss(toy_args())(f_s, y_s, f_t, logits_t=logits_t, num_classes=4)
+    changed = build_ila_loss(toy_args(flag, value))
+    assert changed(f_s, y_s, f_t, logits_t=logits_t, num_classes=4).item() != pytest.approx(default.item())
+    part = {"--metric-loss": changed.metric_loss, "--similarity": changed.similarity,
+            "--pseudo-label": changed.miner.pseudo_labeller, "--ila-temperature": changed.metric_loss}[flag]
+    expected = {"triplet": "AffinityTripletLoss", "cosine": "CosineSimilarity",
+                "classifier": "ClassifierPseudoLabeller", "0.5": "MultiSampleContrastiveLoss"}[value]
+    assert type(part).__name__ == expected
+    if flag == "--ila-temperature":
+        assert part.temperature == 0.5
+
+
+class Decisions:
+    """What the ILA loss decided for one batch, built by hand."""
+
+    def __init__(self, pseudo_labels, ratio, kept, affinity):
+        self.pseudo_labels, self.ratio = torch.tensor(pseudo_labels), torch.tensor(ratio)
+        self.kept, self.affinity = torch.tensor(kept), torch.tensor(affinity, dtype=torch.float)
+        self.num_anchors = 1
+
+
+def test_logged_precision_auc_and_wrong_affinities_by_hand():
+    # 4 targets, true labels 0 1 2 0; pseudo-labels 0 1 1 2: right, right, wrong, wrong
+    decisions = Decisions([0, 1, 1, 2], [3.0, 1.0, 2.0, 0.5], [True, True, True, False],
+                          [[1, -1, -1, 0], [-1, 1, 1, 0], [-1, 1, 1, 0]])
+    stats = ILAStats()
+    stats.update(decisions, 0.25, torch.tensor([0, 1, 2, 0]))
+    assert stats.precision.avg == pytest.approx(100 * 2 / 3)        # kept: targets 0, 1, 2; 2 right
+    assert stats.precision_all.avg == pytest.approx(50.0)
+    # right scores {3, 1}, wrong {2, 0.5}: pairs right > wrong are (3,2) (3,0.5) (1,0.5) = 3 of 4
+    assert stats.auc.avg == pytest.approx(0.75) == ratio_auc(decisions.ratio, torch.tensor([1, 1, 0, 0]).bool())
+    # +1 entries: target 0 has 1, target 1 has 2, target 2 has 2 (wrong): 2 of 5 wrong
+    assert stats.wrong_positive.avg == pytest.approx(40.0)
+    assert "ratio AUC 0.75" in stats.summary()
+
+
+class Recorder(io.StringIO):
+    closed_by_someone = False
+
+    def close(self):
+        Recorder.closed_by_someone = True
+        super().close()
+
+
+def test_run_output_tees_both_streams_and_closes_only_its_file(tmp_path, monkeypatch):
+    out, err = Recorder(), Recorder()
+    monkeypatch.setattr(sys, "stdout", out)
+    monkeypatch.setattr(sys, "stderr", err)
+    output = RunOutput(str(tmp_path), "train")
+    print("to stdout")
+    print("to stderr", file=sys.stderr)
+    assert open(output.log_filename).read() == "to stdout\nto stderr\n"     # flushed at every write
+    output.close()
+    assert sys.stdout is out and sys.stderr is err and not Recorder.closed_by_someone
+    assert out.getvalue() == "to stdout\n" and err.getvalue() == "to stderr\n"
+    name = os.path.basename(output.log_filename)
+    assert name.startswith("train-") and len(name) == len("train-2024-01-31-12_00_00.txt")
+    print("after close reaches the terminal only")
+    assert out.getvalue().endswith("after close reaches the terminal only\n")
