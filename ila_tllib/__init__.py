@@ -4,7 +4,7 @@ from .distributed import (DistributedILALoss, all_gather_no_grad, gather_with_gr
                           is_main_process, rank, reduce_mean, reduce_sum, world_size)
 from .ila import ILALoss
 from .losses import AffinityTripletLoss, MultiSampleContrastiveLoss, get_metric_loss
-from .pseudo_labels import (ClassifierPseudoLabeller, KNNPseudoLabeller, PseudoLabels, get_pseudo_labeller,
+from .pseudo_labels import (ClassifierPseudoLabeller, ConsensusPseudoLabeller, KNNPseudoLabeller, PseudoLabels, get_pseudo_labeller,
                             knn_vote, similarity_ratio)
 from .sampler import ClassBalancedSampler, RandomBatchSampler
 from .similarity import CosineSimilarity, InverseEuclideanSimilarity, get_similarity
@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ILALoss", "InverseEuclideanSimilarity", "CosineSimilarity", "get_similarity",
-    "KNNPseudoLabeller", "ClassifierPseudoLabeller", "PseudoLabels", "get_pseudo_labeller", "knn_vote",
+    "KNNPseudoLabeller", "ClassifierPseudoLabeller", "ConsensusPseudoLabeller", "PseudoLabels", "get_pseudo_labeller", "knn_vote",
     "similarity_ratio", "AffinityMiner", "MinedAffinity", "affinity_matrix", "keep_top_fraction",
     "MultiSampleContrastiveLoss", "AffinityTripletLoss", "get_metric_loss", "ClassBalancedSampler", "RandomBatchSampler",
     "DistributedILALoss", "gather_with_grad", "all_gather_no_grad", "is_distributed", "world_size", "rank",

@@ -55,7 +55,8 @@ class MinedAffinity:
 
 
 class AffinityMiner(nn.Module):
-    """Builds :math:`A` from a pseudo-labeller and the μ filter.
+    r"""Builds :math:`A` from a pseudo-labeller and the μ filter: the :math:`\mathrm{round}(\mu N_t)` targets
+    with the highest scores are kept, except those scored :math:`-\infty`.
 
     Args:
         pseudo_labeller (nn.Module): :class:`~ila_tllib.pseudo_labels.KNNPseudoLabeller` or
@@ -78,7 +79,7 @@ class AffinityMiner(nn.Module):
                 logits_t: Optional[torch.Tensor] = None,
                 num_classes: Optional[int] = None) -> MinedAffinity:
         labels, score = self.pseudo_labeller(similarity_ts.detach(), y_s, logits_t, num_classes)
-        kept = keep_top_fraction(score, self.mu)
+        kept = keep_top_fraction(score, self.mu) & (score > float("-inf"))   # -inf: the labeller vetoed it
         return MinedAffinity(labels, score, kept, affinity_matrix(y_s, labels, kept))
 
     def extra_repr(self):

@@ -17,11 +17,13 @@ import torch.nn.functional as F
 from .parts import build_part
 
 __all__ = ["PseudoLabels", "knn_vote", "similarity_ratio", "KNNPseudoLabeller",
-           "ClassifierPseudoLabeller", "get_pseudo_labeller", "PSEUDO_LABELLERS"]
+           "ClassifierPseudoLabeller", "ConsensusPseudoLabeller", "get_pseudo_labeller",
+           "PSEUDO_LABELLERS"]
 
 
 class PseudoLabels(NamedTuple):
-    """Labels of shape :math:`(N_t,)` and a score of shape :math:`(N_t,)`; higher score = kept first."""
+    r"""Labels of shape :math:`(N_t,)` and a score of shape :math:`(N_t,)`; higher score = kept first, and a
+    score of :math:`-\infty` = never kept."""
     labels: torch.Tensor
     score: torch.Tensor
 
@@ -129,9 +131,32 @@ class ClassifierPseudoLabeller(nn.Module):
         return PseudoLabels(labels, confidence)
 
 
+class ConsensusPseudoLabeller(KNNPseudoLabeller):
+    r"""kNN pseudo-labels scored by Γ, as :class:`KNNPseudoLabeller`, for the targets whose kNN label is also
+    the classifier's argmax; the others get the score :math:`-\infty`, which the miner never keeps. The μ
+    filter then keeps up to :math:`\mathrm{round}(\mu N_t)` of the agreeing targets, highest Γ first.
+
+    Two views of the same features must agree before a target pair is pulled together: early in training,
+    when the kNN labels of a hard shift are mostly wrong, the classifier rarely agrees with them, so few
+    targets are contrasted; as both improve, more pass.
+
+    Args: as :class:`KNNPseudoLabeller`. Needs the target logits.
+    """
+
+    @torch.no_grad()
+    def forward(self, similarity_ts, y_s, logits_t=None, num_classes=None) -> PseudoLabels:
+        if logits_t is None:
+            raise ValueError("ConsensusPseudoLabeller needs the target logits: call the loss as "
+                             "loss(f_s, y_s, f_t, logits_t=...)")
+        labels, score = super().forward(similarity_ts, y_s, logits_t, num_classes)
+        agree = labels == logits_t.argmax(dim=1)
+        return PseudoLabels(labels, torch.where(agree, score, float("-inf")))
+
+
 PSEUDO_LABELLERS = {
     "knn": KNNPseudoLabeller,
     "classifier": ClassifierPseudoLabeller,
+    "consensus": ConsensusPseudoLabeller,
 }
 
 

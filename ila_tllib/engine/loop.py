@@ -73,9 +73,9 @@ class Trainer:
         ila_loss = None
         if batch.ila is not None:
             ila_loss = self.ila(out.features[batch.ila], batch.labels_ila, target.features, target.logits,
-                                self.num_classes)
+                                self.num_classes, it)
             check_finite_loss(ila_loss, 'ILA', it)
-            loss = loss + self.ila.weight(it) * ila_loss
+            loss = loss + self.ila.last_weight * ila_loss
         return StepLosses(loss, cls_loss, transfer_loss, ila_loss, source.logits, meters)
 
     def train_one_epoch(self, iters, optimizer, scheduler, epoch: int, state: dict):

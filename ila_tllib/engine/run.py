@@ -21,7 +21,7 @@ from .checkpoint import (RunDirectory, check_finite_state, load_file, load_weigh
 from .data import eval_loader, get_dataset
 from .errors import DivergenceError, EXIT_OK, EXIT_USAGE, UsageError, classify
 from .flags import DIGIT_INPUT_SIZE, check_args, get_parser, ila_enabled
-from .ila_term import ILATerm, build_ila_loss
+from .ila_term import build_ila_term
 from .loop import Trainer, make_optimizer, unwrap, validate
 from .method import Method
 from .output import RunOutput
@@ -163,7 +163,7 @@ def _run(args, method: Method, device, directory: Optional[RunDirectory]):
 
     iters = plan.iterators(data, args, seed)
     print(plan.describe())
-    ila = ILATerm(build_ila_loss(args), args.ila_trade_off, args.ila_start_iter) if ila_enabled(args) else None
+    ila = build_ila_term(args, args.epochs * args.iters_per_epoch) if ila_enabled(args) else None
     if dist_utils.is_distributed():
         if args.sync_bn:
             classifier = nn.SyncBatchNorm.convert_sync_batchnorm(classifier)
