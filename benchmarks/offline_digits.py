@@ -13,6 +13,7 @@ skipped. Each run uses one thread; ``--jobs`` run at once.
 """
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -58,6 +59,30 @@ ABLATIONS = {  # on top of ILA-DA+CDAN, M→U
 }
 
 
+def paired_table(runs) -> str:
+    """ILA-DA against the method it is added to, seed by seed: the mean gain per task and on the average,
+    the range of the paired differences, and how many pairs ILA-DA wins (ties count as not won)."""
+    acc = {(r.method, r.task, r.args.get("seed")): r.acc for r in runs}
+    tasks = sorted({r.task for r in runs})
+    lines = ["| ILA-DA on | " + " | ".join(tasks) + " | Avg | pairs won |", "|---" * (len(tasks) + 3) + "|"]
+    for method in sorted({r.method for r in runs if r.method.startswith("ILA-DA+")}):
+        base = method[len("ILA-DA+"):]
+        cells, gains, won, total = [], [], 0, 0
+        for task in tasks:
+            diffs = [acc[(method, task, seed)] - acc[(base, task, seed)] for (m, t, seed) in acc
+                     if m == method and t == task and (base, task, seed) in acc]
+            if not diffs:
+                cells.append("-")
+                continue
+            gains.append(statistics.mean(diffs))
+            won, total = won + sum(d > 0 for d in diffs), total + len(diffs)
+            cells.append(f"{gains[-1]:+.1f} ({min(diffs):+.1f} .. {max(diffs):+.1f})")
+        if total:
+            average = f"{statistics.mean(gains):+.1f}" if len(gains) == len(tasks) else "-"
+            lines.append(f"| {base} | " + " | ".join(cells) + f" | {average} | {won}/{total} ({100 * won / total:.0f}%) |")
+    return "\n".join(lines)
+
+
 def run_one(job):
     script, flags, log, data_root = job
     if any(_finished(os.path.join(log, f)) for f in (os.listdir(log) if os.path.isdir(log) else [])):
@@ -92,6 +117,8 @@ def main():
     parser.add_argument("--tasks", nargs="+", default=TASKS)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--only", nargs="+", default=None, help="ablations suite: run only these variants")
+    parser.add_argument("--baselines", nargs="+", default=[],
+                        help="more log folders whose runs join the tables (e.g. the baselines of a variant run)")
     parser.add_argument("--tag", default="", help="sub-directory name for this set of runs")
     args = parser.parse_args()
 
@@ -132,7 +159,10 @@ def main():
         for log, status in pool.map(run_one, jobs):
             print(f"  {os.path.relpath(log, out)}: {status}", flush=True)
     print(f"total {time.time() - t0:.0f} s\n")
-    print(format_table(collect([out])))
+    runs = collect([out] + args.baselines)
+    print(format_table(runs))
+    print()
+    print(paired_table(runs))
 
 
 if __name__ == "__main__":

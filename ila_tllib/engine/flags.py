@@ -110,6 +110,9 @@ def add_ila_arguments(p: argparse.ArgumentParser):
     g.add_argument('--ila-schedule', default='step', choices=list(ILA_SCHEDULES),
                    help="step: full weight from --ila-start-iter on (paper); ramp: DANN's 2/(1+exp(-10p))-1 "
                         "over the remaining iterations")
+    g.add_argument('--ila-keep-schedule', default='step', choices=list(ILA_SCHEDULES),
+                   help="step: keep the fraction --mu of the targets from the start (paper); ramp, linear: the "
+                        "kept fraction grows to --mu over the remaining iterations")
     g.add_argument('--ila-reliability', default='none', choices=list(ILA_RELIABILITIES),
                    help="none: the weight as scheduled; agreement: times the batch's share of targets whose "
                         "pseudo-label the classifier shares")

@@ -31,8 +31,12 @@ def ramp_schedule(progress: float) -> float:
     return 2.0 / (1.0 + math.exp(-10.0 * progress)) - 1.0
 
 
-#: --ila-schedule: progress in [0, 1] -> factor of the ILA weight
-ILA_SCHEDULES = {"step": step_schedule, "ramp": ramp_schedule}
+def linear_schedule(progress: float) -> float:
+    return progress
+
+
+#: --ila-schedule, --ila-keep-schedule: progress in [0, 1] -> factor of the ILA weight, of μ
+ILA_SCHEDULES = {"step": step_schedule, "ramp": ramp_schedule, "linear": linear_schedule}
 
 
 def no_reliability(decisions, logits_t) -> float:
@@ -69,24 +73,30 @@ class ILATerm:
     """
 
     def __init__(self, loss: nn.Module, trade_off: float, start_iter: int = 0, total_iters: int = 1,
-                 schedule: str = "step", reliability: str = "none"):
+                 schedule: str = "step", reliability: str = "none", keep_schedule: str = "step"):
         self.loss, self.trade_off, self.start_iter, self.total_iters = loss, trade_off, start_iter, total_iters
         self.schedule, self.reliability = ILA_SCHEDULES[schedule], ILA_RELIABILITIES[reliability]
+        self.keep_schedule = ILA_SCHEDULES[keep_schedule]
+        self.miner = getattr(loss, "ila_loss", loss).miner
+        self.mu = self.miner.mu
         self.stats = ILAStats()
         self.last_weight = 0.0
 
     def active(self, it: int) -> bool:
         return it >= self.start_iter
 
+    def progress(self, it: int) -> float:
+        return min(1.0, max(0.0, (it - self.start_iter) / max(1, self.total_iters - self.start_iter)))
+
     def scheduled_weight(self, it: int) -> float:
         """:math:`\\lambda s(p)` at adaptation iteration ``it`` (0 before the start)."""
         if not self.active(it):
             return 0.0
-        progress = min(1.0, (it - self.start_iter) / max(1, self.total_iters - self.start_iter))
-        return self.trade_off * self.schedule(progress)
+        return self.trade_off * self.schedule(self.progress(it))
 
     def __call__(self, f_s, y_s, f_t, logits_t, num_classes, it: int) -> torch.Tensor:
         """The weighted term for this batch; ``last_weight`` keeps the weight it was given."""
+        self.miner.mu = max(self.mu * self.keep_schedule(self.progress(it)), 1e-9)   # round(μ n) may be 0
         loss = self.loss(f_s, y_s, f_t, logits_t=logits_t, num_classes=num_classes)
         self.last_weight = self.scheduled_weight(it) * self.reliability(self.loss, _gathered(logits_t))
         return loss
@@ -103,7 +113,7 @@ def _gathered(tensor: torch.Tensor) -> torch.Tensor:
 
 def build_ila_term(args, total_iters: int) -> ILATerm:
     return ILATerm(build_ila_loss(args), args.ila_trade_off, args.ila_start_iter, total_iters, args.ila_schedule,
-                   args.ila_reliability)
+                   args.ila_reliability, args.ila_keep_schedule)
 
 
 def ratio_auc(score: torch.Tensor, correct: torch.Tensor) -> Optional[float]:

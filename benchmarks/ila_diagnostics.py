@@ -1,0 +1,54 @@
+"""ILA-DA's own diagnostics, per epoch, from training logs: how good were the affinities it trained on?
+
+    python benchmarks/ila_diagnostics.py LOGDIR [LOGDIR ...]
+
+Reads the ``ILA: ...`` line each epoch of a log ends with (target labels are read by the scripts for these
+lines only, never for training) and prints, per method and task, the mean over seeds of: pseudo-label
+precision of the kept targets and of all targets, Γ's AUC (right above wrong pseudo-labels), the share of
++1 affinities that pair different classes, the targets kept per batch, and the ILA weight applied.
+"""
+import argparse
+import os
+import re
+import statistics
+import sys
+from collections import defaultdict
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+from ila_tllib.tables import collect  # noqa: E402
+
+PATTERN = re.compile(r"pseudo-label precision ([\d.]+)% kept / ([\d.]+)% all, ratio AUC ([\d.]+), "
+                     r"kept ([\d.]+) targets per batch, wrong \+1 affinities ([\d.]+)%, weight ([\d.]+)")
+COLUMNS = ("PL prec kept", "PL prec all", "AUC", "wrong +1 %", "kept", "weight")
+
+
+def epochs(path):
+    """One tuple of the COLUMNS' values per epoch in which ILA ran."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        found = [PATTERN.search(line) for line in f if line.startswith("ILA: ")]
+    return [tuple(float(g) for g in (m.group(1), m.group(2), m.group(3), m.group(5), m.group(4), m.group(6)))
+            for m in found if m]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("logdirs", nargs="+")
+    args = parser.parse_args()
+    groups = defaultdict(list)
+    for run in collect(args.logdirs):
+        rows = epochs(run.path)
+        if rows:
+            groups[(run.method, run.task)].append(rows)
+    for (method, task), runs in sorted(groups.items()):
+        print(f"\n{method}, {task} ({len(runs)} runs): mean over runs per epoch")
+        print("| epoch | " + " | ".join(COLUMNS) + " |")
+        print("|---" * (len(COLUMNS) + 1) + "|")
+        for e in range(min(len(r) for r in runs)):
+            means = [statistics.mean(r[e][c] for r in runs) for c in range(len(COLUMNS))]
+            print(f"| {e} | " + " | ".join(f"{v:.2f}" if c in (2, 5) else f"{v:.1f}" for c, v in enumerate(means)) + " |")
+
+
+if __name__ == "__main__":
+    main()
