@@ -61,15 +61,6 @@ __all__ = ["BACKEND", "ENV_VAR", "PIECES", "describe", "load_tllib", "restore_re
            "BackendChoiceError", "TllibUnavailableError",
            *PIECES]
 
-# torchvision's ResNet weight enums still carry the URLs the old ``model_urls`` dict held.
-_RESNET_WEIGHTS = {
-    "resnet18": "ResNet18_Weights", "resnet34": "ResNet34_Weights", "resnet50": "ResNet50_Weights",
-    "resnet101": "ResNet101_Weights", "resnet152": "ResNet152_Weights",
-    "resnext50_32x4d": "ResNeXt50_32X4D_Weights", "resnext101_32x8d": "ResNeXt101_32X8D_Weights",
-    "wide_resnet50_2": "Wide_ResNet50_2_Weights", "wide_resnet101_2": "Wide_ResNet101_2_Weights",
-}
-
-
 def restore_removed_symbols() -> List[str]:
     """Put back, only where absent, the three symbols tllib 0.4 imports or calls:
     ``torch.utils.data.dataset.T_co``, ``torchvision.models.resnet.model_urls`` and ``numpy.float``.
@@ -89,8 +80,9 @@ def restore_removed_symbols() -> List[str]:
     except ImportError:  # no torchvision: tllib.vision fails on its own, nothing to restore
         resnet_module = None
     if resnet_module is not None and not hasattr(resnet_module, "model_urls"):
+        from .models import TLLIB_RESNETS   # the V1 URLs are those tllib's tables used
         urls = {}
-        for arch, enum_name in _RESNET_WEIGHTS.items():
+        for arch, enum_name in TLLIB_RESNETS.items():
             weights = getattr(tv_models, enum_name, None)
             if weights is not None and hasattr(weights, "IMAGENET1K_V1"):
                 urls[arch] = weights.IMAGENET1K_V1.url
