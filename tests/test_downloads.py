@@ -59,6 +59,14 @@ def test_offline_message_names_the_url_the_layout_and_the_ways_out(tmp_path, mon
     assert not os.path.exists(root / "image_list.zip")          # no partial archive left to be taken for whole
 
 
+def test_archives_put_in_root_by_hand_are_unpacked_offline(tmp_path, monkeypatch, standalone_pieces):
+    lists = make_office31_archives(tmp_path / "office31")        # image_list.zip, webcam.tgz, ... in ROOT itself
+    monkeypatch.setattr(D.Office31, "download_list", [(folder, archive, refused_url(archive))
+                                                      for folder, archive, _ in D.Office31.download_list])
+    webcam = D.build_domain("Office31", str(tmp_path / "office31"), "W")
+    assert D.read_labels(webcam) == _labels(lists["webcam"])
+
+
 def test_every_dataset_carries_a_public_source(standalone_pieces):
     for name in ("Office31", "OfficeHome", "VisDA2017", "DomainNet", "OfficeCaltech", "PACS", "ImageNetR",
                  "ImageNetSketch", "MNIST", "USPS", "SVHN", "MNISTRGB", "USPSRGB", "SVHNRGB"):

@@ -152,6 +152,8 @@ def test_same_seed_same_result_and_baselines(tiny_root, tmp_path):
 
 @pytest.mark.parametrize("extra, message", [
     (["-d", "NoSuchSet"], r"NoSuchSet.*valid.*ImageList.*Office31"),
+    (["-d", "CUB200"], r"-d CUB200: tllib's CUB200 is a single-domain dataset.*-d ImageList"),
+    (["-d", "USPS"], r"-d USPS: USPS is one of tllib's digit domains: use -d Digits -s USPS"),
     (["-t", "nowhere"], r"nowhere.*src.*tgt|src.*tgt.*nowhere"),
     (["--mu", "1.5"], r"--mu 1.5 .*\(0, 1\]"),
     (["--k", "500"], r"--k 500 .*larger than ILA's source batch"),
