@@ -10,8 +10,7 @@ import torchvision
 
 from ila_tllib import datasets as D
 
-from helpers import (OFFICE31_FOLDERS, make_office31_archives, only_log, refused_url, run_script,  # noqa: F401
-                     serve_directory)
+from helpers import make_office31_archives, only_log, refused_url, run_script, serve_directory
 
 
 def _labels(lines):
