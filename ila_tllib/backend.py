@@ -2,7 +2,8 @@
 
 Everything else in ``ila_tllib`` and its scripts takes the shared pieces from here, so one place
 decides, from one table (:data:`PIECES`: name → tllib module and attribute; the standalone piece has
-the same name). Nothing happens at import: the choice is made the first time a piece (or
+the same name). The table includes the datasets of tllib's adaptation scripts: ``-d Office31`` is
+tllib's ``Office31`` (download included) when tllib imports, else ours in tllib's layout. Nothing happens at import: the choice is made the first time a piece (or
 :data:`BACKEND`, :func:`describe`) is asked for. ``ILA_TLLIB_BACKEND`` then selects:
 
 - ``auto`` (default): tllib if its needed submodules import, else the standalone copies;
@@ -54,21 +55,19 @@ _TLLIB_SOURCES: Dict[str, Tuple[str, Optional[str]]] = {
     "MDDClassifier": ("tllib.alignment.mdd", "ImageClassifier"),
     "BatchSpectralPenalizationLoss": ("tllib.alignment.bsp", "BatchSpectralPenalizationLoss"),
     "BSPClassifier": ("tllib.alignment.bsp", "ImageClassifier"),
+    # the datasets of tllib's adaptation scripts (their download included); -d names map to these
+    **{name: ("tllib.vision.datasets." + module, name) for name, module in (
+        ("Office31", "office31"), ("OfficeHome", "officehome"), ("VisDA2017", "visda2017"),
+        ("DomainNet", "domainnet"), ("OfficeCaltech", "officecaltech"), ("PACS", "pacs"),
+        ("ImageNetR", "imagenet_r"), ("ImageNetSketch", "imagenet_sketch"),
+        ("MNIST", "digits"), ("USPS", "digits"), ("SVHN", "digits"),
+        ("MNISTRGB", "digits"), ("USPSRGB", "digits"), ("SVHNRGB", "digits"))},
 }
 PIECES: Tuple[str, ...] = tuple(_TLLIB_SOURCES)
 
 __all__ = ["BACKEND", "ENV_VAR", "PIECES", "describe", "load_tllib", "restore_removed_symbols", "standalone",
            "BackendChoiceError", "TllibUnavailableError",
            *PIECES]
-
-# torchvision's ResNet weight enums still carry the URLs the old ``model_urls`` dict held.
-_RESNET_WEIGHTS = {
-    "resnet18": "ResNet18_Weights", "resnet34": "ResNet34_Weights", "resnet50": "ResNet50_Weights",
-    "resnet101": "ResNet101_Weights", "resnet152": "ResNet152_Weights",
-    "resnext50_32x4d": "ResNeXt50_32X4D_Weights", "resnext101_32x8d": "ResNeXt101_32X8D_Weights",
-    "wide_resnet50_2": "Wide_ResNet50_2_Weights", "wide_resnet101_2": "Wide_ResNet101_2_Weights",
-}
-
 
 def restore_removed_symbols() -> List[str]:
     """Put back, only where absent, the three symbols tllib 0.4 imports or calls:
@@ -89,8 +88,9 @@ def restore_removed_symbols() -> List[str]:
     except ImportError:  # no torchvision: tllib.vision fails on its own, nothing to restore
         resnet_module = None
     if resnet_module is not None and not hasattr(resnet_module, "model_urls"):
+        from .models import TLLIB_RESNETS   # the V1 URLs are those tllib's tables used
         urls = {}
-        for arch, enum_name in _RESNET_WEIGHTS.items():
+        for arch, enum_name in TLLIB_RESNETS.items():
             weights = getattr(tv_models, enum_name, None)
             if weights is not None and hasattr(weights, "IMAGENET1K_V1"):
                 urls[arch] = weights.IMAGENET1K_V1.url

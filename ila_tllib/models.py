@@ -1,24 +1,49 @@
-"""Backbones as tllib's scripts build them: tllib's digit networks, torchvision ResNets (cut before
-pooling, the classifier pools) and every timm model; each has ``out_features``."""
+"""Backbones as tllib's scripts build them: tllib's digit networks, tllib's ResNets (torchvision's, cut
+before pooling, the classifier pools) and every timm model; each has ``out_features``.
+
+Which ImageNet weights a ResNet starts from is decided here: by default torchvision's
+``IMAGENET1K_V1`` (``resnet50-0676ba61.pth``), the weights tllib's ResNets load and its published
+tables were trained from; ``weights='default'`` takes torchvision's current default instead
+(``IMAGENET1K_V2`` for ResNet-50/101/152, ResNeXt and Wide ResNet: a stronger start, so numbers no
+longer compare with tllib's tables). The log names the file.
+
+The ResNets are built here whether tllib is installed or not: tllib's differ only in keeping the
+unused ``fc`` layer, which would make checkpoints depend on the backend.
+"""
 import os
 from typing import Optional
 
 import torch
 import torch.nn as nn
 
-__all__ = ["DIGIT_ARCHS", "get_model", "BackboneError"]
+__all__ = ["DIGIT_ARCHS", "TLLIB_RESNETS", "WEIGHTS", "get_model", "resnet_weights", "BackboneError"]
 
 DIGIT_ARCHS = ("lenet", "dtn")
+
+#: tllib's ResNets (``tllib.vision.models``) and the torchvision weight enum of each.
+TLLIB_RESNETS = {
+    "resnet18": "ResNet18_Weights", "resnet34": "ResNet34_Weights", "resnet50": "ResNet50_Weights",
+    "resnet101": "ResNet101_Weights", "resnet152": "ResNet152_Weights",
+    "resnext50_32x4d": "ResNeXt50_32X4D_Weights", "resnext101_32x8d": "ResNeXt101_32X8D_Weights",
+    "wide_resnet50_2": "Wide_ResNet50_2_Weights", "wide_resnet101_2": "Wide_ResNet101_2_Weights",
+}
+
+#: ``--weights`` choice -> torchvision weight enum member (for the ResNets above).
+WEIGHTS = {"v1": "IMAGENET1K_V1", "default": "DEFAULT"}
 
 
 class BackboneError(ValueError):
     """A backbone that cannot be built or loaded; the message names the fix."""
 
 
-def _torchvision_resnet(arch: str, weights) -> Optional[nn.Module]:
+def resnet_weights(arch: str, choice: str = "v1"):
+    """The torchvision weight enum member ``--weights choice`` selects for ResNet ``arch``."""
     import torchvision.models as tvm
-    if arch not in tvm.list_models(module=tvm) or not arch.startswith(('resnet', 'resnext', 'wide_resnet')):
-        return None
+    return getattr(getattr(tvm, TLLIB_RESNETS[arch]), WEIGHTS[choice])
+
+
+def _resnet(arch: str, weights) -> nn.Module:
+    import torchvision.models as tvm
     net = tvm.get_model(arch, weights=weights)
     net.out_features = net.fc.in_features
     net.fc = nn.Identity()
@@ -41,16 +66,28 @@ def _timm(arch: str, pretrained: bool) -> nn.Module:
     return net
 
 
-def get_model(arch: str, scratch: bool = False, pretrained: Optional[str] = None) -> nn.Module:
+def get_model(arch: str, scratch: bool = False, pretrained: Optional[str] = None, weights: str = "v1") -> nn.Module:
     """A backbone with ``out_features``: ImageNet weights unless ``scratch``; ``pretrained`` is a local
-    state_dict of the backbone instead of a download."""
+    state_dict of the backbone instead of a download; ``weights`` (``v1`` | ``default``) picks a
+    ResNet's torchvision weights (see the module docstring). Prints which weights it starts from."""
     from . import backend
+    if weights not in WEIGHTS:
+        raise BackboneError(f"--weights {weights!r}: choose {' | '.join(WEIGHTS)}")
     download = not (scratch or pretrained)
     try:
         if arch in DIGIT_ARCHS:
             backbone = getattr(backend, arch)(pretrained=False)
+            note = f"none ({arch} has no pretrained weights)" if download else None
+        elif arch in TLLIB_RESNETS:
+            chosen = resnet_weights(arch, weights) if download else None
+            backbone = _resnet(arch, chosen)
+            note = f"torchvision {chosen.name}, {os.path.basename(chosen.url)}" + (
+                " (the V1 weights tllib's tables use)" if chosen.name == "IMAGENET1K_V1" else "") if download else None
         else:
-            backbone = _torchvision_resnet(arch, 'DEFAULT' if download else None) or _timm(arch, download)
+            backbone = _timm(arch, download)
+            cfg = getattr(backbone, "pretrained_cfg", None) or {}
+            note = f"timm's pretrained {arch} ({cfg.get('hf_hub_id') or cfg.get('url') or 'its default tag'})" \
+                if download else None
     except BackboneError:
         raise
     except Exception as e:  # a failed weight download is the usual cause
@@ -58,6 +95,8 @@ def get_model(arch: str, scratch: bool = False, pretrained: Optional[str] = None
                             f"internet give --pretrained PATH (a local state_dict of the backbone) or --scratch") from None
     if pretrained:
         _load_local(backbone, arch, pretrained)
+    else:
+        print(f"=> backbone weights: {note or 'none (--scratch)'}")
     return backbone
 
 

@@ -2,10 +2,21 @@
 
     python -m ila_tllib.tables LOGDIR [LOGDIR ...]
 
-Each LOGDIR is searched recursively for ``train-*.txt`` logs written by ``ila_dann.py`` /
-``ila_cdan.py`` (the ``Namespace(...)`` line names the run, the last ``test_acc1 = x`` line gives its
-result). Runs that differ only in ``--seed`` are averaged (mean ± std); a row per method, a column
-per task, ``Avg`` over tasks, and ``Origin`` — the paper's average where one exists.
+Each LOGDIR is searched recursively for ``train-*.txt`` logs, of this package's scripts and of
+tllib's own (``cdan.py``, ``mcc.py``, ...): the ``Namespace(...)`` line describes the run, the last
+``test_acc1 = x`` line gives its result. Each run's method is named as tllib's tables name it:
+
+- a log of tllib's own script: by tllib's log layout ``logs/<method>/<Task>/`` (``cdan`` → CDAN,
+  ``mcc`` → MCC, ``erm`` → ERM, ...; a folder name not in :data:`TLLIB_METHODS` is kept as written);
+- a log of this package's scripts (its Namespace holds ILA-DA's flags): by its flags, wherever it
+  lies: the base method (``--randomized``: CDAN, ``--margin``: MDD, ``--trade-off-bsp``: BSP, else
+  DANN; ERM when both trade-offs are 0), ``ILA-DA+<base>`` with ILA on, ``<base> (balanced
+  source)`` for the sampling control. With ILA off it is tllib's recipe and shares tllib's row.
+
+Runs that differ only in ``--seed`` are averaged (mean ± std). A method gets one row per variant:
+rows split on flags whose values differ between its runs, among the flags all of its runs have
+(so a flag tllib's Namespace lacks never splits a row). ``Origin`` is the original paper's
+average as tllib's README quotes it (and the ILA-DA paper's for its rows), where one exists.
 """
 import argparse
 import ast
@@ -17,11 +28,31 @@ import sys
 from collections import defaultdict
 from typing import Dict, List, Optional
 
-__all__ = ["Run", "read_run", "collect", "format_table", "main"]
+from .models import TLLIB_RESNETS
 
-# The ILA-DA paper's (and, for the baselines, its cited) averages, keyed by (table, method).
-PAPER_AVG = {
-    ("Office31", "DANN"): 82.2, ("Office31", "CDAN"): 87.7,
+__all__ = ["Run", "read_run", "collect", "format_table", "main", "TLLIB_METHODS", "ORIGIN"]
+
+#: tllib's script (and log folder) names -> the method's name in tllib's tables.
+TLLIB_METHODS = {
+    "erm": "ERM", "source_only": "ERM", "dann": "DANN", "dan": "DAN", "jan": "JAN", "adda": "ADDA",
+    "cdan": "CDAN", "mcd": "MCD", "afn": "AFN", "bsp": "BSP", "mdd": "MDD", "mcc": "MCC", "cc_loss": "CC-Loss",
+    "fixmatch": "FixMatch", "self_ensemble": "Self-Ensemble",
+}
+# row order: tllib's tables', each method followed by its sampling control and its ILA-DA version
+_ORDER = ["ERM", "DANN", "DAN", "JAN", "ADDA", "CDAN", "MCD", "AFN", "BSP", "MDD", "MCC", "CC-Loss", "FixMatch",
+          "Self-Ensemble"]
+# this package's scripts: the flag only a method's script has -> that method (first match wins)
+_OUR_SIGNATURES = (("trade_off_bsp", "BSP"), ("margin", "MDD"), ("randomized", "CDAN"))
+
+#: ``Origin``: (``-d``, method) -> the original paper's average accuracy. tllib's README quotes the
+#: baselines' (ResNet-50; "/" there: none); the ILA-DA paper gives its own rows.
+ORIGIN = {
+    ("Office31", "ERM"): 76.1, ("Office31", "DANN"): 82.2, ("Office31", "BSP"): 87.7, ("Office31", "DAN"): 80.4,
+    ("Office31", "JAN"): 84.3, ("Office31", "CDAN"): 87.7, ("Office31", "AFN"): 85.7, ("Office31", "MDD"): 88.9,
+    ("Office31", "MCC"): 89.4,
+    ("OfficeHome", "ERM"): 46.1, ("OfficeHome", "DAN"): 56.3, ("OfficeHome", "DANN"): 57.6,
+    ("OfficeHome", "JAN"): 58.3, ("OfficeHome", "CDAN"): 65.8, ("OfficeHome", "BSP"): 64.9,
+    ("OfficeHome", "AFN"): 67.3, ("OfficeHome", "MDD"): 68.1,
     ("Office31", "ILA-DA+DANN"): 85.54, ("Office31", "ILA-DA+CDAN"): 89.30,
     ("Digits", "DANN"): 89.29, ("Digits", "CDAN"): 93.1,
     ("Digits", "ILA-DA+DANN"): 93.83, ("Digits", "ILA-DA+CDAN"): 94.88,
@@ -30,27 +61,45 @@ PAPER_AVG = {
 }
 # flags that never separate rows: seeds are averaged, tasks are columns
 IGNORED = {"seed", "log", "phase", "workers", "print_freq", "root", "per_class_eval", "source", "target"}
-# flags added after some logs were written: a log without one ran with its default
-LATER_FLAGS = {"balanced_source": False}
+
+
+def _start_weights(args: dict, ours: bool) -> Optional[str]:
+    """The ImageNet weights a ResNet run started from (None when none were loaded). Logs without
+    ``weights``: tllib's loaded V1; this package's older ones loaded torchvision's default."""
+    if args.get("scratch") or args.get("pretrained") or args.get("arch") not in TLLIB_RESNETS:
+        return None
+    return args.get("weights", "default" if ours else "v1")
 
 
 class Run:
     def __init__(self, args: dict, acc: float, path: str):
-        self.args, self.acc, self.path = {**LATER_FLAGS, **args}, acc, path
+        self.acc, self.path = acc, path
+        self.ours = "ila_trade_off" in args
+        self.args = {**args, "weights": _start_weights(args, self.ours)}
+
+    @property
+    def folder(self) -> str:
+        """``<method>`` of tllib's ``logs/<method>/<Task>/train-*.txt``."""
+        return os.path.basename(os.path.dirname(os.path.dirname(os.path.abspath(self.path))))
 
     @property
     def base(self) -> str:
+        if not self.ours:
+            return TLLIB_METHODS.get(self.folder.lower(), self.folder)
         if self.args.get("trade_off", 1.0) == 0 and self.args.get("ila_trade_off", 0) == 0:
             return "ERM"
-        return "CDAN" if "randomized" in self.args else "DANN"
+        return next((method for flag, method in _OUR_SIGNATURES if flag in self.args), "DANN")
+
+    @property
+    def variant(self) -> int:
+        """0: the method itself; 1: its sampling control; 2: with ILA-DA."""
+        if self.ours and self.base != "ERM" and self.args.get("ila_trade_off", 0) > 0:
+            return 2
+        return 1 if self.args.get("balanced_source") else 0
 
     @property
     def method(self) -> str:
-        if self.base != "ERM" and self.args.get("ila_trade_off", 0) > 0:
-            return "ILA-DA+" + self.base
-        if self.args.get("balanced_source"):    # the sampling control: ILA's batches, no ILA term
-            return self.base + " (balanced source)"
-        return self.base
+        return ("{}", "{} (balanced source)", "ILA-DA+{}")[self.variant].format(self.base)
 
     @property
     def task(self) -> str:
@@ -100,6 +149,11 @@ def collect(log_dirs: List[str]) -> List[Run]:
     return list(latest.values())
 
 
+def _same(value):
+    """Lists and tuples of the same values compare equal (argparse gives a tuple default, a list when given)."""
+    return repr(tuple(value)) if isinstance(value, (list, tuple)) else repr(value)
+
+
 def _row_names(runs: List[Run]) -> Dict[int, str]:
     """Method name plus the flags that vary between runs of that method (ablations get their own rows)."""
     by_method = defaultdict(list)
@@ -107,10 +161,10 @@ def _row_names(runs: List[Run]) -> Dict[int, str]:
         by_method[r.method].append(r)
     names = {}
     for method, group in by_method.items():
-        keys = sorted({k for r in group for k in r.args} - IGNORED)
-        varying = [k for k in keys if len({repr(r.args.get(k)) for r in group}) > 1]
+        shared = set.intersection(*(set(r.args) for r in group)) - IGNORED
+        varying = [k for k in sorted(shared) if len({_same(r.args[k]) for r in group}) > 1]
         for r in group:
-            extra = ", ".join(f"{k}={r.args.get(k)}" for k in varying)
+            extra = ", ".join(f"{k}={r.args[k]}" for k in varying)
             names[id(r)] = f"{method} ({extra})" if extra else method
     return names
 
@@ -129,16 +183,15 @@ def format_table(runs: List[Run]) -> str:
     names = _row_names(runs)
     tasks = sorted({r.task for r in runs}, key=lambda t: min(r.path for r in runs if r.task == t))
     cells = defaultdict(list)          # (row, task) -> accuracies over seeds
-    rows, data = [], {}
+    rows, first = [], {}
     for r in runs:
         row = names[id(r)]
         if row not in rows:
             rows.append(row)
+            first[row] = r
         cells[(row, r.task)].append(r.acc)
-        data[row] = r.args.get("data")
-    order = {"ERM": 0, "DANN": 1, "DANN (balanced source)": 2, "ILA-DA+DANN": 3, "CDAN": 4,
-             "CDAN (balanced source)": 5, "ILA-DA+CDAN": 6}
-    rows.sort(key=lambda n: (order.get(n, order.get(n.split(" (")[0], 9)), n))
+    position = {method: i for i, method in enumerate(_ORDER)}
+    rows.sort(key=lambda n: (position.get(first[n].base, len(_ORDER)), first[n].base, first[n].variant, n))
     lines = ["| Method | Origin | Avg | " + " | ".join(tasks) + " | seeds |",
              "|---" * (len(tasks) + 4) + "|"]
     for row in rows:
@@ -149,7 +202,7 @@ def format_table(runs: List[Run]) -> str:
             avg = _fmt([statistics.mean(v[i] for v in per_task) for i in range(counts.pop())])
         else:
             avg = "-"
-        origin = PAPER_AVG.get((data[row], row))
+        origin = ORIGIN.get((first[row].args.get("data"), first[row].method))
         seeds = "/".join(str(len(v)) for v in per_task)
         lines.append(f"| {row} | {origin if origin is not None else '-'} | {avg} | "
                      + " | ".join(_fmt(v) for v in per_task) + f" | {seeds} |")
@@ -157,7 +210,8 @@ def format_table(runs: List[Run]) -> str:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="Print tllib's results table from training logs.")
+    parser = argparse.ArgumentParser(description="Print tllib's results table from training logs (ours and "
+                                                 "tllib's own).")
     parser.add_argument("log_dirs", nargs="+", metavar="LOGDIR")
     args = parser.parse_args(argv)
     missing = [d for d in args.log_dirs if not os.path.exists(d)]

@@ -10,18 +10,36 @@ resizing       training                                     validation
 =============  ===========================================  =====================================
 
 then an optional random horizontal flip (training), ``ToTensor`` and ``Normalize``.
+
+"resize" is :class:`ResizeImage`, as tllib's: PIL's ``Image.resize`` with its default filter
+(bicubic for grey and RGB images), to a square, ignoring the aspect ratio. torchvision's
+``Resize`` would filter bilinearly and give different pixels.
 """
+from PIL import Image
 import torchvision.transforms as T
 
-__all__ = ["TRAIN_RESIZINGS", "VAL_RESIZINGS", "get_train_transform", "get_val_transform",
+__all__ = ["TRAIN_RESIZINGS", "VAL_RESIZINGS", "ResizeImage", "get_train_transform", "get_val_transform",
            "draws_nothing_at_random"]
 
 TRAIN_RESIZINGS = ("default", "cen.crop", "ran.crop", "res.")
 VAL_RESIZINGS = ("default", "res.")
 
 
+class ResizeImage:
+    """Resize a PIL image to ``size`` x ``size`` with PIL's default filter, as tllib's ``ResizeImage``."""
+
+    def __init__(self, size: int):
+        self.size = (int(size), int(size))
+
+    def __call__(self, image: Image.Image) -> Image.Image:
+        return image.resize(self.size)   # no filter given: PIL's default, the one tllib gets
+
+    def __repr__(self):
+        return "{}(size={})".format(type(self).__name__, self.size)
+
+
 def _resize(size):
-    return T.Resize((size, size))
+    return ResizeImage(size)
 
 
 def _unknown(flag, resizing, valid):
@@ -51,7 +69,7 @@ def get_val_transform(resizing='default', resize_size=224, norm_mean=(0.485, 0.4
 
 
 # transforms that draw nothing at random: their output can be computed once per image
-_DETERMINISTIC = (T.Resize, T.CenterCrop, T.ToTensor, T.Normalize, T.Grayscale)
+_DETERMINISTIC = (ResizeImage, T.Resize, T.CenterCrop, T.ToTensor, T.Normalize, T.Grayscale)
 
 
 def draws_nothing_at_random(transform) -> bool:

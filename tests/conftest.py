@@ -17,3 +17,23 @@ def backend(request):
     if request.param == "tllib" and not TLLIB:
         pytest.skip("tllib is not installed")
     return request.param
+
+
+def _force_backend(monkeypatch, name):
+    from ila_tllib import backend
+    monkeypatch.setenv(backend.ENV_VAR, name)
+    monkeypatch.setattr(backend, "_chosen", None)   # chosen again, lazily, under the variable
+
+
+@pytest.fixture
+def standalone_pieces(monkeypatch):
+    """In-process code takes ila_tllib.standalone's pieces (and datasets), whatever is installed."""
+    _force_backend(monkeypatch, "standalone")
+
+
+@pytest.fixture
+def tllib_pieces(monkeypatch):
+    """In-process code takes tllib's pieces (and datasets); skipped where tllib is not installed."""
+    if not TLLIB:
+        pytest.skip("tllib is not installed")
+    _force_backend(monkeypatch, "tllib")

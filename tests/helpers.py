@@ -1,9 +1,16 @@
 """Shared by the script tests: tiny image lists, and running a script as a user does (a subprocess whose
 output goes through pipes) with the tllib pieces a user would get."""
+import contextlib
+import functools
 import glob
+import http.server
 import os
+import socket
 import subprocess
 import sys
+import tarfile
+import threading
+import zipfile
 
 import numpy as np
 from PIL import Image
@@ -71,3 +78,55 @@ def only_log(log, phase):
     files = glob.glob(os.path.join(str(log), f"{phase}-*.txt"))
     assert len(files) == 1, files
     return open(files[0]).read()
+
+
+@contextlib.contextmanager
+def serve_directory(path):
+    """An HTTP server on 127.0.0.1 serving the files under ``path``; yields its base URL."""
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(path)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield "http://127.0.0.1:{}".format(server.server_address[1])
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def refused_url(path="x"):
+    """A URL on 127.0.0.1 where nothing listens: fetching it fails at once, as offline."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return "http://127.0.0.1:{}/{}".format(port, path)
+
+
+OFFICE31_FOLDERS = {"A": "amazon", "D": "dslr", "W": "webcam"}
+
+
+def make_office31_archives(directory, per_domain=6, classes=(0, 1, 30)):
+    """tllib's Office-31 archives in miniature: image_list.zip (image_list/<domain>.txt) and
+    <domain>.tgz (<domain>/images/<class>/*.jpg), written into ``directory``. Returns the image lists."""
+    from ila_tllib.datasets import Office31
+    staging = os.path.join(str(directory), "staging")
+    rng = np.random.default_rng(0)
+    lists = {}
+    for folder in OFFICE31_FOLDERS.values():
+        lines = []
+        for i in range(per_domain):
+            label = classes[i % len(classes)]
+            rel = "{}/images/{}/frame_{:04d}.jpg".format(folder, Office31.CLASSES[label], i)
+            os.makedirs(os.path.dirname(os.path.join(staging, rel)), exist_ok=True)
+            Image.fromarray(rng.integers(0, 255, (12, 10, 3), dtype=np.uint8)).save(os.path.join(staging, rel))
+            lines.append("{} {}\n".format(rel, label))
+        lists[folder] = lines
+        with tarfile.open(os.path.join(str(directory), folder + ".tgz"), "w:gz") as archive:
+            archive.add(os.path.join(staging, folder), folder)
+    with zipfile.ZipFile(os.path.join(str(directory), "image_list.zip"), "w") as archive:
+        for folder, lines in lists.items():
+            archive.writestr("image_list/{}.txt".format(folder), "".join(lines))
+    return lists

@@ -10,6 +10,9 @@ from PIL import Image
 from ila_tllib import datasets as D
 from ila_tllib.datasets import offline_digits as od
 
+# the -d names that tllib also has resolve to its classes when it is installed: these tests are about ours
+pytestmark = pytest.mark.usefixtures("standalone_pieces")
+
 
 # ----------------------------------------------------------------- helpers
 def _image(path, colour=(200, 10, 10), size=(8, 6)):
@@ -162,15 +165,14 @@ def test_office31_tiny_layout_loads(tmp_path):
 
 def test_office31_missing_root_message(tmp_path):
     root = tmp_path / "absent"
-    for download in (False, True):
-        with pytest.raises(D.DatasetNotFoundError) as err:
-            D.Office31(str(root), "A", download=download)
-        message = str(err.value)
-        assert isinstance(err.value, FileNotFoundError)
-        assert str(root) in message and "image_list/amazon.txt" in message
-        assert "amazon/images/<class>" in message and "Saenko" in message
-        assert "-d ImageList" in message and "-d OfflineDigits" in message
-    assert "knows no public URL" in message and D.MIRROR_ENV in message
+    with pytest.raises(D.DatasetNotFoundError) as err:
+        D.Office31(str(root), "A", download=False)
+    message = str(err.value)
+    assert isinstance(err.value, FileNotFoundError)
+    assert str(root) in message and "image_list/amazon.txt" in message
+    assert "amazon/images/<class>" in message and "Saenko" in message
+    assert "-d ImageList" in message and "-d OfflineDigits" in message
+    assert "download=False" in message
 
 
 def test_office31_missing_image_folder(tmp_path):
@@ -215,6 +217,12 @@ def test_benchmark_network_download_failure_is_reported(tmp_path, monkeypatch):
     assert calls == [("https://mirror.invalid/data/OfficeHome/image_list.zip", str(tmp_path / "oh"),
                       "image_list.zip")]
     assert "network unreachable" in str(err.value) and "image_list/Clipart.txt" in str(err.value)
+    # without the mirror, the public source tllib's class carries is tried
+    monkeypatch.delenv(D.MIRROR_ENV)
+    with pytest.raises(D.DatasetNotFoundError) as err:
+        D.OfficeHome(str(tmp_path / "oh"), "Cl")
+    assert calls[-1] == (D.OfficeHome.download_list[0][2], str(tmp_path / "oh"), "image_list.zip")
+    assert calls[-1][0].startswith("https://cloud.tsinghua.edu.cn/") and calls[-1][0] in str(err.value)
 
 
 def test_domainnet_split_and_derived_names(tmp_path):
@@ -258,16 +266,16 @@ def test_unknown_dataset_and_domain_list_valid_names(tmp_path):
     assert all(d in str(err.value) for d in ["Ar", "Cl", "Pr", "Rw"])
     with pytest.raises(D.UnknownDomainError) as err:
         D.build_domain("Digits", str(tmp_path), "MNIST-M")
-    assert all(d in str(err.value) for d in D.DIGIT_DATASETS)
+    assert all(d in str(err.value) for d in D.DIGIT_DOMAINS)
     assert isinstance(err.value, ValueError)
 
 
 def test_digits_missing_data_names_torchvision_layout(tmp_path):
     with pytest.raises(D.DatasetNotFoundError) as err:
-        D.build_domain("Digits", str(tmp_path / "digits"), "USPS", download=False)
+        D.build_domain("TorchvisionDigits", str(tmp_path / "digits"), "USPS", download=False)
     assert os.path.join(str(tmp_path / "digits"), "usps.bz2") in str(err.value)
     with pytest.raises(D.DatasetNotFoundError) as err:
-        D.MNISTRGB(str(tmp_path / "digits"), download=False)
+        D.TorchvisionDigits(str(tmp_path / "digits"), "MNISTRGB", download=False)
     assert "MNIST/raw/train-images-idx3-ubyte" in str(err.value)
 
 
@@ -283,7 +291,7 @@ def test_digits_from_local_usps_file(tmp_path):
         rows.append("{} {}\n".format(label + 1, features))  # LIBSVM USPS labels are 1..10
     with bz2.open(str(root / "usps.t.bz2"), "wt") as handle:
         handle.writelines(rows)
-    ds = D.build_domain("Digits", str(root), "USPSRGB", split="test", download=False)
+    ds = D.build_domain("TorchvisionDigits", str(root), "USPSRGB", split="test", download=False)
     assert D.read_labels(ds) == [3, 7] and ds.classes[3] == "3 - three"
     image, label = ds[0]
     assert image.mode == "RGB" and image.size == (16, 16) and label == 3
@@ -421,3 +429,112 @@ def test_offline_cli(tmp_path, capsys):
     assert "mnist: 5 images" in out and "uci: 5 images" in out
     assert od.main([root, "--limit-per-domain", "5"]) == 0
     assert "already complete" in capsys.readouterr().out
+
+
+# ------------------------------------------------------- tllib's other datasets
+# every name tllib's adaptation scripts offer for -d (sorted callables of tllib.vision.datasets, 'Digits')
+TLLIB_DATASET_NAMES = [
+    "Aircraft", "CIFAR10", "CIFAR100", "COCO70", "CUB200", "Caltech101", "DTD", "Digits", "DomainNet", "EuroSAT",
+    "Food101", "ImageList", "ImageNetR", "ImageNetSketch", "MNIST", "MNISTRGB", "Office31", "OfficeCaltech",
+    "OfficeHome", "OxfordFlowers102", "OxfordIIITPets", "PACS", "PatchCamelyon", "Resisc45", "Retinopathy",
+    "SUN397", "SVHN", "SVHNRGB", "StanfordCars", "StanfordDogs", "USPS", "USPSRGB", "VisDA2017"]
+
+
+def test_every_tllib_dataset_name_is_known(tmp_path):
+    for name in TLLIB_DATASET_NAMES:
+        assert name in D.DATASETS or name in D.NOT_FOR_ADAPTATION, name
+    for name, hint in (("MNIST", "-d Digits -s MNIST"), ("CUB200", "single-domain dataset")):
+        with pytest.raises(D.DatasetError, match=hint):
+            D.build_domain(name, str(tmp_path), "A")
+    assert D.list_domains("PACS") == ["A", "C", "P", "S"] and D.list_domains("OfficeCaltech") == ["A", "D", "W", "C"]
+    assert "IN" in D.list_domains("ImageNetR") and "sketch" in D.list_domains("ImageNetSketch")
+    assert [name for name in D.DATASETS if not D.val_is_test(name)] == ["DomainNet"]
+
+
+def test_pacs_lists_count_classes_from_one(tmp_path):
+    root = tmp_path / "pacs"
+    for i, (cls, label) in enumerate([("dog", 1), ("person", 7)]):
+        _image(str(root / "photo" / cls / "{}.jpg".format(i)))
+    _write(str(root / "image_list" / "photo_all.txt"), "photo/dog/0.jpg 1\nphoto/person/1.jpg 7\n")
+    _write(str(root / "image_list" / "photo_train.txt"), "photo/dog/0.jpg 1\n")
+    ds = D.build_domain("PACS", str(root), "P", download=False)
+    assert D.read_labels(ds) == [0, 6] and ds[1][1] == 6 and ds.classes[6] == "person"
+    assert len(D.build_domain("PACS", str(root), "P", split="test", download=False)) == 2   # 'test' is 'all'
+    assert len(D.PACS(str(root), "P", split="train", download=False)) == 1
+    _write(str(root / "image_list" / "photo_all.txt"), "photo/dog/0.jpg 0\n")
+    with pytest.raises(D.DatasetFormatError, match=r"label 0 is outside the class list \(valid labels: 1..7\)"):
+        D.PACS(str(root), "P", download=False)
+
+
+def test_office_caltech_folders(tmp_path):
+    root = tmp_path / "oc"
+    _image(str(root / "caltech" / "mug" / "a.jpg"))
+    _image(str(root / "caltech" / "bike" / "b.png"))
+    ds = D.build_domain("OfficeCaltech", str(root), "C", download=False)
+    assert D.read_labels(ds) == [1, 8] and ds.classes[8] == "mug" and ds.num_classes == 10
+    with pytest.raises(D.DatasetNotFoundError) as err:
+        D.build_domain("OfficeCaltech", str(root), "A", download=False)
+    assert os.path.join(str(root), "amazon") in str(err.value) and "download=False" in str(err.value)
+
+
+def _digit_folder(root, name, train, test=None, prefix="mnist"):
+    for i, label in enumerate(train + (test or [])):
+        Image.new("L", (28, 28), 20 * label).save(_path(root, name, "{}_train_image".format(prefix), "{}.png".format(i)))
+    _write(os.path.join(root, name, "image_list", prefix + "_train.txt"),
+           "".join("{}_train_image/{}.png {}\n".format(prefix, i, label) for i, label in enumerate(train)))
+    if test is not None:
+        _write(os.path.join(root, name, "image_list", prefix + "_test.txt"),
+               "".join("{}_train_image/{}.png {}\n".format(prefix, i + len(train), label)
+                       for i, label in enumerate(test)))
+
+
+def _path(*parts):
+    path = os.path.join(*parts)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    return path
+
+
+def test_digits_domains_live_in_their_own_folders(tmp_path):
+    root = str(tmp_path / "digits")
+    _digit_folder(root, "MNIST", [3, 5], [7])
+    _digit_folder(root, "MNISTRGB", [1], [2])
+    train = D.build_domain("Digits", root, "mnist", download=False)
+    test = D.build_domain("Digits", root, "MNIST", split="val", download=False)
+    assert D.read_labels(train) == [3, 5] and D.read_labels(test) == [7]
+    assert train[0][0].mode == "L" and train.classes[3] == "3 - three"
+    assert D.build_domain("Digits", root, "MNISTRGB", download=False)[0][0].mode == "RGB"
+    with pytest.raises(D.DatasetError, match="SVHN has no test split.*MNIST, USPS"):
+        D.build_domain("Digits", root, "SVHN", split="test", download=False)
+    with pytest.raises(D.DatasetNotFoundError, match=r"USPS/image_list/usps_train.txt"):
+        D.build_domain("Digits", root, "USPS", download=False)
+
+
+def test_imagenet_variants_say_the_images_come_by_hand(tmp_path):
+    root = tmp_path / "inr"
+    _write(str(root / "art.txt"), "imagenet-r/n01443537/art_0.jpg 0\n")
+    with pytest.raises(D.DatasetNotFoundError) as err:
+        D.build_domain("ImageNetR", str(root), "art", download=False)
+    assert "imagenet-r" in str(err.value) and "yourself" in str(err.value)
+    _image(str(root / "imagenet-r" / "n01443537" / "art_0.jpg"))
+    ds = D.build_domain("ImageNetR", str(root), "art", download=False)
+    assert ds.num_classes == 200 and ds.classes[0] == "n01443537"
+
+
+def test_domainnet_validates_on_the_target_training_split(tmp_path):
+    from ila_tllib.engine import get_parser
+    from ila_tllib.engine.data import get_dataset
+    from ila_tllib.engine.method import Method
+    root = tmp_path / "domainnet"
+    for domain, split, n in (("clipart", "train", 2), ("clipart", "test", 1), ("sketch", "train", 3)):
+        lines = []
+        for i in range(n):
+            rel = "{}/zigzag/{}_{}.jpg".format(domain, split, i)
+            _image(str(root / rel))
+            lines.append("{} 344\n".format(rel))
+        _write(str(root / "image_list" / "{}_{}.txt".format(domain, split)), "".join(lines))
+    args = get_parser(Method()).parse_args([str(root), "-d", "DomainNet", "-s", "c", "-t", "s", "-a", "resnet18"])
+    with pytest.raises(D.DatasetNotFoundError, match="sketch_test.txt"):
+        get_dataset(args)
+    _write(str(root / "image_list" / "sketch_test.txt"), "clipart/zigzag/test_0.jpg 344\n")
+    data = get_dataset(args)
+    assert (len(data.train_source), len(data.train_target), len(data.val), len(data.test)) == (2, 3, 3, 1)

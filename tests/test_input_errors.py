@@ -138,3 +138,28 @@ def test_mistyped_backend_variable(root, tmp_path):
     done = run_script("ila_dann.py", tiny_args(root, tmp_path / "log"), backend="standlone")
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "ILA_TLLIB_BACKEND='standlone'" in done.stderr and "'standalone'" in done.stderr
+
+
+@pytest.mark.parametrize("choice, expected", [("v1", "IMAGENET1K_V1, resnet50-0676ba61.pth (the V1 weights tllib"),
+                                              ("default", "IMAGENET1K_V2, resnet50-11ad3fa6.pth")])
+def test_resnet_weights_v1_unless_asked(monkeypatch, capsys, choice, expected):
+    """tllib's tables were trained from torchvision's V1 ImageNet weights: they are the default, the log
+    names the file, and --weights default takes torchvision's current (V2) weights instead."""
+    import torch
+    import torchvision
+    import torchvision.models._api as weights_api
+
+    from ila_tllib.models import get_model
+    asked = []
+    reference = torchvision.models.resnet50()
+
+    def cached(url, *args, **kwargs):    # what torchvision reads from its cache or downloads
+        asked.append(url)
+        return reference.state_dict()
+    monkeypatch.setattr(weights_api, "load_state_dict_from_url", cached)
+    backbone = get_model("resnet50", weights=choice)
+    assert [url.rsplit("/", 1)[-1] for url in asked] == [expected.split(", ")[1].split(" ")[0]]
+    assert "=> backbone weights: torchvision " + expected in capsys.readouterr().out
+    assert torch.equal(backbone.conv1.weight, reference.conv1.weight) and backbone.out_features == 2048
+    get_model("resnet50", scratch=True)
+    assert len(asked) == 1 and "=> backbone weights: none (--scratch)" in capsys.readouterr().out

@@ -1,12 +1,15 @@
 """Shared machinery of the fixed benchmarks (Office-31, Office-Home, ...):
-locating the files of one domain, the optional download, the
-"not found" message and naming the classes.
+locating the files of one domain, the download, the "not found" message and
+naming the classes.
 
 A benchmark subclass only states facts: its domains, the list file and image
-folder of each domain, the number of classes, where the data comes from.
+folder of each domain, the number of classes, where the data comes from (the
+public archives tllib's dataset classes fetch, under the same names).
 """
+import contextlib
 import os
-from typing import Dict, List, Optional, Sequence, Tuple
+import socket
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from urllib.parse import unquote, urlparse
 
@@ -15,14 +18,23 @@ from torchvision.datasets.utils import download_and_extract_archive, extract_arc
 from .errors import DatasetNotFoundError, UnknownDomainError, not_found_message
 from .imagelist import ImageList
 
-__all__ = ["BenchmarkImageList", "MIRROR_ENV"]
+__all__ = ["BenchmarkImageList", "MIRROR_ENV", "STALL_TIMEOUT_S", "fetch_missing", "download_advice",
+           "mirror_url", "stall_timeout"]
 
 #: Environment variable naming a base URL (``https://...``) or a local folder
 #: (``/data/mirror`` or ``file:///data/mirror``) that holds the archives of the
 #: benchmarks as ``<base>/<DatasetClass>/<archive>``, e.g.
-#: ``<base>/Office31/amazon.tgz``.  It is the download source whenever a class
-#: knows no URL of its own.
+#: ``<base>/Office31/amazon.tgz``.  When set, it replaces the public URLs.
 MIRROR_ENV = "ILA_TLLIB_DATA_MIRROR"
+
+#: Seconds a download may wait for the next bytes before it counts as failed
+#: (without it, a network that drops packets would hang the run).
+STALL_TIMEOUT_S = 60
+
+#: The share that serves tllib's archives; each archive is ``TSINGHUA.format(<file id>)``.
+TSINGHUA = "https://cloud.tsinghua.edu.cn/f/{}/?dl=1"
+
+Entry = Tuple[str, str, Optional[str]]   # (folder or file under ROOT, archive name, url)
 
 
 def _local_path(url: str) -> Optional[str]:
@@ -33,13 +45,82 @@ def _local_path(url: str) -> Optional[str]:
     return url if "://" not in url else None
 
 
+@contextlib.contextmanager
+def stall_timeout(seconds: float = STALL_TIMEOUT_S):
+    """Give every socket opened inside a timeout (urllib, as torchvision downloads, sets none)."""
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+def mirror_url(dataset: str, archive: str) -> Optional[str]:
+    """Where :data:`MIRROR_ENV` says ``archive`` of ``dataset`` lies; None when it is not set."""
+    mirror = os.environ.get(MIRROR_ENV, "").strip().rstrip("/")
+    return "{}/{}/{}".format(mirror, dataset, archive) if mirror else None
+
+
+def download_advice(dataset: str, folder: str, archive: str, url: Optional[str]) -> str:
+    """What a user can do today when ``archive`` cannot be fetched automatically."""
+    by_hand = ("Fetch {} by hand and unpack it into ROOT (it holds {}/), ".format(url, folder) if url else
+               "Put ROOT/{}/ in place by hand, ".format(folder))
+    return by_hand + ("or set {}=<base url or folder> holding <base>/{}/{} to fetch it from a copy "
+                      "of your own.".format(MIRROR_ENV, dataset, archive))
+
+
+def _fetch(url: str, root: str, archive: str) -> None:
+    local = _local_path(url)
+    if local is not None:
+        # A folder on this machine: unpack in place, nothing to fetch
+        # (torchvision's downloader only handles http(s)).
+        extract_archive(local, root)
+        return
+    target = os.path.join(root, archive)
+    existed = os.path.exists(target)   # an archive put there by hand is used as it is
+    try:
+        with stall_timeout():
+            download_and_extract_archive(url, download_root=root, filename=archive, remove_finished=True)
+    except BaseException:
+        if not existed and os.path.exists(target):
+            os.remove(target)   # a partial file would be taken for a finished one next time
+        raise
+
+
+def fetch_missing(root: str, entries: Iterable[Entry], dataset: str) -> Optional[str]:
+    """Download and unpack every ``(folder, archive, url)`` entry whose ``ROOT/folder`` is missing,
+    from :data:`MIRROR_ENV` when it is set, else from ``url``.
+
+    Returns:
+        None when everything is in place, else one paragraph naming the archive and the URL that
+        failed, and what to do instead.
+    """
+    for folder, archive, url in entries:
+        if os.path.exists(os.path.join(root, folder)):
+            continue
+        source = mirror_url(dataset, archive) or url
+        if source is None:
+            return "Automatic download is not available: no public URL is known for {}'s {}. {}".format(
+                dataset, archive, download_advice(dataset, folder, archive, None))
+        try:
+            os.makedirs(root, exist_ok=True)
+            _fetch(source, root, archive)
+        except Exception as err:  # network, HTTP, archive errors: all mean "not there"
+            return "Automatic download of {} from {} failed ({}: {}). {}".format(
+                archive, source, type(err).__name__, str(err).strip(),
+                download_advice(dataset, folder, archive, source))
+    return None
+
+
 class BenchmarkImageList(ImageList):
     """Base of the image-list benchmarks; not used directly.
 
     Subclasses set the class attributes below.  Construction checks that the
     domain's list file and image folder exist, downloads the missing archives
-    when ``download`` is true and a source is known, and otherwise raises
-    :class:`DatasetNotFoundError` explaining the expected layout.
+    when ``download`` is true (the default, as in tllib), and otherwise raises
+    :class:`DatasetNotFoundError` explaining the expected layout, the URL tried
+    and what to do instead.
 
     Class attributes:
         title (str): human name used in messages, e.g. ``"Office-31"``.
@@ -49,8 +130,8 @@ class BenchmarkImageList(ImageList):
         image_dirs (dict): task -> folder (relative to ROOT) that must exist
             for that task, or ``None`` when images may lie anywhere.
         image_pattern (dict): task -> how a listed path looks, for messages.
-        download_list (list): ``(folder or file, archive file name, url or None)``;
-            an entry is fetched when its folder/file is missing.
+        download_list (list): ``(folder or file, archive file name, url or None)``,
+            tllib's entries; an entry is fetched when its folder/file is missing.
         NUM_CLASSES (int), CLASSES (list[str]): the class count and the names
             used when the list's paths do not reveal them.
         derive_class_names (bool): take class names from the folder holding
@@ -134,34 +215,12 @@ class BenchmarkImageList(ImageList):
             self.source, note), path=missing[0])
 
     def _download(self, root: str, task: str) -> Optional[str]:
-        """Fetch the archives this task needs; return why it failed, or None."""
-        wanted = {"image_list"}
+        """Fetch the archives this task needs (its list and its image folder); return why it failed, or None."""
+        wanted = {"image_list", self.list_path(task).split("/")[0]}
         if self.image_dirs.get(task):
             wanted.add(self.image_dirs[task].split("/")[0])
-        mirror = os.environ.get(MIRROR_ENV, "").rstrip("/")
-        for entry, archive, url in self.download_list:
-            if entry not in wanted or os.path.exists(os.path.join(root, entry)):
-                continue
-            if url is None and mirror:
-                url = "{}/{}/{}".format(mirror, type(self).__name__, archive)
-            if url is None:
-                return ("Automatic download is not available: ila_tllib knows no public URL for "
-                        "{}'s {!r}. Put the files in place by hand, or set {}=<base url> so that "
-                        "<base url>/{}/{} is fetched.".format(
-                            type(self).__name__, archive, MIRROR_ENV, type(self).__name__, archive))
-            try:
-                os.makedirs(root, exist_ok=True)
-                local = _local_path(url)
-                if local is not None:
-                    # A folder on this machine: unpack in place, nothing to fetch
-                    # (torchvision's downloader only handles http(s)).
-                    extract_archive(local, root)
-                else:
-                    download_and_extract_archive(url, download_root=root, filename=archive,
-                                                 remove_finished=True)
-            except Exception as err:  # network, HTTP, archive errors: all mean "not there"
-                return "Automatic download of {} failed: {}: {}".format(url, type(err).__name__, str(err).strip())
-        return None
+        return fetch_missing(root, [entry for entry in self.download_list if entry[0] in wanted],
+                             type(self).__name__)
 
     # ----------------------------------------------------------- class names
     def _names_from_paths(self) -> List[str]:

@@ -35,8 +35,8 @@ IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tif
 _MAX_MISSING_SHOWN = 5
 
 
-def read_image_list(data_list_file: str, root: str,
-                    num_classes: Optional[int] = None) -> List[Tuple[str, int, int]]:
+def read_image_list(data_list_file: str, root: str, num_classes: Optional[int] = None,
+                    first_label: int = 0) -> List[Tuple[str, int, int]]:
     """Parse an image list file.
 
     Each non-blank line is ``path label``; ``path`` may contain spaces (the label
@@ -49,6 +49,8 @@ def read_image_list(data_list_file: str, root: str,
         root (str): directory the relative paths start from.
         num_classes (int, optional): when given, labels outside
             ``[0, num_classes)`` raise :class:`DatasetFormatError`.
+        first_label (int): the label the file gives the first class (PACS's
+            lists count from 1); returned labels count from 0.
 
     Returns:
         list of ``(absolute path, label, line number)``.
@@ -81,11 +83,13 @@ def read_image_list(data_list_file: str, root: str,
                 "{}, line {}: malformed line {!r}; the label {!r} is not an integer "
                 "(expected 'relative/path label')".format(data_list_file, lineno, line, label_text)
             ) from None
+        label -= first_label
         if label < 0 or (num_classes is not None and label >= num_classes):
-            valid = "0..{}".format(num_classes - 1) if num_classes is not None else ">= 0"
+            valid = "{}..{}".format(first_label, first_label + num_classes - 1) if num_classes is not None \
+                else ">= {}".format(first_label)
             raise DatasetFormatError(
                 "{}, line {}: label {} is outside the class list (valid labels: {})".format(
-                    data_list_file, lineno, label, valid))
+                    data_list_file, lineno, label + first_label, valid))
         if not os.path.isabs(path):
             path = os.path.join(root, path)
         entries.append((path, label, lineno))
@@ -155,6 +159,7 @@ class ImageList(VisionDataset):
     """
 
     image_mode = "RGB"
+    first_label = 0   # the label the list files give the first class
 
     def __init__(self, root: str, classes: Sequence[str], data_list_file: str,
                  transform: Optional[Callable] = None, target_transform: Optional[Callable] = None,
@@ -164,14 +169,16 @@ class ImageList(VisionDataset):
         self.class_to_idx: Dict[str, int] = {name: i for i, name in enumerate(self.classes)}
         self.data_list_file = data_list_file
         self.mode = mode or self.image_mode
-        entries = read_image_list(data_list_file, self.root, len(self.classes))
+        entries = read_image_list(data_list_file, self.root, len(self.classes), self.first_label)
         if check_files:
             check_files_exist(entries, data_list_file)
+        self.files_checked = check_files   # read by the registry, which checks other datasets' lists itself
         self.samples: List[Tuple[str, int]] = [(path, label) for path, label, _ in entries]
 
     def parse_data_file(self, file_name: str) -> List[Tuple[str, int]]:
         """Return the ``(absolute path, label)`` pairs listed in ``file_name``."""
-        return [(path, label) for path, label, _ in read_image_list(file_name, self.root, len(self.classes))]
+        return [(path, label) for path, label, _ in
+                read_image_list(file_name, self.root, len(self.classes), self.first_label)]
 
     @property
     def num_classes(self) -> int:
@@ -345,6 +352,7 @@ class ImageFolderDomains(ImageList):
         self.class_to_idx = {name: i for i, name in enumerate(self.classes)}
         self.data_list_file = os.path.join(root, task)
         self.samples = self._scan(os.path.join(root, task))
+        self.files_checked = True   # found on disk
         if not self.samples:
             raise DatasetFormatError("{}: domain {!r} holds no image file (looked for {} under "
                                      "{}/<class>/)".format(self.data_list_file, task,

@@ -1,14 +1,17 @@
-"""The image-list benchmarks of tllib, with the same names, task keys and
-on-disk layouts: Office-31, Office-Home, VisDA-2017, DomainNet, plus Birds-31.
+"""The image-list benchmarks of tllib, with the same names, task keys, on-disk
+layouts and download sources: Office-31, Office-Home, VisDA-2017, DomainNet;
+plus Birds-31 (no tllib class, no public archive).
 
-None of them can be downloaded by this package out of the box (no URL is
-built in; see :data:`~ila_tllib.datasets.benchmark.MIRROR_ENV` for pointing
-the download at a copy you host).  When the files are missing,
-:class:`~ila_tllib.datasets.errors.DatasetNotFoundError` says what to put where.
+A missing domain is downloaded by default (``download=True``, as in tllib) from
+the archives tllib's classes fetch, or from
+:data:`~ila_tllib.datasets.benchmark.MIRROR_ENV` when it is set.  When that
+fails, :class:`~ila_tllib.datasets.errors.DatasetNotFoundError` names the URL
+tried and says what to put where.
 """
 import os
 from typing import List
 
+from .benchmark import TSINGHUA as _TSINGHUA
 from .benchmark import BenchmarkImageList
 from .errors import DatasetFormatError
 from .imagelist import read_class_names
@@ -24,8 +27,8 @@ class Office31(BenchmarkImageList):
         root (str): ROOT below.
         task (str): ``'A'`` (amazon), ``'D'`` (dslr) or ``'W'`` (webcam).
         split (str): ignored; each domain is used whole, as in tllib.
-        download (bool): fetch missing archives when a source is configured
-            (see :data:`~ila_tllib.datasets.benchmark.MIRROR_ENV`).
+        download (bool): fetch the missing archives (tllib's public ones, or
+            :data:`~ila_tllib.datasets.benchmark.MIRROR_ENV`'s copies).
         transform, target_transform, mode, check_files: see
             :class:`~ila_tllib.datasets.imagelist.ImageList`.
 
@@ -48,8 +51,10 @@ class Office31(BenchmarkImageList):
     image_dirs = {"A": "amazon/images", "D": "dslr/images", "W": "webcam/images"}
     image_pattern = {"A": "amazon/images/<class>/<image>.jpg", "D": "dslr/images/<class>/<image>.jpg",
                      "W": "webcam/images/<class>/<image>.jpg"}
-    download_list = [("image_list", "image_list.zip", None), ("amazon", "amazon.tgz", None),
-                     ("dslr", "dslr.tgz", None), ("webcam", "webcam.tgz", None)]
+    download_list = [("image_list", "image_list.zip", _TSINGHUA.format("2c1dd9fbcaa9455aa4ad")),
+                     ("amazon", "amazon.tgz", _TSINGHUA.format("ec12dfcddade43ab8101")),
+                     ("dslr", "dslr.tgz", _TSINGHUA.format("a41d818ae2f34da7bb32")),
+                     ("webcam", "webcam.tgz", _TSINGHUA.format("8a41009a166e4131adcd"))]
     CLASSES = ["back_pack", "bike", "bike_helmet", "bookcase", "bottle", "calculator", "desk_chair",
                "desk_lamp", "desktop_computer", "file_cabinet", "headphones", "keyboard",
                "laptop_computer", "letter_tray", "mobile_phone", "monitor", "mouse", "mug",
@@ -92,9 +97,11 @@ class OfficeHome(BenchmarkImageList):
                   "Pr": "image_list/Product.txt", "Rw": "image_list/Real_World.txt"}
     image_dirs = {"Ar": "Art", "Cl": "Clipart", "Pr": "Product", "Rw": "Real_World"}
     image_pattern = {task: folder + "/<class>/<image>.jpg" for task, folder in image_dirs.items()}
-    download_list = [("image_list", "image_list.zip", None), ("Art", "Art.tgz", None),
-                     ("Clipart", "Clipart.tgz", None), ("Product", "Product.tgz", None),
-                     ("Real_World", "Real_World.tgz", None)]
+    download_list = [("image_list", "image_list.zip", _TSINGHUA.format("1b0171a188944313b1f5")),
+                     ("Art", "Art.tgz", _TSINGHUA.format("6a006656b9a14567ade2")),
+                     ("Clipart", "Clipart.tgz", _TSINGHUA.format("ae88aa31d2d7411dad79")),
+                     ("Product", "Product.tgz", _TSINGHUA.format("f219b0ff35e142b3ab48")),
+                     ("Real_World", "Real_World.tgz", _TSINGHUA.format("6c19f3f15bb24ed3951a"))]
     CLASSES = ["Alarm_Clock", "Backpack", "Batteries", "Bed", "Bike", "Bottle", "Bucket", "Calculator",
                "Calendar", "Candles", "Chair", "Clipboards", "Computer", "Couch", "Curtains", "Desk_Lamp",
                "Drill", "Eraser", "Exit_Sign", "Fan", "File_Cabinet", "Flipflops", "Flowers", "Folder",
@@ -133,8 +140,9 @@ class VisDA2017(BenchmarkImageList):
     image_list = {"Synthetic": "image_list/train.txt", "Real": "image_list/validation.txt"}
     image_dirs = {"Synthetic": "train", "Real": "validation"}
     image_pattern = {"Synthetic": "train/<class>/<image>.png", "Real": "validation/<class>/<image>.jpg"}
-    download_list = [("image_list", "image_list.zip", None), ("train", "train.tar", None),
-                     ("validation", "validation.tar", None)]
+    download_list = [("image_list", "image_list.zip", _TSINGHUA.format("c107de37b8094c5398dc")),
+                     ("train", "train.tgz", _TSINGHUA.format("c5f3ce59139144ec8221")),
+                     ("validation", "validation.tgz", _TSINGHUA.format("da70e4b1cf514ecea562"))]
     CLASSES = ["aeroplane", "bicycle", "bus", "car", "horse", "knife", "motorcycle", "person",
                "plant", "skateboard", "train", "truck"]
     NUM_CLASSES = 12
@@ -180,8 +188,13 @@ class DomainNet(BenchmarkImageList):
     image_dirs = dict(_names)
     image_pattern = {task: name + "/<class>/<image>" + (".png" if task == "q" else ".jpg")
                      for task, name in _names.items()}
-    download_list = [("image_list", "image_list.zip", None)] + \
-        [(name, name + ".zip", None) for name in _names.values()]
+    download_list = [("image_list", "image_list.zip", _TSINGHUA.format("bf0fe327e4b046eb89ba")),
+                     ("clipart", "clipart.tgz", _TSINGHUA.format("f0515164a4864220b98b")),
+                     ("infograph", "infograph.tgz", _TSINGHUA.format("98b19d5fc9884109a9cb")),
+                     ("painting", "painting.tgz", _TSINGHUA.format("11285ce9fbd34bb7b28c")),
+                     ("quickdraw", "quickdraw.tgz", _TSINGHUA.format("6faa9efb498b494abf66")),
+                     ("real", "real.tgz", _TSINGHUA.format("17a101842c564959b525")),
+                     ("sketch", "sketch.tgz", _TSINGHUA.format("b305add26e9d47349495"))]
     NUM_CLASSES = 345
     splits = ("train", "test")
 

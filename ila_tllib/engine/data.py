@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import ConcatDataset, DataLoader, Subset
 
 from .. import distributed as dist_utils
-from ..datasets import build_domain, class_names, read_labels
+from ..datasets import build_domain, class_names, read_labels, val_is_test
 from ..sampler import ClassBalancedSampler, RandomBatchSampler
 from ..transforms import draws_nothing_at_random, get_train_transform, get_val_transform
 from .errors import UsageError
@@ -30,10 +30,9 @@ class Data(NamedTuple):
 
 
 def get_dataset(args) -> Data:
-    """Source/target training sets and the target validation/test set, as tllib's scripts build them.
-
-    Datasets with a test split (digits, DomainNet) validate on the target's test split; the others
-    use the whole target domain (tllib's protocol for Office-31 and friends).
+    """Source/target training sets and the target validation and test sets, as tllib's scripts build them:
+    the whole target domain for Office-31 and friends; the target's test split for the digits; for
+    DomainNet the target's training split validates and its test split tests.
     """
     mode = 'L' if args.arch == 'lenet' else 'RGB'
     train_t = get_train_transform(args.train_resizing, args.scale, args.ratio, not args.no_hflip,
@@ -49,14 +48,15 @@ def get_dataset(args) -> Data:
 
     source = domains(args.source, 'train', train_t)
     target = domains(args.target, 'train', train_t)
-    test = domains(args.target, 'test', val_t)
+    val = domains(args.target, 'val', val_t)
+    test = val if val_is_test(args.data) else domains(args.target, 'test', val_t)
     if args.cache_images:
-        for dataset in (source, target, test):
+        for dataset in {id(d): d for d in (source, target, val, test)}.values():
             cache_images(dataset)
     names = class_names(source)
     if class_names(target) != names:
         raise UsageError("source and target domains have different class lists")
-    return Data(source, target, test, test, len(names), names, val_t)
+    return Data(source, target, val, test, len(names), names, val_t)
 
 
 def cache_images(dataset):

@@ -11,6 +11,7 @@ import math
 from ..affinity import kept_count
 from ..datasets import get_dataset_names
 from ..losses import METRIC_LOSSES
+from ..models import WEIGHTS
 from ..pseudo_labels import PSEUDO_LABELLERS
 from ..similarity import SIMILARITIES
 from ..transforms import TRAIN_RESIZINGS, VAL_RESIZINGS
@@ -48,6 +49,10 @@ def get_parser(method) -> argparse.ArgumentParser:
     p.add_argument('--bottleneck-dim', default=256, type=int, help='Dimension of bottleneck')
     p.add_argument('--no-pool', action='store_true', help='no pool layer after the feature extractor.')
     p.add_argument('--scratch', action='store_true', help='whether train from scratch.')
+    p.add_argument('--weights', default='v1', choices=list(WEIGHTS),
+                   help="a ResNet's ImageNet weights: v1 = torchvision's IMAGENET1K_V1, the weights behind tllib's "
+                        "tables (default); default = torchvision's current default (IMAGENET1K_V2 for "
+                        "ResNet-50/101/152, ResNeXt, Wide ResNet)")
     p.add_argument('--pretrained', default=None, metavar='PATH',
                    help="local file with the backbone's pretrained weights (for machines without internet)")
     p.add_argument('--trade-off', default=1., type=float, help='the trade-off hyper-parameter for transfer loss')

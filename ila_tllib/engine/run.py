@@ -114,7 +114,7 @@ def set_seed(seed):
 
 def build_classifier(args, method: Method, num_classes: int, device) -> nn.Module:
     print("=> using model '{}'".format(args.arch))
-    backbone = get_model(args.arch, args.scratch, args.pretrained)
+    backbone = get_model(args.arch, args.scratch, args.pretrained, args.weights)
     if args.no_pool and args.arch not in DIGIT_INPUT_SIZE:
         raise UsageError(f"--no-pool is only for lenet and dtn, whose output is already flat; -a {args.arch} "
                          f"needs the pool layer")

@@ -15,6 +15,12 @@ from .domain_discriminator import DomainDiscriminator
 from .grl import GradientReverseFunction, GradientReverseLayer, WarmStartGradientReverseLayer
 from .mdd import MarginDisparityDiscrepancy, MDDClassifier, shift_log
 from .meter import AverageMeter, ConfusionMatrix, ProgressMeter, accuracy, binary_accuracy
+# tllib's datasets in its layouts and from its download sources (they live with the other datasets)
+from ..datasets.digits import MNIST, MNISTRGB, SVHN, SVHNRGB, USPS, USPSRGB
+from ..datasets.imagenet_variants import ImageNetR, ImageNetSketch
+from ..datasets.office import DomainNet, Office31, OfficeHome, VisDA2017
+from ..datasets.office_caltech import OfficeCaltech
+from ..datasets.pacs import PACS
 
 __all__ = [
     "GradientReverseFunction", "GradientReverseLayer", "WarmStartGradientReverseLayer",
@@ -27,6 +33,8 @@ __all__ = [
     "AverageMeter", "ProgressMeter", "accuracy", "binary_accuracy", "ConfusionMatrix",
     "collect_feature", "tsne", "a_distance",
     "MarginDisparityDiscrepancy", "MDDClassifier", "shift_log", "BatchSpectralPenalizationLoss", "BSPClassifier",
+    "Office31", "OfficeHome", "VisDA2017", "DomainNet", "OfficeCaltech", "PACS", "ImageNetR", "ImageNetSketch",
+    "MNIST", "USPS", "SVHN", "MNISTRGB", "USPSRGB", "SVHNRGB",
 ]
 
 # BSP's classifier is DANN's (bottleneck Linear → BatchNorm1d → ReLU); tllib gives it its own name

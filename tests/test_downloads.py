@@ -1,0 +1,149 @@
+"""Downloads as users meet them: tllib's archives (zip and tar, tllib's names) served from a local HTTP
+server on 127.0.0.1 through the real download path, into tllib's layout; and the one message a failed
+download ends with. Nothing here leaves the machine."""
+import os
+import re
+
+import pytest
+import torch
+import torchvision
+
+from ila_tllib import datasets as D
+
+from helpers import make_office31_archives, only_log, refused_url, run_script, serve_directory
+
+
+def _labels(lines):
+    return [int(line.split()[-1]) for line in lines]
+
+
+def _local_urls(cls, base):
+    """The class's download_list with each URL moved to ``base`` (kept in tllib's '?dl=1' form)."""
+    return [(folder, archive, "{}/{}?dl=1".format(base, archive)) for folder, archive, _ in cls.download_list]
+
+
+def test_office31_downloads_what_the_task_needs_into_tllibs_layout(tmp_path, monkeypatch, standalone_pieces):
+    lists = make_office31_archives(tmp_path / "share")
+    root = tmp_path / "office31"
+    with serve_directory(tmp_path / "share") as base:
+        monkeypatch.setattr(D.Office31, "download_list", _local_urls(D.Office31, base))
+        webcam = D.build_domain("Office31", str(root), "W")
+        assert sorted(os.listdir(root)) == ["image_list", "webcam"]     # only W's archives, unpacked, removed
+        amazon = D.build_domain("Office31", str(root), "A")              # image_list is there: only amazon.tgz
+    assert sorted(os.listdir(root)) == ["amazon", "image_list", "webcam"]
+    assert D.read_labels(webcam) == _labels(lists["webcam"]) and D.read_labels(amazon) == _labels(lists["amazon"])
+    image, label = webcam[1]
+    assert image.size == (10, 12) and label == _labels(lists["webcam"])[1] and webcam.classes[30] == "trash_can"
+
+
+def test_mirror_variable_replaces_the_public_urls(tmp_path, monkeypatch, standalone_pieces):
+    make_office31_archives(tmp_path / "mirror" / "Office31")
+    with serve_directory(tmp_path / "mirror") as base:
+        monkeypatch.setenv(D.MIRROR_ENV, base + "/")
+        assert len(D.build_domain("Office31", str(tmp_path / "office31"), "D")) == 6
+
+
+def test_offline_message_names_the_url_the_layout_and_the_ways_out(tmp_path, monkeypatch, standalone_pieces):
+    url = refused_url("image_list.zip?dl=1")
+    monkeypatch.setattr(D.Office31, "download_list", [("image_list", "image_list.zip", url)] +
+                        list(D.Office31.download_list[1:]))
+    root = tmp_path / "office31"
+    with pytest.raises(D.DatasetNotFoundError) as err:
+        D.build_domain("Office31", str(root), "A")
+    message = str(err.value)
+    assert "Automatic download of image_list.zip from {} failed".format(url) in message
+    assert "ROOT = {}".format(root) in message and "image_list/amazon.txt" in message
+    assert "by hand" in message and D.MIRROR_ENV in message and "Office31/image_list.zip" in message
+    assert "-d ImageList" in message and "-d OfflineDigits" in message
+    assert not os.path.exists(root / "image_list.zip")          # no partial archive left to be taken for whole
+
+
+def test_archives_put_in_root_by_hand_are_unpacked_offline(tmp_path, monkeypatch, standalone_pieces):
+    lists = make_office31_archives(tmp_path / "office31")        # image_list.zip, webcam.tgz, ... in ROOT itself
+    monkeypatch.setattr(D.Office31, "download_list", [(folder, archive, refused_url(archive))
+                                                      for folder, archive, _ in D.Office31.download_list])
+    webcam = D.build_domain("Office31", str(tmp_path / "office31"), "W")
+    assert D.read_labels(webcam) == _labels(lists["webcam"])
+
+
+def test_every_dataset_carries_a_public_source(standalone_pieces):
+    for name in ("Office31", "OfficeHome", "VisDA2017", "DomainNet", "OfficeCaltech", "PACS", "ImageNetR",
+                 "ImageNetSketch", "MNIST", "USPS", "SVHN", "MNISTRGB", "USPSRGB", "SVHNRGB"):
+        cls = getattr(D, name)
+        assert cls.download_list and all(url.startswith("https://") for _, _, url in cls.download_list), name
+
+
+# ------------------------------------------------------------------ tllib's own classes
+
+def test_tllib_office31_downloads_through_its_own_class(tmp_path, monkeypatch, tllib_pieces):
+    from ila_tllib import backend
+    lists = make_office31_archives(tmp_path / "share")
+    root = tmp_path / "office31"
+    with serve_directory(tmp_path / "share") as base:
+        monkeypatch.setattr(backend.Office31, "download_list", _local_urls(backend.Office31, base))
+        dataset = D.build_domain("Office31", str(root), "W")
+    assert type(dataset) is backend.Office31 and type(dataset).__module__.startswith("tllib.")
+    # tllib fetches every domain (and keeps its archives)
+    assert {"image_list", "amazon", "dslr", "webcam"} <= set(os.listdir(root))
+    assert D.read_labels(dataset) == _labels(lists["webcam"])
+
+
+def test_tllib_office31_offline_exit_becomes_one_message(tmp_path, monkeypatch, tllib_pieces, capsys):
+    from ila_tllib import backend
+    url = refused_url("image_list.zip?dl=1")
+    monkeypatch.setattr(backend.Office31, "download_list", [("image_list", "image_list.zip", url)] +
+                        list(backend.Office31.download_list[1:]))
+    from ila_tllib import standalone   # the message takes its facts from our class of the same name
+    monkeypatch.setattr(standalone.Office31, "download_list", backend.Office31.download_list)
+    with pytest.raises(D.DatasetNotFoundError) as err:      # tllib itself calls exit(0) here
+        D.build_domain("Office31", str(tmp_path / "office31"), "A")
+    message = str(err.value)
+    assert "tllib's Office31 could not download image_list.zip from {}".format(url) in message
+    assert "ROOT/amazon/" in message and D.MIRROR_ENV in message and "-d OfflineDigits" in message
+    assert "Fail to download image_list.zip" in capsys.readouterr().out    # tllib's own line, above ours
+
+
+def test_tllib_class_reads_a_mirror_fetched_first(tmp_path, monkeypatch, tllib_pieces):
+    from ila_tllib import backend
+    make_office31_archives(tmp_path / "mirror" / "Office31")
+    with serve_directory(tmp_path / "mirror") as base:
+        monkeypatch.setenv(D.MIRROR_ENV, base)
+        dataset = D.build_domain("Office31", str(tmp_path / "office31"), "A")
+    assert type(dataset) is backend.Office31 and len(dataset) == 6
+
+
+# ------------------------------------------------------------------ a script, end to end
+
+def test_script_downloads_office31_and_names_the_v1_weights(tmp_path, backend):
+    """ila_cdan.py -d Office31 on an empty ROOT: the archives come over HTTP (the mirror variable),
+    the ResNet starts from the V1 file (a stand-in in torch's cache: nothing is downloaded)."""
+    make_office31_archives(tmp_path / "mirror" / "Office31")
+    cache = tmp_path / "torch" / "hub" / "checkpoints"
+    os.makedirs(cache)
+    torch.manual_seed(0)
+    torch.save(torchvision.models.resnet18().state_dict(), cache / "resnet18-f37072fd.pth")
+    root, log = tmp_path / "office31", tmp_path / "log"
+    with serve_directory(tmp_path / "mirror") as base:
+        done = run_script("ila_cdan.py", [root, "-d", "Office31", "-s", "A", "-t", "W", "-a", "resnet18",
+                                          "--train-resizing", "res.", "--val-resizing", "res.", "--resize-size", "32",
+                                          "--no-hflip", "-b", "4", "--epochs", "1", "-i", "2", "-p", "1", "-j", "0",
+                                          "--ila-trade-off", "0", "--seed", "0", "--log", log],
+                          backend=backend, ILA_TLLIB_DATA_MIRROR=base, TORCH_HOME=str(tmp_path / "torch"))
+    assert done.returncode == 0, done.stderr
+    text = only_log(log, "train")
+    assert "=> backbone weights: torchvision IMAGENET1K_V1, resnet18-f37072fd.pth" in text
+    assert re.search(r"^test_acc1 = \d+\.\d$", text, re.M)
+    assert {"image_list", "amazon", "webcam"} <= set(os.listdir(root))
+
+
+def test_headline_command_offline_names_tllibs_source(tmp_path, backend):
+    """The README's Office-31 command on a machine that cannot reach the data: exit 2, one message with
+    the URL tllib's Office31 downloads from (a proxy on a closed port stands in for the network)."""
+    proxy = refused_url("")
+    done = run_script("ila_cdan.py", ["data/office31", "-s", "A", "-t", "W"], cwd=str(tmp_path), timeout=120,
+                      backend=backend, https_proxy=proxy, HTTPS_PROXY=proxy, no_proxy="", NO_PROXY="")
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "image_list.zip from {}".format(D.Office31.download_list[0][2]) in done.stderr
+    assert "data/office31" in done.stderr and "amazon" in done.stderr
+    assert D.MIRROR_ENV in done.stderr and "-d OfflineDigits" in done.stderr

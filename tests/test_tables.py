@@ -1,0 +1,118 @@
+"""python -m ila_tllib.tables over tllib's own logs next to ours: one row per method and variant, named
+as tllib names them. tllib's logs are written here in the format its scripts print (its argparse
+Namespace first, test_acc1 last) under its layout logs/<method>/<Task>/."""
+import argparse
+import glob
+import os
+import re
+import subprocess
+import sys
+
+from ila_tllib.tables import collect, format_table
+
+from helpers import REPO
+
+# the flags of tllib's cdan.py and mcc.py (examples/domain_adaptation/image_classification), their defaults
+TLLIB_COMMON = dict(data="Office31", train_resizing="default", val_resizing="default", resize_size=224, no_hflip=False,
+                    norm_mean=(0.485, 0.456, 0.406), norm_std=(0.229, 0.224, 0.225), arch="resnet50",
+                    bottleneck_dim=256, no_pool=False, scratch=False)
+TLLIB_TRAINING = dict(lr_gamma=0.001, lr_decay=0.75, momentum=0.9, weight_decay=0.001, workers=2, epochs=20,
+                      iters_per_epoch=1000, print_freq=100, per_class_eval=False, phase="train")
+TLLIB_FLAGS = {
+    "cdan": dict(randomized=False, randomized_dim=1024, entropy=False, trade_off=1.0, batch_size=32, lr=0.01),
+    "dann": dict(trade_off=1.0, batch_size=32, lr=0.01),
+    "mcc": dict(temperature=2.5, trade_off=1.0, batch_size=36, lr=0.005),
+    "erm": dict(batch_size=32, lr=0.001),
+}
+
+
+def _write_log(folder, namespace, acc, stamp="2024-03-01-10_00_00"):
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "train-{}.txt".format(stamp)), "w") as f:
+        f.write(repr(namespace) + "\n")
+        f.write("train_transform:  Compose(\n    ResizeImage(size=(256, 256))\n)\n")
+        f.write("Epoch: [0][   0/1000]\tTime 1.2 (1.2)\tData 0.0 (0.0)\tLoss 3.50 (3.50)\tCls Acc 3.1 (3.1)\n")
+        f.write(" * Acc@1 {:.3f}\nbest_acc1 = {:.1f}\ntest_acc1 = {:.1f}\n".format(acc, acc, acc))
+
+
+def tllib_log(logs, method, source, target, seed, acc):
+    task = "Office31_{}2{}".format(source, target)
+    namespace = argparse.Namespace(root="data/office31", source=[source], target=[target], seed=seed,
+                                   log="logs/{}/{}".format(method, task), **TLLIB_COMMON, **TLLIB_FLAGS[method],
+                                   **TLLIB_TRAINING)
+    _write_log(os.path.join(logs, method, task + ("" if seed == 0 else "_seed{}".format(seed))), namespace, acc)
+
+
+def our_log(logs, folder, source, target, acc, *flags):
+    from ila_cdan import CDAN
+    from ila_tllib.engine import get_parser
+    task = "Office31_{}2{}".format(source, target)
+    log = os.path.join(logs, folder, task)
+    namespace = get_parser(CDAN()).parse_args(["data/office31", "-s", source, "-t", target, "-a", "resnet50",
+                                                "--seed", "0", "--log", log, *flags])
+    _write_log(log, namespace, acc)
+
+
+def _rows(table):
+    return {line.split(" | ")[0].strip("| "): line.split(" | ") for line in table.splitlines()[2:]}
+
+
+def test_tllibs_logs_and_ours_share_one_table(tmp_path):
+    logs = str(tmp_path / "logs")
+    for seed, (aw, dw) in enumerate([(94.0, 98.4), (94.2, 98.6)]):
+        tllib_log(logs, "mcc", "A", "W", seed, aw)
+        tllib_log(logs, "mcc", "D", "W", seed, dw)
+    tllib_log(logs, "cdan", "A", "W", 0, 93.8)
+    tllib_log(logs, "cdan", "D", "W", 0, 98.5)
+    tllib_log(logs, "dann", "A", "W", 0, 91.4)
+    tllib_log(logs, "erm", "A", "W", 0, 75.8)
+    our_log(logs, "ila_cdan", "A", "W", 95.0)
+    our_log(logs, "ila_cdan", "D", "W", 99.0)
+    our_log(logs, "ila_cdan_baseline", "D", "W", 98.1, "--ila-trade-off", "0")   # tllib's recipe, run by ours
+    rows = _rows(format_table(collect([logs])))
+    assert list(rows) == ["ERM", "DANN", "CDAN", "ILA-DA+CDAN", "MCC"]    # tllib's order, ILA-DA next to its base
+    assert rows["MCC"][1:5] == ["89.4", "96.3 ± 0.1", "94.1 ± 0.1", "98.5 ± 0.1"]
+    # our CDAN baseline joins tllib's CDAN row: flags tllib's Namespace lacks split nothing
+    assert rows["CDAN"][1] == "87.7" and rows["CDAN"][3:6] == ["93.8", "98.3 ± 0.3", "1/2 |"]
+    assert rows["ILA-DA+CDAN"][1:5] == ["89.3", "97.0", "95.0", "99.0"]
+    assert rows["DANN"][1] == "82.2" and rows["DANN"][4:6] == ["-", "1/0 |"]
+
+
+def test_weights_split_rows_only_where_they_differ(tmp_path):
+    logs = str(tmp_path / "logs")
+    tllib_log(logs, "cdan", "A", "W", 0, 93.8)                       # tllib loads the V1 weights
+    our_log(logs, "v1", "A", "W", 93.0, "--ila-trade-off", "0")
+    our_log(logs, "v2", "A", "W", 95.0, "--ila-trade-off", "0", "--weights", "default")
+    rows = _rows(format_table(collect([logs])))
+    assert set(rows) == {"CDAN (weights=v1)", "CDAN (weights=default)"}
+    assert rows["CDAN (weights=v1)"][2] == "93.4 ± 0.6" and rows["CDAN (weights=default)"][2] == "95.0"
+
+
+def test_a_tllib_log_outside_its_layout_keeps_its_folder_name(tmp_path):
+    tllib_log(str(tmp_path / "runs"), "mcc", "A", "W", 0, 94.0)
+    os.rename(tmp_path / "runs" / "mcc", tmp_path / "runs" / "my_mcc")
+    assert list(_rows(format_table(collect([str(tmp_path)])))) == ["my_mcc"]     # not a phantom DANN
+
+
+def test_committed_benchmark_logs_keep_their_rows():
+    """Our logs written under benchmarks/out/... (no logs/<method>/ layout): named by their flags."""
+    results = os.path.join(REPO, "benchmarks", "results", "offline_digits_3x350")
+    rows = _rows(format_table(collect([results])))
+    assert list(rows) == ["ERM", "DANN", "ILA-DA+DANN", "CDAN", "ILA-DA+CDAN"]
+    # each cell is the mean over the seeds' last test_acc1 lines, read here independently
+    accs = []
+    for path in glob.glob(os.path.join(results, "ILA-DA+CDAN", "mnist2uci_seed*", "train-*.txt")):
+        accs.append(float(re.findall(r"^test_acc1 = (\S+)$", open(path).read(), re.M)[-1]))
+    assert len(accs) == 3 and rows["ILA-DA+CDAN"][3].startswith("{:.1f} ±".format(sum(accs) / 3))
+    control = _rows(format_table(collect([os.path.join(REPO, "benchmarks", "results", "sampling_3x350")])))
+    assert list(control) == ["DANN (balanced source)", "CDAN (balanced source)"]
+
+
+def test_command_line(tmp_path):
+    tllib_log(str(tmp_path / "logs"), "mcc", "A", "W", 0, 94.0)
+    done = subprocess.run([sys.executable, "-m", "ila_tllib.tables", str(tmp_path / "logs")], capture_output=True,
+                          text=True, cwd=REPO)
+    assert done.returncode == 0 and "| MCC | 89.4 | 94.0 | 94.0 | 1 |" in done.stdout
+    done = subprocess.run([sys.executable, "-m", "ila_tllib.tables", str(tmp_path / "none")], capture_output=True,
+                          text=True, cwd=REPO)
+    assert done.returncode == 2 and "no such log directory" in done.stderr

@@ -1,0 +1,154 @@
+"""What feeds the model, against an installed tllib: the datasets (the same facts, the same samples),
+the transforms (pixel-equal) and the ResNet backbones (same outputs, the same V1 weights file).
+Skipped where tllib is not importable."""
+import inspect
+import os
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ila_tllib import backend
+from ila_tllib import datasets as D
+from ila_tllib import standalone as sa
+from ila_tllib.models import TLLIB_RESNETS, get_model, resnet_weights
+from ila_tllib.transforms import get_train_transform, get_val_transform
+
+from test_datasets import TLLIB_DATASET_NAMES
+
+DATASET_PIECES = ["Office31", "OfficeHome", "VisDA2017", "DomainNet", "OfficeCaltech", "PACS", "ImageNetR",
+                  "ImageNetSketch", "MNIST", "USPS", "SVHN", "MNISTRGB", "USPSRGB", "SVHNRGB"]
+
+
+@pytest.fixture(scope="module")
+def tl():
+    try:
+        return backend.load_tllib()
+    except Exception as error:  # not installed, or broken on this stack
+        pytest.skip("tllib not importable: {}".format(error))
+
+
+# ------------------------------------------------------------------ datasets
+
+def test_dataset_names_are_tllibs(tl):
+    import tllib.vision.datasets as tllib_datasets
+    import typing
+    offered = sorted(name for name, value in vars(tllib_datasets).items()   # as its scripts' get_dataset_names
+                     if not name.startswith("__") and callable(value)
+                     and not getattr(typing, name, None) is value and inspect.isclass(value)) + ["Digits"]
+    assert sorted(offered) == sorted(TLLIB_DATASET_NAMES)
+
+
+@pytest.mark.parametrize("name", DATASET_PIECES)
+def test_dataset_facts_match(tl, name):
+    ours, theirs = getattr(sa, name), tl[name]
+    if name == "OfficeCaltech":       # its one archive is named in its code, not in a table
+        source = inspect.getsource(theirs)
+        assert all(archive in source and url in source for _, archive, url in ours.download_list)
+        assert ours.directories == theirs.directories and ours.CLASSES == theirs.CLASSES
+        return
+    assert [tuple(entry) for entry in ours.download_list] == [tuple(entry) for entry in theirs.download_list]
+    lists = theirs.image_list
+    if name in ("DomainNet",):
+        lists = {task: "image_list/{}_{{split}}.txt".format(stem) for task, stem in lists.items()}
+    elif name == "PACS":
+        lists = {task: path.replace("{}", "{split}") for task, path in lists.items()}
+    elif name.startswith("SVHN"):
+        lists = {"train": lists}
+    assert ours.image_list == lists
+    if name not in ("MNIST", "USPS", "SVHN", "MNISTRGB", "USPSRGB", "SVHNRGB"):
+        assert ours.domains() == theirs.domains()
+
+
+def _office31(root):
+    for i, (cls, label) in enumerate([("back_pack", 0), ("mug", 17), ("trash_can", 30)]):
+        rel = "webcam/images/{}/frame_{:04d}.jpg".format(cls, i)
+        os.makedirs(os.path.dirname(os.path.join(root, rel)), exist_ok=True)
+        Image.fromarray(np.random.default_rng(i).integers(0, 255, (9, 7, 3), dtype=np.uint8)).save(
+            os.path.join(root, rel))
+        with open(os.path.join(root, "image_list", "webcam.txt"), "a") as f:
+            f.write("{} {}\n".format(rel, label))
+    for folder in ("amazon", "dslr"):     # tllib checks every domain's folder
+        os.makedirs(os.path.join(root, folder))
+
+
+def _pacs(root):
+    for folder in ("art_painting", "cartoon", "photo", "sketch"):
+        os.makedirs(os.path.join(root, folder))
+    for i, (cls, label) in enumerate([("dog", 1), ("house", 6), ("person", 7)]):
+        rel = "photo/{}/{}.jpg".format(cls, i)
+        os.makedirs(os.path.dirname(os.path.join(root, rel)), exist_ok=True)
+        Image.new("RGB", (6, 5), (30 * i, 10, 200)).save(os.path.join(root, rel))
+        with open(os.path.join(root, "image_list", "photo_all.txt"), "a") as f:
+            f.write("{} {}\n".format(rel, label))
+
+
+@pytest.mark.parametrize("name, domain, make", [("Office31", "W", _office31), ("PACS", "P", _pacs)])
+def test_built_datasets_give_the_same_samples(tl, tmp_path, monkeypatch, name, domain, make):
+    root = str(tmp_path / name)
+    os.makedirs(os.path.join(root, "image_list"))
+    make(root)
+    built = {}
+    for pieces in ("standalone", "tllib"):
+        monkeypatch.setenv(backend.ENV_VAR, pieces)
+        monkeypatch.setattr(backend, "_chosen", None)
+        built[pieces] = D.build_domain(name, root, domain, split="val")
+    ours, theirs = built["standalone"], built["tllib"]
+    assert type(theirs).__module__.startswith("tllib.") and not type(ours).__module__.startswith("tllib.")
+    assert [path for path, _ in ours.samples] == [path for path, _ in theirs.samples]
+    assert D.read_labels(ours) == D.read_labels(theirs)
+    assert D.class_names(ours) == D.class_names(theirs) or name == "OfficeHome"
+    for i in range(len(ours)):
+        (a, label_a), (b, label_b) = ours[i], theirs[i]
+        assert label_a == label_b and np.array_equal(np.asarray(a), np.asarray(b))
+
+
+# ------------------------------------------------------------------ transforms
+
+def _tllib_transform(resizing, train, resize_size, hflip, mean, std):
+    """tllib's scripts' composition, from tllib's ResizeImage and torchvision's crops."""
+    import torchvision.transforms as T
+    from tllib.vision.transforms import ResizeImage
+    steps = {"default": [ResizeImage(256), T.RandomResizedCrop(224) if train else T.CenterCrop(224)],
+             "cen.crop": [ResizeImage(256), T.CenterCrop(224)],
+             "ran.crop": [ResizeImage(256), T.RandomCrop(224)],
+             "res.": [ResizeImage(resize_size)]}[resizing]
+    flip = [T.RandomHorizontalFlip()] if hflip else []
+    return T.Compose([T.Compose(steps)] + flip + [T.ToTensor(), T.Normalize(mean, std)])
+
+
+@pytest.mark.parametrize("mode, size", [("RGB", (300, 241)), ("L", (17, 40))])
+@pytest.mark.parametrize("resizing, train, resize_size, hflip", [
+    ("default", True, 224, True), ("default", False, 224, False), ("cen.crop", True, 224, False),
+    ("ran.crop", True, 224, True), ("res.", True, 32, False), ("res.", False, 28, False)])
+def test_transforms_are_pixel_equal(tl, mode, size, resizing, train, resize_size, hflip):
+    rng = np.random.default_rng(1)
+    image = Image.fromarray(rng.integers(0, 255, size[::-1] + ((3,) if mode == "RGB" else ()), dtype=np.uint8), mode)
+    mean, std = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)) if mode == "RGB" else ((0.5,), (0.5,))
+    ours = get_train_transform(resizing, hflip=hflip, resize_size=resize_size, norm_mean=mean, norm_std=std) \
+        if train else get_val_transform(resizing, resize_size=resize_size, norm_mean=mean, norm_std=std)
+    theirs = _tllib_transform(resizing, train, resize_size, hflip, mean, std)
+    for seed in range(3):           # the random crops and flips draw the same numbers
+        torch.manual_seed(seed)
+        a = ours(image)
+        torch.manual_seed(seed)
+        b = theirs(image)
+        assert a.shape[0] == len(mean) and torch.equal(a, b)
+
+
+# ------------------------------------------------------------------ backbones
+
+def test_resnet_matches_tllibs_and_loads_the_file_tllib_loads(tl):
+    import torchvision.models.resnet as resnet_module
+    from tllib.vision.models import resnet18
+    for arch in TLLIB_RESNETS:    # tllib's model_urls (put back by the backend) hold exactly the V1 files
+        assert resnet_module.model_urls[arch] == resnet_weights(arch, "v1").url
+    assert os.path.basename(resnet_weights("resnet50").url) == "resnet50-0676ba61.pth"
+    theirs = resnet18(pretrained=False).eval()
+    ours = get_model("resnet18", scratch=True).eval()
+    missing, unexpected = ours.load_state_dict(theirs.state_dict(), strict=False)
+    assert not missing and unexpected == ["fc.weight", "fc.bias"]     # tllib keeps the unused fc layer
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(ours(x), theirs(x)) and ours.out_features == theirs.out_features
