@@ -104,8 +104,12 @@ class Run:
     @property
     def task(self) -> str:
         def short(domains):
-            return "+".join(d[0].upper() if len(d) > 2 else d for d in domains)
+            return "+".join(SHORT_DOMAINS.get(d, d[0].upper() if len(d) > 2 else d) for d in domains)
         return f"{short(self.args['source'])}→{short(self.args['target'])}"
+
+
+# domain names whose first letter would collide with another domain's in one table
+SHORT_DOMAINS = {"mnistm": "MM"}
 
 
 def _parse_namespace(line: str) -> dict:
