@@ -179,7 +179,7 @@ class _FusedILA(torch.autograd.Function):
         ctx.mark_non_differentiable(labels, ratio, keep_mask, minus_anchors)
         if not any(ctx.needs_input_grad[:2]):
             return loss.to(out_dtype), labels, ratio, keep_mask, minus_anchors
-        # w = (∂L/∂d) / d up to the incoming gradient: -φ²/d · ∂L/∂φ, and 0 where d = 0 (duplicated features)
+        # w = (∂L/∂d) / d up to the incoming gradient: -φ²/d · ∂L/∂φ, 0 where d = 0 (duplicated features)
         w = torch.addcmul(p_pos * (weights * inv_q), p, weights, value=-1.0)
         w.mul_(phi * phi).div_(distance).nan_to_num_(0.0, 0.0, 0.0)
         if inv_tau != 1.0:

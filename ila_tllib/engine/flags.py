@@ -14,6 +14,7 @@ from ..losses import METRIC_LOSSES
 from ..pseudo_labels import PSEUDO_LABELLERS
 from ..similarity import SIMILARITIES
 from ..transforms import TRAIN_RESIZINGS, VAL_RESIZINGS
+from . import precision
 from .errors import UsageError
 
 __all__ = ["get_parser", "add_ila_arguments", "check_args", "ila_enabled", "DIGIT_INPUT_SIZE"]
@@ -71,6 +72,7 @@ def get_parser(method) -> argparse.ArgumentParser:
     p.add_argument('--resume', action='store_true',
                    help='continue the run in --log from its last finished epoch (checkpoints/resume.pth)')
     p.add_argument('--sync-bn', action='store_true', help='under torchrun: synchronise BatchNorm statistics')
+    precision.add_arguments(p)   # --amp, --channels-last
     p.add_argument('--phase', type=str, default='train', choices=['train', 'test', 'analysis'],
                    help="When phase is 'test', only test the model. When phase is 'analysis', only analysis the model.")
     p.set_defaults(**method.defaults)
