@@ -7,9 +7,12 @@ launch, and at training batch sizes the launches, not the arithmetic, are the co
 
 Precision. Distances come from :math:`\\lVert a\\rVert^2 + \\lVert b\\rVert^2 - 2 a^\\top b`, one matrix
 product; in float32 that loses most digits of short distances (relative error ~ :math:`\\epsilon
-\\lVert a\\rVert^2 / d^2`). The fused path therefore computes in float64 whatever the input dtype and
-rounds once at the end: the loss comes back in the input dtype, and so do the gradients. Its decisions
-are those of a float64 computation on the given (rounded) features.
+\\lVert a\\rVert^2 / d^2`), and the backward's :math:`\\sum_j w_{ij} (a_i - b_j)` cancels the same way.
+The fused path therefore computes in float64 whatever the input dtype and rounds once at the end: the
+loss comes back in the input dtype, and so do the gradients. Its decisions are those of a float64
+computation on the given features. The price is three float64 matrix products (two in backward):
+small next to the launches at training batch sizes, and on CPUs and data-centre GPUs; on GPUs with slow
+float64 (most consumer cards) and batches of thousands, ``ILALoss(fused=False)`` is faster.
 
 Ties. Pseudo-labels: a tied vote goes to the smallest label. Which of several sources tied in φ at the
 k-th place enters the vote, and which of several targets tied in Γ at the μ cut is kept, is what
@@ -144,8 +147,8 @@ class _FusedILA(torch.autograd.Function):
         phi = distance.add(1.0).reciprocal_()                # Eq. 6, (N_t, N_s)
         # kNN vote; argmax takes the first maximum, i.e. the smallest label
         neighbour_labels = y_s.take(phi.topk(k, 1).indices)                        # (N_t, k)
-        votes = (neighbour_labels.unsqueeze(2) == classes).sum(1)                   # (N_t, C)
-        labels = votes.argmax(1, keepdim=True)                                      # (N_t, 1)
+        votes = (neighbour_labels.unsqueeze(2) == classes).sum(1, keepdim=True)     # (N_t, 1, C)
+        labels = votes.argmax(2)                                                    # (N_t, 1)
         like = (labels == y_s).to(dtype)                                            # (N_t, N_s), 1 or 0
         # similarity ratio (Eq. 7): φ > 0, so zeroed entries are picked last and add nothing
         phi_like = phi * like
@@ -161,7 +164,7 @@ class _FusedILA(torch.autograd.Function):
                 keep_mask.scatter_(0, ratio.topk(n_keep, 0).indices, 0.0)
             logits = torch.add(keep_mask, phi, alpha=inv_tau)
         ctx.dtypes = f_s.dtype, f_t.dtype
-        out_dtype = torch.promote_types(f_s.dtype, f_t.dtype)
+        out_dtype = f_s.dtype if f_s.dtype == f_t.dtype else torch.promote_types(f_s.dtype, f_t.dtype)
         if n_keep == 0:                                      # nothing to contrast: an exact 0
             ctx.inputs = (f_s.shape, f_s.dtype), (f_t.shape, f_t.dtype)
             anchors = phi.new_zeros(1, a.shape[0])
@@ -173,7 +176,7 @@ class _FusedILA(torch.autograd.Function):
         q_pos = p_pos.sum(0, keepdim=True)                   # (1, N_s)
         # -1 where a source has a positive and a negative (an anchor), 0 elsewhere
         minus_anchors = (q_pos * (p_pos - p).sum(0, keepdim=True)).sign_()
-        weights = minus_anchors / minus_anchors.sum().clamp_max_(-1.0)            # 1 / (number of anchors)
+        weights = minus_anchors / minus_anchors.sum((0, 1), keepdim=True).clamp_max_(-1.0)   # 1 / (anchors)
         inv_q = q_pos.pow(minus_anchors)                     # 1 / q for anchors, 1 elsewhere (no 0/0)
         loss = torch.xlogy(weights, inv_q).sum()             # mean of -log q over the anchors
         ctx.mark_non_differentiable(labels, ratio, keep_mask, minus_anchors)
