@@ -153,7 +153,9 @@ class _FusedILA(torch.autograd.Function):
         # similarity ratio (Eq. 7): φ > 0, so zeroed entries are picked last and add nothing
         phi_like = phi * like
         like_sum = (phi_like.topk(m, 1).values if like_top_m else phi_like).sum(1, keepdim=True)
-        ratio = like_sum / (phi - phi_like).topk(m, 1).values.sum(1, keepdim=True)  # no unlike source: +inf
+        phi_unlike = torch.sub(phi, phi_like, out=phi_like)
+        ratio = like_sum / phi_unlike.topk(m, 1).values.sum(1, keepdim=True)       # no unlike source: +inf
+        del phi_like, phi_unlike
         # μ filter as an additive mask over targets: 0 kept, -inf rejected
         if n_keep == n_t:
             keep_mask = ratio.new_zeros(n_t, 1)
@@ -172,19 +174,22 @@ class _FusedILA(torch.autograd.Function):
             return f_s.new_zeros((), dtype=out_dtype), labels, ratio, keep_mask, anchors
         ctx.inputs = None
         p = logits.softmax(0)                                # each source: over the kept targets
-        p_pos = p * like
+        del logits
+        p_pos = p * like                                     # positives' share
+        p_neg = p.sub_(p_pos)                                # negatives' share (p itself is not needed again)
         q_pos = p_pos.sum(0, keepdim=True)                   # (1, N_s)
         # -1 where a source has a positive and a negative (an anchor), 0 elsewhere
-        minus_anchors = (q_pos * (p_pos - p).sum(0, keepdim=True)).sign_()
+        minus_anchors = (q_pos * p_neg.sum(0, keepdim=True)).sign_().neg_()
         weights = minus_anchors / minus_anchors.sum((0, 1), keepdim=True).clamp_max_(-1.0)   # 1 / (anchors)
         inv_q = q_pos.pow(minus_anchors)                     # 1 / q for anchors, 1 elsewhere (no 0/0)
         loss = torch.xlogy(weights, inv_q).sum()             # mean of -log q over the anchors
         ctx.mark_non_differentiable(labels, ratio, keep_mask, minus_anchors)
         if not any(ctx.needs_input_grad[:2]):
             return loss.to(out_dtype), labels, ratio, keep_mask, minus_anchors
-        # w = (∂L/∂d) / d up to the incoming gradient: -φ²/d · ∂L/∂φ, 0 where d = 0 (duplicated features)
-        w = torch.addcmul(p_pos * (weights * inv_q), p, weights, value=-1.0)
-        w.mul_(phi * phi).div_(distance).nan_to_num_(0.0, 0.0, 0.0)
+        # w = (∂L/∂d) / d up to the incoming gradient, -φ²/d · ∂L/∂φ with ∂L/∂φ = weight · (p - p_pos / q):
+        # weight · (p_pos (1/q - 1) - p_neg) · φ²/d, and 0 where d = 0 (duplicated features); in p_pos's storage
+        w = p_pos.mul_(weights * (inv_q - 1.0)).addcmul_(p_neg, weights, value=-1.0)
+        w.mul_(phi).mul_(phi).div_(distance).nan_to_num_(0.0, 0.0, 0.0)
         if inv_tau != 1.0:
             w.mul_(inv_tau)
         ctx.save_for_backward(a, b, w)
