@@ -127,7 +127,7 @@ def peak_rss_growth_mb(n, d):
     return float(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout)
 
 
-def check_agreement(f_s, y_s, f_t, num_classes, m, fused, composable):
+def check_agreement(f_s, y_s, f_t, num_classes, fused, composable):
     """The fused and composable paths agree (float32 rounding of different summation orders aside)."""
     values = []
     for ila in (fused, composable):
@@ -174,7 +174,7 @@ def main():
         for n in args.sizes:
             f_s, y_s, f_t, c, m = batch(n, args.dim, device)
             fused, composable = ILALoss(k=K, mu=MU), ILALoss(k=K, mu=MU, fused=False)
-            check_agreement(f_s, y_s, f_t, c, m, fused, composable)
+            check_agreement(f_s, y_s, f_t, c, fused, composable)
             fast, plain = time_ms([fwd_bwd(fused, f_s, y_s, f_t, c), fwd_bwd(composable, f_s, y_s, f_t, c)],
                                   args.repeat, device)
             oracle_text = oracle_speedup = loop_text = loop_speedup = "-"

@@ -74,7 +74,8 @@ class ILALoss(nn.Module):
     After each call the decisions for that batch are available as ``pseudo_labels`` :math:`(N_t,)`,
     ``ratio`` :math:`(N_t,)` (Γ, or the confidence for the classifier labeller), ``kept``
     :math:`(N_t,)` bool and ``affinity`` :math:`(N_s, N_t)` — all detached — and ``num_anchors``,
-    the number of sources that entered the loss.
+    the number of sources that entered the loss. On the fused path ``kept`` and ``affinity`` are built when
+    first read (reading them costs nothing in the loss's own forward and backward).
     """
 
     def __init__(self, k: Optional[int] = None, mu: float = 0.67, m: Optional[int] = None,
