@@ -2,9 +2,12 @@
 
     python benchmarks/step_time.py                     # LeNet, 28x28 grey digits, CPU
     python benchmarks/step_time.py --arch resnet50     # ResNet-50, 224 px synthetic images (GPU when present)
+    python benchmarks/step_time.py --arch resnet50 --amp --channels-last --fp32-baseline
 
 One iteration = forward of source + target, CE + CDAN (+ ILA), backward, SGD step — the engine's own
-``Trainer.losses``. The two variants alternate so that drift in machine load hits both alike.
+``Trainer.losses``, with the modules prepared as the scripts prepare them (``--amp``, ``--channels-last``).
+The variants alternate, step by step, so that drift in machine load hits all alike. ``--fp32-baseline``
+adds plain CDAN without ``--amp``/``--channels-last`` (its own copy of the networks) to the same run.
 """
 import argparse
 import os
@@ -19,8 +22,29 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 from ila_cdan import CDAN  # noqa: E402
 from ila_tllib.engine import Batch, BatchPlan, Trainer, get_parser  # noqa: E402
 from ila_tllib.engine.ila_term import ILATerm, build_ila_loss  # noqa: E402
+from ila_tllib.engine.precision import prepare_modules  # noqa: E402
 from ila_tllib.engine.run import build_classifier  # noqa: E402
 from ila_tllib.models import DIGIT_ARCHS  # noqa: E402
+
+
+def build_trainers(opts, device, speed_flags):
+    """CDAN's and ILA-DA+CDAN's trainers over one network (built with ``speed_flags``) and its optimiser."""
+    digits = opts.arch in DIGIT_ARCHS
+    flags = ["root", "-s", "s", "-t", "t", "-a", opts.arch, "--scratch", "--k", "3", "--mu", "0.75",
+             "-b", str(opts.batch_size), "--samples-per-class", str(opts.samples_per_class)] \
+        + (["--no-pool"] if digits else []) + speed_flags
+    method = CDAN()
+    args = get_parser(method).parse_args(flags)
+    torch.manual_seed(0)
+    classifier = build_classifier(args, method, opts.classes, device)
+    plan = BatchPlan.from_args(args, opts.classes)
+    transfer = method.build_transfer(args, classifier, opts.classes, plan.source_size, args.batch_size).to(device)
+    prepare_modules(args, classifier, transfer, device)
+    trainers = {with_ila: Trainer(args, method, classifier, transfer, plan,
+                                  ILATerm(build_ila_loss(args), args.ila_trade_off) if with_ila else None,
+                                  opts.classes, device) for with_ila in (False, True)}
+    optimizer = torch.optim.SGD(method.param_groups(classifier, transfer), lr=0.01, momentum=0.9)
+    return trainers, optimizer
 
 
 def main():
@@ -31,33 +55,30 @@ def main():
     parser.add_argument("-b", "--batch-size", type=int, default=64, help="target batch")
     parser.add_argument("--iters", type=int, default=60)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--amp", action="store_true", help="the scripts' --amp (bfloat16 autocast for the networks)")
+    parser.add_argument("--channels-last", action="store_true", help="the scripts' --channels-last")
+    parser.add_argument("--fp32-baseline", action="store_true",
+                        help="also time CDAN without --amp/--channels-last, on its own copy of the networks")
     opts = parser.parse_args()
     if opts.threads:
         torch.set_num_threads(opts.threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    digits = opts.arch in DIGIT_ARCHS
-    flags = ["root", "-s", "s", "-t", "t", "-a", opts.arch, "--scratch", "--k", "3", "--mu", "0.75",
-             "-b", str(opts.batch_size), "--samples-per-class", str(opts.samples_per_class)] + (["--no-pool"] if digits else [])
-    method = CDAN()
-    args = get_parser(method).parse_args(flags)
-    torch.manual_seed(0)
-    classifier = build_classifier(args, method, opts.classes, device)
-    plan = BatchPlan.from_args(args, opts.classes)
-    transfer = method.build_transfer(args, classifier, opts.classes, plan.source_size, args.batch_size).to(device)
-    trainers = {with_ila: Trainer(args, method, classifier, transfer, plan,
-                                  ILATerm(build_ila_loss(args), args.ila_trade_off) if with_ila else None,
-                                  opts.classes, device) for with_ila in (False, True)}
-    optimizer = torch.optim.SGD(method.param_groups(classifier, transfer), lr=0.01, momentum=0.9)
+    speed_flags = (["--amp"] if opts.amp else []) + (["--channels-last"] if opts.channels_last else [])
+    trainers, optimizer = build_trainers(opts, device, speed_flags)
+    variants = {"CDAN": (trainers[False], optimizer, False), "ILA-DA+CDAN": (trainers[True], optimizer, True)}
+    if opts.fp32_baseline and speed_flags:
+        baseline, baseline_optimizer = build_trainers(opts, device, [])
+        variants["CDAN (float32, NCHW)"] = (baseline[False], baseline_optimizer, False)
     shape = (1, 28, 28) if opts.arch == "lenet" else (3, 32, 32) if opts.arch == "dtn" else (3, 224, 224)
     n_s = opts.classes * opts.samples_per_class
     x = torch.randn(n_s + opts.batch_size, *shape, device=device)
     labels_s = torch.arange(opts.classes, device=device).repeat(opts.samples_per_class)
     labels_t = torch.zeros(opts.batch_size, dtype=torch.long, device=device)
 
-    def step(with_ila):
+    def step(trainer, optimizer, with_ila):
         batch = Batch(x, labels_s, labels_t, labels_s if with_ila else None, slice(0, n_s),
                       slice(n_s, n_s + opts.batch_size), slice(0, n_s) if with_ila else None)
-        out = trainers[with_ila].losses(batch, it=0)
+        out = trainer.losses(batch, it=0)
         optimizer.zero_grad()
         out.loss.backward()
         optimizer.step()
@@ -66,21 +87,26 @@ def main():
         if device.type == "cuda":
             torch.cuda.synchronize()
 
-    times = {False: [], True: []}
+    times = {name: [] for name in variants}
     for i in range(opts.iters + 5):
-        for with_ila in (False, True):
+        for name, (trainer, optimizer_, with_ila) in variants.items():
             sync()
             t0 = time.perf_counter()
-            step(with_ila)
+            step(trainer, optimizer_, with_ila)
             sync()
             if i >= 5:  # warm-up
-                times[with_ila].append((time.perf_counter() - t0) * 1e3)
-    base, ours = statistics.median(times[False]), statistics.median(times[True])
-    name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"{opts.arch}, source {n_s} + target {opts.batch_size} images {shape}, {name}, median of {opts.iters}")
+                times[name].append((time.perf_counter() - t0) * 1e3)
+    median = {name: statistics.median(t) for name, t in times.items()}
+    where = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    print(f"{opts.arch}, source {n_s} + target {opts.batch_size} images {shape}, {where}, "
+          f"{' '.join(speed_flags) or 'float32, NCHW'}, torch {torch.__version__}, median of {opts.iters}")
     print("| method | ms / iteration |\n|---|---|")
-    print(f"| CDAN | {base:.1f} |\n| ILA-DA+CDAN | {ours:.1f} |")
-    print(f"ILA-DA adds {100 * (ours - base) / base:+.1f}%")
+    for name, value in median.items():
+        print(f"| {name} | {value:.1f} |")
+    print(f"ILA-DA adds {100 * (median['ILA-DA+CDAN'] - median['CDAN']) / median['CDAN']:+.1f}%")
+    if "CDAN (float32, NCHW)" in median:
+        print(f"{' '.join(speed_flags)} makes the CDAN step {median['CDAN (float32, NCHW)'] / median['CDAN']:.2f}x "
+              f"as fast as float32, NCHW")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ import torch
 import torch.nn as nn
 
 from .affinity import AffinityMiner
+from .fused import fused_ila_loss, fused_settings
 from .losses import METRIC_LOSSES, anchors
 from .parts import build_part
 from .pseudo_labels import PSEUDO_LABELLERS
@@ -29,6 +30,19 @@ class ILALoss(nn.Module):
     Steps 2–4 carry no gradient; step 5 back-propagates into both :math:`f_s` and :math:`f_t`.
     Each step is a swappable part: ``similarity``, ``pseudo_labeller``, ``metric_loss``.
 
+    **Fused path.** When the parts are exactly the paper's — :class:`InverseEuclideanSimilarity`,
+    :class:`KNNPseudoLabeller` and :class:`MultiSampleContrastiveLoss` with ``reduction='mean'``, not
+    subclasses — and the target batch is not empty, the loss runs as one autograd node with a hand-written
+    backward (:mod:`ila_tllib.fused`): the same decisions, loss and gradients from far fewer tensor
+    operations, computed in float64 whatever the input dtype (float32 loses short distances) and returned
+    in the input dtype. Any other part, or ``fused=False``, takes the composable path. The rule is checked at
+    every call, so parts swapped after construction are honoured.
+
+    Ties: a tied kNN vote goes to the smallest label (both paths). Which of several sources tied in
+    :math:`\phi` at the k-th place votes, and which of several targets tied in :math:`\Gamma` at the μ cut
+    is kept, is ``torch.topk``'s choice (PyTorch does not specify it); the counts are always ``k`` and
+    :math:`\mathrm{round}(\mu N_t)`.
+
     The parts are given either by name, with their settings, or as modules; a setting next to a
     module is an error (it would be silently ignored).
 
@@ -45,6 +59,7 @@ class ILALoss(nn.Module):
             (``'knn'``, the paper's; ``'classifier'``, Table 4 (b)) or a module.
         metric_loss (str or nn.Module): a name of :data:`~ila_tllib.losses.METRIC_LOSSES`
             (``'msc'``, the paper's; ``'triplet'``, Table 4 (a)) or a module.
+        fused (bool): use the fused path when the parts allow it (see above). Default: ``True``
 
     Inputs:
         - f_s (tensor): source features :math:`(N_s, D)`
@@ -59,14 +74,16 @@ class ILALoss(nn.Module):
     After each call the decisions for that batch are available as ``pseudo_labels`` :math:`(N_t,)`,
     ``ratio`` :math:`(N_t,)` (Γ, or the confidence for the classifier labeller), ``kept``
     :math:`(N_t,)` bool and ``affinity`` :math:`(N_s, N_t)` — all detached — and ``num_anchors``,
-    the number of sources that entered the loss.
+    the number of sources that entered the loss. On the fused path ``kept`` and ``affinity`` are built when
+    first read (reading them costs nothing in the loss's own forward and backward).
     """
 
     def __init__(self, k: Optional[int] = None, mu: float = 0.67, m: Optional[int] = None,
                  temperature: Optional[float] = None, similarity: Union[str, nn.Module] = "inverse_euclidean",
                  pseudo_labeller: Union[str, nn.Module, None] = "knn",
-                 metric_loss: Union[str, nn.Module, None] = "msc"):
+                 metric_loss: Union[str, nn.Module, None] = "msc", fused: bool = True):
         super().__init__()
+        self.fused = fused
         pseudo_labeller, metric_loss = pseudo_labeller or "knn", metric_loss or "msc"
         if isinstance(pseudo_labeller, nn.Module) and (k is not None or m is not None):
             raise ValueError("k and m are settings of the pseudo-labeller built by name; "
@@ -87,6 +104,10 @@ class ILALoss(nn.Module):
             raise ValueError(f"expected f_s (N_s, D) and f_t (N_t, D), got {tuple(f_s.shape)} and {tuple(f_t.shape)}")
         if y_s.shape != (f_s.shape[0],):
             raise ValueError(f"y_s must have shape ({f_s.shape[0]},), got {tuple(y_s.shape)}")
+        settings = fused_settings(self.similarity, self.miner, self.metric_loss) if self.fused else None
+        if settings is not None and f_t.shape[0] > 0:
+            loss, self.last = fused_ila_loss(f_s, y_s, f_t, num_classes=num_classes, **settings)
+            return loss
         similarity_st = self.similarity(f_s, f_t)                       # (N_s, N_t), with gradient
         self.last = self.miner(similarity_st.t(), y_s, logits_t, num_classes)
         return self.metric_loss(similarity_st, self.last.affinity.to(similarity_st.dtype))
@@ -112,4 +133,6 @@ class ILALoss(nn.Module):
     def num_anchors(self) -> int:
         if self.last is None:
             return 0
+        if hasattr(self.last, "num_anchors"):   # the fused path counted them
+            return self.last.num_anchors
         return int(anchors(self.last.affinity).sum().item())

@@ -13,6 +13,7 @@ module             what it decides
 ``batches``        which batch feeds which loss (:class:`BatchPlan`)
 ``method``         what a method adds (:class:`Method`, :class:`Outputs`)
 ``loop``           the optimiser and schedule, one training step, an epoch, evaluation
+``precision``      --amp (bfloat16 networks, float32 losses) and --channels-last
 ``ila_term``       ILA-DA's term of the loss and its diagnostics
 ``checkpoint``     the --log folder: lock, checkpoints, exact resume
 ``output``         the one owner of stdout/stderr (terminal, pipe and log file)

@@ -15,6 +15,7 @@ from ..models import WEIGHTS
 from ..pseudo_labels import PSEUDO_LABELLERS
 from ..similarity import SIMILARITIES
 from ..transforms import TRAIN_RESIZINGS, VAL_RESIZINGS
+from . import precision
 from .errors import UsageError
 from .ila_term import ILA_RELIABILITIES, ILA_SCHEDULES
 
@@ -77,6 +78,7 @@ def get_parser(method) -> argparse.ArgumentParser:
     p.add_argument('--resume', action='store_true',
                    help='continue the run in --log from its last finished epoch (checkpoints/resume.pth)')
     p.add_argument('--sync-bn', action='store_true', help='under torchrun: synchronise BatchNorm statistics')
+    precision.add_arguments(p)   # --amp, --channels-last
     p.add_argument('--phase', type=str, default='train', choices=['train', 'test', 'analysis'],
                    help="When phase is 'test', only test the model. When phase is 'analysis', only analysis the model.")
     p.set_defaults(**method.defaults)

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from .. import distributed as dist_utils
 from ..checkpoint import save_atomic
 from .. import backend
+from . import precision
 from .batches import Batch, BatchPlan
 from .errors import DivergenceError
 from .ila_term import ILATerm
@@ -62,7 +63,9 @@ class Trainer:
 
     def losses(self, batch: Batch, it: int) -> StepLosses:
         """CE + the method's weighted adaptation term + λ · ILA, from one forward pass of every part."""
-        out = self.method.forward(self.classifier, batch.inputs)
+        with precision.autocast(self.args, self.device):   # --amp: the networks in bfloat16 ...
+            out = self.method.forward(self.classifier, precision.network_inputs(self.args, batch.inputs))
+        out = precision.in_float32(out)                     # ... every loss, ILA's included, in float32
         self.method.on_step(unwrap(self.classifier))
         source, target = out.rows(batch.source), out.rows(batch.target)
         # each term is checked as soon as it exists: a NaN network would otherwise crash inside the next one
@@ -141,7 +144,9 @@ class Trainer:
             for i in range(iterations):
                 x_s, labels_s = next(source_iter)[:2]
                 x_s, labels_s = x_s.to(self.device), labels_s.to(self.device)
-                y_s = self.method.forward(self.classifier, x_s).logits
+                with precision.autocast(args, self.device):
+                    y_s = self.method.forward(self.classifier, precision.network_inputs(args, x_s)).logits
+                y_s = precision.upcast(y_s)
                 loss = check_finite_loss(F.cross_entropy(y_s, labels_s), 'CE', i)
                 optimizer.zero_grad()
                 loss.backward()
@@ -174,7 +179,8 @@ def validate(val_loader, model, args, device, class_names=None) -> float:
         end = time.time()
         for i, (images, target) in enumerate(val_loader):
             images, target = images.to(device), target.to(device)
-            output = model(images)
+            with precision.autocast(args, device):
+                output = precision.upcast(model(precision.network_inputs(args, images)))
             loss = F.cross_entropy(output, target)
             if confmat is not None:
                 confmat.update(target, output.argmax(1))

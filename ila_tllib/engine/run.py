@@ -14,6 +14,7 @@ from .. import backend
 from .. import distributed as dist_utils
 from ..checkpoint import save_atomic
 from ..models import get_model
+from . import precision
 from .analysis import analyse
 from .batches import BatchPlan
 from .checkpoint import (RunDirectory, check_finite_state, load_file, load_weights, rng_state, schedule_counters,
@@ -143,6 +144,7 @@ def _run(args, method: Method, device, directory: Optional[RunDirectory]):
     plan.check(args)
     classifier = build_classifier(args, method, data.num_classes, device)
     transfer = method.build_transfer(args, classifier, data.num_classes, plan.source_size, args.batch_size).to(device)
+    precision.prepare_modules(args, classifier, transfer, device)   # --amp, --channels-last
     if args.seed is not None and dist_utils.is_distributed():
         torch.manual_seed(args.seed + dist_utils.rank())  # ...but different dropout; data order comes from samplers
     val_loader = eval_loader(data.val, args.batch_size, args.workers)
