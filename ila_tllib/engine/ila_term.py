@@ -76,9 +76,11 @@ class ILATerm:
                  schedule: str = "step", reliability: str = "none", keep_schedule: str = "step"):
         self.loss, self.trade_off, self.start_iter, self.total_iters = loss, trade_off, start_iter, total_iters
         self.schedule, self.reliability = ILA_SCHEDULES[schedule], ILA_RELIABILITIES[reliability]
-        self.keep_schedule = ILA_SCHEDULES[keep_schedule]
-        self.miner = getattr(loss, "ila_loss", loss).miner
-        self.mu = self.miner.mu
+        self.keep_schedule = None if keep_schedule == "step" else ILA_SCHEDULES[keep_schedule]
+        self.miner = getattr(getattr(loss, "ila_loss", loss), "miner", None)
+        if self.keep_schedule is not None and self.miner is None:
+            raise ValueError("a keep schedule needs an ILA loss with a miner (ILALoss)")
+        self.mu = getattr(self.miner, "mu", None)
         self.stats = ILAStats()
         self.last_weight = 0.0
 
@@ -96,7 +98,8 @@ class ILATerm:
 
     def __call__(self, f_s, y_s, f_t, logits_t, num_classes, it: int) -> torch.Tensor:
         """The weighted term for this batch; ``last_weight`` keeps the weight it was given."""
-        self.miner.mu = max(self.mu * self.keep_schedule(self.progress(it)), 1e-9)   # round(μ n) may be 0
+        if self.keep_schedule is not None:   # round(μ n) may be 0 early on: nothing kept, the term is 0
+            self.miner.mu = max(self.mu * self.keep_schedule(self.progress(it)), 1e-9)
         loss = self.loss(f_s, y_s, f_t, logits_t=logits_t, num_classes=num_classes)
         self.last_weight = self.scheduled_weight(it) * self.reliability(self.loss, _gathered(logits_t))
         return loss
