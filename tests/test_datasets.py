@@ -392,3 +392,17 @@ def test_offline_cli(tmp_path, capsys):
     assert "mnist: 5 images" in out and "uci: 5 images" in out
     assert od.main([root, "--limit-per-domain", "5"]) == 0
     assert "already complete" in capsys.readouterr().out
+
+
+def test_image_list_extra_field_is_a_malformed_line(tmp_path):
+    # tllib reads all but the last field as the path; an extra field is not a missing file
+    root = _own_list_root(tmp_path)
+    _write(str(root / "image_list" / "src.txt"), "a/x0.png 0\na/x1.png 1 1\n")
+    with pytest.raises(D.DatasetFormatError) as err:
+        D.ImageListDomains(str(root), "src", check_files=False)
+    assert str(err.value) == (f"{root}/image_list/src.txt, line 2: malformed line 'a/x1.png 1 1': 3 fields where "
+                              "'relative/path label' has 2 (and no file 'a/x1.png 1' exists, so the spaces are "
+                              "not part of a path); remove the extra fields")
+    # a path that holds a space and exists stays a path (tgt.txt lists 'b/y 1.png')
+    from ila_tllib.datasets.imagelist import read_image_list
+    assert read_image_list(str(root / "image_list" / "tgt.txt"), str(root))[1][0] == str(root / "b/y 1.png")
