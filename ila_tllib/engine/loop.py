@@ -11,7 +11,7 @@ from .. import distributed as dist_utils
 from ..checkpoint import save_atomic
 from .. import backend
 from .batches import Batch, BatchPlan
-from .errors import DivergenceError
+from .errors import DIVERGENCE_FIX, DivergenceError
 from .ila_term import ILATerm
 from .method import Method
 
@@ -36,7 +36,7 @@ def make_optimizer(param_groups, args, lr: Optional[float] = None):
 def check_finite_loss(value: torch.Tensor, name: str, it: int) -> torch.Tensor:
     if not torch.isfinite(value):
         raise DivergenceError(f"the {name} loss became {value.item()} at iteration {it}; training stopped "
-                              f"(lower --lr or the loss weights)")
+                              f"({DIVERGENCE_FIX})")
     return value
 
 
