@@ -9,6 +9,7 @@ from PIL import Image
 
 from ila_tllib import datasets as D
 from ila_tllib.datasets import offline_digits as od
+from ila_tllib.datasets.imagelist import read_image_list
 
 
 # ----------------------------------------------------------------- helpers
@@ -404,5 +405,4 @@ def test_image_list_extra_field_is_a_malformed_line(tmp_path):
                               "'relative/path label' has 2 (and no file 'a/x1.png 1' exists, so the spaces are "
                               "not part of a path); remove the extra fields")
     # a path that holds a space and exists stays a path (tgt.txt lists 'b/y 1.png')
-    from ila_tllib.datasets.imagelist import read_image_list
     assert read_image_list(str(root / "image_list" / "tgt.txt"), str(root))[1][0] == str(root / "b/y 1.png")

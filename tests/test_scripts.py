@@ -12,7 +12,8 @@ from PIL import Image
 
 from ila_tllib.tables import collect, format_table
 
-from helpers import DIGIT_FLAGS, SCRIPTS, make_image_list, only_log, run_script, script_env, tiny_args  # noqa: F401
+from helpers import (DIGIT_FLAGS, SCRIPTS, TLLIB, make_image_list, only_log, run_script, script_env,  # noqa: F401
+                     tiny_args)
 
 
 @pytest.fixture(scope="module")
@@ -26,13 +27,16 @@ def only_log(log, phase):
     return open(files[0]).read()
 
 
-@pytest.mark.parametrize("script", ["ila_dann.py", "ila_cdan.py"])
-def test_train_test_analysis(tiny_root, tmp_path, script):
+@pytest.mark.parametrize("script, pieces", [("ila_dann.py", "standalone"), ("ila_cdan.py", "tllib")])
+def test_train_test_analysis(tiny_root, tmp_path, script, pieces):
+    # every phase ends with exit 0 and its last line in the log, with either backend's pieces
+    if pieces == "tllib" and not TLLIB:
+        pytest.skip("tllib is not installed")
     log = str(tmp_path / "log")
-    done = run_script(script, tiny_args(tiny_root, log, "--seed", "0"))
+    done = run_script(script, tiny_args(tiny_root, log, "--seed", "0"), backend=pieces)
     assert done.returncode == 0, done.stderr
     text = only_log(log, "train")
-    assert text.startswith("Namespace(") and "tllib pieces: standalone" in text
+    assert text.startswith("Namespace(") and f"tllib pieces: {pieces}" in text
     assert re.search(r"Epoch: \[1\]\[0/4\]\tTime .*\tCls Acc .*\tDomain Acc .*\tILA Loss .*\tPL Prec .*\tKept", text)
     # tllib's own columns and formats: dann.py has no transfer-loss column and prints times with 2 decimals
     if script == "ila_dann.py":
@@ -49,15 +53,17 @@ def test_train_test_analysis(tiny_root, tmp_path, script):
         assert os.path.isfile(os.path.join(log, "checkpoints", name))
     assert not glob.glob(os.path.join(log, "checkpoints", ".tmp-*"))
 
-    done = run_script(script, tiny_args(tiny_root, log, "--phase", "test"))
+    done = run_script(script, tiny_args(tiny_root, log, "--phase", "test"), backend=pieces)
     assert done.returncode == 0, done.stderr
     # the test phase evaluates 'best' on the target: the same accuracy as at the end of training
     acc_test = float(re.search(r"\* Acc@1 (\d+\.\d+)", done.stdout).group(1))
     assert f"{acc_test:3.1f}" == test_acc.group(1)
+    assert done.stdout.splitlines()[-1] in only_log(log, "test")
 
-    done = run_script(script, tiny_args(tiny_root, log, "--phase", "analysis"))
+    done = run_script(script, tiny_args(tiny_root, log, "--phase", "analysis"), backend=pieces)
     assert done.returncode == 0, done.stderr
     assert "A-distance =" in only_log(log, "analysis")
+    assert "Traceback" not in done.stderr
     assert os.path.getsize(os.path.join(log, "visualize", "TSNE.pdf")) > 1000
     with Image.open(os.path.join(log, "visualize", "affinity.png")) as im:
         assert im.size[0] > 3 * im.size[1] / 2        # three panels side by side
@@ -150,12 +156,15 @@ def test_same_seed_same_result_and_baselines(tiny_root, tmp_path):
     assert rows["ERM"].endswith(f"| {float(accs[2]):.1f} | 1 |")
 
 
-def test_headline_command_without_data_is_a_clear_error(tmp_path):
-    done = run_script("ila_cdan.py", ["data/office31", "-s", "A", "-t", "W"], cwd=str(tmp_path), timeout=120)
+def test_headline_command_without_data_is_a_clear_error(tmp_path, backend):
+    done = run_script("ila_cdan.py", ["data/office31", "-s", "A", "-t", "W"], cwd=str(tmp_path), timeout=120,
+                      backend=backend)
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert "data/office31" in done.stderr and "image_list/amazon.txt" in done.stderr
     assert "Office-31" in done.stderr
+    message = done.stderr[done.stderr.index("error: "):]
+    assert message in only_log(str(tmp_path / "cdan"), "train")   # tllib's default --log: the method's name
 
 
 @pytest.mark.parametrize("extra, message", [
@@ -191,9 +200,9 @@ def test_unwritable_log_and_foreign_checkpoint(tiny_root, tmp_path):
     assert done.returncode == 2 and "does not fit this model" in done.stderr and "Traceback" not in done.stderr
 
 
-def test_torchrun_two_processes(tiny_root, tmp_path):
+def test_torchrun_two_processes(tiny_root, tmp_path, backend):
     log = str(tmp_path / "log")
-    env = script_env("standalone")
+    env = script_env(backend)
     # '--' keeps torchrun's own parser away from the script's flags (it would read --log as ambiguous)
     # --standalone: a local rendezvous on a free port (a fixed or zero --master_port can clash or hang)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
@@ -203,7 +212,11 @@ def test_torchrun_two_processes(tiny_root, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     text = only_log(log, "train")                      # exactly one log: only rank 0 writes
     assert "torch.distributed: 2 processes (gloo)" in text
-    assert re.search(r"^test_acc1 = \d+\.\d$", text, re.M)
+    assert f"tllib pieces: {backend}" in text
+    # best_acc1 is the best validation of the epochs, test_acc1 the same target evaluated again with the
+    # best epoch's weights, reloaded: every process must evaluate the same model, BatchNorm statistics included
+    best, test = (re.findall(rf"^{name} = (\d+\.\d)$", text, re.M) for name in ("best_acc1", "test_acc1"))
+    assert len(best) == len(test) == 1 and best == test
     assert sorted(os.listdir(os.path.join(log, "checkpoints"))) == ["best.pth", "latest.pth", "resume.pth"]
     # the ratio test ran on the global batch: 8 targets in all, round(0.67 * 8) = 5 kept
     assert re.search(r"Kept +5 \( +5\)", text)
