@@ -10,6 +10,9 @@ code    meaning
 3       divergence: the loss, the weights or the BatchNorm statistics became
         non-finite; the run stopped before saving, earlier checkpoints stay as they were
 ======  ==========================================================================
+
+Under torchrun every process ends with the code of the first error (see :mod:`.peers`). Any other
+code is a bug: Python's 1 with a traceback.
 """
 import errno
 import re
