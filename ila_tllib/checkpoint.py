@@ -1,4 +1,5 @@
 """Atomic writes: a kill at any moment leaves either the old file or the new one, never half of one."""
+import contextlib
 import os
 import tempfile
 from typing import BinaryIO, Callable
@@ -22,9 +23,11 @@ def write_atomic(path: str, write: Callable[[BinaryIO], None]):
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the mode a plain open would
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as e:
+        with contextlib.suppress(OSError):   # the first error is the one to report
             os.remove(tmp)
+        if isinstance(e, OSError) and e.filename is None:
+            e.filename = path   # e.g. a full disk: say which file could not be written
         raise
 
 

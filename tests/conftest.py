@@ -37,3 +37,12 @@ def tllib_pieces(monkeypatch):
     if not TLLIB:
         pytest.skip("tllib is not installed")
     _force_backend(monkeypatch, "tllib")
+
+
+@pytest.fixture(scope="session")
+def offline_digits(tmp_path_factory):
+    """The offline digits (-d ImageList with domains mnist and uci, 120 images each), exported once."""
+    from ila_tllib.datasets.offline_digits import export_offline_digits
+    root = str(tmp_path_factory.mktemp("offline_digits") / "digits")
+    export_offline_digits(root, limit_per_domain=120)
+    return root

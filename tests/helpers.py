@@ -21,6 +21,8 @@ DIGIT_FLAGS = ["-a", "lenet", "--no-pool", "--scratch", "--train-resizing", "res
                "--resize-size", "28", "--no-hflip", "--norm-mean", "0.5", "--norm-std", "0.5", "-j", "0"]
 # a folder whose ``tllib`` cannot be imported: put first on PYTHONPATH, it hides an installed tllib
 HIDE_TLLIB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shims", "no_tllib")
+# a sitecustomize that makes every os.fsync fail with ENOSPC when ILA_TEST_FULL_DISK is set
+FULL_DISK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shims", "full_disk")
 
 
 def tllib_installed() -> bool:
@@ -130,3 +132,24 @@ def make_office31_archives(directory, per_domain=6, classes=(0, 1, 30)):
         for folder, lines in lists.items():
             archive.writestr("image_list/{}.txt".format(folder), "".join(lines))
     return lists
+
+
+def checkpoint_files(log):
+    """Every file under LOG/checkpoints (relative path -> bytes), to show that a run left them as they were."""
+    files = {}
+    for folder, _, names in os.walk(os.path.join(str(log), "checkpoints")):
+        for name in names:
+            path = os.path.join(folder, name)
+            with open(path, "rb") as f:
+                files[os.path.relpath(path, str(log))] = f.read()
+    return files
+
+
+def one_error(done, code):
+    """The single ``error:`` line of a run that had to end with ``code``, after checking that nothing
+    else went wrong: the exit code, no traceback anywhere on the pipes."""
+    assert done.returncode == code, (done.returncode, done.stderr[-3000:])
+    assert "Traceback" not in done.stderr and "Traceback" not in done.stdout, done.stderr[-3000:]
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, done.stderr[-3000:]
+    return errors[0]

@@ -35,3 +35,19 @@ def test_figure_format_follows_the_extension(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["a.pdf", "a.png"]
     (tmp_path / "plain").write_bytes(b"")     # the mode a plain open gives, not mkstemp's private 0600
     assert os.stat(tmp_path / "a.png").st_mode == os.stat(tmp_path / "plain").st_mode
+
+
+def test_full_disk_keeps_the_old_file_and_names_the_new_one(tmp_path, monkeypatch):
+    import errno
+    path = str(tmp_path / "latest.pth")
+    save_atomic({"w": torch.ones(2)}, path)
+    old = open(path, "rb").read()
+
+    def full_disk(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(os, "fsync", full_disk)
+    with pytest.raises(OSError) as error:
+        save_atomic({"w": torch.zeros(2)}, path)
+    assert error.value.errno == errno.ENOSPC and error.value.filename == path
+    assert open(path, "rb").read() == old
+    assert os.listdir(tmp_path) == ["latest.pth"]

@@ -9,6 +9,7 @@ from PIL import Image
 
 from ila_tllib import datasets as D
 from ila_tllib.datasets import offline_digits as od
+from ila_tllib.datasets.imagelist import read_image_list
 
 # the -d names that tllib also has resolve to its classes when it is installed: these tests are about ours
 pytestmark = pytest.mark.usefixtures("standalone_pieces")
@@ -538,3 +539,16 @@ def test_domainnet_validates_on_the_target_training_split(tmp_path):
     _write(str(root / "image_list" / "sketch_test.txt"), "clipart/zigzag/test_0.jpg 344\n")
     data = get_dataset(args)
     assert (len(data.train_source), len(data.train_target), len(data.val), len(data.test)) == (2, 3, 3, 1)
+
+
+def test_image_list_extra_field_is_a_malformed_line(tmp_path):
+    # tllib reads all but the last field as the path; an extra field is not a missing file
+    root = _own_list_root(tmp_path)
+    _write(str(root / "image_list" / "src.txt"), "a/x0.png 0\na/x1.png 1 1\n")
+    with pytest.raises(D.DatasetFormatError) as err:
+        D.ImageListDomains(str(root), "src", check_files=False)
+    assert str(err.value) == (f"{root}/image_list/src.txt, line 2: malformed line 'a/x1.png 1 1': 3 fields where "
+                              "'relative/path label' has 2 (and no file 'a/x1.png 1' exists, so the spaces are "
+                              "not part of a path); remove the extra fields")
+    # a path that holds a space and exists stays a path (tgt.txt lists 'b/y 1.png')
+    assert read_image_list(str(root / "image_list" / "tgt.txt"), str(root))[1][0] == str(root / "b/y 1.png")

@@ -147,3 +147,5 @@ def test_headline_command_offline_names_tllibs_source(tmp_path, backend):
     assert "image_list.zip from {}".format(D.Office31.download_list[0][2]) in done.stderr
     assert "data/office31" in done.stderr and "amazon" in done.stderr
     assert D.MIRROR_ENV in done.stderr and "-d OfflineDigits" in done.stderr
+    message = done.stderr[done.stderr.index("error: "):]
+    assert message in only_log(str(tmp_path / "cdan"), "train")   # tllib's default --log: the method's name

@@ -12,7 +12,8 @@ from PIL import Image
 
 from ila_tllib.tables import collect, format_table
 
-from helpers import DIGIT_FLAGS, SCRIPTS, make_image_list, only_log, run_script, script_env, tiny_args  # noqa: F401
+from helpers import (DIGIT_FLAGS, SCRIPTS, TLLIB, make_image_list, only_log, run_script, script_env,  # noqa: F401
+                     tiny_args)
 
 
 @pytest.fixture(scope="module")
@@ -20,19 +21,16 @@ def tiny_root(tmp_path_factory):
     return make_image_list(tmp_path_factory.mktemp("tiny"))
 
 
-def only_log(log, phase):
-    files = glob.glob(os.path.join(log, f"{phase}-*.txt"))
-    assert len(files) == 1, files
-    return open(files[0]).read()
-
-
-@pytest.mark.parametrize("script", ["ila_dann.py", "ila_cdan.py"])
-def test_train_test_analysis(tiny_root, tmp_path, script):
+@pytest.mark.parametrize("script, pieces", [("ila_dann.py", "standalone"), ("ila_cdan.py", "tllib")])
+def test_train_test_analysis(tiny_root, tmp_path, script, pieces):
+    # every phase ends with exit 0 and its last line in the log, with either backend's pieces
+    if pieces == "tllib" and not TLLIB:
+        pytest.skip("tllib is not installed")
     log = str(tmp_path / "log")
-    done = run_script(script, tiny_args(tiny_root, log, "--seed", "0"))
+    done = run_script(script, tiny_args(tiny_root, log, "--seed", "0"), backend=pieces)
     assert done.returncode == 0, done.stderr
     text = only_log(log, "train")
-    assert text.startswith("Namespace(") and "tllib pieces: standalone" in text
+    assert text.startswith("Namespace(") and f"tllib pieces: {pieces}" in text
     assert re.search(r"Epoch: \[1\]\[0/4\]\tTime .*\tCls Acc .*\tDomain Acc .*\tILA Loss .*\tPL Prec .*\tKept", text)
     # tllib's own columns and formats: dann.py has no transfer-loss column and prints times with 2 decimals
     if script == "ila_dann.py":
@@ -49,15 +47,17 @@ def test_train_test_analysis(tiny_root, tmp_path, script):
         assert os.path.isfile(os.path.join(log, "checkpoints", name))
     assert not glob.glob(os.path.join(log, "checkpoints", ".tmp-*"))
 
-    done = run_script(script, tiny_args(tiny_root, log, "--phase", "test"))
+    done = run_script(script, tiny_args(tiny_root, log, "--phase", "test"), backend=pieces)
     assert done.returncode == 0, done.stderr
     # the test phase evaluates 'best' on the target: the same accuracy as at the end of training
     acc_test = float(re.search(r"\* Acc@1 (\d+\.\d+)", done.stdout).group(1))
     assert f"{acc_test:3.1f}" == test_acc.group(1)
+    assert done.stdout.splitlines()[-1] in only_log(log, "test")
 
-    done = run_script(script, tiny_args(tiny_root, log, "--phase", "analysis"))
+    done = run_script(script, tiny_args(tiny_root, log, "--phase", "analysis"), backend=pieces)
     assert done.returncode == 0, done.stderr
     assert "A-distance =" in only_log(log, "analysis")
+    assert "Traceback" not in done.stderr
     assert os.path.getsize(os.path.join(log, "visualize", "TSNE.pdf")) > 1000
     with Image.open(os.path.join(log, "visualize", "affinity.png")) as im:
         assert im.size[0] > 3 * im.size[1] / 2        # three panels side by side
@@ -116,12 +116,9 @@ def test_cached_images_give_the_same_run(tiny_root, tmp_path):
     assert done.returncode == 0, done.stderr
 
 
-def test_issue_command_on_offline_digits(tmp_path):
-    from ila_tllib.datasets.offline_digits import export_offline_digits
-    root = str(tmp_path / "digits")
-    export_offline_digits(root, limit_per_domain=80)
+def test_issue_command_on_offline_digits(offline_digits, tmp_path):
     log = str(tmp_path / "log")
-    done = run_script("ila_cdan.py", [root, "-d", "ImageList", "-s", "mnist", "-t", "uci", "-a", "lenet", "--no-pool",
+    done = run_script("ila_cdan.py", [offline_digits, "-d", "ImageList", "-s", "mnist", "-t", "uci", "-a", "lenet", "--no-pool",
                                       "--scratch", "--train-resizing", "res.", "--val-resizing", "res.",
                                       "--resize-size", "28", "--no-hflip", "--norm-mean", "0.5", "--norm-std", "0.5",
                                       "-b", "64", "--epochs", "1", "-i", "20", "--log", log])
@@ -197,7 +194,9 @@ def test_torchrun_two_processes(tiny_root, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     text = only_log(log, "train")                      # exactly one log: only rank 0 writes
     assert "torch.distributed: 2 processes (gloo)" in text
-    assert re.search(r"^test_acc1 = \d+\.\d$", text, re.M)
+    # the same images, the same weights (see tests/test_exit_codes.py::test_torchrun_best_acc1_equals_test_acc1)
+    best, test = (re.findall(rf"^{name} = (\d+\.\d)$", text, re.M) for name in ("best_acc1", "test_acc1"))
+    assert len(best) == len(test) == 1 and best == test
     assert sorted(os.listdir(os.path.join(log, "checkpoints"))) == ["best.pth", "latest.pth", "resume.pth"]
     # the ratio test ran on the global batch: 8 targets in all, round(0.67 * 8) = 5 kept
     assert re.search(r"Kept +5 \( +5\)", text)

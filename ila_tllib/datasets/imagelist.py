@@ -40,7 +40,8 @@ def read_image_list(data_list_file: str, root: str, num_classes: Optional[int] =
     """Parse an image list file.
 
     Each non-blank line is ``path label``; ``path`` may contain spaces (the label
-    is the last field), is taken relative to ``root`` unless absolute, and
+    is the last field) when that file exists (otherwise a line of more than two
+    fields is malformed), is taken relative to ``root`` unless absolute, and
     ``label`` is an integer in ``[0, num_classes)``.  Blank lines and lines
     starting with ``#`` are skipped.
 
@@ -76,6 +77,13 @@ def read_image_list(data_list_file: str, root: str, num_classes: Optional[int] =
                 "{}, line {}: malformed line {!r}; expected 'relative/path label'".format(
                     data_list_file, lineno, line))
         path, label_text = fields
+        if len(line.split()) > 2 and not os.path.isfile(_under(root, path)):
+            # tllib reads everything before the label as the path, so that paths may hold spaces; a
+            # path that does not exist is far more likely an extra field than a missing file
+            raise DatasetFormatError(
+                "{}, line {}: malformed line {!r}: {} fields where 'relative/path label' has 2 (and no "
+                "file {!r} exists, so the spaces are not part of a path); remove the extra fields".format(
+                    data_list_file, lineno, line, len(line.split()), path))
         try:
             label = int(label_text)
         except ValueError:
@@ -90,13 +98,15 @@ def read_image_list(data_list_file: str, root: str, num_classes: Optional[int] =
             raise DatasetFormatError(
                 "{}, line {}: label {} is outside the class list (valid labels: {})".format(
                     data_list_file, lineno, label + first_label, valid))
-        if not os.path.isabs(path):
-            path = os.path.join(root, path)
-        entries.append((path, label, lineno))
+        entries.append((_under(root, path), label, lineno))
     if not entries:
         raise DatasetFormatError("{}: the image list is empty (no 'relative/path label' line)".format(
             data_list_file))
     return entries
+
+
+def _under(root: str, path: str) -> str:
+    return path if os.path.isabs(path) else os.path.join(root, path)
 
 
 def check_files_exist(entries: Sequence[Tuple[str, int, int]], data_list_file: str) -> None:

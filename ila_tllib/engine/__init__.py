@@ -19,6 +19,7 @@ module             what it decides
 ``output``         the one owner of stdout/stderr (terminal, pipe and log file)
 ``analysis``       t-SNE, A-distance and the affinity figure
 ``errors``         exit codes: 0 done, 2 bad input, 3 divergence
+``peers``          under torchrun: one process's error ends every process, with its code and message
 ``run``            all of it in order
 =================  ==============================================================================
 """

@@ -24,7 +24,7 @@ import torch
 import torch.nn as nn
 
 from ..checkpoint import save_atomic
-from .errors import DivergenceError, UsageError
+from .errors import DIVERGENCE_FIX, DivergenceError, UsageError
 
 __all__ = ["RunDirectory", "CHECKPOINTS", "load_file", "load_weights", "check_finite_state",
            "rng_state", "set_rng_state", "schedule_counters", "set_schedule_counters"]
@@ -61,8 +61,8 @@ class RunDirectory:
             self._probe_writable()
         except OSError as e:
             self.close()
-            raise UsageError(f"cannot write to --log {self.root} ({e.strerror or e}: {e.filename or self.root}): "
-                             f"choose a writable directory") from None
+            raise UsageError(f"cannot write to --log {self.root}: {e.filename or self.root}: {e.strerror or e}; "
+                             f"make it writable or choose another --log") from None
         except BaseException:
             self.close()
             raise
@@ -121,9 +121,12 @@ class RunDirectory:
         # found now, not after an epoch of training
         for folder in (self.checkpoints, self.visualize):
             probe = os.path.join(folder, f".tmp-probe-{os.getpid()}")
-            with open(probe, "wb") as f:
-                f.write(b"0")
-            os.remove(probe)
+            try:
+                with open(probe, "wb") as f:
+                    f.write(b"0")
+                os.remove(probe)
+            except OSError as e:   # name the folder, not the probe
+                raise OSError(e.errno, e.strerror, folder) from None
 
 
 def load_file(path: str, what: str, fix: str, weights_only: bool = True):
@@ -157,7 +160,7 @@ def check_finite_state(modules: Dict[str, nn.Module], where: str):
         for name, tensor in module.state_dict().items():
             if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
                 raise DivergenceError(f"training diverged {where}: {owner} {name} holds non-finite values "
-                                      f"(lower --lr or the loss weights)")
+                                      f"({DIVERGENCE_FIX})")
 
 
 def rng_state() -> dict:

@@ -10,6 +10,9 @@ code    meaning
 3       divergence: the loss, the weights or the BatchNorm statistics became
         non-finite; the run stopped before saving, earlier checkpoints stay as they were
 ======  ==========================================================================
+
+Under torchrun every process ends with the code of the first error (see :mod:`.peers`). Any other
+code is a bug: Python's 1 with a traceback.
 """
 import errno
 import re
@@ -19,9 +22,13 @@ from ..backend import BackendChoiceError, TllibUnavailableError
 from ..datasets.errors import DatasetError
 from ..models import BackboneError
 
-__all__ = ["UsageError", "DivergenceError", "EXIT_OK", "EXIT_USAGE", "EXIT_DIVERGED", "classify"]
+__all__ = ["UsageError", "DivergenceError", "PeerStopped", "EXIT_OK", "EXIT_USAGE", "EXIT_DIVERGED", "classify",
+           "disk_problem", "DIVERGENCE_FIX"]
 
 EXIT_OK, EXIT_USAGE, EXIT_DIVERGED = 0, 2, 3
+
+#: what to change when training diverges
+DIVERGENCE_FIX = "lower --lr or the loss weights --trade-off and --ila-trade-off, or raise --ila-temperature"
 
 # disk problems the user fixes outside the program, reported as bad input
 _DISK_ERRNOS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
@@ -35,6 +42,17 @@ class UsageError(Exception):
 
 class DivergenceError(Exception):
     """Training became non-finite: printed as one message, exit code 3, nothing saved after it."""
+
+
+class PeerStopped(Exception):
+    """Another process of a torchrun run stopped on an error: this one stops with its code and message."""
+
+    def __init__(self, rank: int, code: int, message: str):
+        super().__init__(rank, code, message)
+        self.rank, self.code, self.message = rank, code, message
+
+    def __str__(self):
+        return f"process {self.rank} stopped: {self.message}"
 
 
 def _one_message(error: BaseException) -> str:
@@ -55,8 +73,18 @@ def classify(error: BaseException) -> Optional[Tuple[int, str]]:
         return EXIT_USAGE, _one_message(error)
     if isinstance(error, DivergenceError):
         return EXIT_DIVERGED, str(error)
+    if isinstance(error, PeerStopped):
+        return error.code, str(error)
+    problem = disk_problem(error)
+    if problem is not None:
+        return EXIT_USAGE, f"{problem}: free space or choose a writable --log folder on another disk"
+    return None
+
+
+def disk_problem(error: BaseException) -> Optional[str]:
+    """What went wrong, e.g. ``no space left on the device writing PATH``, for the disk errors a user
+    fixes outside the program; None for any other error."""
     if isinstance(error, OSError) and error.errno in _DISK_ERRNOS:
         where = f" writing {error.filename}" if error.filename else ""
-        return EXIT_USAGE, (f"{_DISK_ERRNOS[error.errno]}{where}: free space or choose a writable --log "
-                            f"folder on another disk")
+        return f"{_DISK_ERRNOS[error.errno]}{where}"
     return None

@@ -12,7 +12,7 @@ from ..checkpoint import save_atomic
 from .. import backend
 from . import precision
 from .batches import Batch, BatchPlan
-from .errors import DivergenceError
+from .errors import DIVERGENCE_FIX, DivergenceError
 from .ila_term import ILATerm
 from .method import Method
 
@@ -37,7 +37,7 @@ def make_optimizer(param_groups, args, lr: Optional[float] = None):
 def check_finite_loss(value: torch.Tensor, name: str, it: int) -> torch.Tensor:
     if not torch.isfinite(value):
         raise DivergenceError(f"the {name} loss became {value.item()} at iteration {it}; training stopped "
-                              f"(lower --lr or the loss weights)")
+                              f"({DIVERGENCE_FIX})")
     return value
 
 

@@ -7,6 +7,7 @@ puts the original streams back and closes the log file only. stderr stays stderr
 stdout); both reach the one log file. On processes other than the first under torchrun, stdout is
 silenced and stderr kept, so every process's errors still reach the terminal.
 """
+import contextlib
 import os
 import sys
 import time
@@ -22,18 +23,29 @@ class Tee:
 
     def __init__(self, stream: TextIO, log: TextIO):
         self.terminal, self.log = stream, log
+        self.log_failed = False
 
     def write(self, message: str) -> int:
         self.terminal.write(message)
-        if not self.log.closed:
-            self.log.write(message)
+        self._to_log(lambda: self.log.write(message))
         self.flush()
         return len(message)
 
     def flush(self):
         self.terminal.flush()
-        if not self.log.closed:
-            self.log.flush()
+        self._to_log(self.log.flush)
+
+    def _to_log(self, action):
+        # a log that cannot be written (a full disk) must not stop the run or hide its messages:
+        # say so once on the terminal and go on there
+        if self.log.closed or self.log_failed:
+            return
+        try:
+            action()
+        except OSError as e:
+            self.log_failed = True
+            self.terminal.write(f"note: cannot write the log file {self.log.name} ({e.strerror or e}); "
+                                f"the output continues on the terminal only\n")
 
     def __getattr__(self, name):
         if name == "terminal":   # before __init__ (e.g. while copying): no recursion
@@ -73,7 +85,8 @@ class RunOutput:
         sys.stdout, sys.stderr = self._stdout, self._stderr
         for own in (self.log, self._devnull):
             if own is not None:
-                own.close()
+                with contextlib.suppress(OSError):   # a full disk: the terminal had everything
+                    own.close()
 
     def __enter__(self):
         return self

@@ -20,12 +20,13 @@ from .batches import BatchPlan
 from .checkpoint import (RunDirectory, check_finite_state, load_file, load_weights, rng_state, schedule_counters,
                          set_rng_state, set_schedule_counters)
 from .data import eval_loader, get_dataset
-from .errors import DivergenceError, EXIT_OK, EXIT_USAGE, UsageError, classify
+from .errors import EXIT_OK, DivergenceError, UsageError, classify, disk_problem
 from .flags import DIGIT_INPUT_SIZE, check_args, get_parser, ila_enabled
 from .ila_term import build_ila_term
 from .loop import Trainer, make_optimizer, unwrap, validate
 from .method import Method
 from .output import RunOutput
+from .peers import PeerWatch
 
 __all__ = ["main", "run", "build_classifier"]
 
@@ -33,27 +34,46 @@ __all__ = ["main", "run", "build_classifier"]
 def main(method: Method, argv=None):
     """Parse the flags and run; the process exits with the run's code (see :mod:`.errors`)."""
     args = get_parser(method).parse_args(argv)
-    sys.exit(run(args, method))
+    code = run(args, method)
+    if code != EXIT_OK and int(os.environ.get('WORLD_SIZE', '1')) > 1:
+        # torchrun terminates the other processes as soon as one has ended, and Python's shutdown gives
+        # SIGTERM back its default meaning: a process still shutting down would end "killed by SIGTERM"
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 def run(args, method: Method) -> int:
     """Run ``args.phase``; a user's error is printed as one ``error:`` line (terminal and log) and turned
-    into its exit code; a bug raises."""
-    output = directory = None
+    into its exit code; a bug raises. Under torchrun an error in one process stops all of them, each
+    with that error's code and message (see :mod:`.peers`)."""
+    output = directory = peers = None
     try:
         check_args(args, method)
         device = init_distributed()
-        directory, output = _claim(args)
+        peers = PeerWatch.start()
+        directory, output = _claim(args, peers)
         _run(args, method, device, directory)
         return EXIT_OK
     except Exception as e:
         found = classify(e)
+        if found is None and peers is not None:   # e.g. gloo's "Connection closed by peer" after a peer's error
+            stopped = peers.peer_stop(wait=2.0)
+            found = classify(stopped) if stopped is not None else None
         if found is None:
+            if peers is not None:
+                peers.stopping(1, f"an unexpected {type(e).__name__} (its traceback is in process "
+                                  f"{dist_utils.rank()}'s output)")
             raise
         code, message = found
         print(f"error: {message}", file=sys.stderr)
+        if peers is not None:
+            peers.stopping(code, message)
         return code
     finally:
+        if peers is not None:
+            peers.close()
         if output is not None:
             output.close()
         if directory is not None:
@@ -75,7 +95,7 @@ def init_distributed() -> torch.device:
     return torch.device('cpu')
 
 
-def _claim(args):
+def _claim(args, peers: Optional[PeerWatch]):
     """Process 0 claims the --log folder and tees the output into it; every process learns whether it could."""
     directory = output = None
     failure: Optional[Exception] = None
@@ -83,16 +103,19 @@ def _claim(args):
         try:
             directory = RunDirectory(args.log, args.phase, args.resume).open()
             output = RunOutput(args.log, args.phase)
-        except UsageError as e:
+        except Exception as e:   # any error: the other processes must not wait for process 0 below
             failure = e
     else:
         output = RunOutput(None)
     if dist_utils.is_distributed():   # all processes stop together, none waits in a collective
         ok = torch.tensor([0 if failure else 1], device=_comm_device())
         dist.all_reduce(ok, op=dist.ReduceOp.MIN)
-        if not ok.item() and failure is None:
-            failure = UsageError(f"process 0 could not use --log {args.log} (see its message)")
+        if not ok.item() and failure is None:   # process 0's message, which it is about to announce
+            failure = (peers.peer_stop(wait=30.0) if peers is not None else None) or \
+                UsageError(f"process 0 could not use --log {args.log} (see its message)")
     if failure is not None:
+        if output is not None:
+            output.close()
         if directory is not None:
             directory.close()
         raise failure
@@ -195,15 +218,23 @@ def _run(args, method: Method, device, directory: Optional[RunDirectory]):
             trainer.train_one_epoch(iters, optimizer, scheduler, epoch, state)
             check_finite_state(modules, f"in epoch {epoch}")
         except DivergenceError as e:
-            held = f"epoch {epoch - 1} (best_acc1 = {best_acc1:3.1f})" if epoch > 0 else "nothing (no epoch finished)"
-            raise DivergenceError(f"{e}; nothing was saved for epoch {epoch}: the checkpoints in {args.log} "
-                                  f"hold {held}") from None
+            held = (f"the checkpoints in {args.log} still hold epoch {epoch - 1} (best_acc1 = {best_acc1:3.1f}); "
+                    f"continue from them with --resume and a lower --lr" if epoch > 0 else "no epoch had finished")
+            raise DivergenceError(f"{e}; nothing was saved for epoch {epoch}: {held}") from None
         acc1 = evaluate(val_loader)
-        save_on_main(classifier, args, 'latest')
-        if acc1 > best_acc1 or epoch == 0:  # a first 'best' exists even when the accuracy is 0
-            save_on_main(classifier, args, 'best')
-        best_acc1 = max(acc1, best_acc1)
-        save_resume_state(args, method, plan, epoch, best_acc1, state, modules, optimizer, scheduler, iters)
+        try:
+            save_on_main(classifier, args, 'latest')
+            if acc1 > best_acc1 or epoch == 0:  # a first 'best' exists even when the accuracy is 0
+                save_on_main(classifier, args, 'best')
+            best_acc1 = max(acc1, best_acc1)
+            save_resume_state(args, method, plan, epoch, best_acc1, state, modules, optimizer, scheduler, iters)
+        except OSError as e:
+            problem = disk_problem(e)
+            if problem is None:
+                raise
+            held = (f"resume.pth holds epoch {epoch - 1}: free space, then continue with --resume" if epoch > 0
+                    else "no epoch was saved: free space, then start again")
+            raise UsageError(f"{problem}; a failed write leaves the file it replaces as it was, and {held}") from None
 
     print("best_acc1 = {:3.1f}".format(best_acc1))
     if dist_utils.is_distributed():

@@ -1,0 +1,145 @@
+"""Under torchrun, one process's error stops every process, with its message and its exit code.
+
+Without this, the other processes of a run wait forever in their next collective (NCCL) or die with a
+``Connection closed by peer`` traceback (gloo), and the log file (written by process 0) never holds an
+error that happened elsewhere. A process that stops on an error announces it (rank, exit code and
+message) in the key-value store the processes met through, then exits. Every other process watches
+that store from a thread and, once a process announced, prints ``error: process R stopped: MESSAGE``
+and exits with the same code: at once from the thread (its main thread may be blocked in a collective
+for good), or from its ``except`` when that collective failed first, or from its SIGTERM handler when
+torchrun, which terminates the others as soon as one process exits, is quicker.
+"""
+import json
+import os
+import signal
+import sys
+import threading
+from datetime import timedelta
+from typing import Optional
+
+import torch.distributed as dist
+
+from .. import distributed as dist_utils
+from .errors import PeerStopped
+
+__all__ = ["PeerWatch"]
+
+_POLL_S = 0.05
+
+
+class PeerWatch:
+    """The watch over the other processes of a distributed run (see the module's docstring).
+
+    The process calls :meth:`stopping` when it stops on its own error, :meth:`peer_stop` when an error
+    may come from another process's end, and :meth:`close` at its end, whatever the end."""
+
+    def __init__(self, store, rank: int):
+        self.store, self.rank = store, rank
+        prefix = f"ila_tllib/stop/{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}/"
+        self._count, self._first = prefix + "count", prefix + "first"
+        self._lock = threading.RLock()     # re-entrant: the SIGTERM handler runs in the main thread
+        self._settled = False              # this process's end is decided
+        self._code: Optional[int] = None   # ...and the exit code it ends with, when it stops on an error
+        self._stop = threading.Event()
+        try:
+            self._previous_handler = signal.signal(signal.SIGTERM, self._terminated)
+        except ValueError:   # not the main thread: no handler of our own
+            self._previous_handler = None
+        self._thread = threading.Thread(target=self._watch, name="ila-tllib-peer-watch", daemon=True)
+        self._thread.start()
+
+    @classmethod
+    def start(cls) -> Optional["PeerWatch"]:
+        """A watch over the run's processes, or None for a single process or where the store the
+        processes met through cannot be reached (the run then goes on without the watch)."""
+        if not dist_utils.is_distributed():
+            return None
+        try:
+            store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), is_master=False,
+                                  timeout=timedelta(seconds=30))
+        except (KeyError, ValueError, RuntimeError):
+            return None
+        return cls(store, dist_utils.rank())
+
+    def _announcement(self) -> Optional[PeerStopped]:
+        """Another process's announced stop, if any; None also where the store cannot be reached."""
+        try:
+            if not self.store.check([self._first]):
+                return None
+            found = json.loads(self.store.get(self._first).decode())
+        except (RuntimeError, ValueError):   # the store went away: the run is ending anyway
+            return None
+        return None if found["rank"] == self.rank else PeerStopped(found["rank"], found["code"], found["message"])
+
+    def _settle(self, stopped: Optional[PeerStopped]) -> bool:
+        """Decide this process's end once: True for the caller that decided it."""
+        with self._lock:
+            if self._settled:
+                return False
+            self._settled = True
+            if stopped is not None:
+                self._code = stopped.code
+            return True
+
+    def _report_and_exit(self, stopped: PeerStopped):
+        print(f"error: {stopped}", file=sys.stderr)
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        os._exit(stopped.code)
+
+    def _watch(self):
+        while not self._stop.wait(_POLL_S):
+            stopped = self._announcement()
+            if stopped is not None:
+                if self._settle(stopped):
+                    self._report_and_exit(stopped)
+                return
+
+    def _terminated(self, signum, frame):
+        # torchrun terminates every process once one has exited: end with the code this process
+        # settled on, or with the announced one; with neither, the signal keeps its usual meaning
+        with self._lock:
+            if self._code is None:
+                stopped = self._announcement()
+                if stopped is not None and self._settle(stopped):
+                    self._report_and_exit(stopped)
+            if self._code is not None:
+                for stream in (sys.stdout, sys.stderr):
+                    stream.flush()
+                os._exit(self._code)
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+    def peer_stop(self, wait: float) -> Optional[PeerStopped]:
+        """Another process's announced stop (waiting up to ``wait`` seconds for one), now this
+        process's to report; None when there is none."""
+        for _ in range(max(1, int(wait / _POLL_S))):
+            stopped = self._announcement()
+            if stopped is not None:
+                if self._settle(stopped):
+                    return stopped
+                self._stop.wait(5.0)   # the watcher is reporting it and ends the process
+                return None
+            self._stop.wait(_POLL_S)
+        return None
+
+    def stopping(self, code: int, message: str):
+        """This process stops with ``code``: announce it, unless another process announced first."""
+        with self._lock:
+            self._settled = True
+            if self._code is None:
+                self._code = code
+        try:
+            if self.store.add(self._count, 1) == 1:
+                self.store.set(self._first, json.dumps({"rank": self.rank, "code": code, "message": message}))
+        except RuntimeError:   # the store went away: the others have ended already
+            pass
+
+    def close(self):
+        """The end of this process's run: stop watching; after a success give SIGTERM its handler back
+        (after an error keep ours, which ends the process with the error's code, to the end)."""
+        self._settle(None)
+        self._stop.set()
+        self._thread.join()
+        if self._previous_handler is not None and self._code is None:
+            signal.signal(signal.SIGTERM, self._previous_handler)
