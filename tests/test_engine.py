@@ -11,7 +11,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ila_oracle import ila_oracle
-from ila_tllib.engine import Batch, BatchPlan, Method, Outputs, Trainer, get_parser, make_optimizer
+from ila_tllib.engine import Batch, BatchPlan, Method, Trainer, get_parser, make_optimizer
 from ila_tllib.engine.ila_term import ILAStats, ILATerm, build_ila_loss, ratio_auc
 from ila_tllib.engine.output import RunOutput
 

@@ -235,9 +235,10 @@ def test_full_disk_while_saving(finished, root, backend):
 
 # ----------------------------------------------------------------- divergence: exit 3, nothing saved
 
-def test_tiny_temperature_diverges_before_saving(root, tmp_path, backend):
+def test_non_finite_batchnorm_statistics_stop_before_saving(root, tmp_path, backend):
+    # a huge ILA weight leaves the losses finite but the BatchNorm statistics infinite
     log = str(tmp_path / "log")
-    done = run_script("ila_dann.py", tiny_args(root, log, *ONE_EPOCH, "-i", "4", "--temperature", "1e-8"),
+    done = run_script("ila_dann.py", tiny_args(root, log, *ONE_EPOCH, "-i", "4", "--ila-trade-off", "1e12"),
                       backend=backend)
     line = one_error(done, 3)
     assert re.search(r"^error: (training diverged in epoch 0: .* holds non-finite values|the \w+ loss became "

@@ -298,7 +298,6 @@ def test_library_does_not_import_tllib():
 
 
 def test_consensus_keeps_only_targets_whose_knn_label_the_classifier_shares():
-    from ila_tllib import ConsensusPseudoLabeller
     torch.manual_seed(4)
     f_s, y_s, f_t = torch.randn(12, 3, dtype=torch.float64), torch.arange(12) % 3, torch.randn(10, 3, dtype=torch.float64)
     _, labels, gammas, kept_plain, _ = ila_oracle(f_s.tolist(), y_s.tolist(), f_t.tolist(), k=3, mu=0.8)

@@ -1,12 +1,10 @@
 """Bad input ends with exit code 2 and one message naming the problem and the fix (scripts run as a
 user runs them: a subprocess, output through pipes)."""
 import os
-import subprocess
-import sys
 
 import pytest
 
-from helpers import SCRIPTS, make_image_list, run_script, tiny_args
+from helpers import make_image_list, run_script, tiny_args
 
 
 @pytest.fixture()

@@ -10,7 +10,7 @@ import time
 
 import torch
 
-from helpers import SCRIPTS, make_image_list, only_log, run_script, script_env, tiny_args
+from helpers import SCRIPTS, make_image_list, run_script, script_env, tiny_args
 
 import pytest
 

@@ -5,14 +5,13 @@ import re
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from ila_tllib.tables import collect, format_table
 
-from helpers import (DIGIT_FLAGS, SCRIPTS, TLLIB, make_image_list, only_log, run_script, script_env,  # noqa: F401
+from helpers import (SCRIPTS, TLLIB, make_image_list, only_log, run_script, script_env,  # noqa: F401
                      tiny_args)
 
 
@@ -261,3 +260,21 @@ def test_mdd_and_bsp_scripts(tiny_root, tmp_path, backend, script, columns):
     baseline = run_script(script, tiny_args(tiny_root, str(tmp_path / "base"), "--epochs", "1", "--ila-trade-off", "0",
                                             *extra), backend=backend)
     assert baseline.returncode == 0 and "ILA Loss" not in baseline.stdout
+
+
+@pytest.mark.parametrize("name", ["dann", "cdan", "mdd", "bsp"])
+def test_task_lists_parse_and_pass_the_flag_checks(name):
+    import importlib
+    import shlex
+
+    from ila_tllib.engine import check_args, get_parser
+    module = importlib.import_module(f"ila_{name}")
+    method = next(v for v in vars(module).values() if isinstance(v, type) and getattr(v, "name", None) == name)()
+    lines = [line for line in open(os.path.join(SCRIPTS, f"ila_{name}.sh")) if " python " in line]
+    assert len(lines) >= 21
+    for line in lines:
+        words = shlex.split(line)
+        argv = words[words.index(f"ila_{name}.py") + 1:]
+        args = get_parser(method).parse_args(argv)
+        check_args(args, method)
+        assert args.log.startswith(f"logs/ila_{name}/") and args.ila_trade_off > 0

@@ -1,7 +1,6 @@
 """ila_tllib.standalone against independent oracles (plain math, explicit loops, hand-written losses)."""
 import math
 import os
-import sys
 
 import pytest
 import torch

@@ -1,21 +1,24 @@
 #!/usr/bin/env bash
-# ILA-DA + MDD: the tasks and flags of tllib's mdd.sh (run from examples/domain_adaptation/), plus the
-# paper's ILA hyper-parameters (k, mu per dataset). Baseline: add --ila-trade-off 0 (tllib's recipe, same code).
+# ILA-DA + MDD: the tasks and flags of tllib's mdd.sh, plus the paper's k and mu for each dataset;
+# every other ILA-DA setting is the script's default. Run from examples/domain_adaptation/:
+#   cd examples/domain_adaptation && bash ila_mdd.sh
+# Baseline (tllib's recipe, same code): add --ila-trade-off 0. Logs: logs/ila_mdd/<Task>, as tllib's.
 
-# Digits: k = 3, mu = 0.75, 6 samples per class
-CUDA_VISIBLE_DEVICES=0 python ila_mdd.py data/digits -d Digits -s MNIST -t USPS --train-resizing 'res.' --val-resizing 'res.' --resize-size 28 --no-hflip --norm-mean 0.5 --norm-std 0.5 -a lenet --no-pool -b 128 -i 2500 --scratch --seed 0 --lr 0.01 --k 3 --mu 0.75 --samples-per-class 6 --log logs/ila_mdd/MNIST2USPS
-CUDA_VISIBLE_DEVICES=0 python ila_mdd.py data/digits -d Digits -s USPS -t MNIST --train-resizing 'res.' --val-resizing 'res.' --resize-size 28 --no-hflip --norm-mean 0.5 --norm-std 0.5 -a lenet --no-pool -b 128 -i 2500 --scratch --seed 0 --lr 0.01 --k 3 --mu 0.75 --samples-per-class 6 --log logs/ila_mdd/USPS2MNIST
-CUDA_VISIBLE_DEVICES=0 python ila_mdd.py data/digits -d Digits -s SVHNRGB -t MNISTRGB --train-resizing 'res.' --val-resizing 'res.' --resize-size 32 --no-hflip --norm-mean 0.5 0.5 0.5 --norm-std 0.5 0.5 0.5 -a dtn --no-pool -b 128 -i 2500 --scratch --seed 0 --lr 0.01 --k 3 --mu 0.75 --samples-per-class 6 --log logs/ila_mdd/SVHN2MNIST
+# Digits: k = 3, mu = 0.75
+CUDA_VISIBLE_DEVICES=0 python ila_mdd.py data/digits -d Digits -s MNIST -t USPS --train-resizing 'res.' --val-resizing 'res.' --resize-size 28 --no-hflip --norm-mean 0.5 --norm-std 0.5 -a lenet --no-pool -b 128 -i 2500 --scratch --seed 0 --lr 0.01 --k 3 --mu 0.75 --log logs/ila_mdd/MNIST2USPS
+CUDA_VISIBLE_DEVICES=0 python ila_mdd.py data/digits -d Digits -s USPS -t MNIST --train-resizing 'res.' --val-resizing 'res.' --resize-size 28 --no-hflip --norm-mean 0.5 --norm-std 0.5 -a lenet --no-pool -b 128 -i 2500 --scratch --seed 0 --lr 0.01 --k 3 --mu 0.75 --log logs/ila_mdd/USPS2MNIST
+CUDA_VISIBLE_DEVICES=0 python ila_mdd.py data/digits -d Digits -s SVHNRGB -t MNISTRGB --train-resizing 'res.' --val-resizing 'res.' --resize-size 32 --no-hflip --norm-mean 0.5 0.5 0.5 --norm-std 0.5 0.5 0.5 -a dtn --no-pool -b 128 -i 2500 --scratch --seed 0 --lr 0.01 --k 3 --mu 0.75 --log logs/ila_mdd/SVHN2MNIST
 
-# Office-31 (ResNet-50): k = 5, mu = 0.67, 4 samples per class
-CUDA_VISIBLE_DEVICES=0 python ila_mdd.py data/office31 -d Office31 -s A -t W -a resnet50 --epochs 20 --bottleneck-dim 1024 --seed 1 --k 5 --mu 0.67 --samples-per-class 4 --log logs/ila_mdd/Office31_A2W
-CUDA_VISIBLE_DEVICES=0 python ila_mdd.py data/office31 -d Office31 -s D -t W -a resnet50 --epochs 20 --bottleneck-dim 1024 --seed 1 --k 5 --mu 0.67 --samples-per-class 4 --log logs/ila_mdd/Office31_D2W
-CUDA_VISIBLE_DEVICES=0 python ila_mdd.py data/office31 -d Office31 -s W -t D -a resnet50 --epochs 20 --bottleneck-dim 1024 --seed 1 --k 5 --mu 0.67 --samples-per-class 4 --log logs/ila_mdd/Office31_W2D
-CUDA_VISIBLE_DEVICES=0 python ila_mdd.py data/office31 -d Office31 -s A -t D -a resnet50 --epochs 20 --bottleneck-dim 1024 --seed 1 --k 5 --mu 0.67 --samples-per-class 4 --log logs/ila_mdd/Office31_A2D
-CUDA_VISIBLE_DEVICES=0 python ila_mdd.py data/office31 -d Office31 -s D -t A -a resnet50 --epochs 20 --bottleneck-dim 1024 --seed 1 --k 5 --mu 0.67 --samples-per-class 4 --log logs/ila_mdd/Office31_D2A
-CUDA_VISIBLE_DEVICES=0 python ila_mdd.py data/office31 -d Office31 -s W -t A -a resnet50 --epochs 20 --bottleneck-dim 1024 --seed 1 --k 5 --mu 0.67 --samples-per-class 4 --log logs/ila_mdd/Office31_W2A
+# Office-31 (ResNet-50): k = 5, mu = 0.67
+CUDA_VISIBLE_DEVICES=0 python ila_mdd.py data/office31 -d Office31 -s A -t W -a resnet50 --epochs 20 --bottleneck-dim 1024 --seed 1 --k 5 --mu 0.67 --log logs/ila_mdd/Office31_A2W
+CUDA_VISIBLE_DEVICES=0 python ila_mdd.py data/office31 -d Office31 -s D -t W -a resnet50 --epochs 20 --bottleneck-dim 1024 --seed 1 --k 5 --mu 0.67 --log logs/ila_mdd/Office31_D2W
+CUDA_VISIBLE_DEVICES=0 python ila_mdd.py data/office31 -d Office31 -s W -t D -a resnet50 --epochs 20 --bottleneck-dim 1024 --seed 1 --k 5 --mu 0.67 --log logs/ila_mdd/Office31_W2D
+CUDA_VISIBLE_DEVICES=0 python ila_mdd.py data/office31 -d Office31 -s A -t D -a resnet50 --epochs 20 --bottleneck-dim 1024 --seed 1 --k 5 --mu 0.67 --log logs/ila_mdd/Office31_A2D
+CUDA_VISIBLE_DEVICES=0 python ila_mdd.py data/office31 -d Office31 -s D -t A -a resnet50 --epochs 20 --bottleneck-dim 1024 --seed 1 --k 5 --mu 0.67 --log logs/ila_mdd/Office31_D2A
+CUDA_VISIBLE_DEVICES=0 python ila_mdd.py data/office31 -d Office31 -s W -t A -a resnet50 --epochs 20 --bottleneck-dim 1024 --seed 1 --k 5 --mu 0.67 --log logs/ila_mdd/Office31_W2A
 
-# Office-Home (ResNet-50): the paper gives no k/mu; Office-31's, 2 samples per class (65 classes)
+# Office-Home (ResNet-50): the paper gives no k/mu, Office-31's are used; 2 samples per class keep ILA's
+# source batch at 130 images for its 65 classes
 CUDA_VISIBLE_DEVICES=0 python ila_mdd.py data/office-home -d OfficeHome -s Ar -t Cl -a resnet50 --epochs 30 --bottleneck-dim 2048 --seed 0 --k 5 --mu 0.67 --samples-per-class 2 --log logs/ila_mdd/OfficeHome_Ar2Cl
 CUDA_VISIBLE_DEVICES=0 python ila_mdd.py data/office-home -d OfficeHome -s Ar -t Pr -a resnet50 --epochs 30 --bottleneck-dim 2048 --seed 0 --k 5 --mu 0.67 --samples-per-class 2 --log logs/ila_mdd/OfficeHome_Ar2Pr
 CUDA_VISIBLE_DEVICES=0 python ila_mdd.py data/office-home -d OfficeHome -s Ar -t Rw -a resnet50 --epochs 30 --bottleneck-dim 2048 --seed 0 --k 5 --mu 0.67 --samples-per-class 2 --log logs/ila_mdd/OfficeHome_Ar2Rw
@@ -28,3 +31,5 @@ CUDA_VISIBLE_DEVICES=0 python ila_mdd.py data/office-home -d OfficeHome -s Pr -t
 CUDA_VISIBLE_DEVICES=0 python ila_mdd.py data/office-home -d OfficeHome -s Rw -t Ar -a resnet50 --epochs 30 --bottleneck-dim 2048 --seed 0 --k 5 --mu 0.67 --samples-per-class 2 --log logs/ila_mdd/OfficeHome_Rw2Ar
 CUDA_VISIBLE_DEVICES=0 python ila_mdd.py data/office-home -d OfficeHome -s Rw -t Cl -a resnet50 --epochs 30 --bottleneck-dim 2048 --seed 0 --k 5 --mu 0.67 --samples-per-class 2 --log logs/ila_mdd/OfficeHome_Rw2Cl
 CUDA_VISIBLE_DEVICES=0 python ila_mdd.py data/office-home -d OfficeHome -s Rw -t Pr -a resnet50 --epochs 30 --bottleneck-dim 2048 --seed 0 --k 5 --mu 0.67 --samples-per-class 2 --log logs/ila_mdd/OfficeHome_Rw2Pr
+
+# Offline digits shipped inside PyPI packages (MNIST 5k, UCI, MNIST on photos): benchmarks/offline_digits.py

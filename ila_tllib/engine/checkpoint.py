@@ -15,7 +15,6 @@ import fcntl
 import glob
 import os
 import random
-import shutil
 import time
 from typing import Dict, Iterable, Optional
 
@@ -23,7 +22,6 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ..checkpoint import save_atomic
 from .errors import DIVERGENCE_FIX, DivergenceError, UsageError
 
 __all__ = ["RunDirectory", "CHECKPOINTS", "load_file", "load_weights", "check_finite_state",
