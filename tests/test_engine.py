@@ -124,10 +124,11 @@ def test_tllib_learning_rate_schedule_and_groups():
 @pytest.mark.parametrize("flags, balanced_source, ila_source, source_size", [
     (["--ila-trade-off", "0"], False, None, 6),
     (["--ila-trade-off", "0", "--balanced-source"], True, None, 9),
-    ([], True, "shared", 9),
-    (["--ila-batch", "extra"], False, "extra", 6),
-    (["--samples-per-class", "0"], False, "shared", 6),
-    (["--classes-per-batch", "2"], True, "shared", 6),
+    ([], False, "extra", 6),                                    # the default
+    (["--ila-batch", "shared"], True, "shared", 9),
+    (["--samples-per-class", "0"], False, "shared", 6),           # no balanced batch: ILA reads tllib's
+    (["--samples-per-class", "0", "--ila-batch", "shared"], False, "shared", 6),
+    (["--classes-per-batch", "2", "--ila-batch", "shared"], True, "shared", 6),
 ])
 def test_batch_plan_table(flags, balanced_source, ila_source, source_size):
     args = toy_args("--samples-per-class", "3", *flags)
@@ -241,6 +242,7 @@ def test_ila_weight_is_lambda_times_schedule_times_reliability():
     agreement = (term.loss.pseudo_labels == logits_t.argmax(1)).float().mean().item()
     assert term.last_weight == pytest.approx(term.scheduled_weight(60) * agreement)
     # the paper's step: lambda from the start iteration on, whatever the agreement
-    step = build_ila_term(toy_args("--ila-trade-off", "2", "--k", "2", "--samples-per-class", "2"), 110)
+    step = build_ila_term(toy_args("--ila-trade-off", "2", "--k", "2", "--samples-per-class", "2",
+                                   "--ila-schedule", "step"), 110)
     step(f_s, y_s, f_t, logits_t, 3, it=0)
     assert step.last_weight == 2.0

@@ -75,11 +75,12 @@ def test_dann_takes_a_loss_that_accepts_unequal_batches(monkeypatch):
     monkeypatch.setattr(backend, "DomainAdversarialLoss", HalvingLoss)
     classifier = type("Classifier", (), {"features_dim": 5})()
     dann = ila_dann.DANN()
-    for extra, expected in ((["--samples-per-class", "2"], Standalone),                      # 3 x 2 vs 4
-                            (["--samples-per-class", "2", "--ila-batch", "extra"], HalvingLoss),
+    for extra, expected in ((["--samples-per-class", "2", "--ila-batch", "shared"], Standalone),   # 3 x 2 vs 4
+                            (["--samples-per-class", "2"], HalvingLoss),                          # extra batch
                             (["--samples-per-class", "2", "--ila-trade-off", "0"], HalvingLoss),
                             (["--samples-per-class", "2", "--balanced-source", "--ila-trade-off", "0"], Standalone),
-                            (["--samples-per-class", "2", "--classes-per-batch", "2"], HalvingLoss)):   # 2 x 2
+                            (["--samples-per-class", "2", "--classes-per-batch", "2", "--ila-batch", "shared"],
+                             HalvingLoss)):   # 2 x 2
         args = get_parser(dann).parse_args(["root", "-s", "a", "-t", "b", "-b", "4", *extra])
         plan = BatchPlan.from_args(args, 3)
         transfer = dann.build_transfer(args, classifier, 3, plan.source_size, args.batch_size)
@@ -89,7 +90,7 @@ def test_dann_takes_a_loss_that_accepts_unequal_batches(monkeypatch):
 def test_analysis_of_a_source_smaller_than_the_batch(tiny_root, tmp_path):
     # the class-balanced sampler trains on a source of 24 with -b 32; the analysis must cope too
     log = str(tmp_path / "log")
-    args = tiny_args(tiny_root, log, "--epochs", "1", "-i", "1", "-b", "32") + ["-t", "src", "tgt"]
+    args = tiny_args(tiny_root, log, "--epochs", "1", "-i", "1", "-b", "32", "--ila-batch", "shared") + ["-t", "src", "tgt"]
     done = run_script("ila_cdan.py", args)
     assert done.returncode == 0, done.stderr
     done = run_script("ila_cdan.py", args + ["--phase", "analysis"])
@@ -136,7 +137,8 @@ def test_same_seed_same_result_and_baselines(tiny_root, tmp_path):
         if extra:
             assert "ILA Loss" not in only_log(log, "train")
     assert accs[0] == accs[1]
-    assert "batches: source class-balanced (3 classes x 2 = 6), target random (8)" in only_log(tmp_path / "a", "train")
+    assert ("batches: source random (8), target random (8); ILA's source batch class-balanced (3 classes x 2 = 6)"
+            in only_log(tmp_path / "a", "train"))
     assert "batches: source random (8), target random (8)" in only_log(tmp_path / "cdan", "train")
     table = format_table(collect([str(tmp_path)])).splitlines()
     rows = {line.split(" | ")[0].strip("| "): line for line in table[2:]}

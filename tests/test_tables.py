@@ -8,7 +8,7 @@ import re
 import subprocess
 import sys
 
-from ila_tllib.tables import collect, format_table
+from ila_tllib.tables import collect, format_paired_table, format_table
 
 from helpers import REPO
 
@@ -43,13 +43,13 @@ def tllib_log(logs, method, source, target, seed, acc):
     _write_log(os.path.join(logs, method, task + ("" if seed == 0 else "_seed{}".format(seed))), namespace, acc)
 
 
-def our_log(logs, folder, source, target, acc, *flags):
+def our_log(logs, folder, source, target, acc, *flags, seed=0):
     from ila_cdan import CDAN
     from ila_tllib.engine import get_parser
     task = "Office31_{}2{}".format(source, target)
-    log = os.path.join(logs, folder, task)
+    log = os.path.join(logs, folder, task + ("" if seed == 0 else "_seed{}".format(seed)))
     namespace = get_parser(CDAN()).parse_args(["data/office31", "-s", source, "-t", target, "-a", "resnet50",
-                                                "--seed", "0", "--log", log, *flags])
+                                                "--seed", str(seed), "--log", log, *flags])
     _write_log(log, namespace, acc)
 
 
@@ -106,6 +106,21 @@ def test_committed_benchmark_logs_keep_their_rows():
     assert len(accs) == 3 and rows["ILA-DA+CDAN"][3].startswith("{:.1f} ±".format(sum(accs) / 3))
     control = _rows(format_table(collect([os.path.join(REPO, "benchmarks", "results", "sampling_3x350")])))
     assert list(control) == ["DANN (balanced source)", "CDAN (balanced source)"]
+
+
+def test_paired_table_pairs_seeds_of_one_task(tmp_path):
+    logs = str(tmp_path / "logs")
+    for seed, (aw, dw, ila_aw, ila_dw) in enumerate([(90.0, 98.0, 91.5, 99.0), (92.0, 97.0, 91.5, 97.0)]):
+        our_log(logs, "cdan", "A", "W", aw, "--ila-trade-off", "0", seed=seed)
+        our_log(logs, "cdan", "D", "W", dw, "--ila-trade-off", "0", seed=seed)
+        our_log(logs, "ila", "A", "W", ila_aw, seed=seed)
+        our_log(logs, "ila", "D", "W", ila_dw, seed=seed)
+    our_log(logs, "ila_mu", "A", "W", 93.0, "--mu", "0.5")                  # a variant, one task, one seed
+    rows = _rows(format_paired_table(collect([logs])))
+    # A→W: +1.5 and -0.5; D→W: +1.0 and a tie (not a win)
+    assert rows["ILA-DA+CDAN (mu=0.67)"][1:] == ["CDAN", "+0.5 (-0.5 .. +1.5)", "+0.5 (+0.0 .. +1.0)", "+0.5",
+                                                 "2/4 (50%) |"]
+    assert rows["ILA-DA+CDAN (mu=0.5)"][1:] == ["CDAN", "+3.0 (+3.0 .. +3.0)", "-", "-", "1/1 (100%) |"]
 
 
 def test_command_line(tmp_path):

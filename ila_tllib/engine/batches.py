@@ -53,8 +53,8 @@ class BatchPlan:
 
     @classmethod
     def from_args(cls, args, num_classes: int) -> "BatchPlan":
-        ila_source = args.ila_batch if ila_enabled(args) else None
-        # --samples-per-class 0: ILA reads tllib's random source batch
+        # --samples-per-class 0: no balanced batch at all; ILA reads tllib's random source batch
+        ila_source = (args.ila_batch if args.samples_per_class > 0 else 'shared') if ila_enabled(args) else None
         balanced_source = args.balanced_source or (ila_source == 'shared' and args.samples_per_class > 0)
         return cls(balanced_source, ila_source, args.batch_size, args.classes_per_batch or num_classes,
                    args.samples_per_class)

@@ -98,9 +98,10 @@ def add_ila_arguments(p: argparse.ArgumentParser):
                    help='m: source samples of every class in the class-balanced batch (default: 4)')
     g.add_argument('--classes-per-batch', default=None, type=int,
                    help='classes in a balanced batch, drawn at random (default: all classes)')
-    g.add_argument('--ila-batch', default='shared', choices=['shared', 'extra'],
-                   help="shared: the source batch itself is class-balanced (paper); extra: tllib's random source "
-                        "batch for CE and the adversary plus a separate balanced source batch for ILA only")
+    g.add_argument('--ila-batch', default='extra', choices=['extra', 'shared'],
+                   help="extra: tllib's random source batch for CE and the adversary, plus a class-balanced "
+                        "source batch that only ILA reads (default); shared: the source batch itself is "
+                        "class-balanced (the paper's sampling)")
     g.add_argument('--balanced-source', action='store_true',
                    help='class-balanced source batch for CE and the adversary even with --ila-trade-off 0: '
                         'measures what the sampling alone does to a baseline')
@@ -114,9 +115,9 @@ def add_ila_arguments(p: argparse.ArgumentParser):
     g.add_argument('--pseudo-label', default='knn', choices=list(PSEUDO_LABELLERS),
                    help='knn: kNN + similarity ratio (ILA-DA); classifier: classifier confidence (ablation); '
                         'consensus: kNN + ratio, only targets whose kNN label the classifier shares')
-    g.add_argument('--ila-schedule', default='step', choices=list(ILA_SCHEDULES),
-                   help="step: full weight from --ila-start-iter on (paper); ramp: DANN's 2/(1+exp(-10p))-1 "
-                        "over the remaining iterations")
+    g.add_argument('--ila-schedule', default='ramp', choices=list(ILA_SCHEDULES),
+                   help="ramp: DANN's 2/(1+exp(-10p))-1 over the iterations after --ila-start-iter (default); "
+                        "step: full weight from --ila-start-iter on (paper); linear: p")
     g.add_argument('--ila-keep-schedule', default='step', choices=list(ILA_SCHEDULES),
                    help="step: keep the fraction --mu of the targets from the start (paper); ramp, linear: the "
                         "kept fraction grows to --mu over the remaining iterations")
@@ -190,11 +191,11 @@ def check_args(args, method):
     _check_input_size(args)
     if args.lr <= 0 or args.ila_temperature <= 0:
         raise UsageError("--lr and --ila-temperature must be positive")
-    if args.balanced_source and (args.samples_per_class == 0 or (ila_enabled(args) and args.ila_batch == 'extra')):
-        raise UsageError("--balanced-source needs --samples-per-class > 0 and contradicts --ila-batch extra "
-                         "(which keeps tllib's random source batch for CE and the adversary)")
-    if ila_enabled(args) and args.ila_batch == 'extra' and args.samples_per_class == 0:
-        raise UsageError("--ila-batch extra needs --samples-per-class > 0")
+    if args.balanced_source and args.samples_per_class == 0:
+        raise UsageError("--balanced-source needs --samples-per-class > 0")
+    if args.balanced_source and ila_enabled(args) and args.ila_batch == 'extra':
+        raise UsageError("--balanced-source contradicts --ila-batch extra (the default, which keeps tllib's random "
+                         "source batch for CE and the adversary); add --ila-batch shared")
     if ila_enabled(args) and kept_count(args.mu, args.batch_size) == 0:
         raise UsageError(f"--mu {args.mu} keeps no target of a batch of {args.batch_size}: the ILA term would be 0")
     if ila_enabled(args) and args.pseudo_label == 'knn' and args.samples_per_class == 0 and args.k > args.batch_size:
