@@ -6,6 +6,9 @@
 
 One iteration = forward of source + target, CE + CDAN (+ ILA), backward, SGD step — the engine's own
 ``Trainer.losses``, with the modules prepared as the scripts prepare them (``--amp``, ``--channels-last``).
+CDAN reads tllib's batches (-b source + -b target). ILA-DA+CDAN reads the batches its ``--ila-batch``
+gives: ``extra`` (the default) adds a class-balanced source batch (classes × m) to the same forward
+pass; ``shared`` makes the source batch itself classes × m.
 The variants alternate, step by step, so that drift in machine load hits all alike. ``--fp32-baseline``
 adds plain CDAN without ``--amp``/``--channels-last`` (its own copy of the networks) to the same run.
 """
@@ -31,7 +34,8 @@ def build_trainers(opts, device, speed_flags):
     """CDAN's and ILA-DA+CDAN's trainers over one network (built with ``speed_flags``) and its optimiser."""
     digits = opts.arch in DIGIT_ARCHS
     flags = ["root", "-s", "s", "-t", "t", "-a", opts.arch, "--scratch", "--k", "3", "--mu", "0.75",
-             "-b", str(opts.batch_size), "--samples-per-class", str(opts.samples_per_class)] \
+             "-b", str(opts.batch_size), "--samples-per-class", str(opts.samples_per_class),
+             "--ila-batch", opts.ila_batch] \
         + (["--no-pool"] if digits else []) + speed_flags
     method = CDAN()
     args = get_parser(method).parse_args(flags)
@@ -44,15 +48,16 @@ def build_trainers(opts, device, speed_flags):
                                   ILATerm(build_ila_loss(args), args.ila_trade_off) if with_ila else None,
                                   opts.classes, device) for with_ila in (False, True)}
     optimizer = torch.optim.SGD(method.param_groups(classifier, transfer), lr=0.01, momentum=0.9)
-    return trainers, optimizer
+    return trainers, optimizer, plan
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--arch", default="lenet")
     parser.add_argument("--classes", type=int, default=10)
-    parser.add_argument("--samples-per-class", type=int, default=6)
-    parser.add_argument("-b", "--batch-size", type=int, default=64, help="target batch")
+    parser.add_argument("--samples-per-class", type=int, default=4, help="the scripts' default")
+    parser.add_argument("-b", "--batch-size", type=int, default=64, help="tllib's source and target batch")
+    parser.add_argument("--ila-batch", choices=["extra", "shared"], default="extra", help="the scripts' --ila-batch")
     parser.add_argument("--iters", type=int, default=60)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--amp", action="store_true", help="the scripts' --amp (bfloat16 autocast for the networks)")
@@ -64,21 +69,30 @@ def main():
         torch.set_num_threads(opts.threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     speed_flags = (["--amp"] if opts.amp else []) + (["--channels-last"] if opts.channels_last else [])
-    trainers, optimizer = build_trainers(opts, device, speed_flags)
+    trainers, optimizer, plan = build_trainers(opts, device, speed_flags)
     variants = {"CDAN": (trainers[False], optimizer, False), "ILA-DA+CDAN": (trainers[True], optimizer, True)}
     if opts.fp32_baseline and speed_flags:
-        baseline, baseline_optimizer = build_trainers(opts, device, [])
+        baseline, baseline_optimizer, _ = build_trainers(opts, device, [])
         variants["CDAN (float32, NCHW)"] = (baseline[False], baseline_optimizer, False)
     shape = (1, 28, 28) if opts.arch == "lenet" else (3, 32, 32) if opts.arch == "dtn" else (3, 224, 224)
-    n_s = opts.classes * opts.samples_per_class
-    x = torch.randn(n_s + opts.batch_size, *shape, device=device)
-    labels_s = torch.arange(opts.classes, device=device).repeat(opts.samples_per_class)
-    labels_t = torch.zeros(opts.batch_size, dtype=torch.long, device=device)
+    b, n_b = opts.batch_size, plan.balanced_size
+    x = torch.randn(2 * b + n_b, *shape, device=device)
+    balanced = torch.arange(opts.classes, device=device).repeat(opts.samples_per_class)
+    random_labels = torch.arange(b, device=device) % opts.classes
+    labels_t = torch.zeros(b, dtype=torch.long, device=device)
+
+    def batch_for(with_ila):
+        if not with_ila:                       # tllib's CDAN: random source and target batches of -b
+            return Batch(x[:2 * b], random_labels, labels_t, None, slice(0, b), slice(b, 2 * b), None)
+        if plan.ila_source == "extra":         # tllib's batches plus ILA's balanced one, one forward pass
+            return Batch(x, random_labels, labels_t, balanced, slice(0, b), slice(b, 2 * b),
+                         slice(2 * b, 2 * b + n_b))
+        return Batch(x[:n_b + b], balanced, labels_t, balanced, slice(0, n_b), slice(n_b, n_b + b), slice(0, n_b))
+
+    batches = {False: batch_for(False), True: batch_for(True)}
 
     def step(trainer, optimizer, with_ila):
-        batch = Batch(x, labels_s, labels_t, labels_s if with_ila else None, slice(0, n_s),
-                      slice(n_s, n_s + opts.batch_size), slice(0, n_s) if with_ila else None)
-        out = trainer.losses(batch, it=0)
+        out = trainer.losses(batches[with_ila], it=0)
         optimizer.zero_grad()
         out.loss.backward()
         optimizer.step()
@@ -98,7 +112,8 @@ def main():
                 times[name].append((time.perf_counter() - t0) * 1e3)
     median = {name: statistics.median(t) for name, t in times.items()}
     where = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"{opts.arch}, source {n_s} + target {opts.batch_size} images {shape}, {where}, "
+    ila_rows = (f"{b} + {b} + ILA's {n_b}" if plan.ila_source == "extra" else f"{n_b} + {b}")
+    print(f"{opts.arch}, CDAN {b} + {b} images, ILA-DA+CDAN {ila_rows} (--ila-batch {opts.ila_batch}), {shape}, {where}, "
           f"{' '.join(speed_flags) or 'float32, NCHW'}, torch {torch.__version__}, median of {opts.iters}")
     print("| method | ms / iteration |\n|---|---|")
     for name, value in median.items():
