@@ -254,10 +254,11 @@ def main(argv=None):
         print(f"error: no such log directory: {', '.join(missing)}", file=sys.stderr)
         return 2
     runs = collect(args.log_dirs)
-    print(format_table(runs))
-    if args.paired:
-        print()
-        print(format_paired_table(runs))
+    text = format_table(runs) + ("\n\n" + format_paired_table(runs) if args.paired else "")
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:      # a reader that stops early (| head) is not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 

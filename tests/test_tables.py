@@ -96,16 +96,14 @@ def test_a_tllib_log_outside_its_layout_keeps_its_folder_name(tmp_path):
 
 def test_committed_benchmark_logs_keep_their_rows():
     """Our logs written under benchmarks/out/... (no logs/<method>/ layout): named by their flags."""
-    results = os.path.join(REPO, "benchmarks", "results", "offline_digits_3x350")
+    results = os.path.join(REPO, "benchmarks", "results", "offline_digits_4x300")
     rows = _rows(format_table(collect([results])))
-    assert list(rows) == ["ERM", "DANN", "ILA-DA+DANN", "CDAN", "ILA-DA+CDAN"]
+    assert list(rows) == ["DANN", "ILA-DA+DANN", "CDAN", "ILA-DA+CDAN", "BSP", "ILA-DA+BSP", "MDD", "ILA-DA+MDD"]
     # each cell is the mean over the seeds' last test_acc1 lines, read here independently
     accs = []
     for path in glob.glob(os.path.join(results, "ILA-DA+CDAN", "mnist2uci_seed*", "train-*.txt")):
         accs.append(float(re.findall(r"^test_acc1 = (\S+)$", open(path).read(), re.M)[-1]))
-    assert len(accs) == 3 and rows["ILA-DA+CDAN"][3].startswith("{:.1f} ±".format(sum(accs) / 3))
-    control = _rows(format_table(collect([os.path.join(REPO, "benchmarks", "results", "sampling_3x350")])))
-    assert list(control) == ["DANN (balanced source)", "CDAN (balanced source)"]
+    assert len(accs) == 5 and rows["ILA-DA+CDAN"][4].startswith("{:.1f} ±".format(sum(accs) / 5))
 
 
 def test_paired_table_pairs_seeds_of_one_task(tmp_path):
@@ -128,6 +126,10 @@ def test_command_line(tmp_path):
     done = subprocess.run([sys.executable, "-m", "ila_tllib.tables", str(tmp_path / "logs")], capture_output=True,
                           text=True, cwd=REPO)
     assert done.returncode == 0 and "| MCC | 89.4 | 94.0 | 94.0 | 1 |" in done.stdout
+    assert "ILA-DA row" not in done.stdout
+    done = subprocess.run([sys.executable, "-m", "ila_tllib.tables", "--paired", str(tmp_path / "logs")],
+                          capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0 and "| ILA-DA row | against | A→W | Avg | pairs won |" in done.stdout
     done = subprocess.run([sys.executable, "-m", "ila_tllib.tables", str(tmp_path / "none")], capture_output=True,
                           text=True, cwd=REPO)
     assert done.returncode == 2 and "no such log directory" in done.stderr
