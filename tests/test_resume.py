@@ -26,7 +26,9 @@ def final_weights(log):
 
 def test_two_epochs_equal_one_plus_resume(root, tmp_path):
     straight, resumed = str(tmp_path / "straight"), str(tmp_path / "resumed")
-    common = ["--seed", "1", "--ila-start-iter", "2"]
+    # a run stopped after epoch 1 and extended to 2: the step schedule does not depend on --epochs (the
+    # ramp spans --epochs x -i, so a resume is exact only with the same --epochs, as in the SIGKILL test)
+    common = ["--seed", "1", "--ila-start-iter", "2", "--ila-schedule", "step"]
     a = run_script("ila_cdan.py", tiny_args(root, straight, *common, "--epochs", "2"))
     b1 = run_script("ila_cdan.py", tiny_args(root, resumed, *common, "--epochs", "1"))
     b2 = run_script("ila_cdan.py", tiny_args(root, resumed, *common, "--epochs", "2", "--resume"))
@@ -47,7 +49,8 @@ def test_torchrun_two_epochs_equal_one_plus_resume(root, tmp_path):
 
     def torchrun(log, *extra):
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-               os.path.join(SCRIPTS, "ila_cdan.py"), "--"] + tiny_args(root, log, "--seed", "1", *extra)
+               os.path.join(SCRIPTS, "ila_cdan.py"), "--"] + tiny_args(root, log, "--seed", "1", "--ila-schedule",
+                                                                      "step", *extra)
         done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
         assert done.returncode == 0, done.stderr[-3000:]
         return done
