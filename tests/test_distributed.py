@@ -60,8 +60,9 @@ def new_ila():
     return ILALoss(k=3, mu=0.67)
 
 
-def _worker(r, init_file, out_dir, data):
+def _worker(r, init_file, out_dir):
     torch.set_num_threads(1)
+    data = make_global_batch()    # built here, not sent: no tensor crosses the process boundary
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=r, world_size=WORLD,
                             timeout=timedelta(seconds=30))
     try:
@@ -116,7 +117,7 @@ def _worker(r, init_file, out_dir, data):
 def spawned(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ddp")
     data = make_global_batch()
-    ctx = torch.multiprocessing.start_processes(_worker, args=(tmp / "init", tmp, data), nprocs=WORLD,
+    ctx = torch.multiprocessing.start_processes(_worker, args=(tmp / "init", tmp), nprocs=WORLD,
                                                 join=False, start_method="spawn")
     deadline = time.monotonic() + DEADLINE_S
     while not ctx.join(timeout=1):            # re-raises a child's exception
