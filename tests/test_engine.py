@@ -155,7 +155,12 @@ def test_batch_plan_draw_routes_each_part():
     batch = plan.draw(iters, torch.device("cpu"), with_ila=True)
     assert batch.inputs[batch.source].eq(0).all() and batch.inputs[batch.target].eq(1).all()
     assert batch.inputs[batch.ila].eq(2).all() and batch.labels_ila.tolist() == [0, 1, 2]
+    assert batch.statistics_rows == 12                 # BatchNorm: tllib's source + target rows (default)
     assert plan.draw(iters, torch.device("cpu"), with_ila=False).inputs.shape[0] == 12   # no extra batch
+    every_row = BatchPlan.from_args(toy_args("--samples-per-class", "1", "--ila-bn-statistics", "all"), 3)
+    assert every_row.draw(iters, torch.device("cpu"), with_ila=True).statistics_rows is None
+    shared = BatchPlan.from_args(toy_args("--samples-per-class", "1", "--ila-batch", "shared"), 3)
+    assert shared.draw(iters, torch.device("cpu"), with_ila=True).statistics_rows is None   # no extra rows
 
 
 @pytest.mark.parametrize("flag, value", [("--metric-loss", "triplet"), ("--similarity", "cosine"),

@@ -10,7 +10,9 @@ ILA, ``--ila-batch extra``   random (-b)         random (-b)          its own cl
 =========================  ====================  ===================  ============================
 
 ILA's target side is always the adversary's target batch. All batches of an iteration go through the
-network in one forward pass (as tllib concatenates source and target), so BatchNorm sees them together.
+network in one forward pass (as tllib concatenates source and target). With ``--ila-bn-statistics tllib``
+(default) BatchNorm layers take their statistics from tllib's source and target rows alone and apply them
+to the extra batch too (:mod:`.batchnorm`); with ``all`` from every row.
 """
 from typing import Dict, NamedTuple, Optional
 
@@ -33,6 +35,7 @@ class Batch(NamedTuple):
     source: slice
     target: slice
     ila: Optional[slice]          # rows of ILA's source side; None when ILA does not run
+    statistics_rows: Optional[int] = None   # BatchNorm statistics from inputs[:statistics_rows]; None: all
 
 
 class BatchPlan:
@@ -47,8 +50,8 @@ class BatchPlan:
     """
 
     def __init__(self, balanced_source: bool, ila_source: Optional[str], batch_size: int, classes: int,
-                 samples_per_class: int):
-        self.balanced_source, self.ila_source = balanced_source, ila_source
+                 samples_per_class: int, bn_statistics: str = 'all'):
+        self.balanced_source, self.ila_source, self.bn_statistics = balanced_source, ila_source, bn_statistics
         self.batch_size, self.classes, self.samples_per_class = batch_size, classes, samples_per_class
 
     @classmethod
@@ -57,7 +60,7 @@ class BatchPlan:
         ila_source = (args.ila_batch if args.samples_per_class > 0 else 'shared') if ila_enabled(args) else None
         balanced_source = args.balanced_source or (ila_source == 'shared' and args.samples_per_class > 0)
         return cls(balanced_source, ila_source, args.batch_size, args.classes_per_batch or num_classes,
-                   args.samples_per_class)
+                   args.samples_per_class, args.ila_bn_statistics)
 
     @property
     def balanced_size(self) -> int:
@@ -103,12 +106,13 @@ class BatchPlan:
         x_s, labels_s = next(iters['source'])[:2]
         x_t, labels_t = next(iters['target'])[:2]
         parts, n_s, n_t = [x_s, x_t], x_s.shape[0], x_t.shape[0]
-        ila, labels_ila = None, None
+        ila, labels_ila, statistics_rows = None, None, None
         if with_ila and self.ila_source == 'extra':
             x_b, labels_ila = next(iters['ila_source'])[:2]
             parts.append(x_b)
             ila, labels_ila = slice(n_s + n_t, n_s + n_t + x_b.shape[0]), labels_ila.to(device)
+            statistics_rows = n_s + n_t if self.bn_statistics == 'tllib' else None
         elif with_ila and self.ila_source == 'shared':
             ila, labels_ila = slice(0, n_s), labels_s.to(device)
         return Batch(torch.cat(parts).to(device), labels_s.to(device), labels_t.to(device), labels_ila,
-                     slice(0, n_s), slice(n_s, n_s + n_t), ila)
+                     slice(0, n_s), slice(n_s, n_s + n_t), ila, statistics_rows)

@@ -102,6 +102,10 @@ def add_ila_arguments(p: argparse.ArgumentParser):
                    help="extra: tllib's random source batch for CE and the adversary, plus a class-balanced "
                         "source batch that only ILA reads (default); shared: the source batch itself is "
                         "class-balanced (the paper's sampling)")
+    g.add_argument('--ila-bn-statistics', default='tllib', choices=['tllib', 'all'],
+                   help="with --ila-batch extra: BatchNorm statistics from tllib's source and target rows "
+                        "only, applied to ILA's batch as well, so CE and the adversary see tllib's "
+                        "normalisation (default); all: from every row of the forward pass")
     g.add_argument('--balanced-source', action='store_true',
                    help='class-balanced source batch for CE and the adversary even with --ila-trade-off 0: '
                         'measures what the sampling alone does to a baseline')

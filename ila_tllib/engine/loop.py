@@ -1,5 +1,6 @@
 """tllib's training recipe: SGD (nesterov) with per-group learning rates, the schedule
 lr · (1 + γ i)^(−decay) stepped every iteration, epochs of ``-i`` iterations, target evaluation."""
+import contextlib
 import time
 from typing import Dict, NamedTuple, Optional
 
@@ -12,6 +13,7 @@ from ..checkpoint import save_atomic
 from .. import backend
 from . import precision
 from .batches import Batch, BatchPlan
+from .batchnorm import batch_statistics_from
 from .errors import DIVERGENCE_FIX, DivergenceError
 from .ila_term import ILATerm
 from .method import Method
@@ -63,7 +65,9 @@ class Trainer:
 
     def losses(self, batch: Batch, it: int) -> StepLosses:
         """CE + the method's weighted adaptation term + λ · ILA, from one forward pass of every part."""
-        with precision.autocast(self.args, self.device):   # --amp: the networks in bfloat16 ...
+        statistics = (contextlib.nullcontext() if batch.statistics_rows is None
+                      else batch_statistics_from(self.classifier, batch.statistics_rows))
+        with precision.autocast(self.args, self.device), statistics:   # --amp: the networks in bfloat16 ...
             out = self.method.forward(self.classifier, precision.network_inputs(self.args, batch.inputs))
         out = precision.in_float32(out)                     # ... every loss, ILA's included, in float32
         self.method.on_step(unwrap(self.classifier))
