@@ -54,7 +54,10 @@ SAMPLING = {
 # one part changed at a time, on top of the defaults: the parts that make the affinity's weight follow its
 # reliability, then the paper's Table 4 (a) metric loss, (b) pseudo-labels, (c) mu, (d) k
 ABLATIONS = {
-    "shared-batch": ["--ila-batch", "shared"], "step": ["--ila-schedule", "step"],
+    "shared-batch": ["--ila-batch", "shared"], "bn-all-rows": ["--ila-bn-statistics", "all"],
+    # the noise floor: ILA's extra rows in the forward pass, its term at a negligible weight
+    "near-zero-weight": ["--ila-trade-off", "1e-9"],
+    "step": ["--ila-schedule", "step"],
     "keep-linear": ["--ila-keep-schedule", "linear"], "agreement": ["--ila-reliability", "agreement"],
     "consensus": ["--pseudo-label", "consensus"],
     "triplet": ["--metric-loss", "triplet"], "classifier-pl": ["--pseudo-label", "classifier"],
