@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from ila_oracle import ila_oracle
 from ila_tllib.engine import Batch, BatchPlan, Method, Trainer, get_parser, make_optimizer
-from ila_tllib.engine.ila_term import ILAStats, ILATerm, build_ila_loss, ratio_auc
+from ila_tllib.engine.ila_term import ILAStats, ILATerm, build_ila_loss, build_ila_term, ratio_auc
 from ila_tllib.engine.output import RunOutput
 
 
@@ -83,6 +83,27 @@ def test_step_loss_is_ce_plus_weighted_transfer_plus_weighted_ila(mode):
     # before --ila-start-iter the term is absent
     trainer.ila = ILATerm(build_ila_loss(args), args.ila_trade_off, start_iter=5)
     assert not trainer.ila_runs(4) and trainer.ila_runs(5)
+
+
+@pytest.mark.parametrize("already_penalised", [False, True])
+def test_spectral_penalty_adds_beta_times_the_top_squared_singular_values(already_penalised):
+    flags = ("--k", "2", "--mu", "0.5", "--samples-per-class", "2", "--ila-trade-off", "1.0")
+    method = ToyMethod()
+    method.penalises_spectrum = already_penalised
+    values = {}
+    for beta in ("0", "0.05"):
+        args = toy_args(*flags, "--ila-spectral-penalty", beta)
+        classifier = ToyClassifier(3).double()
+        plan = BatchPlan.from_args(args, 3)
+        trainer = Trainer(args, method, classifier, nn.Identity(), plan, build_ila_term(args, 10), 3,
+                          torch.device("cpu"))
+        batch = toy_batch(plan, 6, 6, 6)
+        values[beta] = trainer.losses(batch, it=0).loss.item()
+    _, f = ToyClassifier(3).double()(batch.inputs)
+    # oracle: the largest eigenvalue of F^T F is the largest squared singular value of F
+    top = sum(torch.linalg.eigvalsh(part.T @ part)[-1].item() for part in (f[:6], f[6:12]))
+    expected = 0.0 if already_penalised else 0.05 * top
+    assert values["0.05"] - values["0"] == pytest.approx(expected, rel=1e-7, abs=1e-12)
 
 
 def test_target_labels_cannot_reach_training():

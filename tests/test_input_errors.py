@@ -71,6 +71,7 @@ def test_incomplete_benchmark_dataset(tmp_path, capsys):
     (["--temperature", "0"], "--ila-temperature must be positive"),
     (["--mu", "0.01"], "keeps no target"),
     (["-j", "-1"], "--workers cannot be negative"),
+    (["--ila-spectral-penalty", "-0.0001"], "--ila-spectral-penalty cannot be negative"),
     (["--norm-mean", "0.5", "0.5", "0.5"], "--norm-mean needs 1 value for -a lenet (grey images), got 3"),
     (["--norm-std", "0.5", "0.5"], "--norm-std needs 1 value"),
     (["--scale", "0.5"], "--scale takes two positive values"),

@@ -35,6 +35,7 @@ class BSP(DANN):
     name = 'bsp'
     description = 'ILA-DA + BSP for Unsupervised Domain Adaptation'
     defaults = dict(lr=0.003)   # tllib's bsp.py
+    penalises_spectrum = True
 
     def add_arguments(self, parser):
         parser.add_argument('--pretrain', type=str, default=None, help='pretrain checkpoint for classification model')

@@ -128,6 +128,9 @@ def add_ila_arguments(p: argparse.ArgumentParser):
     g.add_argument('--ila-reliability', default='none', choices=list(ILA_RELIABILITIES),
                    help="none: the weight as scheduled; agreement: times the batch's share of targets whose "
                         "pseudo-label the classifier shares")
+    g.add_argument('--ila-spectral-penalty', default=0.0, type=float,
+                   help="beta: BSP's penalty on the largest singular value of the adversary's source and target "
+                        "features, added with ILA (0 = none; ila_bsp.py has it already) (default: 0)")
     g.add_argument('--metric-loss', default='msc', choices=list(METRIC_LOSSES),
                    help='MSC (ILA-DA) or triplet (ablation)')
 
@@ -176,7 +179,7 @@ def check_args(args, method):
         if getattr(args, name) < 1:
             raise UsageError(f"{_flag(name)} must be at least 1")
     for name in ('samples_per_class', 'pretrain_iters', 'ila_start_iter', 'workers', 'momentum', 'weight_decay',
-                 'ila_trade_off', 'trade_off', 'lr_gamma', 'lr_decay'):
+                 'ila_trade_off', 'ila_spectral_penalty', 'trade_off', 'lr_gamma', 'lr_decay'):
         if getattr(args, name) < 0:
             raise UsageError(f"{_flag(name)} cannot be negative")
     for name in ('scale', 'ratio'):

@@ -1,6 +1,7 @@
 """ILA-DA's term of the training loss and its diagnostics.
 
-The term is :math:`\\lambda \\cdot s(p) \\cdot r \\cdot L_{ILA}` on the rows :class:`~.batches.BatchPlan`
+The term is :math:`\\lambda \\cdot s(p) \\cdot r \\cdot L_{ILA}` (plus, with ``--ila-spectral-penalty``,
+BSP's penalty on the features it compares) on the rows :class:`~.batches.BatchPlan`
 gives it, from ``--ila-start-iter`` on: :math:`s` is the schedule (:data:`ILA_SCHEDULES`) over the progress
 :math:`p \\in [0, 1]` of the remaining iterations, :math:`r` the reliability of the batch's affinities
 (:data:`ILA_RELIABILITIES`), estimated without target labels. The diagnostics compare ILA's decisions
@@ -73,8 +74,11 @@ class ILATerm:
     """
 
     def __init__(self, loss: nn.Module, trade_off: float, start_iter: int = 0, total_iters: int = 1,
-                 schedule: str = "step", reliability: str = "none", keep_schedule: str = "step"):
+                 schedule: str = "step", reliability: str = "none", keep_schedule: str = "step",
+                 spectral_penalty: float = 0.0):
         self.loss, self.trade_off, self.start_iter, self.total_iters = loss, trade_off, start_iter, total_iters
+        self.spectral_penalty = spectral_penalty
+        self.spectrum = backend.BatchSpectralPenalizationLoss() if spectral_penalty > 0 else None
         self.schedule, self.reliability = ILA_SCHEDULES[schedule], ILA_RELIABILITIES[reliability]
         self.keep_schedule = None if keep_schedule == "step" else ILA_SCHEDULES[keep_schedule]
         self.miner = getattr(getattr(loss, "ila_loss", loss), "miner", None)
@@ -104,6 +108,13 @@ class ILATerm:
         self.last_weight = self.scheduled_weight(it) * self.reliability(self.loss, _gathered(logits_t))
         return loss
 
+    def feature_penalty(self, f_s: torch.Tensor, f_t: torch.Tensor) -> Optional[torch.Tensor]:
+        r""":math:`\beta (\sigma_1(F_s)^2 + \sigma_1(F_t)^2)`, BSP's penalty (Chen et al., 2019) on the
+        adversary's source and target features, or None with ``--ila-spectral-penalty 0``. A few
+        dominant directions of the features otherwise decide the Euclidean distances, and with them
+        the kNN vote and Γ."""
+        return None if self.spectrum is None else self.spectral_penalty * self.spectrum(f_s, f_t)
+
     def log(self, value: float, labels_t: torch.Tensor):
         """Record the last batch's decisions against the (gathered) target labels."""
         self.stats.update(self.loss, value, _gathered(labels_t), self.last_weight)
@@ -116,7 +127,7 @@ def _gathered(tensor: torch.Tensor) -> torch.Tensor:
 
 def build_ila_term(args, total_iters: int) -> ILATerm:
     return ILATerm(build_ila_loss(args), args.ila_trade_off, args.ila_start_iter, total_iters, args.ila_schedule,
-                   args.ila_reliability, args.ila_keep_schedule)
+                   args.ila_reliability, args.ila_keep_schedule, args.ila_spectral_penalty)
 
 
 def ratio_auc(score: torch.Tensor, correct: torch.Tensor) -> Optional[float]:

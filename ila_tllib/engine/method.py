@@ -17,6 +17,7 @@ hook                   what it says
 ``build_transfer``     the adversarial loss module (it owns the discriminator, if any)
 ``param_groups``       what the optimiser trains, with tllib's per-group learning rates
 ``transfer_loss``      the weighted adaptation term and the meters it fills
+``penalises_spectrum``  True when ``transfer_loss`` holds BSP's spectral penalty already
 =====================  ===========================================================================
 """
 from typing import Dict, NamedTuple, Tuple
@@ -44,6 +45,8 @@ class Method:
     name = "dann"
     description = "ILA-DA + DANN for Unsupervised Domain Adaptation"
     defaults: Dict[str, object] = {}
+    #: the method's own loss already holds BSP's spectral penalty (``--ila-spectral-penalty`` adds none)
+    penalises_spectrum = False
     meters = (('Time', ':5.2f'), ('Data', ':5.2f'), ('Loss', ':6.2f'), ('Cls Acc', ':3.1f'),
               ('Domain Acc', ':3.1f'))
 
