@@ -54,9 +54,12 @@ SAMPLING = {
 # one part changed at a time, on top of the defaults: the parts that make the affinity's weight follow its
 # reliability, then the paper's Table 4 (a) metric loss, (b) pseudo-labels, (c) mu, (d) k
 ABLATIONS = {
-    "shared-batch": ["--ila-batch", "shared"], "bn-all-rows": ["--ila-bn-statistics", "all"],
-    # the noise floor: ILA's extra rows in the forward pass, its term at a negligible weight
+    "no-spectral": ["--ila-spectral-penalty", "0"], "shared-batch": ["--ila-batch", "shared"],
+    "bn-all-rows": ["--ila-bn-statistics", "all", "--ila-spectral-penalty", "0"],
+    # controls: ILA's extra rows in the forward pass and its term at a negligible weight, with the spectral
+    # penalty (what the penalty does alone) and without it (the noise floor of a change that does nothing)
     "near-zero-weight": ["--ila-trade-off", "1e-9"],
+    "near-zero-weight-no-spectral": ["--ila-trade-off", "1e-9", "--ila-spectral-penalty", "0"],
     "step": ["--ila-schedule", "step"],
     "keep-linear": ["--ila-keep-schedule", "linear"], "agreement": ["--ila-reliability", "agreement"],
     "consensus": ["--pseudo-label", "consensus"],

@@ -128,9 +128,9 @@ def add_ila_arguments(p: argparse.ArgumentParser):
     g.add_argument('--ila-reliability', default='none', choices=list(ILA_RELIABILITIES),
                    help="none: the weight as scheduled; agreement: times the batch's share of targets whose "
                         "pseudo-label the classifier shares")
-    g.add_argument('--ila-spectral-penalty', default=0.0, type=float,
+    g.add_argument('--ila-spectral-penalty', default=2e-4, type=float,
                    help="beta: BSP's penalty on the largest singular value of the adversary's source and target "
-                        "features, added with ILA (0 = none; ila_bsp.py has it already) (default: 0)")
+                        "features, added with ILA (0 = none; ila_bsp.py has it already) (default: 2e-4, BSP's)")
     g.add_argument('--metric-loss', default='msc', choices=list(METRIC_LOSSES),
                    help='MSC (ILA-DA) or triplet (ablation)')
 
