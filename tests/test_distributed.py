@@ -109,6 +109,9 @@ def _worker(r, init_file, out_dir):
             out["size_error"] = str(e)
 
         torch.save(out, out_dir / f"rank{r}.pt")
+        # no rank tears the group down while another still uses it: without this, a rank that exits
+        # early can abort its peer's gloo threads (SIGABRT at exit, a few runs in ten)
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 

@@ -55,6 +55,8 @@ def run(args, method: Method) -> int:
         peers = PeerWatch.start()
         directory, output = _claim(args, peers)
         _run(args, method, device, directory)
+        if dist_utils.is_distributed():
+            dist.barrier()        # every process is done with the group before any destroys it
         return EXIT_OK
     except Exception as e:
         found = classify(e)
@@ -188,7 +190,7 @@ def _run(args, method: Method, device, directory: Optional[RunDirectory]):
 
     iters = plan.iterators(data, args, seed)
     print(plan.describe())
-    ila = build_ila_term(args, args.epochs * args.iters_per_epoch) if ila_enabled(args) else None
+    ila = build_ila_term(args, args.epochs * args.iters_per_epoch, method) if ila_enabled(args) else None
     if dist_utils.is_distributed():
         if args.sync_bn:
             classifier = nn.SyncBatchNorm.convert_sync_batchnorm(classifier)
