@@ -95,7 +95,7 @@ def test_spectral_penalty_adds_beta_times_the_top_squared_singular_values(alread
         args = toy_args(*flags, "--ila-spectral-penalty", beta)
         classifier = ToyClassifier(3).double()
         plan = BatchPlan.from_args(args, 3)
-        trainer = Trainer(args, method, classifier, nn.Identity(), plan, build_ila_term(args, 10), 3,
+        trainer = Trainer(args, method, classifier, nn.Identity(), plan, build_ila_term(args, 10, method), 3,
                           torch.device("cpu"))
         batch = toy_batch(plan, 6, 6, 6)
         values[beta] = trainer.losses(batch, it=0).loss.item()

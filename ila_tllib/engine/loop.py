@@ -83,7 +83,7 @@ class Trainer:
                                 self.num_classes, it)
             check_finite_loss(ila_loss, 'ILA', it)
             loss = loss + self.ila.last_weight * ila_loss
-        if self.ila is not None and not self.method.penalises_spectrum:
+        if self.ila is not None:
             penalty = self.ila.feature_penalty(source.features, target.features)
             if penalty is not None:
                 loss = loss + check_finite_loss(penalty, 'spectral penalty', it)
