@@ -8,7 +8,8 @@ One iteration = forward of source + target, CE + CDAN (+ ILA), backward, SGD ste
 ``Trainer.losses``, with the modules prepared as the scripts prepare them (``--amp``, ``--channels-last``).
 CDAN reads tllib's batches (-b source + -b target). ILA-DA+CDAN reads the batches its ``--ila-batch``
 gives: ``extra`` (the default) adds a class-balanced source batch (classes × m) to the same forward
-pass; ``shared`` makes the source batch itself classes × m.
+pass; ``shared`` makes the source batch itself classes × m. ILA's term is the scripts' default one, its
+spectral penalty and BatchNorm statistics included.
 The variants alternate, step by step, so that drift in machine load hits all alike. ``--fp32-baseline``
 adds plain CDAN without ``--amp``/``--channels-last`` (its own copy of the networks) to the same run.
 """
@@ -23,8 +24,8 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples",
                                 "domain_adaptation"))
 from ila_cdan import CDAN  # noqa: E402
-from ila_tllib.engine import Batch, BatchPlan, Trainer, get_parser  # noqa: E402
-from ila_tllib.engine.ila_term import ILATerm, build_ila_loss  # noqa: E402
+from ila_tllib.engine import BatchPlan, Trainer, get_parser  # noqa: E402
+from ila_tllib.engine.ila_term import build_ila_term  # noqa: E402
 from ila_tllib.engine.precision import prepare_modules  # noqa: E402
 from ila_tllib.engine.run import build_classifier  # noqa: E402
 from ila_tllib.models import DIGIT_ARCHS  # noqa: E402
@@ -45,7 +46,7 @@ def build_trainers(opts, device, speed_flags):
     transfer = method.build_transfer(args, classifier, opts.classes, plan.source_size, args.batch_size).to(device)
     prepare_modules(args, classifier, transfer, device)
     trainers = {with_ila: Trainer(args, method, classifier, transfer, plan,
-                                  ILATerm(build_ila_loss(args), args.ila_trade_off) if with_ila else None,
+                                  build_ila_term(args, opts.iters, method) if with_ila else None,
                                   opts.classes, device) for with_ila in (False, True)}
     optimizer = torch.optim.SGD(method.param_groups(classifier, transfer), lr=0.01, momentum=0.9)
     return trainers, optimizer, plan
@@ -83,11 +84,10 @@ def main():
 
     def batch_for(with_ila):
         if not with_ila:                       # tllib's CDAN: random source and target batches of -b
-            return Batch(x[:2 * b], random_labels, labels_t, None, slice(0, b), slice(b, 2 * b), None)
+            return plan.assemble(x[:b], random_labels, x[b:2 * b], labels_t, False)
         if plan.ila_source == "extra":         # tllib's batches plus ILA's balanced one, one forward pass
-            return Batch(x, random_labels, labels_t, balanced, slice(0, b), slice(b, 2 * b),
-                         slice(2 * b, 2 * b + n_b))
-        return Batch(x[:n_b + b], balanced, labels_t, balanced, slice(0, n_b), slice(n_b, n_b + b), slice(0, n_b))
+            return plan.assemble(x[:b], random_labels, x[b:2 * b], labels_t, True, (x[2 * b:], balanced))
+        return plan.assemble(x[:n_b], balanced, x[n_b:n_b + b], labels_t, True)
 
     batches = {False: batch_for(False), True: batch_for(True)}
 
@@ -113,6 +113,8 @@ def main():
     median = {name: statistics.median(t) for name, t in times.items()}
     where = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     ila_rows = (f"{b} + {b} + ILA's {n_b}" if plan.ila_source == "extra" else f"{n_b} + {b}")
+    ila_rows += (f", spectral penalty {trainers[True].ila.spectral_penalty:g}, BatchNorm statistics "
+                 f"{plan.bn_statistics if plan.ila_source == 'extra' else 'all'}")
     print(f"{opts.arch}, CDAN {b} + {b} images, ILA-DA+CDAN {ila_rows} (--ila-batch {opts.ila_batch}), {shape}, {where}, "
           f"{' '.join(speed_flags) or 'float32, NCHW'}, torch {torch.__version__}, median of {opts.iters}")
     print("| method | ms / iteration |\n|---|---|")

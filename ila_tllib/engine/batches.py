@@ -105,10 +105,18 @@ class BatchPlan:
         """The next batch of every part this iteration needs (the extra ILA batch only when ILA runs)."""
         x_s, labels_s = next(iters['source'])[:2]
         x_t, labels_t = next(iters['target'])[:2]
+        extra = next(iters['ila_source'])[:2] if with_ila and self.ila_source == 'extra' else None
+        return self.assemble(x_s, labels_s, x_t, labels_t, with_ila, extra, device)
+
+    def assemble(self, x_s, labels_s, x_t, labels_t, with_ila: bool, extra=None, device=None) -> Batch:
+        """One iteration's :class:`Batch` from its parts; ``extra`` is ILA's own ``(images, labels)``, needed
+        when ILA runs in extra mode."""
+        if with_ila and self.ila_source == 'extra' and extra is None:
+            raise ValueError("ILA's extra batch is missing: pass extra=(images, labels)")
         parts, n_s, n_t = [x_s, x_t], x_s.shape[0], x_t.shape[0]
         ila, labels_ila, statistics_rows = None, None, None
         if with_ila and self.ila_source == 'extra':
-            x_b, labels_ila = next(iters['ila_source'])[:2]
+            x_b, labels_ila = extra
             parts.append(x_b)
             ila, labels_ila = slice(n_s + n_t, n_s + n_t + x_b.shape[0]), labels_ila.to(device)
             statistics_rows = n_s + n_t if self.bn_statistics == 'tllib' else None
