@@ -31,6 +31,9 @@ from ila_tllib.engine.run import build_classifier  # noqa: E402
 from ila_tllib.models import DIGIT_ARCHS  # noqa: E402
 
 
+EXTRA_ROWS = "CDAN + ILA's rows, no ILA term"
+
+
 def build_trainers(opts, device, speed_flags):
     """CDAN's and ILA-DA+CDAN's trainers over one network (built with ``speed_flags``) and its optimiser."""
     digits = opts.arch in DIGIT_ARCHS
@@ -63,6 +66,9 @@ def main():
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--amp", action="store_true", help="the scripts' --amp (bfloat16 autocast for the networks)")
     parser.add_argument("--channels-last", action="store_true", help="the scripts' --channels-last")
+    parser.add_argument("--split", action="store_true",
+                        help="--ila-batch extra: also time CDAN with ILA's extra rows in its forward pass and no ILA "
+                             "term, which splits ILA-DA's cost into the extra images and the term itself")
     parser.add_argument("--fp32-baseline", action="store_true",
                         help="also time CDAN without --amp/--channels-last, on its own copy of the networks")
     opts = parser.parse_args()
@@ -72,6 +78,8 @@ def main():
     speed_flags = (["--amp"] if opts.amp else []) + (["--channels-last"] if opts.channels_last else [])
     trainers, optimizer, plan = build_trainers(opts, device, speed_flags)
     variants = {"CDAN": (trainers[False], optimizer, False), "ILA-DA+CDAN": (trainers[True], optimizer, True)}
+    if opts.split and plan.ila_source == "extra":
+        variants[EXTRA_ROWS] = (trainers[False], optimizer, EXTRA_ROWS)
     if opts.fp32_baseline and speed_flags:
         baseline, baseline_optimizer, _ = build_trainers(opts, device, [])
         variants["CDAN (float32, NCHW)"] = (baseline[False], baseline_optimizer, False)
@@ -90,6 +98,7 @@ def main():
         return plan.assemble(x[:n_b], balanced, x[n_b:n_b + b], labels_t, True)
 
     batches = {False: batch_for(False), True: batch_for(True)}
+    batches[EXTRA_ROWS] = batches[True]._replace(ila=None)     # the rows go through the network, unused
 
     def step(trainer, optimizer, with_ila):
         out = trainer.losses(batches[with_ila], it=0)
@@ -121,6 +130,10 @@ def main():
     for name, value in median.items():
         print(f"| {name} | {value:.1f} |")
     print(f"ILA-DA adds {100 * (median['ILA-DA+CDAN'] - median['CDAN']) / median['CDAN']:+.1f}%")
+    if EXTRA_ROWS in median:
+        print(f"of which the extra rows' forward and backward "
+              f"{100 * (median[EXTRA_ROWS] - median['CDAN']) / median['CDAN']:+.1f}%, ILA's term "
+              f"{100 * (median['ILA-DA+CDAN'] - median[EXTRA_ROWS]) / median['CDAN']:+.1f}%")
     if "CDAN (float32, NCHW)" in median:
         print(f"{' '.join(speed_flags)} makes the CDAN step {median['CDAN (float32, NCHW)'] / median['CDAN']:.2f}x "
               f"as fast as float32, NCHW")
