@@ -78,3 +78,31 @@ def test_eval_mode_and_the_layer_after_the_block_are_untouched():
     assert "forward" not in vars(net[1])                  # the class's forward again
     plain(x[:3])
     torch.testing.assert_close(net(x), plain(x))            # and full-batch statistics again
+
+
+def test_float64_layers_keep_float64():
+    reference = _with_weights(nn.BatchNorm2d(3)).double()
+    ours = copy.deepcopy(reference)
+    x = _input(reference, 7, 4).double()
+    expected = reference(x[:5])
+    with batch_statistics_from(ours, 5):
+        got = ours(x)
+    assert got.dtype == torch.float64
+    torch.testing.assert_close(got[:5], expected, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(ours.running_var, reference.running_var, rtol=1e-12, atol=1e-12)
+
+
+def test_one_leading_row_is_an_error_as_in_batchnorm():
+    bn = nn.BatchNorm1d(5)
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        bn(torch.randn(1, 5))
+    with batch_statistics_from(bn, 1), pytest.raises(ValueError, match="more than 1 value per channel"):
+        bn(torch.randn(4, 5))
+
+
+def test_a_forward_set_on_the_instance_before_the_block_comes_back():
+    bn = nn.BatchNorm1d(5)
+    own = bn.forward = lambda x: x * 0                    # e.g. another tool's wrapper
+    with batch_statistics_from(bn, 3):
+        assert bn.forward is not own
+    assert bn.forward is own

@@ -21,16 +21,20 @@ def _normalise_with_leading_rows(bn: nn.modules.batchnorm._BatchNorm, x: torch.T
     """``bn``'s training-mode forward, with the batch statistics of ``x[:rows]`` applied to all of ``x``."""
     dims = [0] + list(range(2, x.dim()))
     shape = [1, -1] + [1] * (x.dim() - 2)
-    lead = x[:rows].float()
+    dtype = torch.promote_types(x.dtype, torch.float32)      # bfloat16 under autocast: statistics in float32
+    lead = x[:rows].to(dtype)
+    count = lead.numel() // lead.shape[1]
+    if count <= 1:
+        raise ValueError(f"BatchNorm needs more than 1 value per channel in training, got {count} "
+                         f"(the statistics come from the first {rows} rows)")
     var, mean = torch.var_mean(lead, dim=dims, unbiased=False)
     if bn.track_running_stats and bn.running_mean is not None:
         with torch.no_grad():
             bn.num_batches_tracked.add_(1)
             momentum = 1.0 / float(bn.num_batches_tracked) if bn.momentum is None else bn.momentum
-            count = lead.numel() // lead.shape[1]
             bn.running_mean.lerp_(mean.to(bn.running_mean.dtype), momentum)     # as BatchNorm: the unbiased
-            bn.running_var.lerp_((var * count / max(count - 1, 1)).to(bn.running_var.dtype), momentum)  # variance
-    y = (x.float() - mean.view(shape)) * torch.rsqrt(var.view(shape) + bn.eps)
+            bn.running_var.lerp_((var * count / (count - 1)).to(bn.running_var.dtype), momentum)  # variance
+    y = (x.to(dtype) - mean.view(shape)) * torch.rsqrt(var.view(shape) + bn.eps)
     if bn.affine:
         y = y * bn.weight.view(shape) + bn.bias.view(shape)
     return y.to(x.dtype)
@@ -41,20 +45,24 @@ def batch_statistics_from(module: nn.Module, rows: int):
     """Within the block, every BatchNorm layer of ``module`` in training mode normalises its whole input
     with the mean and variance of the first ``rows`` samples and updates its running statistics from
     them alone. Layers in eval mode and :class:`~torch.nn.SyncBatchNorm` (whose statistics span
-    processes) are left as they are."""
+    processes) are left as they are. Dimension 0 must be the samples (a layer that folds other dimensions
+    into it would see the wrong rows)."""
     patched = []
     for bn in module.modules():
         if isinstance(bn, nn.modules.batchnorm._BatchNorm) and not isinstance(bn, nn.SyncBatchNorm):
             original = bn.forward
+            patched.append((bn, bn.__dict__.get('forward')))    # a forward set on the instance, if any
 
             def forward(self, x, _original=original):
                 if not self.training or x.shape[0] <= rows:
                     return _original(x)
                 return _normalise_with_leading_rows(self, x, rows)
             bn.forward = types.MethodType(forward, bn)
-            patched.append(bn)
     try:
         yield
     finally:
-        for bn in patched:
-            del bn.forward     # back to the class's forward
+        for bn, before in patched:
+            if before is None:
+                del bn.forward     # back to the class's forward
+            else:
+                bn.forward = before

@@ -1,11 +1,12 @@
 """ILA-DA's term of the training loss and its diagnostics.
 
-The term is :math:`\\lambda \\cdot s(p) \\cdot r \\cdot L_{ILA}` (plus, with ``--ila-spectral-penalty``,
-BSP's penalty on the features it compares) on the rows :class:`~.batches.BatchPlan`
+The term is :math:`\\lambda \\cdot s(p) \\cdot r \\cdot L_{ILA}` on the rows :class:`~.batches.BatchPlan`
 gives it, from ``--ila-start-iter`` on: :math:`s` is the schedule (:data:`ILA_SCHEDULES`) over the progress
 :math:`p \\in [0, 1]` of the remaining iterations, :math:`r` the reliability of the batch's affinities
-(:data:`ILA_RELIABILITIES`), estimated without target labels. The diagnostics compare ILA's decisions
-with the target labels, which are read for the log only and never reach a loss.
+(:data:`ILA_RELIABILITIES`), estimated without target labels. With ``--ila-spectral-penalty``, BSP's
+penalty on the adversary's source and target features is added at every iteration, from the first.
+The diagnostics compare ILA's decisions with the target labels, which are read for the log only and
+never reach a loss.
 """
 import math
 from typing import Optional

@@ -55,8 +55,10 @@ def run(args, method: Method) -> int:
         peers = PeerWatch.start()
         directory, output = _claim(args, peers)
         _run(args, method, device, directory)
-        if dist_utils.is_distributed():
-            dist.barrier()        # every process is done with the group before any destroys it
+        if dist_utils.is_distributed() and args.phase != 'analysis':
+            # every process is done with the group before any destroys it; not after the analysis phase,
+            # which rank 0 runs alone for as long as it takes (a barrier would time out on the others)
+            dist.barrier()
         return EXIT_OK
     except Exception as e:
         found = classify(e)
