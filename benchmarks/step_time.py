@@ -49,7 +49,7 @@ def build_trainers(opts, device, speed_flags):
     transfer = method.build_transfer(args, classifier, opts.classes, plan.source_size, args.batch_size).to(device)
     prepare_modules(args, classifier, transfer, device)
     trainers = {with_ila: Trainer(args, method, classifier, transfer, plan,
-                                  build_ila_term(args, opts.iters, method) if with_ila else None,
+                                  build_ila_term(args, opts.iters) if with_ila else None,
                                   opts.classes, device) for with_ila in (False, True)}
     optimizer = torch.optim.SGD(method.param_groups(classifier, transfer), lr=0.01, momentum=0.9)
     return trainers, optimizer, plan

@@ -85,25 +85,34 @@ def test_step_loss_is_ce_plus_weighted_transfer_plus_weighted_ila(mode):
     assert not trainer.ila_runs(4) and trainer.ila_runs(5)
 
 
-@pytest.mark.parametrize("already_penalised", [False, True])
-def test_spectral_penalty_adds_beta_times_the_top_squared_singular_values(already_penalised):
+def test_spectral_penalty_adds_beta_times_the_top_squared_singular_values():
     flags = ("--k", "2", "--mu", "0.5", "--samples-per-class", "2", "--ila-trade-off", "1.0")
-    method = ToyMethod()
-    method.penalises_spectrum = already_penalised
     values = {}
     for beta in ("0", "0.05"):
         args = toy_args(*flags, "--ila-spectral-penalty", beta)
         classifier = ToyClassifier(3).double()
         plan = BatchPlan.from_args(args, 3)
-        trainer = Trainer(args, method, classifier, nn.Identity(), plan, build_ila_term(args, 10, method), 3,
+        trainer = Trainer(args, ToyMethod(), classifier, nn.Identity(), plan, build_ila_term(args, 10), 3,
                           torch.device("cpu"))
         batch = toy_batch(plan, 6, 6, 6)
         values[beta] = trainer.losses(batch, it=0).loss.item()
     _, f = ToyClassifier(3).double()(batch.inputs)
     # oracle: the largest eigenvalue of F^T F is the largest squared singular value of F
     top = sum(torch.linalg.eigvalsh(part.T @ part)[-1].item() for part in (f[:6], f[6:12]))
-    expected = 0.0 if already_penalised else 0.05 * top
-    assert values["0.05"] - values["0"] == pytest.approx(expected, rel=1e-7, abs=1e-12)
+    assert values["0.05"] - values["0"] == pytest.approx(0.05 * top, rel=1e-7, abs=1e-12)
+
+
+@pytest.mark.parametrize("script, method, penalty, lr", [("ila_dann", "DANN", 2e-4, 0.01),
+                                                         ("ila_cdan", "CDAN", 2e-4, 0.01),
+                                                         ("ila_bsp", "BSP", 0.0, 0.003),
+                                                         ("ila_mdd", "MDD", 0.0, 0.004)])
+def test_a_method_sets_its_own_defaults_for_tllib_and_ila_flags(script, method, penalty, lr):
+    method = getattr(__import__(script), method)()
+    args = get_parser(method).parse_args(["root", "-s", "a", "-t", "b"])
+    assert (args.ila_spectral_penalty, args.lr) == (penalty, lr)
+    assert get_parser(method).parse_args(["root", "-s", "a", "-t", "b", "--ila-spectral-penalty", "1e-3"]
+                                         ).ila_spectral_penalty == 1e-3     # the user's flag wins
+    assert f"(default: {penalty:g};" in get_parser(method).format_help().replace("\n", " ").replace("  ", " ")
 
 
 def test_target_labels_cannot_reach_training():

@@ -34,8 +34,8 @@ class BSPLoss(nn.Module):
 class BSP(DANN):
     name = 'bsp'
     description = 'ILA-DA + BSP for Unsupervised Domain Adaptation'
-    defaults = dict(lr=0.003)   # tllib's bsp.py
-    penalises_spectrum = True
+    defaults = dict(lr=0.003,                   # tllib's bsp.py
+                    ila_spectral_penalty=0.0)   # BSP's loss has the penalty already
 
     def add_arguments(self, parser):
         parser.add_argument('--pretrain', type=str, default=None, help='pretrain checkpoint for classification model')

@@ -16,7 +16,10 @@ from ila_tllib.engine import Method, Outputs, UsageError
 class MDD(Method):
     name = 'mdd'
     description = 'ILA-DA + MDD for Unsupervised Domain Adaptation'
-    defaults = dict(bottleneck_dim=1024, lr=0.004, lr_gamma=0.0002, weight_decay=0.0005)   # tllib's mdd.py
+    defaults = dict(bottleneck_dim=1024, lr=0.004, lr_gamma=0.0002, weight_decay=0.0005,   # tllib's mdd.py
+                    # BSP's weight on these 1024-d features (4x DANN's penalty at the start) collapsed every
+                    # digits run to chance: benchmarks/results/mdd_spectral_collapse
+                    ila_spectral_penalty=0.0)
     meters = (('Time', ':3.1f'), ('Data', ':3.1f'), ('Loss', ':3.2f'), ('Trans Loss', ':3.2f'),
               ('Cls Acc', ':3.1f'))
 

@@ -1,7 +1,7 @@
 """The scripts' flags: tllib's (same names and defaults as its ``dann.py``/``cdan.py``/``mdd.py``/
 ``bsp.py``), the method's own, and ILA-DA's; and the checks that turn bad values into one message.
 
-A method changes tllib's common defaults through ``Method.defaults`` (e.g. MDD's ``--lr 0.004``) and
+A method changes tllib's common defaults and ILA's through ``Method.defaults`` (e.g. MDD's ``--lr 0.004``) and
 adds its flags in ``Method.add_arguments``; ILA's flags come last, so a method flag wins a name clash
 (ILA's temperature is ``--ila-temperature``; ``--temperature`` is kept as its alias where free).
 """
@@ -81,9 +81,9 @@ def get_parser(method) -> argparse.ArgumentParser:
     precision.add_arguments(p)   # --amp, --channels-last
     p.add_argument('--phase', type=str, default='train', choices=['train', 'test', 'analysis'],
                    help="When phase is 'test', only test the model. When phase is 'analysis', only analysis the model.")
-    p.set_defaults(**method.defaults)
     method.add_arguments(p)
     add_ila_arguments(p)
+    p.set_defaults(**method.defaults)     # last: a method's defaults cover ILA's flags too
     return p
 
 
@@ -130,7 +130,9 @@ def add_ila_arguments(p: argparse.ArgumentParser):
                         "pseudo-label the classifier shares")
     g.add_argument('--ila-spectral-penalty', default=2e-4, type=float,
                    help="beta: BSP's penalty on the largest singular value of the adversary's source and target "
-                        "features, added with ILA (0 = none; ila_bsp.py has it already) (default: 2e-4, BSP's)")
+                        "features, added with ILA; 0 = none (default: %(default)g; 2e-4 is BSP's weight, 0 for "
+                        "ila_bsp.py, whose loss has the penalty, and for ila_mdd.py, whose 1024-d features it "
+                        "collapses)")
     g.add_argument('--metric-loss', default='msc', choices=list(METRIC_LOSSES),
                    help='MSC (ILA-DA) or triplet (ablation)')
 

@@ -126,12 +126,9 @@ def _gathered(tensor: torch.Tensor) -> torch.Tensor:
     return dist_utils.all_gather_no_grad(tensor) if dist_utils.is_distributed() else tensor
 
 
-def build_ila_term(args, total_iters: int, method=None) -> ILATerm:
-    """The term the flags describe. A method whose own loss has BSP's penalty
-    (``Method.penalises_spectrum``) gets no second one from ILA."""
-    penalty = 0.0 if getattr(method, "penalises_spectrum", False) else args.ila_spectral_penalty
+def build_ila_term(args, total_iters: int) -> ILATerm:
     return ILATerm(build_ila_loss(args), args.ila_trade_off, args.ila_start_iter, total_iters, args.ila_schedule,
-                   args.ila_reliability, args.ila_keep_schedule, penalty)
+                   args.ila_reliability, args.ila_keep_schedule, args.ila_spectral_penalty)
 
 
 def ratio_auc(score: torch.Tensor, correct: torch.Tensor) -> Optional[float]:

@@ -8,7 +8,8 @@ overrides what differs. ILA-DA plugs into every method the same way: it reads th
 hook                   what it says
 =====================  ===========================================================================
 ``name``               tllib's script name (``dann``, ``cdan``, ``mdd``, ``bsp``): the default --log
-``defaults``           tllib's defaults where that script differs from ``dann.py`` (e.g. ``lr``)
+``defaults``           tllib's defaults where that script differs from ``dann.py`` (e.g. ``lr``), and
+                       ILA's where the method needs others (e.g. ``ila_spectral_penalty``)
 ``meters``             the training line's columns and formats, as tllib's script prints them
 ``add_arguments``      the method's own flags (tllib's names and defaults)
 ``build_classifier``   the network (default: tllib's ``ImageClassifier``: bottleneck + linear head)
@@ -17,7 +18,6 @@ hook                   what it says
 ``build_transfer``     the adversarial loss module (it owns the discriminator, if any)
 ``param_groups``       what the optimiser trains, with tllib's per-group learning rates
 ``transfer_loss``      the weighted adaptation term and the meters it fills
-``penalises_spectrum``  True when ``transfer_loss`` holds BSP's spectral penalty already
 =====================  ===========================================================================
 """
 from typing import Dict, NamedTuple, Tuple
@@ -46,7 +46,6 @@ class Method:
     description = "ILA-DA + DANN for Unsupervised Domain Adaptation"
     defaults: Dict[str, object] = {}
     #: the method's own loss already holds BSP's spectral penalty (``--ila-spectral-penalty`` adds none)
-    penalises_spectrum = False
     meters = (('Time', ':5.2f'), ('Data', ':5.2f'), ('Loss', ':6.2f'), ('Cls Acc', ':3.1f'),
               ('Domain Acc', ':3.1f'))
 

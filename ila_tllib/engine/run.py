@@ -192,7 +192,7 @@ def _run(args, method: Method, device, directory: Optional[RunDirectory]):
 
     iters = plan.iterators(data, args, seed)
     print(plan.describe())
-    ila = build_ila_term(args, args.epochs * args.iters_per_epoch, method) if ila_enabled(args) else None
+    ila = build_ila_term(args, args.epochs * args.iters_per_epoch) if ila_enabled(args) else None
     if dist_utils.is_distributed():
         if args.sync_bn:
             classifier = nn.SyncBatchNorm.convert_sync_batchnorm(classifier)
