@@ -55,8 +55,6 @@ SAMPLING = {
 # reliability, then the paper's Table 4 (a) metric loss, (b) pseudo-labels, (c) mu, (d) k
 ABLATIONS = {
     "no-spectral": ["--ila-spectral-penalty", "0"], "shared-batch": ["--ila-batch", "shared"],
-    # how sharp the spectral penalty's default is: half and 2.5 times its weight
-    "spectral1e-4": ["--ila-spectral-penalty", "1e-4"], "spectral5e-4": ["--ila-spectral-penalty", "5e-4"],
     "bn-all-rows": ["--ila-bn-statistics", "all", "--ila-spectral-penalty", "0"],
     # controls: ILA's extra rows in the forward pass and its term at a negligible weight, with the spectral
     # penalty (what the penalty does alone) and without it (the noise floor of a change that does nothing)
