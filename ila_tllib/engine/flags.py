@@ -1,8 +1,8 @@
 """The scripts' flags: tllib's (same names and defaults as its ``dann.py``/``cdan.py``/``mdd.py``/
 ``bsp.py``), the method's own, and ILA-DA's; and the checks that turn bad values into one message.
 
-A method changes tllib's common defaults and ILA's through ``Method.defaults`` (e.g. MDD's ``--lr 0.004``) and
-adds its flags in ``Method.add_arguments``; ILA's flags come last, so a method flag wins a name clash
+A method changes tllib's common defaults and ILA's through ``Method.defaults`` (e.g. MDD's
+``--lr 0.004``) and adds its flags in ``Method.add_arguments``; ILA's flags come last, so a method flag wins a name clash
 (ILA's temperature is ``--ila-temperature``; ``--temperature`` is kept as its alias where free).
 """
 import argparse

@@ -45,7 +45,6 @@ class Method:
     name = "dann"
     description = "ILA-DA + DANN for Unsupervised Domain Adaptation"
     defaults: Dict[str, object] = {}
-    #: the method's own loss already holds BSP's spectral penalty (``--ila-spectral-penalty`` adds none)
     meters = (('Time', ':5.2f'), ('Data', ':5.2f'), ('Loss', ':6.2f'), ('Cls Acc', ':3.1f'),
               ('Domain Acc', ':3.1f'))
 
