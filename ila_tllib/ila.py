@@ -4,9 +4,10 @@ from typing import Optional, Union
 import torch
 import torch.nn as nn
 
-from .affinity import AffinityMiner
+from .affinity import AffinityMiner, MinedAffinity
 from .fused import fused_ila_loss, fused_settings
 from .losses import METRIC_LOSSES, anchors
+from .memory import SourceFeatureBank
 from .parts import build_part
 from .pseudo_labels import PSEUDO_LABELLERS
 from .similarity import get_similarity
@@ -60,6 +61,11 @@ class ILALoss(nn.Module):
         metric_loss (str or nn.Module): a name of :data:`~ila_tllib.losses.METRIC_LOSSES`
             (``'msc'``, the paper's; ``'triplet'``, Table 4 (a)) or a module.
         fused (bool): use the fused path when the parts allow it (see above). Default: ``True``
+        source_bank (int): with a value :math:`B > 0`, the pseudo-labeller also reads the :math:`B` most recent
+            source features of every class from earlier calls (:class:`~ila_tllib.memory.SourceFeatureBank`,
+            detached): the kNN vote and Γ see :math:`N_s + B C` sources, with ``m`` = their largest per-class
+            count unless given. The loss still contrasts the current batch only, and the composable path is
+            taken. Needs ``num_classes``. Default: 0 (the current batch only, as the paper)
 
     Inputs:
         - f_s (tensor): source features :math:`(N_s, D)`
@@ -81,9 +87,10 @@ class ILALoss(nn.Module):
     def __init__(self, k: Optional[int] = None, mu: float = 0.67, m: Optional[int] = None,
                  temperature: Optional[float] = None, similarity: Union[str, nn.Module] = "inverse_euclidean",
                  pseudo_labeller: Union[str, nn.Module, None] = "knn",
-                 metric_loss: Union[str, nn.Module, None] = "msc", fused: bool = True):
+                 metric_loss: Union[str, nn.Module, None] = "msc", fused: bool = True, source_bank: int = 0):
         super().__init__()
         self.fused = fused
+        self.bank = SourceFeatureBank(source_bank) if source_bank else None
         pseudo_labeller, metric_loss = pseudo_labeller or "knn", metric_loss or "msc"
         if isinstance(pseudo_labeller, nn.Module) and (k is not None or m is not None):
             raise ValueError("k and m are settings of the pseudo-labeller built by name; "
@@ -104,12 +111,30 @@ class ILALoss(nn.Module):
             raise ValueError(f"expected f_s (N_s, D) and f_t (N_t, D), got {tuple(f_s.shape)} and {tuple(f_t.shape)}")
         if y_s.shape != (f_s.shape[0],):
             raise ValueError(f"y_s must have shape ({f_s.shape[0]},), got {tuple(y_s.shape)}")
+        if self.bank is not None:
+            return self._forward_with_bank(f_s, y_s, f_t, logits_t, num_classes)
         settings = fused_settings(self.similarity, self.miner, self.metric_loss) if self.fused else None
         if settings is not None and f_t.shape[0] > 0:
             loss, self.last = fused_ila_loss(f_s, y_s, f_t, num_classes=num_classes, **settings)
             return loss
         similarity_st = self.similarity(f_s, f_t)                       # (N_s, N_t), with gradient
         self.last = self.miner(similarity_st.t(), y_s, logits_t, num_classes)
+        return self.metric_loss(similarity_st, self.last.affinity.to(similarity_st.dtype))
+
+    def _forward_with_bank(self, f_s, y_s, f_t, logits_t, num_classes):
+        if num_classes is None:
+            raise ValueError("a source bank needs num_classes: call the loss as loss(f_s, y_s, f_t, num_classes=C)")
+        similarity_st = self.similarity(f_s, f_t)                       # (N_s, N_t), with gradient
+        bank_f, bank_y = self.bank.to(f_s.device).entries()
+        voters_st = similarity_st.detach()                              # (N_s + M, N_t): batch, then bank
+        if len(bank_y):
+            with torch.no_grad():
+                voters_st = torch.cat((voters_st, self.similarity(bank_f.to(f_t.dtype), f_t)))
+        decided = self.miner(voters_st.t(), torch.cat((y_s, bank_y)), logits_t, num_classes)
+        # the remembered rows only voted: the loss contrasts the current batch's sources
+        n_s = f_s.shape[0]
+        self.last = MinedAffinity(decided.pseudo_labels, decided.score, decided.kept, decided.affinity[:n_s])
+        self.bank.push(f_s, y_s, num_classes)
         return self.metric_loss(similarity_st, self.last.affinity.to(similarity_st.dtype))
 
     # what was decided for the latest batch, for logs and figures

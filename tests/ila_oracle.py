@@ -8,8 +8,14 @@ def phi(a, b):
     return 1.0 / (1.0 + math.sqrt(sum((x - y) ** 2 for x, y in zip(a, b))))
 
 
-def ila_oracle(f_s, y_s, f_t, k, mu, m=None, temperature=1.0):
-    """Returns (loss, pseudo_labels, gammas, kept set, affinity rows) for lists of feature lists."""
+def ila_oracle(f_s, y_s, f_t, k, mu, m=None, temperature=1.0, remembered=((), ())):
+    """Returns (loss, pseudo_labels, gammas, kept set, affinity rows) for lists of feature lists.
+
+    ``remembered`` = (features, labels) of extra sources that only vote (a source bank): the kNN vote and
+    Γ read them after the batch's sources; the affinity rows and the loss cover the batch's sources only.
+    """
+    n_batch = len(f_s)
+    f_s, y_s = list(f_s) + list(remembered[0]), list(y_s) + list(remembered[1])
     n_s, n_t = len(f_s), len(f_t)
     sim = [[phi(f_s[i], f_t[j]) for j in range(n_t)] for i in range(n_s)]
     if m is None:
@@ -27,9 +33,9 @@ def ila_oracle(f_s, y_s, f_t, k, mu, m=None, temperature=1.0):
     n_keep = math.floor(Fraction(str(mu)) * n_t + Fraction(1, 2))   # mu as written, half up, exactly
     kept = set(sorted(range(n_t), key=lambda j: -gammas[j])[:n_keep])
     affinity = [[(1 if y_s[i] == labels[j] else -1) if j in kept else 0 for j in range(n_t)]
-                for i in range(n_s)]
+                for i in range(n_batch)]
     per_source = []
-    for i in range(n_s):
+    for i in range(n_batch):
         pos = [j for j in range(n_t) if affinity[i][j] == 1]
         neg = [j for j in range(n_t) if affinity[i][j] == -1]
         if pos and neg:

@@ -128,6 +128,10 @@ def add_ila_arguments(p: argparse.ArgumentParser):
     g.add_argument('--ila-reliability', default='none', choices=list(ILA_RELIABILITIES),
                    help="none: the weight as scheduled; agreement: times the batch's share of targets whose "
                         "pseudo-label the classifier shares")
+    g.add_argument('--ila-source-bank', default=0, type=int,
+                   help="source features kept per class from earlier batches for the kNN vote and the ratio "
+                        "test (detached; the loss still contrasts the current batch); 0 = the current batch "
+                        "only, as the paper (default: 0)")
     g.add_argument('--ila-spectral-penalty', default=2e-4, type=float,
                    help="beta: BSP's penalty on the largest singular value of the adversary's source and target "
                         "features, added with ILA; 0 = none (default: %(default)g; 2e-4 is BSP's weight, 0 for "
@@ -205,6 +209,11 @@ def check_args(args, method):
     if args.balanced_source and ila_enabled(args) and args.ila_batch == 'extra':
         raise UsageError("--balanced-source contradicts --ila-batch extra (the default, which keeps tllib's random "
                          "source batch for CE and the adversary); add --ila-batch shared")
+    if args.ila_source_bank < 0:
+        raise UsageError(f"--ila-source-bank {args.ila_source_bank}: give the features kept per class, 0 or more")
+    if args.ila_source_bank > 0 and args.pseudo_label == 'classifier':
+        raise UsageError("--ila-source-bank feeds the kNN vote, which --pseudo-label classifier does not use; "
+                         "drop one of them")
     if ila_enabled(args) and kept_count(args.mu, args.batch_size) == 0:
         raise UsageError(f"--mu {args.mu} keeps no target of a batch of {args.batch_size}: the ILA term would be 0")
     if ila_enabled(args) and args.pseudo_label == 'knn' and args.samples_per_class == 0 and args.k > args.batch_size:

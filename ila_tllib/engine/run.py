@@ -205,6 +205,8 @@ def _run(args, method: Method, device, directory: Optional[RunDirectory]):
             ila.loss = dist_utils.DistributedILALoss(ila.loss)
     trainer = Trainer(args, method, classifier, transfer, plan, ila, data.num_classes, device)
     modules = {'classifier': unwrap(classifier), 'transfer': unwrap(transfer)}
+    if ila is not None and args.ila_source_bank > 0:   # the bank's memory is part of an exact resume
+        modules['ila_loss'] = getattr(ila.loss, 'ila_loss', ila.loss)
 
     if not args.resume:
         method.pretrain(args, trainer, iters['source'], lambda: evaluate(val_loader),

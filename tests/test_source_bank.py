@@ -1,0 +1,106 @@
+"""The source bank (--ila-source-bank): its ring buffer against per-class queues, and ILA's decisions and loss
+with remembered voters against the plain-loop oracle."""
+from collections import deque
+
+import pytest
+import torch
+
+from ila_oracle import ila_oracle
+from ila_tllib import ILALoss
+from ila_tllib.memory import SourceFeatureBank, rank_within_class
+
+
+def test_rank_within_class_counts_earlier_rows_of_the_same_label():
+    y = torch.tensor([2, 0, 2, 2, 1, 0, 2])
+    expected = [sum(1 for earlier in y[:i].tolist() if earlier == label) for i, label in enumerate(y.tolist())]
+    assert rank_within_class(y, 3).tolist() == expected == [0, 0, 1, 2, 0, 1, 3]
+
+
+def _bank_as_queues(bank):
+    features, labels = bank.entries()
+    queues = {}
+    for f, c in zip(features.tolist(), labels.tolist()):
+        queues.setdefault(c, []).append(tuple(f))
+    return {c: sorted(q) for c, q in queues.items()}
+
+
+def test_bank_keeps_the_most_recent_features_of_each_class():
+    torch.manual_seed(0)
+    size, classes = 3, 4
+    bank, oracle = SourceFeatureBank(size), {c: deque(maxlen=size) for c in range(classes)}
+    # uneven batches, one with five rows of class 1 (more than the bank holds), one without class 3
+    for labels in ([0, 1, 2, 3], [1, 1, 1, 1, 1, 0], [2, 0, 2], [3, 3, 1, 0, 2, 2, 2, 2]):
+        y = torch.tensor(labels)
+        f = torch.randn(len(labels), 2)
+        bank.push(f, y, classes)
+        for row, c in zip(f.tolist(), labels):
+            oracle[c].append(tuple(row))
+        assert _bank_as_queues(bank) == {c: sorted(q) for c, q in oracle.items() if q}
+        assert bank.filled.tolist() == [len(oracle[c]) for c in range(classes)]
+
+
+def test_bank_refuses_a_batch_of_another_shape_once_filled():
+    bank = SourceFeatureBank(2)
+    bank.push(torch.randn(3, 4), torch.tensor([0, 1, 2]), 3)
+    with pytest.raises(ValueError, match="source bank holds 3 classes of width 4"):
+        bank.push(torch.randn(3, 5), torch.tensor([0, 1, 2]), 3)
+    with pytest.raises(ValueError, match="at least one"):
+        SourceFeatureBank(0)
+
+
+def _batch(seed, n_per_class=2, classes=3, n_t=7, dim=3):
+    g = torch.Generator().manual_seed(seed)
+    f_s = torch.randn(n_per_class * classes, dim, generator=g, dtype=torch.float64)
+    y_s = torch.arange(classes).repeat(n_per_class)
+    f_t = torch.randn(n_t, dim, generator=g, dtype=torch.float64)
+    return f_s, y_s, f_t
+
+
+def test_remembered_sources_vote_but_only_the_batch_is_contrasted():
+    # 2 sources per class per batch and 4 remembered per class: batch i votes with batches i-2 and i-1
+    loss = ILALoss(k=3, mu=0.6, source_bank=4)
+    batches = [_batch(seed) for seed in range(4)]
+    for i, (f_s, y_s, f_t) in enumerate(batches):
+        earlier = batches[max(0, i - 2):i]
+        remembered = ([row for b in earlier for row in b[0].detach().tolist()],
+                      [c for b in earlier for c in b[1].tolist()])
+        f_s.requires_grad_(True)
+        value = loss(f_s, y_s, f_t, num_classes=3)
+        ref_loss, labels, gammas, kept, affinity = ila_oracle(f_s.tolist(), y_s.tolist(), f_t.tolist(), 3, 0.6,
+                                                              remembered=remembered)
+        assert loss.pseudo_labels.tolist() == labels
+        assert torch.allclose(loss.ratio, torch.tensor(gammas, dtype=torch.float64))
+        assert set(torch.nonzero(loss.kept).flatten().tolist()) == kept
+        assert loss.affinity.tolist() == affinity            # the batch's rows only
+        assert value.item() == pytest.approx(ref_loss, rel=1e-9)
+        value.backward()
+        assert f_s.grad is not None and torch.isfinite(f_s.grad).all()
+
+
+def test_bank_changes_the_vote_when_the_batch_alone_is_misleading():
+    # the batch's nearest source to the target is of class 1; a remembered class-0 source is nearer still
+    loss, without = ILALoss(k=1, mu=1.0, source_bank=4), ILALoss(k=1, mu=1.0)
+    loss(torch.tensor([[0.0], [0.1], [5.0], [5.1]]), torch.tensor([0, 0, 1, 1]), torch.tensor([[0.05]]),
+         num_classes=2)
+    f_s, y_s, f_t = torch.tensor([[10.0], [0.9]]), torch.tensor([0, 1]), torch.tensor([[0.45]])
+    without(f_s, y_s, f_t, num_classes=2)
+    loss(f_s, y_s, f_t, num_classes=2)
+    assert without.pseudo_labels.tolist() == [1]      # 0.9 is 0.45 away, 10.0 is 9.55 away
+    assert loss.pseudo_labels.tolist() == [0]         # the remembered 0.1 is 0.35 away
+    assert loss.affinity.shape == (2, 1)
+
+
+def test_bank_state_resumes_the_same_decisions():
+    a = ILALoss(k=3, mu=0.6, source_bank=4)
+    for seed in range(2):
+        a(*_batch(seed), num_classes=3)
+    b = ILALoss(k=3, mu=0.6, source_bank=4)
+    b.load_state_dict(a.state_dict())
+    nxt = _batch(7)
+    assert a(*nxt, num_classes=3).item() == b(*nxt, num_classes=3).item()
+    assert torch.equal(a.ratio, b.ratio) and torch.equal(a.bank.features, b.bank.features)
+
+
+def test_bank_needs_the_number_of_classes():
+    with pytest.raises(ValueError, match="needs num_classes"):
+        ILALoss(source_bank=2)(*_batch(0))
