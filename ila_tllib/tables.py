@@ -120,6 +120,11 @@ def _parse_namespace(line: str) -> dict:
     return {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords}
 
 
+#: flags added to the scripts after some logs were written -> the behaviour those logs had, so that an ablation
+#: of a new flag gets its own row next to older runs instead of being averaged with them
+FLAGS_ADDED_LATER = {"ila_source_bank": 0}
+
+
 def read_run(path: str) -> Optional[Run]:
     """One training log → a Run, or None when it holds no finished run."""
     args, acc = None, None
@@ -135,6 +140,8 @@ def read_run(path: str) -> Optional[Run]:
                 acc = float(m.group(1))
     if args is None or acc is None or args.get("phase", "train") != "train":
         return None
+    if "ila_trade_off" in args:                    # this package's scripts, not tllib's
+        args = {**FLAGS_ADDED_LATER, **args}
     return Run(args, acc, path)
 
 

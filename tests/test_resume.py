@@ -24,11 +24,13 @@ def final_weights(log):
     return torch.load(os.path.join(log, "checkpoints", "latest.pth"), weights_only=True)
 
 
-def test_two_epochs_equal_one_plus_resume(root, tmp_path):
+@pytest.mark.parametrize("extra", [[], ["--ila-source-bank", "8"]], ids=["default", "source-bank"])
+def test_two_epochs_equal_one_plus_resume(root, tmp_path, extra):
     straight, resumed = str(tmp_path / "straight"), str(tmp_path / "resumed")
     # a run stopped after epoch 1 and extended to 2: the step schedule does not depend on --epochs (the
-    # ramp spans --epochs x -i, so a resume is exact only with the same --epochs, as in the SIGKILL test)
-    common = ["--seed", "1", "--ila-start-iter", "2", "--ila-schedule", "step"]
+    # ramp spans --epochs x -i, so a resume is exact only with the same --epochs, as in the SIGKILL test);
+    # with a source bank, its memory of epoch 1 must come back too
+    common = ["--seed", "1", "--ila-start-iter", "2", "--ila-schedule", "step"] + extra
     a = run_script("ila_cdan.py", tiny_args(root, straight, *common, "--epochs", "2"))
     b1 = run_script("ila_cdan.py", tiny_args(root, resumed, *common, "--epochs", "1"))
     b2 = run_script("ila_cdan.py", tiny_args(root, resumed, *common, "--epochs", "2", "--resume"))

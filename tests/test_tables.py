@@ -124,6 +124,23 @@ def test_paired_table_pairs_seeds_of_one_task(tmp_path):
     assert rows["ILA-DA+CDAN (mu=0.5)"][1:] == ["CDAN", "+3.0 (+3.0 .. +3.0)", "-", "-", "1/1 (100%) |"]
 
 
+def test_a_flag_added_later_splits_rows_from_logs_that_lack_it(tmp_path):
+    # logs written before --ila-source-bank existed ran without a bank: they are its 0, not the new runs' 32
+    from ila_cdan import CDAN
+    from ila_tllib.engine import get_parser
+    logs = str(tmp_path / "logs")
+    for seed, acc in enumerate((90.0, 92.0)):
+        log = os.path.join(logs, "old", f"Office31_A2W_seed{seed}")
+        namespace = get_parser(CDAN()).parse_args(["data/office31", "-s", "A", "-t", "W", "-a", "resnet50",
+                                                    "--seed", str(seed), "--log", log])
+        del namespace.ila_source_bank
+        _write_log(log, namespace, acc)
+    our_log(logs, "bank", "A", "W", 95.0, "--ila-source-bank", "32")
+    rows = _rows(format_table(collect([logs])))
+    assert set(rows) == {"ILA-DA+CDAN (ila_source_bank=0)", "ILA-DA+CDAN (ila_source_bank=32)"}
+    assert rows["ILA-DA+CDAN (ila_source_bank=0)"][2] == "91.0 ± 1.4"
+
+
 def test_command_line(tmp_path):
     tllib_log(str(tmp_path / "logs"), "mcc", "A", "W", 0, 94.0)
     done = subprocess.run([sys.executable, "-m", "ila_tllib.tables", str(tmp_path / "logs")], capture_output=True,
