@@ -10,7 +10,7 @@ computes the same loss on the global batch, and hands back gradients that make
 The helpers degrade gracefully: without an initialised process group (or with one process) they act
 as the single-process identity, so the same training script runs with or without ``torchrun``.
 """
-from typing import List, Optional, Union
+from typing import List, Optional, Tuple, Union
 
 import torch
 import torch.distributed as dist
@@ -187,6 +187,8 @@ class DistributedILALoss(nn.Module):
         - f_t (tensor): this rank's target features :math:`(n_t, D)`, the same :math:`n_t` on every rank
         - logits_t (tensor, optional): this rank's target logits :math:`(n_t, C)`
         - num_classes (int, optional): number of classes, passed on
+        - mining_features (pair of tensors, optional): this rank's rows of the features that decide the
+          affinities, gathered without gradient
 
     Shape:
         - Output: scalar, the loss of the global batch (:math:`N n_s` sources, :math:`N n_t` targets).
@@ -201,11 +203,15 @@ class DistributedILALoss(nn.Module):
         self.ddp_average = ddp_average
 
     def forward(self, f_s: torch.Tensor, y_s: torch.Tensor, f_t: torch.Tensor,
-                logits_t: Optional[torch.Tensor] = None, num_classes: Optional[int] = None) -> torch.Tensor:
+                logits_t: Optional[torch.Tensor] = None, num_classes: Optional[int] = None,
+                mining_features: Optional[Tuple[torch.Tensor, torch.Tensor]] = None) -> torch.Tensor:
         if not is_distributed():
-            return self.ila_loss(f_s, y_s, f_t, logits_t, num_classes)
+            return self.ila_loss(f_s, y_s, f_t, logits_t, num_classes, mining_features)
+        if mining_features is not None:
+            mining_features = tuple(all_gather_no_grad(g) for g in mining_features)
         loss = self.ila_loss(gather_with_grad(f_s), all_gather_no_grad(y_s), gather_with_grad(f_t),
-                             None if logits_t is None else all_gather_no_grad(logits_t), num_classes)
+                             None if logits_t is None else all_gather_no_grad(logits_t), num_classes,
+                             mining_features)
         if self.ddp_average:
             loss = _ScaleGradient.apply(loss, float(dist.get_world_size()))
         return loss

@@ -1,5 +1,5 @@
 """ILA-DA's loss: similarity → affinity miner → metric loss, as one ``nn.Module``."""
-from typing import Optional, Union
+from typing import Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -73,6 +73,9 @@ class ILALoss(nn.Module):
         - f_t (tensor): target features :math:`(N_t, D)`
         - logits_t (tensor, optional): target logits :math:`(N_t, C)`, needed by the classifier labeller
         - num_classes (int, optional): number of classes (else ``y_s.max() + 1``)
+        - mining_features (pair of tensors, optional): :math:`(N_s, D')` and :math:`(N_t, D')` features of the
+          same samples from which steps 1–4 decide (detached; e.g. a slowly moving copy of the network's);
+          step 5 still contrasts ``f_s`` and ``f_t``. Takes the composable path.
 
     Shape:
         - Output: scalar.
@@ -106,36 +109,43 @@ class ILALoss(nn.Module):
         self.last = None
 
     def forward(self, f_s: torch.Tensor, y_s: torch.Tensor, f_t: torch.Tensor,
-                logits_t: Optional[torch.Tensor] = None, num_classes: Optional[int] = None) -> torch.Tensor:
+                logits_t: Optional[torch.Tensor] = None, num_classes: Optional[int] = None,
+                mining_features: Optional[Tuple[torch.Tensor, torch.Tensor]] = None) -> torch.Tensor:
         if f_s.dim() != 2 or f_t.dim() != 2 or f_s.shape[1] != f_t.shape[1]:
             raise ValueError(f"expected f_s (N_s, D) and f_t (N_t, D), got {tuple(f_s.shape)} and {tuple(f_t.shape)}")
         if y_s.shape != (f_s.shape[0],):
             raise ValueError(f"y_s must have shape ({f_s.shape[0]},), got {tuple(y_s.shape)}")
-        if self.bank is not None:
-            return self._forward_with_bank(f_s, y_s, f_t, logits_t, num_classes)
+        if mining_features is not None and tuple(g.shape[0] for g in mining_features) != (len(f_s), len(f_t)):
+            raise ValueError(f"mining_features must hold {len(f_s)} source and {len(f_t)} target rows, got "
+                             f"{tuple(tuple(g.shape) for g in mining_features)}")
         settings = fused_settings(self.similarity, self.miner, self.metric_loss) if self.fused else None
-        if settings is not None and f_t.shape[0] > 0:
+        if settings is not None and f_t.shape[0] > 0 and self.bank is None and mining_features is None:
             loss, self.last = fused_ila_loss(f_s, y_s, f_t, num_classes=num_classes, **settings)
             return loss
         similarity_st = self.similarity(f_s, f_t)                       # (N_s, N_t), with gradient
-        self.last = self.miner(similarity_st.t(), y_s, logits_t, num_classes)
+        self.last = self._mine(similarity_st, f_s, y_s, f_t, logits_t, num_classes, mining_features)
         return self.metric_loss(similarity_st, self.last.affinity.to(similarity_st.dtype))
 
-    def _forward_with_bank(self, f_s, y_s, f_t, logits_t, num_classes):
-        if num_classes is None:
-            raise ValueError("a source bank needs num_classes: call the loss as loss(f_s, y_s, f_t, num_classes=C)")
-        similarity_st = self.similarity(f_s, f_t)                       # (N_s, N_t), with gradient
-        bank_f, bank_y = self.bank.to(f_s.device).entries()
-        voters_st = similarity_st.detach()                              # (N_s + M, N_t): batch, then bank
-        if len(bank_y):
-            with torch.no_grad():
-                voters_st = torch.cat((voters_st, self.similarity(bank_f.to(f_t.dtype), f_t)))
-        decided = self.miner(voters_st.t(), torch.cat((y_s, bank_y)), logits_t, num_classes)
-        # the remembered rows only voted: the loss contrasts the current batch's sources
-        n_s = f_s.shape[0]
-        self.last = MinedAffinity(decided.pseudo_labels, decided.score, decided.kept, decided.affinity[:n_s])
-        self.bank.push(f_s, y_s, num_classes)
-        return self.metric_loss(similarity_st, self.last.affinity.to(similarity_st.dtype))
+    @torch.no_grad()
+    def _mine(self, similarity_st, f_s, y_s, f_t, logits_t, num_classes, mining_features) -> MinedAffinity:
+        # the features that decide: given ones (e.g. a slowly moving copy's), else the loss's own
+        if mining_features is None:
+            g_s, g_t, voters_st = f_s.detach(), f_t.detach(), similarity_st.detach()
+        else:
+            g_s, g_t = (g.detach() for g in mining_features)
+            voters_st = self.similarity(g_s, g_t)
+        voter_labels = y_s
+        if self.bank is not None:
+            if num_classes is None:
+                raise ValueError("a source bank needs num_classes: call the loss as loss(f_s, y_s, f_t, num_classes=C)")
+            bank_f, bank_y = self.bank.to(g_s.device).entries()
+            if len(bank_y):                                             # (N_s + M, N_t): batch, then bank
+                voters_st = torch.cat((voters_st, self.similarity(bank_f.to(g_t.dtype), g_t)))
+                voter_labels = torch.cat((y_s, bank_y))
+            self.bank.push(g_s, y_s, num_classes)
+        decided = self.miner(voters_st.t(), voter_labels, logits_t, num_classes)
+        # remembered rows only voted: the loss contrasts the current batch's sources
+        return MinedAffinity(decided.pseudo_labels, decided.score, decided.kept, decided.affinity[:len(y_s)])
 
     # what was decided for the latest batch, for logs and figures
     @property

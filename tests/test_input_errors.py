@@ -72,6 +72,7 @@ def test_incomplete_benchmark_dataset(tmp_path, capsys):
     (["--mu", "0.01"], "keeps no target"),
     (["-j", "-1"], "--workers cannot be negative"),
     (["--ila-spectral-penalty", "-0.0001"], "--ila-spectral-penalty cannot be negative"),
+    (["--ila-mining-ema", "1"], "--ila-mining-ema 1.0 must lie in [0, 1)"),
     (["--ila-source-bank", "-1"], "--ila-source-bank -1: give the features kept per class, 0 or more"),
     (["--ila-source-bank", "8", "--pseudo-label", "classifier"], "--ila-source-bank feeds the kNN vote"),
     (["--norm-mean", "0.5", "0.5", "0.5"], "--norm-mean needs 1 value for -a lenet (grey images), got 3"),

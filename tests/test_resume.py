@@ -24,12 +24,13 @@ def final_weights(log):
     return torch.load(os.path.join(log, "checkpoints", "latest.pth"), weights_only=True)
 
 
-@pytest.mark.parametrize("extra", [[], ["--ila-source-bank", "8"]], ids=["default", "source-bank"])
+@pytest.mark.parametrize("extra", [[], ["--ila-source-bank", "8"], ["--ila-mining-ema", "0.9"]],
+                         ids=["default", "source-bank", "mining-ema"])
 def test_two_epochs_equal_one_plus_resume(root, tmp_path, extra):
     straight, resumed = str(tmp_path / "straight"), str(tmp_path / "resumed")
     # a run stopped after epoch 1 and extended to 2: the step schedule does not depend on --epochs (the
     # ramp spans --epochs x -i, so a resume is exact only with the same --epochs, as in the SIGKILL test);
-    # with a source bank, its memory of epoch 1 must come back too
+    # with a source bank or a moving average to mine on, their state after epoch 1 must come back too
     common = ["--seed", "1", "--ila-start-iter", "2", "--ila-schedule", "step"] + extra
     a = run_script("ila_cdan.py", tiny_args(root, straight, *common, "--epochs", "2"))
     b1 = run_script("ila_cdan.py", tiny_args(root, resumed, *common, "--epochs", "1"))

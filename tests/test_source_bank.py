@@ -104,3 +104,71 @@ def test_bank_state_resumes_the_same_decisions():
 def test_bank_needs_the_number_of_classes():
     with pytest.raises(ValueError, match="needs num_classes"):
         ILALoss(source_bank=2)(*_batch(0))
+
+
+def _msc_loop(f_s, f_t, affinity, temperature=1.0):
+    """Eq. 4-5 over given affinity rows, in loops (the oracle's loss with the decisions fixed)."""
+    import math
+    from ila_oracle import phi
+    per_source = []
+    for i, row in enumerate(affinity):
+        pos = [j for j, a in enumerate(row) if a == 1]
+        neg = [j for j, a in enumerate(row) if a == -1]
+        if pos and neg:
+            num = sum(math.exp(phi(f_s[i], f_t[j]) / temperature) for j in pos)
+            den = num + sum(math.exp(phi(f_s[i], f_t[j]) / temperature) for j in neg)
+            per_source.append(-math.log(num / den))
+    return sum(per_source) / len(per_source) if per_source else 0.0
+
+
+@pytest.mark.parametrize("bank", [0, 4])
+def test_mining_features_decide_and_the_own_features_are_contrasted(bank):
+    loss = ILALoss(k=3, mu=0.6, source_bank=bank)
+    previous, contrasted = None, 0
+    for seed in range(3):
+        f_s, y_s, f_t = _batch(seed)
+        g_s, _, g_t = _batch(100 + seed)                      # other features of the same samples
+        f_s.requires_grad_(True)
+        value = loss(f_s, y_s, f_t, num_classes=3, mining_features=(g_s, g_t))
+        remembered = ((), ()) if not (bank and previous) else previous
+        _, labels, gammas, kept, affinity = ila_oracle(g_s.tolist(), y_s.tolist(), g_t.tolist(), 3, 0.6,
+                                                      remembered=remembered)
+        assert loss.pseudo_labels.tolist() == labels and loss.affinity.tolist() == affinity
+        assert torch.allclose(loss.ratio, torch.tensor(gammas, dtype=torch.float64))
+        assert value.item() == pytest.approx(_msc_loop(f_s.tolist(), f_t.tolist(), affinity), rel=1e-9)
+        value.backward()
+        contrasted += value.item() > 0
+        assert (f_s.grad.abs().sum() > 0) == (value.item() > 0)
+        # the bank remembers the features that decided (2 per class; 4 kept: the last two batches)
+        rows = [] if previous is None else list(zip(*previous))
+        rows = (rows + list(zip(g_s.tolist(), y_s.tolist())))[-12:]
+        previous = (tuple(r[0] for r in rows), tuple(r[1] for r in rows))
+    assert contrasted >= 2
+
+
+def test_mining_features_must_cover_the_same_samples():
+    f_s, y_s, f_t = _batch(0)
+    with pytest.raises(ValueError, match="mining_features must hold 6 source and 7 target rows"):
+        ILALoss(k=3)(f_s, y_s, f_t, mining_features=(f_s[:5], f_t))
+
+
+def test_moving_average_follows_the_weights_and_copies_the_statistics():
+    from ila_tllib.engine.moving_average import MovingAverageNetwork
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
+    average = MovingAverageNetwork(net, 0.9)
+    start = [p.detach().clone() for p in net.parameters()]
+    net(torch.randn(8, 3))                                    # moves the running statistics
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(1.0)
+    average.update(net)
+    for mine, before, now in zip(average.model.parameters(), start, net.parameters()):
+        assert torch.allclose(mine, 0.9 * before + 0.1 * now)
+        assert not mine.requires_grad
+    for mine, theirs in zip(average.model.buffers(), net.buffers()):
+        assert torch.equal(mine, theirs)
+    average.restart_from(net)
+    assert all(torch.equal(a, b) for a, b in zip(average.model.parameters(), net.parameters()))
+    with pytest.raises(ValueError, match=r"decay must lie in \[0, 1\)"):
+        MovingAverageNetwork(net, 1.0)

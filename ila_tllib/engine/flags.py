@@ -132,6 +132,10 @@ def add_ila_arguments(p: argparse.ArgumentParser):
                    help="source features kept per class from earlier batches for the kNN vote and the ratio "
                         "test (detached; the loss still contrasts the current batch); 0 = the current batch "
                         "only, as the paper (default: 0)")
+    g.add_argument('--ila-mining-ema', default=0.0, type=float,
+                   help="alpha in [0, 1): ILA mines its pairs (kNN vote, ratio test) on the features of a moving "
+                        "average of the network's weights with this decay; the loss still contrasts the "
+                        "network's own features; 0 = the network itself, as the paper (default: 0)")
     g.add_argument('--ila-spectral-penalty', default=2e-4, type=float,
                    help="beta: BSP's penalty on the largest singular value of the adversary's source and target "
                         "features, added with ILA; 0 = none (default: %(default)g; 2e-4 is BSP's weight, 0 for "
@@ -209,6 +213,9 @@ def check_args(args, method):
     if args.balanced_source and ila_enabled(args) and args.ila_batch == 'extra':
         raise UsageError("--balanced-source contradicts --ila-batch extra (the default, which keeps tllib's random "
                          "source batch for CE and the adversary); add --ila-batch shared")
+    if not 0.0 <= args.ila_mining_ema < 1.0:
+        raise UsageError(f"--ila-mining-ema {args.ila_mining_ema} must lie in [0, 1) (0.99: about the last 100 "
+                         f"steps; 0: mine on the network itself)")
     if args.ila_source_bank < 0:
         raise UsageError(f"--ila-source-bank {args.ila_source_bank}: give the features kept per class, 0 or more")
     if args.ila_source_bank > 0 and args.pseudo_label == 'classifier':

@@ -89,6 +89,7 @@ class ILATerm:
         self.mu = getattr(self.miner, "mu", None)
         self.stats = ILAStats()
         self.last_weight = 0.0
+        self.mining_network = None   # a MovingAverageNetwork with --ila-mining-ema, set by the engine
 
     def active(self, it: int) -> bool:
         return it >= self.start_iter
@@ -102,11 +103,11 @@ class ILATerm:
             return 0.0
         return self.trade_off * self.schedule(self.progress(it))
 
-    def __call__(self, f_s, y_s, f_t, logits_t, num_classes, it: int) -> torch.Tensor:
+    def __call__(self, f_s, y_s, f_t, logits_t, num_classes, it: int, mining_features=None) -> torch.Tensor:
         """The weighted term for this batch; ``last_weight`` keeps the weight it was given."""
         if self.keep_schedule is not None:   # round(μ n) may be 0 early on: nothing kept, the term is 0
             self.miner.mu = max(self.mu * self.keep_schedule(self.progress(it)), 1e-9)
-        loss = self.loss(f_s, y_s, f_t, logits_t=logits_t, num_classes=num_classes)
+        loss = self.loss(f_s, y_s, f_t, logits_t=logits_t, num_classes=num_classes, mining_features=mining_features)
         self.last_weight = self.scheduled_weight(it) * self.reliability(self.loss, _gathered(logits_t))
         return loss
 

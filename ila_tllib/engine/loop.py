@@ -80,7 +80,7 @@ class Trainer:
         ila_loss = None
         if batch.ila is not None:
             ila_loss = self.ila(out.features[batch.ila], batch.labels_ila, target.features, target.logits,
-                                self.num_classes, it)
+                                self.num_classes, it, self.mining_features(batch))
             check_finite_loss(ila_loss, 'ILA', it)
             loss = loss + self.ila.last_weight * ila_loss
         if self.ila is not None:
@@ -88,6 +88,20 @@ class Trainer:
             if penalty is not None:
                 loss = loss + check_finite_loss(penalty, 'spectral penalty', it)
         return StepLosses(loss, cls_loss, transfer_loss, ila_loss, source.logits, meters)
+
+    @torch.no_grad()
+    def mining_features(self, batch: Batch):
+        """With --ila-mining-ema: ILA's source and target rows through the moving average of the network, with
+        the same BatchNorm statistics rule as the network's own pass; else None (ILA mines on its own)."""
+        averaged = self.ila.mining_network
+        if averaged is None:
+            return None
+        statistics = (contextlib.nullcontext() if batch.statistics_rows is None
+                      else batch_statistics_from(averaged.model, batch.statistics_rows))
+        with precision.autocast(self.args, self.device), statistics:
+            inputs = precision.network_inputs(self.args, batch.inputs)
+            features = self.method.forward(averaged.model, inputs).features.float()
+        return features[batch.ila], features[batch.target]
 
     def train_one_epoch(self, iters, optimizer, scheduler, epoch: int, state: dict):
         args = self.args
@@ -118,6 +132,8 @@ class Trainer:
             out.loss.backward()
             optimizer.step()
             scheduler.step()
+            if self.ila is not None and self.ila.mining_network is not None:
+                self.ila.mining_network.update(self.model)
             state['iter'] += 1
             meter['Time'].update(time.time() - end)
             end = time.time()
