@@ -122,7 +122,7 @@ def _parse_namespace(line: str) -> dict:
 
 #: flags added to the scripts after some logs were written -> the behaviour those logs had, so that an ablation
 #: of a new flag gets its own row next to older runs instead of being averaged with them
-FLAGS_ADDED_LATER = {"ila_source_bank": 0}
+FLAGS_ADDED_LATER = {"ila_source_bank": 0, "ila_mining_ema": 0.0}
 
 
 def read_run(path: str) -> Optional[Run]:

@@ -8,6 +8,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from ila_tllib.tables import collect, format_paired_table, format_table
 
 from helpers import REPO
@@ -124,8 +126,11 @@ def test_paired_table_pairs_seeds_of_one_task(tmp_path):
     assert rows["ILA-DA+CDAN (mu=0.5)"][1:] == ["CDAN", "+3.0 (+3.0 .. +3.0)", "-", "-", "1/1 (100%) |"]
 
 
-def test_a_flag_added_later_splits_rows_from_logs_that_lack_it(tmp_path):
-    # logs written before --ila-source-bank existed ran without a bank: they are its 0, not the new runs' 32
+@pytest.mark.parametrize("dest, flag, value, default", [("ila_source_bank", "--ila-source-bank", "32", "0"),
+                                                        ("ila_mining_ema", "--ila-mining-ema", "0.99", "0.0")])
+def test_a_flag_added_later_splits_rows_from_logs_that_lack_it(tmp_path, dest, flag, value, default):
+    # logs written before --ila-source-bank and --ila-mining-ema existed ran without either: they are the flags'
+    # defaults (and join new runs at the defaults), not the new runs that set one
     from ila_cdan import CDAN
     from ila_tllib.engine import get_parser
     logs = str(tmp_path / "logs")
@@ -133,12 +138,13 @@ def test_a_flag_added_later_splits_rows_from_logs_that_lack_it(tmp_path):
         log = os.path.join(logs, "old", f"Office31_A2W_seed{seed}")
         namespace = get_parser(CDAN()).parse_args(["data/office31", "-s", "A", "-t", "W", "-a", "resnet50",
                                                     "--seed", str(seed), "--log", log])
-        del namespace.ila_source_bank
+        del namespace.ila_source_bank, namespace.ila_mining_ema
         _write_log(log, namespace, acc)
-    our_log(logs, "bank", "A", "W", 95.0, "--ila-source-bank", "32")
+    our_log(logs, "new-default", "A", "W", 94.0, seed=2)
+    our_log(logs, "new-flag", "A", "W", 95.0, flag, value)
     rows = _rows(format_table(collect([logs])))
-    assert set(rows) == {"ILA-DA+CDAN (ila_source_bank=0)", "ILA-DA+CDAN (ila_source_bank=32)"}
-    assert rows["ILA-DA+CDAN (ila_source_bank=0)"][2] == "91.0 ± 1.4"
+    assert set(rows) == {f"ILA-DA+CDAN ({dest}={default})", f"ILA-DA+CDAN ({dest}={value})"}
+    assert rows[f"ILA-DA+CDAN ({dest}={default})"][2] == "92.0 ± 2.0"
 
 
 def test_command_line(tmp_path):
