@@ -159,3 +159,19 @@ def test_command_line(tmp_path):
     done = subprocess.run([sys.executable, "-m", "ila_tllib.tables", str(tmp_path / "none")], capture_output=True,
                           text=True, cwd=REPO)
     assert done.returncode == 2 and "no such log directory" in done.stderr
+
+
+def test_an_ablation_paired_with_the_default_seed_by_seed(tmp_path):
+    # A→W: +2.0 and -1.0 (seeds 0, 1); D→W: +0.5 (seed 0; seed 1 has no default run and is left out)
+    variant, default = str(tmp_path / "variant"), str(tmp_path / "default")
+    for task, seed, ours, theirs in (("A", 0, 92.0, 90.0), ("A", 1, 90.0, 91.0), ("D", 0, 98.5, 98.0)):
+        our_log(variant, "bank", task, "W", ours, "--ila-source-bank", "32", seed=seed)
+        our_log(default, "default", task, "W", theirs, seed=seed)
+    our_log(variant, "bank", "D", "W", 10.0, "--ila-source-bank", "32", seed=1)
+    script = os.path.join(REPO, "benchmarks", "paired_with_default.py")
+    done = subprocess.run([sys.executable, script, variant, default], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    assert "| ILA-DA+CDAN | A→W +0.5 (-1.0 .. +2.0); D→W +0.5 (+0.5 .. +0.5) | +0.5 | 2/3 |" in done.stdout
+    done = subprocess.run([sys.executable, script, variant, str(tmp_path / "none")], capture_output=True, text=True,
+                          cwd=REPO)
+    assert done.returncode == 2 and "no ILA-DA run of the same method, task and seed" in done.stderr

@@ -1,0 +1,52 @@
+"""An ablation against ILA-DA's defaults, seed by seed: does the changed part beat the default?
+
+    python benchmarks/paired_with_default.py VARIANT_DIR DEFAULT_DIR
+
+``python -m ila_tllib.tables --paired`` pairs each ILA-DA row with its baseline; this pairs the runs of one
+ablation (VARIANT_DIR, e.g. ``benchmarks/results/offline_digits_ablations_4x300/source-bank32``) with the
+default ILA-DA runs of the same method, task and seed (DEFAULT_DIR, e.g.
+``benchmarks/results/offline_digits_4x300``), and prints per method the mean difference per task, the mean
+over tasks and the pairs the variant wins (a tie is not a win).
+"""
+import argparse
+import os
+import statistics
+import sys
+from collections import defaultdict
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+from ila_tllib.tables import collect  # noqa: E402
+
+
+def by_key(runs):
+    """(method, task, seed) -> accuracy, ILA-DA runs only."""
+    return {(r.method, r.task, r.args["seed"]): r.acc for r in runs if r.method.startswith("ILA-DA+")}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("variant")
+    parser.add_argument("default")
+    args = parser.parse_args()
+    variant, default = by_key(collect([args.variant])), by_key(collect([args.default]))
+    differences = defaultdict(lambda: defaultdict(list))      # method -> task -> [variant - default]
+    for key in sorted(set(variant) & set(default), key=str):
+        method, task, _ = key
+        differences[method][task].append(variant[key] - default[key])
+    if not differences:
+        parser.error("no ILA-DA run of the same method, task and seed is in both folders; give an ablation's "
+                     "folder, then the folder of the default runs")
+    print("| ILA-DA row | per task: mean of variant − default (range) | Avg | pairs won |")
+    print("|---|---|---|---|")
+    for method, tasks in sorted(differences.items()):
+        cells = [f"{task} {statistics.mean(d):+.1f} ({min(d):+.1f} .. {max(d):+.1f})" for task, d in tasks.items()]
+        flat = [x for d in tasks.values() for x in d]
+        average = statistics.mean(statistics.mean(d) for d in tasks.values())
+        won = sum(x > 0 for x in flat)
+        print(f"| {method} | {'; '.join(cells)} | {average:+.1f} | {won}/{len(flat)} |")
+
+
+if __name__ == "__main__":
+    main()
