@@ -6,7 +6,7 @@
 ablation (VARIANT_DIR, e.g. ``benchmarks/results/offline_digits_ablations_4x300/source-bank32``) with the
 default ILA-DA runs of the same method, task and seed (DEFAULT_DIR, e.g.
 ``benchmarks/results/offline_digits_4x300``), and prints per method the mean difference per task, the mean
-over tasks and the pairs the variant wins (a tie is not a win).
+over tasks with its standard error and the pairs the variant wins (a tie is not a win).
 """
 import argparse
 import os
@@ -17,7 +17,7 @@ from collections import defaultdict
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from ila_tllib.tables import collect  # noqa: E402
+from ila_tllib.tables import average_gain, collect  # noqa: E402
 
 
 def by_key(runs):
@@ -38,14 +38,13 @@ def main():
     if not differences:
         parser.error("no ILA-DA run of the same method, task and seed is in both folders; give an ablation's "
                      "folder, then the folder of the default runs")
-    print("| ILA-DA row | per task: mean of variant − default (range) | Avg | pairs won |")
+    print("| ILA-DA row | per task: mean of variant − default (range) | Avg ± s.e. | pairs won |")
     print("|---|---|---|---|")
     for method, tasks in sorted(differences.items()):
         cells = [f"{task} {statistics.mean(d):+.1f} ({min(d):+.1f} .. {max(d):+.1f})" for task, d in tasks.items()]
         flat = [x for d in tasks.values() for x in d]
-        average = statistics.mean(statistics.mean(d) for d in tasks.values())
         won = sum(x > 0 for x in flat)
-        print(f"| {method} | {'; '.join(cells)} | {average:+.1f} | {won}/{len(flat)} |")
+        print(f"| {method} | {'; '.join(cells)} | {average_gain(list(tasks.values()))} | {won}/{len(flat)} |")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ average as tllib's README quotes it (and the ILA-DA paper's for its rows), where
 import argparse
 import ast
 import glob
+import math
 import os
 import re
 import statistics
@@ -220,30 +221,44 @@ def format_table(runs: List[Run]) -> str:
     return "\n".join(lines)
 
 
+def average_gain(differences: List[List[float]]) -> str:
+    """The mean over tasks of the mean paired difference per task, ``± its standard error`` when every task
+    has two pairs or more: :math:`\\sqrt{\\sum_t s_t^2 / n_t} / T`, from the seed-to-seed spread of each task's
+    differences. The mean over many seeds lies within about two standard errors of it (further with
+    very few seeds per task)."""
+    mean = statistics.mean(statistics.mean(d) for d in differences)
+    if min(len(d) for d in differences) < 2:
+        return f"{mean:+.1f}"
+    error = math.sqrt(sum(statistics.variance(d) / len(d) for d in differences)) / len(differences)
+    return f"{mean:+.1f} ± {error:.1f}"
+
+
 def format_paired_table(runs: List[Run]) -> str:
     """Every ILA-DA row against the method it is added to, seed by seed (runs of one task and one seed
     pair up): the mean paired gain per task and over the tasks, the range of the differences, and the
-    pairs ILA-DA wins (a tie is not a win). A user runs one seed, so the win rate says more than a mean."""
+    pairs ILA-DA wins (a tie is not a win). A user runs one seed, so the win rate says more than a mean;
+    the average over tasks carries its standard error (see :func:`average_gain`)."""
     names = _row_names(runs)
     acc = {(names[id(r)], r.task, r.args.get("seed")): r.acc for r in runs}
     base_of = {names[id(r)]: r.base for r in runs if r.variant == 2}
     tasks = sorted({r.task for r in runs}, key=lambda t: min(r.path for r in runs if r.task == t))
-    lines = ["| ILA-DA row | against | " + " | ".join(tasks) + " | Avg | pairs won |", "|---" * (len(tasks) + 4) + "|"]
+    lines = ["| ILA-DA row | against | " + " | ".join(tasks) + " | Avg ± s.e. | pairs won |",
+             "|---" * (len(tasks) + 4) + "|"]
     for row in sorted(base_of):
         base = base_of[row]
-        cells, gains, diffs_all = [], [], []
+        cells, per_task, diffs_all = [], [], []
         for task in tasks:
             diffs = [a - acc[(base, t, seed)] for (name, t, seed), a in acc.items()
                      if name == row and t == task and (base, t, seed) in acc]
             if diffs:
-                gains.append(statistics.mean(diffs))
+                per_task.append(diffs)
                 diffs_all += diffs
-                cells.append(f"{gains[-1]:+.1f} ({min(diffs):+.1f} .. {max(diffs):+.1f})")
+                cells.append(f"{statistics.mean(diffs):+.1f} ({min(diffs):+.1f} .. {max(diffs):+.1f})")
             else:
                 cells.append("-")
         if diffs_all:
             won = sum(d > 0 for d in diffs_all)
-            average = f"{statistics.mean(gains):+.1f}" if len(gains) == len(tasks) else "-"
+            average = average_gain(per_task) if len(per_task) == len(tasks) else "-"
             lines.append(f"| {row} | {base} | " + " | ".join(cells)
                          + f" | {average} | {won}/{len(diffs_all)} ({100 * won / len(diffs_all):.0f}%) |")
     return "\n".join(lines)

@@ -120,8 +120,9 @@ def test_paired_table_pairs_seeds_of_one_task(tmp_path):
         our_log(logs, "ila", "D", "W", ila_dw, seed=seed)
     our_log(logs, "ila_mu", "A", "W", 93.0, "--mu", "0.5")                  # a variant, one task, one seed
     rows = _rows(format_paired_table(collect([logs])))
-    # A→W: +1.5 and -0.5; D→W: +1.0 and a tie (not a win)
-    assert rows["ILA-DA+CDAN (mu=0.67)"][1:] == ["CDAN", "+0.5 (-0.5 .. +1.5)", "+0.5 (+0.0 .. +1.0)", "+0.5",
+    # A→W: +1.5 and -0.5; D→W: +1.0 and a tie (not a win); standard error of the average over the two tasks:
+    # sqrt(var(+1.5, -0.5) / 2 + var(+1.0, 0.0) / 2) / 2 = sqrt(2.0 / 2 + 0.5 / 2) / 2 = 0.56
+    assert rows["ILA-DA+CDAN (mu=0.67)"][1:] == ["CDAN", "+0.5 (-0.5 .. +1.5)", "+0.5 (+0.0 .. +1.0)", "+0.5 ± 0.6",
                                                  "2/4 (50%) |"]
     assert rows["ILA-DA+CDAN (mu=0.5)"][1:] == ["CDAN", "+3.0 (+3.0 .. +3.0)", "-", "-", "1/1 (100%) |"]
 
@@ -155,7 +156,7 @@ def test_command_line(tmp_path):
     assert "ILA-DA row" not in done.stdout
     done = subprocess.run([sys.executable, "-m", "ila_tllib.tables", "--paired", str(tmp_path / "logs")],
                           capture_output=True, text=True, cwd=REPO)
-    assert done.returncode == 0 and "| ILA-DA row | against | A→W | Avg | pairs won |" in done.stdout
+    assert done.returncode == 0 and "| ILA-DA row | against | A→W | Avg ± s.e. | pairs won |" in done.stdout
     done = subprocess.run([sys.executable, "-m", "ila_tllib.tables", str(tmp_path / "none")], capture_output=True,
                           text=True, cwd=REPO)
     assert done.returncode == 2 and "no such log directory" in done.stderr
