@@ -50,14 +50,20 @@ class SourceFeatureBank(nn.Module):
         self.register_buffer("filled", torch.zeros(0, dtype=torch.long))
         self.register_buffer("pointer", torch.zeros(0, dtype=torch.long))
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        saved = state_dict.get(prefix + "features")
+        if saved is not None and saved.dim() == 3 and saved.shape[1] != self.size:
+            error_msgs.append(f"the saved source bank keeps {saved.shape[1]} features per class, this one {self.size}")
+            return
         # the saved bank may already be allocated while this one is not: take its shapes first
         for name in ("features", "filled", "pointer"):
             saved = state_dict.get(prefix + name)
             if saved is not None:
                 current = getattr(self, name)
                 setattr(self, name, torch.zeros(saved.shape, dtype=saved.dtype, device=current.device))
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
 
     def entries(self):
         """``(features (M, D), labels (M,))`` of the filled slots, class by class."""

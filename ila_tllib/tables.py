@@ -29,6 +29,10 @@ import sys
 from collections import defaultdict
 from typing import Dict, List, Optional
 
+# flags added after some logs were written -> the behaviour those logs had, so that an ablation of a new
+# flag gets its own row next to older runs instead of being averaged with them
+from .engine.flags import FLAGS_ADDED_LATER
+
 from .models import TLLIB_RESNETS
 
 __all__ = ["Run", "read_run", "collect", "format_table", "format_paired_table", "main", "TLLIB_METHODS", "ORIGIN"]
@@ -120,10 +124,6 @@ def _parse_namespace(line: str) -> dict:
         raise ValueError("not a Namespace line")
     return {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords}
 
-
-#: flags added to the scripts after some logs were written -> the behaviour those logs had, so that an ablation
-#: of a new flag gets its own row next to older runs instead of being averaged with them
-FLAGS_ADDED_LATER = {"ila_source_bank": 0, "ila_mining_ema": 0.0}
 
 
 def read_run(path: str) -> Optional[Run]:

@@ -75,6 +75,7 @@ def test_incomplete_benchmark_dataset(tmp_path, capsys):
     (["--ila-mining-ema", "1"], "--ila-mining-ema 1.0 must lie in [0, 1)"),
     (["--ila-source-bank", "-1"], "--ila-source-bank -1: give the features kept per class, 0 or more"),
     (["--ila-source-bank", "8", "--pseudo-label", "classifier"], "--ila-source-bank feeds the kNN vote"),
+    (["--ila-mining-ema", "0.99", "--pseudo-label", "classifier"], "--ila-mining-ema feeds the kNN vote"),
     (["--norm-mean", "0.5", "0.5", "0.5"], "--norm-mean needs 1 value for -a lenet (grey images), got 3"),
     (["--norm-std", "0.5", "0.5"], "--norm-std needs 1 value"),
     (["--scale", "0.5"], "--scale takes two positive values"),

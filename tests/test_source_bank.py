@@ -101,6 +101,13 @@ def test_bank_state_resumes_the_same_decisions():
     assert torch.equal(a.ratio, b.ratio) and torch.equal(a.bank.features, b.bank.features)
 
 
+def test_bank_of_another_size_does_not_load():
+    a = ILALoss(k=3, mu=0.6, source_bank=4)
+    a(*_batch(0), num_classes=3)
+    with pytest.raises(RuntimeError, match="keeps 4 features per class, this one 2"):
+        ILALoss(k=3, mu=0.6, source_bank=2).load_state_dict(a.state_dict())
+
+
 def test_bank_needs_the_number_of_classes():
     with pytest.raises(ValueError, match="needs num_classes"):
         ILALoss(source_bank=2)(*_batch(0))

@@ -19,10 +19,14 @@ from . import precision
 from .errors import UsageError
 from .ila_term import ILA_RELIABILITIES, ILA_SCHEDULES
 
-__all__ = ["get_parser", "add_ila_arguments", "check_args", "ila_enabled", "DIGIT_INPUT_SIZE"]
+__all__ = ["get_parser", "add_ila_arguments", "check_args", "ila_enabled", "DIGIT_INPUT_SIZE", "FLAGS_ADDED_LATER"]
 
 #: digit backbones and the only input size their flatten layer accepts
 DIGIT_INPUT_SIZE = {"lenet": 28, "dtn": 32}
+
+#: ILA flags added after the first release -> the behaviour runs had before them (their defaults): a log or a
+#: resume checkpoint written without the flag reads as this value
+FLAGS_ADDED_LATER = {"ila_source_bank": 0, "ila_mining_ema": 0.0}
 
 
 def get_parser(method) -> argparse.ArgumentParser:
@@ -218,9 +222,10 @@ def check_args(args, method):
                          f"steps; 0: mine on the network itself)")
     if args.ila_source_bank < 0:
         raise UsageError(f"--ila-source-bank {args.ila_source_bank}: give the features kept per class, 0 or more")
-    if args.ila_source_bank > 0 and args.pseudo_label == 'classifier':
-        raise UsageError("--ila-source-bank feeds the kNN vote, which --pseudo-label classifier does not use; "
-                         "drop one of them")
+    for flag, value in (('--ila-source-bank', args.ila_source_bank), ('--ila-mining-ema', args.ila_mining_ema)):
+        if value > 0 and args.pseudo_label == 'classifier':
+            raise UsageError(f"{flag} feeds the kNN vote, which --pseudo-label classifier does not use; "
+                             f"drop one of them")
     if ila_enabled(args) and kept_count(args.mu, args.batch_size) == 0:
         raise UsageError(f"--mu {args.mu} keeps no target of a batch of {args.batch_size}: the ILA term would be 0")
     if ila_enabled(args) and args.pseudo_label == 'knn' and args.samples_per_class == 0 and args.k > args.batch_size:

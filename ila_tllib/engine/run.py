@@ -21,7 +21,7 @@ from .checkpoint import (RunDirectory, check_finite_state, load_file, load_weigh
                          set_rng_state, set_schedule_counters)
 from .data import eval_loader, get_dataset
 from .errors import EXIT_OK, DivergenceError, UsageError, classify, disk_problem
-from .flags import DIGIT_INPUT_SIZE, check_args, get_parser, ila_enabled
+from .flags import DIGIT_INPUT_SIZE, FLAGS_ADDED_LATER, check_args, get_parser, ila_enabled
 from .ila_term import build_ila_term
 from .moving_average import MovingAverageNetwork
 from .loop import Trainer, make_optimizer, unwrap, validate
@@ -265,7 +265,7 @@ def save_on_main(classifier, args, name):
 def resume_config(args, method: Method, plan: BatchPlan, state) -> dict:
     """What shapes the model, the optimiser groups and the data iterators: a resumed run must match."""
     keys = ('arch', 'bottleneck_dim', 'no_pool', 'data', 'source', 'target', 'batch_size', 'samples_per_class',
-            'classes_per_batch')
+            'classes_per_batch', *FLAGS_ADDED_LATER)   # the source bank's rings and the average ILA mines on
     config = {k: getattr(args, k, None) for k in keys}
     config.update(method=method.name, num_classes=state['num_classes'], balanced_source=plan.balanced_source,
                   ila_source=plan.ila_source, processes=dist_utils.world_size())
@@ -297,8 +297,11 @@ def load_resume_state(args, method, plan, state, modules, optimizer, scheduler, 
     fix = "start without --resume to train anew (the old checkpoints are kept aside)"
     ckpt = load_file(path, "--resume", "a run writes it after its first epoch; " + fix, weights_only=False)
     config = resume_config(args, method, plan, state)
-    if not isinstance(ckpt, dict) or ckpt.get('config') != config:
-        old = ckpt.get('config', {}) if isinstance(ckpt, dict) else {}
+    old = ckpt.get('config') if isinstance(ckpt, dict) else None
+    if isinstance(old, dict):   # written before a flag existed: it ran with that flag's default
+        old = {**FLAGS_ADDED_LATER, **old}
+    if old != config:
+        old = old if isinstance(old, dict) else {}
         changed = sorted(k for k in config if old.get(k) != config[k])
         raise UsageError(f"--resume: {path} was written by a run with other {', '.join(changed)} "
                          f"({old}); resume with the same flags, or use another --log")
