@@ -35,6 +35,9 @@ def make_global_batch(seed=0):
         "f_s": centers[y_s] + torch.randn(len(y_s), D, generator=g, dtype=torch.float64),
         "f_t": centers[y_t] + 1.5 * torch.randn(N_T, D, generator=g, dtype=torch.float64),
         "logits_t": torch.randn(N_T, N_CLASSES, generator=g, dtype=torch.float64),
+        # other features of the same samples (as a moving average's), which decide the pairs
+        "g_s": centers[y_s] + torch.randn(len(y_s), D, generator=g, dtype=torch.float64),
+        "g_t": centers[y_t] + 1.5 * torch.randn(N_T, D, generator=g, dtype=torch.float64),
         "x_s": torch.randn(len(y_s), D_IN, generator=g, dtype=torch.float64),
         "x_t": torch.randn(N_T, D_IN, generator=g, dtype=torch.float64),
         "weight": torch.randn(D, D_IN, generator=g, dtype=torch.float64),
@@ -85,6 +88,14 @@ def _worker(r, init_file, out_dir):
         out["loss_classifier"] = loss_fn(local_rows(data["f_s"], r), y_s, local_rows(data["f_t"], r),
                                          logits_t=local_rows(data["logits_t"], r)).item()
         out["kept_classifier"] = loss_fn.kept
+
+        # 2b. features that decide the pairs are gathered as well
+        loss_fn = DistributedILALoss(new_ila(), ddp_average=False)
+        f_s = local_rows(data["f_s"], r).clone().requires_grad_()
+        loss = loss_fn(f_s, y_s, local_rows(data["f_t"], r),
+                       mining_features=(local_rows(data["g_s"], r), local_rows(data["g_t"], r)))
+        loss.backward()
+        out.update(loss_mined=loss.item(), grad_f_s_mined=f_s.grad, affinity_mined=loss_fn.affinity)
 
         # 3. DDP averages the parameter gradients; ddp_average=True undoes it
         model = nn.parallel.DistributedDataParallel(make_model(data))
@@ -174,6 +185,19 @@ def test_target_logits_are_gathered(spawned):
     for out in results:
         assert out["loss_classifier"] == pytest.approx(ref, rel=1e-12, abs=1e-12)
         assert torch.equal(out["kept_classifier"], ila.kept)
+
+
+def test_mining_features_are_gathered(spawned):
+    data, results = spawned
+    ila = new_ila()
+    f_s = data["f_s"].clone().requires_grad_()
+    loss = ila(f_s, data["y_s"], data["f_t"], mining_features=(data["g_s"], data["g_t"]))
+    loss.backward()
+    assert not torch.equal(ila.affinity, reference(data)[0].affinity)   # the other features decide otherwise
+    for r, out in enumerate(results):
+        assert out["loss_mined"] == pytest.approx(loss.item(), rel=1e-12, abs=1e-12)
+        assert torch.equal(out["affinity_mined"], ila.affinity)
+        torch.testing.assert_close(out["grad_f_s_mined"], local_rows(f_s.grad, r), rtol=1e-9, atol=1e-12)
 
 
 def test_ddp_parameter_gradients_match_one_process(spawned):
