@@ -104,17 +104,22 @@ def test_sigkill_mid_epoch_then_resume(root, tmp_path):
         assert torch.equal(wa[k], wb[k]), k
 
 
-@pytest.mark.parametrize("first, then, changed", [
-    ([], ["--ila-source-bank", "8"], "ila_source_bank"),
-    (["--ila-source-bank", "8"], ["--ila-source-bank", "4"], "ila_source_bank"),
-    ([], ["--ila-mining-ema", "0.9"], "ila_mining_ema"),
-], ids=["bank-added", "bank-resized", "ema-added"])
-def test_resume_with_other_ila_memory_is_a_clear_error(root, tmp_path, first, then, changed):
-    # the bank's rings and the moving average are part of the resumed state: other values cannot continue it
-    log = str(tmp_path / "log")
-    done = run_script("ila_dann.py", tiny_args(root, log, "--epochs", "1", *first))
+@pytest.fixture(scope="module")
+def banked_log(root, tmp_path_factory):
+    log = str(tmp_path_factory.mktemp("banked") / "log")
+    done = run_script("ila_dann.py", tiny_args(root, log, "--epochs", "1", "--ila-source-bank", "8"))
     assert done.returncode == 0, done.stderr
-    again = run_script("ila_dann.py", tiny_args(root, log, "--epochs", "2", "--resume", *then))
+    return log
+
+
+@pytest.mark.parametrize("then, changed", [
+    (["--ila-source-bank", "4"], "ila_source_bank"),
+    (["--ila-source-bank", "0"], "ila_source_bank"),
+    (["--ila-source-bank", "8", "--ila-mining-ema", "0.9"], "ila_mining_ema"),
+], ids=["bank-resized", "bank-dropped", "ema-added"])
+def test_resume_with_other_ila_memory_is_a_clear_error(root, banked_log, then, changed):
+    # the bank's rings and the moving average are part of the resumed state: other values cannot continue it
+    again = run_script("ila_dann.py", tiny_args(root, banked_log, "--epochs", "2", "--resume", *then))
     assert again.returncode == 2, again.stderr
     assert f"was written by a run with other {changed} " in again.stderr and "Traceback" not in again.stderr
 
