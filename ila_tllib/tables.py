@@ -29,10 +29,7 @@ import sys
 from collections import defaultdict
 from typing import Dict, List, Optional
 
-# flags added after some logs were written -> the behaviour those logs had, so that an ablation of a new
-# flag gets its own row next to older runs instead of being averaged with them
 from .engine.flags import FLAGS_ADDED_LATER
-
 from .models import TLLIB_RESNETS
 
 __all__ = ["Run", "read_run", "collect", "format_table", "format_paired_table", "main", "TLLIB_METHODS", "ORIGIN"]
@@ -142,6 +139,8 @@ def read_run(path: str) -> Optional[Run]:
     if args is None or acc is None or args.get("phase", "train") != "train":
         return None
     if "ila_trade_off" in args:                    # this package's scripts, not tllib's
+        # a log written before a flag existed ran with its default: an ablation of that flag then gets
+        # its own row instead of being averaged with the older runs
         args = {**FLAGS_ADDED_LATER, **args}
     return Run(args, acc, path)
 

@@ -298,10 +298,9 @@ def load_resume_state(args, method, plan, state, modules, optimizer, scheduler, 
     ckpt = load_file(path, "--resume", "a run writes it after its first epoch; " + fix, weights_only=False)
     config = resume_config(args, method, plan, state)
     old = ckpt.get('config') if isinstance(ckpt, dict) else None
-    if isinstance(old, dict):   # written before a flag existed: it ran with that flag's default
-        old = {**FLAGS_ADDED_LATER, **old}
+    # written before a flag existed: it ran with that flag's default
+    old = {**FLAGS_ADDED_LATER, **old} if isinstance(old, dict) else {}
     if old != config:
-        old = old if isinstance(old, dict) else {}
         changed = sorted(k for k in config if old.get(k) != config[k])
         raise UsageError(f"--resume: {path} was written by a run with other {', '.join(changed)} "
                          f"({old}); resume with the same flags, or use another --log")
