@@ -1,6 +1,6 @@
 """An ablation against ILA-DA's defaults, seed by seed: does the changed part beat the default?
 
-    python benchmarks/paired_with_default.py VARIANT_DIR DEFAULT_DIR
+    python benchmarks/paired_with_default.py VARIANT_DIR DEFAULT_DIR [DEFAULT_DIR ...]
 
 ``python -m ila_tllib.tables --paired`` pairs each ILA-DA row with its baseline; this pairs the runs of one
 ablation (VARIANT_DIR, e.g. ``benchmarks/results/offline_digits_ablations_4x300/source-bank32``) with the
@@ -20,17 +20,26 @@ sys.path.insert(0, os.path.dirname(HERE))
 from ila_tllib.tables import average_gain, collect  # noqa: E402
 
 
-def by_key(runs):
-    """(method, task, seed) -> accuracy, ILA-DA runs only."""
-    return {(r.method, r.task, r.args["seed"]): r.acc for r in runs if r.method.startswith("ILA-DA+")}
+def by_key(runs, parser):
+    """(method, task, seed) -> accuracy, ILA-DA runs only; two runs of one key are an error (a folder that
+    also holds an ablation's runs: give the default runs' own folders)."""
+    found = {}
+    for r in runs:
+        if r.method.startswith("ILA-DA+"):
+            key = (r.method, r.task, r.args["seed"])
+            if key in found:
+                parser.error(f"two runs of {key[0]} {key[1]} seed {key[2]}: {found[key].path} and {r.path}; give "
+                             f"folders that hold one run of each (e.g. DIR/ILA-DA+DANN DIR/ILA-DA+CDAN)")
+            found[key] = r
+    return {key: r.acc for key, r in found.items()}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("variant")
-    parser.add_argument("default")
+    parser.add_argument("default", nargs="+")
     args = parser.parse_args()
-    variant, default = by_key(collect([args.variant])), by_key(collect([args.default]))
+    variant, default = by_key(collect([args.variant]), parser), by_key(collect(args.default), parser)
     differences = defaultdict(lambda: defaultdict(list))      # method -> task -> [variant - default]
     for key in sorted(set(variant) & set(default), key=str):
         method, task, _ = key

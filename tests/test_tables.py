@@ -176,3 +176,6 @@ def test_an_ablation_paired_with_the_default_seed_by_seed(tmp_path):
     done = subprocess.run([sys.executable, script, variant, str(tmp_path / "none")], capture_output=True, text=True,
                           cwd=REPO)
     assert done.returncode == 2 and "no ILA-DA run of the same method, task and seed" in done.stderr
+    # a folder holding the ablation's runs next to the default's would pair some runs with themselves
+    done = subprocess.run([sys.executable, script, variant, str(tmp_path)], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 2 and "two runs of ILA-DA+CDAN A→W seed 0" in done.stderr
