@@ -9,7 +9,7 @@ One iteration = forward of source + target, CE + CDAN (+ ILA), backward, SGD ste
 CDAN reads tllib's batches (-b source + -b target). ILA-DA+CDAN reads the batches its ``--ila-batch``
 gives: ``extra`` (the default) adds a class-balanced source batch (classes × m) to the same forward
 pass; ``shared`` makes the source batch itself classes × m. ILA's term is the scripts' default one, its
-spectral penalty and BatchNorm statistics included.
+spectral penalty, BatchNorm statistics and the moving average it mines on included.
 The variants alternate, step by step, so that drift in machine load hits all alike. ``--fp32-baseline``
 adds plain CDAN without ``--amp``/``--channels-last`` (its own copy of the networks) to the same run.
 """
@@ -25,6 +25,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
                                 "domain_adaptation"))
 from ila_cdan import CDAN  # noqa: E402
 from ila_tllib.engine import BatchPlan, Trainer, get_parser  # noqa: E402
+from ila_tllib.engine.flags import DEFAULT_MINING_EMA  # noqa: E402
 from ila_tllib.engine.ila_term import build_ila_term  # noqa: E402
 from ila_tllib.engine.precision import prepare_modules  # noqa: E402
 from ila_tllib.engine.run import build_classifier  # noqa: E402
@@ -39,7 +40,7 @@ def build_trainers(opts, device, speed_flags):
     digits = opts.arch in DIGIT_ARCHS
     flags = ["root", "-s", "s", "-t", "t", "-a", opts.arch, "--scratch", "--k", "3", "--mu", "0.75",
              "-b", str(opts.batch_size), "--samples-per-class", str(opts.samples_per_class),
-             "--ila-batch", opts.ila_batch] \
+             "--ila-batch", opts.ila_batch, "--ila-mining-ema", str(opts.ila_mining_ema)] \
         + (["--no-pool"] if digits else []) + speed_flags
     method = CDAN()
     args = get_parser(method).parse_args(flags)
@@ -62,6 +63,8 @@ def main():
     parser.add_argument("--samples-per-class", type=int, default=4, help="the scripts' default")
     parser.add_argument("-b", "--batch-size", type=int, default=64, help="tllib's source and target batch")
     parser.add_argument("--ila-batch", choices=["extra", "shared"], default="extra", help="the scripts' --ila-batch")
+    parser.add_argument("--ila-mining-ema", type=float, default=DEFAULT_MINING_EMA,
+                        help="the scripts' --ila-mining-ema (0: ILA mines on the network itself)")
     parser.add_argument("--iters", type=int, default=60)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--amp", action="store_true", help="the scripts' --amp (bfloat16 autocast for the networks)")
@@ -105,6 +108,7 @@ def main():
         optimizer.zero_grad()
         out.loss.backward()
         optimizer.step()
+        trainer.after_step()                  # ILA-DA: the moving average it mines on follows the network
 
     def sync():
         if device.type == "cuda":
@@ -123,7 +127,8 @@ def main():
     where = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     ila_rows = (f"{b} + {b} + ILA's {n_b}" if plan.ila_source == "extra" else f"{n_b} + {b}")
     ila_rows += (f", spectral penalty {trainers[True].ila.spectral_penalty:g}, BatchNorm statistics "
-                 f"{plan.bn_statistics if plan.ila_source == 'extra' else 'all'}")
+                 f"{plan.bn_statistics if plan.ila_source == 'extra' else 'all'}, mining on a moving average "
+                 f"{trainers[True].args.ila_mining_ema:g}")
     print(f"{opts.arch}, CDAN {b} + {b} images, ILA-DA+CDAN {ila_rows} (--ila-batch {opts.ila_batch}), {shape}, {where}, "
           f"{' '.join(speed_flags) or 'float32, NCHW'}, torch {torch.__version__}, median of {opts.iters}")
     print("| method | ms / iteration |\n|---|---|")

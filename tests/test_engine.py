@@ -115,6 +115,21 @@ def test_a_method_sets_its_own_defaults_for_tllib_and_ila_flags(script, method, 
     assert f"(default: {penalty:g};" in get_parser(method).format_help().replace("\n", " ").replace("  ", " ")
 
 
+@pytest.mark.parametrize("extra, mining_ema", [([], 0.99), (["--pseudo-label", "consensus"], 0.99),
+                                               (["--pseudo-label", "classifier"], 0.0),
+                                               (["--ila-trade-off", "0"], 0.0), (["--ila-mining-ema", "0"], 0.0),
+                                               (["--ila-mining-ema", "0.9"], 0.9)])
+def test_ila_mines_on_a_moving_average_when_a_knn_vote_mines(extra, mining_ema):
+    # the default depends on the labeller (only a kNN vote reads the average) and on ILA running at all (a
+    # baseline logs 0, as runs from before the flag did); the parsed Namespace, the one logged, holds the value
+    args = toy_args(*extra)
+    assert args.ila_mining_ema == mining_ema
+    trainer = Trainer(args, ToyMethod(), ToyClassifier(3), nn.Identity(), BatchPlan.from_args(args, 3),
+                      build_ila_term(args, 10) if args.ila_trade_off > 0 else None, 3, torch.device("cpu"))
+    average = trainer.ila.mining_network if trainer.ila is not None else None
+    assert (average.decay if average is not None else 0.0) == mining_ema
+
+
 def test_target_labels_cannot_reach_training():
     args = toy_args("--k", "2", "--samples-per-class", "2")
     weights = []

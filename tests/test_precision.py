@@ -26,7 +26,8 @@ class Recording(nn.Module):
         self.module, self.calls = module, []
 
     def forward(self, *inputs, **kwargs):
-        tensors = [x for x in list(inputs) + list(kwargs.values()) if torch.is_tensor(x)]
+        values = list(inputs) + [x for v in kwargs.values() for x in (v if isinstance(v, tuple) else (v,))]
+        tensors = [x for x in values if torch.is_tensor(x)]
         self.calls.append((torch.is_autocast_enabled("cpu"), [x.dtype for x in tensors]))
         return self.module(*inputs, **kwargs)
 
@@ -50,7 +51,8 @@ def images(n, seed=0):
 
 @pytest.mark.parametrize("method", [DANN(), CDAN()], ids=["dann", "cdan"])
 def test_amp_networks_in_bfloat16_losses_in_float32(method):
-    trainer, classifier, transfer = lenet_trainer(method, "--amp")
+    # mining on the network itself, so that the oracle below can recompute ILA's decisions from its features
+    trainer, classifier, transfer = lenet_trainer(method, "--amp", "--ila-mining-ema", "0")
     dtypes = {}
 
     def record(name, value):   # a hook must return None, or it replaces the module's inputs or output
@@ -76,6 +78,15 @@ def test_amp_networks_in_bfloat16_losses_in_float32(method):
     expected = ILALoss(k=2, mu=0.5)(features[:6].float(), batch.labels_s, features[6:].float())
     assert out.ila_loss.item() == pytest.approx(expected.item(), rel=1e-6)
     assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in classifier.parameters())
+
+
+def test_amp_features_of_the_moving_average_reach_ila_in_float32():
+    trainer, _, _ = lenet_trainer(CDAN(), "--amp")      # the default: ILA mines on a moving average
+    out = trainer.losses(images(6), it=0)
+    # f_s, y_s, f_t, logits_t, then the average's source and target features (bfloat16 networks)
+    assert trainer.ila.loss.calls == [(False, [torch.float32, torch.int64, torch.float32, torch.float32,
+                                               torch.float32, torch.float32])]
+    assert out.ila_loss.dtype == torch.float32
 
 
 def test_without_amp_everything_stays_float32():

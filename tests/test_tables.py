@@ -128,10 +128,10 @@ def test_paired_table_pairs_seeds_of_one_task(tmp_path):
 
 
 @pytest.mark.parametrize("dest, flag, value, default", [("ila_source_bank", "--ila-source-bank", "32", "0"),
-                                                        ("ila_mining_ema", "--ila-mining-ema", "0.99", "0.0")])
+                                                        ("ila_mining_ema", "--ila-mining-ema", "0.9", "0.0")])
 def test_a_flag_added_later_splits_rows_from_logs_that_lack_it(tmp_path, dest, flag, value, default):
-    # logs written before --ila-source-bank and --ila-mining-ema existed ran without either: they are the flags'
-    # defaults (and join new runs at the defaults), not the new runs that set one
+    # logs written before --ila-source-bank and --ila-mining-ema existed ran without either: they join new runs
+    # with the flag at the value that means "off" (the first release's behaviour), not the runs that set it
     from ila_cdan import CDAN
     from ila_tllib.engine import get_parser
     logs = str(tmp_path / "logs")
@@ -141,8 +141,9 @@ def test_a_flag_added_later_splits_rows_from_logs_that_lack_it(tmp_path, dest, f
                                                     "--seed", str(seed), "--log", log])
         del namespace.ila_source_bank, namespace.ila_mining_ema
         _write_log(log, namespace, acc)
-    our_log(logs, "new-default", "A", "W", 94.0, seed=2)
-    our_log(logs, "new-flag", "A", "W", 95.0, flag, value)
+    off = ["--ila-source-bank", "0", "--ila-mining-ema", "0"]     # both off: only the flag under test varies
+    our_log(logs, "flag-off", "A", "W", 94.0, *off, flag, default, seed=2)
+    our_log(logs, "new-flag", "A", "W", 95.0, *off, flag, value)
     rows = _rows(format_table(collect([logs])))
     assert set(rows) == {f"ILA-DA+CDAN ({dest}={default})", f"ILA-DA+CDAN ({dest}={value})"}
     assert rows[f"ILA-DA+CDAN ({dest}={default})"][2] == "92.0 ± 2.0"

@@ -19,7 +19,8 @@ from . import precision
 from .errors import UsageError
 from .ila_term import ILA_RELIABILITIES, ILA_SCHEDULES
 
-__all__ = ["get_parser", "add_ila_arguments", "check_args", "ila_enabled", "DIGIT_INPUT_SIZE", "FLAGS_ADDED_LATER"]
+__all__ = ["get_parser", "add_ila_arguments", "check_args", "ila_enabled", "DIGIT_INPUT_SIZE", "FLAGS_ADDED_LATER",
+           "DEFAULT_MINING_EMA"]
 
 #: digit backbones and the only input size their flatten layer accepts
 DIGIT_INPUT_SIZE = {"lenet": 28, "dtn": 32}
@@ -29,9 +30,27 @@ DIGIT_INPUT_SIZE = {"lenet": 28, "dtn": 32}
 FLAGS_ADDED_LATER = {"ila_source_bank": 0, "ila_mining_ema": 0.0}
 
 
+#: --ila-mining-ema when it is not given and ILA mines with a kNN vote (knn, consensus)
+DEFAULT_MINING_EMA = 0.99
+
+
+class _Parser(argparse.ArgumentParser):
+    """Resolves, once the flags are read, the defaults that depend on other flags, so that the logged
+    ``Namespace`` holds what the run does."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, rest = super().parse_known_args(args, namespace)
+        if getattr(namespace, 'ila_mining_ema', 0.0) is None:
+            # only a kNN vote reads the average; without ILA nothing mines (and a baseline's log stays
+            # comparable with one written before the flag existed)
+            mines_knn = namespace.ila_trade_off > 0 and namespace.pseudo_label != 'classifier'
+            namespace.ila_mining_ema = DEFAULT_MINING_EMA if mines_knn else 0.0
+        return namespace, rest
+
+
 def get_parser(method) -> argparse.ArgumentParser:
     """tllib's flags for ``method`` with its defaults, the method's flags, then ILA-DA's."""
-    p = argparse.ArgumentParser(description=method.description)
+    p = _Parser(description=method.description)
     # dataset
     p.add_argument('root', metavar='DIR', help='root path of dataset')
     p.add_argument('-d', '--data', metavar='DATA', default='Office31',
@@ -136,10 +155,11 @@ def add_ila_arguments(p: argparse.ArgumentParser):
                    help="source features kept per class from earlier batches for the kNN vote and the ratio "
                         "test (detached; the loss still contrasts the current batch); 0 = the current batch "
                         "only, as the paper (default: 0)")
-    g.add_argument('--ila-mining-ema', default=0.0, type=float,
+    g.add_argument('--ila-mining-ema', default=None, type=float,
                    help="alpha in [0, 1): ILA mines its pairs (kNN vote, ratio test) on the features of a moving "
                         "average of the network's weights with this decay; the loss still contrasts the "
-                        "network's own features; 0 = the network itself, as the paper (default: 0)")
+                        "network's own features; 0 = the network itself, as the paper (default: "
+                        f"{DEFAULT_MINING_EMA}, about the last 100 steps; 0 with --pseudo-label classifier)")
     g.add_argument('--ila-spectral-penalty', default=2e-4, type=float,
                    help="beta: BSP's penalty on the largest singular value of the adversary's source and target "
                         "features, added with ILA; 0 = none (default: %(default)g; 2e-4 is BSP's weight, 0 for "

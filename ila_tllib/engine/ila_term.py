@@ -89,7 +89,7 @@ class ILATerm:
         self.mu = getattr(self.miner, "mu", None)
         self.stats = ILAStats()
         self.last_weight = 0.0
-        self.mining_network = None   # a MovingAverageNetwork with --ila-mining-ema, set by the engine
+        self.mining_network = None   # a MovingAverageNetwork with --ila-mining-ema, set by the Trainer
 
     def active(self, it: int) -> bool:
         return it >= self.start_iter

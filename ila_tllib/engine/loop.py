@@ -17,6 +17,7 @@ from .batchnorm import batch_statistics_from
 from .errors import DIVERGENCE_FIX, DivergenceError
 from .ila_term import ILATerm
 from .method import Method
+from .moving_average import MovingAverageNetwork
 
 __all__ = ["make_optimizer", "Trainer", "StepLosses", "validate", "unwrap", "check_finite_loss"]
 
@@ -59,6 +60,13 @@ class Trainer:
                  ila: Optional[ILATerm], num_classes: int, device):
         self.args, self.method, self.classifier, self.transfer = args, method, classifier, transfer
         self.plan, self.ila, self.num_classes, self.device = plan, ila, num_classes, device
+        if ila is not None and args.ila_mining_ema > 0:     # the copy ILA mines on, updated by after_step
+            ila.mining_network = MovingAverageNetwork(unwrap(classifier), args.ila_mining_ema)
+
+    def after_step(self):
+        """What follows every optimiser step of adaptation: the moving average ILA mines on follows the network."""
+        if self.ila is not None and self.ila.mining_network is not None:
+            self.ila.mining_network.update(self.model)
 
     def ila_runs(self, it: int) -> bool:
         return self.ila is not None and self.ila.active(it)
@@ -132,8 +140,7 @@ class Trainer:
             out.loss.backward()
             optimizer.step()
             scheduler.step()
-            if self.ila is not None and self.ila.mining_network is not None:
-                self.ila.mining_network.update(self.model)
+            self.after_step()
             state['iter'] += 1
             meter['Time'].update(time.time() - end)
             end = time.time()

@@ -23,7 +23,6 @@ from .data import eval_loader, get_dataset
 from .errors import EXIT_OK, DivergenceError, UsageError, classify, disk_problem
 from .flags import DIGIT_INPUT_SIZE, FLAGS_ADDED_LATER, check_args, get_parser, ila_enabled
 from .ila_term import build_ila_term
-from .moving_average import MovingAverageNetwork
 from .loop import Trainer, make_optimizer, unwrap, validate
 from .method import Method
 from .output import RunOutput
@@ -208,8 +207,7 @@ def _run(args, method: Method, device, directory: Optional[RunDirectory]):
     modules = {'classifier': unwrap(classifier), 'transfer': unwrap(transfer)}
     if ila is not None and args.ila_source_bank > 0:   # the bank's memory is part of an exact resume
         modules['ila_loss'] = getattr(ila.loss, 'ila_loss', ila.loss)
-    if ila is not None and args.ila_mining_ema > 0:    # and so is the moving average ILA mines on
-        ila.mining_network = MovingAverageNetwork(unwrap(classifier), args.ila_mining_ema)
+    if ila is not None and ila.mining_network is not None:   # and so is the moving average ILA mines on
         modules['ila_mining_network'] = ila.mining_network.model
 
     if not args.resume:
