@@ -130,6 +130,15 @@ def test_ila_mines_on_a_moving_average_when_a_knn_vote_mines(extra, mining_ema):
     assert (average.decay if average is not None else 0.0) == mining_ema
 
 
+def test_a_namespace_from_another_parser_gets_the_derived_default():
+    # e.g. a parser of the user's own built with add_ila_arguments: the flag is left at None until resolved
+    args = toy_args()
+    args.ila_mining_ema = None
+    trainer = Trainer(args, ToyMethod(), ToyClassifier(3), nn.Identity(), BatchPlan.from_args(args, 3),
+                      build_ila_term(args, 10), 3, torch.device("cpu"))
+    assert args.ila_mining_ema == 0.99 and trainer.ila.mining_network.decay == 0.99
+
+
 def test_target_labels_cannot_reach_training():
     args = toy_args("--k", "2", "--samples-per-class", "2")
     weights = []

@@ -105,6 +105,18 @@ def test_sigkill_mid_epoch_then_resume(root, tmp_path):
         assert torch.equal(wa[k], wb[k]), k
 
 
+def test_resume_of_a_run_from_before_the_moving_average_default_says_how(root, tmp_path):
+    # such a run mined on the network itself; its own command now resolves to the moving average
+    log = str(tmp_path / "log")
+    first = run_script("ila_dann.py", tiny_args(root, log, "--epochs", "1", "--ila-mining-ema", "0"))
+    assert first.returncode == 0, first.stderr
+    again = run_script("ila_dann.py", tiny_args(root, log, "--epochs", "2", "--resume"))
+    assert again.returncode == 2 and "Traceback" not in again.stderr
+    assert "other ila_mining_ema " in again.stderr and "--ila-mining-ema 0: add it to continue one" in again.stderr
+    fixed = run_script("ila_dann.py", tiny_args(root, log, "--epochs", "2", "--resume", "--ila-mining-ema", "0"))
+    assert fixed.returncode == 0, fixed.stderr
+
+
 @pytest.fixture(scope="module")
 def banked_log(root, tmp_path_factory):
     log = str(tmp_path_factory.mktemp("banked") / "log")

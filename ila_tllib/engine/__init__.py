@@ -15,7 +15,7 @@ module             what it decides
 ``loop``           the optimiser and schedule, one training step, an epoch, evaluation
 ``precision``      --amp (bfloat16 networks, float32 losses) and --channels-last
 ``ila_term``       ILA-DA's term of the loss and its diagnostics
-``moving_average`` the slowly moving copy of the network ILA can mine on (--ila-mining-ema)
+``moving_average`` the slowly moving copy of the network ILA mines on (--ila-mining-ema, on by default)
 ``checkpoint``     the --log folder: lock, checkpoints, exact resume
 ``output``         the one owner of stdout/stderr (terminal, pipe and log file)
 ``analysis``       t-SNE, A-distance and the affinity figure

@@ -20,13 +20,13 @@ from .errors import UsageError
 from .ila_term import ILA_RELIABILITIES, ILA_SCHEDULES
 
 __all__ = ["get_parser", "add_ila_arguments", "check_args", "ila_enabled", "DIGIT_INPUT_SIZE", "FLAGS_ADDED_LATER",
-           "DEFAULT_MINING_EMA"]
+           "DEFAULT_MINING_EMA", "resolve_derived_defaults"]
 
 #: digit backbones and the only input size their flatten layer accepts
 DIGIT_INPUT_SIZE = {"lenet": 28, "dtn": 32}
 
-#: ILA flags added after the first release -> the behaviour runs had before them (their defaults): a log or a
-#: resume checkpoint written without the flag reads as this value
+#: ILA flags added after the first release -> the value that means "off", the behaviour runs had before them:
+#: a log or a resume checkpoint written without the flag reads as this value
 FLAGS_ADDED_LATER = {"ila_source_bank": 0, "ila_mining_ema": 0.0}
 
 
@@ -34,18 +34,22 @@ FLAGS_ADDED_LATER = {"ila_source_bank": 0, "ila_mining_ema": 0.0}
 DEFAULT_MINING_EMA = 0.99
 
 
-class _Parser(argparse.ArgumentParser):
-    """Resolves, once the flags are read, the defaults that depend on other flags, so that the logged
-    ``Namespace`` holds what the run does."""
+def resolve_derived_defaults(args):
+    """Sets the defaults that depend on other flags (a flag left at ``None``); idempotent. The scripts'
+    parser calls it, so the logged ``Namespace`` holds what the run does; :func:`check_args` and the
+    ``Trainer`` call it too, for a parser built otherwise (e.g. with :func:`add_ila_arguments`)."""
+    if getattr(args, 'ila_mining_ema', 0.0) is None:
+        # only a kNN vote reads the average; without ILA nothing mines (and a baseline's log stays
+        # comparable with one written before the flag existed)
+        mines_knn = args.ila_trade_off > 0 and args.pseudo_label != 'classifier'
+        args.ila_mining_ema = DEFAULT_MINING_EMA if mines_knn else 0.0
+    return args
 
+
+class _Parser(argparse.ArgumentParser):
     def parse_known_args(self, args=None, namespace=None):
         namespace, rest = super().parse_known_args(args, namespace)
-        if getattr(namespace, 'ila_mining_ema', 0.0) is None:
-            # only a kNN vote reads the average; without ILA nothing mines (and a baseline's log stays
-            # comparable with one written before the flag existed)
-            mines_knn = namespace.ila_trade_off > 0 and namespace.pseudo_label != 'classifier'
-            namespace.ila_mining_ema = DEFAULT_MINING_EMA if mines_knn else 0.0
-        return namespace, rest
+        return resolve_derived_defaults(namespace), rest
 
 
 def get_parser(method) -> argparse.ArgumentParser:
@@ -159,7 +163,8 @@ def add_ila_arguments(p: argparse.ArgumentParser):
                    help="alpha in [0, 1): ILA mines its pairs (kNN vote, ratio test) on the features of a moving "
                         "average of the network's weights with this decay; the loss still contrasts the "
                         "network's own features; 0 = the network itself, as the paper (default: "
-                        f"{DEFAULT_MINING_EMA}, about the last 100 steps; 0 with --pseudo-label classifier)")
+                        f"{DEFAULT_MINING_EMA}, about the last 100 steps; 0 with --pseudo-label classifier or "
+                        "--ila-trade-off 0)")
     g.add_argument('--ila-spectral-penalty', default=2e-4, type=float,
                    help="beta: BSP's penalty on the largest singular value of the adversary's source and target "
                         "features, added with ILA; 0 = none (default: %(default)g; 2e-4 is BSP's weight, 0 for "
@@ -199,6 +204,7 @@ def _check_input_size(args):
 
 def check_args(args, method):
     """Every flag problem that can be known before training, as a :class:`UsageError`."""
+    resolve_derived_defaults(args)
     _check_finite(args)
     if not args.source or not args.target:
         raise UsageError("give the source and target domains with -s and -t (e.g. -s A -t W)")

@@ -15,6 +15,7 @@ from . import precision
 from .batches import Batch, BatchPlan
 from .batchnorm import batch_statistics_from
 from .errors import DIVERGENCE_FIX, DivergenceError
+from .flags import resolve_derived_defaults
 from .ila_term import ILATerm
 from .method import Method
 from .moving_average import MovingAverageNetwork
@@ -54,12 +55,16 @@ class StepLosses(NamedTuple):
 
 
 class Trainer:
-    """One run's training: the network, the method's adaptation loss, ILA's term and the batch plan."""
+    """One run's training: the network, the method's adaptation loss, ILA's term and the batch plan.
+
+    A loop of its own around :meth:`losses` calls :meth:`after_step` after every optimiser step: the moving
+    average ILA mines on (the default) follows the network only there."""
 
     def __init__(self, args, method: Method, classifier: nn.Module, transfer: nn.Module, plan: BatchPlan,
                  ila: Optional[ILATerm], num_classes: int, device):
         self.args, self.method, self.classifier, self.transfer = args, method, classifier, transfer
         self.plan, self.ila, self.num_classes, self.device = plan, ila, num_classes, device
+        resolve_derived_defaults(args)
         if ila is not None and args.ila_mining_ema > 0:     # the copy ILA mines on, updated by after_step
             ila.mining_network = MovingAverageNetwork(unwrap(classifier), args.ila_mining_ema)
 

@@ -296,12 +296,16 @@ def load_resume_state(args, method, plan, state, modules, optimizer, scheduler, 
     ckpt = load_file(path, "--resume", "a run writes it after its first epoch; " + fix, weights_only=False)
     config = resume_config(args, method, plan, state)
     old = ckpt.get('config') if isinstance(ckpt, dict) else None
-    # written before a flag existed: it ran with that flag's default
+    # written before a flag existed: it ran with that flag off
     old = {**FLAGS_ADDED_LATER, **old} if isinstance(old, dict) else {}
     if old != config:
         changed = sorted(k for k in config if old.get(k) != config[k])
+        hint = ""
+        if changed == ['ila_mining_ema'] and old.get('ila_mining_ema') == 0.0:
+            hint = (" (runs written before ILA mined on a moving average by default ran with "
+                    "--ila-mining-ema 0: add it to continue one)")
         raise UsageError(f"--resume: {path} was written by a run with other {', '.join(changed)} "
-                         f"({old}); resume with the same flags, or use another --log")
+                         f"({old}){hint}; resume with the same flags, or use another --log")
     try:
         for name, module in modules.items():
             module.load_state_dict(ckpt['modules'][name])
