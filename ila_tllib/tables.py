@@ -139,7 +139,7 @@ def read_run(path: str) -> Optional[Run]:
     if args is None or acc is None or args.get("phase", "train") != "train":
         return None
     if "ila_trade_off" in args:                    # this package's scripts, not tllib's
-        # a log written before a flag existed ran with its default: an ablation of that flag then gets
+        # a log written before a flag existed ran with it off: an ablation of that flag then gets
         # its own row instead of being averaged with the older runs
         args = {**FLAGS_ADDED_LATER, **args}
     return Run(args, acc, path)
