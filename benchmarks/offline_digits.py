@@ -65,6 +65,8 @@ ABLATIONS = {
     "agreement": ["--ila-reliability", "agreement"],
     "consensus": ["--pseudo-label", "consensus"],
     "source-bank32": ["--ila-source-bank", "32"], "no-mining-ema": ["--ila-mining-ema", "0"],
+    "bottleneck-average": ["--ila-mining-average", "bottleneck"],
+    "eval-average": ["--ila-mining-average", "network-eval"],
     "triplet": ["--metric-loss", "triplet"], "classifier-pl": ["--pseudo-label", "classifier"],
     "mu0.33": ["--mu", "0.33"], "mu0.5": ["--mu", "0.5"], "mu0.67": ["--mu", "0.67"], "mu1.0": ["--mu", "1.0"],
     "k1": ["--k", "1"], "k5": ["--k", "5"],

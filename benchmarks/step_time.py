@@ -28,6 +28,7 @@ from ila_tllib.engine import BatchPlan, Trainer, get_parser  # noqa: E402
 from ila_tllib.engine.flags import DEFAULT_MINING_EMA  # noqa: E402
 from ila_tllib.engine.ila_term import build_ila_term  # noqa: E402
 from ila_tllib.engine.precision import prepare_modules  # noqa: E402
+from ila_tllib.engine.moving_average import MINING_AVERAGES  # noqa: E402
 from ila_tllib.engine.run import build_classifier  # noqa: E402
 from ila_tllib.models import DIGIT_ARCHS  # noqa: E402
 
@@ -40,7 +41,8 @@ def build_trainers(opts, device, speed_flags):
     digits = opts.arch in DIGIT_ARCHS
     flags = ["root", "-s", "s", "-t", "t", "-a", opts.arch, "--scratch", "--k", "3", "--mu", "0.75",
              "-b", str(opts.batch_size), "--samples-per-class", str(opts.samples_per_class),
-             "--ila-batch", opts.ila_batch, "--ila-mining-ema", str(opts.ila_mining_ema)] \
+             "--ila-batch", opts.ila_batch, "--ila-mining-ema", str(opts.ila_mining_ema),
+             "--ila-mining-average", opts.ila_mining_average] \
         + (["--no-pool"] if digits else []) + speed_flags
     method = CDAN()
     args = get_parser(method).parse_args(flags)
@@ -65,6 +67,8 @@ def main():
     parser.add_argument("--ila-batch", choices=["extra", "shared"], default="extra", help="the scripts' --ila-batch")
     parser.add_argument("--ila-mining-ema", type=float, default=DEFAULT_MINING_EMA,
                         help="the scripts' --ila-mining-ema (0: ILA mines on the network itself)")
+    parser.add_argument("--ila-mining-average", choices=list(MINING_AVERAGES), default="network",
+                        help="the scripts' --ila-mining-average (what the moving average copies)")
     parser.add_argument("--iters", type=int, default=60)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--amp", action="store_true", help="the scripts' --amp (bfloat16 autocast for the networks)")
@@ -128,7 +132,7 @@ def main():
     ila_rows = (f"{b} + {b} + ILA's {n_b}" if plan.ila_source == "extra" else f"{n_b} + {b}")
     ila_rows += (f", spectral penalty {trainers[True].ila.spectral_penalty:g}, BatchNorm statistics "
                  f"{plan.bn_statistics if plan.ila_source == 'extra' else 'all'}, mining on "
-                 + (f"a moving average {trainers[True].args.ila_mining_ema:g}" if trainers[True].args.ila_mining_ema
+                 + (f"a moving average {trainers[True].args.ila_mining_ema:g} of the {opts.ila_mining_average}" if trainers[True].args.ila_mining_ema
                     else "the network itself"))
     print(f"{opts.arch}, CDAN {b} + {b} images, ILA-DA+CDAN {ila_rows} (--ila-batch {opts.ila_batch}), {shape}, {where}, "
           f"{' '.join(speed_flags) or 'float32, NCHW'}, torch {torch.__version__}, median of {opts.iters}")

@@ -1,5 +1,6 @@
 """The training engine, checked against hand computations: the total loss of a step, tllib's schedule,
 the batch plan, the ILA flags' effect, the logged diagnostics, and the one owner of the output."""
+import copy
 import io
 import math
 import os
@@ -137,6 +138,49 @@ def test_a_namespace_from_another_parser_gets_the_derived_default():
     trainer = Trainer(args, ToyMethod(), ToyClassifier(3), nn.Identity(), BatchPlan.from_args(args, 3),
                       build_ila_term(args, 10), 3, torch.device("cpu"))
     assert args.ila_mining_ema == 0.99 and trainer.ila.mining_network.decay == 0.99
+
+
+class ToyClassifierWithBackbone(nn.Module):
+    """Train and evaluation mode differ (BatchNorm); the forward returns the features in both."""
+    def __init__(self, num_classes, dim=4):
+        super().__init__()
+        torch.manual_seed(0)
+        self.backbone = nn.Sequential(nn.Linear(6, 5), nn.BatchNorm1d(5), nn.Tanh())
+        self.pool_layer, self.bottleneck, self.head = nn.Identity(), nn.Linear(5, dim), nn.Linear(dim, num_classes)
+
+    def forward(self, x):
+        f = self.bottleneck(self.backbone(x))
+        return self.head(f), f
+
+
+@pytest.mark.parametrize("part", ["bottleneck", "network", "network-eval"])
+def test_the_moving_average_ila_mines_on_is_of_the_part_the_flag_names(part):
+    args = toy_args("--ila-mining-average", part, "--ila-mining-ema", "0.75", "--samples-per-class", "2", "--k", "2")
+    classifier = ToyClassifierWithBackbone(3).double()
+    plan = BatchPlan.from_args(args, 3)
+    trainer = Trainer(args, ToyMethod(), classifier, nn.Identity(), plan, build_ila_term(args, 10), 3,
+                      torch.device("cpu"))
+    before = {name: p.detach().clone() for name, p in classifier.named_parameters()}
+    classifier(torch.randn(8, 6, dtype=torch.float64))      # moves BatchNorm's running statistics
+    with torch.no_grad():
+        for p in classifier.parameters():
+            p.add_(0.5 * torch.randn_like(p))
+    trainer.after_step()
+    # oracle: a copy of the network (its running statistics included) whose averaged parameters hold
+    # 0.75 · before + 0.25 · now, by hand; the bottleneck average reads the network's own backbone
+    averaged = copy.deepcopy(classifier)
+    with torch.no_grad():
+        for name, p in averaged.named_parameters():
+            if part != "bottleneck" or name.startswith("bottleneck"):
+                p.copy_(0.75 * before[name] + 0.25 * p)
+    averaged.train(part != "network-eval")
+    batch = toy_batch(plan, 6, 6, 6)
+    trainer.method.forward(classifier, batch.inputs)          # the step's own pass comes first
+    g_s, g_t = trainer.mining_features(batch)
+    _, expected = averaged(batch.inputs)
+    assert torch.allclose(g_s, expected[batch.ila].float(), atol=1e-6)
+    assert torch.allclose(g_t, expected[batch.target].float(), atol=1e-6)
+    assert len(list(trainer.ila.mining_network.model.parameters())) == (2 if part == "bottleneck" else 8)
 
 
 def test_target_labels_cannot_reach_training():

@@ -24,8 +24,9 @@ def final_weights(log):
     return torch.load(os.path.join(log, "checkpoints", "latest.pth"), weights_only=True)
 
 
-@pytest.mark.parametrize("extra", [[], ["--ila-source-bank", "8"], ["--ila-mining-ema", "0"]],
-                         ids=["default", "source-bank", "no-mining-ema"])
+@pytest.mark.parametrize("extra", [[], ["--ila-source-bank", "8"], ["--ila-mining-ema", "0"],
+                                   ["--ila-mining-average", "bottleneck"]],
+                         ids=["default", "source-bank", "no-mining-ema", "bottleneck-average"])
 def test_two_epochs_equal_one_plus_resume(root, tmp_path, extra):
     straight, resumed = str(tmp_path / "straight"), str(tmp_path / "resumed")
     # a run stopped after epoch 1 and extended to 2: the step schedule does not depend on --epochs (the
@@ -130,7 +131,8 @@ def banked_log(root, tmp_path_factory):
     (["--ila-source-bank", "0"], "ila_source_bank"),
     (["--ila-source-bank", "8", "--ila-mining-ema", "0.9"], "ila_mining_ema"),
     (["--ila-source-bank", "8", "--ila-mining-ema", "0"], "ila_mining_ema"),
-], ids=["bank-resized", "bank-dropped", "ema-changed", "ema-dropped"])
+    (["--ila-source-bank", "8", "--ila-mining-average", "bottleneck"], "ila_mining_average"),
+], ids=["bank-resized", "bank-dropped", "ema-changed", "ema-dropped", "average-changed"])
 def test_resume_with_other_ila_memory_is_a_clear_error(root, banked_log, then, changed):
     # the bank's rings and the moving average are part of the resumed state: other values cannot continue it
     again = run_script("ila_dann.py", tiny_args(root, banked_log, "--epochs", "2", "--resume", *then))

@@ -18,6 +18,7 @@ from ..transforms import TRAIN_RESIZINGS, VAL_RESIZINGS
 from . import precision
 from .errors import UsageError
 from .ila_term import ILA_RELIABILITIES, ILA_SCHEDULES
+from .moving_average import MINING_AVERAGES
 
 __all__ = ["get_parser", "add_ila_arguments", "check_args", "ila_enabled", "DIGIT_INPUT_SIZE", "FLAGS_ADDED_LATER",
            "DEFAULT_MINING_EMA", "resolve_derived_defaults"]
@@ -27,7 +28,7 @@ DIGIT_INPUT_SIZE = {"lenet": 28, "dtn": 32}
 
 #: ILA flags added after the first release -> the value that means "off", the behaviour runs had before them:
 #: a log or a resume checkpoint written without the flag reads as this value
-FLAGS_ADDED_LATER = {"ila_source_bank": 0, "ila_mining_ema": 0.0}
+FLAGS_ADDED_LATER = {"ila_source_bank": 0, "ila_mining_ema": 0.0, "ila_mining_average": "network"}
 
 
 #: --ila-mining-ema when it is not given and ILA mines with a kNN vote (knn, consensus)
@@ -165,6 +166,12 @@ def add_ila_arguments(p: argparse.ArgumentParser):
                         "network's own features; 0 = the network itself, as the paper (default: "
                         f"{DEFAULT_MINING_EMA}, about the last 100 steps; 0 with --pseudo-label classifier or "
                         "--ila-trade-off 0)")
+    g.add_argument('--ila-mining-average', default='network', choices=list(MINING_AVERAGES),
+                   help="with --ila-mining-ema, what is averaged: network, the whole network in training mode "
+                        "(one more forward pass of every row, without gradient); network-eval, the same in "
+                        "evaluation mode (no dropout, BatchNorm's running statistics), on ILA's rows only; "
+                        "bottleneck, only the bottleneck, on the backbone features of the network's own pass "
+                        "(almost free) (default: %(default)s)")
     g.add_argument('--ila-spectral-penalty', default=2e-4, type=float,
                    help="beta: BSP's penalty on the largest singular value of the adversary's source and target "
                         "features, added with ILA; 0 = none (default: %(default)g; 2e-4 is BSP's weight, 0 for "

@@ -18,7 +18,7 @@ from .errors import DIVERGENCE_FIX, DivergenceError
 from .flags import resolve_derived_defaults
 from .ila_term import ILATerm
 from .method import Method
-from .moving_average import MovingAverageNetwork
+from .moving_average import MINING_AVERAGES
 
 __all__ = ["make_optimizer", "Trainer", "StepLosses", "validate", "unwrap", "check_finite_loss"]
 
@@ -66,7 +66,8 @@ class Trainer:
         self.plan, self.ila, self.num_classes, self.device = plan, ila, num_classes, device
         resolve_derived_defaults(args)
         if ila is not None and args.ila_mining_ema > 0:     # the copy ILA mines on, updated by after_step
-            ila.mining_network = MovingAverageNetwork(unwrap(classifier), args.ila_mining_ema)
+            average = MINING_AVERAGES[args.ila_mining_average]
+            ila.mining_network = average(unwrap(classifier), args.ila_mining_ema)
 
     def after_step(self):
         """What follows every optimiser step of adaptation: the moving average ILA mines on follows the network."""
@@ -113,8 +114,8 @@ class Trainer:
                       else batch_statistics_from(averaged.model, batch.statistics_rows))
         with precision.autocast(self.args, self.device), statistics:
             inputs = precision.network_inputs(self.args, batch.inputs)
-            features = self.method.forward(averaged.model, inputs).features.float()
-        return features[batch.ila], features[batch.target]
+            g_s, g_t = averaged.features(self.method, inputs, (batch.ila, batch.target))
+        return g_s.float(), g_t.float()
 
     def train_one_epoch(self, iters, optimizer, scheduler, epoch: int, state: dict):
         args = self.args

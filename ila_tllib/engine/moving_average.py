@@ -4,13 +4,19 @@ Early in training the kNN vote on the network's own features is mostly wrong, an
 step to the next with the network. An exponential moving average of the weights (as the mean teacher of
 Tarvainen and Valpola, 2017) gives features that change slowly: ILA mines its pairs on them, while the
 contrastive loss still pulls and pushes the network's own features.
+
+``--ila-mining-average`` says which part is averaged (:data:`MINING_AVERAGES`): the whole network, at
+the price of a second forward pass of every row; the whole network in evaluation mode, which needs only
+the rows ILA mines on; or only the bottleneck, fed with the backbone features the network's own pass
+already computed (detached), at almost no cost.
 """
 import copy
+from typing import List, Sequence
 
 import torch
 import torch.nn as nn
 
-__all__ = ["MovingAverageNetwork"]
+__all__ = ["MovingAverageNetwork", "MovingAverageEvalNetwork", "MovingAverageBottleneck", "MINING_AVERAGES"]
 
 
 class MovingAverageNetwork:
@@ -18,24 +24,85 @@ class MovingAverageNetwork:
     step; buffers (BatchNorm's running statistics, step counters) are copied as they are.
 
     Args:
-        model (nn.Module): the network to follow; it is copied now and again by :meth:`restart_from`.
+        classifier (nn.Module): the network to follow (tllib's ``ImageClassifier`` or alike); its averaged
+            part is copied now and again by :meth:`restart_from`.
         decay (float): :math:`\alpha` in [0, 1); 0.99 averages over about the last hundred steps.
     """
 
-    def __init__(self, model: nn.Module, decay: float):
+    def __init__(self, classifier: nn.Module, decay: float):
         if not 0.0 <= decay < 1.0:
             raise ValueError(f"the moving average's decay must lie in [0, 1), got {decay}")
         self.decay = decay
-        self.model = copy.deepcopy(model).requires_grad_(False)
+        self.model = copy.deepcopy(self.part(classifier)).requires_grad_(False)
+
+    @staticmethod
+    def part(classifier: nn.Module) -> nn.Module:
+        """The part of ``classifier`` this average follows."""
+        return classifier
+
+    def features(self, method, inputs: torch.Tensor, rows: Sequence[slice]) -> List[torch.Tensor]:
+        """The averaged features of each of ``rows`` of ``inputs``, the images of the step the network has
+        just run. In training mode, as the network's own pass: every row goes through (BatchNorm's statistics
+        and dropout see the whole batch)."""
+        features = method.forward(self.model, inputs).features
+        return [features[r] for r in rows]
 
     @torch.no_grad()
-    def restart_from(self, model: nn.Module):
-        """The average starts again at ``model``'s weights (when adaptation starts, after any pre-training)."""
-        self.model.load_state_dict(model.state_dict())
+    def restart_from(self, classifier: nn.Module):
+        """The average starts again at ``classifier``'s weights (when adaptation starts, after any pre-training)."""
+        self.model.load_state_dict(self.part(classifier).state_dict())
 
     @torch.no_grad()
-    def update(self, model: nn.Module):
-        for mine, theirs in zip(self.model.parameters(), model.parameters()):
+    def update(self, classifier: nn.Module):
+        followed = self.part(classifier)
+        for mine, theirs in zip(self.model.parameters(), followed.parameters()):
             mine.lerp_(theirs.detach(), 1.0 - self.decay)
-        for mine, theirs in zip(self.model.buffers(), model.buffers()):
+        for mine, theirs in zip(self.model.buffers(), followed.buffers()):
             mine.copy_(theirs)
+
+
+class MovingAverageEvalNetwork(MovingAverageNetwork):
+    """The average in evaluation mode: no dropout, BatchNorm with the running statistics (copied from the
+    network at every update), so a row's features do not depend on the others and only ``rows`` go
+    through the network."""
+
+    def __init__(self, classifier: nn.Module, decay: float):
+        super().__init__(classifier, decay)
+        self.model.eval()
+
+    def features(self, method, inputs: torch.Tensor, rows: Sequence[slice]) -> List[torch.Tensor]:
+        chosen = [inputs[r] for r in rows]
+        # tllib's classifiers return only the logits in evaluation mode: the features come from the
+        # method's own feature extractor, as in the analysis phase
+        features = method.feature_extractor(self.model)(torch.cat(chosen))
+        return list(features.split([len(c) for c in chosen]))
+
+
+class MovingAverageBottleneck(MovingAverageNetwork):
+    """The average of the bottleneck alone, applied to the input the network's own bottleneck received in
+    its last forward pass (the backbone's pooled features, detached): no second pass through the backbone.
+    A forward pre-hook on ``classifier.bottleneck`` keeps that input."""
+
+    def __init__(self, classifier: nn.Module, decay: float):
+        super().__init__(classifier, decay)
+        self.bottleneck_input = None
+        self.part(classifier).register_forward_pre_hook(self._keep_input)
+
+    @staticmethod
+    def part(classifier: nn.Module) -> nn.Module:
+        return classifier.bottleneck
+
+    def _keep_input(self, module, inputs):
+        self.bottleneck_input = inputs[0].detach()
+
+    def features(self, method, inputs: torch.Tensor, rows: Sequence[slice]) -> List[torch.Tensor]:
+        if self.bottleneck_input is None or self.bottleneck_input.shape[0] != inputs.shape[0]:
+            raise RuntimeError("the averaged bottleneck reads the input of the network's last forward pass, "
+                               "which must be this step's")
+        features = self.model(self.bottleneck_input)
+        return [features[r] for r in rows]
+
+
+#: --ila-mining-average: which part of the network the moving average ILA mines on copies
+MINING_AVERAGES = {"network": MovingAverageNetwork, "network-eval": MovingAverageEvalNetwork,
+                   "bottleneck": MovingAverageBottleneck}
