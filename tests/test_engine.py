@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from ila_oracle import ila_oracle
 from ila_tllib.engine import Batch, BatchPlan, Method, Trainer, get_parser, make_optimizer
 from ila_tllib.engine.ila_term import ILAStats, ILATerm, build_ila_loss, build_ila_term, ratio_auc
+from ila_tllib.engine.errors import UsageError
 from ila_tllib.engine.output import RunOutput
 
 
@@ -141,11 +142,11 @@ def test_a_namespace_from_another_parser_gets_the_derived_default():
 
 
 class ToyClassifierWithBackbone(nn.Module):
-    """Train and evaluation mode differ (BatchNorm); the forward returns the features in both."""
+    """Train and evaluation mode differ (BatchNorm, dropout); the forward returns the features in both."""
     def __init__(self, num_classes, dim=4):
         super().__init__()
         torch.manual_seed(0)
-        self.backbone = nn.Sequential(nn.Linear(6, 5), nn.BatchNorm1d(5), nn.Tanh())
+        self.backbone = nn.Sequential(nn.Linear(6, 5), nn.BatchNorm1d(5), nn.Tanh(), nn.Dropout(0.5))
         self.pool_layer, self.bottleneck, self.head = nn.Identity(), nn.Linear(5, dim), nn.Linear(dim, num_classes)
 
     def forward(self, x):
@@ -175,12 +176,28 @@ def test_the_moving_average_ila_mines_on_is_of_the_part_the_flag_names(part):
                 p.copy_(0.75 * before[name] + 0.25 * p)
     averaged.train(part != "network-eval")
     batch = toy_batch(plan, 6, 6, 6)
+    torch.manual_seed(5)
     trainer.method.forward(classifier, batch.inputs)          # the step's own pass comes first
+    torch.manual_seed(6)
     g_s, g_t = trainer.mining_features(batch)
-    _, expected = averaged(batch.inputs)
+    if part == "bottleneck":      # on the backbone features of the step's own pass, its dropout mask included
+        torch.manual_seed(5)
+        expected = averaged.bottleneck(classifier.backbone(batch.inputs))
+    else:                         # a pass of its own: its own dropout masks (none in evaluation mode)
+        torch.manual_seed(6)
+        _, expected = averaged(batch.inputs)
     assert torch.allclose(g_s, expected[batch.ila].float(), atol=1e-6)
     assert torch.allclose(g_t, expected[batch.target].float(), atol=1e-6)
     assert len(list(trainer.ila.mining_network.model.parameters())) == (2 if part == "bottleneck" else 8)
+
+
+def test_a_bottleneck_average_needs_a_bottleneck_with_weights():
+    args = toy_args("--ila-mining-average", "bottleneck")
+    classifier = ToyClassifierWithBackbone(3)
+    classifier.bottleneck = nn.Identity()
+    with pytest.raises(UsageError, match="needs a classifier whose `bottleneck` module has weights"):
+        Trainer(args, ToyMethod(), classifier, nn.Identity(), BatchPlan.from_args(args, 3), build_ila_term(args, 10),
+                3, torch.device("cpu"))
 
 
 def test_target_labels_cannot_reach_training():

@@ -255,6 +255,10 @@ def check_args(args, method):
                          f"steps; 0: mine on the network itself)")
     if args.ila_source_bank < 0:
         raise UsageError(f"--ila-source-bank {args.ila_source_bank}: give the features kept per class, 0 or more")
+    if args.ila_mining_average != 'network' and not args.ila_mining_ema > 0:
+        raise UsageError(f"--ila-mining-average {args.ila_mining_average} chooses what the moving average copies, "
+                         f"but ILA mines on no average here (--ila-mining-ema {args.ila_mining_ema:g}); drop it or "
+                         f"give --ila-mining-ema > 0")
     for flag, value in (('--ila-source-bank', args.ila_source_bank), ('--ila-mining-ema', args.ila_mining_ema)):
         if value > 0 and args.pseudo_label == 'classifier':
             raise UsageError(f"{flag} feeds the kNN vote, which --pseudo-label classifier does not use; "

@@ -16,6 +16,8 @@ from typing import List, Sequence
 import torch
 import torch.nn as nn
 
+from .errors import UsageError
+
 __all__ = ["MovingAverageNetwork", "MovingAverageEvalNetwork", "MovingAverageBottleneck", "MINING_AVERAGES"]
 
 
@@ -64,7 +66,8 @@ class MovingAverageNetwork:
 class MovingAverageEvalNetwork(MovingAverageNetwork):
     """The average in evaluation mode: no dropout, BatchNorm with the running statistics (copied from the
     network at every update), so a row's features do not depend on the others and only ``rows`` go
-    through the network."""
+    through the network. Those statistics are the network's, not the average's: they normalise the
+    lagging weights' activations with those of the current ones."""
 
     def __init__(self, classifier: nn.Module, decay: float):
         super().__init__(classifier, decay)
@@ -84,9 +87,13 @@ class MovingAverageBottleneck(MovingAverageNetwork):
     A forward pre-hook on ``classifier.bottleneck`` keeps that input."""
 
     def __init__(self, classifier: nn.Module, decay: float):
+        bottleneck = getattr(classifier, "bottleneck", None)
+        if not isinstance(bottleneck, nn.Module) or not any(True for _ in bottleneck.parameters()):
+            raise UsageError("--ila-mining-average bottleneck needs a classifier whose `bottleneck` module has "
+                             "weights; use --ila-mining-average network")
         super().__init__(classifier, decay)
         self.bottleneck_input = None
-        self.part(classifier).register_forward_pre_hook(self._keep_input)
+        bottleneck.register_forward_pre_hook(self._keep_input)
 
     @staticmethod
     def part(classifier: nn.Module) -> nn.Module:
@@ -96,10 +103,11 @@ class MovingAverageBottleneck(MovingAverageNetwork):
         self.bottleneck_input = inputs[0].detach()
 
     def features(self, method, inputs: torch.Tensor, rows: Sequence[slice]) -> List[torch.Tensor]:
-        if self.bottleneck_input is None or self.bottleneck_input.shape[0] != inputs.shape[0]:
+        kept, self.bottleneck_input = self.bottleneck_input, None    # read once: a later step needs its own
+        if kept is None or kept.shape[0] != inputs.shape[0]:
             raise RuntimeError("the averaged bottleneck reads the input of the network's last forward pass, "
                                "which must be this step's")
-        features = self.model(self.bottleneck_input)
+        features = self.model(kept)
         return [features[r] for r in rows]
 
 
