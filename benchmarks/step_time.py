@@ -131,9 +131,9 @@ def main():
     where = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     ila_rows = (f"{b} + {b} + ILA's {n_b}" if plan.ila_source == "extra" else f"{n_b} + {b}")
     ila_rows += (f", spectral penalty {trainers[True].ila.spectral_penalty:g}, BatchNorm statistics "
-                 f"{plan.bn_statistics if plan.ila_source == 'extra' else 'all'}, mining on "
-                 + (f"a moving average {trainers[True].args.ila_mining_ema:g} of the {opts.ila_mining_average}" if trainers[True].args.ila_mining_ema
-                    else "the network itself"))
+                 f"{plan.bn_statistics if plan.ila_source == 'extra' else 'all'}, mining on ")
+    decay = trainers[True].args.ila_mining_ema
+    ila_rows += f"a moving average {decay:g} of the {opts.ila_mining_average}" if decay else "the network itself"
     print(f"{opts.arch}, CDAN {b} + {b} images, ILA-DA+CDAN {ila_rows} (--ila-batch {opts.ila_batch}), {shape}, {where}, "
           f"{' '.join(speed_flags) or 'float32, NCHW'}, torch {torch.__version__}, median of {opts.iters}")
     print("| method | ms / iteration |\n|---|---|")

@@ -88,7 +88,7 @@ class MovingAverageBottleneck(MovingAverageNetwork):
 
     def __init__(self, classifier: nn.Module, decay: float):
         bottleneck = getattr(classifier, "bottleneck", None)
-        if not isinstance(bottleneck, nn.Module) or not any(True for _ in bottleneck.parameters()):
+        if not isinstance(bottleneck, nn.Module) or next(bottleneck.parameters(), None) is None:
             raise UsageError("--ila-mining-average bottleneck needs a classifier whose `bottleneck` module has "
                              "weights; use --ila-mining-average network")
         super().__init__(classifier, decay)
