@@ -69,6 +69,9 @@ ABLATIONS = {
     "eval-average": ["--ila-mining-average", "network-eval"],
     # a copy that does not lag (the decay is all but 0): the network's own weights, its own dropout masks
     "mining-ema1e-6": ["--ila-mining-ema", "1e-6"],
+    # ILA reads tllib's random source rows: no class-balanced batch of its own, no extra rows to forward
+    "random-source": ["--samples-per-class", "0"],
+    "random-source-no-ema": ["--samples-per-class", "0", "--ila-mining-ema", "0"],
     "triplet": ["--metric-loss", "triplet"], "classifier-pl": ["--pseudo-label", "classifier"],
     "mu0.33": ["--mu", "0.33"], "mu0.5": ["--mu", "0.5"], "mu0.67": ["--mu", "0.67"], "mu1.0": ["--mu", "1.0"],
     "k1": ["--k", "1"], "k5": ["--k", "5"],
