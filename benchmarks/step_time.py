@@ -8,7 +8,8 @@ One iteration = forward of source + target, CE + CDAN (+ ILA), backward, SGD ste
 ``Trainer.losses``, with the modules prepared as the scripts prepare them (``--amp``, ``--channels-last``).
 CDAN reads tllib's batches (-b source + -b target). ILA-DA+CDAN reads the batches its ``--ila-batch``
 gives: ``extra`` (the default) adds a class-balanced source batch (classes × m) to the same forward
-pass; ``shared`` makes the source batch itself classes × m. ILA's term is the scripts' default one, its
+pass; ``shared`` makes the source batch itself classes × m; ``--samples-per-class 0`` has no balanced batch:
+ILA reads tllib's random source rows, so no rows are added. ILA's term is the scripts' default one, its
 spectral penalty, BatchNorm statistics and the moving average it mines on included.
 The variants alternate, step by step, so that drift in machine load hits all alike. ``--fp32-baseline``
 adds plain CDAN without ``--amp``/``--channels-last`` (its own copy of the networks) to the same run.
@@ -102,7 +103,9 @@ def main():
             return plan.assemble(x[:b], random_labels, x[b:2 * b], labels_t, False)
         if plan.ila_source == "extra":         # tllib's batches plus ILA's balanced one, one forward pass
             return plan.assemble(x[:b], random_labels, x[b:2 * b], labels_t, True, (x[2 * b:], balanced))
-        return plan.assemble(x[:n_b], balanced, x[n_b:n_b + b], labels_t, True)
+        n_s = plan.source_size                 # shared: the balanced batch; --samples-per-class 0: tllib's
+        labels_s = balanced if plan.balanced_source else random_labels
+        return plan.assemble(x[:n_s], labels_s, x[n_s:n_s + b], labels_t, True)
 
     batches = {False: batch_for(False), True: batch_for(True)}
     batches[EXTRA_ROWS] = batches[True]._replace(ila=None)     # the rows go through the network, unused
@@ -129,12 +132,14 @@ def main():
                 times[name].append((time.perf_counter() - t0) * 1e3)
     median = {name: statistics.median(t) for name, t in times.items()}
     where = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    ila_rows = (f"{b} + {b} + ILA's {n_b}" if plan.ila_source == "extra" else f"{n_b} + {b}")
+    ila_rows = (f"{b} + {b} + ILA's {n_b}" if plan.ila_source == "extra" else
+                f"{n_b} + {b}" if plan.balanced_source else f"{b} + {b}, ILA on the random source rows")
     ila_rows += (f", spectral penalty {trainers[True].ila.spectral_penalty:g}, BatchNorm statistics "
                  f"{plan.bn_statistics if plan.ila_source == 'extra' else 'all'}, mining on ")
     decay = trainers[True].args.ila_mining_ema
     ila_rows += f"a moving average {decay:g} of the {opts.ila_mining_average}" if decay else "the network itself"
-    print(f"{opts.arch}, CDAN {b} + {b} images, ILA-DA+CDAN {ila_rows} (--ila-batch {opts.ila_batch}), {shape}, {where}, "
+    layout = f"--ila-batch {opts.ila_batch}" if opts.samples_per_class else "--samples-per-class 0"
+    print(f"{opts.arch}, CDAN {b} + {b} images, ILA-DA+CDAN {ila_rows} ({layout}), {shape}, {where}, "
           f"{' '.join(speed_flags) or 'float32, NCHW'}, torch {torch.__version__}, median of {opts.iters}")
     print("| method | ms / iteration |\n|---|---|")
     for name, value in median.items():

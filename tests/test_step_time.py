@@ -1,0 +1,25 @@
+"""benchmarks/step_time.py runs in every batch layout, as a user runs it (a subprocess, pipes, exit code)."""
+import math
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from helpers import REPO, script_env
+
+
+@pytest.mark.parametrize("flags, layout", [
+    ([], "ILA-DA+CDAN 64 + 64 + ILA's 40"),
+    (["--ila-batch", "shared"], "ILA-DA+CDAN 40 + 64,"),
+    # ILA on tllib's random source rows: the source batch must keep its 64 rows (it once had none)
+    (["--samples-per-class", "0", "--ila-mining-ema", "0"], "ILA-DA+CDAN 64 + 64, ILA on the random source rows"),
+])
+def test_step_time_runs_in_each_batch_layout(flags, layout):
+    done = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "step_time.py"), "--iters", "2"] + flags,
+                          capture_output=True, text=True, cwd=REPO, env=script_env(), timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert layout in done.stdout
+    rows = dict(re.findall(r"^\| (CDAN|ILA-DA\+CDAN) \| ([0-9.]+) \|$", done.stdout, re.M))
+    assert set(rows) == {"CDAN", "ILA-DA+CDAN"} and all(math.isfinite(float(v)) for v in rows.values())
