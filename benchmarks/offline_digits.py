@@ -72,6 +72,8 @@ ABLATIONS = {
     # ILA reads tllib's random source rows: no class-balanced batch of its own, no extra rows to forward
     "random-source": ["--samples-per-class", "0"],
     "random-source-no-ema": ["--samples-per-class", "0", "--ila-mining-ema", "0"],
+    # and Γ with as many unlike terms as like ones: classes have unequal counts in a random batch
+    "random-source-matched": ["--samples-per-class", "0", "--ila-ratio-terms", "matched"],
     "triplet": ["--metric-loss", "triplet"], "classifier-pl": ["--pseudo-label", "classifier"],
     "mu0.33": ["--mu", "0.33"], "mu0.5": ["--mu", "0.5"], "mu0.67": ["--mu", "0.67"], "mu1.0": ["--mu", "1.0"],
     "k1": ["--k", "1"], "k5": ["--k", "5"],

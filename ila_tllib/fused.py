@@ -41,12 +41,12 @@ def fused_settings(similarity: nn.Module, miner: nn.Module, metric_loss: nn.Modu
     """The settings of the fused path when the parts are exactly the paper's, else ``None``.
 
     The paper's parts are :class:`~ila_tllib.similarity.InverseEuclideanSimilarity`, an
-    :class:`~ila_tllib.affinity.AffinityMiner` over :class:`~ila_tllib.pseudo_labels.KNNPseudoLabeller`,
-    and :class:`~ila_tllib.losses.MultiSampleContrastiveLoss` with ``reduction='mean'``. Subclasses do
-    not count: they may change what a part computes.
+    :class:`~ila_tllib.affinity.AffinityMiner` over :class:`~ila_tllib.pseudo_labels.KNNPseudoLabeller`
+    (with Eq. 7's ``ratio_terms='top-m'``), and :class:`~ila_tllib.losses.MultiSampleContrastiveLoss` with
+    ``reduction='mean'``. Subclasses do not count: they may change what a part computes.
     """
     if (type(similarity) is not InverseEuclideanSimilarity or type(miner) is not AffinityMiner
-            or type(miner.pseudo_labeller) is not KNNPseudoLabeller
+            or type(miner.pseudo_labeller) is not KNNPseudoLabeller or miner.pseudo_labeller.ratio_terms != "top-m"
             or type(metric_loss) is not MultiSampleContrastiveLoss or metric_loss.reduction != "mean"):
         return None
     return dict(k=miner.pseudo_labeller.k, m=miner.pseudo_labeller.m, mu=miner.mu,

@@ -52,6 +52,9 @@ class ILALoss(nn.Module):
         mu (float): fraction of targets kept, in (0, 1]. Default: 0.67
         m (int, optional): top-m of the ratio test; ``None`` = the largest per-class count of the
             source batch (its samples per class when class-balanced). Default: ``None``
+        ratio_terms (str, optional): a name of :data:`~ila_tllib.pseudo_labels.RATIO_TERMS`, for the kNN
+            labellers: ``'top-m'`` (Eq. 7) or ``'matched'`` (as many unlike terms as like ones; the same on
+            a class-balanced batch, and the composable path). Default: ``'top-m'``
         temperature (float, optional): :math:`\tau` dividing :math:`\phi`, for ``metric_loss='msc'``.
             Default: 1.0
         similarity (str or nn.Module): a name of :data:`~ila_tllib.similarity.SIMILARITIES`
@@ -90,19 +93,21 @@ class ILALoss(nn.Module):
     def __init__(self, k: Optional[int] = None, mu: float = 0.67, m: Optional[int] = None,
                  temperature: Optional[float] = None, similarity: Union[str, nn.Module] = "inverse_euclidean",
                  pseudo_labeller: Union[str, nn.Module, None] = "knn",
-                 metric_loss: Union[str, nn.Module, None] = "msc", fused: bool = True, source_bank: int = 0):
+                 metric_loss: Union[str, nn.Module, None] = "msc", fused: bool = True, source_bank: int = 0,
+                 ratio_terms: Optional[str] = None):
         super().__init__()
         self.fused = fused
         self.bank = SourceFeatureBank(source_bank) if source_bank else None
         pseudo_labeller, metric_loss = pseudo_labeller or "knn", metric_loss or "msc"
-        if isinstance(pseudo_labeller, nn.Module) and (k is not None or m is not None):
-            raise ValueError("k and m are settings of the pseudo-labeller built by name; "
+        if isinstance(pseudo_labeller, nn.Module) and (k is not None or m is not None or ratio_terms is not None):
+            raise ValueError("k, m and ratio_terms are settings of the pseudo-labeller built by name; "
                              "with a pseudo_labeller module, give them to that module")
         if isinstance(metric_loss, nn.Module) and temperature is not None:
             raise ValueError("temperature is a setting of the metric loss built by name; "
                              "with a metric_loss module, give it to that module")
         self.similarity = get_similarity(similarity)
-        labeller = build_part(PSEUDO_LABELLERS, pseudo_labeller, "pseudo-labeller", k=5 if k is None else k, m=m)
+        labeller = build_part(PSEUDO_LABELLERS, pseudo_labeller, "pseudo-labeller", k=5 if k is None else k, m=m,
+                              ratio_terms=ratio_terms)
         self.miner = AffinityMiner(labeller, mu)
         self.metric_loss = build_part(METRIC_LOSSES, metric_loss, "metric loss",
                                       temperature=1.0 if temperature is None else temperature)

@@ -18,7 +18,12 @@ from .parts import build_part
 
 __all__ = ["PseudoLabels", "knn_vote", "similarity_ratio", "KNNPseudoLabeller",
            "ClassifierPseudoLabeller", "ConsensusPseudoLabeller", "get_pseudo_labeller",
-           "PSEUDO_LABELLERS"]
+           "PSEUDO_LABELLERS", "RATIO_TERMS"]
+
+#: --ila-ratio-terms: how many sources of each group Γ sums. ``top-m``: up to m of each (Eq. 7); ``matched``: as
+#: many unlike as there are like ones (at most m), so that a class with fewer rows in the source batch
+#: than the others is not ranked down for it. On a class-balanced batch the two are the same.
+RATIO_TERMS = ("top-m", "matched")
 
 
 class PseudoLabels(NamedTuple):
@@ -60,7 +65,7 @@ def knn_vote(similarity_ts: torch.Tensor, y_s: torch.Tensor, k: int,
 
 @torch.no_grad()
 def similarity_ratio(similarity_ts: torch.Tensor, y_s: torch.Tensor, labels_t: torch.Tensor,
-                     m: int) -> torch.Tensor:
+                     m: int, matched: bool = False) -> torch.Tensor:
     r"""The similarity ratio Γ of every target (Eq. 7)
 
     .. math::
@@ -70,11 +75,17 @@ def similarity_ratio(similarity_ts: torch.Tensor, y_s: torch.Tensor, labels_t: t
     "like" sources share the target's pseudo-label, "unlike" ones do not; fewer than ``m`` are
     summed when fewer exist. A target with no unlike source gets :math:`\Gamma = +\infty`.
 
+    With ``matched``, both sums run over :math:`m_j = \min(m, n_j)` terms, :math:`n_j` being the
+    number of like sources: on a source batch whose classes have unequal counts, a target whose
+    pseudo-label has few rows is no longer ranked down for summing fewer like terms than unlike ones.
+    On a class-balanced batch (:math:`n_j = m`) it is Eq. 7 exactly; a target with no like source gets 0.
+
     Inputs:
         - similarity_ts (tensor): shape :math:`(N_t, N_s)`
         - y_s (tensor): shape :math:`(N_s,)`
         - labels_t (tensor): pseudo-labels, shape :math:`(N_t,)`
         - m (int): per-group count, usually the samples per class of the source batch
+        - matched (bool): as many unlike terms as like ones (see above). Default: ``False``
 
     Shape:
         - Output: :math:`(N_t,)`
@@ -85,10 +96,13 @@ def similarity_ratio(similarity_ts: torch.Tensor, y_s: torch.Tensor, labels_t: t
     outsiders = torch.stack((~like, like))
     top = similarity_ts.expand(2, -1, -1).masked_fill(outsiders, float("-inf")).topk(m, dim=2).values
     present = top > float("-inf")                          # fewer than m members: sum what exists
-    like_sum, unlike_sum = torch.where(present, top, 0.0).sum(dim=2)
     has_unlike = present[1, :, 0]
+    if matched:                                            # the first m_j of each group, m_j = like count
+        present = present & (torch.arange(m, device=top.device) < present[0].sum(dim=1, keepdim=True))
+    like_sum, unlike_sum = torch.where(present, top, 0.0).sum(dim=2)
     # the ratio assumes a positive φ (as Eq. 6); a target without unlike sources ranks first
-    return torch.where(has_unlike, like_sum / unlike_sum, float("inf"))
+    ratio = torch.where(has_unlike, like_sum / unlike_sum, float("inf"))
+    return torch.where(present[0, :, 0], ratio, 0.0) if matched else ratio
 
 
 class KNNPseudoLabeller(nn.Module):
@@ -98,25 +112,28 @@ class KNNPseudoLabeller(nn.Module):
         k (int): neighbours in the vote. Default: 5
         m (int, optional): top-m like/unlike in the ratio; ``None`` = the largest per-class count
             of the source batch (its samples per class when it is class-balanced).
+        ratio_terms (str): a name of :data:`RATIO_TERMS`. Default: ``'top-m'`` (Eq. 7)
     """
 
-    def __init__(self, k: int = 5, m: Optional[int] = None):
+    def __init__(self, k: int = 5, m: Optional[int] = None, ratio_terms: str = "top-m"):
         super().__init__()
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
         if m is not None and m < 1:
             raise ValueError(f"m must be >= 1 or None, got {m}")
-        self.k, self.m = k, m
+        if ratio_terms not in RATIO_TERMS:
+            raise ValueError(f"unknown ratio terms {ratio_terms!r}; choose one of {list(RATIO_TERMS)}")
+        self.k, self.m, self.ratio_terms = k, m, ratio_terms
 
     @torch.no_grad()
     def forward(self, similarity_ts, y_s, logits_t=None, num_classes=None) -> PseudoLabels:
         counts = torch.bincount(y_s, minlength=num_classes or 0)
         labels = knn_vote(similarity_ts, y_s, self.k, len(counts))
         m = self.m if self.m is not None else int(counts.max().item())
-        return PseudoLabels(labels, similarity_ratio(similarity_ts, y_s, labels, m))
+        return PseudoLabels(labels, similarity_ratio(similarity_ts, y_s, labels, m, self.ratio_terms == "matched"))
 
     def extra_repr(self):
-        return f"k={self.k}, m={self.m}"
+        return f"k={self.k}, m={self.m}, ratio_terms={self.ratio_terms}"
 
 
 class ClassifierPseudoLabeller(nn.Module):
@@ -160,6 +177,8 @@ PSEUDO_LABELLERS = {
 }
 
 
-def get_pseudo_labeller(name: str, k: int = 5, m: Optional[int] = None) -> nn.Module:
-    """A pseudo-labeller of :data:`PSEUDO_LABELLERS` by name, given the settings it takes (``knn``: k, m)."""
-    return build_part(PSEUDO_LABELLERS, name, "pseudo-labeller", k=k, m=m)
+def get_pseudo_labeller(name: str, k: int = 5, m: Optional[int] = None,
+                        ratio_terms: Optional[str] = None) -> nn.Module:
+    """A pseudo-labeller of :data:`PSEUDO_LABELLERS` by name, given the settings it takes (``knn``: k, m,
+    ratio_terms)."""
+    return build_part(PSEUDO_LABELLERS, name, "pseudo-labeller", k=k, m=m, ratio_terms=ratio_terms)

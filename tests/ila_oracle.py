@@ -8,8 +8,10 @@ def phi(a, b):
     return 1.0 / (1.0 + math.sqrt(sum((x - y) ** 2 for x, y in zip(a, b))))
 
 
-def ila_oracle(f_s, y_s, f_t, k, mu, m=None, temperature=1.0, remembered=((), ())):
+def ila_oracle(f_s, y_s, f_t, k, mu, m=None, temperature=1.0, remembered=((), ()), matched=False):
     """Returns (loss, pseudo_labels, gammas, kept set, affinity rows) for lists of feature lists.
+
+    ``matched``: Γ sums as many unlike similarities as it has like ones (at most m each).
 
     ``remembered`` = (features, labels) of extra sources that only vote (a source bank): the kNN vote and
     Γ read them after the batch's sources; the affinity rows and the loss cover the batch's sources only.
@@ -27,9 +29,10 @@ def ila_oracle(f_s, y_s, f_t, k, mu, m=None, temperature=1.0, remembered=((), ()
         top = max(votes.values())
         label = min(c for c, v in votes.items() if v == top)
         like = sorted((sim[i][j] for i in range(n_s) if y_s[i] == label), reverse=True)[:m]
-        unlike = sorted((sim[i][j] for i in range(n_s) if y_s[i] != label), reverse=True)[:m]
+        unlike = sorted((sim[i][j] for i in range(n_s) if y_s[i] != label), reverse=True)
+        unlike = unlike[:len(like)] if matched else unlike[:m]
         labels.append(label)
-        gammas.append(sum(like) / sum(unlike) if unlike else math.inf)
+        gammas.append(0.0 if not like else sum(like) / sum(unlike) if unlike else math.inf)
     n_keep = math.floor(Fraction(str(mu)) * n_t + Fraction(1, 2))   # mu as written, half up, exactly
     kept = set(sorted(range(n_t), key=lambda j: -gammas[j])[:n_keep])
     affinity = [[(1 if y_s[i] == labels[j] else -1) if j in kept else 0 for j in range(n_t)]

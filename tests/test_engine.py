@@ -132,6 +132,13 @@ def test_ila_mines_on_a_moving_average_when_a_knn_vote_mines(extra, mining_ema):
     assert (average.decay if average is not None else 0.0) == mining_ema
 
 
+@pytest.mark.parametrize("extra, terms", [([], "top-m"), (["--ila-ratio-terms", "matched"], "matched"),
+                                          (["--pseudo-label", "consensus", "--ila-ratio-terms", "matched"], "matched")])
+def test_the_ratio_terms_flag_reaches_the_knn_labeller(extra, terms):
+    labeller = build_ila_term(toy_args(*extra), 10).miner.pseudo_labeller
+    assert labeller.ratio_terms == terms
+
+
 def test_a_namespace_from_another_parser_gets_the_derived_default():
     # e.g. a parser of the user's own built with add_ila_arguments: the flag is left at None until resolved
     args = toy_args()

@@ -24,11 +24,11 @@ def make_batch(seed, n_classes, per_class, n_t, d=6, balanced=True, spread=1.0):
     return f_s, y_s, f_t
 
 
-def check_against_oracle(f_s, y_s, f_t, k, mu, m=None, temperature=1.0):
-    ila = ILALoss(k=k, mu=mu, m=m, temperature=temperature)
+def check_against_oracle(f_s, y_s, f_t, k, mu, m=None, temperature=1.0, ratio_terms=None):
+    ila = ILALoss(k=k, mu=mu, m=m, temperature=temperature, ratio_terms=ratio_terms)
     loss = ila(f_s, y_s, f_t)
     ref_loss, labels, gammas, kept, affinity = ila_oracle(f_s.tolist(), y_s.tolist(), f_t.tolist(),
-                                                          k, mu, m, temperature)
+                                                          k, mu, m, temperature, matched=ratio_terms == "matched")
     assert ila.pseudo_labels.tolist() == labels
     torch.testing.assert_close(ila.ratio, torch.tensor(gammas, dtype=torch.float64))
     assert set(ila.kept.nonzero().flatten().tolist()) == kept
@@ -49,6 +49,26 @@ def test_unbalanced_source_matches_oracle(seed):
     f_s, y_s, f_t = make_batch(seed, n_classes=5, per_class=3, n_t=9, balanced=False, spread=2.0)
     check_against_oracle(f_s, y_s, f_t, k=5, mu=0.67)
     check_against_oracle(f_s, y_s, f_t, k=2, mu=0.5, m=2, temperature=0.5)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_matched_ratio_terms_match_oracle_on_unbalanced_sources(seed):
+    f_s, y_s, f_t = make_batch(seed, n_classes=5, per_class=3, n_t=9, balanced=False, spread=2.0)
+    ila, _ = check_against_oracle(f_s, y_s, f_t, k=3, mu=0.67, ratio_terms="matched")
+    top_m, _ = check_against_oracle(f_s, y_s, f_t, k=3, mu=0.67)
+    # the classes have 1 to 5 rows: a target of a class with fewer rows than the largest sums fewer terms
+    counts = torch.bincount(y_s)[ila.pseudo_labels]
+    fewer = counts < counts.max()
+    assert fewer.any() and not torch.allclose(ila.ratio[fewer], top_m.ratio[fewer])
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_matched_ratio_terms_are_eq7_on_a_balanced_batch(seed):
+    f_s, y_s, f_t = make_batch(seed, n_classes=4, per_class=3, n_t=10)
+    matched, paper = ILALoss(k=3, mu=0.67, ratio_terms="matched"), ILALoss(k=3, mu=0.67)   # paper: fused path
+    torch.testing.assert_close(matched(f_s, y_s, f_t), paper(f_s, y_s, f_t))
+    torch.testing.assert_close(matched.ratio, paper.ratio)
+    assert torch.equal(matched.kept, paper.kept)
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -262,6 +282,10 @@ def test_similarity_ratio_with_fewer_like_than_m():
     assert similarity_ratio(sim, y_s, torch.tensor([1]), m=2).item() == pytest.approx(0.9 / 0.9)
     assert similarity_ratio(sim, y_s, torch.tensor([0]), m=2).item() == pytest.approx(0.9 / 0.9)
     assert similarity_ratio(sim, y_s, torch.tensor([0]), m=3).item() == pytest.approx(1.2 / 0.9)
+    # matched: as many unlike as like terms; like = {0.9} takes the one most similar unlike, 0.5
+    assert similarity_ratio(sim, y_s, torch.tensor([1]), m=2, matched=True).item() == pytest.approx(0.9 / 0.5)
+    assert similarity_ratio(sim, y_s, torch.tensor([0]), m=2, matched=True).item() == pytest.approx(0.9 / 0.9)
+    assert similarity_ratio(sim, y_s, torch.tensor([2]), m=2, matched=True).item() == 0.0   # no like source
 
 
 def test_cosine_similarity_option():
@@ -275,7 +299,8 @@ def test_cosine_similarity_option():
 
 
 @pytest.mark.parametrize("kwargs, message", [({"mu": 0.0}, "mu"), ({"mu": 1.5}, "mu"), ({"k": 0}, "k"),
-                                             ({"temperature": 0.0}, "temperature"), ({"similarity": "l1"}, "similarity")])
+                                             ({"temperature": 0.0}, "temperature"), ({"similarity": "l1"}, "similarity"),
+                                             ({"ratio_terms": "mean"}, "ratio terms")])
 def test_bad_arguments_name_the_problem(kwargs, message):
     with pytest.raises(ValueError, match=message):
         ILALoss(**kwargs)

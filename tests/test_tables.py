@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from ila_tllib.engine.flags import FLAGS_ADDED_LATER
 from ila_tllib.tables import collect, format_paired_table, format_table
 
 from helpers import REPO
@@ -128,10 +129,11 @@ def test_paired_table_pairs_seeds_of_one_task(tmp_path):
 
 
 @pytest.mark.parametrize("dest, flag, value, default", [("ila_source_bank", "--ila-source-bank", "32", "0"),
-                                                        ("ila_mining_ema", "--ila-mining-ema", "0.9", "0.0")])
+                                                        ("ila_mining_ema", "--ila-mining-ema", "0.9", "0.0"),
+                                                        ("ila_ratio_terms", "--ila-ratio-terms", "matched", "top-m")])
 def test_a_flag_added_later_splits_rows_from_logs_that_lack_it(tmp_path, dest, flag, value, default):
-    # logs written before --ila-source-bank and --ila-mining-ema existed ran without either: they join new runs
-    # with the flag at the value that means "off" (the first release's behaviour), not the runs that set it
+    # logs written before the later flags existed ran without them: they join new runs with the flag at the
+    # value that means "off" (the first release's behaviour), not the runs that set it
     from ila_cdan import CDAN
     from ila_tllib.engine import get_parser
     logs = str(tmp_path / "logs")
@@ -139,7 +141,8 @@ def test_a_flag_added_later_splits_rows_from_logs_that_lack_it(tmp_path, dest, f
         log = os.path.join(logs, "old", f"Office31_A2W_seed{seed}")
         namespace = get_parser(CDAN()).parse_args(["data/office31", "-s", "A", "-t", "W", "-a", "resnet50",
                                                     "--seed", str(seed), "--log", log])
-        del namespace.ila_source_bank, namespace.ila_mining_ema
+        for name in FLAGS_ADDED_LATER:
+            delattr(namespace, name)
         _write_log(log, namespace, acc)
     off = ["--ila-source-bank", "0", "--ila-mining-ema", "0"]     # both off: only the flag under test varies
     our_log(logs, "flag-off", "A", "W", 94.0, *off, flag, default, seed=2)

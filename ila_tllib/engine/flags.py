@@ -12,7 +12,7 @@ from ..affinity import kept_count
 from ..datasets import get_dataset_names
 from ..losses import METRIC_LOSSES
 from ..models import WEIGHTS
-from ..pseudo_labels import PSEUDO_LABELLERS
+from ..pseudo_labels import PSEUDO_LABELLERS, RATIO_TERMS
 from ..similarity import SIMILARITIES
 from ..transforms import TRAIN_RESIZINGS, VAL_RESIZINGS
 from . import precision
@@ -28,7 +28,8 @@ DIGIT_INPUT_SIZE = {"lenet": 28, "dtn": 32}
 
 #: ILA flags added after the first release -> the value that means "off", the behaviour runs had before them:
 #: a log or a resume checkpoint written without the flag reads as this value
-FLAGS_ADDED_LATER = {"ila_source_bank": 0, "ila_mining_ema": 0.0, "ila_mining_average": "network"}
+FLAGS_ADDED_LATER = {"ila_source_bank": 0, "ila_mining_ema": 0.0, "ila_mining_average": "network",
+                     "ila_ratio_terms": "top-m"}
 
 
 #: --ila-mining-ema when it is not given and ILA mines with a kNN vote (knn, consensus)
@@ -156,6 +157,10 @@ def add_ila_arguments(p: argparse.ArgumentParser):
     g.add_argument('--ila-reliability', default='none', choices=list(ILA_RELIABILITIES),
                    help="none: the weight as scheduled; agreement: times the batch's share of targets whose "
                         "pseudo-label the classifier shares")
+    g.add_argument('--ila-ratio-terms', default='top-m', choices=list(RATIO_TERMS),
+                   help="top-m: the ratio test sums the m most similar like and unlike sources (Eq. 7; default); "
+                        "matched: as many unlike as like ones, so that a class with fewer rows in the source "
+                        "batch is not ranked down for it (the same on a class-balanced batch)")
     g.add_argument('--ila-source-bank', default=0, type=int,
                    help="source features kept per class from earlier batches for the kNN vote and the ratio "
                         "test (detached; the loss still contrasts the current batch); 0 = the current batch "

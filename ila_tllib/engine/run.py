@@ -263,7 +263,7 @@ def save_on_main(classifier, args, name):
 def resume_config(args, method: Method, plan: BatchPlan, state) -> dict:
     """What shapes the model, the optimiser groups and the data iterators: a resumed run must match."""
     keys = ('arch', 'bottleneck_dim', 'no_pool', 'data', 'source', 'target', 'batch_size', 'samples_per_class',
-            'classes_per_batch', *FLAGS_ADDED_LATER)   # the source bank's rings and the average ILA mines on
+            'classes_per_batch', 'ila_source_bank', 'ila_mining_ema', 'ila_mining_average')   # ILA's own state
     config = {k: getattr(args, k, None) for k in keys}
     config.update(method=method.name, num_classes=state['num_classes'], balanced_source=plan.balanced_source,
                   ila_source=plan.ila_source, processes=dist_utils.world_size())
