@@ -260,10 +260,14 @@ def save_on_main(classifier, args, name):
         save_atomic(unwrap(classifier).state_dict(), checkpoint_path(args, name))
 
 
+#: ILA flags whose state a resume checkpoint holds: the source bank's rings and the average ILA mines on
+RESUMED_ILA_FLAGS = ('ila_source_bank', 'ila_mining_ema', 'ila_mining_average')
+
+
 def resume_config(args, method: Method, plan: BatchPlan, state) -> dict:
     """What shapes the model, the optimiser groups and the data iterators: a resumed run must match."""
     keys = ('arch', 'bottleneck_dim', 'no_pool', 'data', 'source', 'target', 'batch_size', 'samples_per_class',
-            'classes_per_batch', 'ila_source_bank', 'ila_mining_ema', 'ila_mining_average')   # ILA's own state
+            'classes_per_batch', *RESUMED_ILA_FLAGS)
     config = {k: getattr(args, k, None) for k in keys}
     config.update(method=method.name, num_classes=state['num_classes'], balanced_source=plan.balanced_source,
                   ila_source=plan.ila_source, processes=dist_utils.world_size())
@@ -297,7 +301,7 @@ def load_resume_state(args, method, plan, state, modules, optimizer, scheduler, 
     config = resume_config(args, method, plan, state)
     old = ckpt.get('config') if isinstance(ckpt, dict) else None
     # written before a flag existed: it ran with that flag off
-    old = {**FLAGS_ADDED_LATER, **old} if isinstance(old, dict) else {}
+    old = {**{k: FLAGS_ADDED_LATER[k] for k in RESUMED_ILA_FLAGS}, **old} if isinstance(old, dict) else {}
     if old != config:
         changed = sorted(k for k in config if old.get(k) != config[k])
         hint = ""
