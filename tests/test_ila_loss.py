@@ -299,8 +299,8 @@ def test_cosine_similarity_option():
 
 
 @pytest.mark.parametrize("kwargs, message", [({"mu": 0.0}, "mu"), ({"mu": 1.5}, "mu"), ({"k": 0}, "k"),
-                                             ({"temperature": 0.0}, "temperature"), ({"similarity": "l1"}, "similarity"),
-                                             ({"ratio_terms": "mean"}, "ratio terms")])
+                                             ({"temperature": 0.0}, "temperature"),
+                                             ({"similarity": "l1"}, "similarity"), ({"ratio_terms": "mean"}, "ratio terms")])
 def test_bad_arguments_name_the_problem(kwargs, message):
     with pytest.raises(ValueError, match=message):
         ILALoss(**kwargs)
