@@ -132,14 +132,12 @@ def main():
                 times[name].append((time.perf_counter() - t0) * 1e3)
     median = {name: statistics.median(t) for name, t in times.items()}
     where = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    ila_rows = (f"{b} + {b} + ILA's {n_b}" if plan.ila_source == "extra" else
-                f"{n_b} + {b}" if plan.balanced_source else f"{b} + {b}, ILA on the random source rows")
-    ila_rows += (f", spectral penalty {trainers[True].ila.spectral_penalty:g}, BatchNorm statistics "
-                 f"{plan.bn_statistics if plan.ila_source == 'extra' else 'all'}, mining on ")
     decay = trainers[True].args.ila_mining_ema
-    ila_rows += f"a moving average {decay:g} of the {opts.ila_mining_average}" if decay else "the network itself"
+    mining = f"a moving average {decay:g} of the {opts.ila_mining_average}" if decay else "the network itself"
+    ila_rows = (f"{plan.describe()}; spectral penalty {trainers[True].ila.spectral_penalty:g}, BatchNorm statistics "
+                f"{plan.bn_statistics if plan.ila_source == 'extra' else 'all'}, mining on {mining}")
     layout = f"--ila-batch {opts.ila_batch}" if opts.samples_per_class else "--samples-per-class 0"
-    print(f"{opts.arch}, CDAN {b} + {b} images, ILA-DA+CDAN {ila_rows} ({layout}), {shape}, {where}, "
+    print(f"{opts.arch}, CDAN {b} + {b} images; ILA-DA+CDAN {ila_rows} ({layout}), {shape}, {where}, "
           f"{' '.join(speed_flags) or 'float32, NCHW'}, torch {torch.__version__}, median of {opts.iters}")
     print("| method | ms / iteration |\n|---|---|")
     for name, value in median.items():

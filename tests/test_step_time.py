@@ -11,10 +11,10 @@ from helpers import REPO, script_env
 
 
 @pytest.mark.parametrize("flags, layout", [
-    ([], "ILA-DA+CDAN 64 + 64 + ILA's 40"),
-    (["--ila-batch", "shared"], "ILA-DA+CDAN 40 + 64,"),
+    ([], "source random (64), target random (64); ILA's source batch class-balanced (10 classes x 4 = 40)"),
+    (["--ila-batch", "shared"], "source class-balanced (10 classes x 4 = 40), target random (64); ILA reads the source"),
     # ILA on tllib's random source rows: the source batch must keep its 64 rows (it once had none)
-    (["--samples-per-class", "0", "--ila-mining-ema", "0"], "ILA-DA+CDAN 64 + 64, ILA on the random source rows"),
+    (["--samples-per-class", "0", "--ila-mining-ema", "0"], "source random (64), target random (64); ILA reads the source batch"),
 ])
 def test_step_time_runs_in_each_batch_layout(flags, layout):
     done = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "step_time.py"), "--iters", "2"] + flags,

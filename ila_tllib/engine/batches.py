@@ -82,6 +82,8 @@ class BatchPlan:
         text = f"batches: source {source}, target random ({self.batch_size})"
         if self.ila_source == 'extra':
             text += f"; ILA's source batch {balanced}"
+        elif self.ila_source == 'shared':      # the balanced batch, or tllib's random rows (--samples-per-class 0)
+            text += "; ILA reads the source batch"
         return text
 
     def check(self, args):
