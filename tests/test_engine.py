@@ -161,6 +161,32 @@ class ToyClassifierWithBackbone(nn.Module):
         return self.head(f), f
 
 
+@pytest.mark.parametrize("with_dropout", [False, True], ids=["no-dropout", "dropout"])
+def test_a_copy_that_does_not_lag_is_a_second_pass_of_the_current_weights(with_dropout):
+    # --ila-mining-ema 1e-6: after a step the copy holds the network's weights; ILA mines on a second pass of
+    # them. Without dropout that pass gives the network's own features; with dropout its own masks.
+    args = toy_args("--ila-mining-ema", "1e-6", "--samples-per-class", "2", "--k", "2")
+    classifier = ToyClassifierWithBackbone(3).double()
+    if not with_dropout:
+        classifier.backbone[3] = nn.Identity()
+    trainer = Trainer(args, ToyMethod(), classifier, nn.Identity(), BatchPlan.from_args(args, 3),
+                      build_ila_term(args, 10), 3, torch.device("cpu"))
+    with torch.no_grad():
+        for p in classifier.parameters():
+            p.add_(0.5 * torch.randn_like(p))
+    trainer.after_step()
+    copied = dict(trainer.ila.mining_network.model.named_parameters())
+    for name, p in classifier.named_parameters():
+        assert torch.allclose(copied[name], p, rtol=0, atol=1e-5), name
+    batch = toy_batch(BatchPlan.from_args(args, 3), 6, 6, 6)
+    torch.manual_seed(5)
+    own = trainer.method.forward(classifier, batch.inputs).features
+    g_s, g_t = trainer.mining_features(batch)
+    same = torch.allclose(g_t, own[batch.target].float(), atol=1e-5) and \
+        torch.allclose(g_s, own[batch.ila].float(), atol=1e-5)
+    assert same != with_dropout
+
+
 @pytest.mark.parametrize("part", ["bottleneck", "network", "network-eval"])
 def test_the_moving_average_ila_mines_on_is_of_the_part_the_flag_names(part):
     args = toy_args("--ila-mining-average", part, "--ila-mining-ema", "0.75", "--samples-per-class", "2", "--k", "2")
