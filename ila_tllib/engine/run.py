@@ -294,6 +294,10 @@ def save_resume_state(args, method, plan, epoch, best_acc1, state, modules, opti
     }, checkpoint_path(args, 'resume'))
 
 
+def _as_flag(name: str, value) -> str:
+    return f"--{name.replace('_', '-')} {value:g}" if isinstance(value, float) else f"--{name.replace('_', '-')} {value}"
+
+
 def load_resume_state(args, method, plan, state, modules, optimizer, scheduler, iters):
     path = checkpoint_path(args, 'resume')
     fix = "start without --resume to train anew (the old checkpoints are kept aside)"
@@ -305,9 +309,8 @@ def load_resume_state(args, method, plan, state, modules, optimizer, scheduler, 
     if old != config:
         changed = sorted(k for k in config if old.get(k) != config[k])
         hint = ""
-        if changed == ['ila_mining_ema'] and old.get('ila_mining_ema') == 0.0:
-            hint = (" (runs written before ILA mined on a moving average by default ran with "
-                    "--ila-mining-ema 0: add it to continue one)")
+        if set(changed) <= set(RESUMED_ILA_FLAGS):   # a default may have moved since: name the flags that continue it
+            hint = " (to continue it, add " + " ".join(_as_flag(k, old[k]) for k in changed) + ")"
         raise UsageError(f"--resume: {path} was written by a run with other {', '.join(changed)} "
                          f"({old}){hint}; resume with the same flags, or use another --log")
     try:
