@@ -117,7 +117,7 @@ def test_a_method_sets_its_own_defaults_for_tllib_and_ila_flags(script, method, 
     assert f"(default: {penalty:g};" in get_parser(method).format_help().replace("\n", " ").replace("  ", " ")
 
 
-@pytest.mark.parametrize("extra, mining_ema", [([], 0.99), (["--pseudo-label", "consensus"], 0.99),
+@pytest.mark.parametrize("extra, mining_ema", [([], 1e-6), (["--pseudo-label", "consensus"], 1e-6),
                                                (["--pseudo-label", "classifier"], 0.0),
                                                (["--ila-trade-off", "0"], 0.0), (["--ila-mining-ema", "0"], 0.0),
                                                (["--ila-mining-ema", "0.9"], 0.9)])
@@ -145,7 +145,7 @@ def test_a_namespace_from_another_parser_gets_the_derived_default():
     args.ila_mining_ema = None
     trainer = Trainer(args, ToyMethod(), ToyClassifier(3), nn.Identity(), BatchPlan.from_args(args, 3),
                       build_ila_term(args, 10), 3, torch.device("cpu"))
-    assert args.ila_mining_ema == 0.99 and trainer.ila.mining_network.decay == 0.99
+    assert args.ila_mining_ema == 1e-6 and trainer.ila.mining_network.decay == 1e-6
 
 
 class ToyClassifierWithBackbone(nn.Module):

@@ -1,9 +1,11 @@
 """A slowly moving copy of the network whose features decide ILA's affinities (``--ila-mining-ema``).
 
-Early in training the kNN vote on the network's own features is mostly wrong, and it changes from one
-step to the next with the network. An exponential moving average of the weights (as the mean teacher of
-Tarvainen and Valpola, 2017) gives features that change slowly: ILA mines its pairs on them, while the
-contrastive loss still pulls and pushes the network's own features.
+ILA mines its pairs (kNN vote, ratio test) on a second forward pass, without gradient, through a copy of
+the network, while the contrastive loss still pulls and pushes the network's own features, so that the
+network does not pull together exactly the features that chose the pairs. The copy is an exponential moving
+average of the weights (as the mean teacher of Tarvainen and Valpola, 2017). With a decay near 0 (the
+scripts' default, 1e-6) it holds the current weights and the second pass differs by its own dropout masks;
+with 0.99 it lags about a hundred steps.
 
 ``--ila-mining-average`` says which part is averaged (:data:`MINING_AVERAGES`): the whole network, at
 the price of a second forward pass of every row; the whole network in evaluation mode, which needs only
