@@ -1,6 +1,6 @@
 """An ablation against ILA-DA's defaults, seed by seed: does the changed part beat the default?
 
-    python benchmarks/paired_with_default.py VARIANT_DIR DEFAULT_DIR [DEFAULT_DIR ...]
+    python benchmarks/paired_with_default.py VARIANT_DIR DEFAULT_DIR [DEFAULT_DIR ...] [--more VARIANT_DIR ...]
 
 ``python -m ila_tllib.tables --paired`` pairs each ILA-DA row with its baseline; this pairs the runs of one
 ablation (VARIANT_DIR, e.g. ``benchmarks/results/offline_digits_ablations_4x300/source-bank32``) with the
@@ -38,8 +38,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("variant")
     parser.add_argument("default", nargs="+")
+    parser.add_argument("--more", nargs="+", default=[], metavar="DIR",
+                        help="more folders of the variant's runs (e.g. other seeds), pooled with VARIANT")
     args = parser.parse_args()
-    variant, default = by_key(collect([args.variant]), parser), by_key(collect(args.default), parser)
+    variant = by_key(collect([args.variant] + args.more), parser)
+    default = by_key(collect(args.default), parser)
     differences = defaultdict(lambda: defaultdict(list))      # method -> task -> [variant - default]
     for key in sorted(set(variant) & set(default), key=str):
         method, task, _ = key

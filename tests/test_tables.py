@@ -183,3 +183,11 @@ def test_an_ablation_paired_with_the_default_seed_by_seed(tmp_path):
     # a folder holding the ablation's runs next to the default's would pair some runs with themselves
     done = subprocess.run([sys.executable, script, variant, str(tmp_path)], capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 2 and "two runs of ILA-DA+CDAN A→W seed 0" in done.stderr
+    # the variant's runs split over two folders (e.g. later seeds logged apart) pool into the same pairs
+    later = str(tmp_path / "later")
+    our_log(later, "bank", "A", "W", 93.0, "--ila-source-bank", "32", seed=2)
+    our_log(default, "default", "A", "W", 92.0, seed=2)
+    done = subprocess.run([sys.executable, script, variant, default, "--more", later], capture_output=True,
+                          text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    assert "| ILA-DA+CDAN | A→W +0.7 (-1.0 .. +2.0); D→W +0.5 (+0.5 .. +0.5) |" in done.stdout and "| 3/4 |" in done.stdout
