@@ -21,7 +21,7 @@ from .ila_term import ILA_RELIABILITIES, ILA_SCHEDULES
 from .moving_average import MINING_AVERAGES
 
 __all__ = ["get_parser", "add_ila_arguments", "check_args", "ila_enabled", "DIGIT_INPUT_SIZE", "FLAGS_ADDED_LATER",
-           "DEFAULT_MINING_EMA", "resolve_derived_defaults"]
+           "DEFAULT_MINING_EMA", "resolve_derived_defaults", "flag_name"]
 
 #: digit backbones and the only input size their flatten layer accepts
 DIGIT_INPUT_SIZE = {"lenet": 28, "dtn": 32}
@@ -194,8 +194,9 @@ def ila_enabled(args) -> bool:
     return args.ila_trade_off > 0
 
 
-def _flag(name: str) -> str:
-    return '--' + name.replace('_', '-')
+def flag_name(dest: str) -> str:
+    """The command-line flag of an argparse destination: ila_mining_ema -> --ila-mining-ema."""
+    return '--' + dest.replace('_', '-')
 
 
 def _check_finite(args):
@@ -203,7 +204,7 @@ def _check_finite(args):
         values = value if isinstance(value, (list, tuple)) else [value]
         for v in values:
             if isinstance(v, float) and not math.isfinite(v):
-                raise UsageError(f"{_flag(name)} {v} is not a finite number; give a finite value")
+                raise UsageError(f"{flag_name(name)} {v} is not a finite number; give a finite value")
 
 
 def _check_input_size(args):
@@ -233,11 +234,11 @@ def check_args(args, method):
     at_least_one = ['batch_size', 'epochs', 'iters_per_epoch', 'print_freq', 'bottleneck_dim', 'resize_size']
     for name in at_least_one:
         if getattr(args, name) < 1:
-            raise UsageError(f"{_flag(name)} must be at least 1")
+            raise UsageError(f"{flag_name(name)} must be at least 1")
     for name in ('samples_per_class', 'pretrain_iters', 'ila_start_iter', 'workers', 'momentum', 'weight_decay',
                  'ila_trade_off', 'ila_spectral_penalty', 'trade_off', 'lr_gamma', 'lr_decay'):
         if getattr(args, name) < 0:
-            raise UsageError(f"{_flag(name)} cannot be negative")
+            raise UsageError(f"{flag_name(name)} cannot be negative")
     for name in ('scale', 'ratio'):
         low_high = getattr(args, name)
         if len(low_high) != 2 or not 0 < low_high[0] <= low_high[1]:
@@ -246,7 +247,7 @@ def check_args(args, method):
     for name in ('norm_mean', 'norm_std'):
         if len(getattr(args, name)) not in (1, channels):
             needs, images = ("1 value", "grey") if channels == 1 else ("1 or 3 values", "RGB")
-            raise UsageError(f"{_flag(name)} needs {needs} for -a {args.arch} ({images} images), "
+            raise UsageError(f"{flag_name(name)} needs {needs} for -a {args.arch} ({images} images), "
                              f"got {len(getattr(args, name))}")
     if any(s <= 0 for s in args.norm_std):
         raise UsageError(f"--norm-std {' '.join(map(str, args.norm_std))}: every value must be positive "

@@ -21,7 +21,7 @@ from .checkpoint import (RunDirectory, check_finite_state, load_file, load_weigh
                          set_rng_state, set_schedule_counters)
 from .data import eval_loader, get_dataset
 from .errors import EXIT_OK, DivergenceError, UsageError, classify, disk_problem
-from .flags import DIGIT_INPUT_SIZE, FLAGS_ADDED_LATER, check_args, get_parser, ila_enabled
+from .flags import DIGIT_INPUT_SIZE, FLAGS_ADDED_LATER, check_args, flag_name, get_parser, ila_enabled
 from .ila_term import build_ila_term
 from .loop import Trainer, make_optimizer, unwrap, validate
 from .method import Method
@@ -294,10 +294,6 @@ def save_resume_state(args, method, plan, epoch, best_acc1, state, modules, opti
     }, checkpoint_path(args, 'resume'))
 
 
-def _as_flag(name: str, value) -> str:
-    return f"--{name.replace('_', '-')} {value:g}" if isinstance(value, float) else f"--{name.replace('_', '-')} {value}"
-
-
 def load_resume_state(args, method, plan, state, modules, optimizer, scheduler, iters):
     path = checkpoint_path(args, 'resume')
     fix = "start without --resume to train anew (the old checkpoints are kept aside)"
@@ -310,7 +306,9 @@ def load_resume_state(args, method, plan, state, modules, optimizer, scheduler, 
         changed = sorted(k for k in config if old.get(k) != config[k])
         hint = ""
         if set(changed) <= set(RESUMED_ILA_FLAGS):   # a default may have moved since: name the flags that continue it
-            hint = " (to continue it, add " + " ".join(_as_flag(k, old[k]) for k in changed) + ")"
+            wanted = (f"{flag_name(k)} {old[k]:g}" if isinstance(old[k], float) else f"{flag_name(k)} {old[k]}"
+                      for k in changed)
+            hint = f" (to continue it, add {' '.join(wanted)})"
         raise UsageError(f"--resume: {path} was written by a run with other {', '.join(changed)} "
                          f"({old}){hint}; resume with the same flags, or use another --log")
     try:
