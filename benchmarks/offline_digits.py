@@ -67,9 +67,11 @@ ABLATIONS = {
     "source-bank32": ["--ila-source-bank", "32"], "no-mining-ema": ["--ila-mining-ema", "0"],
     "bottleneck-average": ["--ila-mining-average", "bottleneck"],
     "eval-average": ["--ila-mining-average", "network-eval"],
-    # a copy that does not lag (the decay is all but 0; the default): the network's weights, its own dropout
-    # masks; and the lagging average that was the default before it
-    "mining-ema1e-6": ["--ila-mining-ema", "1e-6"], "mining-ema0.99": ["--ila-mining-ema", "0.99"],
+    # a copy of the whole network that does not lag (the decay is all but 0): the network's weights, its own
+    # dropout masks, every layer run again (the default mines on the same features from the first dropout on);
+    # and the lagging average that was the default before it
+    "mining-ema1e-6": ["--ila-mining-ema", "1e-6", "--ila-mining-average", "network"],
+    "mining-ema0.99": ["--ila-mining-ema", "0.99", "--ila-mining-average", "network"],
     # ILA reads tllib's random source rows: no class-balanced batch of its own, no extra rows to forward
     "random-source": ["--samples-per-class", "0"],
     "random-source-no-ema": ["--samples-per-class", "0", "--ila-mining-ema", "0"],

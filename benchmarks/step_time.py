@@ -42,8 +42,8 @@ def build_trainers(opts, device, speed_flags):
     digits = opts.arch in DIGIT_ARCHS
     flags = ["root", "-s", "s", "-t", "t", "-a", opts.arch, "--scratch", "--k", "3", "--mu", "0.75",
              "-b", str(opts.batch_size), "--samples-per-class", str(opts.samples_per_class),
-             "--ila-batch", opts.ila_batch, "--ila-mining-ema", str(opts.ila_mining_ema),
-             "--ila-mining-average", opts.ila_mining_average] \
+             "--ila-batch", opts.ila_batch, "--ila-mining-ema", str(opts.ila_mining_ema)] \
+        + (["--ila-mining-average", opts.ila_mining_average] if opts.ila_mining_average else []) \
         + (["--no-pool"] if digits else []) + speed_flags
     method = CDAN()
     args = get_parser(method).parse_args(flags)
@@ -68,8 +68,8 @@ def main():
     parser.add_argument("--ila-batch", choices=["extra", "shared"], default="extra", help="the scripts' --ila-batch")
     parser.add_argument("--ila-mining-ema", type=float, default=DEFAULT_MINING_EMA,
                         help="the scripts' --ila-mining-ema (0: ILA mines on the network itself)")
-    parser.add_argument("--ila-mining-average", choices=list(MINING_AVERAGES), default="network",
-                        help="the scripts' --ila-mining-average (what the moving average copies)")
+    parser.add_argument("--ila-mining-average", choices=list(MINING_AVERAGES), default=None,
+                        help="the scripts' --ila-mining-average (what the moving average copies; default: theirs)")
     parser.add_argument("--iters", type=int, default=60)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--amp", action="store_true", help="the scripts' --amp (bfloat16 autocast for the networks)")
@@ -132,10 +132,10 @@ def main():
                 times[name].append((time.perf_counter() - t0) * 1e3)
     median = {name: statistics.median(t) for name, t in times.items()}
     where = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    decay = trainers[True].args.ila_mining_ema
-    mining = f"a moving average {decay:g} of the {opts.ila_mining_average}" if decay else "the network itself"
+    average = trainers[True].ila.mining_network
+    mining = average.describe() if average is not None else "ILA mines on: the network's own pass"
     ila_rows = (f"{plan.describe()}; spectral penalty {trainers[True].ila.spectral_penalty:g}, BatchNorm statistics "
-                f"{plan.bn_statistics if plan.ila_source == 'extra' else 'all'}, mining on {mining}")
+                f"{plan.bn_statistics if plan.ila_source == 'extra' else 'all'}; {mining}")
     layout = f"--ila-batch {opts.ila_batch}" if opts.samples_per_class else "--samples-per-class 0"
     print(f"{opts.arch}, CDAN {b} + {b} images; ILA-DA+CDAN {ila_rows} ({layout}), {shape}, {where}, "
           f"{' '.join(speed_flags) or 'float32, NCHW'}, torch {torch.__version__}, median of {opts.iters}")

@@ -40,10 +40,11 @@ class ToyClassifier(nn.Module):
     def __init__(self, num_classes, dim=4):
         super().__init__()
         torch.manual_seed(0)
+        self.backbone, self.pool_layer = nn.Identity(), nn.Identity()     # the layout of tllib's classifiers
         self.bottleneck, self.head = nn.Linear(6, dim), nn.Linear(dim, num_classes)
 
     def forward(self, x):
-        f = self.bottleneck(x)
+        f = self.bottleneck(self.pool_layer(self.backbone(x)))
         return self.head(f), f
 
 
@@ -165,7 +166,8 @@ class ToyClassifierWithBackbone(nn.Module):
 def test_a_copy_that_does_not_lag_is_a_second_pass_of_the_current_weights(with_dropout):
     # --ila-mining-ema 1e-6: after a step the copy holds the network's weights; ILA mines on a second pass of
     # them. Without dropout that pass gives the network's own features; with dropout its own masks.
-    args = toy_args("--ila-mining-ema", "1e-6", "--samples-per-class", "2", "--k", "2")
+    args = toy_args("--ila-mining-ema", "1e-6", "--ila-mining-average", "network", "--samples-per-class", "2",
+                    "--k", "2")
     classifier = ToyClassifierWithBackbone(3).double()
     if not with_dropout:
         classifier.backbone[3] = nn.Identity()

@@ -18,10 +18,10 @@ from ..transforms import TRAIN_RESIZINGS, VAL_RESIZINGS
 from . import precision
 from .errors import UsageError
 from .ila_term import ILA_RELIABILITIES, ILA_SCHEDULES
-from .moving_average import MINING_AVERAGES
+from .moving_average import DEFAULT_MINING_AVERAGE, MINING_AVERAGES
 
 __all__ = ["get_parser", "add_ila_arguments", "check_args", "ila_enabled", "DIGIT_INPUT_SIZE", "FLAGS_ADDED_LATER",
-           "DEFAULT_MINING_EMA", "resolve_derived_defaults", "flag_name"]
+           "DEFAULT_MINING_EMA", "resolve_derived_defaults", "default_mining_average", "flag_name"]
 
 #: digit backbones and the only input size their flatten layer accepts
 DIGIT_INPUT_SIZE = {"lenet": 28, "dtn": 32}
@@ -47,7 +47,15 @@ def resolve_derived_defaults(args):
         # comparable with one written before the flag existed)
         mines_knn = args.ila_trade_off > 0 and args.pseudo_label != 'classifier'
         args.ila_mining_ema = DEFAULT_MINING_EMA if mines_knn else 0.0
+    if getattr(args, 'ila_mining_average', 'network') is None:
+        args.ila_mining_average = default_mining_average(args.ila_mining_ema)
     return args
+
+
+def default_mining_average(mining_ema: float) -> str:
+    """--ila-mining-average when it is not given. Without an average, 'network': ILA mines on the network's
+    own pass (and logs read as they did before the flag)."""
+    return DEFAULT_MINING_AVERAGE if mining_ema > 0 else 'network'
 
 
 class _Parser(argparse.ArgumentParser):
@@ -175,12 +183,15 @@ def add_ila_arguments(p: argparse.ArgumentParser):
                         "second pass differs by its own dropout masks only (a network without dropout gets its "
                         "own features back, and 0 gives them without the pass); 0.99 averages about the last "
                         "100 steps. 0 with --pseudo-label classifier or --ila-trade-off 0")
-    g.add_argument('--ila-mining-average', default='network', choices=list(MINING_AVERAGES),
-                   help="with --ila-mining-ema, what is averaged: network, the whole network in training mode "
-                        "(one more forward pass of every row, without gradient); network-eval, the same in "
+    g.add_argument('--ila-mining-average', default=None, choices=list(MINING_AVERAGES),
+                   help="with --ila-mining-ema, what is averaged: from-dropout, the layers from the network's "
+                        "first dropout layer to its features, fed with that layer's input from the network's own "
+                        "pass (the layers before it would repeat that pass; a network without dropout before "
+                        "its features mines on them, without a pass); network, the whole network in training "
+                        "mode (one more forward pass of every row, without gradient); network-eval, the same in "
                         "evaluation mode (no dropout, BatchNorm's running statistics), on ILA's rows only; "
                         "bottleneck, only the bottleneck, on the backbone features of the network's own pass "
-                        "(almost free) (default: %(default)s)")
+                        f"(almost free). Default: {DEFAULT_MINING_AVERAGE} with --ila-mining-ema > 0")
     g.add_argument('--ila-spectral-penalty', default=2e-4, type=float,
                    help="beta: BSP's penalty on the largest singular value of the adversary's source and target "
                         "features, added with ILA; 0 = none (default: %(default)g; 2e-4 is BSP's weight, 0 for "

@@ -67,7 +67,7 @@ class Trainer:
         resolve_derived_defaults(args)
         if ila is not None and args.ila_mining_ema > 0:     # the copy ILA mines on, updated by after_step
             average = MINING_AVERAGES[args.ila_mining_average]
-            ila.mining_network = average(unwrap(classifier), args.ila_mining_ema)
+            ila.mining_network = average(unwrap(classifier), args.ila_mining_ema, method)
 
     def after_step(self):
         """What follows every optimiser step of adaptation: the moving average ILA mines on follows the network."""

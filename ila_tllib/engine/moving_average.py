@@ -7,10 +7,12 @@ average of the weights (as the mean teacher of Tarvainen and Valpola, 2017). Wit
 scripts' default, 1e-6) it holds the current weights and the second pass differs by its own dropout masks;
 with 0.99 it lags about a hundred steps.
 
-``--ila-mining-average`` says which part is averaged (:data:`MINING_AVERAGES`): the whole network, at
-the price of a second forward pass of every row; the whole network in evaluation mode, which needs only
-the rows ILA mines on; or only the bottleneck, fed with the backbone features the network's own pass
-already computed (detached), at almost no cost.
+``--ila-mining-average`` says which part is averaged (:data:`MINING_AVERAGES`): the layers from the
+network's first dropout layer to its features, fed with the input that layer received in the network's own
+pass (the default: the layers before it are deterministic, so the second pass need not repeat them); the
+whole network, at the price of a second forward pass of every row; the whole network in evaluation mode,
+which needs only the rows ILA mines on; or only the bottleneck, fed with the backbone features the
+network's own pass already computed (detached), at almost no cost.
 """
 import copy
 from typing import List, Sequence
@@ -20,7 +22,8 @@ import torch.nn as nn
 
 from .errors import UsageError
 
-__all__ = ["MovingAverageNetwork", "MovingAverageEvalNetwork", "MovingAverageBottleneck", "MINING_AVERAGES"]
+__all__ = ["MovingAverageNetwork", "MovingAverageEvalNetwork", "MovingAverageBottleneck", "MovingAverageFromDropout",
+           "MINING_AVERAGES", "DEFAULT_MINING_AVERAGE"]
 
 
 class MovingAverageNetwork:
@@ -31,18 +34,24 @@ class MovingAverageNetwork:
         classifier (nn.Module): the network to follow (tllib's ``ImageClassifier`` or alike); its averaged
             part is copied now and again by :meth:`restart_from`.
         decay (float): :math:`\alpha` in [0, 1); 0.99 averages over about the last hundred steps.
+        method (Method, optional): the method whose ``feature_extractor`` says which layers lead from the
+            images to the features (needed by :class:`MovingAverageFromDropout` only).
     """
 
-    def __init__(self, classifier: nn.Module, decay: float):
+    def __init__(self, classifier: nn.Module, decay: float, method=None):
         if not 0.0 <= decay < 1.0:
             raise ValueError(f"the moving average's decay must lie in [0, 1), got {decay}")
-        self.decay = decay
+        self.decay, self.method = decay, method
         self.model = copy.deepcopy(self.part(classifier)).requires_grad_(False)
 
-    @staticmethod
-    def part(classifier: nn.Module) -> nn.Module:
+    def part(self, classifier: nn.Module) -> nn.Module:
         """The part of ``classifier`` this average follows."""
         return classifier
+
+    def describe(self) -> str:
+        """One log line saying what ILA mines on."""
+        return (f"ILA mines on: a second pass of the whole network, without gradient, through a moving average "
+                f"of its weights (decay {self.decay:g})")
 
     def features(self, method, inputs: torch.Tensor, rows: Sequence[slice]) -> List[torch.Tensor]:
         """The averaged features of each of ``rows`` of ``inputs``, the images of the step the network has
@@ -71,9 +80,12 @@ class MovingAverageEvalNetwork(MovingAverageNetwork):
     through the network. Those statistics are the network's, not the average's: they normalise the
     lagging weights' activations with those of the current ones."""
 
-    def __init__(self, classifier: nn.Module, decay: float):
-        super().__init__(classifier, decay)
+    def __init__(self, classifier: nn.Module, decay: float, method=None):
+        super().__init__(classifier, decay, method)
         self.model.eval()
+
+    def describe(self) -> str:
+        return super().describe().replace("the whole network", "the whole network in evaluation mode")
 
     def features(self, method, inputs: torch.Tensor, rows: Sequence[slice]) -> List[torch.Tensor]:
         chosen = [inputs[r] for r in rows]
@@ -88,18 +100,21 @@ class MovingAverageBottleneck(MovingAverageNetwork):
     its last forward pass (the backbone's pooled features, detached): no second pass through the backbone.
     A forward pre-hook on ``classifier.bottleneck`` keeps that input."""
 
-    def __init__(self, classifier: nn.Module, decay: float):
+    def __init__(self, classifier: nn.Module, decay: float, method=None):
         bottleneck = getattr(classifier, "bottleneck", None)
         if not isinstance(bottleneck, nn.Module) or next(bottleneck.parameters(), None) is None:
             raise UsageError("--ila-mining-average bottleneck needs a classifier whose `bottleneck` module has "
                              "weights; use --ila-mining-average network")
-        super().__init__(classifier, decay)
+        super().__init__(classifier, decay, method)
         self.bottleneck_input = None
         bottleneck.register_forward_pre_hook(self._keep_input)
 
-    @staticmethod
-    def part(classifier: nn.Module) -> nn.Module:
+    def part(self, classifier: nn.Module) -> nn.Module:
         return classifier.bottleneck
+
+    def describe(self) -> str:
+        return (f"ILA mines on: the bottleneck's output through a moving average of the bottleneck alone "
+                f"(decay {self.decay:g}), fed with the backbone features of the network's own pass")
 
     def _keep_input(self, module, inputs):
         self.bottleneck_input = inputs[0].detach()
@@ -113,6 +128,80 @@ class MovingAverageBottleneck(MovingAverageNetwork):
         return [features[r] for r in rows]
 
 
+def is_stochastic(module: nn.Module) -> bool:
+    """Whether two training-mode passes of ``module`` over the same input may differ: it holds a dropout
+    layer of torch.nn or timm's ``DropPath`` with a drop probability above 0."""
+    return any((isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0)
+               or (type(m).__name__ == "DropPath" and getattr(m, "drop_prob", 0) > 0) for m in module.modules())
+
+
+def layers_in_order(module: nn.Module) -> List[nn.Module]:
+    """``module``'s layers in the order its forward runs them: an ``nn.Sequential`` whose forward is
+    Sequential's own is opened, recursively; any other module is one layer."""
+    if isinstance(module, nn.Sequential) and type(module).forward is nn.Sequential.forward:
+        return [layer for child in module for layer in layers_in_order(child)]
+    return [module]
+
+
+class MovingAverageFromDropout(MovingAverageNetwork):
+    """The average of the layers from the network's first dropout layer to its features, fed with the input
+    that layer received in the network's own pass (detached). The layers before it are deterministic, so a
+    second pass through them would repeat the network's own; only the rest runs again, with its own dropout
+    masks. With a decay near 0 this is the second pass of the whole network (the same weights, fresh
+    masks), at the cost of the layers after the first dropout. A network with no dropout before its
+    features has nothing to run again: ILA mines on the network's own features, detached.
+
+    The layers leading to the features are those of ``method.feature_extractor(classifier)``, opened by
+    :func:`layers_in_order`. A forward pre-hook on the first stochastic one (:func:`is_stochastic`) keeps
+    its input; without one, a forward hook on the last keeps the features.
+    """
+
+    def __init__(self, classifier: nn.Module, decay: float, method=None):
+        if method is None:
+            raise ValueError("the average from the first dropout layer needs the method, whose feature_extractor "
+                             "says which layers lead to the features")
+        layers = layers_in_order(method.feature_extractor(classifier))
+        self.start = next((i for i, layer in enumerate(layers) if is_stochastic(layer)), len(layers))
+        self.names = [type(layer).__name__ for layer in layers]
+        super().__init__(classifier, decay, method)
+        self.kept = None
+        if self.start < len(layers):
+            layers[self.start].register_forward_pre_hook(self._keep_input)
+        else:
+            layers[-1].register_forward_hook(self._keep_output)
+
+    def part(self, classifier: nn.Module) -> nn.Module:
+        return nn.Sequential(*layers_in_order(self.method.feature_extractor(classifier))[self.start:])
+
+    def describe(self) -> str:
+        if self.start == len(self.names):
+            return ("ILA mines on: the network's own features (it has no dropout before them, so a second pass "
+                    "would return them)")
+        return (f"ILA mines on: a second pass, without gradient, from the network's first dropout layer on "
+                f"({self.names[self.start]}, layer {self.start + 1} of {len(self.names)}; the layers before "
+                f"it are the network's own pass), through a moving average of its weights (decay {self.decay:g})")
+
+    def _keep_input(self, module, inputs):
+        if module.training:     # a dropout layer that works in place would change the tensor kept
+            self.kept = inputs[0].detach().clone()
+
+    def _keep_output(self, module, inputs, output):
+        if module.training:
+            self.kept = output.detach()
+
+    def features(self, method, inputs: torch.Tensor, rows: Sequence[slice]) -> List[torch.Tensor]:
+        kept, self.kept = self.kept, None    # read once: a later step needs its own
+        if kept is None or kept.shape[0] != inputs.shape[0]:
+            raise RuntimeError("the average from the first dropout layer reads that layer's input in the network's "
+                               "last forward pass, which must be this step's")
+        features = self.model(kept)
+        return [features[r] for r in rows]
+
+
 #: --ila-mining-average: which part of the network the moving average ILA mines on copies
-MINING_AVERAGES = {"network": MovingAverageNetwork, "network-eval": MovingAverageEvalNetwork,
-                   "bottleneck": MovingAverageBottleneck}
+MINING_AVERAGES = {"from-dropout": MovingAverageFromDropout, "network": MovingAverageNetwork,
+                   "network-eval": MovingAverageEvalNetwork, "bottleneck": MovingAverageBottleneck}
+
+#: --ila-mining-average when --ila-mining-ema > 0 and it is not given: with the default decay (the current
+#: weights) it mines on the same features as a second pass of the whole network, for a part of its cost
+DEFAULT_MINING_AVERAGE = "from-dropout"

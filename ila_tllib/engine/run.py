@@ -21,7 +21,7 @@ from .checkpoint import (RunDirectory, check_finite_state, load_file, load_weigh
                          set_rng_state, set_schedule_counters)
 from .data import eval_loader, get_dataset
 from .errors import EXIT_OK, DivergenceError, UsageError, classify, disk_problem
-from .flags import DIGIT_INPUT_SIZE, FLAGS_ADDED_LATER, check_args, flag_name, get_parser, ila_enabled
+from .flags import DIGIT_INPUT_SIZE, FLAGS_ADDED_LATER, check_args, default_mining_average, flag_name, get_parser, ila_enabled
 from .ila_term import build_ila_term
 from .loop import Trainer, make_optimizer, unwrap, validate
 from .method import Method
@@ -209,6 +209,7 @@ def _run(args, method: Method, device, directory: Optional[RunDirectory]):
         modules['ila_loss'] = getattr(ila.loss, 'ila_loss', ila.loss)
     if ila is not None and ila.mining_network is not None:   # and so is the moving average ILA mines on
         modules['ila_mining_network'] = ila.mining_network.model
+        print(ila.mining_network.describe())
 
     if not args.resume:
         method.pretrain(args, trainer, iters['source'], lambda: evaluate(val_loader),
@@ -306,8 +307,12 @@ def load_resume_state(args, method, plan, state, modules, optimizer, scheduler, 
         changed = sorted(k for k in config if old.get(k) != config[k])
         hint = ""
         if set(changed) <= set(RESUMED_ILA_FLAGS):   # a default may have moved since: name the flags that continue it
+            # the average's default follows --ila-mining-ema: naming the decay brings it back
+            follows = 'ila_mining_ema' in changed and old['ila_mining_average'] == default_mining_average(
+                old['ila_mining_ema'])
+            named = [k for k in changed if not (follows and k == 'ila_mining_average')]
             wanted = (f"{flag_name(k)} {old[k]:g}" if isinstance(old[k], float) else f"{flag_name(k)} {old[k]}"
-                      for k in changed)
+                      for k in named)
             hint = f" (to continue it, add {' '.join(wanted)})"
         raise UsageError(f"--resume: {path} was written by a run with other {', '.join(changed)} "
                          f"({old}){hint}; resume with the same flags, or use another --log")
