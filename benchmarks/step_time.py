@@ -135,7 +135,7 @@ def main():
     average = trainers[True].ila.mining_network
     mining = average.describe() if average is not None else "ILA mines on: the network's own pass"
     ila_rows = (f"{plan.describe()}; spectral penalty {trainers[True].ila.spectral_penalty:g}, BatchNorm statistics "
-                f"{plan.bn_statistics if plan.ila_source == 'extra' else 'all'}; {mining}")
+                f"{plan.statistics_rule}; {mining}")
     layout = f"--ila-batch {opts.ila_batch}" if opts.samples_per_class else "--samples-per-class 0"
     print(f"{opts.arch}, CDAN {b} + {b} images; ILA-DA+CDAN {ila_rows} ({layout}), {shape}, {where}, "
           f"{' '.join(speed_flags) or 'float32, NCHW'}, torch {torch.__version__}, median of {opts.iters}")

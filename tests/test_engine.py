@@ -311,6 +311,8 @@ def test_batch_plan_draw_routes_each_part():
     assert every_row.draw(iters, torch.device("cpu"), with_ila=True).statistics_rows is None
     shared = BatchPlan.from_args(toy_args("--samples-per-class", "1", "--ila-batch", "shared"), 3)
     assert shared.draw(iters, torch.device("cpu"), with_ila=True).statistics_rows is None   # no extra rows
+    # the rule the step applies, as benchmarks and logs state it
+    assert (plan.statistics_rule, every_row.statistics_rule, shared.statistics_rule) == ("tllib", "all", "all")
     assert shared.draw(iters, torch.device("cpu"), with_ila=False).ila is None     # before --ila-start-iter
     with pytest.raises(ValueError, match="extra batch is missing"):
         plan.assemble(torch.zeros(6, 6), torch.zeros(6, dtype=torch.long), torch.ones(6, 6),

@@ -75,6 +75,12 @@ class BatchPlan:
     def ila_source_size(self) -> int:
         return self.balanced_size if self.ila_source == 'extra' else self.source_size
 
+    @property
+    def statistics_rule(self) -> str:
+        """Where a step's BatchNorm statistics come from: 'tllib' (tllib's source and target rows) only when
+        ILA adds rows of its own; else 'all', the rows of the forward pass, which are tllib's."""
+        return self.bn_statistics if self.ila_source == 'extra' else 'all'
+
     def describe(self) -> str:
         """One log line saying which batches CE, the adversary and ILA see."""
         balanced = f"class-balanced ({self.classes} classes x {self.samples_per_class} = {self.balanced_size})"
@@ -121,7 +127,7 @@ class BatchPlan:
             x_b, labels_ila = extra
             parts.append(x_b)
             ila, labels_ila = slice(n_s + n_t, n_s + n_t + x_b.shape[0]), labels_ila.to(device)
-            statistics_rows = n_s + n_t if self.bn_statistics == 'tllib' else None
+            statistics_rows = n_s + n_t if self.statistics_rule == 'tllib' else None
         elif with_ila and self.ila_source == 'shared':
             ila, labels_ila = slice(0, n_s), labels_s.to(device)
         return Batch(torch.cat(parts).to(device), labels_s.to(device), labels_t.to(device), labels_ila,
