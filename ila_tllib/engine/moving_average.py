@@ -22,7 +22,8 @@ import torch.nn as nn
 
 from .errors import UsageError
 
-__all__ = ["MovingAverageNetwork", "MovingAverageEvalNetwork", "MovingAverageBottleneck", "MovingAverageFromDropout",
+__all__ = ["MovingAverageNetwork", "MovingAverageEvalNetwork", "MovingAverageTail", "MovingAverageBottleneck",
+           "MovingAverageFromDropout",
            "MINING_AVERAGES", "DEFAULT_MINING_AVERAGE"]
 
 
@@ -95,10 +96,42 @@ class MovingAverageEvalNetwork(MovingAverageNetwork):
         return list(features.split([len(c) for c in chosen]))
 
 
-class MovingAverageBottleneck(MovingAverageNetwork):
+class MovingAverageTail(MovingAverageNetwork):
+    """The average of the network's last layers, applied to the input the first of them received in the
+    network's last forward pass (detached), so that the layers before them do not run again. Subclasses
+    choose the layers (:meth:`part`) and call :meth:`watch_input` on the first of them, or
+    :meth:`watch_output` on the last layer when there are none (the features are then the network's own)."""
+
+    def __init__(self, classifier: nn.Module, decay: float, method=None):
+        super().__init__(classifier, decay, method)
+        self.kept = None
+
+    def watch_input(self, layer: nn.Module):
+        layer.register_forward_pre_hook(self._keep_input)
+
+    def watch_output(self, layer: nn.Module):
+        layer.register_forward_hook(self._keep_output)
+
+    def _keep_input(self, module, inputs):
+        if module.training:     # a layer that works in place would change the tensor kept
+            self.kept = inputs[0].detach().clone()
+
+    def _keep_output(self, module, inputs, output):
+        if module.training:
+            self.kept = output.detach()
+
+    def features(self, method, inputs: torch.Tensor, rows: Sequence[slice]) -> List[torch.Tensor]:
+        kept, self.kept = self.kept, None    # read once: a later step needs its own
+        if kept is None or kept.shape[0] != inputs.shape[0]:
+            raise RuntimeError("the average ILA mines on reads what the network's last forward pass computed, "
+                               "which must be this step's")
+        features = self.model(kept)
+        return [features[r] for r in rows]
+
+
+class MovingAverageBottleneck(MovingAverageTail):
     """The average of the bottleneck alone, applied to the input the network's own bottleneck received in
-    its last forward pass (the backbone's pooled features, detached): no second pass through the backbone.
-    A forward pre-hook on ``classifier.bottleneck`` keeps that input."""
+    its last forward pass (the backbone's pooled features, detached): no second pass through the backbone."""
 
     def __init__(self, classifier: nn.Module, decay: float, method=None):
         bottleneck = getattr(classifier, "bottleneck", None)
@@ -106,8 +139,7 @@ class MovingAverageBottleneck(MovingAverageNetwork):
             raise UsageError("--ila-mining-average bottleneck needs a classifier whose `bottleneck` module has "
                              "weights; use --ila-mining-average network")
         super().__init__(classifier, decay, method)
-        self.bottleneck_input = None
-        bottleneck.register_forward_pre_hook(self._keep_input)
+        self.watch_input(bottleneck)
 
     def part(self, classifier: nn.Module) -> nn.Module:
         return classifier.bottleneck
@@ -115,17 +147,6 @@ class MovingAverageBottleneck(MovingAverageNetwork):
     def describe(self) -> str:
         return (f"ILA mines on: the bottleneck's output through a moving average of the bottleneck alone "
                 f"(decay {self.decay:g}), fed with the backbone features of the network's own pass")
-
-    def _keep_input(self, module, inputs):
-        self.bottleneck_input = inputs[0].detach()
-
-    def features(self, method, inputs: torch.Tensor, rows: Sequence[slice]) -> List[torch.Tensor]:
-        kept, self.bottleneck_input = self.bottleneck_input, None    # read once: a later step needs its own
-        if kept is None or kept.shape[0] != inputs.shape[0]:
-            raise RuntimeError("the averaged bottleneck reads the input of the network's last forward pass, "
-                               "which must be this step's")
-        features = self.model(kept)
-        return [features[r] for r in rows]
 
 
 def is_stochastic(module: nn.Module) -> bool:
@@ -143,7 +164,7 @@ def layers_in_order(module: nn.Module) -> List[nn.Module]:
     return [module]
 
 
-class MovingAverageFromDropout(MovingAverageNetwork):
+class MovingAverageFromDropout(MovingAverageTail):
     """The average of the layers from the network's first dropout layer to its features, fed with the input
     that layer received in the network's own pass (detached). The layers before it are deterministic, so a
     second pass through them would repeat the network's own; only the rest runs again, with its own dropout
@@ -164,11 +185,10 @@ class MovingAverageFromDropout(MovingAverageNetwork):
         self.start = next((i for i, layer in enumerate(layers) if is_stochastic(layer)), len(layers))
         self.names = [type(layer).__name__ for layer in layers]
         super().__init__(classifier, decay, method)
-        self.kept = None
         if self.start < len(layers):
-            layers[self.start].register_forward_pre_hook(self._keep_input)
+            self.watch_input(layers[self.start])
         else:
-            layers[-1].register_forward_hook(self._keep_output)
+            self.watch_output(layers[-1])
 
     def part(self, classifier: nn.Module) -> nn.Module:
         return nn.Sequential(*layers_in_order(self.method.feature_extractor(classifier))[self.start:])
@@ -180,22 +200,6 @@ class MovingAverageFromDropout(MovingAverageNetwork):
         return (f"ILA mines on: a second pass, without gradient, from the network's first dropout layer on "
                 f"({self.names[self.start]}, layer {self.start + 1} of {len(self.names)}; the layers before "
                 f"it are the network's own pass), through a moving average of its weights (decay {self.decay:g})")
-
-    def _keep_input(self, module, inputs):
-        if module.training:     # a dropout layer that works in place would change the tensor kept
-            self.kept = inputs[0].detach().clone()
-
-    def _keep_output(self, module, inputs, output):
-        if module.training:
-            self.kept = output.detach()
-
-    def features(self, method, inputs: torch.Tensor, rows: Sequence[slice]) -> List[torch.Tensor]:
-        kept, self.kept = self.kept, None    # read once: a later step needs its own
-        if kept is None or kept.shape[0] != inputs.shape[0]:
-            raise RuntimeError("the average from the first dropout layer reads that layer's input in the network's "
-                               "last forward pass, which must be this step's")
-        features = self.model(kept)
-        return [features[r] for r in rows]
 
 
 #: --ila-mining-average: which part of the network the moving average ILA mines on copies
