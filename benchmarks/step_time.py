@@ -42,7 +42,8 @@ def build_trainers(opts, device, speed_flags):
     digits = opts.arch in DIGIT_ARCHS
     flags = ["root", "-s", "s", "-t", "t", "-a", opts.arch, "--scratch", "--k", "3", "--mu", "0.75",
              "-b", str(opts.batch_size), "--samples-per-class", str(opts.samples_per_class),
-             "--ila-batch", opts.ila_batch, "--ila-mining-ema", str(opts.ila_mining_ema)] \
+             "--ila-batch", opts.ila_batch, "--ila-mining-ema", str(opts.ila_mining_ema),
+             "--ila-bn-statistics", opts.ila_bn_statistics] \
         + (["--ila-mining-average", opts.ila_mining_average] if opts.ila_mining_average else []) \
         + (["--no-pool"] if digits else []) + speed_flags
     method = CDAN()
@@ -66,6 +67,9 @@ def main():
     parser.add_argument("--samples-per-class", type=int, default=4, help="the scripts' default")
     parser.add_argument("-b", "--batch-size", type=int, default=64, help="tllib's source and target batch")
     parser.add_argument("--ila-batch", choices=["extra", "shared"], default="extra", help="the scripts' --ila-batch")
+    parser.add_argument("--ila-bn-statistics", choices=["tllib", "all"], default="tllib",
+                        help="the scripts' --ila-bn-statistics (with --ila-batch extra: BatchNorm statistics from "
+                             "tllib's rows, or from every row)")
     parser.add_argument("--ila-mining-ema", type=float, default=DEFAULT_MINING_EMA,
                         help="the scripts' --ila-mining-ema (0: ILA mines on the network itself)")
     parser.add_argument("--ila-mining-average", choices=list(MINING_AVERAGES), default=None,
