@@ -146,7 +146,9 @@ def test_a_flag_added_later_splits_rows_from_logs_that_lack_it(tmp_path, dest, f
         _write_log(log, namespace, acc)
     off = ["--ila-source-bank", "0", "--ila-mining-ema", "0"]     # both off: only the flag under test varies
     our_log(logs, "flag-off", "A", "W", 94.0, *off, flag, default, seed=2)
-    our_log(logs, "new-flag", "A", "W", 95.0, *off, flag, value)
+    # an average's default follows the decay (from-dropout when > 0): name the one the runs at 0 log
+    same_average = ["--ila-mining-average", "network"] if dest == "ila_mining_ema" else []
+    our_log(logs, "new-flag", "A", "W", 95.0, *off, flag, value, *same_average)
     rows = _rows(format_table(collect([logs])))
     assert set(rows) == {f"ILA-DA+CDAN ({dest}={default})", f"ILA-DA+CDAN ({dest}={value})"}
     assert rows[f"ILA-DA+CDAN ({dest}={default})"][2] == "92.0 ± 2.0"
