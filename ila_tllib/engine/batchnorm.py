@@ -34,14 +34,9 @@ def _normalise_with_leading_rows(bn: nn.modules.batchnorm._BatchNorm, x: torch.T
             momentum = 1.0 / float(bn.num_batches_tracked) if bn.momentum is None else bn.momentum
             bn.running_mean.lerp_(mean.to(bn.running_mean.dtype), momentum)     # as BatchNorm: the unbiased
             bn.running_var.lerp_((var * count / (count - 1)).to(bn.running_var.dtype), momentum)  # variance
-    # folded into a per-channel scale and shift, so that the full-size tensor is read once (one addcmul)
-    # instead of once per operation: y = x · γ/σ + (β − μ · γ/σ)
-    scale = torch.rsqrt(var + bn.eps)
-    shift = -mean * scale
+    y = (x.to(dtype) - mean.view(shape)) * torch.rsqrt(var.view(shape) + bn.eps)
     if bn.affine:
-        scale = scale * bn.weight.to(dtype)
-        shift = shift * bn.weight.to(dtype) + bn.bias.to(dtype)
-    y = torch.addcmul(shift.view(shape), x.to(dtype), scale.view(shape))
+        y = y * bn.weight.view(shape) + bn.bias.view(shape)
     return y.to(x.dtype)
 
 
