@@ -21,7 +21,8 @@ from .checkpoint import (RunDirectory, check_finite_state, load_file, load_weigh
                          set_rng_state, set_schedule_counters)
 from .data import eval_loader, get_dataset
 from .errors import EXIT_OK, DivergenceError, UsageError, classify, disk_problem
-from .flags import DIGIT_INPUT_SIZE, FLAGS_ADDED_LATER, check_args, default_mining_average, flag_name, get_parser, ila_enabled
+from .flags import (DIGIT_INPUT_SIZE, FLAGS_ADDED_LATER, check_args, default_mining_average, flag_name, get_parser,
+                    ila_enabled)
 from .ila_term import build_ila_term
 from .loop import Trainer, make_optimizer, unwrap, validate
 from .method import Method
