@@ -10,7 +10,7 @@ CDAN reads tllib's batches (-b source + -b target). ILA-DA+CDAN reads the batche
 gives: ``extra`` (the default) adds a class-balanced source batch (classes × m) to the same forward
 pass; ``shared`` makes the source batch itself classes × m; ``--samples-per-class 0`` has no balanced batch:
 ILA reads tllib's random source rows, so no rows are added. ILA's term is the scripts' default one, its
-spectral penalty, BatchNorm statistics and the moving average it mines on included.
+spectral penalty, BatchNorm statistics, source bank and the moving average it mines on included.
 The variants alternate, step by step, so that drift in machine load hits all alike. ``--fp32-baseline``
 adds plain CDAN without ``--amp``/``--channels-last`` (its own copy of the networks) to the same run.
 """
@@ -41,10 +41,11 @@ def build_trainers(opts, device, speed_flags):
     """CDAN's and ILA-DA+CDAN's trainers over one network (built with ``speed_flags``) and its optimiser."""
     digits = opts.arch in DIGIT_ARCHS
     flags = ["root", "-s", "s", "-t", "t", "-a", opts.arch, "--scratch", "--k", "3", "--mu", "0.75",
-             "-b", str(opts.batch_size), "--samples-per-class", str(opts.samples_per_class),
-             "--ila-batch", opts.ila_batch, "--ila-mining-ema", str(opts.ila_mining_ema),
+             "-b", str(opts.batch_size), "--ila-batch", opts.ila_batch, "--ila-mining-ema", str(opts.ila_mining_ema),
              "--ila-bn-statistics", opts.ila_bn_statistics] \
         + (["--ila-mining-average", opts.ila_mining_average] if opts.ila_mining_average else []) \
+        + ([] if opts.samples_per_class is None else ["--samples-per-class", str(opts.samples_per_class)]) \
+        + ([] if opts.ila_source_bank is None else ["--ila-source-bank", str(opts.ila_source_bank)]) \
         + (["--no-pool"] if digits else []) + speed_flags
     method = CDAN()
     args = get_parser(method).parse_args(flags)
@@ -64,7 +65,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--arch", default="lenet")
     parser.add_argument("--classes", type=int, default=10)
-    parser.add_argument("--samples-per-class", type=int, default=4, help="the scripts' default")
+    parser.add_argument("--samples-per-class", type=int, default=None,
+                        help="the scripts' --samples-per-class (default: theirs, 0: tllib's random source rows)")
+    parser.add_argument("--ila-source-bank", type=int, default=None,
+                        help="the scripts' --ila-source-bank (default: theirs)")
     parser.add_argument("-b", "--batch-size", type=int, default=64, help="tllib's source and target batch")
     parser.add_argument("--ila-batch", choices=["extra", "shared"], default="extra", help="the scripts' --ila-batch")
     parser.add_argument("--ila-bn-statistics", choices=["tllib", "all"], default="tllib",
@@ -98,7 +102,7 @@ def main():
     shape = (1, 28, 28) if opts.arch == "lenet" else (3, 32, 32) if opts.arch == "dtn" else (3, 224, 224)
     b, n_b = opts.batch_size, plan.balanced_size
     x = torch.randn(2 * b + n_b, *shape, device=device)
-    balanced = torch.arange(opts.classes, device=device).repeat(opts.samples_per_class)
+    balanced = torch.arange(opts.classes, device=device).repeat(plan.samples_per_class)
     random_labels = torch.arange(b, device=device) % opts.classes
     labels_t = torch.zeros(b, dtype=torch.long, device=device)
 
@@ -140,7 +144,7 @@ def main():
     mining = average.describe() if average is not None else "ILA mines on: the network's own pass"
     ila_rows = (f"{plan.describe()}; spectral penalty {trainers[True].ila.spectral_penalty:g}, BatchNorm statistics "
                 f"{plan.statistics_rule}; {mining}")
-    layout = f"--ila-batch {opts.ila_batch}" if opts.samples_per_class else "--samples-per-class 0"
+    layout = f"--ila-batch {opts.ila_batch}" if plan.samples_per_class else "--samples-per-class 0"
     print(f"{opts.arch}, CDAN {b} + {b} images; ILA-DA+CDAN {ila_rows} ({layout}), {shape}, {where}, "
           f"{' '.join(speed_flags) or 'float32, NCHW'}, torch {torch.__version__}, median of {opts.iters}")
     print("| method | ms / iteration |\n|---|---|")

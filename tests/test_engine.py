@@ -286,6 +286,14 @@ def test_batch_plan_table(flags, balanced_source, ila_source, source_size):
     assert (plan.balanced_source, plan.ila_source, plan.source_size) == (balanced_source, ila_source, source_size)
 
 
+def test_batch_plan_names_the_source_bank_only_where_ila_reads_it():
+    random_rows = BatchPlan.from_args(toy_args("--samples-per-class", "0", "--ila-source-bank", "4"), 3)
+    assert random_rows.describe() == ("batches: source random (6), target random (6); ILA reads the source batch, "
+                                      "and its vote the 4 most recent source features of every class")
+    off = BatchPlan.from_args(toy_args("--ila-source-bank", "4", "--ila-trade-off", "0"), 3)
+    assert off.describe() == "batches: source random (6), target random (6)"
+
+
 class FixedData:
     """A data source that hands out the same tensors; for the plan's draw()."""
 

@@ -82,6 +82,9 @@ def test_finished_run_exits_0(finished_runs, backend):
     (["--norm-std", "0"], r"--norm-std 0\.0: every value must be positive"),
     (["--lr", "nan", "-i", "1"], r"--lr nan is not a finite number; give a finite value"),
     (["--ila-trade-off", "nan"], r"--ila-trade-off nan is not a finite number; give a finite value"),
+    (["--samples-per-class", "0", "--classes-per-batch", "2"],
+     r"--classes-per-batch 2 shapes a class-balanced batch, and there is none \(--samples-per-class 0\); add "
+     r"--samples-per-class m > 0 or drop it"),
 ])
 def test_flag_error_exits_2_before_any_folder(root, tmp_path, extra, message):
     log = tmp_path / "log"

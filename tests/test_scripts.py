@@ -87,6 +87,17 @@ def test_dann_takes_a_loss_that_accepts_unequal_batches(monkeypatch):
         assert type(transfer) is expected, extra
 
 
+def test_affinity_figure_of_ila_on_random_rows_holds_a_training_batch_of_sources(tiny_root, tmp_path):
+    # --samples-per-class 0: the figure's class-balanced batch holds ceil(-b / classes) per class, 3 x 3 here
+    # (one per class would show three sources), and as many targets
+    log = str(tmp_path / "log")
+    args = tiny_args(tiny_root, log, "--epochs", "1", "-i", "1", "--samples-per-class", "0")
+    assert run_script("ila_cdan.py", args).returncode == 0
+    done = run_script("ila_cdan.py", args + ["--phase", "analysis"])
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"kept \d+ of 9 targets", only_log(log, "analysis"))
+
+
 def test_analysis_of_a_source_smaller_than_the_batch(tiny_root, tmp_path):
     # the class-balanced sampler trains on a source of 24 with -b 32; the analysis must cope too
     log = str(tmp_path / "log")

@@ -33,7 +33,8 @@ def analyse(classifier, method, data, args, device, log_dir):
 
     # Fig. 5: one class-balanced source batch and one target batch, through the trained features
     source = with_transform(data.train_source, data.val_transform)
-    m = max(args.samples_per_class, 1)
+    # with ILA on tllib's random rows, about as many sources as a training batch holds, grouped by class
+    m = args.samples_per_class or -(-args.batch_size // data.num_classes)
     try:
         sampler = ClassBalancedSampler(read_labels(source), m, args.classes_per_batch, seed=args.seed or 0)
     except (TypeError, ValueError) as e:

@@ -134,7 +134,8 @@ def add_ila_arguments(p: argparse.ArgumentParser):
     g.add_argument('--mu', default=0.67, type=float,
                    help='fraction of target samples kept by the ratio test (default: 0.67)')
     g.add_argument('--samples-per-class', default=4, type=int,
-                   help='m: source samples of every class in the class-balanced batch (default: 4)')
+                   help="m: source samples of every class in the class-balanced batch (default: 4); 0: no "
+                        "balanced batch, ILA reads tllib's random source batch")
     g.add_argument('--classes-per-batch', default=None, type=int,
                    help='classes in a balanced batch, drawn at random (default: all classes)')
     g.add_argument('--ila-batch', default='extra', choices=['extra', 'shared'],
@@ -267,7 +268,10 @@ def check_args(args, method):
     if args.lr <= 0 or args.ila_temperature <= 0:
         raise UsageError("--lr and --ila-temperature must be positive")
     if args.balanced_source and args.samples_per_class == 0:
-        raise UsageError("--balanced-source needs --samples-per-class > 0")
+        raise UsageError("--balanced-source needs a class-balanced batch: add --samples-per-class m > 0 (e.g. 4)")
+    if args.classes_per_batch is not None and args.samples_per_class == 0:
+        raise UsageError(f"--classes-per-batch {args.classes_per_batch} shapes a class-balanced batch, and there is "
+                         f"none (--samples-per-class 0); add --samples-per-class m > 0 or drop it")
     if args.balanced_source and ila_enabled(args) and args.ila_batch == 'extra':
         raise UsageError("--balanced-source contradicts --ila-batch extra (the default, which keeps tllib's random "
                          "source batch for CE and the adversary); add --ila-batch shared")
