@@ -80,6 +80,8 @@ ABLATIONS = {
     # tllib's random rows, and a memory of the 8 most recent source features of every class for the vote and Γ
     # (on Office-31, -b 32 holds about one source per class; the balanced batch gave the vote 4)
     "random-source-bank8": ["--samples-per-class", "0", "--ila-source-bank", "8"],
+    # and the loss contrasts the bank's features too (as constants): every class among the loss's sources
+    "random-source-bank8-anchors": ["--samples-per-class", "0", "--ila-source-bank", "8", "--ila-bank-anchors"],
     "triplet": ["--metric-loss", "triplet"], "classifier-pl": ["--pseudo-label", "classifier"],
     "mu0.33": ["--mu", "0.33"], "mu0.5": ["--mu", "0.5"], "mu0.67": ["--mu", "0.67"], "mu1.0": ["--mu", "1.0"],
     "k1": ["--k", "1"], "k5": ["--k", "5"],

@@ -69,6 +69,10 @@ class ILALoss(nn.Module):
             detached): the kNN vote and Γ see :math:`N_s + B C` sources, with ``m`` = their largest per-class
             count unless given. The loss still contrasts the current batch only, and the composable path is
             taken. Needs ``num_classes``. Default: 0 (the current batch only, as the paper)
+        bank_anchors (bool): with a source bank, the loss contrasts the bank's features too: they join the
+            sources of Eq. 4–5 after the batch's, with their affinity rows, as constants (their gradient
+            reaches the targets only). ``affinity`` and ``num_anchors`` still cover the batch's sources.
+            Default: ``False``
 
     Inputs:
         - f_s (tensor): source features :math:`(N_s, D)`
@@ -94,9 +98,12 @@ class ILALoss(nn.Module):
                  temperature: Optional[float] = None, similarity: Union[str, nn.Module] = "inverse_euclidean",
                  pseudo_labeller: Union[str, nn.Module, None] = "knn",
                  metric_loss: Union[str, nn.Module, None] = "msc", fused: bool = True, source_bank: int = 0,
-                 ratio_terms: Optional[str] = None):
+                 ratio_terms: Optional[str] = None, bank_anchors: bool = False):
         super().__init__()
-        self.fused = fused
+        if bank_anchors and not source_bank:
+            raise ValueError("bank_anchors contrasts the source bank's features: give source_bank > 0")
+        self.fused, self.bank_anchors = fused, bank_anchors
+        self._bank_rows = None          # (features, affinity rows) of the bank, when the loss contrasts them
         self.bank = SourceFeatureBank(source_bank) if source_bank else None
         pseudo_labeller, metric_loss = pseudo_labeller or "knn", metric_loss or "msc"
         if isinstance(pseudo_labeller, nn.Module) and (k is not None or m is not None or ratio_terms is not None):
@@ -129,7 +136,12 @@ class ILALoss(nn.Module):
             return loss
         similarity_st = self.similarity(f_s, f_t)                       # (N_s, N_t), with gradient
         self.last = self._mine(similarity_st, f_s, y_s, f_t, logits_t, num_classes, mining_features)
-        return self.metric_loss(similarity_st, self.last.affinity.to(similarity_st.dtype))
+        affinity = self.last.affinity.to(similarity_st.dtype)
+        if self._bank_rows is not None:                                 # (N_s + M, N_t): batch, then bank
+            bank_f, bank_affinity = self._bank_rows
+            similarity_st = torch.cat((similarity_st, self.similarity(bank_f.to(f_t.dtype), f_t)))
+            affinity = torch.cat((affinity, bank_affinity.to(affinity.dtype)))
+        return self.metric_loss(similarity_st, affinity)
 
     @torch.no_grad()
     def _mine(self, similarity_st, f_s, y_s, f_t, logits_t, num_classes, mining_features) -> MinedAffinity:
@@ -139,7 +151,7 @@ class ILALoss(nn.Module):
         else:
             g_s, g_t = (g.detach() for g in mining_features)
             voters_st = self.similarity(g_s, g_t)
-        voter_labels = y_s
+        voter_labels, bank_f = y_s, None
         if self.bank is not None:
             if num_classes is None:
                 raise ValueError("a source bank needs num_classes: call the loss as loss(f_s, y_s, f_t, num_classes=C)")
@@ -149,7 +161,9 @@ class ILALoss(nn.Module):
                 voter_labels = torch.cat((y_s, bank_y))
             self.bank.push(g_s, y_s, num_classes)
         decided = self.miner(voters_st.t(), voter_labels, logits_t, num_classes)
-        # remembered rows only voted: the loss contrasts the current batch's sources
+        self._bank_rows = (bank_f, decided.affinity[len(y_s):]) \
+            if self.bank_anchors and bank_f is not None and len(bank_f) else None
+        # remembered rows voted; unless they are anchors too, the loss contrasts the current batch's sources
         return MinedAffinity(decided.pseudo_labels, decided.score, decided.kept, decided.affinity[:len(y_s)])
 
     # what was decided for the latest batch, for logs and figures

@@ -8,15 +8,17 @@ def phi(a, b):
     return 1.0 / (1.0 + math.sqrt(sum((x - y) ** 2 for x, y in zip(a, b))))
 
 
-def ila_oracle(f_s, y_s, f_t, k, mu, m=None, temperature=1.0, remembered=((), ()), matched=False):
+def ila_oracle(f_s, y_s, f_t, k, mu, m=None, temperature=1.0, remembered=((), ()), matched=False,
+               contrast_remembered=False):
     """Returns (loss, pseudo_labels, gammas, kept set, affinity rows) for lists of feature lists.
 
     ``matched``: Γ sums as many unlike similarities as it has like ones (at most m each).
 
     ``remembered`` = (features, labels) of extra sources that only vote (a source bank): the kNN vote and
-    Γ read them after the batch's sources; the affinity rows and the loss cover the batch's sources only.
+    Γ read them after the batch's sources; the affinity rows and the loss cover the batch's sources only,
+    or, with ``contrast_remembered``, the remembered ones too (after the batch's).
     """
-    n_batch = len(f_s)
+    n_batch = len(f_s) + (len(remembered[0]) if contrast_remembered else 0)
     f_s, y_s = list(f_s) + list(remembered[0]), list(y_s) + list(remembered[1])
     n_s, n_t = len(f_s), len(f_t)
     sim = [[phi(f_s[i], f_t[j]) for j in range(n_t)] for i in range(n_s)]

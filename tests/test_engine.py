@@ -290,6 +290,9 @@ def test_batch_plan_names_the_source_bank_only_where_ila_reads_it():
     random_rows = BatchPlan.from_args(toy_args("--samples-per-class", "0", "--ila-source-bank", "4"), 3)
     assert random_rows.describe() == ("batches: source random (6), target random (6); ILA reads the source batch, "
                                       "and its vote the 4 most recent source features of every class")
+    anchors = BatchPlan.from_args(toy_args("--samples-per-class", "0", "--ila-source-bank", "4",
+                                           "--ila-bank-anchors"), 3)
+    assert anchors.describe().endswith("its vote and loss the 4 most recent source features of every class")
     off = BatchPlan.from_args(toy_args("--ila-source-bank", "4", "--ila-trade-off", "0"), 3)
     assert off.describe() == "batches: source random (6), target random (6)"
 

@@ -77,6 +77,30 @@ def test_remembered_sources_vote_but_only_the_batch_is_contrasted():
         assert f_s.grad is not None and torch.isfinite(f_s.grad).all()
 
 
+def test_bank_anchors_are_contrasted_as_constants_after_the_batch():
+    # --ila-bank-anchors: the remembered sources join Eq. 4-5 as well, with their affinity rows
+    loss = ILALoss(k=3, mu=0.6, source_bank=4, bank_anchors=True)
+    batches = [_batch(seed) for seed in range(4)]
+    for i, (f_s, y_s, f_t) in enumerate(batches):
+        earlier = batches[max(0, i - 2):i]
+        remembered = ([row for b in earlier for row in b[0].detach().tolist()],
+                      [c for b in earlier for c in b[1].tolist()])
+        f_s.requires_grad_(True)
+        f_t.requires_grad_(True)
+        value = loss(f_s, y_s, f_t, num_classes=3)
+        ref_loss, labels, _, kept, affinity = ila_oracle(f_s.tolist(), y_s.tolist(), f_t.tolist(), 3, 0.6,
+                                                         remembered=remembered, contrast_remembered=True)
+        assert loss.pseudo_labels.tolist() == labels
+        assert set(torch.nonzero(loss.kept).flatten().tolist()) == kept
+        assert loss.affinity.tolist() == affinity[:len(y_s)]   # the batch's rows, as without anchors
+        assert value.item() == pytest.approx(ref_loss, rel=1e-9)
+        value.backward()
+        assert torch.isfinite(f_s.grad).all() and torch.isfinite(f_t.grad).all()
+        assert not loss.bank.features.requires_grad and loss.bank.features.grad is None
+    with pytest.raises(ValueError, match="give source_bank > 0"):
+        ILALoss(bank_anchors=True)
+
+
 def test_bank_changes_the_vote_when_the_batch_alone_is_misleading():
     # the batch's nearest source to the target is of class 1; a remembered class-0 source is nearer still
     loss, without = ILALoss(k=1, mu=1.0, source_bank=4), ILALoss(k=1, mu=1.0)

@@ -48,13 +48,15 @@ class BatchPlan:
         balanced_size (int): size of a class-balanced batch (classes × samples per class)
         classes (int), samples_per_class (int): its composition
         source_bank (int): source features of every class from earlier batches that ILA's vote reads as well
+        bank_anchors (bool): and that ILA's loss contrasts too
     """
 
     def __init__(self, balanced_source: bool, ila_source: Optional[str], batch_size: int, classes: int,
-                 samples_per_class: int, bn_statistics: str = 'all', source_bank: int = 0):
+                 samples_per_class: int, bn_statistics: str = 'all', source_bank: int = 0,
+                 bank_anchors: bool = False):
         self.balanced_source, self.ila_source, self.bn_statistics = balanced_source, ila_source, bn_statistics
         self.batch_size, self.classes, self.samples_per_class = batch_size, classes, samples_per_class
-        self.source_bank = source_bank
+        self.source_bank, self.bank_anchors = source_bank, bank_anchors
 
     @classmethod
     def from_args(cls, args, num_classes: int) -> "BatchPlan":
@@ -62,7 +64,8 @@ class BatchPlan:
         ila_source = (args.ila_batch if args.samples_per_class > 0 else 'shared') if ila_enabled(args) else None
         balanced_source = args.balanced_source or (ila_source == 'shared' and args.samples_per_class > 0)
         return cls(balanced_source, ila_source, args.batch_size, args.classes_per_batch or num_classes,
-                   args.samples_per_class, args.ila_bn_statistics, args.ila_source_bank if ila_source else 0)
+                   args.samples_per_class, args.ila_bn_statistics, args.ila_source_bank if ila_source else 0,
+                   bool(ila_source) and args.ila_bank_anchors)
 
     @property
     def balanced_size(self) -> int:
@@ -93,7 +96,8 @@ class BatchPlan:
         elif self.ila_source == 'shared':      # the balanced batch, or tllib's random rows (--samples-per-class 0)
             text += "; ILA reads the source batch"
         if self.source_bank:
-            text += f", and its vote the {self.source_bank} most recent source features of every class"
+            readers = "vote and loss" if self.bank_anchors else "vote"
+            text += f", and its {readers} the {self.source_bank} most recent source features of every class"
         return text
 
     def check(self, args):

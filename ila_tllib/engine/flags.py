@@ -29,7 +29,7 @@ DIGIT_INPUT_SIZE = {"lenet": 28, "dtn": 32}
 #: ILA flags added after the first release -> the value that means "off", the behaviour runs had before them:
 #: a log or a resume checkpoint written without the flag reads as this value
 FLAGS_ADDED_LATER = {"ila_source_bank": 0, "ila_mining_ema": 0.0, "ila_mining_average": "network",
-                     "ila_ratio_terms": "top-m"}
+                     "ila_ratio_terms": "top-m", "ila_bank_anchors": False}
 
 
 #: --ila-mining-ema when it is not given and ILA mines with a kNN vote (knn, consensus): a copy that does not
@@ -176,6 +176,9 @@ def add_ila_arguments(p: argparse.ArgumentParser):
                    help="source features kept per class from earlier batches for the kNN vote and the ratio "
                         "test (detached; the loss still contrasts the current batch); 0 = the current batch "
                         "only, as the paper (default: 0)")
+    g.add_argument('--ila-bank-anchors', action='store_true',
+                   help="with --ila-source-bank: the MSC loss contrasts the bank's features too, as sources "
+                        "without gradient (their pull reaches the targets only)")
     g.add_argument('--ila-mining-ema', default=None, type=float,
                    help="alpha in [0, 1): ILA mines its pairs (kNN vote, ratio test) on a second forward pass, "
                         "without gradient, through a moving average of the network's weights with this decay; "
@@ -280,6 +283,9 @@ def check_args(args, method):
                          f"steps; {DEFAULT_MINING_EMA:g}: the current weights; 0: mine on the network's own pass)")
     if args.ila_source_bank < 0:
         raise UsageError(f"--ila-source-bank {args.ila_source_bank}: give the features kept per class, 0 or more")
+    if args.ila_bank_anchors and not args.ila_source_bank > 0:
+        raise UsageError("--ila-bank-anchors contrasts the source bank's features, and there is no bank; add "
+                         "--ila-source-bank B > 0 or drop it")
     if args.ila_mining_average != 'network' and not args.ila_mining_ema > 0:
         raise UsageError(f"--ila-mining-average {args.ila_mining_average} chooses what the moving average copies, "
                          f"but ILA mines on no average here (--ila-mining-ema {args.ila_mining_ema:g}); drop it or "
