@@ -56,14 +56,18 @@ def _batch(seed, n_per_class=2, classes=3, n_t=7, dim=3):
     return f_s, y_s, f_t
 
 
-def test_remembered_sources_vote_but_only_the_batch_is_contrasted():
-    # 2 sources per class per batch and 4 remembered per class: batch i votes with batches i-2 and i-1
-    loss = ILALoss(k=3, mu=0.6, source_bank=4)
-    batches = [_batch(seed) for seed in range(4)]
-    for i, (f_s, y_s, f_t) in enumerate(batches):
+def _with_remembered(batches):
+    """Each batch with what a bank of 4 per class remembers then (2 sources per class per batch: the two
+    batches before it), as the oracle's ``remembered`` lists."""
+    for i, batch in enumerate(batches):
         earlier = batches[max(0, i - 2):i]
-        remembered = ([row for b in earlier for row in b[0].detach().tolist()],
+        yield batch, ([row for b in earlier for row in b[0].detach().tolist()],
                       [c for b in earlier for c in b[1].tolist()])
+
+
+def test_remembered_sources_vote_but_only_the_batch_is_contrasted():
+    loss = ILALoss(k=3, mu=0.6, source_bank=4)
+    for (f_s, y_s, f_t), remembered in _with_remembered([_batch(seed) for seed in range(4)]):
         f_s.requires_grad_(True)
         value = loss(f_s, y_s, f_t, num_classes=3)
         ref_loss, labels, gammas, kept, affinity = ila_oracle(f_s.tolist(), y_s.tolist(), f_t.tolist(), 3, 0.6,
@@ -80,11 +84,7 @@ def test_remembered_sources_vote_but_only_the_batch_is_contrasted():
 def test_bank_anchors_are_contrasted_as_constants_after_the_batch():
     # --ila-bank-anchors: the remembered sources join Eq. 4-5 as well, with their affinity rows
     loss = ILALoss(k=3, mu=0.6, source_bank=4, bank_anchors=True)
-    batches = [_batch(seed) for seed in range(4)]
-    for i, (f_s, y_s, f_t) in enumerate(batches):
-        earlier = batches[max(0, i - 2):i]
-        remembered = ([row for b in earlier for row in b[0].detach().tolist()],
-                      [c for b in earlier for c in b[1].tolist()])
+    for (f_s, y_s, f_t), remembered in _with_remembered([_batch(seed) for seed in range(4)]):
         f_s.requires_grad_(True)
         f_t.requires_grad_(True)
         value = loss(f_s, y_s, f_t, num_classes=3)
