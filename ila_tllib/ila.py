@@ -73,6 +73,8 @@ class ILALoss(nn.Module):
             sources of Eq. 4–5 after the batch's, with their affinity rows, as constants (their gradient
             reaches the targets only). ``affinity`` and ``num_anchors`` still cover the batch's sources.
             Default: ``False``
+        detach_source (bool): the loss treats ``f_s`` as constants, so that its gradient reaches the target
+            features only (the values and decisions are unchanged; an ablation). Default: ``False``
 
     Inputs:
         - f_s (tensor): source features :math:`(N_s, D)`
@@ -98,11 +100,11 @@ class ILALoss(nn.Module):
                  temperature: Optional[float] = None, similarity: Union[str, nn.Module] = "inverse_euclidean",
                  pseudo_labeller: Union[str, nn.Module, None] = "knn",
                  metric_loss: Union[str, nn.Module, None] = "msc", fused: bool = True, source_bank: int = 0,
-                 ratio_terms: Optional[str] = None, bank_anchors: bool = False):
+                 ratio_terms: Optional[str] = None, bank_anchors: bool = False, detach_source: bool = False):
         super().__init__()
         if bank_anchors and not source_bank:
             raise ValueError("bank_anchors contrasts the source bank's features: give source_bank > 0")
-        self.fused, self.bank_anchors = fused, bank_anchors
+        self.fused, self.bank_anchors, self.detach_source = fused, bank_anchors, detach_source
         self._bank_rows = None          # (features, affinity rows) of the bank, when the loss contrasts them
         self.bank = SourceFeatureBank(source_bank) if source_bank else None
         pseudo_labeller, metric_loss = pseudo_labeller or "knn", metric_loss or "msc"
@@ -130,6 +132,8 @@ class ILALoss(nn.Module):
         if mining_features is not None and tuple(g.shape[0] for g in mining_features) != (len(f_s), len(f_t)):
             raise ValueError(f"mining_features must hold {len(f_s)} source and {len(f_t)} target rows, got "
                              f"{tuple(tuple(g.shape) for g in mining_features)}")
+        if self.detach_source:
+            f_s = f_s.detach()
         settings = fused_settings(self.similarity, self.miner, self.metric_loss) if self.fused else None
         if settings is not None and f_t.shape[0] > 0 and self.bank is None and mining_features is None:
             loss, self.last = fused_ila_loss(f_s, y_s, f_t, num_classes=num_classes, **settings)

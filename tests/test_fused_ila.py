@@ -178,3 +178,15 @@ def test_without_gradient_the_decisions_are_the_same():
         loss = ila(f_s, y_s, f_t)
     assert loss.item() == with_grad[0].item() and torch.equal(ila.kept, with_grad[3].kept)
     assert math.isfinite(loss.item())
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_detached_sources_keep_the_value_and_the_targets_gradient(fused):
+    # --ila-detach-source: the same loss, the oracle's gradient for the targets, none for the sources
+    f_s, y_s, f_t = make_batch(7, n_classes=4, per_class=3, n_t=11, d=5, balanced=True, spread=1.5)
+    loss, grad_s, grad_t, ila = run(f_s, y_s, f_t, k=3, mu=0.7, fused=fused, detach_source=True)
+    assert grad_s is None and ila.num_anchors > 0
+    lists = f_s.tolist(), y_s.tolist(), f_t.tolist()
+    assert loss.item() == pytest.approx(ila_oracle(*lists, 3, 0.7)[0], rel=1e-12)
+    ref_t = torch.tensor(ila_oracle_gradient(*lists, 3, 0.7)[2], dtype=grad_t.dtype)
+    torch.testing.assert_close(grad_t, ref_t, rtol=1e-9, atol=1e-12)

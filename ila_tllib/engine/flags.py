@@ -29,7 +29,7 @@ DIGIT_INPUT_SIZE = {"lenet": 28, "dtn": 32}
 #: ILA flags added after the first release -> the value that means "off", the behaviour runs had before them:
 #: a log or a resume checkpoint written without the flag reads as this value
 FLAGS_ADDED_LATER = {"ila_source_bank": 0, "ila_mining_ema": 0.0, "ila_mining_average": "network",
-                     "ila_ratio_terms": "top-m", "ila_bank_anchors": False}
+                     "ila_ratio_terms": "top-m", "ila_bank_anchors": False, "ila_detach_source": False}
 
 
 #: --ila-mining-ema when it is not given and ILA mines with a kNN vote (knn, consensus): a copy that does not
@@ -176,6 +176,9 @@ def add_ila_arguments(p: argparse.ArgumentParser):
                    help="source features kept per class from earlier batches for the kNN vote and the ratio "
                         "test (detached; the loss still contrasts the current batch); 0 = the current batch "
                         "only, as the paper (default: 0)")
+    g.add_argument('--ila-detach-source', action='store_true',
+                   help="the MSC loss treats ILA's source features as constants: its gradient reaches the target "
+                        "features only (an ablation)")
     g.add_argument('--ila-bank-anchors', action='store_true',
                    help="with --ila-source-bank: the MSC loss contrasts the bank's features too, as sources "
                         "without gradient (their pull reaches the targets only)")
