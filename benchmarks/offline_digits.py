@@ -84,6 +84,8 @@ ABLATIONS = {
     "random-source-bank8-anchors": ["--samples-per-class", "0", "--ila-source-bank", "8", "--ila-bank-anchors"],
     # the default's balanced batch, but MSC's gradient reaches the targets only: do its source rows need it?
     "detached-sources": ["--ila-detach-source"],
+    # half the balanced rows (2 of every class): half their cost; does DANN keep the balanced batch's lead?
+    "samples-per-class2": ["--samples-per-class", "2"],
     "triplet": ["--metric-loss", "triplet"], "classifier-pl": ["--pseudo-label", "classifier"],
     "mu0.33": ["--mu", "0.33"], "mu0.5": ["--mu", "0.5"], "mu0.67": ["--mu", "0.67"], "mu1.0": ["--mu", "1.0"],
     "k1": ["--k", "1"], "k5": ["--k", "5"],
