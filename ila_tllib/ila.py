@@ -105,7 +105,6 @@ class ILALoss(nn.Module):
         if bank_anchors and not source_bank:
             raise ValueError("bank_anchors contrasts the source bank's features: give source_bank > 0")
         self.fused, self.bank_anchors, self.detach_source = fused, bank_anchors, detach_source
-        self._bank_rows = None          # (features, affinity rows) of the bank, when the loss contrasts them
         self.bank = SourceFeatureBank(source_bank) if source_bank else None
         pseudo_labeller, metric_loss = pseudo_labeller or "knn", metric_loss or "msc"
         if isinstance(pseudo_labeller, nn.Module) and (k is not None or m is not None or ratio_terms is not None):
@@ -139,16 +138,18 @@ class ILALoss(nn.Module):
             loss, self.last = fused_ila_loss(f_s, y_s, f_t, num_classes=num_classes, **settings)
             return loss
         similarity_st = self.similarity(f_s, f_t)                       # (N_s, N_t), with gradient
-        self.last = self._mine(similarity_st, f_s, y_s, f_t, logits_t, num_classes, mining_features)
+        self.last, bank_rows = self._mine(similarity_st, f_s, y_s, f_t, logits_t, num_classes, mining_features)
         affinity = self.last.affinity.to(similarity_st.dtype)
-        if self._bank_rows is not None:                                 # (N_s + M, N_t): batch, then bank
-            bank_f, bank_affinity = self._bank_rows
+        if self.bank_anchors and bank_rows is not None:                 # (N_s + M, N_t): batch, then bank
+            bank_f, bank_affinity = bank_rows
             similarity_st = torch.cat((similarity_st, self.similarity(bank_f.to(f_t.dtype), f_t)))
             affinity = torch.cat((affinity, bank_affinity.to(affinity.dtype)))
         return self.metric_loss(similarity_st, affinity)
 
     @torch.no_grad()
-    def _mine(self, similarity_st, f_s, y_s, f_t, logits_t, num_classes, mining_features) -> MinedAffinity:
+    def _mine(self, similarity_st, f_s, y_s, f_t, logits_t, num_classes, mining_features):
+        """The batch's decisions, and the bank's features with their affinity rows (``None`` without a
+        filled bank)."""
         # the features that decide: given ones (e.g. a slowly moving copy's), else the loss's own
         if mining_features is None:
             g_s, g_t, voters_st = f_s.detach(), f_t.detach(), similarity_st.detach()
@@ -165,10 +166,9 @@ class ILALoss(nn.Module):
                 voter_labels = torch.cat((y_s, bank_y))
             self.bank.push(g_s, y_s, num_classes)
         decided = self.miner(voters_st.t(), voter_labels, logits_t, num_classes)
-        self._bank_rows = (bank_f, decided.affinity[len(y_s):]) \
-            if self.bank_anchors and bank_f is not None and len(bank_f) else None
-        # remembered rows voted; unless they are anchors too, the loss contrasts the current batch's sources
-        return MinedAffinity(decided.pseudo_labels, decided.score, decided.kept, decided.affinity[:len(y_s)])
+        bank_rows = (bank_f, decided.affinity[len(y_s):]) if bank_f is not None and len(bank_f) else None
+        return (MinedAffinity(decided.pseudo_labels, decided.score, decided.kept, decided.affinity[:len(y_s)]),
+                bank_rows)
 
     # what was decided for the latest batch, for logs and figures
     @property
