@@ -33,8 +33,9 @@ CUDA_VISIBLE_DEVICES=0 python ila_cdan.py data/office-home -d OfficeHome -s Rw -
 CUDA_VISIBLE_DEVICES=0 python ila_cdan.py data/office-home -d OfficeHome -s Rw -t Pr -a resnet50 --epochs 30 --seed 0 --k 5 --mu 0.67 --samples-per-class 2 --log logs/ila_cdan/OfficeHome_Rw2Pr
 
 # Birds-31 (ResNet-50, not in tllib; ROOT/image_list/{C,I,N}.txt): k = 3, mu = 0.33. The authors' own run
-# differs (lr 0.03, wd 5e-4, batch 124, MSC weight 2, 2000 source-only iterations: add --lr 0.03 --wd 5e-4
-# -b 124 --ila-trade-off 2 --pretrain-iters 2000 --ila-start-iter 800 -i 500 --epochs 25 for it)
+# differs (a class-balanced source batch of 4 x 31 = 124, lr 0.03, wd 5e-4, MSC weight 2, 2000 source-only
+# iterations: add --ila-batch shared -b 124 --lr 0.03 --wd 5e-4 --ila-trade-off 2 --pretrain-iters 2000
+# --ila-start-iter 800 -i 500 --epochs 25 for it)
 CUDA_VISIBLE_DEVICES=0 python ila_cdan.py data/birds31 -d Birds31 -s C -t I -a resnet50 --epochs 20 --seed 1 --k 3 --mu 0.33 --log logs/ila_cdan/Birds31_C2I
 CUDA_VISIBLE_DEVICES=0 python ila_cdan.py data/birds31 -d Birds31 -s I -t C -a resnet50 --epochs 20 --seed 1 --k 3 --mu 0.33 --log logs/ila_cdan/Birds31_I2C
 CUDA_VISIBLE_DEVICES=0 python ila_cdan.py data/birds31 -d Birds31 -s I -t N -a resnet50 --epochs 20 --seed 1 --k 3 --mu 0.33 --log logs/ila_cdan/Birds31_I2N
