@@ -86,6 +86,8 @@ ABLATIONS = {
     "detached-sources": ["--ila-detach-source"],
     # half the balanced rows (2 of every class): half their cost; does DANN keep the balanced batch's lead?
     "samples-per-class2": ["--samples-per-class", "2"],
+    # ILA's own batch of as many rows (40), drawn at random: is it their count or their balance that helps?
+    "random-extra-rows": ["--ila-source-sampling", "random"],
     "triplet": ["--metric-loss", "triplet"], "classifier-pl": ["--pseudo-label", "classifier"],
     "mu0.33": ["--mu", "0.33"], "mu0.5": ["--mu", "0.5"], "mu0.67": ["--mu", "0.67"], "mu1.0": ["--mu", "1.0"],
     "k1": ["--k", "1"], "k5": ["--k", "5"],

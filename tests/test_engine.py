@@ -12,7 +12,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ila_oracle import ila_oracle
-from ila_tllib.engine import Batch, BatchPlan, Method, Trainer, get_parser, make_optimizer
+from ila_tllib.engine import Batch, BatchPlan, Method, Trainer, check_args, get_parser, make_optimizer
 from ila_tllib.engine.ila_term import ILAStats, ILATerm, build_ila_loss, build_ila_term, ratio_auc
 from ila_tllib.engine.errors import UsageError
 from ila_tllib.engine.output import RunOutput
@@ -418,3 +418,48 @@ def test_ila_weight_is_lambda_times_schedule_times_reliability():
                                    "--ila-schedule", "step"), 110)
     step(f_s, y_s, f_t, logits_t, 3, it=0)
     assert step.last_weight == 2.0
+
+
+class LabelledPoints(torch.utils.data.Dataset):
+    """Points whose label is all a batch needs; ``targets`` lets the balanced sampler read the labels."""
+
+    def __init__(self, targets):
+        self.targets = list(targets)
+
+    def __len__(self):
+        return len(self.targets)
+
+    def __getitem__(self, i):
+        return torch.tensor([float(i)]), self.targets[i]
+
+
+@pytest.mark.parametrize("sampling", ["balanced", "random"])
+def test_ila_own_batch_is_drawn_as_the_sampling_flag_says(sampling):
+    # class 0 holds 20 of the 24 sources: a balanced batch takes 2 of every class; a random one of as many
+    # rows (3 x 2) takes every source once per pass of 4 batches, so class 0 fills most rows
+    targets = [0] * 20 + [1, 1, 2, 2]
+    data = type("Data", (), {"train_source": LabelledPoints(targets), "train_target": LabelledPoints([0] * 24),
+                             "num_classes": 3})()
+    args = toy_args("--samples-per-class", "2", "--ila-source-sampling", sampling, "-j", "0")
+    plan = BatchPlan.from_args(args, 3)
+    check_args(args, ToyMethod())
+    ila_source = plan.iterators(data, args, seed=0)["ila_source"]
+    batches = [next(ila_source) for _ in range(4)]
+    assert all(len(labels) == 6 for _, labels in batches)
+    counts = [torch.bincount(labels, minlength=3).tolist() for _, labels in batches]
+    if sampling == "balanced":
+        assert counts == [[2, 2, 2]] * 4
+    else:
+        rows = sorted(int(x) for points, _ in batches for x in points.flatten())
+        assert rows == list(range(24))          # one pass: every source once
+        assert [sum(c) for c in zip(*counts)] == [20, 2, 2]
+    assert plan.describe().endswith("ILA's source batch " + ("class-balanced (3 classes x 2 = 6)"
+                                                             if sampling == "balanced" else "random (6)"))
+
+
+@pytest.mark.parametrize("flags", [["--ila-batch", "shared"], ["--samples-per-class", "0"], ["--ila-trade-off", "0"]])
+def test_random_sampling_of_ila_own_batch_needs_that_batch(flags):
+    args = toy_args("--ila-source-sampling", "random", *flags)
+    with pytest.raises(UsageError, match=r"--ila-source-sampling random draws ILA's own source batch, and there "
+                                         r"is none here"):
+        check_args(args, ToyMethod())

@@ -85,6 +85,9 @@ def test_finished_run_exits_0(finished_runs, backend):
     (["--samples-per-class", "0", "--classes-per-batch", "2"],
      r"--classes-per-batch 2 shapes a class-balanced batch, and there is none \(--samples-per-class 0\); add "
      r"--samples-per-class m > 0 or drop it"),
+    (["--ila-source-sampling", "random", "--ila-batch", "shared"],
+     r"--ila-source-sampling random draws ILA's own source batch, and there is none here; it needs ILA with "
+     r"--ila-batch extra \(the default\) and --samples-per-class m > 0, or drop it"),
     (["--ila-bank-anchors"], r"--ila-bank-anchors contrasts the source bank's features, and there is no bank; add "
                              r"--ila-source-bank B > 0 or drop it"),
 ])

@@ -130,7 +130,9 @@ def test_paired_table_pairs_seeds_of_one_task(tmp_path):
 
 @pytest.mark.parametrize("dest, flag, value, default", [("ila_source_bank", "--ila-source-bank", "32", "0"),
                                                         ("ila_mining_ema", "--ila-mining-ema", "0.9", "0.0"),
-                                                        ("ila_ratio_terms", "--ila-ratio-terms", "matched", "top-m")])
+                                                        ("ila_ratio_terms", "--ila-ratio-terms", "matched", "top-m"),
+                                                        ("ila_source_sampling", "--ila-source-sampling", "random",
+                                                         "balanced")])
 def test_a_flag_added_later_splits_rows_from_logs_that_lack_it(tmp_path, dest, flag, value, default):
     # logs written before the later flags existed ran without them: they join new runs with the flag at the
     # value that means "off" (the first release's behaviour), not the runs that set it

@@ -1,13 +1,15 @@
 """Which batch feeds which loss — decided here and nowhere else.
 
-=========================  ====================  ===================  ============================
-flags                      CE + adversary        target               ILA's source side
-=========================  ====================  ===================  ============================
-``--ila-trade-off 0``      random (-b)           random (-b)          (no ILA)
-``--balanced-source``      class-balanced        random (-b)          (no ILA; the sampling control)
-ILA, ``--ila-batch shared``  class-balanced      random (-b)          the same class-balanced batch
-ILA, ``--ila-batch extra``   random (-b)         random (-b)          its own class-balanced batch
-=========================  ====================  ===================  ============================
+=====================================  ==============  ===========  =====================================
+flags                                  CE + adversary  target       ILA's source side
+=====================================  ==============  ===========  =====================================
+``--ila-trade-off 0``                  random (-b)     random (-b)  (no ILA)
+``--balanced-source``                  class-balanced  random (-b)  (no ILA; the sampling control)
+ILA, ``--ila-batch extra`` (default)   random (-b)     random (-b)  its own class-balanced batch
+ILA, ``--ila-source-sampling random``  random (-b)     random (-b)  its own random batch of as many rows
+ILA, ``--ila-batch shared``            class-balanced  random (-b)  the same class-balanced batch
+ILA, ``--samples-per-class 0``         random (-b)     random (-b)  the same random batch (no rows added)
+=====================================  ==============  ===========  =====================================
 
 ILA's target side is always the adversary's target batch. All batches of an iteration go through the
 network in one forward pass (as tllib concatenates source and target). With ``--ila-bn-statistics tllib``
@@ -49,14 +51,16 @@ class BatchPlan:
         classes (int), samples_per_class (int): its composition
         source_bank (int): source features of every class from earlier batches that ILA's vote reads as well
         bank_anchors (bool): and that ILA's loss contrasts too
+        ila_sampling (str): ``'balanced'``, or ``'random'``: ILA's own batch (extra mode) holds as many rows,
+            drawn at random
     """
 
     def __init__(self, balanced_source: bool, ila_source: Optional[str], batch_size: int, classes: int,
                  samples_per_class: int, bn_statistics: str = 'all', source_bank: int = 0,
-                 bank_anchors: bool = False):
+                 bank_anchors: bool = False, ila_sampling: str = 'balanced'):
         self.balanced_source, self.ila_source, self.bn_statistics = balanced_source, ila_source, bn_statistics
         self.batch_size, self.classes, self.samples_per_class = batch_size, classes, samples_per_class
-        self.source_bank, self.bank_anchors = source_bank, bank_anchors
+        self.source_bank, self.bank_anchors, self.ila_sampling = source_bank, bank_anchors, ila_sampling
 
     @classmethod
     def from_args(cls, args, num_classes: int) -> "BatchPlan":
@@ -65,7 +69,7 @@ class BatchPlan:
         balanced_source = args.balanced_source or (ila_source == 'shared' and args.samples_per_class > 0)
         return cls(balanced_source, ila_source, args.batch_size, args.classes_per_batch or num_classes,
                    args.samples_per_class, args.ila_bn_statistics, args.ila_source_bank if ila_source else 0,
-                   bool(ila_source) and args.ila_bank_anchors)
+                   bool(ila_source) and args.ila_bank_anchors, args.ila_source_sampling)
 
     @property
     def balanced_size(self) -> int:
@@ -92,7 +96,7 @@ class BatchPlan:
         source = balanced if self.balanced_source else f"random ({self.batch_size})"
         text = f"batches: source {source}, target random ({self.batch_size})"
         if self.ila_source == 'extra':
-            text += f"; ILA's source batch {balanced}"
+            text += f"; ILA's source batch {balanced if self.ila_sampling == 'balanced' else f'random ({self.balanced_size})'}"
         elif self.ila_source == 'shared':      # the balanced batch, or tllib's random rows (--samples-per-class 0)
             text += "; ILA reads the source batch"
         if self.source_bank:
@@ -114,7 +118,8 @@ class BatchPlan:
                    'source': balanced(0) if self.balanced_source else
                    random_loader(data.train_source, self.batch_size, args.workers, seed)}
         if self.ila_source == 'extra':
-            loaders['ila_source'] = balanced(2)
+            loaders['ila_source'] = balanced(2) if self.ila_sampling == 'balanced' else \
+                random_loader(data.train_source, self.balanced_size, args.workers, seed + 2)
         return {name: ResumableForeverIterator(loader) for name, loader in loaders.items()}
 
     def draw(self, iters, device, with_ila: bool) -> Batch:

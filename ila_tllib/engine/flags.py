@@ -29,7 +29,8 @@ DIGIT_INPUT_SIZE = {"lenet": 28, "dtn": 32}
 #: ILA flags added after the first release -> the value that means "off", the behaviour runs had before them:
 #: a log or a resume checkpoint written without the flag reads as this value
 FLAGS_ADDED_LATER = {"ila_source_bank": 0, "ila_mining_ema": 0.0, "ila_mining_average": "network",
-                     "ila_ratio_terms": "top-m", "ila_bank_anchors": False, "ila_detach_source": False}
+                     "ila_ratio_terms": "top-m", "ila_bank_anchors": False, "ila_detach_source": False,
+                     "ila_source_sampling": "balanced"}
 
 
 #: --ila-mining-ema when it is not given and ILA mines with a kNN vote (knn, consensus): a copy that does not
@@ -142,6 +143,10 @@ def add_ila_arguments(p: argparse.ArgumentParser):
                    help="extra: tllib's random source batch for CE and the adversary, plus a class-balanced "
                         "source batch that only ILA reads (default); shared: the source batch itself is "
                         "class-balanced (the paper's sampling)")
+    g.add_argument('--ila-source-sampling', default='balanced', choices=['balanced', 'random'],
+                   help="with --ila-batch extra: how ILA's own source batch is drawn. balanced: m of every class "
+                        "(default); random: as many rows (classes x m), drawn at random as tllib draws its batch "
+                        "(an ablation: the rows' count without their balance)")
     g.add_argument('--ila-bn-statistics', default='tllib', choices=['tllib', 'all'],
                    help="with --ila-batch extra: BatchNorm statistics from tllib's source and target rows "
                         "only, applied to ILA's batch as well, so CE and the adversary see tllib's "
@@ -281,6 +286,11 @@ def check_args(args, method):
     if args.balanced_source and ila_enabled(args) and args.ila_batch == 'extra':
         raise UsageError("--balanced-source contradicts --ila-batch extra (the default, which keeps tllib's random "
                          "source batch for CE and the adversary); add --ila-batch shared")
+    if args.ila_source_sampling != 'balanced' and not (ila_enabled(args) and args.ila_batch == 'extra'
+                                                       and args.samples_per_class > 0):
+        raise UsageError(f"--ila-source-sampling {args.ila_source_sampling} draws ILA's own source batch, and there "
+                         f"is none here; it needs ILA with --ila-batch extra (the default) and --samples-per-class "
+                         f"m > 0, or drop it")
     if not 0.0 <= args.ila_mining_ema < 1.0:
         raise UsageError(f"--ila-mining-ema {args.ila_mining_ema} must lie in [0, 1) (0.99: about the last 100 "
                          f"steps; {DEFAULT_MINING_EMA:g}: the current weights; 0: mine on the network's own pass)")

@@ -262,8 +262,9 @@ def save_on_main(classifier, args, name):
         save_atomic(unwrap(classifier).state_dict(), checkpoint_path(args, name))
 
 
-#: ILA flags whose state a resume checkpoint holds: the source bank's rings and the average ILA mines on
-RESUMED_ILA_FLAGS = ('ila_source_bank', 'ila_mining_ema', 'ila_mining_average')
+#: ILA flags whose state a resume checkpoint holds: the source bank's rings, the average ILA mines on and the
+#: sampler of ILA's own batch
+RESUMED_ILA_FLAGS = ('ila_source_bank', 'ila_mining_ema', 'ila_mining_average', 'ila_source_sampling')
 
 
 def resume_config(args, method: Method, plan: BatchPlan, state) -> dict:
