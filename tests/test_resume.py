@@ -27,8 +27,8 @@ def final_weights(log):
 
 
 @pytest.mark.parametrize("extra", [[], ["--ila-source-bank", "8"], ["--ila-mining-ema", "0"],
-                                   ["--ila-mining-average", "bottleneck"]],
-                         ids=["default", "source-bank", "no-mining-ema", "bottleneck-average"])
+                                   ["--ila-mining-average", "bottleneck"], ["--ila-source-sampling", "random"]],
+                         ids=["default", "source-bank", "no-mining-ema", "bottleneck-average", "random-extra-rows"])
 def test_two_epochs_equal_one_plus_resume(root, tmp_path, extra):
     straight, resumed = str(tmp_path / "straight"), str(tmp_path / "resumed")
     # a run stopped after epoch 1 and extended to 2: the step schedule does not depend on --epochs (the
@@ -137,7 +137,9 @@ def banked_log(root, tmp_path_factory):
     (["--ila-source-bank", "8", "--ila-mining-ema", "0"], "ila_mining_ema", f"--ila-mining-ema {DEFAULT_MINING_EMA:g}"),
     (["--ila-source-bank", "8", "--ila-mining-average", "bottleneck"], "ila_mining_average",
      f"--ila-mining-average {DEFAULT_MINING_AVERAGE}"),
-], ids=["bank-resized", "bank-dropped", "ema-changed", "ema-dropped", "average-changed"])
+    (["--ila-source-bank", "8", "--ila-source-sampling", "random"], "ila_source_sampling",
+     "--ila-source-sampling balanced"),
+], ids=["bank-resized", "bank-dropped", "ema-changed", "ema-dropped", "average-changed", "sampling-changed"])
 def test_resume_with_other_ila_memory_is_a_clear_error(root, banked_log, then, changed, to_continue):
     # the bank's rings and the moving average are part of the resumed state: other values cannot continue it
     again = run_script("ila_dann.py", tiny_args(root, banked_log, "--epochs", "2", "--resume", *then))
