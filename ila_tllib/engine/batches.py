@@ -96,7 +96,8 @@ class BatchPlan:
         source = balanced if self.balanced_source else f"random ({self.batch_size})"
         text = f"batches: source {source}, target random ({self.batch_size})"
         if self.ila_source == 'extra':
-            text += f"; ILA's source batch {balanced if self.ila_sampling == 'balanced' else f'random ({self.balanced_size})'}"
+            own = balanced if self.ila_sampling == 'balanced' else f"random ({self.balanced_size})"
+            text += f"; ILA's source batch {own}"
         elif self.ila_source == 'shared':      # the balanced batch, or tllib's random rows (--samples-per-class 0)
             text += "; ILA reads the source batch"
         if self.source_bank:
