@@ -86,6 +86,9 @@ ABLATIONS = {
     "detached-sources": ["--ila-detach-source"],
     # half the balanced rows (2 of every class): half their cost; does DANN keep the balanced batch's lead?
     "samples-per-class2": ["--samples-per-class", "2"],
+    # the paper's sampling with as many rows as tllib's batch: CE, the adversary and ILA read one class-balanced
+    # source batch of 10 x 6 = 60 (tllib's 64 random rows on the digits); no rows are added
+    "shared-batch6": ["--ila-batch", "shared", "--samples-per-class", "6"],
     # ILA's own batch of as many rows (40), drawn at random: is it their count or their balance that helps?
     "random-extra-rows": ["--ila-source-sampling", "random"],
     "triplet": ["--metric-loss", "triplet"], "classifier-pl": ["--pseudo-label", "classifier"],
