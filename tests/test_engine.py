@@ -447,6 +447,9 @@ def test_ila_own_batch_is_drawn_as_the_sampling_flag_says(sampling):
     batches = [next(ila_source) for _ in range(4)]
     assert all(len(labels) == 6 for _, labels in batches)
     counts = [torch.bincount(labels, minlength=3).tolist() for _, labels in batches]
+    # ILA's rows are a draw of their own, not a slice of tllib's source batch (the same seed would give that)
+    source_rows = {int(x) for x in next(plan.iterators(data, args, seed=0)["source"])[0].flatten()}
+    assert {int(x) for x in batches[0][0].flatten()} != source_rows
     if sampling == "balanced":
         assert counts == [[2, 2, 2]] * 4
     else:
@@ -463,3 +466,12 @@ def test_random_sampling_of_ila_own_batch_needs_that_batch(flags):
     with pytest.raises(UsageError, match=r"--ila-source-sampling random draws ILA's own source batch, and there "
                                          r"is none here"):
         check_args(args, ToyMethod())
+
+
+def test_a_random_ila_batch_larger_than_the_source_names_its_flags():
+    data = type("Data", (), {"train_source": LabelledPoints([0, 1, 2] * 8), "train_target": LabelledPoints([0] * 24),
+                             "num_classes": 3})()
+    args = toy_args("--samples-per-class", "10", "--ila-source-sampling", "random", "-j", "0")
+    with pytest.raises(UsageError, match=r"fewer than the batch size 30: lower --samples-per-class "
+                                         r"\(x --classes-per-batch\)"):
+        BatchPlan.from_args(args, 3).iterators(data, args, seed=0)

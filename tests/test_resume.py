@@ -42,6 +42,8 @@ def test_two_epochs_equal_one_plus_resume(root, tmp_path, extra):
     for done in (a, b1, b2):
         assert done.returncode == 0, done.stderr
     assert "=> resumed from" in b2.stdout and "epoch 1, iteration 4" in b2.stdout
+    if "random" in extra:
+        assert "ILA's source batch random (" in b2.stdout
     acc = [re.search(r"^test_acc1 = (.*)$", d.stdout, re.M).group(1) for d in (a, b2)]
     assert acc[0] == acc[1]
     wa, wb = final_weights(straight), final_weights(resumed)
@@ -147,6 +149,16 @@ def test_resume_with_other_ila_memory_is_a_clear_error(root, banked_log, then, c
     assert re.search(rf"was written by a run with other (\w+, )*{changed}\b", again.stderr)
     assert "Traceback" not in again.stderr
     assert f"(to continue it, add {to_continue})" in again.stderr
+
+
+def test_resume_of_a_run_with_random_ila_rows_without_the_flag_says_how(root, tmp_path):
+    log = str(tmp_path / "log")
+    first = run_script("ila_dann.py", tiny_args(root, log, "--epochs", "1", "--ila-source-sampling", "random"))
+    assert first.returncode == 0, first.stderr
+    again = run_script("ila_dann.py", tiny_args(root, log, "--epochs", "2", "--resume"))
+    assert again.returncode == 2 and "Traceback" not in again.stderr
+    assert re.search(r"was written by a run with other (\w+, )*ila_source_sampling\b", again.stderr)
+    assert "(to continue it, add --ila-source-sampling random)" in again.stderr
 
 
 def test_resume_without_checkpoint_is_a_clear_error(root, tmp_path):

@@ -6,7 +6,7 @@ flags                                  CE + adversary  target       ILA's source
 ``--ila-trade-off 0``                  random (-b)     random (-b)  (no ILA)
 ``--balanced-source``                  class-balanced  random (-b)  (no ILA; the sampling control)
 ILA, ``--ila-batch extra`` (default)   random (-b)     random (-b)  its own class-balanced batch
-ILA, ``--ila-source-sampling random``  random (-b)     random (-b)  its own random batch of as many rows
+ILA, ``--ila-source-sampling random``  random (-b)     random (-b)  its own random batch, classes × m rows
 ILA, ``--ila-batch shared``            class-balanced  random (-b)  the same class-balanced batch
 ILA, ``--samples-per-class 0``         random (-b)     random (-b)  the same random batch (no rows added)
 =====================================  ==============  ===========  =====================================
@@ -120,7 +120,8 @@ class BatchPlan:
                    random_loader(data.train_source, self.batch_size, args.workers, seed)}
         if self.ila_source == 'extra':
             loaders['ila_source'] = balanced(2) if self.ila_sampling == 'balanced' else \
-                random_loader(data.train_source, self.balanced_size, args.workers, seed + 2)
+                random_loader(data.train_source, self.balanced_size, args.workers, seed + 2,
+                              "--samples-per-class (x --classes-per-batch)")
         return {name: ResumableForeverIterator(loader) for name, loader in loaders.items()}
 
     def draw(self, iters, device, with_ila: bool) -> Batch:

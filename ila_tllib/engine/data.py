@@ -102,14 +102,17 @@ def own_generator(seed):
     return torch.Generator().manual_seed(seed)
 
 
-def random_loader(dataset, batch_size, workers, seed):
-    """Shuffled, fixed-size batches as tllib draws them; -b is the global batch, split over processes."""
+def random_loader(dataset, batch_size, workers, seed, size_flags="-b"):
+    """Shuffled, fixed-size batches as tllib draws them; the batch is global, split over processes.
+    ``size_flags`` names the flags that set ``batch_size``, for the messages."""
     if len(dataset) < batch_size:
-        raise UsageError(f"a domain has {len(dataset)} samples, fewer than the batch size {batch_size}: lower -b")
+        raise UsageError(f"a domain has {len(dataset)} samples, fewer than the batch size {batch_size}: lower "
+                         f"{size_flags}")
     try:
         sampler = RandomBatchSampler(len(dataset), batch_size, seed, dist_utils.world_size(), dist_utils.rank())
     except ValueError as e:
-        raise UsageError(f"-b {batch_size}: {e}") from None
+        raise UsageError(f"{size_flags} (a batch of {batch_size}): {e}; change {size_flags} or the number of "
+                         f"processes") from None
     return DataLoader(dataset, batch_sampler=sampler, num_workers=workers, worker_init_fn=_seed_worker,
                       generator=own_generator(seed))
 

@@ -145,7 +145,8 @@ def add_ila_arguments(p: argparse.ArgumentParser):
                         "class-balanced (the paper's sampling)")
     g.add_argument('--ila-source-sampling', default='balanced', choices=['balanced', 'random'],
                    help="with --ila-batch extra: how ILA's own source batch is drawn. balanced: m of every class "
-                        "(default); random: as many rows (classes x m), drawn at random as tllib draws its batch "
+                        "(default); random: as many rows (classes x m; with --classes-per-batch c, c x m), drawn at "
+                        "random as tllib draws its batch "
                         "(an ablation: the rows' count without their balance)")
     g.add_argument('--ila-bn-statistics', default='tllib', choices=['tllib', 'all'],
                    help="with --ila-batch extra: BatchNorm statistics from tllib's source and target rows "
