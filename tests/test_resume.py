@@ -110,17 +110,21 @@ def test_sigkill_mid_epoch_then_resume(root, tmp_path):
         assert torch.equal(wa[k], wb[k]), k
 
 
-def test_resume_of_a_run_from_before_the_moving_average_default_says_how(root, tmp_path):
-    # such a run mined on the network itself; its own command now resolves to the moving average
+@pytest.mark.parametrize("first_flags, changed, to_continue", [
+    # a run from before the moving-average default mined on the network itself; its own command now resolves
+    # to the average: both flags differ (the average too: it resolves to 'network' without one), one continues it
+    (["--ila-mining-ema", "0"], "ila_mining_average, ila_mining_ema", "--ila-mining-ema 0"),
+    (["--ila-source-sampling", "random"], "ila_source_sampling", "--ila-source-sampling random"),
+], ids=["before-the-average", "random-ila-rows"])
+def test_resume_without_the_first_run_flags_says_how(root, tmp_path, first_flags, changed, to_continue):
     log = str(tmp_path / "log")
-    first = run_script("ila_dann.py", tiny_args(root, log, "--epochs", "1", "--ila-mining-ema", "0"))
+    first = run_script("ila_dann.py", tiny_args(root, log, "--epochs", "1", *first_flags))
     assert first.returncode == 0, first.stderr
     again = run_script("ila_dann.py", tiny_args(root, log, "--epochs", "2", "--resume"))
     assert again.returncode == 2 and "Traceback" not in again.stderr
-    # both flags differ (the average too: it resolves to 'network' without one), one of them is enough to continue
-    assert "other ila_mining_average, ila_mining_ema (" in again.stderr
-    assert "(to continue it, add --ila-mining-ema 0)" in again.stderr
-    fixed = run_script("ila_dann.py", tiny_args(root, log, "--epochs", "2", "--resume", "--ila-mining-ema", "0"))
+    assert f"other {changed} (" in again.stderr
+    assert f"(to continue it, add {to_continue})" in again.stderr
+    fixed = run_script("ila_dann.py", tiny_args(root, log, "--epochs", "2", "--resume", *to_continue.split()))
     assert fixed.returncode == 0, fixed.stderr
 
 
@@ -149,16 +153,6 @@ def test_resume_with_other_ila_memory_is_a_clear_error(root, banked_log, then, c
     assert re.search(rf"was written by a run with other (\w+, )*{changed}\b", again.stderr)
     assert "Traceback" not in again.stderr
     assert f"(to continue it, add {to_continue})" in again.stderr
-
-
-def test_resume_of_a_run_with_random_ila_rows_without_the_flag_says_how(root, tmp_path):
-    log = str(tmp_path / "log")
-    first = run_script("ila_dann.py", tiny_args(root, log, "--epochs", "1", "--ila-source-sampling", "random"))
-    assert first.returncode == 0, first.stderr
-    again = run_script("ila_dann.py", tiny_args(root, log, "--epochs", "2", "--resume"))
-    assert again.returncode == 2 and "Traceback" not in again.stderr
-    assert re.search(r"was written by a run with other (\w+, )*ila_source_sampling\b", again.stderr)
-    assert "(to continue it, add --ila-source-sampling random)" in again.stderr
 
 
 def test_resume_without_checkpoint_is_a_clear_error(root, tmp_path):
