@@ -433,13 +433,18 @@ class LabelledPoints(torch.utils.data.Dataset):
         return torch.tensor([float(i)]), self.targets[i]
 
 
+def points_data(source_targets):
+    """A run's data with these source labels (3 classes) and 24 targets."""
+    return type("Data", (), {"train_source": LabelledPoints(source_targets),
+                             "train_target": LabelledPoints([0] * 24), "num_classes": 3})()
+
+
 @pytest.mark.parametrize("sampling", ["balanced", "random"])
 def test_ila_own_batch_is_drawn_as_the_sampling_flag_says(sampling):
     # class 0 holds 20 of the 24 sources: a balanced batch takes 2 of every class; a random one of as many
     # rows (3 x 2) takes every source once per pass of 4 batches, so class 0 fills most rows
     targets = [0] * 20 + [1, 1, 2, 2]
-    data = type("Data", (), {"train_source": LabelledPoints(targets), "train_target": LabelledPoints([0] * 24),
-                             "num_classes": 3})()
+    data = points_data(targets)
     args = toy_args("--samples-per-class", "2", "--ila-source-sampling", sampling, "-j", "0")
     plan = BatchPlan.from_args(args, 3)
     check_args(args, ToyMethod())
@@ -469,8 +474,7 @@ def test_random_sampling_of_ila_own_batch_needs_that_batch(flags):
 
 
 def test_a_random_ila_batch_larger_than_the_source_names_its_flags():
-    data = type("Data", (), {"train_source": LabelledPoints([0, 1, 2] * 8), "train_target": LabelledPoints([0] * 24),
-                             "num_classes": 3})()
+    data = points_data([0, 1, 2] * 8)
     args = toy_args("--samples-per-class", "10", "--ila-source-sampling", "random", "-j", "0")
     with pytest.raises(UsageError, match=r"fewer than the batch size 30: lower --samples-per-class "
                                          r"\(x --classes-per-batch\)"):
