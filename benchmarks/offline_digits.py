@@ -10,6 +10,9 @@ digits (scikit-learn, 8×8 upsampled to 28×28) and the MNIST digits on crops of
 with and without ILA shares every baseline flag, and ILA-DA gets only the paper's digits k and μ: the
 rest are the scripts' defaults. Runs are resumable: a run whose log already holds ``test_acc1`` is
 skipped. Each run uses one thread; ``--jobs`` run at once.
+
+``--tasks`` takes any pair of the three domains: ``mnistm:mnist mnistm:uci`` are the two shifts from the
+photo backgrounds back to plain digits, on which no default was chosen.
 """
 import argparse
 import os
