@@ -3,6 +3,7 @@
     python benchmarks/step_time.py                     # LeNet, 28x28 grey digits, CPU
     python benchmarks/step_time.py --arch resnet50     # ResNet-50, 224 px synthetic images (GPU when present)
     python benchmarks/step_time.py --arch resnet50 --amp --channels-last --fp32-baseline
+    python benchmarks/step_time.py --ila-batch shared --samples-per-class 6   # any of the scripts' ILA flags
 
 One iteration = forward of source + target, CE + CDAN (+ ILA), backward, SGD step — the engine's own
 ``Trainer.losses``, with the modules prepared as the scripts prepare them (``--amp``, ``--channels-last``).
@@ -11,6 +12,8 @@ gives: ``extra`` (the default) adds a class-balanced source batch (classes × m)
 pass; ``shared`` makes the source batch itself classes × m; ``--samples-per-class 0`` has no balanced batch:
 ILA reads tllib's random source rows, so no rows are added. ILA's term is the scripts' default one, its
 spectral penalty, BatchNorm statistics, source bank and the moving average it mines on included.
+Flags this benchmark does not define go to the scripts' own parser, after the paper's digits k 3 and
+μ 0.75, and set ILA-DA's layout as they set a run's (a mistyped one exits 2, as the scripts do).
 The variants alternate, step by step, so that drift in machine load hits all alike. ``--fp32-baseline``
 adds plain CDAN without ``--amp``/``--channels-last`` (its own copy of the networks) to the same run.
 """
@@ -26,10 +29,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
                                 "domain_adaptation"))
 from ila_cdan import CDAN  # noqa: E402
 from ila_tllib.engine import BatchPlan, Trainer, get_parser  # noqa: E402
-from ila_tllib.engine.flags import DEFAULT_MINING_EMA  # noqa: E402
 from ila_tllib.engine.ila_term import build_ila_term  # noqa: E402
 from ila_tllib.engine.precision import prepare_modules  # noqa: E402
-from ila_tllib.engine.moving_average import MINING_AVERAGES  # noqa: E402
 from ila_tllib.engine.run import build_classifier  # noqa: E402
 from ila_tllib.models import DIGIT_ARCHS  # noqa: E402
 
@@ -37,16 +38,12 @@ from ila_tllib.models import DIGIT_ARCHS  # noqa: E402
 EXTRA_ROWS = "CDAN + ILA's rows, no ILA term"
 
 
-def build_trainers(opts, device, speed_flags):
-    """CDAN's and ILA-DA+CDAN's trainers over one network (built with ``speed_flags``) and its optimiser."""
+def build_trainers(opts, device, speed_flags, script_flags):
+    """CDAN's and ILA-DA+CDAN's trainers over one network (built with ``speed_flags``) and its optimiser, with
+    ILA-DA's flags as the scripts parse them (``script_flags`` after the paper's digits k and μ)."""
     digits = opts.arch in DIGIT_ARCHS
     flags = ["root", "-s", "s", "-t", "t", "-a", opts.arch, "--scratch", "--k", "3", "--mu", "0.75",
-             "-b", str(opts.batch_size), "--ila-batch", opts.ila_batch, "--ila-mining-ema", str(opts.ila_mining_ema),
-             "--ila-bn-statistics", opts.ila_bn_statistics] \
-        + (["--ila-mining-average", opts.ila_mining_average] if opts.ila_mining_average else []) \
-        + ([] if opts.samples_per_class is None else ["--samples-per-class", str(opts.samples_per_class)]) \
-        + ([] if opts.ila_source_bank is None else ["--ila-source-bank", str(opts.ila_source_bank)]) \
-        + (["--no-pool"] if digits else []) + speed_flags
+             "-b", str(opts.batch_size)] + (["--no-pool"] if digits else []) + speed_flags + script_flags
     method = CDAN()
     args = get_parser(method).parse_args(flags)
     torch.manual_seed(0)
@@ -58,26 +55,16 @@ def build_trainers(opts, device, speed_flags):
                                   build_ila_term(args, opts.iters) if with_ila else None,
                                   opts.classes, device) for with_ila in (False, True)}
     optimizer = torch.optim.SGD(method.param_groups(classifier, transfer), lr=0.01, momentum=0.9)
-    return trainers, optimizer, plan
+    return trainers, optimizer, plan, args
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    # no abbreviations: a prefix of one of these options must not swallow a flag meant for the scripts
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     allow_abbrev=False)
     parser.add_argument("--arch", default="lenet")
     parser.add_argument("--classes", type=int, default=10)
-    parser.add_argument("--samples-per-class", type=int, default=None,
-                        help="the scripts' --samples-per-class (default: theirs, 0: tllib's random source rows)")
-    parser.add_argument("--ila-source-bank", type=int, default=None,
-                        help="the scripts' --ila-source-bank (default: theirs)")
     parser.add_argument("-b", "--batch-size", type=int, default=64, help="tllib's source and target batch")
-    parser.add_argument("--ila-batch", choices=["extra", "shared"], default="extra", help="the scripts' --ila-batch")
-    parser.add_argument("--ila-bn-statistics", choices=["tllib", "all"], default="tllib",
-                        help="the scripts' --ila-bn-statistics (with --ila-batch extra: BatchNorm statistics from "
-                             "tllib's rows, or from every row)")
-    parser.add_argument("--ila-mining-ema", type=float, default=DEFAULT_MINING_EMA,
-                        help="the scripts' --ila-mining-ema (0: ILA mines on the network itself)")
-    parser.add_argument("--ila-mining-average", choices=list(MINING_AVERAGES), default=None,
-                        help="the scripts' --ila-mining-average (what the moving average copies; default: theirs)")
     parser.add_argument("--iters", type=int, default=60)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--amp", action="store_true", help="the scripts' --amp (bfloat16 autocast for the networks)")
@@ -87,17 +74,17 @@ def main():
                              "term, which splits ILA-DA's cost into the extra images and the term itself")
     parser.add_argument("--fp32-baseline", action="store_true",
                         help="also time CDAN without --amp/--channels-last, on its own copy of the networks")
-    opts = parser.parse_args()
+    opts, script_flags = parser.parse_known_args()
     if opts.threads:
         torch.set_num_threads(opts.threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     speed_flags = (["--amp"] if opts.amp else []) + (["--channels-last"] if opts.channels_last else [])
-    trainers, optimizer, plan = build_trainers(opts, device, speed_flags)
+    trainers, optimizer, plan, args = build_trainers(opts, device, speed_flags, script_flags)
     variants = {"CDAN": (trainers[False], optimizer, False), "ILA-DA+CDAN": (trainers[True], optimizer, True)}
     if opts.split and plan.ila_source == "extra":
         variants[EXTRA_ROWS] = (trainers[False], optimizer, EXTRA_ROWS)
     if opts.fp32_baseline and speed_flags:
-        baseline, baseline_optimizer, _ = build_trainers(opts, device, [])
+        baseline, baseline_optimizer, _, _ = build_trainers(opts, device, [], script_flags)
         variants["CDAN (float32, NCHW)"] = (baseline[False], baseline_optimizer, False)
     shape = (1, 28, 28) if opts.arch == "lenet" else (3, 32, 32) if opts.arch == "dtn" else (3, 224, 224)
     b, n_b = opts.batch_size, plan.balanced_size
@@ -144,7 +131,7 @@ def main():
     mining = average.describe() if average is not None else "ILA mines on: the network's own pass"
     ila_rows = (f"{plan.describe()}; spectral penalty {trainers[True].ila.spectral_penalty:g}, BatchNorm statistics "
                 f"{plan.statistics_rule}; {mining}")
-    layout = f"--ila-batch {opts.ila_batch}" if plan.samples_per_class else "--samples-per-class 0"
+    layout = f"--ila-batch {args.ila_batch}" if plan.samples_per_class else "--samples-per-class 0"
     print(f"{opts.arch}, CDAN {b} + {b} images; ILA-DA+CDAN {ila_rows} ({layout}), {shape}, {where}, "
           f"{' '.join(speed_flags) or 'float32, NCHW'}, torch {torch.__version__}, median of {opts.iters}")
     print("| method | ms / iteration |\n|---|---|")

@@ -15,6 +15,8 @@ from helpers import REPO, script_env
     (["--ila-batch", "shared"], "source class-balanced (10 classes x 4 = 40), target random (64); ILA reads the source"),
     # ILA on tllib's random source rows: the source batch must keep its 64 rows (it once had none)
     (["--samples-per-class", "0", "--ila-mining-ema", "0"], "source random (64), target random (64); ILA reads the source batch"),
+    # a flag the benchmark does not define goes to the scripts' parser
+    (["--ila-source-sampling", "random"], "target random (64); ILA's source batch random (40)"),
 ])
 def test_step_time_runs_in_each_batch_layout(flags, layout):
     done = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "step_time.py"), "--iters", "2"] + flags,
@@ -23,3 +25,10 @@ def test_step_time_runs_in_each_batch_layout(flags, layout):
     assert layout in done.stdout
     rows = dict(re.findall(r"^\| (CDAN|ILA-DA\+CDAN) \| ([0-9.]+) \|$", done.stdout, re.M))
     assert set(rows) == {"CDAN", "ILA-DA+CDAN"} and all(math.isfinite(float(v)) for v in rows.values())
+
+
+def test_a_mistyped_flag_exits_2_as_the_scripts_do():
+    done = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "step_time.py"), "--iters", "2",
+                           "--ila-batch", "both"], capture_output=True, text=True, cwd=REPO, env=script_env(), timeout=300)
+    assert done.returncode == 2
+    assert "--ila-batch" in done.stderr and "invalid choice" in done.stderr
