@@ -45,7 +45,9 @@ def build_trainers(opts, device, speed_flags, script_flags):
     flags = ["root", "-s", "s", "-t", "t", "-a", opts.arch, "--scratch", "--k", "3", "--mu", "0.75",
              "-b", str(opts.batch_size)] + (["--no-pool"] if digits else []) + speed_flags + script_flags
     method = CDAN()
-    args = get_parser(method).parse_args(flags)
+    scripts = get_parser(method)
+    scripts.usage = "%(prog)s [--arch ... --iters ..., see --help] [flags of the scripts, e.g. --ila-batch shared]"
+    args = scripts.parse_args(flags)
     torch.manual_seed(0)
     classifier = build_classifier(args, method, opts.classes, device)
     plan = BatchPlan.from_args(args, opts.classes)
