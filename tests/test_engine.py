@@ -105,6 +105,48 @@ def test_spectral_penalty_adds_beta_times_the_top_squared_singular_values():
     assert values["0.05"] - values["0"] == pytest.approx(0.05 * top, rel=1e-7, abs=1e-12)
 
 
+def test_no_shrink_spectral_penalty_is_bsps_value_with_the_shrinking_part_of_its_gradient_removed():
+    from ila_tllib.engine.ila_term import SPECTRAL_FORMS
+    torch.manual_seed(4)
+    f_s, f_t = torch.randn(7, 5, dtype=torch.float64), torch.randn(6, 5, dtype=torch.float64) + 1.0
+    grads = {}
+    for form in ("bsp", "no-shrink"):
+        a, b = f_s.clone().requires_grad_(), f_t.clone().requires_grad_()
+        value = SPECTRAL_FORMS[form]()(a, b)
+        value.backward()
+        grads[form] = (value.item(), a.grad, b.grad)
+    assert grads["no-shrink"][0] == pytest.approx(grads["bsp"][0], rel=1e-12)
+    for f, index in ((f_s, 1), (f_t, 2)):
+        # oracle, from the eigenvector of F^T F: d sigma_1^2 / dF = 2 F v v^T; its projection on F removed
+        _, vectors = torch.linalg.eigh(f.T @ f)
+        v = vectors[:, -1:]
+        full = 2 * f @ v @ v.T
+        radial = (full * f).sum() / (f * f).sum() * f
+        torch.testing.assert_close(grads["bsp"][index], full, rtol=1e-9, atol=1e-12)
+        torch.testing.assert_close(grads["no-shrink"][index], full - radial, rtol=1e-9, atol=1e-12)
+        assert abs((grads["no-shrink"][index] * f).sum().item()) < 1e-9     # no component that scales F
+
+
+def test_spectral_form_flag_reaches_the_trainer():
+    flags = ("--k", "2", "--mu", "0.5", "--samples-per-class", "2", "--ila-trade-off", "1e-9",
+             "--ila-spectral-penalty", "0.05")
+    grads, values = {}, {}
+    for form in ("bsp", "no-shrink"):
+        args = toy_args(*flags, "--ila-spectral-form", form)
+        torch.manual_seed(0)
+        classifier = ToyClassifier(3).double()
+        plan = BatchPlan.from_args(args, 3)
+        trainer = Trainer(args, ToyMethod(), classifier, nn.Identity(), plan, build_ila_term(args, 10), 3,
+                          torch.device("cpu"))
+        torch.manual_seed(1)
+        loss = trainer.losses(toy_batch(plan, 6, 6, 6), it=0).loss
+        loss.backward()
+        values[form] = loss.item()
+        grads[form] = torch.cat([p.grad.flatten() for p in classifier.parameters() if p.grad is not None])
+    assert values["no-shrink"] == pytest.approx(values["bsp"], rel=1e-12)
+    assert not torch.allclose(grads["no-shrink"], grads["bsp"])
+
+
 @pytest.mark.parametrize("script, method, penalty, lr", [("ila_dann", "DANN", 2e-4, 0.01),
                                                          ("ila_cdan", "CDAN", 2e-4, 0.01),
                                                          ("ila_bsp", "BSP", 0.0, 0.003),

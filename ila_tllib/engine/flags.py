@@ -17,7 +17,7 @@ from ..similarity import SIMILARITIES
 from ..transforms import TRAIN_RESIZINGS, VAL_RESIZINGS
 from . import precision
 from .errors import UsageError
-from .ila_term import ILA_RELIABILITIES, ILA_SCHEDULES
+from .ila_term import ILA_RELIABILITIES, ILA_SCHEDULES, SPECTRAL_FORMS
 from .moving_average import DEFAULT_MINING_AVERAGE, MINING_AVERAGES
 
 __all__ = ["get_parser", "add_ila_arguments", "check_args", "ila_enabled", "DIGIT_INPUT_SIZE", "FLAGS_ADDED_LATER",
@@ -210,6 +210,9 @@ def add_ila_arguments(p: argparse.ArgumentParser):
                         "features, added with ILA; 0 = none (default: %(default)g; 2e-4 is BSP's weight, 0 for "
                         "ila_bsp.py, whose loss has the penalty, and for ila_mdd.py, whose 1024-d features it "
                         "collapses)")
+    g.add_argument('--ila-spectral-form', default='bsp', choices=list(SPECTRAL_FORMS),
+                   help="bsp: BSP's sigma_1^2, whose gradient also scales every feature down (default); "
+                        "no-shrink: the same value without that part of its gradient")
     g.add_argument('--metric-loss', default='msc', choices=list(METRIC_LOSSES),
                    help='MSC (ILA-DA) or triplet (ablation)')
 

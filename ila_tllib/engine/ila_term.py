@@ -4,7 +4,8 @@ The term is :math:`\\lambda \\cdot s(p) \\cdot r \\cdot L_{ILA}` on the rows :cl
 gives it, from ``--ila-start-iter`` on: :math:`s` is the schedule (:data:`ILA_SCHEDULES`) over the progress
 :math:`p \\in [0, 1]` of the remaining iterations, :math:`r` the reliability of the batch's affinities
 (:data:`ILA_RELIABILITIES`), estimated without target labels. With ``--ila-spectral-penalty``, BSP's
-penalty on the adversary's source and target features is added at every iteration, from the first.
+penalty on the adversary's source and target features is added at every iteration, from the first, in
+the form ``--ila-spectral-form`` names (:data:`SPECTRAL_FORMS`).
 The diagnostics compare ILA's decisions with the target labels, which are read for the log only and
 never reach a loss.
 """
@@ -19,7 +20,7 @@ from .. import backend
 from ..ila import ILALoss
 
 __all__ = ["ILATerm", "ILAStats", "build_ila_loss", "ratio_auc", "ILA_SCHEDULES", "ILA_RELIABILITIES",
-           "build_ila_term"]
+           "SPECTRAL_FORMS", "no_shrink_spectral_penalty", "build_ila_term"]
 
 
 def step_schedule(progress: float) -> float:
@@ -55,6 +56,24 @@ def agreement_reliability(decisions, logits_t) -> float:
 ILA_RELIABILITIES = {"none": no_reliability, "agreement": agreement_reliability}
 
 
+def no_shrink_spectral_penalty(f_s: torch.Tensor, f_t: torch.Tensor) -> torch.Tensor:
+    r""":math:`\sigma_1(F)^2` of each domain's batch, with the part of its gradient that shrinks the whole
+    batch removed: :math:`\sigma_1(F)^2 \cdot \mathrm{sg}(\lVert F \rVert_F^2) / \lVert F \rVert_F^2`,
+    the same value as BSP's, whose gradient :math:`2 \sigma_1 u_1 v_1^\top - 2 (\sigma_1^2 / \lVert F
+    \rVert_F^2) F` is orthogonal to :math:`F` (sg: no gradient). BSP's own gradient
+    :math:`2 \sigma_1 u_1 v_1^\top` also scales every feature down; on a network that has not yet learnt
+    its source classes, that can drive every feature to zero, where the ReLUs stay dead."""
+    def one(f):
+        energy = (f * f).sum()
+        return torch.linalg.svdvals(f)[0] ** 2 * (energy.detach() / energy.clamp_min(torch.finfo(f.dtype).tiny))
+    return one(f_s) + one(f_t)
+
+
+#: --ila-spectral-form: a factory of the penalty (f_s, f_t) -> scalar, before its weight β
+SPECTRAL_FORMS = {"bsp": lambda: backend.BatchSpectralPenalizationLoss(),
+                  "no-shrink": lambda: no_shrink_spectral_penalty}
+
+
 def build_ila_loss(args, k: Optional[int] = None) -> ILALoss:
     """The ILA loss the flags describe (``k`` overrides ``--k``, e.g. for a smaller figure batch)."""
     return ILALoss(k=args.k if k is None else k, mu=args.mu, temperature=args.ila_temperature,
@@ -78,10 +97,10 @@ class ILATerm:
 
     def __init__(self, loss: nn.Module, trade_off: float, start_iter: int = 0, total_iters: int = 1,
                  schedule: str = "step", reliability: str = "none", keep_schedule: str = "step",
-                 spectral_penalty: float = 0.0):
+                 spectral_penalty: float = 0.0, spectral_form: str = "bsp"):
         self.loss, self.trade_off, self.start_iter, self.total_iters = loss, trade_off, start_iter, total_iters
         self.spectral_penalty = spectral_penalty
-        self.spectrum = backend.BatchSpectralPenalizationLoss() if spectral_penalty > 0 else None
+        self.spectrum = SPECTRAL_FORMS[spectral_form]() if spectral_penalty > 0 else None
         self.schedule, self.reliability = ILA_SCHEDULES[schedule], ILA_RELIABILITIES[reliability]
         self.keep_schedule = None if keep_schedule == "step" else ILA_SCHEDULES[keep_schedule]
         self.miner = getattr(getattr(loss, "ila_loss", loss), "miner", None)
@@ -131,7 +150,7 @@ def _gathered(tensor: torch.Tensor) -> torch.Tensor:
 
 def build_ila_term(args, total_iters: int) -> ILATerm:
     return ILATerm(build_ila_loss(args), args.ila_trade_off, args.ila_start_iter, total_iters, args.ila_schedule,
-                   args.ila_reliability, args.ila_keep_schedule, args.ila_spectral_penalty)
+                   args.ila_reliability, args.ila_keep_schedule, args.ila_spectral_penalty, args.ila_spectral_form)
 
 
 def ratio_auc(score: torch.Tensor, correct: torch.Tensor) -> Optional[float]:
