@@ -61,8 +61,8 @@ SAMPLING = {
 ABLATIONS = {
     "no-spectral": ["--ila-spectral-penalty", "0"], "shared-batch": ["--ila-batch", "shared"],
     # BSP's value without the part of its gradient that scales every feature down (which can kill a network
-    # that has not learnt its source classes yet)
-    "no-shrink": ["--ila-spectral-form", "no-shrink"],
+    # that has not learnt its source classes yet): the default since; bsp-form, the default before it
+    "no-shrink": ["--ila-spectral-form", "no-shrink"], "bsp-form": ["--ila-spectral-form", "bsp"],
     "bn-all-rows": ["--ila-bn-statistics", "all", "--ila-spectral-penalty", "0"],
     # controls: ILA's extra rows in the forward pass and its term at a negligible weight, with the spectral
     # penalty (what the penalty does alone) and without it (the noise floor of a change that does nothing)

@@ -210,9 +210,10 @@ def add_ila_arguments(p: argparse.ArgumentParser):
                         "features, added with ILA; 0 = none (default: %(default)g; 2e-4 is BSP's weight, 0 for "
                         "ila_bsp.py, whose loss has the penalty, and for ila_mdd.py, whose 1024-d features it "
                         "collapses)")
-    g.add_argument('--ila-spectral-form', default='bsp', choices=list(SPECTRAL_FORMS),
-                   help="bsp: BSP's sigma_1^2, whose gradient also scales every feature down (default); "
-                        "no-shrink: the same value without that part of its gradient")
+    g.add_argument('--ila-spectral-form', default='no-shrink', choices=list(SPECTRAL_FORMS),
+                   help="no-shrink: BSP's sigma_1^2 without the part of its gradient that scales every feature "
+                        "down, which can kill a network that has not yet learnt its source classes (default); "
+                        "bsp: BSP's own")
     g.add_argument('--metric-loss', default='msc', choices=list(METRIC_LOSSES),
                    help='MSC (ILA-DA) or triplet (ablation)')
 

@@ -93,11 +93,14 @@ class ILATerm:
             ``(it - start_iter) / (total_iters - start_iter)``
         schedule (str): a key of :data:`ILA_SCHEDULES`
         reliability (str): a key of :data:`ILA_RELIABILITIES`
+        keep_schedule (str): a key of :data:`ILA_SCHEDULES` for the kept fraction μ ("step": fixed)
+        spectral_penalty (float): β of :meth:`feature_penalty`; 0 = none
+        spectral_form (str): a key of :data:`SPECTRAL_FORMS`
     """
 
     def __init__(self, loss: nn.Module, trade_off: float, start_iter: int = 0, total_iters: int = 1,
                  schedule: str = "step", reliability: str = "none", keep_schedule: str = "step",
-                 spectral_penalty: float = 0.0, spectral_form: str = "bsp"):
+                 spectral_penalty: float = 0.0, spectral_form: str = "no-shrink"):
         self.loss, self.trade_off, self.start_iter, self.total_iters = loss, trade_off, start_iter, total_iters
         self.spectral_penalty = spectral_penalty
         self.spectrum = SPECTRAL_FORMS[spectral_form]() if spectral_penalty > 0 else None
