@@ -127,6 +127,20 @@ def test_no_shrink_spectral_penalty_is_bsps_value_with_the_shrinking_part_of_its
         assert abs((grads["no-shrink"][index] * f).sum().item()) < 1e-9     # no component that scales F
 
 
+@pytest.mark.parametrize("script, flags, form", [("ila_dann", [], "no-shrink"),
+                                                ("ila_dann", ["--ila-trade-off", "0"], "bsp"),
+                                                ("ila_dann", ["--ila-spectral-penalty", "0"], "bsp"),
+                                                ("ila_bsp", [], "bsp"),
+                                                ("ila_dann", ["--ila-spectral-form", "bsp"], "bsp"),
+                                                ("ila_bsp", ["--ila-spectral-penalty", "1e-4"], "no-shrink")])
+def test_spectral_form_default_is_no_shrink_where_the_penalty_runs(script, flags, form):
+    # where no penalty runs (a baseline, beta 0, BSP's own loss) the log reads as one from before the flag
+    module = __import__(script)
+    method = {"ila_dann": "DANN", "ila_bsp": "BSP"}[script]
+    args = get_parser(getattr(module, method)()).parse_args(["data", "-s", "A", "-t", "W", *flags])
+    assert args.ila_spectral_form == form
+
+
 def test_spectral_form_flag_reaches_the_trainer():
     flags = ("--k", "2", "--mu", "0.5", "--samples-per-class", "2", "--ila-trade-off", "1e-9",
              "--ila-spectral-penalty", "0.05")

@@ -128,7 +128,8 @@ def test_paired_table_pairs_seeds_of_one_task(tmp_path):
     assert rows["ILA-DA+CDAN (mu=0.5)"][1:] == ["CDAN", "+3.0 (+3.0 .. +3.0)", "-", "-", "1/1 (100%) |"]
 
 
-@pytest.mark.parametrize("dest, flag, value, default", [("ila_source_bank", "--ila-source-bank", "32", "0"),
+@pytest.mark.parametrize("dest, flag, value, default", [("ila_spectral_form", "--ila-spectral-form", "no-shrink", "bsp"),
+                                                        ("ila_source_bank", "--ila-source-bank", "32", "0"),
                                                         ("ila_mining_ema", "--ila-mining-ema", "0.9", "0.0"),
                                                         ("ila_ratio_terms", "--ila-ratio-terms", "matched", "top-m"),
                                                         ("ila_source_sampling", "--ila-source-sampling", "random",
@@ -146,7 +147,8 @@ def test_a_flag_added_later_splits_rows_from_logs_that_lack_it(tmp_path, dest, f
         for name in FLAGS_ADDED_LATER:
             delattr(namespace, name)
         _write_log(log, namespace, acc)
-    off = ["--ila-source-bank", "0", "--ila-mining-ema", "0"]     # both off: only the flag under test varies
+    # all off (the first release's behaviour): only the flag under test varies
+    off = ["--ila-source-bank", "0", "--ila-mining-ema", "0", "--ila-spectral-form", "bsp"]
     our_log(logs, "flag-off", "A", "W", 94.0, *off, flag, default, seed=2)
     # an average's default follows the decay (from-dropout when > 0): name the one the runs at 0 log
     same_average = ["--ila-mining-average", "network"] if dest == "ila_mining_ema" else []
