@@ -17,7 +17,7 @@ from ..similarity import SIMILARITIES
 from ..transforms import TRAIN_RESIZINGS, VAL_RESIZINGS
 from . import precision
 from .errors import UsageError
-from .ila_term import ILA_RELIABILITIES, ILA_SCHEDULES, SPECTRAL_FORMS
+from .ila_term import DEFAULT_SPECTRAL_FORM, ILA_RELIABILITIES, ILA_SCHEDULES, SPECTRAL_FORMS
 from .moving_average import DEFAULT_MINING_AVERAGE, MINING_AVERAGES
 
 __all__ = ["get_parser", "add_ila_arguments", "check_args", "ila_enabled", "DIGIT_INPUT_SIZE", "FLAGS_ADDED_LATER",
@@ -37,10 +37,6 @@ FLAGS_ADDED_LATER = {"ila_source_bank": 0, "ila_mining_ema": 0.0, "ila_mining_av
 #: lag, so ILA mines on a second pass of the current weights (its own dropout masks); 0.99, a lagging average,
 #: gained less on the digits benchmarks (README, Results)
 DEFAULT_MINING_EMA = 1e-6
-
-#: --ila-spectral-form when it is not given and the penalty runs: BSP's value without its shrinking gradient,
-#: which killed most runs from the typeset digits and gained on the three digit shifts (README, Results)
-DEFAULT_SPECTRAL_FORM = "no-shrink"
 
 
 def resolve_derived_defaults(args):
