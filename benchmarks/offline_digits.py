@@ -149,7 +149,11 @@ def main():
     args = parser.parse_args()
 
     sys.path.insert(0, REPO)
-    from ila_tllib.datasets.offline_digits import export_offline_digits
+    from ila_tllib.datasets.offline_digits import OFFLINE_DOMAINS, export_offline_digits
+    bad = [task for task in args.tasks if len(task.split(":")) != 2 or not set(task.split(":")) <= set(OFFLINE_DOMAINS)]
+    if bad:
+        parser.error("--tasks takes SOURCE:TARGET pairs of the offline domains ({}), e.g. mnist:uci; got {}".format(
+            ", ".join(OFFLINE_DOMAINS), " ".join(bad)))
     from ila_tllib.tables import collect, format_paired_table, format_table
     data_root = args.data_root or os.path.join(args.out, "data")
     export_offline_digits(data_root)

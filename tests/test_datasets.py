@@ -11,6 +11,8 @@ from ila_tllib import datasets as D
 from ila_tllib.datasets import offline_digits as od
 from ila_tllib.datasets.imagelist import read_image_list
 
+from helpers import REPO, script_env
+
 # the -d names that tllib also has resolve to its classes when it is installed: these tests are about ours
 pytestmark = pytest.mark.usefixtures("standalone_pieces")
 
@@ -454,6 +456,15 @@ def test_offline_street_numbers_contrast_and_have_neighbours():
     assert 110 < with_neighbour < 185
 
 
+def test_offline_street_ink_contrasts_with_the_crop_in_grey():
+    rng = np.random.default_rng(4)
+    weights = np.array([0.299, 0.587, 0.114])
+    for level in (0, 40, 128, 200, 255):
+        background = np.full((28, 28, 3), float(level))
+        for _ in range(300):
+            assert abs(float(od._ink_against(background, rng) @ weights) - level) >= 64
+
+
 def test_offline_syn_colours_contrast_in_grey():
     rng = np.random.default_rng(3)
     for _ in range(2000):
@@ -498,6 +509,28 @@ def test_offline_export_refuses_foreign_folder_and_replaces_old_export(tmp_path)
     assert od.export_offline_digits(str(root), limit_per_domain=12) == {d: 12 for d in od.OFFLINE_DOMAINS}
     assert len(open(str(root / "image_list" / "mnist.txt")).readlines()) == 12
     assert sorted(os.listdir(str(tmp_path))) == ["digits", "foreign"]
+
+
+def test_offline_export_without_a_newer_domain_is_written_again(tmp_path):
+    # an export made before a domain was added (its list missing) is incomplete: the next use writes it again
+    root = str(tmp_path / "digits")
+    od.export_offline_digits(root, limit_per_domain=10)
+    os.remove(os.path.join(root, "image_list", od.OFFLINE_DOMAINS[-1] + ".txt"))
+    assert not od.is_exported(root)
+    assert od.export_offline_digits(root, limit_per_domain=10) == {d: 10 for d in od.OFFLINE_DOMAINS}
+    assert od.is_exported(root, 10)
+
+
+def test_benchmark_rejects_a_task_outside_the_offline_domains(tmp_path):
+    import subprocess
+    import sys
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "offline_digits.py"), "--out", str(out),
+                           "--tasks", "mnist:uci", "syn:svhn"], capture_output=True, text=True, timeout=120,
+                          env=script_env())
+    assert done.returncode == 2
+    assert "syn:svhn" in done.stderr and ", ".join(od.OFFLINE_DOMAINS) in done.stderr
+    assert not out.exists()   # stopped before exporting anything
 
 
 def test_offline_cli(tmp_path, capsys):

