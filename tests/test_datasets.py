@@ -437,11 +437,8 @@ def test_offline_street_labels_are_the_centre_digits_a_reader_reads():
 
 
 def test_offline_street_numbers_contrast_and_have_neighbours():
-    import skimage.data
-    from PIL import ImageFont
-    font = ImageFont.truetype(od.syn_font_files()[0], 64)
+    font, photos = od._fonts()[0], od._photos()
     grey = np.array([0.299, 0.587, 0.114])
-    photos = [np.asarray(getattr(skimage.data, name)())[..., :3] for name in od.PHOTOS]
     rng = np.random.default_rng(5)
     for _ in range(200):
         image = od.house_number(int(rng.integers(10)), font, photos, rng).astype(np.float64) @ grey

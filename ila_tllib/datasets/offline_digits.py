@@ -223,23 +223,23 @@ def _fonts():
     return [ImageFont.truetype(path, 64) for path in syn_font_files()]
 
 
-def _typeset_source(seed: int = 0) -> Tuple[np.ndarray, np.ndarray]:
-    """SYN_PER_CLASS digits of every class, sorted by label, each in a font drawn at random."""
+def _digits_in_fonts(draw: Callable[..., np.ndarray], seed: int) -> Tuple[np.ndarray, np.ndarray]:
+    """SYN_PER_CLASS images of every class, sorted by label: ``draw(digit, font, rng)``, each in a font of
+    :data:`SYN_FONTS` drawn at random."""
     fonts = _fonts()
     labels = np.repeat(np.arange(10, dtype=np.int64), SYN_PER_CLASS)
     rng = np.random.default_rng(seed)
-    images = np.stack([typeset_digit(int(label), fonts[rng.integers(len(fonts))], rng) for label in labels])
+    images = np.stack([draw(int(label), fonts[rng.integers(len(fonts))], rng) for label in labels])
     return images, labels
+
+
+def _typeset_source(seed: int = 0) -> Tuple[np.ndarray, np.ndarray]:
+    return _digits_in_fonts(typeset_digit, seed)
 
 
 def _house_number_source(seed: int = 0) -> Tuple[np.ndarray, np.ndarray]:
-    """SYN_PER_CLASS house numbers of every class, sorted by label, each in a font drawn at random."""
-    fonts, photos = _fonts(), _photos()
-    labels = np.repeat(np.arange(10, dtype=np.int64), SYN_PER_CLASS)
-    rng = np.random.default_rng(seed)
-    images = np.stack([house_number(int(label), fonts[rng.integers(len(fonts))], photos, rng)
-                       for label in labels])
-    return images, labels
+    photos = _photos()
+    return _digits_in_fonts(lambda digit, font, rng: house_number(digit, font, photos, rng), seed)
 
 
 # domain -> (what builds its images and labels, where they come from: the export's marker says it)
