@@ -43,4 +43,5 @@ CUDA_VISIBLE_DEVICES=0 python ila_dann.py data/birds31 -d Birds31 -s N -t I -a r
 CUDA_VISIBLE_DEVICES=0 python ila_dann.py data/birds31 -d Birds31 -s C -t N -a resnet50 --epochs 20 --seed 1 --k 3 --mu 0.33 --log logs/ila_dann/Birds31_C2N
 CUDA_VISIBLE_DEVICES=0 python ila_dann.py data/birds31 -d Birds31 -s N -t C -a resnet50 --epochs 20 --seed 1 --k 3 --mu 0.33 --log logs/ila_dann/Birds31_N2C
 
-# Offline digits shipped inside PyPI packages (MNIST 5k, UCI, MNIST on photos): benchmarks/offline_digits.py
+# Offline digits built from PyPI packages (MNIST 5k, UCI, MNIST on photos, typeset digits, house numbers):
+# benchmarks/offline_digits.py

@@ -32,4 +32,5 @@ CUDA_VISIBLE_DEVICES=0 python ila_mdd.py data/office-home -d OfficeHome -s Rw -t
 CUDA_VISIBLE_DEVICES=0 python ila_mdd.py data/office-home -d OfficeHome -s Rw -t Cl -a resnet50 --epochs 30 --bottleneck-dim 2048 --seed 0 --k 5 --mu 0.67 --samples-per-class 2 --log logs/ila_mdd/OfficeHome_Rw2Cl
 CUDA_VISIBLE_DEVICES=0 python ila_mdd.py data/office-home -d OfficeHome -s Rw -t Pr -a resnet50 --epochs 30 --bottleneck-dim 2048 --seed 0 --k 5 --mu 0.67 --samples-per-class 2 --log logs/ila_mdd/OfficeHome_Rw2Pr
 
-# Offline digits shipped inside PyPI packages (MNIST 5k, UCI, MNIST on photos): benchmarks/offline_digits.py
+# Offline digits built from PyPI packages (MNIST 5k, UCI, MNIST on photos, typeset digits, house numbers):
+# benchmarks/offline_digits.py
