@@ -104,7 +104,11 @@ ABLATIONS = {
     "triplet": ["--metric-loss", "triplet"], "classifier-pl": ["--pseudo-label", "classifier"],
     "mu0.33": ["--mu", "0.33"], "mu0.5": ["--mu", "0.5"], "mu0.67": ["--mu", "0.67"], "mu1.0": ["--mu", "1.0"],
     "k1": ["--k", "1"], "k5": ["--k", "5"],
+    # MDD's bottleneck ends in Dropout(0.5): ILA mines on and contrasts its input instead (ila_mdd.py's flag)
+    "before-dropout": ["--ila-features", "before-dropout"],
 }
+#: variants that exist for some methods only (a flag of that method's script)
+ABLATION_METHODS = {"before-dropout": ["ILA-DA+MDD"]}
 
 
 def run_one(job):
@@ -182,7 +186,7 @@ def main():
         for variant, extra in ABLATIONS.items():
             if args.only and variant not in args.only:
                 continue
-            for name in [m for m in methods if m.startswith("ILA")]:
+            for name in [m for m in methods if m.startswith("ILA") and m in ABLATION_METHODS.get(variant, [m])]:
                 script, flags = METHODS[name]
                 for s, t in tasks:
                     for seed in args.seeds:

@@ -3,10 +3,12 @@ first dropout layer, on that layer's input from the network's own pass. Checked 
 copy (``network``), which runs every layer again, and against hand-built expectations."""
 import argparse
 
+import pytest
 import torch
 import torch.nn as nn
 
 from ila_dann import DANN
+from ila_mdd import MDD
 from ila_tllib.engine import BatchPlan, Trainer
 from ila_tllib.engine.ila_term import build_ila_term
 from ila_tllib.engine.moving_average import is_stochastic, layers_in_order
@@ -103,3 +105,28 @@ def test_the_layer_walk_opens_sequentials_and_finds_dropout_with_a_positive_rate
     layers = layers_in_order(chain)
     assert [type(m).__name__ for m in layers] == ["Linear", "Dropout", "Block", "ReLU"]
     assert [is_stochastic(m) for m in layers] == [False, False, True, False]
+
+
+@pytest.mark.parametrize("choice", ["bottleneck", "before-dropout"])
+def test_mdd_features_before_its_last_dropout(choice):
+    # MDD's bottleneck ends in Dropout(0.5), whose output the heads read: in training mode each of its
+    # coordinates is 0 or twice its input. With before-dropout ILA reads that input, and the second pass
+    # it mines on stops before the same layer; by default it reads the heads' input itself
+    trainer, classifier, _ = lenet_trainer(MDD(), "--ila-features", choice)
+    heads_input = []
+    classifier.head.register_forward_pre_hook(lambda m, inputs: heads_input.append(inputs[0]))
+    batch = images(6, seed=3)
+    features = trainer.method.forward(classifier, batch.inputs).features
+    masked = heads_input[0]
+    if choice == "bottleneck":
+        assert torch.equal(features, masked)
+    else:
+        zeroed = masked == 0
+        assert 0.3 < zeroed[features > 0].float().mean() < 0.7                 # about half masked at random
+        assert torch.allclose(masked[~zeroed], 2 * features[~zeroed])
+        assert (features > 0).float().mean() > 0.3 and not torch.equal(features, masked)
+    last = layers_in_order(trainer.ila.mining_network.model)[-1]
+    assert isinstance(last, nn.Dropout) == (choice == "bottleneck")
+    g_s, g_t = trainer.mining_features(batch)
+    # after the ReLU about half the coordinates are 0; the dropout zeroes half the rest
+    assert ((g_t == 0).float().mean() > 0.65) == (choice == "bottleneck")

@@ -13,6 +13,14 @@ from ila_tllib import backend
 from ila_tllib.engine import Method, Outputs, UsageError
 
 
+#: --ila-features: where ILA reads MDD's features, relative to the Dropout(0.5) that ends its bottleneck
+#: (the heads read the dropout's output either way)
+ILA_FEATURES = {
+    "bottleneck": "the bottleneck's output, after its dropout, as the heads read it",
+    "before-dropout": "the bottleneck's output before its last Dropout(0.5): no coordinate zeroed at random",
+}
+
+
 class MDD(Method):
     name = 'mdd'
     description = 'ILA-DA + MDD for Unsupervised Domain Adaptation'
@@ -22,9 +30,13 @@ class MDD(Method):
                     ila_spectral_penalty=0.0)
     meters = (('Time', ':3.1f'), ('Data', ':3.1f'), ('Loss', ':3.2f'), ('Trans Loss', ':3.2f'),
               ('Cls Acc', ':3.1f'))
+    before_dropout = False     # --ila-features before-dropout, set with the classifier
 
     def add_arguments(self, parser):
         parser.add_argument('--margin', type=float, default=4., help="margin gamma")
+        parser.add_argument('--ila-features', choices=list(ILA_FEATURES), default='bottleneck',
+                            help="what ILA mines on and contrasts: " +
+                            "; ".join(f"{k}: {v}" for k, v in ILA_FEATURES.items()) + " (default: bottleneck)")
 
     def check_args(self, args):
         if args.margin <= 0:
@@ -34,8 +46,19 @@ class MDD(Method):
         # tllib's mdd.py builds it with width = bottleneck dim and without --scratch's finetune switch
         classifier = backend.MDDClassifier(backbone, num_classes, bottleneck_dim=args.bottleneck_dim,
                                            width=args.bottleneck_dim, pool_layer=pool_layer)
-        # the classifier returns both heads' logits; ILA reads the bottleneck output they share
-        classifier.bottleneck.register_forward_hook(lambda module, inputs, output: setattr(self, '_features', output))
+        # the classifier returns both heads' logits; ILA reads the bottleneck output they share, or its
+        # last layer's input (the Dropout(0.5) that ends it; not in place, so the input stays unmasked)
+        self.before_dropout = args.ila_features == 'before-dropout'
+        if self.before_dropout:
+            last = classifier.bottleneck[-1]
+            if not isinstance(last, nn.Dropout) or last.inplace:
+                raise UsageError(f"--ila-features before-dropout needs a bottleneck that ends in a Dropout layer "
+                                 f"that does not work in place, not {last}; use --ila-features bottleneck")
+            last.register_forward_pre_hook(lambda module, inputs: setattr(self, '_features', inputs[0]))
+            print(f"ILA reads: {ILA_FEATURES['before-dropout']}")
+        else:
+            classifier.bottleneck.register_forward_hook(
+                lambda module, inputs, output: setattr(self, '_features', output))
         return classifier
 
     def forward(self, classifier, x):
@@ -43,7 +66,8 @@ class MDD(Method):
         return Outputs(logits, self._features, (logits_adv,))
 
     def feature_extractor(self, classifier):
-        return nn.Sequential(classifier.backbone, classifier.bottleneck)   # MDD's bottleneck pools
+        bottleneck = classifier.bottleneck[:-1] if self.before_dropout else classifier.bottleneck
+        return nn.Sequential(classifier.backbone, bottleneck)   # MDD's bottleneck pools
 
     def build_transfer(self, args, classifier, num_classes, source_size, target_size):
         loss = backend.MarginDisparityDiscrepancy
