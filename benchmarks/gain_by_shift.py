@@ -1,0 +1,102 @@
+"""The current default on every offline digit shift, in one table: what ILA-DA gains over its baseline, and
+what the logs say about the shift.
+
+    python benchmarks/gain_by_shift.py                  # the committed logs, seeds 0-4
+    python benchmarks/gain_by_shift.py --sets DIR ...   # other folders holding <method>/<task>_seed<n> runs
+
+Per method and task, paired seed by seed: the baseline's and ILA-DA's target accuracy, the gain and the
+pairs ILA-DA is ahead in; then, from ILA-DA's own logs, the last epoch's pseudo-label precision of the kept
+targets (target labels, read for the log only) and the domain discriminator's accuracy (no target label),
+and the baseline's discriminator accuracy. Rows are sorted by the baseline's accuracy.
+"""
+import argparse
+import os
+import re
+import statistics
+import sys
+from collections import defaultdict
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+from ila_tllib.tables import collect  # noqa: E402
+
+RESULTS = os.path.join(HERE, "results")
+# the folders with the current default's runs (the no-shrink spectral penalty) of each shift, seeds 0-4
+DEFAULT_SETS = ["offline_digits_4x300", "offline_digits_ablations_4x300/no-shrink",
+                "offline_digits_heldout_4x300", "offline_digits_heldout_4x300/no-shrink",
+                "offline_digits_reverse_4x300", "offline_digits_reverse_4x300/no-shrink",
+                "offline_digits_syn_4x300", "offline_digits_syn_4x300/no-shrink",
+                "offline_digits_street_4x300", "offline_digits_street_target_4x300"]
+METHODS = ("DANN", "CDAN")
+
+
+def last_average(path, meter):
+    """The running average a meter of the training line shows at the last line printed, or None."""
+    found = None
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if line.startswith("Epoch:"):
+                m = re.search(re.escape(meter) + r" +[\d.]+ \( *([\d.]+)\)", line)
+                found = float(m.group(1)) if m else found
+    return found
+
+
+def last_kept_precision(path):
+    """The kept targets' pseudo-label precision of the last ``ILA:`` epoch summary, or None."""
+    found = None
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            m = re.match(r"ILA: .*pseudo-label precision ([\d.]+)% kept", line)
+            found = float(m.group(1)) if m else found
+    return found
+
+
+def mean(values):
+    values = [v for v in values if v is not None]
+    return statistics.mean(values) if values else float("nan")
+
+
+def rows(sets, seeds):
+    """One dict per (method, task) with both the baseline's and ILA-DA's runs of the same seeds."""
+    runs = {}
+    for folder in sets:
+        for method in METHODS + tuple("ILA-DA+" + m for m in METHODS):
+            for run in collect([os.path.join(folder, method)]):
+                if run.args.get("seed") in seeds and run.method == method:
+                    runs[(run.method, run.task, run.args["seed"])] = run
+    by_task = defaultdict(list)
+    for (method, task, seed), run in runs.items():
+        if method in METHODS and ("ILA-DA+" + method, task, seed) in runs:
+            by_task[(method, task)].append((run, runs[("ILA-DA+" + method, task, seed)]))
+    table = []
+    for (method, task), pairs in by_task.items():
+        table.append(dict(
+            method=method, task=task, n=len(pairs),
+            base=mean(b.acc for b, _ in pairs), ila=mean(i.acc for _, i in pairs),
+            gain=mean(i.acc - b.acc for b, i in pairs), ahead=sum(i.acc > b.acc for b, i in pairs),
+            precision=mean(last_kept_precision(i.path) for _, i in pairs),
+            disc_ila=mean(last_average(i.path, "Domain Acc") for _, i in pairs),
+            disc_base=mean(last_average(b.path, "Domain Acc") for b, _ in pairs)))
+    return sorted(table, key=lambda r: (r["base"], r["method"]))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sets", nargs="+", default=[os.path.join(RESULTS, s) for s in DEFAULT_SETS],
+                        help="folders holding DANN/, CDAN/, ILA-DA+DANN/, ILA-DA+CDAN/ run folders")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    args = parser.parse_args()
+    table = rows(args.sets, set(args.seeds))
+    if not table:
+        parser.error("no task has both a baseline's and ILA-DA's finished runs of the same seed in --sets")
+    print("| method | task | seeds | baseline | ILA-DA | gain | ahead | kept PL right % | discriminator % "
+          "(ILA-DA / baseline) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in table:
+        print(f"| {r['method']} | {r['task']} | {r['n']} | {r['base']:.1f} | {r['ila']:.1f} | {r['gain']:+.1f} | "
+              f"{r['ahead']}/{r['n']} | {r['precision']:.0f} | {r['disc_ila']:.0f} / {r['disc_base']:.0f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,139 @@
+"""How right ILA's kNN vote is on a finished run's features, with the Euclidean and the cosine similarity.
+
+    python benchmarks/knn_vote_probe.py RUN [RUN ...] [--data-root DIR] [--batches 100]
+
+A RUN is a run folder of the scripts (``train-*.txt`` and ``checkpoints/latest.pth``, the weights after the
+last epoch). The probe rebuilds the network from the log's flags, loads those weights, and computes in
+evaluation mode the bottleneck features of up to ``--samples`` source training images and target test
+images. It then draws ``--batches`` batches as ILA sees them (``--samples-per-class`` sources of every
+class, ``-b`` targets) and prints, per run: the classifier's target accuracy on those images, the mean
+feature norm of each domain, and for each similarity the share of targets whose kNN pseudo-label is right,
+over all targets and over the ones the ratio test keeps (the log's ``k`` and ``mu``). Target labels are
+read here to score the vote only. The last lines average the runs of each method and task.
+"""
+import argparse
+import ast
+import contextlib
+import glob
+import io
+import os
+import statistics
+import sys
+from collections import defaultdict
+
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.join(REPO, "examples", "domain_adaptation"))
+
+from ila_tllib import ILALoss  # noqa: E402
+from ila_tllib.tables import read_run  # noqa: E402
+
+SIMILARITIES = ("inverse_euclidean", "cosine")
+#: the method a log's flags name (tables.Run.base) -> (example module, Method class)
+METHOD_CLASSES = {"DANN": ("ila_dann", "DANN"), "CDAN": ("ila_cdan", "CDAN"), "MDD": ("ila_mdd", "MDD"),
+                  "BSP": ("ila_bsp", "BSP"), "ERM": ("ila_cdan", "CDAN")}
+
+
+class ProbeError(ValueError):
+    pass
+
+
+def vote_accuracy(f_s, y_s, f_t, y_t, similarity, k, mu, samples_per_class, targets, batches, generator):
+    """Mean share (%) of targets whose kNN pseudo-label is right, over all and over the kept ones, in
+    ``batches`` random batches of ``samples_per_class`` sources of every class and ``targets`` targets."""
+    ila = ILALoss(k=k, mu=mu, similarity=similarity)
+    by_class = [torch.nonzero(y_s == c).flatten() for c in torch.unique(y_s)]
+    every, kept = [], []
+    for _ in range(batches):
+        rows = torch.cat([idx[torch.randperm(len(idx), generator=generator)[:samples_per_class]] for idx in by_class])
+        cols = torch.randperm(len(f_t), generator=generator)[:targets]
+        ila(f_s[rows], y_s[rows], f_t[cols])
+        right = ila.pseudo_labels == y_t[cols]
+        every.append(right.float().mean().item())
+        if ila.kept.any():
+            kept.append(right[ila.kept].float().mean().item())
+    return 100 * statistics.mean(every), 100 * statistics.mean(kept) if kept else float("nan")
+
+
+def _features(method, classifier, dataset, samples, generator):
+    loader = torch.utils.data.DataLoader(dataset, batch_size=256, shuffle=True, generator=generator)
+    extractor = method.feature_extractor(classifier)
+    features, labels, logits = [], [], []
+    with torch.no_grad():
+        for x, y in loader:
+            features.append(extractor(x))
+            logits.append(classifier(x))
+            labels.append(y)
+            if sum(len(f) for f in features) >= samples:
+                break
+    return torch.cat(features)[:samples], torch.cat(labels)[:samples], torch.cat(logits)[:samples]
+
+
+def probe(run_dir, data_root, samples, batches):
+    from ila_tllib.engine.data import get_dataset
+    from ila_tllib.engine.run import build_classifier
+    logs = sorted(glob.glob(os.path.join(run_dir, "train-*.txt")))
+    weights = os.path.join(run_dir, "checkpoints", "latest.pth")
+    run = read_run(logs[-1]) if logs else None
+    if run is None or not os.path.isfile(weights):
+        raise ProbeError(f"{run_dir} holds no finished training log with checkpoints/latest.pth; give the folder "
+                         f"of a finished run of the scripts (its --log)")
+    module, name = METHOD_CLASSES[run.base]
+    method = getattr(__import__(module), name)()
+    with open(logs[-1], encoding="utf-8", errors="replace") as f:
+        line = next(line for line in f if line.startswith("Namespace("))
+    flags = {kw.arg: ast.literal_eval(kw.value) for kw in ast.parse(line.strip(), mode="eval").body.keywords}
+    args = argparse.Namespace(**{**flags, "root": data_root or flags["root"], "cache_images": False})
+    with contextlib.redirect_stdout(io.StringIO()):      # the transforms and the model the scripts print
+        source, _, _, test, num_classes = get_dataset(args)[:5]
+        classifier = build_classifier(args, method, num_classes, torch.device("cpu"))
+    classifier.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    classifier.eval()
+    generator = torch.Generator().manual_seed(0)
+    f_s, y_s, _ = _features(method, classifier, source, samples, generator)
+    f_t, y_t, logits_t = _features(method, classifier, test, samples, generator)
+    result = {"classifier": 100 * (logits_t.argmax(dim=1) == y_t).float().mean().item(),
+              "norm_s": f_s.norm(dim=1).mean().item(), "norm_t": f_t.norm(dim=1).mean().item()}
+    for similarity in SIMILARITIES:
+        result[similarity] = vote_accuracy(f_s, y_s, f_t, y_t, similarity, flags.get("k", 5), flags.get("mu", 0.67),
+                                           max(1, flags.get("samples_per_class", 4)), flags["batch_size"], batches,
+                                           torch.Generator().manual_seed(1))
+    return run, result
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", nargs="+", help="run folders (each a --log of a finished run)")
+    parser.add_argument("--data-root", default=None, help="the dataset root, if not the one in the logs")
+    parser.add_argument("--samples", type=int, default=2000, help="images per domain (default: 2000)")
+    parser.add_argument("--batches", type=int, default=100, help="ILA batches drawn (default: 100)")
+    args = parser.parse_args()
+    if args.samples < 2 or args.batches < 1:
+        parser.error(f"--samples {args.samples} must be at least 2 and --batches {args.batches} at least 1")
+    header = "| run | classifier | norm s / t | " + " | ".join(f"{s} all / kept" for s in SIMILARITIES) + " |"
+    print(header + "\n" + "|---" * header.count(" | ") + "|---|")
+    groups = defaultdict(list)
+    for run_dir in args.runs:
+        try:
+            run, r = probe(run_dir, args.data_root, args.samples, args.batches)
+        except ProbeError as e:
+            parser.error(str(e))
+        groups[(run.method, run.task)].append(r)
+        votes = " | ".join("{:.1f} / {:.1f}".format(*r[s]) for s in SIMILARITIES)
+        print(f"| {os.path.normpath(run_dir)} | {r['classifier']:.1f} | {r['norm_s']:.2f} / {r['norm_t']:.2f} | {votes} |",
+              flush=True)
+    print("\n| method | task | runs | classifier | norm s / t | " +
+          " | ".join(f"{s} all / kept" for s in SIMILARITIES) + " |")
+    print("|---" * (5 + len(SIMILARITIES)) + "|")
+    for (method, task), rs in sorted(groups.items()):
+        def m(key, i=None):
+            return statistics.mean(r[key] if i is None else r[key][i] for r in rs)
+        votes = " | ".join(f"{m(s, 0):.1f} / {m(s, 1):.1f}" for s in SIMILARITIES)
+        print(f"| {method} | {task} | {len(rs)} | {m('classifier'):.1f} | {m('norm_s'):.2f} / {m('norm_t'):.2f} | {votes} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""benchmarks/gain_by_shift.py as a user runs it, on logs written here in the scripts' format."""
+import os
+import subprocess
+import sys
+
+from helpers import REPO
+
+SCRIPT = os.path.join(REPO, "benchmarks", "gain_by_shift.py")
+
+
+def write_log(root, folder, seed, acc, domain_accs, precisions=(), *flags):
+    from ila_dann import DANN
+    from ila_tllib.engine import get_parser
+    log = os.path.join(root, folder, f"A2W_seed{seed}")
+    args = get_parser(DANN()).parse_args(["data/office31", "-s", "A", "-t", "W", "--seed", str(seed), "--log", log,
+                                          *flags])
+    os.makedirs(log)
+    with open(os.path.join(log, "train-2026-01-01-00_00_00.txt"), "w") as f:
+        f.write(repr(args) + "\n")
+        for epoch, (now, average) in enumerate(domain_accs):
+            f.write(f"Epoch: [{epoch}][ 0/10]\tTime 0.1 (0.1)\tLoss 1.00 (1.00)\tCls Acc 90.0 (90.0)\t"
+                    f"Domain Acc {now:.1f} ({average:.1f})\n")
+        for p in precisions:
+            f.write(f"ILA: 0 of 10 batches had nothing to contrast; pseudo-label precision {p:.1f}% kept / 50.0% all, "
+                    f"ratio AUC 0.80, kept 48.0 targets per batch, wrong +1 affinities 20.0%, weight 1.000\n")
+        f.write(f"test_acc1 = {acc:.1f}\n")
+
+
+def test_pairs_seeds_and_reads_the_last_epoch(tmp_path):
+    root = str(tmp_path)
+    # baseline 80 and 82, ILA-DA 85 and 81: gain (+5 - 1) / 2 = +2.0, ahead in 1 of 2; the last precision
+    # (60, 70) and the last running average of the discriminator (ILA-DA 70, 72; DANN 75, 77) are the ones read
+    write_log(root, "DANN", 0, 80.0, [(90, 95), (74, 75)], (), "--ila-trade-off", "0")
+    write_log(root, "DANN", 1, 82.0, [(90, 95), (79, 77)], (), "--ila-trade-off", "0")
+    write_log(root, "ILA-DA+DANN", 0, 85.0, [(90, 95), (66, 70)], (20.0, 60.0))
+    write_log(root, "ILA-DA+DANN", 1, 81.0, [(90, 95), (71, 72)], (30.0, 70.0))
+    write_log(root, "ILA-DA+DANN", 2, 99.0, [(90, 95)], (30.0,))       # no baseline of seed 2: left out
+    done = subprocess.run([sys.executable, SCRIPT, "--sets", root], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    assert "| DANN | A→W | 2 | 81.0 | 83.0 | +2.0 | 1/2 | 65 | 71 / 76 |" in done.stdout
+    done = subprocess.run([sys.executable, SCRIPT, "--sets", root, "--seeds", "1"], capture_output=True, text=True,
+                          cwd=REPO)
+    assert "| DANN | A→W | 1 | 82.0 | 81.0 | -1.0 | 0/1 | 70 | 72 / 77 |" in done.stdout
+
+
+def test_nothing_to_pair_exits_2():
+    done = subprocess.run([sys.executable, SCRIPT, "--sets", os.path.join(REPO, "tests")], capture_output=True,
+                          text=True, cwd=REPO)
+    assert done.returncode == 2 and "no task has both" in done.stderr
+
+
+def test_the_committed_logs_give_every_shift_its_row():
+    done = subprocess.run([sys.executable, SCRIPT], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| DANN") or line.startswith("| CDAN")]
+    assert len(rows) == 24 and all("| 5 |" in row for row in rows)

@@ -1,0 +1,54 @@
+"""benchmarks/knn_vote_probe.py: its vote on a hand-built case, and the script as a user runs it."""
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+
+import torch
+
+from helpers import DIGIT_FLAGS, REPO, run_script, script_env
+
+SCRIPT = os.path.join(REPO, "benchmarks", "knn_vote_probe.py")
+
+
+def load_probe():
+    spec = importlib.util.spec_from_file_location("knn_vote_probe", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_short_targets_vote_for_the_shortest_sources_on_distance_and_right_on_the_angle():
+    # three classes along the three axes; class 0's sources are ten times as long as the others', every target
+    # has length 1. A class-0 target is sqrt(2) from the sources of classes 1 and 2 and 9 from its own: the
+    # Euclidean vote gets those 4 targets of 12 wrong; the angle gets all of them right
+    eye = torch.eye(3, dtype=torch.float64)
+    f_s = torch.cat([eye[[0, 0]] * 10, eye[[1, 1]], eye[[2, 2]]])
+    y_s = torch.tensor([0, 0, 1, 1, 2, 2])
+    f_t = eye[[0, 1, 2] * 4]
+    y_t = torch.tensor([0, 1, 2] * 4)
+    probe = load_probe()
+    for similarity, expected in (("inverse_euclidean", 100 * 8 / 12), ("cosine", 100.0)):
+        every, kept = probe.vote_accuracy(f_s, y_s, f_t, y_t, similarity, k=1, mu=1.0, samples_per_class=2,
+                                          targets=12, batches=3, generator=torch.Generator().manual_seed(0))
+        assert abs(every - expected) < 1e-4 and abs(kept - expected) < 1e-4
+
+
+def test_on_a_finished_run_and_on_a_folder_without_one(offline_digits, tmp_path):
+    log = tmp_path / "run"
+    done = run_script("ila_dann.py", [offline_digits, "-d", "ImageList", "-s", "mnist", "-t", "uci", *DIGIT_FLAGS,
+                                      "-b", "16", "--epochs", "1", "-i", "3", "-p", "3", "--samples-per-class", "2",
+                                      "--k", "2", "--mu", "0.5", "--seed", "0", "--log", log])
+    assert done.returncode == 0, done.stderr[-2000:]
+    done = subprocess.run([sys.executable, SCRIPT, str(log), "--samples", "60", "--batches", "3"],
+                          capture_output=True, text=True, cwd=REPO, env=script_env(), timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    row = re.search(r"^\| ILA-DA\+DANN \| M→U \| 1 \| ([\d.]+) \| ([\d.]+) / ([\d.]+) \| ([\d.]+) / ([\d.]+) \| "
+                    r"([\d.]+) / ([\d.]+) \|$", done.stdout, re.M)
+    assert row, done.stdout
+    values = [float(v) for v in row.groups()]
+    assert all(0 <= v <= 100 for v in values[:1] + values[3:]) and values[1] > 0 and values[2] > 0
+    done = subprocess.run([sys.executable, SCRIPT, str(tmp_path)], capture_output=True, text=True, cwd=REPO,
+                          env=script_env(), timeout=120)
+    assert done.returncode == 2 and "holds no finished training log" in done.stderr
