@@ -107,6 +107,8 @@ ABLATIONS = {
     # the kNN vote, Γ and MSC on the angle between features: on the hard shifts the targets' features are about
     # half as long as the sources', so the Euclidean nearest sources are the shortest ones, of any class
     "cosine": ["--similarity", "cosine"],
+    # the angle for the vote and Γ only; MSC keeps the paper's inverse distance
+    "cosine-mining": ["--ila-mining-similarity", "cosine"],
     # MDD's bottleneck ends in Dropout(0.5): ILA mines on and contrasts its input instead (ila_mdd.py's flag)
     "before-dropout": ["--ila-features", "before-dropout"],
 }

@@ -59,6 +59,9 @@ class ILALoss(nn.Module):
             Default: 1.0
         similarity (str or nn.Module): a name of :data:`~ila_tllib.similarity.SIMILARITIES`
             (``'inverse_euclidean'``, the paper's; ``'cosine'``) or a module.
+        mining_similarity (str or nn.Module, optional): the similarity of steps 2–3 only (the kNN vote and
+            Γ), as ``similarity``; step 5 still contrasts with ``similarity``. Takes the composable path.
+            Default: ``None`` (``similarity``)
         pseudo_labeller (str or nn.Module): a name of :data:`~ila_tllib.pseudo_labels.PSEUDO_LABELLERS`
             (``'knn'``, the paper's; ``'classifier'``, Table 4 (b)) or a module.
         metric_loss (str or nn.Module): a name of :data:`~ila_tllib.losses.METRIC_LOSSES`
@@ -100,7 +103,8 @@ class ILALoss(nn.Module):
                  temperature: Optional[float] = None, similarity: Union[str, nn.Module] = "inverse_euclidean",
                  pseudo_labeller: Union[str, nn.Module, None] = "knn",
                  metric_loss: Union[str, nn.Module, None] = "msc", fused: bool = True, source_bank: int = 0,
-                 ratio_terms: Optional[str] = None, bank_anchors: bool = False, detach_source: bool = False):
+                 ratio_terms: Optional[str] = None, bank_anchors: bool = False, detach_source: bool = False,
+                 mining_similarity: Union[str, nn.Module, None] = None):
         super().__init__()
         if bank_anchors and not source_bank:
             raise ValueError("bank_anchors contrasts the source bank's features: give source_bank > 0")
@@ -114,6 +118,7 @@ class ILALoss(nn.Module):
             raise ValueError("temperature is a setting of the metric loss built by name; "
                              "with a metric_loss module, give it to that module")
         self.similarity = get_similarity(similarity)
+        self.mining_similarity = None if mining_similarity is None else get_similarity(mining_similarity)
         labeller = build_part(PSEUDO_LABELLERS, pseudo_labeller, "pseudo-labeller", k=5 if k is None else k, m=m,
                               ratio_terms=ratio_terms)
         self.miner = AffinityMiner(labeller, mu)
@@ -134,7 +139,8 @@ class ILALoss(nn.Module):
         if self.detach_source:
             f_s = f_s.detach()
         settings = fused_settings(self.similarity, self.miner, self.metric_loss) if self.fused else None
-        if settings is not None and f_t.shape[0] > 0 and self.bank is None and mining_features is None:
+        if (settings is not None and f_t.shape[0] > 0 and self.bank is None and mining_features is None
+                and self.mining_similarity is None):
             loss, self.last = fused_ila_loss(f_s, y_s, f_t, num_classes=num_classes, **settings)
             return loss
         similarity_st = self.similarity(f_s, f_t)                       # (N_s, N_t), with gradient
@@ -150,19 +156,21 @@ class ILALoss(nn.Module):
     def _mine(self, similarity_st, f_s, y_s, f_t, logits_t, num_classes, mining_features):
         """The batch's decisions, and the bank's features with their affinity rows (``None`` without a
         filled bank)."""
-        # the features that decide: given ones (e.g. a slowly moving copy's), else the loss's own
-        if mining_features is None:
+        # the features that decide: given ones (e.g. a slowly moving copy's), else the loss's own; and the
+        # similarity that decides: its own, else the loss's
+        decide = self.similarity if self.mining_similarity is None else self.mining_similarity
+        if mining_features is None and self.mining_similarity is None:
             g_s, g_t, voters_st = f_s.detach(), f_t.detach(), similarity_st.detach()
         else:
-            g_s, g_t = (g.detach() for g in mining_features)
-            voters_st = self.similarity(g_s, g_t)
+            g_s, g_t = (g.detach() for g in (mining_features or (f_s, f_t)))
+            voters_st = decide(g_s, g_t)
         voter_labels, bank_f = y_s, None
         if self.bank is not None:
             if num_classes is None:
                 raise ValueError("a source bank needs num_classes: call the loss as loss(f_s, y_s, f_t, num_classes=C)")
             bank_f, bank_y = self.bank.to(g_s.device).entries()
             if len(bank_y):                                             # (N_s + M, N_t): batch, then bank
-                voters_st = torch.cat((voters_st, self.similarity(bank_f.to(g_t.dtype), g_t)))
+                voters_st = torch.cat((voters_st, decide(bank_f.to(g_t.dtype), g_t)))
                 voter_labels = torch.cat((y_s, bank_y))
             self.bank.push(g_s, y_s, num_classes)
         decided = self.miner(voters_st.t(), voter_labels, logits_t, num_classes)

@@ -8,11 +8,19 @@ def phi(a, b):
     return 1.0 / (1.0 + math.sqrt(sum((x - y) ** 2 for x, y in zip(a, b))))
 
 
+def cosine_phi(a, b):
+    """The cosine similarity rescaled to [0, 1]: (1 + cos) / 2."""
+    dot = sum(x * y for x, y in zip(a, b))
+    return 0.5 * (1.0 + dot / (math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))))
+
+
 def ila_oracle(f_s, y_s, f_t, k, mu, m=None, temperature=1.0, remembered=((), ()), matched=False,
-               contrast_remembered=False):
+               contrast_remembered=False, decide_phi=phi):
     """Returns (loss, pseudo_labels, gammas, kept set, affinity rows) for lists of feature lists.
 
     ``matched``: Γ sums as many unlike similarities as it has like ones (at most m each).
+
+    ``decide_phi``: the similarity of the kNN vote and Γ; the loss always contrasts with :func:`phi`.
 
     ``remembered`` = (features, labels) of extra sources that only vote (a source bank): the kNN vote and
     Γ read them after the batch's sources; the affinity rows and the loss cover the batch's sources only,
@@ -21,7 +29,8 @@ def ila_oracle(f_s, y_s, f_t, k, mu, m=None, temperature=1.0, remembered=((), ()
     n_batch = len(f_s) + (len(remembered[0]) if contrast_remembered else 0)
     f_s, y_s = list(f_s) + list(remembered[0]), list(y_s) + list(remembered[1])
     n_s, n_t = len(f_s), len(f_t)
-    sim = [[phi(f_s[i], f_t[j]) for j in range(n_t)] for i in range(n_s)]
+    sim = [[decide_phi(f_s[i], f_t[j]) for j in range(n_t)] for i in range(n_s)]
+    loss_sim = [[phi(f_s[i], f_t[j]) for j in range(n_t)] for i in range(n_s)]
     if m is None:
         m = max(Counter(y_s).values())
     labels, gammas = [], []
@@ -44,8 +53,8 @@ def ila_oracle(f_s, y_s, f_t, k, mu, m=None, temperature=1.0, remembered=((), ()
         pos = [j for j in range(n_t) if affinity[i][j] == 1]
         neg = [j for j in range(n_t) if affinity[i][j] == -1]
         if pos and neg:
-            num = sum(math.exp(sim[i][j] / temperature) for j in pos)
-            den = num + sum(math.exp(sim[i][j] / temperature) for j in neg)
+            num = sum(math.exp(loss_sim[i][j] / temperature) for j in pos)
+            den = num + sum(math.exp(loss_sim[i][j] / temperature) for j in neg)
             per_source.append(-math.log(num / den))
     loss = sum(per_source) / len(per_source) if per_source else 0.0
     return loss, labels, gammas, kept, affinity

@@ -404,6 +404,20 @@ def test_ila_flags_change_the_term(flag, value):
         assert part.temperature == 0.5
 
 
+@pytest.mark.parametrize("flags, similarity, mining", [([], "inverse_euclidean", "inverse_euclidean"),
+                                                    (["--similarity", "cosine"], "cosine", "cosine"),
+                                                    (["--ila-mining-similarity", "cosine"], "inverse_euclidean",
+                                                     "cosine")])
+def test_the_mining_similarity_follows_the_similarity_unless_given(flags, similarity, mining):
+    # the log's Namespace holds what the run does; the loss decides with one and contrasts with the other
+    args = toy_args(*flags)
+    assert (args.similarity, args.ila_mining_similarity) == (similarity, mining)
+    loss = build_ila_loss(args)
+    decides = loss.similarity if loss.mining_similarity is None else loss.mining_similarity
+    names = {"cosine": "CosineSimilarity", "inverse_euclidean": "InverseEuclideanSimilarity"}
+    assert (type(loss.similarity).__name__, type(decides).__name__) == (names[similarity], names[mining])
+
+
 class Decisions:
     """What the ILA loss decided for one batch, built by hand."""
 

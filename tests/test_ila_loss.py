@@ -7,7 +7,7 @@ import torch
 import ila_tllib
 from ila_tllib import (AffinityTripletLoss, ClassifierPseudoLabeller, ILALoss, MultiSampleContrastiveLoss,
                        knn_vote, similarity_ratio)
-from ila_oracle import ila_oracle, ila_oracle_gradient
+from ila_oracle import cosine_phi, ila_oracle, ila_oracle_gradient
 
 
 def make_batch(seed, n_classes, per_class, n_t, d=6, balanced=True, spread=1.0):
@@ -296,6 +296,34 @@ def test_cosine_similarity_option():
     zero = ila_tllib.get_similarity("cosine")(torch.zeros(1, 4), b)
     assert torch.equal(zero, torch.full((1, 5), 0.5))
     torch.testing.assert_close(sim, ref)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_mining_similarity_decides_and_the_loss_keeps_its_own(seed):
+    # sources of random lengths, targets shrunk towards the origin: the angle and the distance disagree
+    f_s, y_s, f_t = make_batch(seed, 4, 3, 10, spread=0.8)
+    order = torch.randperm(len(f_s), generator=torch.Generator().manual_seed(seed))
+    f_s = f_s * torch.linspace(0.3, 3.0, len(f_s), dtype=f_s.dtype)[order][:, None]
+    f_t = f_t * 0.3
+    ila = ILALoss(k=3, mu=0.7, mining_similarity="cosine")
+    loss = ila(f_s, y_s, f_t)
+    ref_loss, labels, _, kept, affinity = ila_oracle(f_s.tolist(), y_s.tolist(), f_t.tolist(), 3, 0.7,
+                                                     decide_phi=cosine_phi)
+    assert ila.pseudo_labels.tolist() == labels and set(ila.kept.nonzero().flatten().tolist()) == kept
+    assert ila.affinity.tolist() == affinity
+    assert loss.item() == pytest.approx(ref_loss, rel=1e-9, abs=1e-12)
+    # the same decisions as the cosine loss, another value than it; other decisions than the paper's
+    everywhere = ILALoss(k=3, mu=0.7, similarity="cosine")
+    other = everywhere(f_s, y_s, f_t)
+    assert torch.equal(everywhere.affinity, ila.affinity) and other.item() != pytest.approx(loss.item())
+    paper = ILALoss(k=3, mu=0.7)
+    paper(f_s, y_s, f_t)
+    assert not torch.equal(paper.affinity, ila.affinity)
+    # mining features with the mining similarity: the decisions follow both
+    g_s, g_t = f_s.flip(1), f_t.flip(1)
+    ila(f_s, y_s, f_t, mining_features=(g_s, g_t))
+    assert ila_oracle(g_s.tolist(), y_s.tolist(), g_t.tolist(), 3, 0.7, decide_phi=cosine_phi)[1] == \
+        ila.pseudo_labels.tolist()
 
 
 @pytest.mark.parametrize("kwargs, message", [({"mu": 0.0}, "mu"), ({"mu": 1.5}, "mu"), ({"k": 0}, "k"),

@@ -133,7 +133,9 @@ def test_paired_table_pairs_seeds_of_one_task(tmp_path):
                                                         ("ila_mining_ema", "--ila-mining-ema", "0.9", "0.0"),
                                                         ("ila_ratio_terms", "--ila-ratio-terms", "matched", "top-m"),
                                                         ("ila_source_sampling", "--ila-source-sampling", "random",
-                                                         "balanced")])
+                                                         "balanced"),
+                                                        ("ila_mining_similarity", "--ila-mining-similarity", "cosine",
+                                                         "inverse_euclidean")])
 def test_a_flag_added_later_splits_rows_from_logs_that_lack_it(tmp_path, dest, flag, value, default):
     # logs written before the later flags existed ran without them: they join new runs with the flag at the
     # value that means "off" (the first release's behaviour), not the runs that set it

@@ -30,7 +30,8 @@ DIGIT_INPUT_SIZE = {"lenet": 28, "dtn": 32}
 #: a log or a resume checkpoint written without the flag reads as this value
 FLAGS_ADDED_LATER = {"ila_source_bank": 0, "ila_mining_ema": 0.0, "ila_mining_average": "network",
                      "ila_ratio_terms": "top-m", "ila_bank_anchors": False, "ila_detach_source": False,
-                     "ila_source_sampling": "balanced", "ila_spectral_form": "bsp"}
+                     "ila_source_sampling": "balanced", "ila_spectral_form": "bsp",
+                     "ila_mining_similarity": "inverse_euclidean"}
 
 
 #: --ila-mining-ema when it is not given and ILA mines with a kNN vote (knn, consensus): a copy that does not
@@ -50,6 +51,8 @@ def resolve_derived_defaults(args):
         args.ila_mining_ema = DEFAULT_MINING_EMA if mines_knn else 0.0
     if getattr(args, 'ila_mining_average', 'network') is None:
         args.ila_mining_average = default_mining_average(args.ila_mining_ema)
+    if getattr(args, 'ila_mining_similarity', '') is None:
+        args.ila_mining_similarity = args.similarity
     if getattr(args, 'ila_spectral_form', 'bsp') is None:
         # the form matters only where the penalty runs; elsewhere the log reads as one from before the flag
         penalised = args.ila_trade_off > 0 and getattr(args, 'ila_spectral_penalty', 0.0) > 0
@@ -165,7 +168,11 @@ def add_ila_arguments(p: argparse.ArgumentParser):
     names = ['--ila-temperature'] + ([] if '--temperature' in p._option_string_actions else ['--temperature'])
     g.add_argument(*names, dest='ila_temperature', default=1.0, type=float,
                    help='temperature dividing the similarity in MSC (default: 1.0)')
-    g.add_argument('--similarity', default='inverse_euclidean', choices=list(SIMILARITIES))
+    g.add_argument('--similarity', default='inverse_euclidean', choices=list(SIMILARITIES),
+                   help='the similarity of the kNN vote, the ratio test and MSC (default: inverse_euclidean)')
+    g.add_argument('--ila-mining-similarity', default=None, choices=list(SIMILARITIES),
+                   help="the similarity of the kNN vote and the ratio test only; MSC keeps --similarity "
+                        "(default: --similarity)")
     g.add_argument('--pseudo-label', default='knn', choices=list(PSEUDO_LABELLERS),
                    help='knn: kNN + similarity ratio (ILA-DA); classifier: classifier confidence (ablation); '
                         'consensus: kNN + ratio, only targets whose kNN label the classifier shares')

@@ -82,7 +82,8 @@ def build_ila_loss(args, k: Optional[int] = None) -> ILALoss:
     return ILALoss(k=args.k if k is None else k, mu=args.mu, temperature=args.ila_temperature,
                    similarity=args.similarity, pseudo_labeller=args.pseudo_label, metric_loss=args.metric_loss,
                    source_bank=args.ila_source_bank, ratio_terms=args.ila_ratio_terms,
-                   bank_anchors=args.ila_bank_anchors, detach_source=args.ila_detach_source)
+                   bank_anchors=args.ila_bank_anchors, detach_source=args.ila_detach_source,
+                   mining_similarity=None if args.ila_mining_similarity == args.similarity else args.ila_mining_similarity)
 
 
 class ILATerm:
