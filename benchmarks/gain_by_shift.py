@@ -7,7 +7,9 @@ what the logs say about the shift.
 Per method and task, paired seed by seed: the baseline's and ILA-DA's target accuracy, the gain and the
 pairs ILA-DA is ahead in; then, from ILA-DA's own logs, the last epoch's pseudo-label precision of the kept
 targets (target labels, read for the log only) and the domain discriminator's accuracy (no target label),
-and the baseline's discriminator accuracy. Rows are sorted by the baseline's accuracy.
+and the baseline's discriminator accuracy. Rows are sorted by the baseline's accuracy. A run in a later
+folder of ``--sets`` replaces one of the same method, task and seed in an earlier folder (the default list
+names the folders of older defaults first, then the folder of the current default's ILA-DA runs).
 """
 import argparse
 import os
@@ -84,7 +86,8 @@ def rows(sets, seeds):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sets", nargs="+", default=[os.path.join(RESULTS, s) for s in DEFAULT_SETS],
-                        help="folders holding DANN/, CDAN/, ILA-DA+DANN/, ILA-DA+CDAN/ run folders")
+                        help="folders holding DANN/, CDAN/, ILA-DA+DANN/, ILA-DA+CDAN/ run folders; a later folder's "
+                             "run replaces an earlier one's of the same method, task and seed")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     args = parser.parse_args()
     table = rows(args.sets, set(args.seeds))

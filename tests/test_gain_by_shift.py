@@ -41,6 +41,11 @@ def test_pairs_seeds_and_reads_the_last_epoch(tmp_path):
     done = subprocess.run([sys.executable, SCRIPT, "--sets", root, "--seeds", "1"], capture_output=True, text=True,
                           cwd=REPO)
     assert "| DANN | A→W | 1 | 82.0 | 81.0 | -1.0 | 0/1 | 70 | 72 / 77 |" in done.stdout
+    # a later folder's run of the same method, task and seed replaces the earlier one's
+    newer = str(tmp_path / "newer")
+    write_log(newer, "ILA-DA+DANN", 1, 86.0, [(90, 95), (71, 68)], (30.0, 80.0))
+    done = subprocess.run([sys.executable, SCRIPT, "--sets", root, newer], capture_output=True, text=True, cwd=REPO)
+    assert "| DANN | A→W | 2 | 81.0 | 85.5 | +4.5 | 2/2 | 70 | 69 / 76 |" in done.stdout
 
 
 def test_nothing_to_pair_exits_2():
