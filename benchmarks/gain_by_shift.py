@@ -20,7 +20,9 @@ from collections import defaultdict
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, HERE)   # ila_diagnostics, next to this script
 
+from ila_diagnostics import epochs  # noqa: E402
 from ila_tllib.tables import collect  # noqa: E402
 
 RESULTS = os.path.join(HERE, "results")
@@ -46,12 +48,8 @@ def last_average(path, meter):
 
 def last_kept_precision(path):
     """The kept targets' pseudo-label precision of the last ``ILA:`` epoch summary, or None."""
-    found = None
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for line in f:
-            m = re.match(r"ILA: .*pseudo-label precision ([\d.]+)% kept", line)
-            found = float(m.group(1)) if m else found
-    return found
+    found = epochs(path)
+    return found[-1][0] if found else None
 
 
 def mean(values):

@@ -12,7 +12,6 @@ over all targets and over the ones the ratio test keeps (the log's ``k`` and ``m
 read here to score the vote only. The last lines average the runs of each method and task.
 """
 import argparse
-import ast
 import contextlib
 import glob
 import io
@@ -29,7 +28,7 @@ sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, "examples", "domain_adaptation"))
 
 from ila_tllib import ILALoss  # noqa: E402
-from ila_tllib.tables import read_run  # noqa: E402
+from ila_tllib.tables import parse_namespace, read_run  # noqa: E402
 
 SIMILARITIES = ("inverse_euclidean", "cosine")
 #: the method a log's flags name (tables.Run.base) -> (example module, Method class)
@@ -85,7 +84,7 @@ def probe(run_dir, data_root, samples, batches):
     method = getattr(__import__(module), name)()
     with open(logs[-1], encoding="utf-8", errors="replace") as f:
         line = next(line for line in f if line.startswith("Namespace("))
-    flags = {kw.arg: ast.literal_eval(kw.value) for kw in ast.parse(line.strip(), mode="eval").body.keywords}
+    flags = parse_namespace(line)   # as logged: read_run's args carry the tables' reading of the weights
     args = argparse.Namespace(**{**flags, "root": data_root or flags["root"], "cache_images": False})
     with contextlib.redirect_stdout(io.StringIO()):      # the transforms and the model the scripts print
         source, _, _, test, num_classes = get_dataset(args)[:5]

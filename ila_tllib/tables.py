@@ -114,7 +114,7 @@ class Run:
 SHORT_DOMAINS = {"mnistm": "MM", "syn": "Syn", "street": "Street"}
 
 
-def _parse_namespace(line: str) -> dict:
+def parse_namespace(line: str) -> dict:
     """``Namespace(a=1, b='x')`` → dict, with literals only (no eval)."""
     call = ast.parse(line.strip(), mode="eval").body
     if not isinstance(call, ast.Call):
@@ -130,7 +130,7 @@ def read_run(path: str) -> Optional[Run]:
         for line in f:
             if args is None and line.startswith("Namespace("):
                 try:
-                    args = _parse_namespace(line)
+                    args = parse_namespace(line)
                 except (ValueError, SyntaxError):
                     return None
             m = re.match(r"test_acc1 = ([0-9.]+)", line)
