@@ -9,7 +9,8 @@ pairs ILA-DA is ahead in; then, from ILA-DA's own logs, the last epoch's pseudo-
 targets (target labels, read for the log only) and the domain discriminator's accuracy (no target label),
 and the baseline's discriminator accuracy. Rows are sorted by the baseline's accuracy. A run in a later
 folder of ``--sets`` replaces one of the same method, task and seed in an earlier folder (the default list
-names the folders of older defaults first, then the folder of the current default's ILA-DA runs).
+names the folders of older defaults first, then the folder of the current default's ILA-DA runs). A set written
+``DIR=DANN,CDAN`` reads only those methods' runs from DIR (a folder whose ILA-DA runs are not the default's).
 """
 import argparse
 import os
@@ -31,8 +32,20 @@ DEFAULT_SETS = ["offline_digits_4x300", "offline_digits_ablations_4x300/no-shrin
                 "offline_digits_heldout_4x300", "offline_digits_heldout_4x300/no-shrink",
                 "offline_digits_reverse_4x300", "offline_digits_reverse_4x300/no-shrink",
                 "offline_digits_syn_4x300", "offline_digits_syn_4x300/no-shrink",
-                "offline_digits_street_4x300", "offline_digits_street_target_4x300"]
+                "offline_digits_street_4x300", "offline_digits_street_target_4x300",
+                "offline_digits_heldout_cosine_4x300=DANN,CDAN", "offline_digits_heldout_default_4x300"]
 METHODS = ("DANN", "CDAN")
+ALL_METHODS = METHODS + tuple("ILA-DA+" + m for m in METHODS)
+
+
+def split_set(entry):
+    """``DIR`` or ``DIR=M1,M2``: the folder and the methods read from it."""
+    folder, _, methods = entry.partition("=")
+    methods = tuple(methods.split(",")) if methods else ALL_METHODS
+    unknown = set(methods) - set(ALL_METHODS)
+    if unknown:
+        raise ValueError(f"{entry}: unknown method(s) {', '.join(sorted(unknown))}; choose from {', '.join(ALL_METHODS)}")
+    return folder, methods
 
 
 def last_average(path, meter):
@@ -60,8 +73,8 @@ def mean(values):
 def rows(sets, seeds):
     """One dict per (method, task) with both the baseline's and ILA-DA's runs of the same seeds."""
     runs = {}
-    for folder in sets:
-        for method in METHODS + tuple("ILA-DA+" + m for m in METHODS):
+    for folder, methods in map(split_set, sets):
+        for method in methods:
             for run in collect([os.path.join(folder, method)]):
                 if run.args.get("seed") in seeds and run.method == method:
                     runs[(run.method, run.task, run.args["seed"])] = run
@@ -85,10 +98,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sets", nargs="+", default=[os.path.join(RESULTS, s) for s in DEFAULT_SETS],
                         help="folders holding DANN/, CDAN/, ILA-DA+DANN/, ILA-DA+CDAN/ run folders; a later folder's "
-                             "run replaces an earlier one's of the same method, task and seed")
+                             "run replaces an earlier one's of the same method, task and seed; DIR=DANN,CDAN reads "
+                             "only those methods from DIR")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     args = parser.parse_args()
-    table = rows(args.sets, set(args.seeds))
+    try:
+        table = rows(args.sets, set(args.seeds))
+    except ValueError as e:
+        parser.error(f"--sets {e}")
     if not table:
         parser.error("no task has both a baseline's and ILA-DA's finished runs of the same seed in --sets")
     print("| method | task | seeds | baseline | ILA-DA | gain | ahead | kept PL right % | discriminator % "

@@ -48,6 +48,21 @@ def test_pairs_seeds_and_reads_the_last_epoch(tmp_path):
     assert "| DANN | A→W | 2 | 81.0 | 85.5 | +4.5 | 2/2 | 70 | 69 / 76 |" in done.stdout
 
 
+def test_a_set_can_name_the_methods_read_from_it(tmp_path):
+    # the first folder's ILA-DA run (a variant, 99.0) is not read; the second folder's (84.0) is paired
+    variant, default = str(tmp_path / "variant"), str(tmp_path / "default")
+    write_log(variant, "DANN", 0, 80.0, [(74, 75)], (), "--ila-trade-off", "0")
+    write_log(variant, "ILA-DA+DANN", 0, 99.0, [(66, 70)], (60.0,), "--similarity", "cosine")
+    write_log(default, "ILA-DA+DANN", 0, 84.0, [(66, 71)], (50.0,))
+    done = subprocess.run([sys.executable, SCRIPT, "--sets", variant + "=DANN", default], capture_output=True,
+                          text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    assert "| DANN | A→W | 1 | 80.0 | 84.0 | +4.0 | 1/1 | 50 | 71 / 75 |" in done.stdout
+    done = subprocess.run([sys.executable, SCRIPT, "--sets", variant + "=DANN,ERM"], capture_output=True, text=True,
+                          cwd=REPO)
+    assert done.returncode == 2 and "unknown method(s) ERM" in done.stderr
+
+
 def test_nothing_to_pair_exits_2():
     done = subprocess.run([sys.executable, SCRIPT, "--sets", os.path.join(REPO, "tests")], capture_output=True,
                           text=True, cwd=REPO)
@@ -58,4 +73,4 @@ def test_the_committed_logs_give_every_shift_its_row():
     done = subprocess.run([sys.executable, SCRIPT], capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 0, done.stderr
     rows = [line for line in done.stdout.splitlines() if line.startswith("| DANN") or line.startswith("| CDAN")]
-    assert len(rows) == 24 and all("| 5 |" in row for row in rows)
+    assert len(rows) == 28 and all("| 5 |" in row for row in rows)
