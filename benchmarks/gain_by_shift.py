@@ -2,6 +2,7 @@
 what the logs say about the shift.
 
     python benchmarks/gain_by_shift.py                  # the committed logs, seeds 0-4
+    python benchmarks/gain_by_shift.py --similarity inverse_euclidean   # the default before the angle
     python benchmarks/gain_by_shift.py --sets DIR ...   # other folders holding <method>/<task>_seed<n> runs
 
 Per method and task, paired seed by seed: the baseline's and ILA-DA's target accuracy, the gain and the
@@ -27,13 +28,20 @@ from ila_diagnostics import epochs  # noqa: E402
 from ila_tllib.tables import collect  # noqa: E402
 
 RESULTS = os.path.join(HERE, "results")
-# the folders with the current default's runs (the no-shrink spectral penalty) of each shift, seeds 0-4
-DEFAULT_SETS = ["offline_digits_4x300", "offline_digits_ablations_4x300/no-shrink",
+# the folders with the runs of the default's no-shrink spectral penalty on the paper's inverse distance, seeds 0-4
+EUCLIDEAN_SETS = ["offline_digits_4x300", "offline_digits_ablations_4x300/no-shrink",
                 "offline_digits_heldout_4x300", "offline_digits_heldout_4x300/no-shrink",
                 "offline_digits_reverse_4x300", "offline_digits_reverse_4x300/no-shrink",
                 "offline_digits_syn_4x300", "offline_digits_syn_4x300/no-shrink",
                 "offline_digits_street_4x300", "offline_digits_street_target_4x300",
                 "offline_digits_heldout_cosine_4x300=DANN,CDAN", "offline_digits_heldout_default_4x300"]
+#: --similarity -> the committed folders of its runs: the angle's ILA-DA runs, paired with the same baselines
+DEFAULT_SETS = {
+    "inverse_euclidean": EUCLIDEAN_SETS,
+    "cosine": [s.partition("=")[0] + "=DANN,CDAN" for s in EUCLIDEAN_SETS] + [
+        "offline_digits_ablations_4x300/cosine", "offline_digits_street_target_4x300/cosine",
+        "offline_digits_heldout_cosine_4x300=ILA-DA+DANN,ILA-DA+CDAN"],
+}
 METHODS = ("DANN", "CDAN")
 ALL_METHODS = METHODS + tuple("ILA-DA+" + m for m in METHODS)
 
@@ -44,7 +52,7 @@ def split_set(entry):
     methods = tuple(methods.split(",")) if methods else ALL_METHODS
     unknown = set(methods) - set(ALL_METHODS)
     if unknown:
-        raise ValueError(f"{entry}: unknown method(s) {', '.join(sorted(unknown))}; choose from {', '.join(ALL_METHODS)}")
+        raise ValueError(f"--sets {entry}: unknown method(s) {', '.join(sorted(unknown))}; choose from {', '.join(ALL_METHODS)}")
     return folder, methods
 
 
@@ -70,13 +78,18 @@ def mean(values):
     return statistics.mean(values) if values else float("nan")
 
 
-def rows(sets, seeds):
-    """One dict per (method, task) with both the baseline's and ILA-DA's runs of the same seeds."""
+def rows(sets, seeds, similarity):
+    """One dict per (method, task) with both the baseline's and ILA-DA's runs of the same seeds; every ILA-DA
+    run read must have run with ``similarity``."""
     runs = {}
     for folder, methods in map(split_set, sets):
         for method in methods:
             for run in collect([os.path.join(folder, method)]):
                 if run.args.get("seed") in seeds and run.method == method:
+                    ran_with = run.args.get("similarity")
+                    if method.startswith("ILA-DA+") and ran_with != similarity:
+                        raise ValueError(f"{os.path.dirname(run.path)} ran with --similarity {ran_with}, not "
+                                         f"{similarity}: give --similarity {ran_with} or leave the run out")
                     runs[(run.method, run.task, run.args["seed"])] = run
     by_task = defaultdict(list)
     for (method, task, seed), run in runs.items():
@@ -96,16 +109,20 @@ def rows(sets, seeds):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sets", nargs="+", default=[os.path.join(RESULTS, s) for s in DEFAULT_SETS],
-                        help="folders holding DANN/, CDAN/, ILA-DA+DANN/, ILA-DA+CDAN/ run folders; a later folder's "
-                             "run replaces an earlier one's of the same method, task and seed; DIR=DANN,CDAN reads "
-                             "only those methods from DIR")
+    parser.add_argument("--similarity", default="cosine", choices=list(DEFAULT_SETS),
+                        help="the ILA-DA runs of the default with this --similarity (default: cosine, the "
+                             "scripts' default)")
+    parser.add_argument("--sets", nargs="+", default=None,
+                        help="instead of --similarity's committed runs: folders holding DANN/, CDAN/, "
+                             "ILA-DA+DANN/, ILA-DA+CDAN/ run folders; a later folder's run replaces an earlier "
+                             "one's of the same method, task and seed; DIR=DANN,CDAN reads only those methods")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     args = parser.parse_args()
+    args.sets = args.sets or [os.path.join(RESULTS, s) for s in DEFAULT_SETS[args.similarity]]
     try:
-        table = rows(args.sets, set(args.seeds))
+        table = rows(args.sets, set(args.seeds), args.similarity)
     except ValueError as e:
-        parser.error(f"--sets {e}")
+        parser.error(str(e))
     if not table:
         parser.error("no task has both a baseline's and ILA-DA's finished runs of the same seed in --sets")
     print("| method | task | seeds | baseline | ILA-DA | gain | ahead | kept PL right % | discriminator % "

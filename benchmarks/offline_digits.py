@@ -104,11 +104,13 @@ ABLATIONS = {
     "triplet": ["--metric-loss", "triplet"], "classifier-pl": ["--pseudo-label", "classifier"],
     "mu0.33": ["--mu", "0.33"], "mu0.5": ["--mu", "0.5"], "mu0.67": ["--mu", "0.67"], "mu1.0": ["--mu", "1.0"],
     "k1": ["--k", "1"], "k5": ["--k", "5"],
-    # the kNN vote, Γ and MSC on the angle between features: on the hard shifts the targets' features are about
-    # half as long as the sources', so the Euclidean nearest sources are the shortest ones, of any class
+    # the kNN vote, Γ and MSC on the angle between features (the default since): on the hard shifts the targets'
+    # features are about half as long as the sources', so the Euclidean nearest sources are the shortest ones
     "cosine": ["--similarity", "cosine"],
+    # the paper's inverse distance (Eq. 6) for the vote, Γ and MSC: the default before the angle
+    "inverse-euclidean": ["--similarity", "inverse_euclidean"],
     # the angle for the vote and Γ only; MSC keeps the paper's inverse distance
-    "cosine-mining": ["--ila-mining-similarity", "cosine"],
+    "cosine-mining": ["--similarity", "inverse_euclidean", "--ila-mining-similarity", "cosine"],
     # MDD's bottleneck ends in Dropout(0.5): ILA mines on and contrasts its input instead (ila_mdd.py's flag)
     "before-dropout": ["--ila-features", "before-dropout"],
 }

@@ -14,13 +14,17 @@ def cosine_phi(a, b):
     return 0.5 * (1.0 + dot / (math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))))
 
 
+#: the scripts' --similarity -> the oracle's similarity
+PHI = {"inverse_euclidean": phi, "cosine": cosine_phi}
+
+
 def ila_oracle(f_s, y_s, f_t, k, mu, m=None, temperature=1.0, remembered=((), ()), matched=False,
-               contrast_remembered=False, decide_phi=phi):
+               contrast_remembered=False, decide_phi=phi, contrast_phi=phi):
     """Returns (loss, pseudo_labels, gammas, kept set, affinity rows) for lists of feature lists.
 
     ``matched``: Γ sums as many unlike similarities as it has like ones (at most m each).
 
-    ``decide_phi``: the similarity of the kNN vote and Γ; the loss always contrasts with :func:`phi`.
+    ``decide_phi``: the similarity of the kNN vote and Γ; ``contrast_phi`` the one the loss contrasts with.
 
     ``remembered`` = (features, labels) of extra sources that only vote (a source bank): the kNN vote and
     Γ read them after the batch's sources; the affinity rows and the loss cover the batch's sources only,
@@ -30,7 +34,7 @@ def ila_oracle(f_s, y_s, f_t, k, mu, m=None, temperature=1.0, remembered=((), ()
     f_s, y_s = list(f_s) + list(remembered[0]), list(y_s) + list(remembered[1])
     n_s, n_t = len(f_s), len(f_t)
     sim = [[decide_phi(f_s[i], f_t[j]) for j in range(n_t)] for i in range(n_s)]
-    loss_sim = [[phi(f_s[i], f_t[j]) for j in range(n_t)] for i in range(n_s)]
+    loss_sim = [[contrast_phi(f_s[i], f_t[j]) for j in range(n_t)] for i in range(n_s)]
     if m is None:
         m = max(Counter(y_s).values())
     labels, gammas = [], []

@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ila_oracle import ila_oracle
+from ila_oracle import PHI, ila_oracle
 from ila_tllib.engine import Batch, BatchPlan, Method, Trainer, check_args, get_parser, make_optimizer
 from ila_tllib.engine.ila_term import ILAStats, ILATerm, build_ila_loss, build_ila_term, ratio_auc
 from ila_tllib.engine.errors import UsageError
@@ -79,7 +79,9 @@ def test_step_loss_is_ce_plus_weighted_transfer_plus_weighted_ila(mode):
     ce = F.cross_entropy(logits[:6], batch.labels_s)
     transfer = f[:6].mean() - f[6:12].mean()
     f_ila = f[12:18] if mode == "extra" else f[:6]
-    ila_value = ila_oracle(f_ila.tolist(), batch.labels_ila.tolist(), f[6:12].tolist(), k=2, mu=0.5)[0]
+    similarity = PHI[args.similarity]
+    ila_value = ila_oracle(f_ila.tolist(), batch.labels_ila.tolist(), f[6:12].tolist(), k=2, mu=0.5,
+                           decide_phi=similarity, contrast_phi=similarity)[0]
     expected = ce.item() + 0.7 * transfer.item() + 1.3 * ila_value
     assert out.loss.item() == pytest.approx(expected, rel=1e-9)
     assert out.ila_loss.item() == pytest.approx(ila_value, rel=1e-9)
@@ -386,7 +388,7 @@ def test_batch_plan_draw_routes_each_part():
                       torch.ones(6, dtype=torch.long), with_ila=True)
 
 
-@pytest.mark.parametrize("flag, value", [("--metric-loss", "triplet"), ("--similarity", "cosine"),
+@pytest.mark.parametrize("flag, value", [("--metric-loss", "triplet"), ("--similarity", "inverse_euclidean"),
                                          ("--pseudo-label", "classifier"), ("--ila-temperature", "0.5")])
 def test_ila_flags_change_the_term(flag, value):
     torch.manual_seed(3)
@@ -397,17 +399,21 @@ def test_ila_flags_change_the_term(flag, value):
     assert changed(f_s, y_s, f_t, logits_t=logits_t, num_classes=4).item() != pytest.approx(default.item())
     part = {"--metric-loss": changed.metric_loss, "--similarity": changed.similarity,
             "--pseudo-label": changed.miner.pseudo_labeller, "--ila-temperature": changed.metric_loss}[flag]
-    expected = {"triplet": "AffinityTripletLoss", "cosine": "CosineSimilarity",
+    expected = {"triplet": "AffinityTripletLoss", "inverse_euclidean": "InverseEuclideanSimilarity",
                 "classifier": "ClassifierPseudoLabeller", "0.5": "MultiSampleContrastiveLoss"}[value]
     assert type(part).__name__ == expected
     if flag == "--ila-temperature":
         assert part.temperature == 0.5
 
 
-@pytest.mark.parametrize("flags, similarity, mining", [([], "inverse_euclidean", "inverse_euclidean"),
-                                                    (["--similarity", "cosine"], "cosine", "cosine"),
-                                                    (["--ila-mining-similarity", "cosine"], "inverse_euclidean",
-                                                     "cosine")])
+@pytest.mark.parametrize("flags, similarity, mining", [([], "cosine", "cosine"),
+                                                    (["--similarity", "inverse_euclidean"], "inverse_euclidean",
+                                                     "inverse_euclidean"),
+                                                    (["--similarity", "inverse_euclidean",
+                                                      "--ila-mining-similarity", "cosine"], "inverse_euclidean",
+                                                     "cosine"),
+                                                    (["--ila-mining-similarity", "inverse_euclidean"], "cosine",
+                                                     "inverse_euclidean")])
 def test_the_mining_similarity_follows_the_similarity_unless_given(flags, similarity, mining):
     # the log's Namespace holds what the run does; the loss decides with one and contrasts with the other
     args = toy_args(*flags)

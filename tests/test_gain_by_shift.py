@@ -3,6 +3,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from helpers import REPO
 
 SCRIPT = os.path.join(REPO, "benchmarks", "gain_by_shift.py")
@@ -69,8 +71,23 @@ def test_nothing_to_pair_exits_2():
     assert done.returncode == 2 and "no task has both" in done.stderr
 
 
-def test_the_committed_logs_give_every_shift_its_row():
-    done = subprocess.run([sys.executable, SCRIPT], capture_output=True, text=True, cwd=REPO)
+@pytest.mark.parametrize("similarity", ["cosine", "inverse_euclidean"])
+def test_the_committed_logs_give_every_shift_its_row(similarity):
+    done = subprocess.run([sys.executable, SCRIPT, "--similarity", similarity], capture_output=True, text=True,
+                          cwd=REPO)
     assert done.returncode == 0, done.stderr
     rows = [line for line in done.stdout.splitlines() if line.startswith("| DANN") or line.startswith("| CDAN")]
     assert len(rows) == 28 and all("| 5 |" in row for row in rows)
+
+
+def test_an_ila_run_of_another_similarity_exits_2(tmp_path):
+    # --similarity checks the runs it reads: a cosine run among the paper's distance is named, not averaged in
+    root = str(tmp_path)
+    write_log(root, "DANN", 0, 80.0, [(74, 75)], (), "--ila-trade-off", "0")
+    write_log(root, "ILA-DA+DANN", 0, 84.0, [(66, 71)], (50.0,), "--similarity", "inverse_euclidean")
+    done = subprocess.run([sys.executable, SCRIPT, "--sets", root, "--similarity", "inverse_euclidean"],
+                          capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    done = subprocess.run([sys.executable, SCRIPT, "--sets", root, "--similarity", "cosine"], capture_output=True,
+                          text=True, cwd=REPO)
+    assert done.returncode == 2 and "A2W_seed0" in done.stderr and "--similarity inverse_euclidean" in done.stderr

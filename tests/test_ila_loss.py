@@ -316,6 +316,9 @@ def test_mining_similarity_decides_and_the_loss_keeps_its_own(seed):
     everywhere = ILALoss(k=3, mu=0.7, similarity="cosine")
     other = everywhere(f_s, y_s, f_t)
     assert torch.equal(everywhere.affinity, ila.affinity) and other.item() != pytest.approx(loss.item())
+    assert other.item() == pytest.approx(ila_oracle(f_s.tolist(), y_s.tolist(), f_t.tolist(), 3, 0.7,
+                                                    decide_phi=cosine_phi, contrast_phi=cosine_phi)[0],
+                                         rel=1e-9, abs=1e-12)
     paper = ILALoss(k=3, mu=0.7)
     paper(f_s, y_s, f_t)
     assert not torch.equal(paper.affinity, ila.affinity)

@@ -246,7 +246,7 @@ def test_extra_batch_pretraining_and_ablation_flags(tiny_root, tmp_path):
     log = str(tmp_path / "log")
     done = run_script("ila_dann.py", tiny_args(tiny_root, log, "--epochs", "1", "--ila-batch", "extra",
                                                "--pretrain-iters", "3", "--pseudo-label", "classifier",
-                                               "--metric-loss", "triplet", "--similarity", "cosine"))
+                                               "--metric-loss", "triplet", "--similarity", "inverse_euclidean"))
     assert done.returncode == 0, done.stderr
     text = only_log(log, "train")
     assert "Pretrain: [0/3]" in text and "Pretrain: [2/3]" in text

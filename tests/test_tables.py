@@ -128,6 +128,10 @@ def test_paired_table_pairs_seeds_of_one_task(tmp_path):
     assert rows["ILA-DA+CDAN (mu=0.5)"][1:] == ["CDAN", "+3.0 (+3.0 .. +3.0)", "-", "-", "1/1 (100%) |"]
 
 
+#: the first release's similarity, the paper's (the scripts' default before the angle)
+PAPER_SIMILARITY = ["--similarity", "inverse_euclidean"]
+
+
 @pytest.mark.parametrize("dest, flag, value, default", [("ila_spectral_form", "--ila-spectral-form", "no-shrink", "bsp"),
                                                         ("ila_source_bank", "--ila-source-bank", "32", "0"),
                                                         ("ila_mining_ema", "--ila-mining-ema", "0.9", "0.0"),
@@ -145,12 +149,12 @@ def test_a_flag_added_later_splits_rows_from_logs_that_lack_it(tmp_path, dest, f
     for seed, acc in enumerate((90.0, 92.0)):
         log = os.path.join(logs, "old", f"Office31_A2W_seed{seed}")
         namespace = get_parser(CDAN()).parse_args(["data/office31", "-s", "A", "-t", "W", "-a", "resnet50",
-                                                    "--seed", str(seed), "--log", log])
+                                                    "--seed", str(seed), "--log", log, *PAPER_SIMILARITY])
         for name in FLAGS_ADDED_LATER:
             delattr(namespace, name)
         _write_log(log, namespace, acc)
     # all off (the first release's behaviour): only the flag under test varies
-    off = ["--ila-source-bank", "0", "--ila-mining-ema", "0", "--ila-spectral-form", "bsp"]
+    off = ["--ila-source-bank", "0", "--ila-mining-ema", "0", "--ila-spectral-form", "bsp", *PAPER_SIMILARITY]
     our_log(logs, "flag-off", "A", "W", 94.0, *off, flag, default, seed=2)
     # an average's default follows the decay (from-dropout when > 0): name the one the runs at 0 log
     same_average = ["--ila-mining-average", "network"] if dest == "ila_mining_ema" else []

@@ -168,8 +168,11 @@ def add_ila_arguments(p: argparse.ArgumentParser):
     names = ['--ila-temperature'] + ([] if '--temperature' in p._option_string_actions else ['--temperature'])
     g.add_argument(*names, dest='ila_temperature', default=1.0, type=float,
                    help='temperature dividing the similarity in MSC (default: 1.0)')
-    g.add_argument('--similarity', default='inverse_euclidean', choices=list(SIMILARITIES),
-                   help='the similarity of the kNN vote, the ratio test and MSC (default: inverse_euclidean)')
+    # the angle: on hard shifts the targets' features are shorter than the sources', and the paper's inverse
+    # distance then votes for the shortest sources of any class (README, Results)
+    g.add_argument('--similarity', default='cosine', choices=list(SIMILARITIES),
+                   help="the similarity of the kNN vote, the ratio test and MSC (default: cosine; the paper's "
+                        "Eq. 6: inverse_euclidean)")
     g.add_argument('--ila-mining-similarity', default=None, choices=list(SIMILARITIES),
                    help="the similarity of the kNN vote and the ratio test only; MSC keeps --similarity "
                         "(default: --similarity)")
