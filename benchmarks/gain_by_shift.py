@@ -1,7 +1,7 @@
-"""The current default on every offline digit shift, in one table: what ILA-DA gains over its baseline, and
+"""The scripts' default on every offline digit shift, in one table: what ILA-DA gains over its baseline, and
 what the logs say about the shift.
 
-    python benchmarks/gain_by_shift.py                  # the committed logs, seeds 0-4
+    python benchmarks/gain_by_shift.py                  # the committed logs of the default (the angle), seeds 0-4
     python benchmarks/gain_by_shift.py --similarity inverse_euclidean   # the default before the angle
     python benchmarks/gain_by_shift.py --sets DIR ...   # other folders holding <method>/<task>_seed<n> runs
 
@@ -9,9 +9,10 @@ Per method and task, paired seed by seed: the baseline's and ILA-DA's target acc
 pairs ILA-DA is ahead in; then, from ILA-DA's own logs, the last epoch's pseudo-label precision of the kept
 targets (target labels, read for the log only) and the domain discriminator's accuracy (no target label),
 and the baseline's discriminator accuracy. Rows are sorted by the baseline's accuracy. A run in a later
-folder of ``--sets`` replaces one of the same method, task and seed in an earlier folder (the default list
-names the folders of older defaults first, then the folder of the current default's ILA-DA runs). A set written
-``DIR=DANN,CDAN`` reads only those methods' runs from DIR (a folder whose ILA-DA runs are not the default's).
+folder of ``--sets`` replaces one of the same method, task and seed in an earlier folder (each list of
+committed folders names the folders of older defaults first). A set written ``DIR=DANN,CDAN`` reads only
+those methods' runs from DIR (a folder whose ILA-DA runs are not the default's). Every ILA-DA run read must
+have run with ``--similarity``.
 """
 import argparse
 import os
@@ -52,7 +53,8 @@ def split_set(entry):
     methods = tuple(methods.split(",")) if methods else ALL_METHODS
     unknown = set(methods) - set(ALL_METHODS)
     if unknown:
-        raise ValueError(f"--sets {entry}: unknown method(s) {', '.join(sorted(unknown))}; choose from {', '.join(ALL_METHODS)}")
+        raise ValueError(f"--sets {entry}: unknown method(s) {', '.join(sorted(unknown))}; "
+                         f"choose from {', '.join(ALL_METHODS)}")
     return folder, methods
 
 
