@@ -8,11 +8,12 @@ what the logs say about the shift.
 Per method and task, paired seed by seed: the baseline's and ILA-DA's target accuracy, the gain and the
 pairs ILA-DA is ahead in; then, from ILA-DA's own logs, the last epoch's pseudo-label precision of the kept
 targets (target labels, read for the log only) and the domain discriminator's accuracy (no target label),
-and the baseline's discriminator accuracy. Rows are sorted by the baseline's accuracy. A run in a later
-folder of ``--sets`` replaces one of the same method, task and seed in an earlier folder (each list of
-committed folders names the folders of older defaults first). A set written ``DIR=DANN,CDAN`` reads only
-those methods' runs from DIR (a folder whose ILA-DA runs are not the default's). Every ILA-DA run read must
-have run with ``--similarity``.
+and the baseline's discriminator accuracy. Rows are sorted by the baseline's accuracy; below them, per
+method, the mean of the tasks' gains, the pairs ahead and the tasks more than 0.5 below the baseline. A run
+in a later folder of ``--sets`` replaces one of the same method, task and seed in an earlier folder (each
+list of committed folders names the folders of older defaults first). A set written ``DIR=DANN,CDAN`` reads
+only those methods' runs from DIR (a folder whose ILA-DA runs are not the default's). Every ILA-DA run read
+must have run with ``--similarity``.
 """
 import argparse
 import os
@@ -109,6 +110,21 @@ def rows(sets, seeds, similarity):
     return sorted(table, key=lambda r: (r["base"], r["method"]))
 
 
+def summary(table, worst=-0.5):
+    """Per method, as the pass marks read it: the mean over tasks of the task's mean gain, the pairs ahead,
+    and the tasks whose mean gain is below ``worst``."""
+    lines = []
+    for method in METHODS:
+        mine = [r for r in table if r["method"] == method]
+        if not mine:
+            continue
+        below = ", ".join(f"{r['task']} {r['gain']:+.1f}" for r in mine if r["gain"] < worst)
+        lines.append(f"{method}: {statistics.mean(r['gain'] for r in mine):+.1f} over {len(mine)} task(s), ahead "
+                     f"in {sum(r['ahead'] for r in mine)}/{sum(r['n'] for r in mine)} pairs; below {worst:+.1f}: "
+                     f"{below or 'none'}")
+    return lines
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--similarity", default="cosine", choices=list(DEFAULT_SETS),
@@ -133,6 +149,8 @@ def main():
     for r in table:
         print(f"| {r['method']} | {r['task']} | {r['n']} | {r['base']:.1f} | {r['ila']:.1f} | {r['gain']:+.1f} | "
               f"{r['ahead']}/{r['n']} | {r['precision']:.0f} | {r['disc_ila']:.0f} / {r['disc_base']:.0f} |")
+    print()
+    print("\n".join(summary(table)))
 
 
 if __name__ == "__main__":

@@ -40,9 +40,11 @@ def test_pairs_seeds_and_reads_the_last_epoch(tmp_path):
     done = subprocess.run([sys.executable, SCRIPT, "--sets", root], capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 0, done.stderr
     assert "| DANN | A→W | 2 | 81.0 | 83.0 | +2.0 | 1/2 | 65 | 71 / 76 |" in done.stdout
+    assert "DANN: +2.0 over 1 task(s), ahead in 1/2 pairs; below -0.5: none" in done.stdout
     done = subprocess.run([sys.executable, SCRIPT, "--sets", root, "--seeds", "1"], capture_output=True, text=True,
                           cwd=REPO)
     assert "| DANN | A→W | 1 | 82.0 | 81.0 | -1.0 | 0/1 | 70 | 72 / 77 |" in done.stdout
+    assert "DANN: -1.0 over 1 task(s), ahead in 0/1 pairs; below -0.5: A→W -1.0" in done.stdout
     # a later folder's run of the same method, task and seed replaces the earlier one's
     newer = str(tmp_path / "newer")
     write_log(newer, "ILA-DA+DANN", 1, 86.0, [(90, 95), (71, 68)], (30.0, 80.0))
@@ -71,13 +73,13 @@ def test_nothing_to_pair_exits_2():
     assert done.returncode == 2 and "no task has both" in done.stderr
 
 
-@pytest.mark.parametrize("similarity", ["cosine", "inverse_euclidean"])
-def test_the_committed_logs_give_every_shift_its_row(similarity):
+@pytest.mark.parametrize("similarity, shifts", [("cosine", 14), ("inverse_euclidean", 14)])
+def test_the_committed_logs_give_every_shift_its_row(similarity, shifts):
     done = subprocess.run([sys.executable, SCRIPT, "--similarity", similarity], capture_output=True, text=True,
                           cwd=REPO)
     assert done.returncode == 0, done.stderr
     rows = [line for line in done.stdout.splitlines() if line.startswith("| DANN") or line.startswith("| CDAN")]
-    assert len(rows) == 28 and all("| 5 |" in row for row in rows)
+    assert len(rows) == 2 * shifts and all("| 5 |" in row for row in rows)
 
 
 def test_an_ila_run_of_another_similarity_exits_2(tmp_path):
