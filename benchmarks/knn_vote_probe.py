@@ -9,7 +9,10 @@ images. It then draws ``--batches`` batches as ILA sees them (``--samples-per-cl
 class, ``-b`` targets) and prints, per run: the classifier's target accuracy on those images, the mean
 feature norm of each domain, and for each similarity the share of targets whose kNN pseudo-label is right,
 over all targets and over the ones the ratio test keeps (the log's ``k`` and ``mu``). Target labels are
-read here to score the vote only. The last lines average the runs of each method and task.
+read here to score the vote only. With ``--label-free``, four readings that need no target label follow,
+with the run's own similarity on the kept targets: how often the kNN pseudo-label is the classifier's
+prediction, the mean similarity ratio Γ, the classifier's mean confidence, and how evenly the pseudo-labels
+spread over the classes. The last lines average the runs of each method and task.
 """
 import argparse
 import contextlib
@@ -40,21 +43,51 @@ class ProbeError(ValueError):
     pass
 
 
-def vote_accuracy(f_s, y_s, f_t, y_t, similarity, k, mu, samples_per_class, targets, batches, generator):
-    """Mean share (%) of targets whose kNN pseudo-label is right, over all and over the kept ones, in
-    ``batches`` random batches of ``samples_per_class`` sources of every class and ``targets`` targets."""
+def ila_batches(f_s, y_s, f_t, similarity, k, mu, samples_per_class, targets, batches, generator):
+    """ILA's decisions on ``batches`` random batches of ``samples_per_class`` sources of every class and
+    ``targets`` targets: yields the loss (holding the batch's decisions) and the batch's target indices."""
     ila = ILALoss(k=k, mu=mu, similarity=similarity)
     by_class = [torch.nonzero(y_s == c).flatten() for c in torch.unique(y_s)]
-    every, kept = [], []
     for _ in range(batches):
         rows = torch.cat([idx[torch.randperm(len(idx), generator=generator)[:samples_per_class]] for idx in by_class])
         cols = torch.randperm(len(f_t), generator=generator)[:targets]
         ila(f_s[rows], y_s[rows], f_t[cols])
+        yield ila, cols
+
+
+def vote_accuracy(f_s, y_s, f_t, y_t, similarity, k, mu, samples_per_class, targets, batches, generator):
+    """Mean share (%) of targets whose kNN pseudo-label is right, over all and over the kept ones, in
+    ``batches`` random batches of ``samples_per_class`` sources of every class and ``targets`` targets."""
+    every, kept = [], []
+    for ila, cols in ila_batches(f_s, y_s, f_t, similarity, k, mu, samples_per_class, targets, batches, generator):
         right = ila.pseudo_labels == y_t[cols]
         every.append(right.float().mean().item())
         if ila.kept.any():
             kept.append(right[ila.kept].float().mean().item())
     return 100 * statistics.mean(every), 100 * statistics.mean(kept) if kept else float("nan")
+
+
+#: --label-free: what ILA could read of its own vote without a target label, on the kept targets of a batch
+LABEL_FREE = ("agree %", "mean Γ", "confidence %", "label entropy")
+
+
+def label_free(f_s, y_s, f_t, logits_t, similarity, k, mu, samples_per_class, targets, batches, generator):
+    """Means over the batches (as :func:`vote_accuracy` draws them) of, on the kept targets: the share (%)
+    whose kNN pseudo-label is the classifier's prediction; their similarity ratio Γ; the classifier's
+    largest softmax probability (%); and the entropy of their pseudo-labels' histogram divided by that of a
+    uniform one (1: every class as often; 0: one class)."""
+    num_classes = len(torch.unique(y_s))
+    readings = []
+    for ila, cols in ila_batches(f_s, y_s, f_t, similarity, k, mu, samples_per_class, targets, batches, generator):
+        kept = ila.kept
+        if not kept.any():
+            continue
+        labels, logits = ila.pseudo_labels[kept], logits_t[cols][kept]
+        share = torch.bincount(labels, minlength=num_classes).double() / len(labels)
+        entropy = -(share[share > 0] * share[share > 0].log()).sum() / torch.log(torch.tensor(float(num_classes)))
+        readings.append((100 * (labels == logits.argmax(dim=1)).float().mean().item(), ila.ratio[kept].mean().item(),
+                         100 * logits.softmax(dim=1).amax(dim=1).mean().item(), entropy.item()))
+    return tuple(statistics.mean(r[i] for r in readings) if readings else float("nan") for i in range(len(LABEL_FREE)))
 
 
 def _features(method, classifier, dataset, samples, generator):
@@ -71,7 +104,7 @@ def _features(method, classifier, dataset, samples, generator):
     return torch.cat(features)[:samples], torch.cat(labels)[:samples], torch.cat(logits)[:samples]
 
 
-def probe(run_dir, data_root, samples, batches):
+def probe(run_dir, data_root, samples, batches, with_label_free=False):
     from ila_tllib.engine.data import get_dataset
     from ila_tllib.engine.run import build_classifier
     logs = sorted(glob.glob(os.path.join(run_dir, "train-*.txt")))
@@ -96,10 +129,14 @@ def probe(run_dir, data_root, samples, batches):
     f_t, y_t, logits_t = _features(method, classifier, test, samples, generator)
     result = {"classifier": 100 * (logits_t.argmax(dim=1) == y_t).float().mean().item(),
               "norm_s": f_s.norm(dim=1).mean().item(), "norm_t": f_t.norm(dim=1).mean().item()}
+    settings = dict(k=flags.get("k", 5), mu=flags.get("mu", 0.67), samples_per_class=max(1, flags.get("samples_per_class", 4)),
+                    targets=flags["batch_size"], batches=batches)
     for similarity in SIMILARITIES:
-        result[similarity] = vote_accuracy(f_s, y_s, f_t, y_t, similarity, flags.get("k", 5), flags.get("mu", 0.67),
-                                           max(1, flags.get("samples_per_class", 4)), flags["batch_size"], batches,
-                                           torch.Generator().manual_seed(1))
+        result[similarity] = vote_accuracy(f_s, y_s, f_t, y_t, similarity, generator=torch.Generator().manual_seed(1),
+                                           **settings)
+    if with_label_free:   # with the run's own similarity, on the same batches
+        result["label_free"] = label_free(f_s, y_s, f_t, logits_t, flags.get("similarity", "inverse_euclidean"),
+                                          generator=torch.Generator().manual_seed(1), **settings)
     return run, result
 
 
@@ -109,29 +146,38 @@ def main():
     parser.add_argument("--data-root", default=None, help="the dataset root, if not the one in the logs")
     parser.add_argument("--samples", type=int, default=2000, help="images per domain (default: 2000)")
     parser.add_argument("--batches", type=int, default=100, help="ILA batches drawn (default: 100)")
+    parser.add_argument("--label-free", action="store_true",
+                        help="also what ILA could read of its vote without target labels, with the run's own "
+                             "similarity, on the kept targets: " + ", ".join(LABEL_FREE))
     args = parser.parse_args()
     if args.samples < 2 or args.batches < 1:
         parser.error(f"--samples {args.samples} must be at least 2 and --batches {args.batches} at least 1")
-    header = "| run | classifier | norm s / t | " + " | ".join(f"{s} all / kept" for s in SIMILARITIES) + " |"
-    print(header + "\n" + "|---" * header.count(" | ") + "|---|")
+    extra = LABEL_FREE if args.label_free else ()
+    columns = ["classifier", "norm s / t"] + [f"{s} all / kept" for s in SIMILARITIES] + list(extra)
+    print("| run | " + " | ".join(columns) + " |\n" + "|---" * (1 + len(columns)) + "|")
     groups = defaultdict(list)
     for run_dir in args.runs:
         try:
-            run, r = probe(run_dir, args.data_root, args.samples, args.batches)
+            run, r = probe(run_dir, args.data_root, args.samples, args.batches, args.label_free)
         except ProbeError as e:
             parser.error(str(e))
         groups[(run.method, run.task)].append(r)
         votes = " | ".join("{:.1f} / {:.1f}".format(*r[s]) for s in SIMILARITIES)
-        print(f"| {os.path.normpath(run_dir)} | {r['classifier']:.1f} | {r['norm_s']:.2f} / {r['norm_t']:.2f} | {votes} |",
-              flush=True)
-    print("\n| method | task | runs | classifier | norm s / t | " +
-          " | ".join(f"{s} all / kept" for s in SIMILARITIES) + " |")
-    print("|---" * (5 + len(SIMILARITIES)) + "|")
+        print(f"| {os.path.normpath(run_dir)} | {r['classifier']:.1f} | {r['norm_s']:.2f} / {r['norm_t']:.2f} | {votes} |"
+              + _label_free_cells(r, extra), flush=True)
+    print("\n| method | task | runs | " + " | ".join(columns) + " |\n" + "|---" * (3 + len(columns)) + "|")
     for (method, task), rs in sorted(groups.items()):
         def m(key, i=None):
             return statistics.mean(r[key] if i is None else r[key][i] for r in rs)
         votes = " | ".join(f"{m(s, 0):.1f} / {m(s, 1):.1f}" for s in SIMILARITIES)
-        print(f"| {method} | {task} | {len(rs)} | {m('classifier'):.1f} | {m('norm_s'):.2f} / {m('norm_t'):.2f} | {votes} |")
+        mean_readings = {"label_free": [m("label_free", i) for i in range(len(extra))]}
+        print(f"| {method} | {task} | {len(rs)} | {m('classifier'):.1f} | {m('norm_s'):.2f} / {m('norm_t'):.2f} | "
+              f"{votes} |" + _label_free_cells(mean_readings, extra))
+
+
+def _label_free_cells(result, columns):
+    return "".join(f" {v:.{2 if name in ('mean Γ', 'label entropy') else 1}f} |"
+                   for name, v in zip(columns, result.get("label_free", ())))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """benchmarks/knn_vote_probe.py: its vote on a hand-built case, and the script as a user runs it."""
 import importlib.util
+import math
 import os
 import re
 import subprocess
@@ -35,20 +36,40 @@ def test_short_targets_vote_for_the_shortest_sources_on_distance_and_right_on_th
         assert abs(every - expected) < 1e-4 and abs(kept - expected) < 1e-4
 
 
+def test_label_free_readings_on_a_hand_built_case():
+    # the three axes again, every feature of length 1: on the angle (1 + cos) / 2 a source of the target's own
+    # class scores 1 and any other 0.5, so the 1-NN vote is right, and Γ = 1 / 0.5 = 2 whatever m sums. Targets
+    # 0, 0, 1, 2 three times: pseudo-label shares 1/2, 1/4, 1/4. The classifier predicts class 0 for every
+    # class-2 target (wrong, so 9 of 12 agree) with a logit log 2 over two zeros: confidence 2 / (2 + 1 + 1)
+    eye = torch.eye(3, dtype=torch.float64)
+    f_s, y_s = eye[[0, 0, 1, 1, 2, 2]], torch.tensor([0, 0, 1, 1, 2, 2])
+    y_t = torch.tensor([0, 0, 1, 2] * 3)
+    f_t = eye[y_t]
+    logits_t = eye[torch.where(y_t == 2, 0, y_t)] * math.log(2)
+    agree, ratio, confidence, entropy = load_probe().label_free(
+        f_s, y_s, f_t, logits_t, "cosine", k=1, mu=1.0, samples_per_class=2, targets=12, batches=3,
+        generator=torch.Generator().manual_seed(0))
+    expected_entropy = -(0.5 * math.log(0.5) + 2 * 0.25 * math.log(0.25)) / math.log(3)
+    assert abs(agree - 75.0) < 1e-4 and abs(ratio - 2.0) < 1e-6
+    assert abs(confidence - 50.0) < 1e-4 and abs(entropy - expected_entropy) < 1e-6
+
+
 def test_on_a_finished_run_and_on_a_folder_without_one(offline_digits, tmp_path):
     log = tmp_path / "run"
     done = run_script("ila_dann.py", [offline_digits, "-d", "ImageList", "-s", "mnist", "-t", "uci", *DIGIT_FLAGS,
                                       "-b", "16", "--epochs", "1", "-i", "3", "-p", "3", "--samples-per-class", "2",
                                       "--k", "2", "--mu", "0.5", "--seed", "0", "--log", log])
     assert done.returncode == 0, done.stderr[-2000:]
-    done = subprocess.run([sys.executable, SCRIPT, str(log), "--samples", "60", "--batches", "3"],
+    done = subprocess.run([sys.executable, SCRIPT, str(log), "--samples", "60", "--batches", "3", "--label-free"],
                           capture_output=True, text=True, cwd=REPO, env=script_env(), timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     row = re.search(r"^\| ILA-DA\+DANN \| M→U \| 1 \| ([\d.]+) \| ([\d.]+) / ([\d.]+) \| ([\d.]+) / ([\d.]+) \| "
-                    r"([\d.]+) / ([\d.]+) \|$", done.stdout, re.M)
+                    r"([\d.]+) / ([\d.]+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|$", done.stdout, re.M)
     assert row, done.stdout
     values = [float(v) for v in row.groups()]
-    assert all(0 <= v <= 100 for v in values[:1] + values[3:]) and values[1] > 0 and values[2] > 0
+    assert all(0 <= v <= 100 for v in values[:1] + values[3:7]) and values[1] > 0 and values[2] > 0
+    agree, ratio, confidence, entropy = values[7:]
+    assert 0 <= agree <= 100 and ratio > 0 and 10 <= confidence <= 100 and 0 <= entropy <= 1
     done = subprocess.run([sys.executable, SCRIPT, str(tmp_path)], capture_output=True, text=True, cwd=REPO,
                           env=script_env(), timeout=120)
     assert done.returncode == 2 and "holds no finished training log" in done.stderr
