@@ -16,7 +16,8 @@ skipped. Each run uses one thread; ``--jobs`` run at once.
 ``--tasks`` takes any pair of the five domains: ``mnistm:mnist mnistm:uci`` are the two shifts from the
 photo backgrounds back to plain digits, ``syn:mnist syn:mnistm`` two from typeset digits to
 handwritten ones, ``street:mnist street:uci`` two from house numbers to handwritten digits, and
-``mnist:street uci:street`` the reverse, ``mnist:syn mnistm:street`` the held-out test of ``--similarity cosine``.
+``mnist:street uci:street`` the reverse, ``mnist:syn mnistm:street`` the held-out test of ``--similarity cosine``,
+``street:mnistm syn:street uci:syn`` that of the angle as the default (drawn from the pairs never run).
 """
 import argparse
 import os
