@@ -1,0 +1,42 @@
+"""benchmarks/control_steps.py as a user runs it, on logs written here in the scripts' format."""
+import os
+import subprocess
+import sys
+
+from helpers import REPO
+from test_gain_by_shift import write_log
+
+SCRIPT = os.path.join(REPO, "benchmarks", "control_steps.py")
+
+
+def run(*steps):
+    return subprocess.run([sys.executable, SCRIPT, *steps], capture_output=True, text=True, cwd=REPO)
+
+
+def test_each_step_is_paired_with_the_one_before(tmp_path):
+    # DANN 80, 82 -> control 78, 83 (-2, +1: mean -0.5, up in 1 of 2) -> ILA-DA 85, 81 (+7, -2: +2.5, 1 of 2);
+    # seed 2 is missing from the control, so no step reads it
+    base, control, ila = (str(tmp_path / name) for name in ("base", "control", "ila"))
+    for seed, acc in ((0, 80.0), (1, 82.0), (2, 50.0)):
+        write_log(base, "DANN", seed, acc, [(74, 75)], (), "--ila-trade-off", "0")
+    for seed, acc in ((0, 78.0), (1, 83.0)):
+        write_log(control, "ILA-DA+DANN", seed, acc, [(74, 75)], (), "--ila-trade-off", "1e-9")
+    for seed, acc in ((0, 85.0), (1, 81.0), (2, 99.0)):
+        write_log(ila, "ILA-DA+DANN", seed, acc, [(74, 75)], (50.0,))
+    done = run(base, control, ila)
+    assert done.returncode == 0, done.stderr
+    assert "| DANN | A→W | base | 2 | 81.0 | - | - | - |" in done.stdout
+    assert "| DANN | A→W | control | 2 | 80.5 | -0.5 | 1/2 | -2.0 +1.0 |" in done.stdout
+    assert "| DANN | A→W | ila | 2 | 83.0 | +2.5 | 1/2 | +7.0 -2.0 |" in done.stdout
+
+
+def test_a_folder_with_two_runs_of_a_chain_must_name_its_methods(tmp_path):
+    both = str(tmp_path / "both")
+    write_log(both, "DANN", 0, 80.0, [(74, 75)], (), "--ila-trade-off", "0")
+    write_log(both, "ILA-DA+DANN", 0, 84.0, [(66, 71)], (50.0,))
+    done = run(both, both)
+    assert done.returncode == 2 and "two runs of DANN A→W seed 0" in done.stderr and f"{both}=DANN" in done.stderr
+    done = run(both + "=DANN", both + "=ILA-DA+DANN")
+    assert done.returncode == 0 and "| DANN | A→W | both (ILA-DA+DANN) | 1 | 84.0 | +4.0 | 1/1 | +4.0 |" in done.stdout
+    done = run(both + "=DANN")
+    assert done.returncode == 2 and "at least two steps" in done.stderr
