@@ -67,8 +67,9 @@ def vote_accuracy(f_s, y_s, f_t, y_t, similarity, k, mu, samples_per_class, targ
     return 100 * statistics.mean(every), 100 * statistics.mean(kept) if kept else float("nan")
 
 
-#: --label-free: what ILA could read of its own vote without a target label, on the kept targets of a batch
-LABEL_FREE = ("agree %", "mean Γ", "confidence %", "label entropy")
+#: --label-free: what ILA could read of its own vote without a target label, on the kept targets of a batch,
+#: and how each column is printed
+LABEL_FREE = {"agree %": "{:.1f}", "mean Γ": "{:.2f}", "confidence %": "{:.1f}", "label entropy": "{:.2f}"}
 
 
 def label_free(f_s, y_s, f_t, logits_t, similarity, k, mu, samples_per_class, targets, batches, generator):
@@ -129,8 +130,9 @@ def probe(run_dir, data_root, samples, batches, with_label_free=False):
     f_t, y_t, logits_t = _features(method, classifier, test, samples, generator)
     result = {"classifier": 100 * (logits_t.argmax(dim=1) == y_t).float().mean().item(),
               "norm_s": f_s.norm(dim=1).mean().item(), "norm_t": f_t.norm(dim=1).mean().item()}
-    settings = dict(k=flags.get("k", 5), mu=flags.get("mu", 0.67), samples_per_class=max(1, flags.get("samples_per_class", 4)),
-                    targets=flags["batch_size"], batches=batches)
+    settings = dict(k=flags.get("k", 5), mu=flags.get("mu", 0.67),
+                    samples_per_class=max(1, flags.get("samples_per_class", 4)), targets=flags["batch_size"],
+                    batches=batches)
     for similarity in SIMILARITIES:
         result[similarity] = vote_accuracy(f_s, y_s, f_t, y_t, similarity, generator=torch.Generator().manual_seed(1),
                                            **settings)
@@ -152,7 +154,7 @@ def main():
     args = parser.parse_args()
     if args.samples < 2 or args.batches < 1:
         parser.error(f"--samples {args.samples} must be at least 2 and --batches {args.batches} at least 1")
-    extra = LABEL_FREE if args.label_free else ()
+    extra = tuple(LABEL_FREE) if args.label_free else ()
     columns = ["classifier", "norm s / t"] + [f"{s} all / kept" for s in SIMILARITIES] + list(extra)
     print("| run | " + " | ".join(columns) + " |\n" + "|---" * (1 + len(columns)) + "|")
     groups = defaultdict(list)
@@ -163,8 +165,8 @@ def main():
             parser.error(str(e))
         groups[(run.method, run.task)].append(r)
         votes = " | ".join("{:.1f} / {:.1f}".format(*r[s]) for s in SIMILARITIES)
-        print(f"| {os.path.normpath(run_dir)} | {r['classifier']:.1f} | {r['norm_s']:.2f} / {r['norm_t']:.2f} | {votes} |"
-              + _label_free_cells(r, extra), flush=True)
+        print(f"| {os.path.normpath(run_dir)} | {r['classifier']:.1f} | {r['norm_s']:.2f} / {r['norm_t']:.2f} | "
+              f"{votes} |" + _label_free_cells(r, extra), flush=True)
     print("\n| method | task | runs | " + " | ".join(columns) + " |\n" + "|---" * (3 + len(columns)) + "|")
     for (method, task), rs in sorted(groups.items()):
         def m(key, i=None):
@@ -176,8 +178,7 @@ def main():
 
 
 def _label_free_cells(result, columns):
-    return "".join(f" {v:.{2 if name in ('mean Γ', 'label entropy') else 1}f} |"
-                   for name, v in zip(columns, result.get("label_free", ())))
+    return "".join(" " + LABEL_FREE[name].format(v) + " |" for name, v in zip(columns, result.get("label_free", ())))
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ def test_a_folder_with_two_runs_of_a_chain_must_name_its_methods(tmp_path):
     done = run(both, both)
     assert done.returncode == 2 and "two runs of DANN A→W seed 0" in done.stderr and f"{both}=DANN" in done.stderr
     done = run(both + "=DANN", both + "=ILA-DA+DANN")
-    assert done.returncode == 0 and "| DANN | A→W | both (ILA-DA+DANN) | 1 | 84.0 | +4.0 | 1/1 | +4.0 |" in done.stdout
+    assert done.returncode == 0
+    assert "| DANN | A→W | both (ILA-DA+DANN) | 1 | 84.0 | +4.0 | 1/1 | +4.0 |" in done.stdout
     done = run(both + "=DANN")
     assert done.returncode == 2 and "at least two steps" in done.stderr
