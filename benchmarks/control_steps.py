@@ -22,18 +22,13 @@ from gain_by_shift import ALL_METHODS, split_set  # noqa: E402
 from ila_tllib.tables import collect  # noqa: E402
 
 
-def chain_of(method):
-    """The baseline a method's runs are compared in: ILA-DA+DANN -> DANN."""
-    return method[len("ILA-DA+"):] if method.startswith("ILA-DA+") else method
-
-
 def read_step(entry):
     """{(chain, task): {seed: accuracy}} of one step; a second run of a chain, task and seed is an error."""
     folder, methods = split_set(entry)
     found = defaultdict(dict)
     for method in methods:
         for run in collect([os.path.join(folder, method)]):
-            key, seed = (chain_of(run.method), run.task), run.args.get("seed")
+            key, seed = (run.base, run.task), run.args.get("seed")     # ILA-DA+DANN's chain is DANN's
             if seed in found[key]:
                 raise ValueError(f"{entry} holds two runs of {key[0]} {key[1]} seed {seed}; name the methods "
                                  f"to read from it, e.g. {folder}={key[0]}")
