@@ -36,7 +36,7 @@ FLAGS_ADDED_LATER = {"ila_source_bank": 0, "ila_mining_ema": 0.0, "ila_mining_av
 
 #: --ila-mining-ema when it is not given and ILA mines with a kNN vote (knn, consensus): a copy that does not
 #: lag, so ILA mines on a second pass of the current weights (its own dropout masks); 0.99, a lagging average,
-#: gained less on the digits benchmarks (README, Results)
+#: gained less on the digits benchmarks (benchmarks/RESULTS.md)
 DEFAULT_MINING_EMA = 1e-6
 
 
@@ -169,7 +169,7 @@ def add_ila_arguments(p: argparse.ArgumentParser):
     g.add_argument(*names, dest='ila_temperature', default=1.0, type=float,
                    help='temperature dividing the similarity in MSC (default: 1.0)')
     # the angle: on hard shifts the targets' features are shorter than the sources', and the paper's inverse
-    # distance then votes for the shortest sources of any class (README, Results)
+    # distance then votes for the shortest sources of any class (benchmarks/RESULTS.md)
     g.add_argument('--similarity', default='cosine', choices=list(SIMILARITIES),
                    help="the similarity of the kNN vote, the ratio test and MSC (default: cosine; the paper's "
                         "Eq. 6: inverse_euclidean)")

@@ -73,7 +73,7 @@ def no_shrink_spectral_penalty(f_s: torch.Tensor, f_t: torch.Tensor) -> torch.Te
 SPECTRAL_FORMS = {"bsp": lambda: backend.BatchSpectralPenalizationLoss(),
                   "no-shrink": lambda: no_shrink_spectral_penalty}
 #: --ila-spectral-form when it is not given and the penalty runs: BSP's value without its shrinking gradient,
-#: which killed most runs from the typeset digits and gained on the three digit shifts (README, Results)
+#: which killed most runs from the typeset digits and gained on the three digit shifts (benchmarks/RESULTS.md)
 DEFAULT_SPECTRAL_FORM = "no-shrink"
 
 
