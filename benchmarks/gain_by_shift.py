@@ -44,7 +44,9 @@ DEFAULT_SETS = {
         "offline_digits_ablations_4x300/cosine", "offline_digits_street_target_4x300/cosine",
         "offline_digits_heldout_cosine_4x300=ILA-DA+DANN,ILA-DA+CDAN",
         # three shifts drawn at random from those never run, after the angle became the default
-        "offline_digits_heldout_drawn_4x300"],
+        "offline_digits_heldout_drawn_4x300",
+        # the last three pairs of the five domains never run, after that draw
+        "offline_digits_last_pairs_4x300"],
 }
 METHODS = ("DANN", "CDAN")
 ALL_METHODS = METHODS + tuple("ILA-DA+" + m for m in METHODS)

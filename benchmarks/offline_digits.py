@@ -17,7 +17,8 @@ skipped. Each run uses one thread; ``--jobs`` run at once.
 photo backgrounds back to plain digits, ``syn:mnist syn:mnistm`` two from typeset digits to
 handwritten ones, ``street:mnist street:uci`` two from house numbers to handwritten digits, and
 ``mnist:street uci:street`` the reverse, ``mnist:syn mnistm:street`` the held-out test of ``--similarity cosine``,
-``street:mnistm syn:street uci:syn`` that of the angle as the default (drawn from the pairs never run).
+``street:mnistm syn:street uci:syn`` that of the angle as the default (drawn from the pairs never run), and
+``mnistm:syn syn:uci street:syn`` the last three pairs never run before.
 """
 import argparse
 import os
