@@ -5,7 +5,7 @@ import pytest
 
 # the oracle, the helpers and the example scripts are imported by path, not installed
 sys.path.insert(0, os.path.dirname(__file__))
-from helpers import SCRIPTS, TLLIB  # noqa: E402
+from helpers import SCRIPTS, TLLIB, make_image_list  # noqa: E402
 
 sys.path.insert(0, SCRIPTS)
 
@@ -46,3 +46,9 @@ def offline_digits(tmp_path_factory):
     root = str(tmp_path_factory.mktemp("offline_digits") / "digits")
     export_offline_digits(root, limit_per_domain=120)
     return root
+
+
+@pytest.fixture(scope="module")
+def tiny_root(tmp_path_factory):
+    """A tiny generated image list (-d ImageList, domains src and tgt, 3 classes), one per test module."""
+    return make_image_list(tmp_path_factory.mktemp("tiny"))

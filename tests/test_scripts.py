@@ -11,13 +11,9 @@ from PIL import Image
 
 from ila_tllib.tables import collect, format_table
 
-from helpers import (SCRIPTS, TLLIB, make_image_list, only_log, run_script, script_env,  # noqa: F401
+from helpers import (SCRIPTS, TLLIB, only_log, run_script, script_env,  # noqa: F401
                      tiny_args)
 
-
-@pytest.fixture(scope="module")
-def tiny_root(tmp_path_factory):
-    return make_image_list(tmp_path_factory.mktemp("tiny"))
 
 
 @pytest.mark.parametrize("script, pieces", [("ila_dann.py", "standalone"), ("ila_cdan.py", "tllib")])

@@ -4,14 +4,10 @@ import re
 
 import pytest
 
-from helpers import TLLIB, make_image_list, only_log, run_script, tiny_args
+from helpers import TLLIB, only_log, run_script, tiny_args
 
 pytestmark = pytest.mark.skipif(not TLLIB, reason="tllib is not installed")
 
-
-@pytest.fixture(scope="module")
-def tiny_root(tmp_path_factory):
-    return make_image_list(tmp_path_factory.mktemp("tiny"))
 
 
 def numbers_of_the_run(log):
