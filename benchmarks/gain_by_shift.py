@@ -46,7 +46,9 @@ DEFAULT_SETS = {
         # three shifts drawn at random from those never run, after the angle became the default
         "offline_digits_heldout_drawn_4x300",
         # the last three pairs of the five domains never run, after that draw
-        "offline_digits_last_pairs_4x300"],
+        "offline_digits_last_pairs_4x300",
+        # four shifts to and from the sixth domain, scan, drawn before any run on it
+        "offline_digits_scan_4x300"],
 }
 METHODS = ("DANN", "CDAN")
 ALL_METHODS = METHODS + tuple("ILA-DA+" + m for m in METHODS)
