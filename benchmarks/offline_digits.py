@@ -114,6 +114,9 @@ ABLATIONS = {
     "inverse-euclidean": ["--similarity", "inverse_euclidean"],
     # the angle for the vote and Γ only; MSC keeps the paper's inverse distance
     "cosine-mining": ["--similarity", "inverse_euclidean", "--ila-mining-similarity", "cosine"],
+    # the vote and Γ on the angle about each domain's batch mean, without the spectral penalty (which on the
+    # paper's distance made the neighbourhoods trustworthy by changing the features, and costs Scan -> MNIST)
+    "centered-mining-no-spectral": ["--ila-mining-similarity", "centered_cosine", "--ila-spectral-penalty", "0"],
     # MDD's bottleneck ends in Dropout(0.5): ILA mines on and contrasts its input instead (ila_mdd.py's flag)
     "before-dropout": ["--ila-features", "before-dropout"],
 }

@@ -7,12 +7,12 @@ from .losses import AffinityTripletLoss, MultiSampleContrastiveLoss, get_metric_
 from .pseudo_labels import (ClassifierPseudoLabeller, ConsensusPseudoLabeller, KNNPseudoLabeller, PseudoLabels, get_pseudo_labeller,
                             knn_vote, similarity_ratio)
 from .sampler import ClassBalancedSampler, RandomBatchSampler
-from .similarity import CosineSimilarity, InverseEuclideanSimilarity, get_similarity
+from .similarity import CenteredCosineSimilarity, CosineSimilarity, InverseEuclideanSimilarity, get_similarity
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "ILALoss", "InverseEuclideanSimilarity", "CosineSimilarity", "get_similarity",
+    "ILALoss", "InverseEuclideanSimilarity", "CosineSimilarity", "CenteredCosineSimilarity", "get_similarity",
     "KNNPseudoLabeller", "ClassifierPseudoLabeller", "ConsensusPseudoLabeller", "PseudoLabels", "get_pseudo_labeller", "knn_vote",
     "similarity_ratio", "AffinityMiner", "MinedAffinity", "affinity_matrix", "keep_top_fraction",
     "MultiSampleContrastiveLoss", "AffinityTripletLoss", "get_metric_loss", "ClassBalancedSampler", "RandomBatchSampler",

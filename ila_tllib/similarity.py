@@ -11,7 +11,8 @@ import torch.nn.functional as F
 
 from .parts import build_part
 
-__all__ = ["InverseEuclideanSimilarity", "CosineSimilarity", "get_similarity", "SIMILARITIES"]
+__all__ = ["InverseEuclideanSimilarity", "CosineSimilarity", "CenteredCosineSimilarity", "get_similarity",
+           "SIMILARITIES"]
 
 
 class InverseEuclideanSimilarity(nn.Module):
@@ -84,9 +85,32 @@ class CosineSimilarity(nn.Module):
         return 0.5 * (1.0 + F.normalize(a, dim=1, eps=self.eps) @ F.normalize(b, dim=1, eps=self.eps).t())
 
 
+class CenteredCosineSimilarity(CosineSimilarity):
+    r""":class:`CosineSimilarity` of each set's features taken about that set's own mean:
+
+    .. math::
+        \phi(a_i, b_j) = \tfrac{1}{2}\Bigl(1 + \frac{(a_i - \bar a)^\top (b_j - \bar b)}
+        {\lVert a_i - \bar a\rVert \, \lVert b_j - \bar b\rVert}\Bigr),
+        \quad \bar a = \tfrac{1}{N} \textstyle\sum_i a_i, \ \bar b = \tfrac{1}{M} \textstyle\sum_j b_j
+
+    Features after a ReLU share one large direction, so every plain cosine is close to 1 and a few
+    dominant directions decide the kNN vote and Γ (what BSP's spectral penalty counters by changing the
+    features). Taking each domain's batch about its own mean removes that direction, and the difference of
+    the two domains' means with it, without changing what the network learns. Unlike the other similarities
+    it depends on the whole batch: one row's similarities move with the others' mean. A set of one row
+    centres to zero, whose similarity to everything is 1/2.
+
+    Inputs and shape as :class:`InverseEuclideanSimilarity`.
+    """
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return super().forward(a - a.mean(0, keepdim=True), b - b.mean(0, keepdim=True))
+
+
 SIMILARITIES = {
     "inverse_euclidean": InverseEuclideanSimilarity,
     "cosine": CosineSimilarity,
+    "centered_cosine": CenteredCosineSimilarity,
 }
 
 

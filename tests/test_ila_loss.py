@@ -298,6 +298,38 @@ def test_cosine_similarity_option():
     torch.testing.assert_close(sim, ref)
 
 
+def test_centered_cosine_is_the_angle_about_each_sets_mean():
+    a, b = torch.randn(3, 4, dtype=torch.float64) + 5.0, torch.randn(5, 4, dtype=torch.float64) - 2.0
+    sim = ila_tllib.get_similarity("centered_cosine")(a, b)
+    mean_a = [sum(a[i, d].item() for i in range(3)) / 3 for d in range(4)]
+    mean_b = [sum(b[j, d].item() for j in range(5)) / 5 for d in range(4)]
+    ref = [[cosine_phi([a[i, d].item() - mean_a[d] for d in range(4)], [b[j, d].item() - mean_b[d] for d in range(4)])
+            for j in range(5)] for i in range(3)]
+    torch.testing.assert_close(sim, torch.tensor(ref, dtype=torch.float64))
+    # a shift of either set as a whole changes nothing; the plain angle moves
+    shifted = ila_tllib.get_similarity("centered_cosine")(a + torch.tensor([3.0, -1.0, 0.5, 2.0], dtype=a.dtype), b - 4.0)
+    torch.testing.assert_close(shifted, sim)
+    assert not torch.allclose(ila_tllib.get_similarity("cosine")(a + 3.0, b), ila_tllib.get_similarity("cosine")(a, b))
+    # one row centres to zero: similarity 1/2 to everything
+    assert torch.equal(ila_tllib.get_similarity("centered_cosine")(a[:1], b), torch.full((1, 5), 0.5, dtype=a.dtype))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_centered_mining_decides_as_the_oracle_on_centred_features(seed):
+    f_s, y_s, f_t = make_batch(seed, 4, 3, 10, spread=0.8)
+    f_s, f_t = f_s + 2.0, f_t - 1.0           # domains far apart: the plain angle and the centred one disagree
+    ila = ILALoss(k=3, mu=0.7, similarity="cosine", mining_similarity="centered_cosine")
+    ila(f_s, y_s, f_t)
+    centred_s, centred_t = (f - f.mean(0, keepdim=True) for f in (f_s, f_t))
+    _, labels, _, kept, affinity = ila_oracle(centred_s.tolist(), y_s.tolist(), centred_t.tolist(), 3, 0.7,
+                                              decide_phi=cosine_phi)
+    assert ila.pseudo_labels.tolist() == labels and set(ila.kept.nonzero().flatten().tolist()) == kept
+    assert ila.affinity.tolist() == affinity
+    plain = ILALoss(k=3, mu=0.7, similarity="cosine")
+    plain(f_s, y_s, f_t)
+    assert not torch.equal(plain.affinity, ila.affinity)
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_mining_similarity_decides_and_the_loss_keeps_its_own(seed):
     # sources of random lengths, targets shrunk towards the origin: the angle and the distance disagree

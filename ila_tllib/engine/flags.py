@@ -172,7 +172,7 @@ def add_ila_arguments(p: argparse.ArgumentParser):
     # distance then votes for the shortest sources of any class (benchmarks/RESULTS.md)
     g.add_argument('--similarity', default='cosine', choices=list(SIMILARITIES),
                    help="the similarity of the kNN vote, the ratio test and MSC (default: cosine; the paper's "
-                        "Eq. 6: inverse_euclidean)")
+                        "Eq. 6: inverse_euclidean; centered_cosine: the angle about each domain's batch mean)")
     g.add_argument('--ila-mining-similarity', default=None, choices=list(SIMILARITIES),
                    help="the similarity of the kNN vote and the ratio test only; MSC keeps --similarity "
                         "(default: --similarity)")
