@@ -93,10 +93,10 @@ class CenteredCosineSimilarity(CosineSimilarity):
         {\lVert a_i - \bar a\rVert \, \lVert b_j - \bar b\rVert}\Bigr),
         \quad \bar a = \tfrac{1}{N} \textstyle\sum_i a_i, \ \bar b = \tfrac{1}{M} \textstyle\sum_j b_j
 
-    Features after a ReLU share one large direction, so every plain cosine is close to 1 and a few
-    dominant directions decide the kNN vote and Γ (what BSP's spectral penalty counters by changing the
-    features). Taking each domain's batch about its own mean removes that direction, and the difference of
-    the two domains' means with it, without changing what the network learns. Unlike the other similarities
+    Features after a ReLU are non-negative: their common direction lifts every plain cosine and weighs in
+    every kNN vote and Γ (BSP's spectral penalty counters dominant directions by changing the features).
+    Taking each domain's batch about its own mean removes that direction, and the difference of the two
+    domains' means with it, without changing what the network learns. Unlike the other similarities
     it depends on the whole batch: one row's similarities move with the others' mean. A set of one row
     centres to zero, whose similarity to everything is 1/2.
 
