@@ -48,7 +48,9 @@ DEFAULT_SETS = {
         # the last three pairs of the five domains never run, after that draw
         "offline_digits_last_pairs_4x300",
         # four shifts to and from the sixth domain, scan, drawn before any run on it
-        "offline_digits_scan_4x300"],
+        "offline_digits_scan_4x300",
+        # the other six pairs of scan, after that test (seeds 0-3 only)
+        "offline_digits_scan_other_4x300"],
 }
 METHODS = ("DANN", "CDAN")
 ALL_METHODS = METHODS + tuple("ILA-DA+" + m for m in METHODS)
