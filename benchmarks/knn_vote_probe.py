@@ -105,7 +105,9 @@ def _features(method, classifier, dataset, samples, generator):
     return torch.cat(features)[:samples], torch.cat(labels)[:samples], torch.cat(logits)[:samples]
 
 
-def probe(run_dir, data_root, samples, batches, with_label_free=False):
+def load_finished_run(run_dir, data_root=None):
+    """A finished run of the scripts, rebuilt from its log's flags with the weights after its last epoch, in
+    evaluation mode: (run, method, classifier, flags, source training set, target test set)."""
     from ila_tllib.engine.data import get_dataset
     from ila_tllib.engine.run import build_classifier
     logs = sorted(glob.glob(os.path.join(run_dir, "train-*.txt")))
@@ -125,6 +127,11 @@ def probe(run_dir, data_root, samples, batches, with_label_free=False):
         classifier = build_classifier(args, method, num_classes, torch.device("cpu"))
     classifier.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     classifier.eval()
+    return run, method, classifier, flags, source, test
+
+
+def probe(run_dir, data_root, samples, batches, with_label_free=False):
+    run, method, classifier, flags, source, test = load_finished_run(run_dir, data_root)
     generator = torch.Generator().manual_seed(0)
     f_s, y_s, _ = _features(method, classifier, source, samples, generator)
     f_t, y_t, logits_t = _features(method, classifier, test, samples, generator)
