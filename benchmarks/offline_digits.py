@@ -74,6 +74,9 @@ ABLATIONS = {
     "near-zero-weight": ["--ila-trade-off", "1e-9"],
     "near-zero-weight-no-spectral": ["--ila-trade-off", "1e-9", "--ila-spectral-penalty", "0"],
     "step": ["--ila-schedule", "step"],
+    # ILA from the second epoch of the benchmark's 4 x 300 (λ ramps over the iterations after it): the vote of a
+    # network that has learnt its source classes, instead of an untrained one's
+    "start-iter300": ["--ila-start-iter", "300"],
     "keep-linear": ["--ila-keep-schedule", "linear"], "keep-ramp": ["--ila-keep-schedule", "ramp"],
     "agreement": ["--ila-reliability", "agreement"],
     "consensus": ["--pseudo-label", "consensus"],
