@@ -4,6 +4,7 @@ import contextlib
 import functools
 import glob
 import http.server
+import importlib.util
 import os
 import socket
 import subprocess
@@ -63,6 +64,14 @@ def script_env(backend="standalone", **extra):
     elif backend is not None:
         env["ILA_TLLIB_BACKEND"] = backend
     return env
+
+
+def load_benchmark(name):
+    """``benchmarks/<name>.py`` as a module: the benchmarks are scripts, not a package."""
+    spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, "benchmarks", name + ".py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def run_script(name, args, cwd=None, timeout=300, backend="standalone", **env):

@@ -1,6 +1,5 @@
 """benchmarks/baseline_agreement.py: agreement and the threshold on hand-built cases, and the script as a user
 runs it."""
-import importlib.util
 import os
 import re
 import shutil
@@ -10,31 +9,25 @@ import sys
 import pytest
 import torch
 
-from helpers import DIGIT_FLAGS, REPO, run_script, script_env
+from helpers import DIGIT_FLAGS, REPO, load_benchmark, run_script, script_env
 
 SCRIPT = os.path.join(REPO, "benchmarks", "baseline_agreement.py")
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location("baseline_agreement", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_pairwise_agreement_by_hand():
     # a and b agree on 3 of 4 images, a and c on 1, b and c on 2: (75 + 25 + 50) / 3
+    agreement = load_benchmark("baseline_agreement").pairwise_agreement
     a, b, c = torch.tensor([0, 1, 2, 3]), torch.tensor([0, 1, 2, 0]), torch.tensor([0, 2, 1, 0])
-    assert load_script().pairwise_agreement([a, b, c]) == pytest.approx(50.0)
-    assert load_script().pairwise_agreement([a, a]) == 100.0
+    assert agreement([a, b, c]) == pytest.approx(50.0)
+    assert agreement([a, a]) == 100.0
     with pytest.raises(ValueError):
-        load_script().pairwise_agreement([a])
+        agreement([a])
     with pytest.raises(ValueError):
-        load_script().pairwise_agreement([a, a[:3]])
+        agreement([a, a[:3]])
 
 
 def test_separating_threshold_by_hand():
-    separate = load_script().separating_threshold
+    separate = load_benchmark("baseline_agreement").separating_threshold
     assert separate([40.0, 50.0], [60.0, 90.0]) == (True, 55.0)
     assert separate([40.0, 65.0], [60.0, 90.0]) == (False, None)     # one lost task above a gained one
     assert separate([50.0], [50.0]) == (False, None)                   # a tie separates nothing
@@ -42,7 +35,7 @@ def test_separating_threshold_by_hand():
 
 
 def test_outcome_bands():
-    outcome = load_script().outcome
+    outcome = load_benchmark("baseline_agreement").outcome
     assert [outcome(g) for g in (-0.6, -0.5, 0.0, 0.5, 0.6, float("nan"))] == \
         ["lost", "level", "level", "level", "gained", "not run"]
 

@@ -1,5 +1,4 @@
 """benchmarks/knn_vote_probe.py: its vote on a hand-built case, and the script as a user runs it."""
-import importlib.util
 import math
 import os
 import re
@@ -8,16 +7,9 @@ import sys
 
 import torch
 
-from helpers import DIGIT_FLAGS, REPO, run_script, script_env
+from helpers import DIGIT_FLAGS, REPO, load_benchmark, run_script, script_env
 
 SCRIPT = os.path.join(REPO, "benchmarks", "knn_vote_probe.py")
-
-
-def load_probe():
-    spec = importlib.util.spec_from_file_location("knn_vote_probe", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_short_targets_vote_for_the_shortest_sources_on_distance_and_right_on_the_angle():
@@ -29,7 +21,7 @@ def test_short_targets_vote_for_the_shortest_sources_on_distance_and_right_on_th
     y_s = torch.tensor([0, 0, 1, 1, 2, 2])
     f_t = eye[[0, 1, 2] * 4]
     y_t = torch.tensor([0, 1, 2] * 4)
-    probe = load_probe()
+    probe = load_benchmark("knn_vote_probe")
     for similarity, expected in (("inverse_euclidean", 100 * 8 / 12), ("cosine", 100.0)):
         every, kept = probe.vote_accuracy(f_s, y_s, f_t, y_t, similarity, k=1, mu=1.0, samples_per_class=2,
                                           targets=12, batches=3, generator=torch.Generator().manual_seed(0))
@@ -46,7 +38,7 @@ def test_label_free_readings_on_a_hand_built_case():
     y_t = torch.tensor([0, 0, 1, 2] * 3)
     f_t = eye[y_t]
     logits_t = eye[torch.where(y_t == 2, 0, y_t)] * math.log(2)
-    agree, ratio, confidence, entropy = load_probe().label_free(
+    agree, ratio, confidence, entropy = load_benchmark("knn_vote_probe").label_free(
         f_s, y_s, f_t, logits_t, "cosine", k=1, mu=1.0, samples_per_class=2, targets=12, batches=3,
         generator=torch.Generator().manual_seed(0))
     expected_entropy = -(0.5 * math.log(0.5) + 2 * 0.25 * math.log(0.25)) / math.log(3)
