@@ -49,7 +49,7 @@ DEFAULT_SETS = {
         "offline_digits_last_pairs_4x300",
         # four shifts to and from the sixth domain, scan, drawn before any run on it
         "offline_digits_scan_4x300",
-        # the other six pairs of scan, after that test (seeds 0-3 only)
+        # the other six pairs of scan, after that test
         "offline_digits_scan_other_4x300"],
 }
 METHODS = ("DANN", "CDAN")
