@@ -77,6 +77,8 @@ ABLATIONS = {
     # ILA from the second epoch of the benchmark's 4 x 300 (λ ramps over the iterations after it): the vote of a
     # network that has learnt its source classes, instead of an untrained one's
     "start-iter300": ["--ila-start-iter", "300"],
+    # and the spectral penalty with it (it runs from the first iteration otherwise; alone it costs Scan -> MNIST)
+    "start-iter300-spectral-term": ["--ila-start-iter", "300", "--ila-spectral-schedule", "term"],
     "keep-linear": ["--ila-keep-schedule", "linear"], "keep-ramp": ["--ila-keep-schedule", "ramp"],
     "agreement": ["--ila-reliability", "agreement"],
     "consensus": ["--pseudo-label", "consensus"],

@@ -6,6 +6,7 @@ import math
 import os
 import sys
 
+import numpy as np
 import pytest
 import torch
 import torch.nn as nn
@@ -161,6 +162,38 @@ def test_spectral_form_flag_reaches_the_trainer():
         grads[form] = torch.cat([p.grad.flatten() for p in classifier.parameters() if p.grad is not None])
     assert values["no-shrink"] == pytest.approx(values["bsp"], rel=1e-12)
     assert not torch.allclose(grads["no-shrink"], grads["bsp"])
+
+
+@pytest.mark.parametrize("schedule", ["constant", "term"])
+def test_spectral_schedule_against_the_singular_values_and_the_ramp_by_hand(schedule):
+    # beta (sigma_1(F_s)^2 + sigma_1(F_t)^2) from numpy's SVD, times 1 (constant) or the term's ramp: 0 before
+    # iteration 5, then 2 / (1 + exp(-10 p)) - 1 with p = (it - 5) / (15 - 5)
+    g = torch.Generator().manual_seed(0)
+    f_s, f_t = torch.randn(8, 4, generator=g, dtype=torch.float64), torch.randn(6, 4, generator=g, dtype=torch.float64)
+    spectral = sum(np.linalg.svd(f.numpy(), compute_uv=False)[0] ** 2 for f in (f_s, f_t))
+    term = ILATerm(build_ila_loss(toy_args()), 1.0, start_iter=5, total_iters=15, schedule="ramp",
+                   spectral_penalty=0.1, spectral_form="bsp", spectral_schedule=schedule)
+    for it in (0, 4, 5, 10, 15):
+        ramp = 0.0 if it < 5 else 2 / (1 + math.exp(-10 * (it - 5) / 10)) - 1
+        factor = 1.0 if schedule == "constant" else ramp
+        assert term.feature_penalty(f_s, f_t, it).item() == pytest.approx(0.1 * factor * spectral, rel=1e-10, abs=1e-15)
+
+
+def test_spectral_schedule_flag_reaches_the_trainer():
+    # before --ila-start-iter, 'term' adds no penalty (the step loss of beta 0) and 'constant' adds it
+    flags = ("--k", "2", "--mu", "0.5", "--samples-per-class", "2", "--ila-start-iter", "3")
+    losses = {}
+    for name, extra in (("none", ("--ila-spectral-penalty", "0")),
+                        ("term", ("--ila-spectral-penalty", "0.05", "--ila-spectral-schedule", "term")),
+                        ("constant", ("--ila-spectral-penalty", "0.05"))):
+        args = toy_args(*flags, *extra)
+        torch.manual_seed(0)
+        classifier = ToyClassifier(3).double()
+        plan = BatchPlan.from_args(args, 3)
+        trainer = Trainer(args, ToyMethod(), classifier, nn.Identity(), plan, build_ila_term(args, 10), 3,
+                          torch.device("cpu"))
+        losses[name] = trainer.losses(toy_batch(plan, 6, 6, 6), it=0).loss.item()
+    assert losses["term"] == losses["none"] and losses["constant"] > losses["none"]
 
 
 @pytest.mark.parametrize("script, method, penalty, lr", [("ila_dann", "DANN", 2e-4, 0.01),

@@ -20,7 +20,7 @@ from .. import backend
 from ..ila import ILALoss
 
 __all__ = ["ILATerm", "ILAStats", "build_ila_loss", "ratio_auc", "ILA_SCHEDULES", "ILA_RELIABILITIES",
-           "SPECTRAL_FORMS", "DEFAULT_SPECTRAL_FORM", "no_shrink_spectral_penalty", "build_ila_term"]
+           "SPECTRAL_FORMS", "DEFAULT_SPECTRAL_FORM", "SPECTRAL_SCHEDULES", "no_shrink_spectral_penalty", "build_ila_term"]
 
 
 def step_schedule(progress: float) -> float:
@@ -54,6 +54,10 @@ def agreement_reliability(decisions, logits_t) -> float:
 
 #: --ila-reliability: the batch's decisions and target logits -> factor of the ILA weight
 ILA_RELIABILITIES = {"none": no_reliability, "agreement": agreement_reliability}
+
+#: --ila-spectral-schedule: (ILATerm, adaptation iteration) -> factor of the spectral penalty's β. constant: β
+#: from the first iteration, whatever --ila-start-iter; term: the term's own schedule, 0 before its start
+SPECTRAL_SCHEDULES = {"constant": lambda term, it: 1.0, "term": lambda term, it: term.schedule_factor(it)}
 
 
 def no_shrink_spectral_penalty(f_s: torch.Tensor, f_t: torch.Tensor) -> torch.Tensor:
@@ -100,13 +104,15 @@ class ILATerm:
         keep_schedule (str): a key of :data:`ILA_SCHEDULES` for the kept fraction μ ("step": fixed)
         spectral_penalty (float): β of :meth:`feature_penalty`; 0 = none
         spectral_form (str): a key of :data:`SPECTRAL_FORMS`
+        spectral_schedule (str): a key of :data:`SPECTRAL_SCHEDULES`: when the penalty runs
     """
 
     def __init__(self, loss: nn.Module, trade_off: float, start_iter: int = 0, total_iters: int = 1,
                  schedule: str = "step", reliability: str = "none", keep_schedule: str = "step",
-                 spectral_penalty: float = 0.0, spectral_form: str = DEFAULT_SPECTRAL_FORM):
+                 spectral_penalty: float = 0.0, spectral_form: str = DEFAULT_SPECTRAL_FORM,
+                 spectral_schedule: str = "constant"):
         self.loss, self.trade_off, self.start_iter, self.total_iters = loss, trade_off, start_iter, total_iters
-        self.spectral_penalty = spectral_penalty
+        self.spectral_penalty, self.spectral_schedule = spectral_penalty, SPECTRAL_SCHEDULES[spectral_schedule]
         self.spectrum = SPECTRAL_FORMS[spectral_form]() if spectral_penalty > 0 else None
         self.schedule, self.reliability = ILA_SCHEDULES[schedule], ILA_RELIABILITIES[reliability]
         self.keep_schedule = None if keep_schedule == "step" else ILA_SCHEDULES[keep_schedule]
@@ -124,11 +130,13 @@ class ILATerm:
     def progress(self, it: int) -> float:
         return min(1.0, max(0.0, (it - self.start_iter) / max(1, self.total_iters - self.start_iter)))
 
+    def schedule_factor(self, it: int) -> float:
+        """:math:`s(p)` at adaptation iteration ``it`` (0 before the start)."""
+        return self.schedule(self.progress(it)) if self.active(it) else 0.0
+
     def scheduled_weight(self, it: int) -> float:
         """:math:`\\lambda s(p)` at adaptation iteration ``it`` (0 before the start)."""
-        if not self.active(it):
-            return 0.0
-        return self.trade_off * self.schedule(self.progress(it))
+        return self.trade_off * self.schedule_factor(it)
 
     def __call__(self, f_s, y_s, f_t, logits_t, num_classes, it: int, mining_features=None) -> torch.Tensor:
         """The weighted term for this batch; ``last_weight`` keeps the weight it was given."""
@@ -138,12 +146,14 @@ class ILATerm:
         self.last_weight = self.scheduled_weight(it) * self.reliability(self.loss, _gathered(logits_t))
         return loss
 
-    def feature_penalty(self, f_s: torch.Tensor, f_t: torch.Tensor) -> Optional[torch.Tensor]:
-        r""":math:`\beta (\sigma_1(F_s)^2 + \sigma_1(F_t)^2)`, BSP's penalty (Chen et al., 2019) on the
-        adversary's source and target features, or None with ``--ila-spectral-penalty 0``. A few
-        dominant directions of the features otherwise decide the Euclidean distances, and with them
-        the kNN vote and Γ."""
-        return None if self.spectrum is None else self.spectral_penalty * self.spectrum(f_s, f_t)
+    def feature_penalty(self, f_s: torch.Tensor, f_t: torch.Tensor, it: int) -> Optional[torch.Tensor]:
+        r""":math:`\beta\, c(it) (\sigma_1(F_s)^2 + \sigma_1(F_t)^2)`, BSP's penalty (Chen et al., 2019) on the
+        adversary's source and target features at adaptation iteration ``it``, :math:`c` the factor of
+        ``spectral_schedule``; None with ``--ila-spectral-penalty 0``. A few dominant directions of the
+        features otherwise decide the Euclidean distances, and with them the kNN vote and Γ."""
+        if self.spectrum is None:
+            return None
+        return self.spectral_penalty * self.spectral_schedule(self, it) * self.spectrum(f_s, f_t)
 
     def log(self, value: float, labels_t: torch.Tensor):
         """Record the last batch's decisions against the (gathered) target labels."""
@@ -157,7 +167,8 @@ def _gathered(tensor: torch.Tensor) -> torch.Tensor:
 
 def build_ila_term(args, total_iters: int) -> ILATerm:
     return ILATerm(build_ila_loss(args), args.ila_trade_off, args.ila_start_iter, total_iters, args.ila_schedule,
-                   args.ila_reliability, args.ila_keep_schedule, args.ila_spectral_penalty, args.ila_spectral_form)
+                   args.ila_reliability, args.ila_keep_schedule, args.ila_spectral_penalty, args.ila_spectral_form,
+                   args.ila_spectral_schedule)
 
 
 def ratio_auc(score: torch.Tensor, correct: torch.Tensor) -> Optional[float]:

@@ -98,7 +98,7 @@ class Trainer:
             check_finite_loss(ila_loss, 'ILA', it)
             loss = loss + self.ila.last_weight * ila_loss
         if self.ila is not None:
-            penalty = self.ila.feature_penalty(source.features, target.features)
+            penalty = self.ila.feature_penalty(source.features, target.features, it)
             if penalty is not None:
                 loss = loss + check_finite_loss(penalty, 'spectral penalty', it)
         return StepLosses(loss, cls_loss, transfer_loss, ila_loss, source.logits, meters)
