@@ -20,7 +20,8 @@ from .. import backend
 from ..ila import ILALoss
 
 __all__ = ["ILATerm", "ILAStats", "build_ila_loss", "ratio_auc", "ILA_SCHEDULES", "ILA_RELIABILITIES",
-           "SPECTRAL_FORMS", "DEFAULT_SPECTRAL_FORM", "SPECTRAL_SCHEDULES", "no_shrink_spectral_penalty", "build_ila_term"]
+           "SPECTRAL_FORMS", "DEFAULT_SPECTRAL_FORM", "SPECTRAL_SCHEDULES", "no_shrink_spectral_penalty",
+           "build_ila_term"]
 
 
 def step_schedule(progress: float) -> float:
@@ -149,11 +150,11 @@ class ILATerm:
     def feature_penalty(self, f_s: torch.Tensor, f_t: torch.Tensor, it: int) -> Optional[torch.Tensor]:
         r""":math:`\beta\, c(it) (\sigma_1(F_s)^2 + \sigma_1(F_t)^2)`, BSP's penalty (Chen et al., 2019) on the
         adversary's source and target features at adaptation iteration ``it``, :math:`c` the factor of
-        ``spectral_schedule``; None with ``--ila-spectral-penalty 0``. A few dominant directions of the
-        features otherwise decide the Euclidean distances, and with them the kNN vote and Γ."""
-        if self.spectrum is None:
-            return None
-        return self.spectral_penalty * self.spectral_schedule(self, it) * self.spectrum(f_s, f_t)
+        ``spectral_schedule``; None with ``--ila-spectral-penalty 0`` or where :math:`c(it) = 0` (no SVD is
+        computed then). A few dominant directions of the features otherwise decide the Euclidean distances,
+        and with them the kNN vote and Γ."""
+        factor = 0.0 if self.spectrum is None else self.spectral_schedule(self, it)
+        return None if factor == 0.0 else self.spectral_penalty * factor * self.spectrum(f_s, f_t)
 
     def log(self, value: float, labels_t: torch.Tensor):
         """Record the last batch's decisions against the (gathered) target labels."""
