@@ -23,8 +23,8 @@ def install(every: int):
     penalty = ila_term.ILATerm.feature_penalty
     calls = [0]
 
-    def probed(self, f_s, f_t):
-        out = penalty(self, f_s, f_t)
+    def probed(self, f_s, f_t, it):
+        out = penalty(self, f_s, f_t, it)
         if calls[0] % every == 0:
             f = f_s.detach()
             energy = torch.linalg.svdvals(f) ** 2
