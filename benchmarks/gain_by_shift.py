@@ -4,6 +4,7 @@ what the logs say about the shift.
     python benchmarks/gain_by_shift.py                  # the committed logs of the default (the angle), seeds 0-4
     python benchmarks/gain_by_shift.py --similarity inverse_euclidean   # the default before the angle
     python benchmarks/gain_by_shift.py --sets DIR ...   # other folders holding <method>/<task>_seed<n> runs
+    python benchmarks/gain_by_shift.py --accuracy last  # the last epoch's weights, not the best epoch's
 
 Per method and task, paired seed by seed: the baseline's and ILA-DA's target accuracy, the gain and the
 pairs ILA-DA is ahead in; then, from ILA-DA's own logs, the last epoch's pseudo-label precision of the kept
@@ -14,6 +15,10 @@ in a later folder of ``--sets`` replaces one of the same method, task and seed i
 list of committed folders names the folders of older defaults first). A set written ``DIR=DANN,CDAN`` reads
 only those methods' runs from DIR (a folder whose ILA-DA runs are not the default's). Every ILA-DA run read
 must have run with ``--similarity``.
+
+``--accuracy best`` (the default) reads tllib's ``test_acc1``: the accuracy of the epoch whose target test
+accuracy was highest, an epoch chosen with target labels, as tllib's tables report it. ``--accuracy last``
+reads the last epoch's `` * Acc@1`` instead: the weights a user without target labels keeps.
 """
 import argparse
 import os
@@ -78,6 +83,22 @@ def last_average(path, meter):
     return found
 
 
+def last_epoch_accuracy(path):
+    """The target accuracy of the last epoch's evaluation (its `` * Acc@1`` line before ``best_acc1``), or None."""
+    found = None
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if line.startswith("best_acc1"):
+                break
+            m = re.match(r" \* Acc@1 +([\d.]+)", line)
+            found = float(m.group(1)) if m else found
+    return found
+
+
+#: --accuracy -> a finished run's target accuracy
+ACCURACIES = {"best": lambda run: run.acc, "last": lambda run: last_epoch_accuracy(run.path)}
+
+
 def last_kept_precision(path):
     """The kept targets' pseudo-label precision of the last ``ILA:`` epoch summary, or None."""
     found = epochs(path)
@@ -89,9 +110,10 @@ def mean(values):
     return statistics.mean(values) if values else float("nan")
 
 
-def rows(sets, seeds, similarity):
+def rows(sets, seeds, similarity, accuracy="best"):
     """One dict per (method, task) with both the baseline's and ILA-DA's runs of the same seeds; every ILA-DA
-    run read must have run with ``similarity``."""
+    run read must have run with ``similarity``; ``accuracy`` names the run's accuracy in :data:`ACCURACIES`."""
+    read = ACCURACIES[accuracy]
     runs = {}
     for folder, methods in map(split_set, sets):
         for method in methods:
@@ -108,10 +130,15 @@ def rows(sets, seeds, similarity):
             by_task[(method, task)].append((run, runs[("ILA-DA+" + method, task, seed)]))
     table = []
     for (method, task), pairs in by_task.items():
+        accs = [(read(b), read(i)) for b, i in pairs]
+        if any(a is None for pair in accs for a in pair):
+            missing = next(r for pair, found in zip(pairs, accs) for r, a in zip(pair, found) if a is None)
+            raise ValueError(f"{missing.path} prints no epoch's ' * Acc@1' line before best_acc1: give "
+                             f"--accuracy best, or a log of a finished training run")
         table.append(dict(
             method=method, task=task, n=len(pairs),
-            base=mean(b.acc for b, _ in pairs), ila=mean(i.acc for _, i in pairs),
-            gain=mean(i.acc - b.acc for b, i in pairs), ahead=sum(i.acc > b.acc for b, i in pairs),
+            base=mean(b for b, _ in accs), ila=mean(i for _, i in accs),
+            gain=mean(i - b for b, i in accs), ahead=sum(i > b for b, i in accs),
             precision=mean(last_kept_precision(i.path) for _, i in pairs),
             disc_ila=mean(last_average(i.path, "Domain Acc") for _, i in pairs),
             disc_base=mean(last_average(b.path, "Domain Acc") for b, _ in pairs)))
@@ -143,10 +170,13 @@ def main():
                              "ILA-DA+DANN/, ILA-DA+CDAN/ run folders; a later folder's run replaces an earlier "
                              "one's of the same method, task and seed; DIR=DANN,CDAN reads only those methods")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--accuracy", default="best", choices=list(ACCURACIES),
+                        help="best: tllib's test_acc1, the epoch of highest target test accuracy (default); "
+                             "last: the last epoch's, chosen without target labels")
     args = parser.parse_args()
     args.sets = args.sets or [os.path.join(RESULTS, s) for s in DEFAULT_SETS[args.similarity]]
     try:
-        table = rows(args.sets, set(args.seeds), args.similarity)
+        table = rows(args.sets, set(args.seeds), args.similarity, args.accuracy)
     except ValueError as e:
         parser.error(str(e))
     if not table:

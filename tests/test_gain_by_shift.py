@@ -10,7 +10,7 @@ from helpers import REPO
 SCRIPT = os.path.join(REPO, "benchmarks", "gain_by_shift.py")
 
 
-def write_log(root, folder, seed, acc, domain_accs, precisions=(), *flags):
+def write_log(root, folder, seed, acc, domain_accs, precisions=(), *flags, epoch_accs=()):
     from ila_dann import DANN
     from ila_tllib.engine import get_parser
     log = os.path.join(root, folder, f"A2W_seed{seed}")
@@ -25,6 +25,11 @@ def write_log(root, folder, seed, acc, domain_accs, precisions=(), *flags):
         for p in precisions:
             f.write(f"ILA: 0 of 10 batches had nothing to contrast; pseudo-label precision {p:.1f}% kept / 50.0% all, "
                     f"ratio AUC 0.80, kept 48.0 targets per batch, wrong +1 affinities 20.0%, weight 1.000\n")
+        for epoch_acc in epoch_accs:     # as the scripts print each epoch's evaluation
+            f.write(f"Test: [ 0/10]\tTime  0.012 ( 0.012)\tLoss 1.0e+00 (1.0e+00)\tAcc@1  50.00 ( 50.00)\n"
+                    f" * Acc@1 {epoch_acc:.3f}\n")
+        if epoch_accs:                   # then the best epoch's weights are tested again
+            f.write(f"best_acc1 = {acc:.1f}\n * Acc@1 {acc:.3f}\n")
         f.write(f"test_acc1 = {acc:.1f}\n")
 
 
@@ -67,6 +72,27 @@ def test_a_set_can_name_the_methods_read_from_it(tmp_path):
     assert done.returncode == 2 and "unknown method(s) ERM" in done.stderr
 
 
+def test_the_last_epoch_instead_of_the_best(tmp_path):
+    # test_acc1 is the best epoch's (DANN 80, ILA-DA 85: +5.0); the last epoch's are 78 and 75 (-3.0): the
+    # lines after best_acc1, the best weights tested again, are not read
+    root = str(tmp_path)
+    write_log(root, "DANN", 0, 80.0, [(74, 75)], (), "--ila-trade-off", "0", epoch_accs=(70.0, 80.0, 78.0))
+    write_log(root, "ILA-DA+DANN", 0, 85.0, [(66, 70)], (60.0,), epoch_accs=(85.0, 75.0))
+    done = subprocess.run([sys.executable, SCRIPT, "--sets", root], capture_output=True, text=True, cwd=REPO)
+    assert "| DANN | A→W | 1 | 80.0 | 85.0 | +5.0 | 1/1 |" in done.stdout
+    done = subprocess.run([sys.executable, SCRIPT, "--sets", root, "--accuracy", "last"], capture_output=True,
+                          text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    assert "| DANN | A→W | 1 | 78.0 | 75.0 | -3.0 | 0/1 |" in done.stdout
+    assert "DANN: -3.0 over 1 task(s), ahead in 0/1 pairs; below -0.5: A→W -3.0" in done.stdout
+    # a log with no epoch's evaluation is named, with the way out
+    write_log(root, "DANN", 1, 80.0, [(74, 75)], (), "--ila-trade-off", "0")
+    write_log(root, "ILA-DA+DANN", 1, 85.0, [(66, 70)], (60.0,), epoch_accs=(85.0,))
+    done = subprocess.run([sys.executable, SCRIPT, "--sets", root, "--accuracy", "last"], capture_output=True,
+                          text=True, cwd=REPO)
+    assert done.returncode == 2 and "A2W_seed1" in done.stderr and "--accuracy best" in done.stderr
+
+
 def test_nothing_to_pair_exits_2():
     done = subprocess.run([sys.executable, SCRIPT, "--sets", os.path.join(REPO, "tests")], capture_output=True,
                           text=True, cwd=REPO)
@@ -77,10 +103,11 @@ def test_nothing_to_pair_exits_2():
 # scan, the paper's distance on fourteen, every shift on five seeds
 
 
-@pytest.mark.parametrize("similarity, shifts", [("cosine", 30), ("inverse_euclidean", 14)])
-def test_the_committed_logs_give_every_shift_its_row(similarity, shifts):
-    done = subprocess.run([sys.executable, SCRIPT, "--similarity", similarity], capture_output=True, text=True,
-                          cwd=REPO)
+@pytest.mark.parametrize("similarity, shifts, accuracy", [("cosine", 30, "best"), ("inverse_euclidean", 14, "best"),
+                                                         ("cosine", 30, "last")])
+def test_the_committed_logs_give_every_shift_its_row(similarity, shifts, accuracy):
+    done = subprocess.run([sys.executable, SCRIPT, "--similarity", similarity, "--accuracy", accuracy],
+                          capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 0, done.stderr
     rows = [line for line in done.stdout.splitlines() if line.startswith("| DANN") or line.startswith("| CDAN")]
     assert len(rows) == 2 * shifts
