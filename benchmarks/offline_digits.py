@@ -79,6 +79,10 @@ ABLATIONS = {
     "start-iter300": ["--ila-start-iter", "300"],
     # and the spectral penalty with it (it runs from the first iteration otherwise; alone it costs Scan -> MNIST)
     "start-iter300-spectral-term": ["--ila-start-iter", "300", "--ila-spectral-schedule", "term"],
+    # the term's weight ramps up and anneals back to 0 by the end (a network fits the right part of noisy labels
+    # first, the wrong part later); with the spectral penalty on the same schedule too
+    "ramp-anneal": ["--ila-schedule", "ramp-anneal"],
+    "ramp-anneal-spectral-term": ["--ila-schedule", "ramp-anneal", "--ila-spectral-schedule", "term"],
     "keep-linear": ["--ila-keep-schedule", "linear"], "keep-ramp": ["--ila-keep-schedule", "ramp"],
     "agreement": ["--ila-reliability", "agreement"],
     "consensus": ["--pseudo-label", "consensus"],

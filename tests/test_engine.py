@@ -533,6 +533,29 @@ def test_ila_weight_is_lambda_times_schedule_times_reliability():
     assert step.last_weight == 2.0
 
 
+def test_ramp_anneal_rises_and_falls_back_to_zero_by_hand():
+    # iterations 10..110 after --ila-start-iter 10: at a quarter (35) the ramp 2/(1+e^-2.5)-1 times
+    # (1+cos(pi/4))/2, at half (60) the ramp 2/(1+e^-5)-1 times 1/2, at the end 0
+    from ila_tllib.engine.ila_term import build_ila_term
+    term = build_ila_term(toy_args("--ila-trade-off", "2", "--ila-start-iter", "10", "--ila-schedule", "ramp-anneal"),
+                          total_iters=110)
+    assert term.scheduled_weight(9) == 0.0 and term.scheduled_weight(10) == 0.0
+    assert term.scheduled_weight(35) == pytest.approx(2 * (2 / (1 + math.exp(-2.5)) - 1) * (1 + math.sqrt(0.5)) / 2)
+    assert term.scheduled_weight(60) == pytest.approx(2 * (2 / (1 + math.exp(-5)) - 1) / 2)
+    assert term.scheduled_weight(110) == pytest.approx(0.0, abs=1e-12)
+    weights = [term.scheduled_weight(it) for it in range(10, 111)]
+    peak = weights.index(max(weights))
+    assert 0 < peak < 100 and all(a <= b for a, b in zip(weights[:peak], weights[1:peak + 1]))
+    assert all(a >= b for a, b in zip(weights[peak:], weights[peak + 1:]))
+
+
+def test_the_kept_fraction_cannot_follow_a_schedule_that_falls_to_zero(capsys):
+    # μ annealed to 0 would keep no target at the end: the flag offers only the schedules that grow
+    with pytest.raises(SystemExit) as e:
+        toy_args("--ila-keep-schedule", "ramp-anneal")
+    assert e.value.code == 2 and "--ila-keep-schedule" in capsys.readouterr().err
+
+
 class LabelledPoints(torch.utils.data.Dataset):
     """Points whose label is all a batch needs; ``targets`` lets the balanced sampler read the labels."""
 

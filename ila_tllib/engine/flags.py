@@ -17,7 +17,8 @@ from ..similarity import SIMILARITIES
 from ..transforms import TRAIN_RESIZINGS, VAL_RESIZINGS
 from . import precision
 from .errors import UsageError
-from .ila_term import DEFAULT_SPECTRAL_FORM, ILA_RELIABILITIES, ILA_SCHEDULES, SPECTRAL_FORMS, SPECTRAL_SCHEDULES
+from .ila_term import (DEFAULT_SPECTRAL_FORM, ILA_RELIABILITIES, ILA_SCHEDULES, KEEP_SCHEDULES, SPECTRAL_FORMS,
+                       SPECTRAL_SCHEDULES)
 from .moving_average import DEFAULT_MINING_AVERAGE, MINING_AVERAGES
 
 __all__ = ["get_parser", "add_ila_arguments", "check_args", "ila_enabled", "DIGIT_INPUT_SIZE", "FLAGS_ADDED_LATER",
@@ -181,8 +182,9 @@ def add_ila_arguments(p: argparse.ArgumentParser):
                         'consensus: kNN + ratio, only targets whose kNN label the classifier shares')
     g.add_argument('--ila-schedule', default='ramp', choices=list(ILA_SCHEDULES),
                    help="ramp: DANN's 2/(1+exp(-10p))-1 over the iterations after --ila-start-iter (default); "
-                        "step: full weight from --ila-start-iter on (paper); linear: p")
-    g.add_argument('--ila-keep-schedule', default='step', choices=list(ILA_SCHEDULES),
+                        "step: full weight from --ila-start-iter on (paper); linear: p; ramp-anneal: the ramp "
+                        "times (1+cos(pi p))/2, 0 again at the end")
+    g.add_argument('--ila-keep-schedule', default='step', choices=list(KEEP_SCHEDULES),
                    help="step: keep the fraction --mu of the targets from the start (paper); ramp, linear: the "
                         "kept fraction grows to --mu over the remaining iterations")
     g.add_argument('--ila-reliability', default='none', choices=list(ILA_RELIABILITIES),

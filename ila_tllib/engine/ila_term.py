@@ -19,7 +19,7 @@ from .. import distributed as dist_utils
 from .. import backend
 from ..ila import ILALoss
 
-__all__ = ["ILATerm", "ILAStats", "build_ila_loss", "ratio_auc", "ILA_SCHEDULES", "ILA_RELIABILITIES",
+__all__ = ["ILATerm", "ILAStats", "build_ila_loss", "ratio_auc", "ILA_SCHEDULES", "KEEP_SCHEDULES", "ILA_RELIABILITIES",
            "SPECTRAL_FORMS", "DEFAULT_SPECTRAL_FORM", "SPECTRAL_SCHEDULES", "no_shrink_spectral_penalty",
            "build_ila_term"]
 
@@ -39,8 +39,19 @@ def linear_schedule(progress: float) -> float:
     return progress
 
 
-#: --ila-schedule, --ila-keep-schedule: progress in [0, 1] -> factor of the ILA weight, of μ
-ILA_SCHEDULES = {"step": step_schedule, "ramp": ramp_schedule, "linear": linear_schedule}
+def ramp_anneal_schedule(progress: float) -> float:
+    """The ramp, times a cosine that falls from 1 to 0 over the same iterations,
+    :math:`(2 / (1 + e^{-10 p}) - 1) (1 + \\cos \\pi p) / 2`: 0.72 after a quarter, 0.49 at half, 0 at the end.
+    Networks fit noisy labels' right part first and memorise the wrong part later; where the pseudo-labels
+    stay mostly wrong, the term's late iterations are the ones that cost."""
+    return ramp_schedule(progress) * (1.0 + math.cos(math.pi * progress)) / 2.0
+
+
+#: --ila-schedule: progress in [0, 1] -> factor of the ILA weight
+ILA_SCHEDULES = {"step": step_schedule, "ramp": ramp_schedule, "linear": linear_schedule,
+                 "ramp-anneal": ramp_anneal_schedule}
+#: --ila-keep-schedule: progress -> factor of μ; the schedules that grow (one falling to 0 would keep nothing)
+KEEP_SCHEDULES = {name: ILA_SCHEDULES[name] for name in ("step", "ramp", "linear")}
 
 
 def no_reliability(decisions, logits_t) -> float:
@@ -102,7 +113,7 @@ class ILATerm:
             ``(it - start_iter) / (total_iters - start_iter)``
         schedule (str): a key of :data:`ILA_SCHEDULES`
         reliability (str): a key of :data:`ILA_RELIABILITIES`
-        keep_schedule (str): a key of :data:`ILA_SCHEDULES` for the kept fraction μ ("step": fixed)
+        keep_schedule (str): a key of :data:`KEEP_SCHEDULES` for the kept fraction μ ("step": fixed)
         spectral_penalty (float): β of :meth:`feature_penalty`; 0 = none
         spectral_form (str): a key of :data:`SPECTRAL_FORMS`
         spectral_schedule (str): a key of :data:`SPECTRAL_SCHEDULES`: when the penalty runs
@@ -116,7 +127,7 @@ class ILATerm:
         self.spectral_penalty, self.spectral_schedule = spectral_penalty, SPECTRAL_SCHEDULES[spectral_schedule]
         self.spectrum = SPECTRAL_FORMS[spectral_form]() if spectral_penalty > 0 else None
         self.schedule, self.reliability = ILA_SCHEDULES[schedule], ILA_RELIABILITIES[reliability]
-        self.keep_schedule = None if keep_schedule == "step" else ILA_SCHEDULES[keep_schedule]
+        self.keep_schedule = None if keep_schedule == "step" else KEEP_SCHEDULES[keep_schedule]
         self.miner = getattr(getattr(loss, "ila_loss", loss), "miner", None)
         if self.keep_schedule is not None and self.miner is None:
             raise ValueError("a keep schedule needs an ILA loss with a miner (ILALoss)")
