@@ -5,6 +5,7 @@ what the logs say about the shift.
     python benchmarks/gain_by_shift.py --similarity inverse_euclidean   # the default before the angle
     python benchmarks/gain_by_shift.py --sets DIR ...   # other folders holding <method>/<task>_seed<n> runs
     python benchmarks/gain_by_shift.py --accuracy last  # the last epoch's weights, not the best epoch's
+    python benchmarks/gain_by_shift.py --epoch 0        # the weights after the first epoch
 
 Per method and task, paired seed by seed: the baseline's and ILA-DA's target accuracy, the gain and the
 pairs ILA-DA is ahead in; then, from ILA-DA's own logs, the last epoch's pseudo-label precision of the kept
@@ -18,7 +19,8 @@ must have run with ``--similarity``.
 
 ``--accuracy best`` (the default) reads tllib's ``test_acc1``: the accuracy of the epoch whose target test
 accuracy was highest, an epoch chosen with target labels, as tllib's tables report it. ``--accuracy last``
-reads the last epoch's `` * Acc@1`` instead: the weights a user without target labels keeps.
+reads the last epoch's `` * Acc@1`` instead: the weights a user without target labels keeps. ``--epoch N``
+reads epoch N's (0: the first).
 """
 import argparse
 import os
@@ -83,20 +85,28 @@ def last_average(path, meter):
     return found
 
 
-def last_epoch_accuracy(path):
-    """The target accuracy of the last epoch's evaluation (its `` * Acc@1`` line before ``best_acc1``), or None."""
-    found = None
+def epoch_accuracies(path):
+    """The target accuracy of every epoch's evaluation, in order: its `` * Acc@1`` lines before ``best_acc1``
+    (the lines after it test the best epoch's weights again)."""
+    found = []
     with open(path, encoding="utf-8", errors="replace") as f:
         for line in f:
             if line.startswith("best_acc1"):
                 break
             m = re.match(r" \* Acc@1 +([\d.]+)", line)
-            found = float(m.group(1)) if m else found
+            if m:
+                found.append(float(m.group(1)))
     return found
 
 
+def epoch_accuracy(path, epoch):
+    """Epoch ``epoch``'s target accuracy (-1: the last epoch), or None when the log has no such epoch."""
+    found = epoch_accuracies(path)
+    return found[epoch] if -len(found) <= epoch < len(found) else None
+
+
 #: --accuracy -> a finished run's target accuracy
-ACCURACIES = {"best": lambda run: run.acc, "last": lambda run: last_epoch_accuracy(run.path)}
+ACCURACIES = {"best": lambda run: run.acc, "last": lambda run: epoch_accuracy(run.path, -1)}
 
 
 def last_kept_precision(path):
@@ -110,10 +120,11 @@ def mean(values):
     return statistics.mean(values) if values else float("nan")
 
 
-def rows(sets, seeds, similarity, accuracy="best"):
+def rows(sets, seeds, similarity, accuracy="best", epoch=None):
     """One dict per (method, task) with both the baseline's and ILA-DA's runs of the same seeds; every ILA-DA
-    run read must have run with ``similarity``; ``accuracy`` names the run's accuracy in :data:`ACCURACIES`."""
-    read = ACCURACIES[accuracy]
+    run read must have run with ``similarity``; ``accuracy`` names the run's accuracy in :data:`ACCURACIES`,
+    unless ``epoch`` is given: that epoch's (0: the first)."""
+    read = ACCURACIES[accuracy] if epoch is None else (lambda run: epoch_accuracy(run.path, epoch))
     runs = {}
     for folder, methods in map(split_set, sets):
         for method in methods:
@@ -133,8 +144,8 @@ def rows(sets, seeds, similarity, accuracy="best"):
         accs = [(read(b), read(i)) for b, i in pairs]
         if any(a is None for pair in accs for a in pair):
             missing = next(r for pair, found in zip(pairs, accs) for r, a in zip(pair, found) if a is None)
-            raise ValueError(f"{missing.path} prints no epoch's ' * Acc@1' line before best_acc1: give "
-                             f"--accuracy best, or a log of a finished training run")
+            raise ValueError(f"{missing.path} prints no ' * Acc@1' line of that epoch before best_acc1: give "
+                             f"--accuracy best, an epoch every run has, or logs of finished training runs")
         table.append(dict(
             method=method, task=task, n=len(pairs),
             base=mean(b for b, _ in accs), ila=mean(i for _, i in accs),
@@ -173,10 +184,12 @@ def main():
     parser.add_argument("--accuracy", default="best", choices=list(ACCURACIES),
                         help="best: tllib's test_acc1, the epoch of highest target test accuracy (default); "
                              "last: the last epoch's, chosen without target labels")
+    parser.add_argument("--epoch", type=int, default=None,
+                        help="instead of --accuracy, the accuracy after this epoch (0: the first; -1: the last)")
     args = parser.parse_args()
     args.sets = args.sets or [os.path.join(RESULTS, s) for s in DEFAULT_SETS[args.similarity]]
     try:
-        table = rows(args.sets, set(args.seeds), args.similarity, args.accuracy)
+        table = rows(args.sets, set(args.seeds), args.similarity, args.accuracy, args.epoch)
     except ValueError as e:
         parser.error(str(e))
     if not table:

@@ -85,6 +85,15 @@ def test_the_last_epoch_instead_of_the_best(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "| DANN | A→W | 1 | 78.0 | 75.0 | -3.0 | 0/1 |" in done.stdout
     assert "DANN: -3.0 over 1 task(s), ahead in 0/1 pairs; below -0.5: A→W -3.0" in done.stdout
+    # any epoch by its number: the first (70 and 85), the second to last (80 and 85); ILA-DA has no third
+    for epoch, row in (("0", "| DANN | A→W | 1 | 70.0 | 85.0 | +15.0 | 1/1 |"),
+                       ("-2", "| DANN | A→W | 1 | 80.0 | 85.0 | +5.0 | 1/1 |")):
+        done = subprocess.run([sys.executable, SCRIPT, "--sets", root, "--epoch", epoch], capture_output=True,
+                              text=True, cwd=REPO)
+        assert done.returncode == 0 and row in done.stdout, (epoch, done.stdout, done.stderr)
+    done = subprocess.run([sys.executable, SCRIPT, "--sets", root, "--epoch", "2"], capture_output=True, text=True,
+                          cwd=REPO)
+    assert done.returncode == 2 and "ILA-DA+DANN" in done.stderr and "an epoch every run has" in done.stderr
     # a log with no epoch's evaluation is named, with the way out
     write_log(root, "DANN", 1, 80.0, [(74, 75)], (), "--ila-trade-off", "0")
     write_log(root, "ILA-DA+DANN", 1, 85.0, [(66, 70)], (60.0,), epoch_accs=(85.0,))
