@@ -83,6 +83,8 @@ ABLATIONS = {
     # first, the wrong part later); with the spectral penalty on the same schedule too
     "ramp-anneal": ["--ila-schedule", "ramp-anneal"],
     "ramp-anneal-spectral-term": ["--ila-schedule", "ramp-anneal", "--ila-spectral-schedule", "term"],
+    # the spectral penalty's gradient on one domain's features only (its value is BSP's on both)
+    "spectral-source": ["--ila-spectral-domains", "source"], "spectral-target": ["--ila-spectral-domains", "target"],
     "keep-linear": ["--ila-keep-schedule", "linear"], "keep-ramp": ["--ila-keep-schedule", "ramp"],
     "agreement": ["--ila-reliability", "agreement"],
     "consensus": ["--pseudo-label", "consensus"],

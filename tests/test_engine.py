@@ -183,6 +183,28 @@ def test_spectral_schedule_against_the_singular_values_and_the_ramp_by_hand(sche
             assert penalty.item() == pytest.approx(0.1 * factor * spectral, rel=1e-10)
 
 
+@pytest.mark.parametrize("domains", ["both", "source", "target"])
+def test_spectral_domains_send_bsps_gradient_by_hand(domains):
+    # the value is beta (sigma_1(F_s)^2 + sigma_1(F_t)^2) whichever domains; the gradient of sigma_1(F)^2 is
+    # 2 sigma_1 u_1 v_1^T (numpy's SVD) for each domain named, 0 for the other
+    g = torch.Generator().manual_seed(1)
+    f_s = torch.randn(8, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    f_t = torch.randn(6, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    term = ILATerm(build_ila_loss(toy_args("--ila-spectral-domains", domains)), 1.0, spectral_penalty=0.1,
+                   spectral_form="bsp", spectral_domains=domains)
+    penalty = term.feature_penalty(f_s, f_t, 0)
+    penalty.backward()
+    for f, name in ((f_s, "source"), (f_t, "target")):
+        u, sigma, vt = np.linalg.svd(f.detach().numpy(), full_matrices=False)
+        assert penalty.item() >= 0.1 * sigma[0] ** 2
+        named = domains in ("both", name)
+        expected = 0.1 * 2 * sigma[0] * np.outer(u[:, 0], vt[0]) if named else np.zeros((len(f), 4))
+        grad = np.zeros((len(f), 4)) if f.grad is None else f.grad.numpy()   # None: no gradient reached it
+        np.testing.assert_allclose(grad, expected, atol=1e-10)
+    value = sum(np.linalg.svd(f.detach().numpy(), compute_uv=False)[0] ** 2 for f in (f_s, f_t))
+    assert penalty.item() == pytest.approx(0.1 * value, rel=1e-10)
+
+
 def test_spectral_schedule_flag_reaches_the_trainer():
     # before --ila-start-iter, 'term' adds no penalty (the step loss of beta 0) and 'constant' adds it
     flags = ("--k", "2", "--mu", "0.5", "--samples-per-class", "2", "--ila-start-iter", "3")

@@ -141,7 +141,9 @@ PAPER_SIMILARITY = ["--similarity", "inverse_euclidean"]
                                                         ("ila_mining_similarity", "--ila-mining-similarity", "cosine",
                                                          "inverse_euclidean"),
                                                         ("ila_spectral_schedule", "--ila-spectral-schedule", "term",
-                                                         "constant")])
+                                                         "constant"),
+                                                        ("ila_spectral_domains", "--ila-spectral-domains", "target",
+                                                         "both")])
 def test_a_flag_added_later_splits_rows_from_logs_that_lack_it(tmp_path, dest, flag, value, default):
     # logs written before the later flags existed ran without them: they join new runs with the flag at the
     # value that means "off" (the first release's behaviour), not the runs that set it

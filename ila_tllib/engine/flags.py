@@ -17,8 +17,8 @@ from ..similarity import SIMILARITIES
 from ..transforms import TRAIN_RESIZINGS, VAL_RESIZINGS
 from . import precision
 from .errors import UsageError
-from .ila_term import (DEFAULT_SPECTRAL_FORM, ILA_RELIABILITIES, ILA_SCHEDULES, KEEP_SCHEDULES, SPECTRAL_FORMS,
-                       SPECTRAL_SCHEDULES)
+from .ila_term import (DEFAULT_SPECTRAL_FORM, ILA_RELIABILITIES, ILA_SCHEDULES, KEEP_SCHEDULES,
+                       SPECTRAL_DOMAINS, SPECTRAL_FORMS, SPECTRAL_SCHEDULES)
 from .moving_average import DEFAULT_MINING_AVERAGE, MINING_AVERAGES
 
 __all__ = ["get_parser", "add_ila_arguments", "check_args", "ila_enabled", "DIGIT_INPUT_SIZE", "FLAGS_ADDED_LATER",
@@ -32,7 +32,8 @@ DIGIT_INPUT_SIZE = {"lenet": 28, "dtn": 32}
 FLAGS_ADDED_LATER = {"ila_source_bank": 0, "ila_mining_ema": 0.0, "ila_mining_average": "network",
                      "ila_ratio_terms": "top-m", "ila_bank_anchors": False, "ila_detach_source": False,
                      "ila_source_sampling": "balanced", "ila_spectral_form": "bsp",
-                     "ila_mining_similarity": "inverse_euclidean", "ila_spectral_schedule": "constant"}
+                     "ila_mining_similarity": "inverse_euclidean", "ila_spectral_schedule": "constant",
+                     "ila_spectral_domains": "both"}
 
 
 #: --ila-mining-ema when it is not given and ILA mines with a kNN vote (knn, consensus): a copy that does not
@@ -235,6 +236,9 @@ def add_ila_arguments(p: argparse.ArgumentParser):
                    help="when the spectral penalty runs: constant, beta from the first iteration whatever "
                         "--ila-start-iter; term, on the ILA term's schedule (0 before --ila-start-iter, then "
                         "--ila-schedule's factor) (default: %(default)s)")
+    g.add_argument('--ila-spectral-domains', default='both', choices=list(SPECTRAL_DOMAINS),
+                   help="whose features the spectral penalty's gradient reaches: both (BSP's), source, target "
+                        "(the other domain's are detached; the penalty's value is the same) (default: %(default)s)")
     g.add_argument('--metric-loss', default='msc', choices=list(METRIC_LOSSES),
                    help='MSC (ILA-DA) or triplet (ablation)')
 

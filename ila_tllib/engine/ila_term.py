@@ -20,8 +20,8 @@ from .. import backend
 from ..ila import ILALoss
 
 __all__ = ["ILATerm", "ILAStats", "build_ila_loss", "ratio_auc", "ILA_SCHEDULES", "KEEP_SCHEDULES", "ILA_RELIABILITIES",
-           "SPECTRAL_FORMS", "DEFAULT_SPECTRAL_FORM", "SPECTRAL_SCHEDULES", "no_shrink_spectral_penalty",
-           "build_ila_term"]
+           "SPECTRAL_FORMS", "DEFAULT_SPECTRAL_FORM", "SPECTRAL_SCHEDULES", "SPECTRAL_DOMAINS",
+           "no_shrink_spectral_penalty", "build_ila_term"]
 
 
 def step_schedule(progress: float) -> float:
@@ -66,6 +66,11 @@ def agreement_reliability(decisions, logits_t) -> float:
 
 #: --ila-reliability: the batch's decisions and target logits -> factor of the ILA weight
 ILA_RELIABILITIES = {"none": no_reliability, "agreement": agreement_reliability}
+
+#: --ila-spectral-domains: (f_s, f_t) -> the pair the penalty reads. Its value stays BSP's on both; a domain
+#: left out is detached, so that the gradient reaches the other domain's features only
+SPECTRAL_DOMAINS = {"both": lambda f_s, f_t: (f_s, f_t), "source": lambda f_s, f_t: (f_s, f_t.detach()),
+                    "target": lambda f_s, f_t: (f_s.detach(), f_t)}
 
 #: --ila-spectral-schedule: (ILATerm, adaptation iteration) -> factor of the spectral penalty's β. constant: β
 #: from the first iteration, whatever --ila-start-iter; term: the term's own schedule, 0 before its start
@@ -117,13 +122,15 @@ class ILATerm:
         spectral_penalty (float): β of :meth:`feature_penalty`; 0 = none
         spectral_form (str): a key of :data:`SPECTRAL_FORMS`
         spectral_schedule (str): a key of :data:`SPECTRAL_SCHEDULES`: when the penalty runs
+        spectral_domains (str): a key of :data:`SPECTRAL_DOMAINS`: whose features its gradient reaches
     """
 
     def __init__(self, loss: nn.Module, trade_off: float, start_iter: int = 0, total_iters: int = 1,
                  schedule: str = "step", reliability: str = "none", keep_schedule: str = "step",
                  spectral_penalty: float = 0.0, spectral_form: str = DEFAULT_SPECTRAL_FORM,
-                 spectral_schedule: str = "constant"):
+                 spectral_schedule: str = "constant", spectral_domains: str = "both"):
         self.loss, self.trade_off, self.start_iter, self.total_iters = loss, trade_off, start_iter, total_iters
+        self.spectral_domains = SPECTRAL_DOMAINS[spectral_domains]
         self.spectral_penalty, self.spectral_schedule = spectral_penalty, SPECTRAL_SCHEDULES[spectral_schedule]
         self.spectrum = SPECTRAL_FORMS[spectral_form]() if spectral_penalty > 0 else None
         self.schedule, self.reliability = ILA_SCHEDULES[schedule], ILA_RELIABILITIES[reliability]
@@ -162,10 +169,12 @@ class ILATerm:
         r""":math:`\beta\, c(it) (\sigma_1(F_s)^2 + \sigma_1(F_t)^2)`, BSP's penalty (Chen et al., 2019) on the
         adversary's source and target features at adaptation iteration ``it``, :math:`c` the factor of
         ``spectral_schedule``; None with ``--ila-spectral-penalty 0`` or where :math:`c(it) = 0` (no SVD is
-        computed then). A few dominant directions of the features otherwise decide the Euclidean distances,
-        and with them the kNN vote and Γ."""
+        computed then); its gradient reaches the features ``spectral_domains`` names. A few dominant
+        directions of the features otherwise decide the Euclidean distances, and with them the kNN vote and Γ."""
         factor = 0.0 if self.spectrum is None else self.spectral_schedule(self, it)
-        return None if factor == 0.0 else self.spectral_penalty * factor * self.spectrum(f_s, f_t)
+        if factor == 0.0:
+            return None
+        return self.spectral_penalty * factor * self.spectrum(*self.spectral_domains(f_s, f_t))
 
     def log(self, value: float, labels_t: torch.Tensor):
         """Record the last batch's decisions against the (gathered) target labels."""
@@ -180,7 +189,7 @@ def _gathered(tensor: torch.Tensor) -> torch.Tensor:
 def build_ila_term(args, total_iters: int) -> ILATerm:
     return ILATerm(build_ila_loss(args), args.ila_trade_off, args.ila_start_iter, total_iters, args.ila_schedule,
                    args.ila_reliability, args.ila_keep_schedule, args.ila_spectral_penalty, args.ila_spectral_form,
-                   args.ila_spectral_schedule)
+                   args.ila_spectral_schedule, args.ila_spectral_domains)
 
 
 def ratio_auc(score: torch.Tensor, correct: torch.Tensor) -> Optional[float]:
