@@ -4,8 +4,9 @@ The term is :math:`\\lambda \\cdot s(p) \\cdot r \\cdot L_{ILA}` on the rows :cl
 gives it, from ``--ila-start-iter`` on: :math:`s` is the schedule (:data:`ILA_SCHEDULES`) over the progress
 :math:`p \\in [0, 1]` of the remaining iterations, :math:`r` the reliability of the batch's affinities
 (:data:`ILA_RELIABILITIES`), estimated without target labels. With ``--ila-spectral-penalty``, BSP's
-penalty on the adversary's source and target features is added at every iteration, from the first, in
-the form ``--ila-spectral-form`` names (:data:`SPECTRAL_FORMS`).
+penalty on the adversary's source and target features is added at every iteration, from the first (or on
+the term's schedule, ``--ila-spectral-schedule``), in the form ``--ila-spectral-form`` names
+(:data:`SPECTRAL_FORMS`), its gradient reaching the domains ``--ila-spectral-domains`` names.
 The diagnostics compare ILA's decisions with the target labels, which are read for the log only and
 never reach a loss.
 """
@@ -19,8 +20,8 @@ from .. import distributed as dist_utils
 from .. import backend
 from ..ila import ILALoss
 
-__all__ = ["ILATerm", "ILAStats", "build_ila_loss", "ratio_auc", "ILA_SCHEDULES", "KEEP_SCHEDULES", "ILA_RELIABILITIES",
-           "SPECTRAL_FORMS", "DEFAULT_SPECTRAL_FORM", "SPECTRAL_SCHEDULES", "SPECTRAL_DOMAINS",
+__all__ = ["ILATerm", "ILAStats", "build_ila_loss", "ratio_auc", "ILA_SCHEDULES", "KEEP_SCHEDULES",
+           "ILA_RELIABILITIES", "SPECTRAL_FORMS", "DEFAULT_SPECTRAL_FORM", "SPECTRAL_SCHEDULES", "SPECTRAL_DOMAINS",
            "no_shrink_spectral_penalty", "build_ila_term"]
 
 
@@ -42,8 +43,9 @@ def linear_schedule(progress: float) -> float:
 def ramp_anneal_schedule(progress: float) -> float:
     """The ramp, times a cosine that falls from 1 to 0 over the same iterations,
     :math:`(2 / (1 + e^{-10 p}) - 1) (1 + \\cos \\pi p) / 2`: 0.72 after a quarter, 0.49 at half, 0 at the end.
-    Networks fit noisy labels' right part first and memorise the wrong part later; where the pseudo-labels
-    stay mostly wrong, the term's late iterations are the ones that cost."""
+    An ablation: a network fits the right part of noisy labels first and the wrong part later, so where the
+    pseudo-labels stay mostly wrong the term's late iterations might be the ones that cost (on the offline
+    digits they were not: the README's results)."""
     return ramp_schedule(progress) * (1.0 + math.cos(math.pi * progress)) / 2.0
 
 
