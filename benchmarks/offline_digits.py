@@ -85,6 +85,8 @@ ABLATIONS = {
     "ramp-anneal-spectral-term": ["--ila-schedule", "ramp-anneal", "--ila-spectral-schedule", "term"],
     # the spectral penalty's gradient on one domain's features only (its value is BSP's on both)
     "spectral-source": ["--ila-spectral-domains", "source"], "spectral-target": ["--ila-spectral-domains", "target"],
+    # the spectral penalty's weight β at a half and a quarter of the default 2e-4
+    "spectral1e-4": ["--ila-spectral-penalty", "1e-4"], "spectral5e-5": ["--ila-spectral-penalty", "5e-5"],
     "keep-linear": ["--ila-keep-schedule", "linear"], "keep-ramp": ["--ila-keep-schedule", "ramp"],
     "agreement": ["--ila-reliability", "agreement"],
     "consensus": ["--pseudo-label", "consensus"],
