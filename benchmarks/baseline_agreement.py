@@ -19,14 +19,13 @@ import statistics
 import sys
 from collections import defaultdict
 
-import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)   # gain_by_shift and knn_vote_probe, next to this script
 
 from gain_by_shift import DEFAULT_SETS, RESULTS, METHODS, rows  # noqa: E402
-from knn_vote_probe import ProbeError, load_finished_run  # noqa: E402
+from knn_vote_probe import ProbeError, target_outputs  # noqa: E402
 from ila_tllib.tables import collect  # noqa: E402
 
 #: ILA-DA's mean gain (points) beyond which a task counts as lost or gained
@@ -35,14 +34,8 @@ LOST_BELOW, GAINED_ABOVE = -0.5, 0.5
 
 def target_predictions(run_dir, data_root=None):
     """The finished weights' predicted class and the label of every target test image, in the set's order."""
-    run, _, classifier, _, _, test = load_finished_run(run_dir, data_root)
-    loader = torch.utils.data.DataLoader(test, batch_size=500, shuffle=False)
-    predicted, labels = [], []
-    with torch.no_grad():
-        for x, y in loader:
-            predicted.append(classifier(x).argmax(dim=1))
-            labels.append(y)
-    return run, torch.cat(predicted), torch.cat(labels)
+    run, outputs, labels = target_outputs(run_dir, data_root)
+    return run, outputs.argmax(dim=1), labels
 
 
 def pairwise_agreement(predictions):

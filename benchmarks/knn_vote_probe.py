@@ -130,6 +130,19 @@ def load_finished_run(run_dir, data_root=None):
     return run, method, classifier, flags, source, test
 
 
+def target_outputs(run_dir, data_root=None):
+    """A finished run's softmax outputs on every target test image, in the set's order, and those images'
+    labels: (run, outputs, labels)."""
+    run, _, classifier, _, _, test = load_finished_run(run_dir, data_root)
+    loader = torch.utils.data.DataLoader(test, batch_size=500, shuffle=False)
+    outputs, labels = [], []
+    with torch.no_grad():
+        for x, y in loader:
+            outputs.append(classifier(x).softmax(dim=1))
+            labels.append(y)
+    return run, torch.cat(outputs), torch.cat(labels)
+
+
 def probe(run_dir, data_root, samples, batches, with_label_free=False):
     run, method, classifier, flags, source, test = load_finished_run(run_dir, data_root)
     generator = torch.Generator().manual_seed(0)

@@ -20,14 +20,13 @@ import statistics
 import sys
 from collections import defaultdict
 
-import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)   # gain_by_shift and knn_vote_probe, next to this script
 
 from gain_by_shift import METHODS, epoch_accuracy  # noqa: E402
-from knn_vote_probe import ProbeError, load_finished_run  # noqa: E402
+from knn_vote_probe import ProbeError, target_outputs  # noqa: E402
 from ila_tllib.selection import SCORES, better_of  # noqa: E402
 from ila_tllib.tables import collect  # noqa: E402
 
@@ -37,21 +36,9 @@ WORST = -0.5
 LOGGED_TOLERANCE = 0.051
 
 
-def target_outputs(run_dir, data_root=None):
-    """The finished weights' softmax outputs on every target test image and those images' labels."""
-    _, _, classifier, _, _, test = load_finished_run(run_dir, data_root)
-    loader = torch.utils.data.DataLoader(test, batch_size=500, shuffle=False)
-    outputs, labels = [], []
-    with torch.no_grad():
-        for x, y in loader:
-            outputs.append(classifier(x).softmax(dim=1))
-            labels.append(y)
-    return torch.cat(outputs), torch.cat(labels)
-
-
 def read_weights(run, data_root=None):
     """A run's last-epoch accuracy (%) and every score of its target outputs."""
-    outputs, labels = target_outputs(os.path.dirname(run.path), data_root)
+    _, outputs, labels = target_outputs(os.path.dirname(run.path), data_root)
     accuracy = 100 * (outputs.argmax(dim=1) == labels).double().mean().item()
     logged = epoch_accuracy(run.path, -1)
     if logged is not None and abs(accuracy - logged) > LOGGED_TOLERANCE:
