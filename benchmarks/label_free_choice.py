@@ -20,7 +20,6 @@ import statistics
 import sys
 from collections import defaultdict
 
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)   # gain_by_shift and knn_vote_probe, next to this script
@@ -65,6 +64,8 @@ def choice_rows(pairs, score):
 
 
 def summary(table):
+    """Per method: the kept and ILA-DA's own mean gain over the tasks, the counts of the table's last two
+    columns, and the tasks whose kept gain is below :data:`WORST`."""
     lines = []
     for method in METHODS:
         mine = [r for r in table if r["method"] == method]
