@@ -156,18 +156,22 @@ def rows(sets, seeds, similarity, accuracy="best", epoch=None):
     return sorted(table, key=lambda r: (r["base"], r["method"]))
 
 
+def tasks_below(rows, worst):
+    """``below W: T1 g1, T2 g2`` for the rows whose ``gain`` is below ``worst`` (``none`` when none is)."""
+    below = ", ".join(f"{r['task']} {r['gain']:+.1f}" for r in rows if r["gain"] < worst)
+    return f"below {worst:+.1f}: {below or 'none'}"
+
+
 def summary(table, worst=-0.5):
     """Per method, as the pass marks read it: the mean over tasks of the task's mean gain, the pairs ahead,
     and the tasks whose mean gain is below ``worst``."""
     lines = []
     for method in METHODS:
         mine = [r for r in table if r["method"] == method]
-        if not mine:
-            continue
-        below = ", ".join(f"{r['task']} {r['gain']:+.1f}" for r in mine if r["gain"] < worst)
-        lines.append(f"{method}: {statistics.mean(r['gain'] for r in mine):+.1f} over {len(mine)} task(s), ahead "
-                     f"in {sum(r['ahead'] for r in mine)}/{sum(r['n'] for r in mine)} pairs; below {worst:+.1f}: "
-                     f"{below or 'none'}")
+        if mine:
+            lines.append(f"{method}: {statistics.mean(r['gain'] for r in mine):+.1f} over {len(mine)} task(s), "
+                         f"ahead in {sum(r['ahead'] for r in mine)}/{sum(r['n'] for r in mine)} pairs; "
+                         f"{tasks_below(mine, worst)}")
     return lines
 
 

@@ -24,7 +24,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)   # gain_by_shift and knn_vote_probe, next to this script
 
-from gain_by_shift import METHODS, epoch_accuracy  # noqa: E402
+from gain_by_shift import METHODS, epoch_accuracy, tasks_below  # noqa: E402
 from knn_vote_probe import ProbeError, target_outputs  # noqa: E402
 from ila_tllib.selection import SCORES, better_of  # noqa: E402
 from ila_tllib.tables import collect  # noqa: E402
@@ -69,14 +69,12 @@ def summary(table):
     lines = []
     for method in METHODS:
         mine = [r for r in table if r["method"] == method]
-        if not mine:
-            continue
-        below = ", ".join(f"{r['task']} {r['gain']:+.1f}" for r in mine if r["gain"] < WORST)
-        lines.append(f"{method}: kept {statistics.mean(r['gain'] for r in mine):+.1f} over {len(mine)} task(s) "
-                     f"(ILA-DA's own {statistics.mean(r['ila_gain'] for r in mine):+.1f}), ILA-DA kept in "
-                     f"{sum(r['ila_kept'] for r in mine)}/{sum(r['n'] for r in mine)}, the more accurate kept in "
-                     f"{sum(r['right'] for r in mine)}/{sum(r['n'] for r in mine)}; below {WORST:+.1f}: "
-                     f"{below or 'none'}")
+        if mine:
+            n = sum(r["n"] for r in mine)
+            lines.append(f"{method}: kept {statistics.mean(r['gain'] for r in mine):+.1f} over {len(mine)} task(s) "
+                         f"(ILA-DA's own {statistics.mean(r['ila_gain'] for r in mine):+.1f}), ILA-DA kept in "
+                         f"{sum(r['ila_kept'] for r in mine)}/{n}, the more accurate kept in "
+                         f"{sum(r['right'] for r in mine)}/{n}; {tasks_below(mine, WORST)}")
     return lines
 
 
