@@ -1,21 +1,36 @@
-"""ila-tllib: ILA-DA (Instance-Level Affinity domain adaptation, CVPR 2021) as an extension of tllib."""
-from .affinity import AffinityMiner, MinedAffinity, affinity_matrix, keep_top_fraction
-from .distributed import (DistributedILALoss, all_gather_no_grad, gather_with_grad, is_distributed,
-                          is_main_process, rank, reduce_mean, reduce_sum, world_size)
-from .ila import ILALoss
-from .losses import AffinityTripletLoss, MultiSampleContrastiveLoss, get_metric_loss
-from .pseudo_labels import (ClassifierPseudoLabeller, ConsensusPseudoLabeller, KNNPseudoLabeller, PseudoLabels, get_pseudo_labeller,
-                            knn_vote, similarity_ratio)
-from .sampler import ClassBalancedSampler, RandomBatchSampler
-from .similarity import CenteredCosineSimilarity, CosineSimilarity, InverseEuclideanSimilarity, get_similarity
+"""ila-tllib: ILA-DA (Instance-Level Affinity domain adaptation, CVPR 2021) as an extension of tllib.
+
+The names below are loaded on first use, so that a reader of logs (``python -m ila_tllib.tables``, the
+benchmarks' tables) does not pay for importing torch.
+"""
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "ILALoss", "InverseEuclideanSimilarity", "CosineSimilarity", "CenteredCosineSimilarity", "get_similarity",
-    "KNNPseudoLabeller", "ClassifierPseudoLabeller", "ConsensusPseudoLabeller", "PseudoLabels", "get_pseudo_labeller", "knn_vote",
-    "similarity_ratio", "AffinityMiner", "MinedAffinity", "affinity_matrix", "keep_top_fraction",
-    "MultiSampleContrastiveLoss", "AffinityTripletLoss", "get_metric_loss", "ClassBalancedSampler", "RandomBatchSampler",
-    "DistributedILALoss", "gather_with_grad", "all_gather_no_grad", "is_distributed", "world_size", "rank",
-    "is_main_process", "reduce_sum", "reduce_mean",
-]
+#: public name -> the submodule that defines it
+_EXPORTS = {
+    **dict.fromkeys(["AffinityMiner", "MinedAffinity", "affinity_matrix", "keep_top_fraction"], "affinity"),
+    **dict.fromkeys(["DistributedILALoss", "all_gather_no_grad", "gather_with_grad", "is_distributed",
+                     "is_main_process", "rank", "reduce_mean", "reduce_sum", "world_size"], "distributed"),
+    "ILALoss": "ila",
+    **dict.fromkeys(["AffinityTripletLoss", "MultiSampleContrastiveLoss", "get_metric_loss"], "losses"),
+    **dict.fromkeys(["ClassifierPseudoLabeller", "ConsensusPseudoLabeller", "KNNPseudoLabeller", "PseudoLabels",
+                     "get_pseudo_labeller", "knn_vote", "similarity_ratio"], "pseudo_labels"),
+    **dict.fromkeys(["ClassBalancedSampler", "RandomBatchSampler"], "sampler"),
+    **dict.fromkeys(["CenteredCosineSimilarity", "CosineSimilarity", "InverseEuclideanSimilarity",
+                     "get_similarity"], "similarity"),
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module("." + _EXPORTS[name], __name__), name)
+    globals()[name] = value   # looked up once
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -16,19 +16,13 @@ from typing import Optional
 import torch
 import torch.nn as nn
 
+from .logged_flags import TLLIB_RESNETS
+
 __all__ = ["DIGIT_ARCHS", "TLLIB_RESNETS", "WEIGHTS", "get_model", "resnet_weights", "BackboneError"]
 
 DIGIT_ARCHS = ("lenet", "dtn")
 
-#: tllib's ResNets (``tllib.vision.models``) and the torchvision weight enum of each.
-TLLIB_RESNETS = {
-    "resnet18": "ResNet18_Weights", "resnet34": "ResNet34_Weights", "resnet50": "ResNet50_Weights",
-    "resnet101": "ResNet101_Weights", "resnet152": "ResNet152_Weights",
-    "resnext50_32x4d": "ResNeXt50_32X4D_Weights", "resnext101_32x8d": "ResNeXt101_32X8D_Weights",
-    "wide_resnet50_2": "Wide_ResNet50_2_Weights", "wide_resnet101_2": "Wide_ResNet101_2_Weights",
-}
-
-#: ``--weights`` choice -> torchvision weight enum member (for the ResNets above).
+#: ``--weights`` choice -> torchvision weight enum member (for tllib's ResNets, :data:`TLLIB_RESNETS`).
 WEIGHTS = {"v1": "IMAGENET1K_V1", "default": "DEFAULT"}
 
 

@@ -29,8 +29,7 @@ import sys
 from collections import defaultdict
 from typing import Dict, List, Optional
 
-from .engine.flags import FLAGS_ADDED_LATER
-from .models import TLLIB_RESNETS
+from .logged_flags import FLAGS_ADDED_LATER, TLLIB_RESNETS   # not torch: reading logs never needs it
 
 __all__ = ["Run", "read_run", "collect", "format_table", "format_paired_table", "main", "TLLIB_METHODS", "ORIGIN"]
 

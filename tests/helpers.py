@@ -22,6 +22,7 @@ DIGIT_FLAGS = ["-a", "lenet", "--no-pool", "--scratch", "--train-resizing", "res
                "--resize-size", "28", "--no-hflip", "--norm-mean", "0.5", "--norm-std", "0.5", "-j", "0"]
 # a folder whose ``tllib`` cannot be imported: put first on PYTHONPATH, it hides an installed tllib
 HIDE_TLLIB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shims", "no_tllib")
+HIDE_TORCH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shims", "no_torch")
 # a sitecustomize that makes every os.fsync fail with ENOSPC when ILA_TEST_FULL_DISK is set
 FULL_DISK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shims", "full_disk")
 

@@ -10,6 +10,7 @@ import math
 
 from ..affinity import kept_count
 from ..datasets import get_dataset_names
+from ..logged_flags import FLAGS_ADDED_LATER
 from ..losses import METRIC_LOSSES
 from ..models import WEIGHTS
 from ..pseudo_labels import PSEUDO_LABELLERS, RATIO_TERMS
@@ -26,15 +27,6 @@ __all__ = ["get_parser", "add_ila_arguments", "check_args", "ila_enabled", "DIGI
 
 #: digit backbones and the only input size their flatten layer accepts
 DIGIT_INPUT_SIZE = {"lenet": 28, "dtn": 32}
-
-#: ILA flags added after the first release -> the value that means "off", the behaviour runs had before them:
-#: a log or a resume checkpoint written without the flag reads as this value
-FLAGS_ADDED_LATER = {"ila_source_bank": 0, "ila_mining_ema": 0.0, "ila_mining_average": "network",
-                     "ila_ratio_terms": "top-m", "ila_bank_anchors": False, "ila_detach_source": False,
-                     "ila_source_sampling": "balanced", "ila_spectral_form": "bsp",
-                     "ila_mining_similarity": "inverse_euclidean", "ila_spectral_schedule": "constant",
-                     "ila_spectral_domains": "both"}
-
 
 #: --ila-mining-ema when it is not given and ILA mines with a kNN vote (knn, consensus): a copy that does not
 #: lag, so ILA mines on a second pass of the current weights (its own dropout masks); 0.99, a lagging average,

@@ -1,0 +1,21 @@
+"""What a run's logged flags mean, readable without torch (so that reading logs into tables does not
+import it): the ILA flags added after the first release, and the ``--arch`` values that are tllib's
+ResNets."""
+
+__all__ = ["FLAGS_ADDED_LATER", "TLLIB_RESNETS"]
+
+#: ILA flags added after the first release -> the value that means "off", the behaviour runs had before them:
+#: a log or a resume checkpoint written without the flag reads as this value
+FLAGS_ADDED_LATER = {"ila_source_bank": 0, "ila_mining_ema": 0.0, "ila_mining_average": "network",
+                     "ila_ratio_terms": "top-m", "ila_bank_anchors": False, "ila_detach_source": False,
+                     "ila_source_sampling": "balanced", "ila_spectral_form": "bsp",
+                     "ila_mining_similarity": "inverse_euclidean", "ila_spectral_schedule": "constant",
+                     "ila_spectral_domains": "both"}
+
+#: tllib's ResNets (``tllib.vision.models``) and the torchvision weight enum of each.
+TLLIB_RESNETS = {
+    "resnet18": "ResNet18_Weights", "resnet34": "ResNet34_Weights", "resnet50": "ResNet50_Weights",
+    "resnet101": "ResNet101_Weights", "resnet152": "ResNet152_Weights",
+    "resnext50_32x4d": "ResNeXt50_32X4D_Weights", "resnext101_32x8d": "ResNeXt101_32X8D_Weights",
+    "wide_resnet50_2": "Wide_ResNet50_2_Weights", "wide_resnet101_2": "Wide_ResNet101_2_Weights",
+}
