@@ -67,6 +67,11 @@ def script_env(backend="standalone", **extra):
     return env
 
 
+def env_without_torch():
+    """The environment of a run on a machine without torch (tests/shims/no_torch first on PYTHONPATH)."""
+    return dict(os.environ, PYTHONPATH=HIDE_TORCH + os.pathsep + os.environ.get("PYTHONPATH", ""))
+
+
 def load_benchmark(name):
     """``benchmarks/<name>.py`` as a module: the benchmarks are scripts, not a package."""
     spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, "benchmarks", name + ".py"))

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from helpers import HIDE_TORCH, REPO
+from helpers import REPO, env_without_torch
 
 SCRIPT = os.path.join(REPO, "benchmarks", "gain_by_shift.py")
 
@@ -43,7 +43,7 @@ def test_pairs_seeds_and_reads_the_last_epoch(tmp_path):
     write_log(root, "ILA-DA+DANN", 1, 81.0, [(90, 95), (71, 72)], (30.0, 70.0))
     write_log(root, "ILA-DA+DANN", 2, 99.0, [(90, 95)], (30.0,))       # no baseline of seed 2: left out
     # reading logs needs no torch
-    no_torch = dict(os.environ, PYTHONPATH=HIDE_TORCH + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    no_torch = env_without_torch()
     done = subprocess.run([sys.executable, SCRIPT, "--sets", root], capture_output=True, text=True, cwd=REPO,
                           env=no_torch)
     assert done.returncode == 0, done.stderr

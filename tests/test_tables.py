@@ -13,7 +13,7 @@ import pytest
 from ila_tllib.engine.flags import FLAGS_ADDED_LATER
 from ila_tllib.tables import collect, format_paired_table, format_table
 
-from helpers import HIDE_TORCH, REPO
+from helpers import REPO, env_without_torch
 
 # the flags of tllib's cdan.py and mcc.py (examples/domain_adaptation/image_classification), their defaults
 TLLIB_COMMON = dict(data="Office31", train_resizing="default", val_resizing="default", resize_size=224, no_hflip=False,
@@ -171,7 +171,7 @@ def test_a_flag_added_later_splits_rows_from_logs_that_lack_it(tmp_path, dest, f
 def test_command_line(tmp_path):
     tllib_log(str(tmp_path / "logs"), "mcc", "A", "W", 0, 94.0)
     # reading logs needs no torch (the package loads its torch parts on first use)
-    no_torch = dict(os.environ, PYTHONPATH=HIDE_TORCH + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    no_torch = env_without_torch()
     assert subprocess.run([sys.executable, "-c", "import torch"], env=no_torch, capture_output=True).returncode != 0
     done = subprocess.run([sys.executable, "-m", "ila_tllib.tables", str(tmp_path / "logs")], capture_output=True,
                           text=True, cwd=REPO, env=no_torch)
