@@ -14,7 +14,9 @@ On the current stack tllib 0.4 needs three symbols that torch, torchvision and n
 since removed; :func:`restore_removed_symbols` puts back exactly those, each only if absent,
 and only when tllib is about to be imported. tllib's own ``__init__`` (which imports every
 sub-package, ``tllib.ranking`` and its numba dependency included) is not run: the package is
-registered from its location and only the submodules in the table are imported.
+registered from its location and only the submodules in the table are imported; those of
+:data:`ON_FIRST_USE` (tllib's t-SNE, whose scikit-learn and matplotlib take seconds to import) only when
+first asked for, so that training and testing do not pay for the analysis phase.
 
 The run's output never goes through tllib's ``CompleteLogger`` (it closes the real stdout, see
 :mod:`ila_tllib.engine.output`).
@@ -64,9 +66,12 @@ _TLLIB_SOURCES: Dict[str, Tuple[str, Optional[str]]] = {
         ("MNISTRGB", "digits"), ("USPSRGB", "digits"), ("SVHNRGB", "digits"))},
 }
 PIECES: Tuple[str, ...] = tuple(_TLLIB_SOURCES)
+#: pieces only ``--phase analysis`` uses, imported from tllib when first looked up (their imports, scikit-learn
+#: and matplotlib, are requirements of this package, so the choice of backend does not hang on them)
+ON_FIRST_USE = frozenset({"tsne"})
 
-__all__ = ["BACKEND", "ENV_VAR", "PIECES", "describe", "load_tllib", "restore_removed_symbols", "standalone",
-           "BackendChoiceError", "TllibUnavailableError",
+__all__ = ["BACKEND", "ENV_VAR", "ON_FIRST_USE", "PIECES", "describe", "load_tllib", "restore_removed_symbols",
+           "standalone", "BackendChoiceError", "TllibUnavailableError",
            *PIECES]
 
 def restore_removed_symbols() -> List[str]:
@@ -134,6 +139,22 @@ def _read_version(spec) -> str:
         return "unknown version"
 
 
+def _import_piece(name: str) -> object:
+    module_name, attribute = _TLLIB_SOURCES[name]
+    module = importlib.import_module(module_name)
+    return module if attribute is None else getattr(module, attribute)
+
+
+class _TllibPieces(dict):
+    """tllib's pieces by name; a piece of :data:`ON_FIRST_USE` is imported when it is first looked up."""
+
+    def __missing__(self, name: str) -> object:
+        if name not in ON_FIRST_USE:
+            raise KeyError(name)
+        self[name] = piece = _import_piece(name)
+        return piece
+
+
 def load_tllib() -> Dict[str, object]:
     """tllib's versions of :data:`PIECES` by name, whatever :data:`BACKEND` is (for parity checks).
 
@@ -149,10 +170,7 @@ def _import_tllib() -> Tuple[Dict[str, object], object]:
     try:
         package = _register_tllib_package()
         restore_removed_symbols()
-        pieces = {}
-        for name, (module_name, attribute) in _TLLIB_SOURCES.items():
-            module = importlib.import_module(module_name)
-            pieces[name] = module if attribute is None else getattr(module, attribute)
+        pieces = _TllibPieces((name, _import_piece(name)) for name in PIECES if name not in ON_FIRST_USE)
         return pieces, package
     except BaseException:
         for name in [n for n in sys.modules if (n == "tllib" or n.startswith("tllib.")) and n not in before]:

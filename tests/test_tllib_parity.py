@@ -297,6 +297,17 @@ def test_backend_auto_forced_tllib_and_invalid():
     assert out["nonsense"][:2] == ["error", "BackendChoiceError"]
 
 
+def test_tllib_tsne_is_imported_only_when_looked_up(tl):
+    # training looks up every other piece; tllib's t-SNE (scikit-learn, matplotlib) waits for the analysis phase
+    code = ("import sys, ila_tllib.backend as b\n"
+            "training = [getattr(b, n) for n in b.PIECES if n != 'tsne']\n"
+            "print(b.BACKEND, len(training), 'sklearn.manifold' in sys.modules)\n"
+            "print(b.tsne.__name__, 'sklearn.manifold' in sys.modules)\n")
+    result = _run_backend("tllib", code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [f"tllib {len(backend.PIECES) - 1} False", "tllib.utils.analysis.tsne True"]
+
+
 # ---------------------------------------------------------------- MDD and BSP
 
 def test_mdd_loss(tl):
