@@ -162,6 +162,7 @@ def test_same_seed_same_result_and_baselines(tiny_root, tmp_path):
     (["-t", "nowhere"], r"nowhere.*src.*tgt|src.*tgt.*nowhere"),
     (["--mu", "1.5"], r"--mu 1.5 .*\(0, 1\]"),
     (["--k", "500"], r"--k 500 .*larger than ILA's source batch"),
+    (["--k", "500", "--pseudo-label", "consensus"], r"--k 500 .*larger than ILA's source batch"),
     (["-a", "no_such_net"], r"unknown architecture 'no_such_net'"),
     (["--samples-per-class", "20"], None),  # 8 per class but 20 asked: fine, classes cycle
     (["--balanced-source", "--ila-batch", "extra"], r"--balanced-source .*contradicts --ila-batch extra"),

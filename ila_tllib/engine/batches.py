@@ -21,6 +21,7 @@ from typing import Dict, NamedTuple, Optional
 import torch
 
 from ..data import ResumableForeverIterator
+from ..pseudo_labels import PSEUDO_LABELLERS, KNNPseudoLabeller
 from .data import balanced_loader, random_loader
 from .errors import UsageError
 from .flags import ila_enabled
@@ -106,7 +107,8 @@ class BatchPlan:
         return text
 
     def check(self, args):
-        if self.ila_source and args.pseudo_label == 'knn' and args.k > self.ila_source_size:
+        votes = issubclass(PSEUDO_LABELLERS[args.pseudo_label], KNNPseudoLabeller)   # knn, consensus
+        if self.ila_source and votes and args.k > self.ila_source_size:
             raise UsageError(f"--k {args.k} is larger than ILA's source batch ({self.ila_source_size} samples); "
                              f"lower --k or raise --samples-per-class")
 
