@@ -21,7 +21,8 @@ class InverseEuclideanSimilarity(nn.Module):
     .. math::
         \phi(a, b) = \frac{1}{1 + \lVert a - b \rVert_2}
 
-    Its range is :math:`(0, 1]`, with 1 for identical features.
+    Its range is :math:`(0, 1]`, with 1 for identical features. It is computed in at least float32, whatever
+    the inputs' precision or autocast (the output has that type).
 
     Inputs:
         - a (tensor): features of shape :math:`(N, D)`
@@ -32,7 +33,11 @@ class InverseEuclideanSimilarity(nn.Module):
     """
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return _InverseEuclidean.apply(a, b)
+        # d² = ‖a‖² + ‖b‖² − 2aᵀb overflows half precision (65504) and cancels in it: at least float32,
+        # outside autocast, which would cast the matrix product back down
+        dtype = torch.promote_types(torch.promote_types(a.dtype, b.dtype), torch.float32)
+        with torch.autocast(a.device.type, enabled=False):
+            return _InverseEuclidean.apply(a.to(dtype), b.to(dtype))
 
 
 class _InverseEuclidean(torch.autograd.Function):

@@ -192,6 +192,21 @@ def test_similarity_gradient_matches_autograd_through_cdist():
         torch.testing.assert_close(x, y, rtol=1e-9, atol=1e-12)
 
 
+def test_similarity_in_half_precision_and_under_autocast_is_the_float64_distance():
+    # features of 256 values around 10: ‖a‖² + ‖b‖² passes float16's largest number (65504)
+    g = torch.Generator().manual_seed(0)
+    a, b = (torch.rand(n, 256, generator=g) * 20 for n in (12, 10))
+    reference = 1 / (1 + torch.cdist(a.half().double(), b.half().double()))
+    half_a, half_b = a.half().requires_grad_(), b.half().requires_grad_()
+    phi = ila_tllib.InverseEuclideanSimilarity()(half_a, half_b)
+    torch.testing.assert_close(phi.double(), reference, rtol=1e-5, atol=0)
+    phi.sum().backward()
+    assert half_a.grad.dtype == torch.float16 and torch.isfinite(half_a.grad).all()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        phi = ila_tllib.InverseEuclideanSimilarity()(a, b)
+    torch.testing.assert_close(phi.double(), 1 / (1 + torch.cdist(a.double(), b.double())), rtol=1e-5, atol=0)
+
+
 def test_gradient_reaches_both_domains_and_not_through_mining():
     f_s, y_s, f_t = make_batch(5, n_classes=3, per_class=3, n_t=8)
     f_s.requires_grad_(), f_t.requires_grad_()
