@@ -57,8 +57,10 @@ class ClassBalancedSampler(_ResumableBatchSampler):
     (seeded by ``seed`` and the pass number, so runs and resumed runs repeat exactly).
 
     For data parallelism give ``num_replicas`` and ``rank``: all ranks draw the same *global* batch and
-    each takes every ``num_replicas``-th sample of it, so the global batch is class-balanced, every
-    process sees every class of it, and the ranks' samples are disjoint within it.
+    each takes every ``num_replicas``-th sample of it, so the global batch is class-balanced and the ranks'
+    samples are disjoint within it. A process sees every class of the batch when
+    ``samples_per_class >= num_replicas``, each equally often when ``num_replicas`` divides it; with fewer
+    samples per class than processes each process holds only some classes.
 
     Args:
         labels (sequence of int): the label of every sample, read without decoding images.
@@ -125,8 +127,8 @@ class ClassBalancedSampler(_ResumableBatchSampler):
             for c in row:
                 batch.extend(streams[c][cursor[c]:cursor[c] + m].tolist())
                 cursor[c] += m
-            # every num_replicas-th sample: each process sees every class of the batch (its BatchNorm
-            # statistics and CE stay class-balanced), and the ranks' slices are disjoint
+            # every num_replicas-th sample: the ranks' slices are disjoint and, with m a multiple of
+            # num_replicas, each is class-balanced (its BatchNorm statistics and CE too)
             yield batch[self.rank::self.num_replicas]
 
 

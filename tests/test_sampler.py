@@ -80,6 +80,22 @@ def test_ranks_split_the_global_batch():
         assert Counter(LABELS[i] for i in r0) == {c: 1 for c in range(5)}
 
 
+@pytest.mark.parametrize("m, replicas, per_class", [
+    (4, 4, {1}),          # divides: one of every class on every rank
+    (6, 4, {1, 2}),       # m >= replicas: every class, once or twice
+    (2, 4, None),         # fewer samples per class than processes: some classes only
+])
+def test_classes_each_rank_sees(m, replicas, per_class):
+    labels = [c for c in range(4) for _ in range(24)]
+    for r in range(replicas):
+        for batch in ClassBalancedSampler(labels, samples_per_class=m, seed=3, num_replicas=replicas, rank=r):
+            counts = Counter(labels[i] for i in batch)
+            if per_class is None:
+                assert len(counts) < 4
+            else:
+                assert len(counts) == 4 and set(counts.values()) <= per_class, counts
+
+
 def test_works_with_dataloader():
     data = torch.utils.data.TensorDataset(torch.arange(60), torch.tensor(LABELS))
     loader = torch.utils.data.DataLoader(data, batch_sampler=ClassBalancedSampler(LABELS, samples_per_class=2))
