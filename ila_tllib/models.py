@@ -1,5 +1,6 @@
 """Backbones as tllib's scripts build them: tllib's digit networks, tllib's ResNets (torchvision's, cut
-before pooling, the classifier pools) and every timm model; each has ``out_features``.
+before pooling, the classifier pools) and every timm model; each has ``out_features``. Whether the
+classifier needs its pool layer is decided here too (:func:`gives_feature_maps`).
 
 Which ImageNet weights a ResNet starts from is decided here: by default torchvision's
 ``IMAGENET1K_V1`` (``resnet50-0676ba61.pth``), the weights tllib's ResNets load and its published
@@ -18,7 +19,8 @@ import torch.nn as nn
 
 from .logged_flags import TLLIB_RESNETS
 
-__all__ = ["DIGIT_ARCHS", "TLLIB_RESNETS", "WEIGHTS", "get_model", "resnet_weights", "BackboneError"]
+__all__ = ["DIGIT_ARCHS", "TLLIB_RESNETS", "WEIGHTS", "get_model", "gives_feature_maps", "resnet_weights",
+           "BackboneError"]
 
 DIGIT_ARCHS = ("lenet", "dtn")
 
@@ -55,9 +57,18 @@ def _timm(arch: str, pretrained: bool) -> nn.Module:
     if arch not in timm.list_models():
         raise BackboneError(f"unknown architecture {arch!r}: use lenet, dtn, a torchvision ResNet "
                             f"(resnet18, resnet50, ...) or a timm model name (timm.list_models())")
-    net = timm.create_model(arch, pretrained=pretrained, num_classes=0, global_pool='')
+    # the model's own global pool (the average for CNNs, the class token for ViTs): one vector per image,
+    # what tllib's ViT recipe (-a vit_base_patch16_224 --no-pool) got from the timm of its day; today's timm
+    # leaves a ViT's tokens unpooled with global_pool=''
+    net = timm.create_model(arch, pretrained=pretrained, num_classes=0)
     net.out_features = net.num_features
     return net
+
+
+def gives_feature_maps(arch: str) -> bool:
+    """Whether backbone ``arch`` gives feature maps, which the classifier's pool layer turns into one vector
+    per image (tllib's ResNets); the digit networks and timm's models give that vector themselves."""
+    return arch in TLLIB_RESNETS
 
 
 def get_model(arch: str, scratch: bool = False, pretrained: Optional[str] = None, weights: str = "v1") -> nn.Module:

@@ -89,7 +89,9 @@ def get_parser(method) -> argparse.ArgumentParser:
     p.add_argument('-a', '--arch', metavar='ARCH', default='resnet18',
                    help='backbone: lenet | dtn | a torchvision resnet | any timm model (default: resnet18)')
     p.add_argument('--bottleneck-dim', default=256, type=int, help='Dimension of bottleneck')
-    p.add_argument('--no-pool', action='store_true', help='no pool layer after the feature extractor.')
+    p.add_argument('--no-pool', action='store_true',
+                   help='no pool layer after the feature extractor (implied for lenet, dtn and timm models, '
+                        'whose output is one vector per image).')
     p.add_argument('--scratch', action='store_true', help='whether train from scratch.')
     p.add_argument('--weights', default='v1', choices=list(WEIGHTS),
                    help="a ResNet's ImageNet weights: v1 = torchvision's IMAGENET1K_V1, the weights behind tllib's "

@@ -13,7 +13,7 @@ import torch.nn as nn
 from .. import backend
 from .. import distributed as dist_utils
 from ..checkpoint import save_atomic
-from ..models import get_model
+from ..models import get_model, gives_feature_maps
 from . import precision
 from .analysis import analyse
 from .batches import BatchPlan
@@ -21,7 +21,7 @@ from .checkpoint import (RunDirectory, check_finite_state, load_file, load_weigh
                          set_rng_state, set_schedule_counters)
 from .data import eval_loader, get_dataset
 from .errors import EXIT_OK, DivergenceError, UsageError, classify, disk_problem
-from .flags import (DIGIT_INPUT_SIZE, FLAGS_ADDED_LATER, check_args, default_mining_average, flag_name, get_parser,
+from .flags import (FLAGS_ADDED_LATER, check_args, default_mining_average, flag_name, get_parser,
                     ila_enabled)
 from .ila_term import build_ila_term
 from .loop import Trainer, make_optimizer, unwrap, validate
@@ -144,10 +144,11 @@ def set_seed(seed):
 def build_classifier(args, method: Method, num_classes: int, device) -> nn.Module:
     print("=> using model '{}'".format(args.arch))
     backbone = get_model(args.arch, args.scratch, args.pretrained, args.weights)
-    if args.no_pool and args.arch not in DIGIT_INPUT_SIZE:
-        raise UsageError(f"--no-pool is only for lenet and dtn, whose output is already flat; -a {args.arch} "
-                         f"needs the pool layer")
-    pool_layer = nn.Identity() if args.no_pool else None
+    maps = gives_feature_maps(args.arch)
+    if args.no_pool and maps:
+        raise UsageError(f"--no-pool is only for backbones whose output is already one vector per image (lenet, "
+                         f"dtn, timm's models); -a {args.arch} gives feature maps and needs the pool layer")
+    pool_layer = None if maps else nn.Identity()    # --no-pool or not: nothing to pool
     return method.build_classifier(args, backbone, num_classes, pool_layer).to(device)
 
 

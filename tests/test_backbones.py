@@ -1,0 +1,52 @@
+"""The classifier's pool layer: tllib's ResNets give feature maps, which it averages; lenet and timm's models
+give one vector per image themselves, with or without --no-pool (tllib's ViT recipe passes it)."""
+import pytest
+import torch
+
+from ila_tllib.engine import get_parser
+from ila_tllib.engine.errors import UsageError
+from ila_tllib.engine.run import build_classifier
+
+import ila_dann
+
+
+def classifier(arch, *extra):
+    args = get_parser(ila_dann.DANN()).parse_args(["root", "-s", "a", "-t", "b", "-a", arch, "--scratch", *extra])
+    torch.manual_seed(0)
+    return build_classifier(args, ila_dann.DANN(), 5, torch.device("cpu")).eval()
+
+
+def features(model, x):
+    return model.pool_layer(model.backbone(x))
+
+
+@pytest.mark.parametrize("extra", [[], ["--no-pool"]])
+def test_a_vit_gives_its_class_token_after_the_last_norm(standalone_pieces, extra):
+    # what tllib's recipe got from a ViT: the class token of the normed last layer, the input of its head
+    model = classifier("vit_tiny_patch16_224", *extra)
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        tokens = model.backbone.forward_features(x)             # (2, 1 + 196, 192)
+        torch.testing.assert_close(features(model, x), tokens[:, 0])
+        assert model(x).shape == (2, 5)
+
+
+@pytest.mark.parametrize("extra", [[], ["--no-pool"]])
+def test_a_timm_cnn_gives_the_average_of_its_last_maps(standalone_pieces, extra):
+    model = classifier("resnet10t", *extra)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        maps = model.backbone.forward_features(x)               # (2, 512, 2, 2)
+        torch.testing.assert_close(features(model, x), maps.mean(dim=(2, 3)))
+
+
+def test_lenet_needs_no_flag_and_a_resnet_refuses_it(standalone_pieces):
+    x = torch.randn(3, 1, 28, 28)
+    with torch.no_grad():
+        torch.testing.assert_close(features(classifier("lenet"), x), features(classifier("lenet", "--no-pool"), x))
+    with torch.no_grad():
+        maps = classifier("resnet18")
+        y = torch.randn(2, 3, 64, 64)
+        torch.testing.assert_close(features(maps, y), maps.backbone(y).mean(dim=(2, 3)))
+    with pytest.raises(UsageError, match="-a resnet18 gives feature maps and needs the pool layer"):
+        classifier("resnet18", "--no-pool")
