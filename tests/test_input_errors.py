@@ -84,6 +84,7 @@ def test_incomplete_benchmark_dataset(tmp_path, capsys):
     (["--scale", "0.5"], "--scale takes two positive values"),
     (["--ratio", "2", "1"], "--ratio takes two positive values, the lower first"),
     (["--resize-size", "0"], "--resize-size must be at least 1"),
+    (["--sync-bn"], "--sync-bn takes BatchNorm statistics from every row, ILA's own batch included"),
     (["-a", "resnet18", "--norm-mean", "0.5", "--norm-std", "0.5"],
      "--no-pool is only for backbones whose output is already one vector per image (lenet, dtn, timm's models); "
      "-a resnet18 gives feature maps"),

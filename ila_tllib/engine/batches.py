@@ -111,6 +111,11 @@ class BatchPlan:
         if self.ila_source and votes and args.k > self.ila_source_size:
             raise UsageError(f"--k {args.k} is larger than ILA's source batch ({self.ila_source_size} samples); "
                              f"lower --k or raise --samples-per-class")
+        if args.sync_bn and self.statistics_rule == 'tllib':
+            # SyncBatchNorm pools its statistics over the processes from every row of the forward pass
+            raise UsageError("--sync-bn takes BatchNorm statistics from every row, ILA's own batch included, so "
+                             "it cannot keep --ila-bn-statistics tllib (the default with --ila-batch extra); add "
+                             "--ila-bn-statistics all, or leave out --sync-bn")
 
     def iterators(self, data, args, seed: int) -> Dict[str, ResumableForeverIterator]:
         """Forever iterators, each with its own seed: 'source', 'target' and, in extra mode, 'ila_source'."""
