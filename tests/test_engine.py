@@ -16,6 +16,7 @@ from ila_oracle import PHI, ila_oracle
 from ila_tllib.engine import Batch, BatchPlan, Method, Trainer, check_args, get_parser, make_optimizer
 from ila_tllib.engine.ila_term import ILAStats, ILATerm, build_ila_loss, build_ila_term, ratio_auc
 from ila_tllib.engine.errors import UsageError
+from ila_tllib.engine.loop import load_schedule
 from ila_tllib.engine.output import RunOutput
 
 
@@ -386,6 +387,28 @@ def test_tllib_learning_rate_schedule_and_groups():
     factor = 0.02 * (1 + 0.001 * 250) ** -0.75
     assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([0.1 * factor, 1.0 * factor])
     assert all(g["nesterov"] and g["momentum"] == 0.9 and g["weight_decay"] == 5e-4 for g in optimizer.param_groups)
+
+
+def test_a_resumed_schedule_follows_the_new_learning_rate_from_its_first_step():
+    # the divergence message suggests --resume with a lower --lr: the saved rates predate it
+    a, b = nn.Linear(2, 2), nn.Linear(2, 2)
+
+    def build(lr):
+        return make_optimizer([{"params": a.parameters(), "lr": 0.1}, {"params": b.parameters(), "lr": 1.0}],
+                              toy_args("--lr", str(lr), "--lr-gamma", "0.001", "--lr-decay", "0.75"))
+    optimizer, scheduler = build(0.02)
+    for _ in range(250):
+        optimizer.step()
+        scheduler.step()
+    saved = copy.deepcopy((optimizer.state_dict(), scheduler.state_dict()))
+    optimizer, scheduler = build(0.005)
+    load_schedule(optimizer, scheduler, *saved)
+    for step in (250, 251):
+        factor = 0.005 * (1 + 0.001 * step) ** -0.75
+        assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([0.1 * factor, 1.0 * factor])
+        assert scheduler.get_last_lr() == pytest.approx([0.1 * factor, 1.0 * factor])
+        optimizer.step()
+        scheduler.step()
 
 
 @pytest.mark.parametrize("flags, balanced_source, ila_source, source_size", [

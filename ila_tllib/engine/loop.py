@@ -38,6 +38,17 @@ def make_optimizer(param_groups, args, lr: Optional[float] = None):
     return optimizer, scheduler
 
 
+def load_schedule(optimizer, scheduler, optimizer_state: dict, scheduler_state: dict):
+    """Restore a saved optimiser and schedule, with the learning rates recomputed from this run's schedule at
+    the saved step: a resumed run may give another --lr (as the divergence message suggests), which the
+    saved rates predate."""
+    optimizer.load_state_dict(optimizer_state)
+    scheduler.load_state_dict(scheduler_state)
+    for group, base, factor in zip(optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas):
+        group['lr'] = base * factor(scheduler.last_epoch)
+    scheduler._last_lr = [group['lr'] for group in optimizer.param_groups]   # what get_last_lr() reports
+
+
 def check_finite_loss(value: torch.Tensor, name: str, it: int) -> torch.Tensor:
     if not torch.isfinite(value):
         raise DivergenceError(f"the {name} loss became {value.item()} at iteration {it}; training stopped "

@@ -24,7 +24,7 @@ from .errors import EXIT_OK, DivergenceError, UsageError, classify, disk_problem
 from .flags import (FLAGS_ADDED_LATER, check_args, default_mining_average, flag_name, get_parser,
                     ila_enabled)
 from .ila_term import build_ila_term
-from .loop import Trainer, make_optimizer, unwrap, validate
+from .loop import Trainer, load_schedule, make_optimizer, unwrap, validate
 from .method import Method
 from .output import RunOutput
 from .peers import PeerWatch
@@ -322,8 +322,7 @@ def load_resume_state(args, method, plan, state, modules, optimizer, scheduler, 
     try:
         for name, module in modules.items():
             module.load_state_dict(ckpt['modules'][name])
-        optimizer.load_state_dict(ckpt['optimizer'])
-        scheduler.load_state_dict(ckpt['scheduler'])
+        load_schedule(optimizer, scheduler, ckpt['optimizer'], ckpt['scheduler'])
         for name, it in iters.items():
             it.load_state_dict(ckpt['iterators'][name])
         set_schedule_counters(modules, ckpt['counters'])
