@@ -10,7 +10,7 @@ import time
 
 import torch
 
-from helpers import SCRIPTS, make_image_list, run_script, script_env, tiny_args
+from helpers import SCRIPTS, TLLIB, make_image_list, run_script, script_env, tiny_args
 from ila_tllib.engine.flags import DEFAULT_MINING_EMA
 from ila_tllib.engine.moving_average import DEFAULT_MINING_AVERAGE
 
@@ -50,6 +50,26 @@ def test_two_epochs_equal_one_plus_resume(root, tmp_path, extra):
     assert wa.keys() == wb.keys()
     for k in wa:
         assert torch.equal(wa[k], wb[k]), k
+
+
+@pytest.mark.skipif(not TLLIB, reason="tllib is not installed")
+def test_tllibs_randomized_map_is_saved_and_resumed(root, tmp_path):
+    # tllib's map keeps R_f and R_g as plain tensors: without a seed a resumed run would draw new ones
+    log = str(tmp_path / "log")
+
+    def saved_map():
+        state = torch.load(os.path.join(log, "checkpoints", "resume.pth"), weights_only=False)
+        return {k: v for k, v in state["modules"]["transfer"].items() if k.startswith("map.")}
+    for epochs in ("1", "2"):
+        extra = ["--resume"] if epochs == "2" else []
+        done = run_script("ila_cdan.py", tiny_args(root, log, "-r", "-rd", "16", "--epochs", epochs, *extra),
+                          backend="tllib")
+        assert done.returncode == 0, done.stderr[-2000:]
+        if epochs == "1":
+            first = saved_map()
+    assert sorted(first) == ["map.Rf", "map.Rg"] and first["map.Rf"].shape == (256, 16)
+    after = saved_map()
+    assert all(torch.equal(first[k], after[k]) for k in first)
 
 
 def test_torchrun_two_epochs_equal_one_plus_resume(root, tmp_path):

@@ -25,7 +25,7 @@ import torch.nn as nn
 from .errors import DIVERGENCE_FIX, DivergenceError, UsageError
 
 __all__ = ["RunDirectory", "CHECKPOINTS", "load_file", "load_weights", "check_finite_state",
-           "rng_state", "set_rng_state", "schedule_counters", "set_schedule_counters"]
+           "keep_tensors_in_state", "rng_state", "set_rng_state", "schedule_counters", "set_schedule_counters"]
 
 #: the files a training run writes into LOG/checkpoints
 CHECKPOINTS = ("latest", "best", "resume", "pretrain")
@@ -172,6 +172,22 @@ def set_rng_state(state: dict):
     np.random.set_state(state["numpy"])
     if state["cuda"] is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def keep_tensors_in_state(module: nn.Module) -> nn.Module:
+    """Make every tensor a submodule holds as a plain attribute a buffer of that submodule.
+
+    tllib's randomized multilinear map (CDAN ``-r``) draws :math:`R_f` and :math:`R_g` once and keeps them as
+    plain tensors: outside the state dict, a resumed run drew new ones, and under torchrun without
+    ``--seed`` every process drew its own. As buffers they are saved, follow ``.to(device)`` and are
+    broadcast by DistributedDataParallel (the standalone map registers them so itself).
+    """
+    for sub in module.modules():
+        for name, value in list(vars(sub).items()):
+            if isinstance(value, torch.Tensor) and not isinstance(value, nn.Parameter):
+                delattr(sub, name)
+                sub.register_buffer(name, value)
+    return module
 
 
 def _counting_modules(modules: Dict[str, nn.Module]) -> Iterable:

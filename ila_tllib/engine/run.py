@@ -17,8 +17,8 @@ from ..models import get_model, gives_feature_maps
 from . import precision
 from .analysis import analyse
 from .batches import BatchPlan
-from .checkpoint import (RunDirectory, check_finite_state, load_file, load_weights, rng_state, schedule_counters,
-                         set_rng_state, set_schedule_counters)
+from .checkpoint import (RunDirectory, check_finite_state, keep_tensors_in_state, load_file, load_weights, rng_state,
+                         schedule_counters, set_rng_state, set_schedule_counters)
 from .data import eval_loader, get_dataset
 from .errors import EXIT_OK, DivergenceError, UsageError, classify, disk_problem
 from .flags import (FLAGS_ADDED_LATER, check_args, default_mining_average, flag_name, get_parser,
@@ -172,7 +172,8 @@ def _run(args, method: Method, device, directory: Optional[RunDirectory]):
     plan = BatchPlan.from_args(args, data.num_classes)
     plan.check(args)
     classifier = build_classifier(args, method, data.num_classes, device)
-    transfer = method.build_transfer(args, classifier, data.num_classes, plan.source_size, args.batch_size).to(device)
+    transfer = keep_tensors_in_state(
+        method.build_transfer(args, classifier, data.num_classes, plan.source_size, args.batch_size)).to(device)
     precision.prepare_modules(args, classifier, transfer, device)   # --amp, --channels-last
     if args.seed is not None and dist_utils.is_distributed():
         torch.manual_seed(args.seed + dist_utils.rank())  # ...but different dropout; data order comes from samplers
