@@ -52,6 +52,26 @@ def test_two_epochs_equal_one_plus_resume(root, tmp_path, extra):
         assert torch.equal(wa[k], wb[k]), k
 
 
+def test_random_flips_in_worker_processes_resume_exactly_whatever_the_worker_count(root, tmp_path):
+    # a worker draws a random transform from its own RNG, seeded per pass; a resumed run skips into a pass
+    # with a new generator. Each image's draw is seeded by its place in the run instead: the run stopped after
+    # epoch 1 (one worker) and resumed (two) ends as the one never stopped (two)
+    straight, resumed = str(tmp_path / "straight"), str(tmp_path / "resumed")
+
+    def run(log, workers, *extra):
+        args = [a for a in tiny_args(root, log, "--seed", "1", "--ila-schedule", "step", "-j", workers, *extra)
+                if a != "--no-hflip"]
+        done = run_script("ila_cdan.py", args)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert "RandomHorizontalFlip" in done.stdout
+    run(straight, "2", "--epochs", "2")
+    run(resumed, "1", "--epochs", "1")
+    run(resumed, "2", "--epochs", "2", "--resume")
+    wa, wb = final_weights(straight), final_weights(resumed)
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), k
+
+
 @pytest.mark.skipif(not TLLIB, reason="tllib is not installed")
 def test_tllibs_randomized_map_is_saved_and_resumed(root, tmp_path):
     # tllib's map keeps R_f and R_g as plain tensors: without a seed a resumed run would draw new ones

@@ -1,10 +1,13 @@
 """ClassBalancedSampler: checked by counting what it yields."""
+import random
 from collections import Counter
 
+import numpy as np
 import pytest
 import torch
 
 from ila_tllib import ClassBalancedSampler
+from ila_tllib.data import SeededBatches, SeededSamples
 
 LABELS = [c for c in range(5) for _ in range(12)]        # 5 classes x 12 samples
 
@@ -94,6 +97,35 @@ def test_classes_each_rank_sees(m, replicas, per_class):
                 assert len(counts) < 4
             else:
                 assert len(counts) == 4 and set(counts.values()) <= per_class, counts
+
+
+def test_seeded_batches_give_each_sample_the_seed_of_its_place_in_the_run():
+    def seeded():
+        return SeededBatches(ClassBalancedSampler(LABELS, samples_per_class=2, seed=5), seed=7)
+    sampler = seeded()
+    first_pass, second_pass = list(sampler), list(sampler)
+    assert [[i for i, _ in b] for b in first_pass] == list(ClassBalancedSampler(LABELS, samples_per_class=2, seed=5))
+    resumed = seeded()
+    resumed.resume_at(len(first_pass) + 2)       # a run resumed two batches into the second pass
+    assert list(resumed) == second_pass[2:]
+    seeds = [s for batch in first_pass + second_pass for _, s in batch]
+    assert len(set(seeds)) == len(seeds)
+
+
+def test_seeded_samples_draw_by_the_seed_and_leave_the_callers_streams_alone():
+    class Draws(torch.utils.data.Dataset):
+        def __len__(self):
+            return 60
+
+        def __getitem__(self, index):
+            return torch.rand(()).item(), random.random(), float(np.random.rand())
+    samples = SeededSamples(Draws())
+    torch.manual_seed(0), random.seed(0), np.random.seed(0)
+    expected = torch.rand(()).item(), random.random(), float(np.random.rand())
+    torch.manual_seed(0), random.seed(0), np.random.seed(0)
+    a, b, c = samples[(3, 11)], samples[(4, 11)], samples[(3, 12)]
+    assert a == b and all(x != y for x, y in zip(a, c))    # the seed decides the draw, not the index
+    assert (torch.rand(()).item(), random.random(), float(np.random.rand())) == expected
 
 
 def test_works_with_dataloader():

@@ -10,6 +10,7 @@ import torch
 from torch.utils.data import ConcatDataset, DataLoader, Subset
 
 from .. import distributed as dist_utils
+from ..data import SeededBatches, SeededSamples
 from ..datasets import build_domain, class_names, read_labels, val_is_test
 from ..sampler import ClassBalancedSampler, RandomBatchSampler
 from ..transforms import draws_nothing_at_random, get_train_transform, get_val_transform
@@ -113,8 +114,7 @@ def random_loader(dataset, batch_size, workers, seed, size_flags="-b"):
     except ValueError as e:
         raise UsageError(f"{size_flags} (a batch of {batch_size}): {e}; change {size_flags} or the number of "
                          f"processes") from None
-    return DataLoader(dataset, batch_sampler=sampler, num_workers=workers, worker_init_fn=_seed_worker,
-                      generator=own_generator(seed))
+    return _training_loader(dataset, sampler, workers, seed)
 
 
 def balanced_loader(dataset, samples_per_class, classes_per_batch, num_classes, workers, seed):
@@ -132,6 +132,15 @@ def balanced_loader(dataset, samples_per_class, classes_per_batch, num_classes, 
     if small:
         print(f"note: {len(small)} source class(es) hold fewer than --samples-per-class {samples_per_class} "
               f"images (e.g. class {small[0]}); their images repeat within a balanced batch")
+    return _training_loader(dataset, sampler, workers, seed)
+
+
+def _training_loader(dataset, sampler, workers: int, seed: int) -> DataLoader:
+    # with worker processes each image's random transform is seeded by its place in the run, so it is the
+    # same for any -j >= 1 and after --resume; without workers the transforms draw from the main process's
+    # RNG, which --resume restores
+    if workers > 0:
+        dataset, sampler = SeededSamples(dataset), SeededBatches(sampler, seed)
     return DataLoader(dataset, batch_sampler=sampler, num_workers=workers, worker_init_fn=_seed_worker,
                       generator=own_generator(seed))
 
