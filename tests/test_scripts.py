@@ -223,6 +223,16 @@ def test_torchrun_two_processes(tiny_root, tmp_path):
     assert counts and set(counts) == {"24"}
 
 
+def test_torchrun_mdd_with_a_source_only_warm_up(tiny_root, tmp_path):
+    # the warm-up trains on CE alone: MDD's adversarial head gets no gradient, which DDP must expect
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           os.path.join(SCRIPTS, "ila_mdd.py"), "--"] + tiny_args(tiny_root, str(tmp_path / "log"), "--seed", "0",
+                                                                 "--epochs", "1", "--pretrain-iters", "2")
+    done = subprocess.run(cmd, capture_output=True, text=True, env=script_env("standalone"), timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert re.search(r"^Pretrain: \[0/2\]", done.stdout, re.M) and re.search(r"^test_acc1 = ", done.stdout, re.M)
+
+
 def test_balanced_source_control_has_its_own_row(tiny_root, tmp_path):
     # the sampling control: ILA's class-balanced source batch, no ILA term
     log = str(tmp_path / "control")

@@ -201,7 +201,9 @@ def _run(args, method: Method, device, directory: Optional[RunDirectory]):
             classifier = nn.SyncBatchNorm.convert_sync_batchnorm(classifier)
             transfer = nn.SyncBatchNorm.convert_sync_batchnorm(transfer)
         ids = [device.index] if device.type == 'cuda' else None
-        classifier = nn.parallel.DistributedDataParallel(classifier, device_ids=ids)
+        # a source-only warm-up (--pretrain-iters) leaves heads of some methods unused (MDD's adversarial head)
+        classifier = nn.parallel.DistributedDataParallel(classifier, device_ids=ids,
+                                                         find_unused_parameters=args.pretrain_iters > 0)
         if any(p.requires_grad for p in transfer.parameters()):
             transfer = nn.parallel.DistributedDataParallel(transfer, device_ids=ids)
         if ila is not None:
