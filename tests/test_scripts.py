@@ -291,6 +291,12 @@ def test_mdd_and_bsp_scripts(tiny_root, tmp_path, backend, script, columns):
     assert baseline.returncode == 0 and "ILA Loss" not in baseline.stdout
 
 
+#: tllib's own .sh files (thuml/Transfer-Learning-Library, examples/domain_adaptation/image_classification):
+#: the digit tasks' --lr (MNIST -> USPS, USPS -> MNIST, SVHN -> MNIST) and Office-31's --seed, per method
+TLLIB_RECIPES = {"dann": ((0.01, 0.1, 0.03), 1), "cdan": ((0.01, 0.1, 0.01), 2),
+                 "mdd": ((0.01, 0.01, 0.01), 1), "bsp": ((0.01, 0.1, 0.1), 1)}
+
+
 @pytest.mark.parametrize("name", ["dann", "cdan", "mdd", "bsp"])
 def test_task_lists_parse_and_pass_the_flag_checks(name):
     import importlib
@@ -307,3 +313,9 @@ def test_task_lists_parse_and_pass_the_flag_checks(name):
         args = get_parser(method).parse_args(argv)
         check_args(args, method)
         assert args.log.startswith(f"logs/ila_{name}/") and args.ila_trade_off > 0
+        (digit_lrs, office31_seed) = TLLIB_RECIPES[name]
+        if args.data == "Digits":
+            task = ("MNIST", "USPS", "SVHNRGB").index(args.source[0])
+            assert args.lr == digit_lrs[task], line
+        if args.data == "Office31":
+            assert args.seed == office31_seed, line

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# ILA-DA + BSP: the tasks and flags of tllib's bsp.sh, plus the paper's k and mu for each dataset;
+# ILA-DA + BSP: the Digits, Office-31 and Office-Home lines of tllib's bsp.sh with its flags,
+# plus the paper's k and mu for each dataset (the README says which of tllib's lines are left out);
 # every other ILA-DA setting is the script's default. Run from examples/domain_adaptation/:
 #   cd examples/domain_adaptation && bash ila_bsp.sh
 # Baseline (tllib's recipe, same code): add --ila-trade-off 0. Logs: logs/ila_bsp/<Task>, as tllib's.

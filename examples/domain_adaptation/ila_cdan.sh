@@ -1,21 +1,22 @@
 #!/usr/bin/env bash
-# ILA-DA + CDAN: the tasks and flags of tllib's cdan.sh, plus the paper's k and mu for each dataset;
+# ILA-DA + CDAN: the Digits, Office-31 and Office-Home lines of tllib's cdan.sh with its flags,
+# plus the paper's k and mu for each dataset (the README says which of tllib's lines are left out);
 # every other ILA-DA setting is the script's default. Run from examples/domain_adaptation/:
 #   cd examples/domain_adaptation && bash ila_cdan.sh
 # Baseline (tllib's recipe, same code): add --ila-trade-off 0. Logs: logs/ila_cdan/<Task>, as tllib's.
 
 # Digits: k = 3, mu = 0.75
 CUDA_VISIBLE_DEVICES=0 python ila_cdan.py data/digits -d Digits -s MNIST -t USPS --train-resizing 'res.' --val-resizing 'res.' --resize-size 28 --no-hflip --norm-mean 0.5 --norm-std 0.5 -a lenet --no-pool -b 128 -i 2500 --scratch --seed 0 --lr 0.01 --k 3 --mu 0.75 --log logs/ila_cdan/MNIST2USPS
-CUDA_VISIBLE_DEVICES=0 python ila_cdan.py data/digits -d Digits -s USPS -t MNIST --train-resizing 'res.' --val-resizing 'res.' --resize-size 28 --no-hflip --norm-mean 0.5 --norm-std 0.5 -a lenet --no-pool -b 128 -i 2500 --scratch --seed 0 --lr 0.01 --k 3 --mu 0.75 --log logs/ila_cdan/USPS2MNIST
+CUDA_VISIBLE_DEVICES=0 python ila_cdan.py data/digits -d Digits -s USPS -t MNIST --train-resizing 'res.' --val-resizing 'res.' --resize-size 28 --no-hflip --norm-mean 0.5 --norm-std 0.5 -a lenet --no-pool -b 128 -i 2500 --scratch --seed 0 --lr 0.1 --k 3 --mu 0.75 --log logs/ila_cdan/USPS2MNIST
 CUDA_VISIBLE_DEVICES=0 python ila_cdan.py data/digits -d Digits -s SVHNRGB -t MNISTRGB --train-resizing 'res.' --val-resizing 'res.' --resize-size 32 --no-hflip --norm-mean 0.5 0.5 0.5 --norm-std 0.5 0.5 0.5 -a dtn --no-pool -b 128 -i 2500 --scratch --seed 0 --lr 0.01 --k 3 --mu 0.75 --log logs/ila_cdan/SVHN2MNIST
 
 # Office-31 (ResNet-50): k = 5, mu = 0.67
-CUDA_VISIBLE_DEVICES=0 python ila_cdan.py data/office31 -d Office31 -s A -t W -a resnet50 --epochs 20 --seed 1 --k 5 --mu 0.67 --log logs/ila_cdan/Office31_A2W
-CUDA_VISIBLE_DEVICES=0 python ila_cdan.py data/office31 -d Office31 -s D -t W -a resnet50 --epochs 20 --seed 1 --k 5 --mu 0.67 --log logs/ila_cdan/Office31_D2W
-CUDA_VISIBLE_DEVICES=0 python ila_cdan.py data/office31 -d Office31 -s W -t D -a resnet50 --epochs 20 --seed 1 --k 5 --mu 0.67 --log logs/ila_cdan/Office31_W2D
-CUDA_VISIBLE_DEVICES=0 python ila_cdan.py data/office31 -d Office31 -s A -t D -a resnet50 --epochs 20 --seed 1 --k 5 --mu 0.67 --log logs/ila_cdan/Office31_A2D
-CUDA_VISIBLE_DEVICES=0 python ila_cdan.py data/office31 -d Office31 -s D -t A -a resnet50 --epochs 20 --seed 1 --k 5 --mu 0.67 --log logs/ila_cdan/Office31_D2A
-CUDA_VISIBLE_DEVICES=0 python ila_cdan.py data/office31 -d Office31 -s W -t A -a resnet50 --epochs 20 --seed 1 --k 5 --mu 0.67 --log logs/ila_cdan/Office31_W2A
+CUDA_VISIBLE_DEVICES=0 python ila_cdan.py data/office31 -d Office31 -s A -t W -a resnet50 --epochs 20 --seed 2 --k 5 --mu 0.67 --log logs/ila_cdan/Office31_A2W
+CUDA_VISIBLE_DEVICES=0 python ila_cdan.py data/office31 -d Office31 -s D -t W -a resnet50 --epochs 20 --seed 2 --k 5 --mu 0.67 --log logs/ila_cdan/Office31_D2W
+CUDA_VISIBLE_DEVICES=0 python ila_cdan.py data/office31 -d Office31 -s W -t D -a resnet50 --epochs 20 --seed 2 --k 5 --mu 0.67 --log logs/ila_cdan/Office31_W2D
+CUDA_VISIBLE_DEVICES=0 python ila_cdan.py data/office31 -d Office31 -s A -t D -a resnet50 --epochs 20 --seed 2 --k 5 --mu 0.67 --log logs/ila_cdan/Office31_A2D
+CUDA_VISIBLE_DEVICES=0 python ila_cdan.py data/office31 -d Office31 -s D -t A -a resnet50 --epochs 20 --seed 2 --k 5 --mu 0.67 --log logs/ila_cdan/Office31_D2A
+CUDA_VISIBLE_DEVICES=0 python ila_cdan.py data/office31 -d Office31 -s W -t A -a resnet50 --epochs 20 --seed 2 --k 5 --mu 0.67 --log logs/ila_cdan/Office31_W2A
 
 # Office-Home (ResNet-50): the paper gives no k/mu, Office-31's are used; 2 samples per class keep ILA's
 # source batch at 130 images for its 65 classes

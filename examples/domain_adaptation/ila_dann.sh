@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# ILA-DA + DANN: the tasks and flags of tllib's dann.sh, plus the paper's k and mu for each dataset;
+# ILA-DA + DANN: the Digits, Office-31 and Office-Home lines of tllib's dann.sh with its flags,
+# plus the paper's k and mu for each dataset (the README says which of tllib's lines are left out);
 # every other ILA-DA setting is the script's default. Run from examples/domain_adaptation/:
 #   cd examples/domain_adaptation && bash ila_dann.sh
 # Baseline (tllib's recipe, same code): add --ila-trade-off 0. Logs: logs/ila_dann/<Task>, as tllib's.
 
 # Digits: k = 3, mu = 0.75
 CUDA_VISIBLE_DEVICES=0 python ila_dann.py data/digits -d Digits -s MNIST -t USPS --train-resizing 'res.' --val-resizing 'res.' --resize-size 28 --no-hflip --norm-mean 0.5 --norm-std 0.5 -a lenet --no-pool -b 128 -i 2500 --scratch --seed 0 --lr 0.01 --k 3 --mu 0.75 --log logs/ila_dann/MNIST2USPS
-CUDA_VISIBLE_DEVICES=0 python ila_dann.py data/digits -d Digits -s USPS -t MNIST --train-resizing 'res.' --val-resizing 'res.' --resize-size 28 --no-hflip --norm-mean 0.5 --norm-std 0.5 -a lenet --no-pool -b 128 -i 2500 --scratch --seed 0 --lr 0.01 --k 3 --mu 0.75 --log logs/ila_dann/USPS2MNIST
-CUDA_VISIBLE_DEVICES=0 python ila_dann.py data/digits -d Digits -s SVHNRGB -t MNISTRGB --train-resizing 'res.' --val-resizing 'res.' --resize-size 32 --no-hflip --norm-mean 0.5 0.5 0.5 --norm-std 0.5 0.5 0.5 -a dtn --no-pool -b 128 -i 2500 --scratch --seed 0 --lr 0.01 --k 3 --mu 0.75 --log logs/ila_dann/SVHN2MNIST
+CUDA_VISIBLE_DEVICES=0 python ila_dann.py data/digits -d Digits -s USPS -t MNIST --train-resizing 'res.' --val-resizing 'res.' --resize-size 28 --no-hflip --norm-mean 0.5 --norm-std 0.5 -a lenet --no-pool -b 128 -i 2500 --scratch --seed 0 --lr 0.1 --k 3 --mu 0.75 --log logs/ila_dann/USPS2MNIST
+CUDA_VISIBLE_DEVICES=0 python ila_dann.py data/digits -d Digits -s SVHNRGB -t MNISTRGB --train-resizing 'res.' --val-resizing 'res.' --resize-size 32 --no-hflip --norm-mean 0.5 0.5 0.5 --norm-std 0.5 0.5 0.5 -a dtn --no-pool -b 128 -i 2500 --scratch --seed 0 --lr 0.03 --k 3 --mu 0.75 --log logs/ila_dann/SVHN2MNIST
 
 # Office-31 (ResNet-50): k = 5, mu = 0.67
 CUDA_VISIBLE_DEVICES=0 python ila_dann.py data/office31 -d Office31 -s A -t W -a resnet50 --epochs 20 --seed 1 --k 5 --mu 0.67 --log logs/ila_dann/Office31_A2W

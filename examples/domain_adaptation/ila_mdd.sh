@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# ILA-DA + MDD: the tasks and flags of tllib's mdd.sh, plus the paper's k and mu for each dataset;
+# ILA-DA + MDD: the Digits, Office-31 and Office-Home lines of tllib's mdd.sh with its flags,
+# plus the paper's k and mu for each dataset (the README says which of tllib's lines are left out);
 # every other ILA-DA setting is the script's default. Run from examples/domain_adaptation/:
 #   cd examples/domain_adaptation && bash ila_mdd.sh
 # Baseline (tllib's recipe, same code): add --ila-trade-off 0. Logs: logs/ila_mdd/<Task>, as tllib's.
