@@ -285,6 +285,10 @@ def test_mdd_and_bsp_scripts(tiny_root, tmp_path, backend, script, columns):
     assert re.search(r"^test_acc1 = \d+\.\d$", done.stdout, re.M)
     if script == "ila_bsp.py":    # tllib's source-only pretraining first, kept as a checkpoint
         assert "Pretraining the model on source domain." in text and "Pretraining process is done." in text
+        # as tllib's bsp.py: the group rates, then epochs of its source-only meters
+        assert re.search(r"^Pretraining the model on source domain\.\nlr: \[[-\d.e]+(, [-\d.e]+)*\]$", text, re.M)
+        assert re.search(r"^Epoch: \[0\]\[0/4\]\tTime +\d+\.\d \( *\d+\.\d\)\tData [^\t]*\tLoss +\d+\.\d\d "
+                         r"\( *\d+\.\d\d\)\tCls Acc [^\t]*$", text, re.M)
         assert os.path.isfile(os.path.join(log, "checkpoints", "pretrain.pth"))
     baseline = run_script(script, tiny_args(tiny_root, str(tmp_path / "base"), "--epochs", "1", "--ila-trade-off", "0",
                                             *extra), backend=backend)

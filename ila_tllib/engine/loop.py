@@ -177,21 +177,26 @@ class Trainer:
             save_atomic(self.model.state_dict(), path)
 
     def pretrain(self, source_iter, iterations: int, lr: float, epochs: int = 1, after_epoch=None,
-                 prefix: str = "Pretrain: "):
+                 prefix: Optional[str] = None):
         """Source-only training with its own optimiser and schedule (the same recipe, restarted), so the
-        adaptation schedule is untouched: ``epochs`` of ``iterations``, ``after_epoch()`` after each."""
+        adaptation schedule is untouched: ``epochs`` of ``iterations``, ``after_epoch()`` after each. Printed
+        as tllib's source-only epochs (bsp.py): an ``lr: [...]`` line, then ``Epoch: [e]`` lines with its
+        meters; a ``prefix`` (``--pretrain-iters``, not in tllib) names the lines instead, without the lr."""
         args = self.args
         optimizer, scheduler = make_optimizer(self.model.get_parameters(), args, lr)
         for epoch in range(epochs):
-            if epochs > 1:
-                print("lr:", scheduler.get_last_lr()[0])
-            losses, cls_accs = backend.AverageMeter('Loss', ':6.2f'), backend.AverageMeter('Cls Acc', ':3.1f')
-            progress = backend.ProgressMeter(iterations, [losses, cls_accs],
-                                             prefix=prefix if epochs == 1 else f"Epoch: [{epoch}]")
+            if prefix is None:
+                print("lr:", scheduler.get_last_lr())
+            batch_time, data_time = backend.AverageMeter('Time', ':3.1f'), backend.AverageMeter('Data', ':3.1f')
+            losses, cls_accs = backend.AverageMeter('Loss', ':3.2f'), backend.AverageMeter('Cls Acc', ':3.1f')
+            progress = backend.ProgressMeter(iterations, [batch_time, data_time, losses, cls_accs],
+                                             prefix=prefix or f"Epoch: [{epoch}]")
             self.classifier.train()
+            end = time.time()
             for i in range(iterations):
                 x_s, labels_s = next(source_iter)[:2]
                 x_s, labels_s = x_s.to(self.device), labels_s.to(self.device)
+                data_time.update(time.time() - end)
                 with precision.autocast(args, self.device):
                     y_s = self.method.forward(self.classifier, precision.network_inputs(args, x_s)).logits
                 y_s = precision.upcast(y_s)
@@ -202,6 +207,8 @@ class Trainer:
                 scheduler.step()
                 losses.update(loss.item(), x_s.size(0))
                 cls_accs.update(backend.accuracy(y_s, labels_s)[0].item(), x_s.size(0))
+                batch_time.update(time.time() - end)
+                end = time.time()
                 if i % args.print_freq == 0:
                     progress.display(i)
             if after_epoch is not None:

@@ -220,7 +220,7 @@ def _run(args, method: Method, device, directory: Optional[RunDirectory]):
         method.pretrain(args, trainer, iters['source'], lambda: evaluate(val_loader),
                         checkpoint_path(args, 'pretrain'))
         if args.pretrain_iters > 0:
-            trainer.pretrain(iters['source'], args.pretrain_iters, args.lr)
+            trainer.pretrain(iters['source'], args.pretrain_iters, args.lr, prefix="Pretrain: ")
         if ila is not None and ila.mining_network is not None:   # the average starts with adaptation
             ila.mining_network.restart_from(unwrap(classifier))
     optimizer, scheduler = make_optimizer(method.param_groups(unwrap(classifier), unwrap(transfer)), args)
