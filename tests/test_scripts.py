@@ -283,6 +283,8 @@ def test_mdd_and_bsp_scripts(tiny_root, tmp_path, backend, script, columns):
     text = only_log(log, "train")
     assert f"tllib pieces: {backend}" in text and re.search(columns, text)
     assert re.search(r"^test_acc1 = \d+\.\d$", done.stdout, re.M)
+    if script == "ila_mdd.py":    # tllib's mdd.py prints every group's rate before an epoch, without a name
+        assert re.search(r"^\[[-\d.e]+(, [-\d.e]+){3}\]$", text, re.M) and not re.search(r"^lr:", text, re.M)
     if script == "ila_bsp.py":    # tllib's source-only pretraining first, kept as a checkpoint
         assert "Pretraining the model on source domain." in text and "Pretraining process is done." in text
         # as tllib's bsp.py: the group rates, then epochs of its source-only meters

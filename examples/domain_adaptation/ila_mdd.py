@@ -69,6 +69,9 @@ class MDD(Method):
         bottleneck = classifier.bottleneck[:-1] if self.before_dropout else classifier.bottleneck
         return nn.Sequential(classifier.backbone, bottleneck)   # MDD's bottleneck pools
 
+    def epoch_lr_line(self, rates):
+        return str(rates)     # tllib's mdd.py prints every group's rate, without a name
+
     def build_transfer(self, args, classifier, num_classes, source_size, target_size):
         loss = backend.MarginDisparityDiscrepancy
         if source_size != target_size and loss is not backend.standalone.MarginDisparityDiscrepancy:

@@ -18,9 +18,10 @@ hook                   what it says
 ``build_transfer``     the adversarial loss module (it owns the discriminator, if any)
 ``param_groups``       what the optimiser trains, with tllib's per-group learning rates
 ``transfer_loss``      the weighted adaptation term and the meters it fills
+``epoch_lr_line``      the learning-rate line before each epoch, as tllib's script prints it
 =====================  ===========================================================================
 """
-from typing import Dict, NamedTuple, Tuple
+from typing import Dict, List, NamedTuple, Tuple
 
 import torch
 import torch.nn as nn
@@ -78,6 +79,11 @@ class Method:
                       target: Outputs) -> Tuple[torch.Tensor, Dict[str, float]]:
         """The weighted adaptation term of the total loss, and the values of this method's meters."""
         raise NotImplementedError
+
+    def epoch_lr_line(self, rates: List[float]) -> str:
+        """The line printed before each epoch, from the groups' current rates: tllib's dann.py, cdan.py and
+        bsp.py print the first group's."""
+        return f"lr: {rates[0]}"
 
     def pretrain(self, args, trainer, source_iter, evaluate, path: str):
         """Before adaptation (not on --resume): BSP trains the classifier on the source here."""

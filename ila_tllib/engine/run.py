@@ -229,7 +229,7 @@ def _run(args, method: Method, device, directory: Optional[RunDirectory]):
     if args.resume:
         start_epoch, best_acc1 = load_resume_state(args, method, plan, state, modules, optimizer, scheduler, iters)
     for epoch in range(start_epoch, args.epochs):
-        print("lr:", scheduler.get_last_lr()[0])
+        print(method.epoch_lr_line(scheduler.get_last_lr()))
         try:
             trainer.train_one_epoch(iters, optimizer, scheduler, epoch, state)
             check_finite_state(modules, f"in epoch {epoch}")
