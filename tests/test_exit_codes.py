@@ -90,6 +90,7 @@ def test_finished_run_exits_0(finished_runs, backend):
      r"--ila-batch extra \(the default\) and --samples-per-class m > 0, or drop it"),
     (["--ila-bank-anchors"], r"--ila-bank-anchors contrasts the source bank's features, and there is no bank; add "
                              r"--ila-source-bank B > 0 or drop it"),
+    (["-d", "CUB200"], r"-d CUB200: tllib's CUB200 is a single-domain dataset"),
 ])
 def test_flag_error_exits_2_before_any_folder(root, tmp_path, extra, message):
     log = tmp_path / "log"

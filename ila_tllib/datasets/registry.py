@@ -24,7 +24,7 @@ from .office import Birds31
 from .offline_digits import OfflineDigits
 from .torchvision_digits import TorchvisionDigits
 
-__all__ = ["DATASETS", "NOT_FOR_ADAPTATION", "get_dataset_names", "list_domains", "build_domain",
+__all__ = ["DATASETS", "NOT_FOR_ADAPTATION", "dataset_name", "get_dataset_names", "list_domains", "build_domain",
            "val_is_test", "read_labels", "class_names", "num_classes"]
 
 SPLITS = ("train", "val", "test")   # the roles a script builds: training set, validation set, test set
@@ -203,7 +203,9 @@ def _match(name: str, valid: Sequence[str]) -> Optional[str]:
     return folded[0] if len(folded) == 1 else None
 
 
-def _dataset_name(data_name: str) -> str:
+def dataset_name(data_name: str) -> str:
+    """The ``-d`` name as the table spells it (``office31`` finds ``Office31``); raises a
+    :class:`DatasetError` naming the fix for a name that builds no task."""
     found = _match(data_name, list(DATASETS))
     if found is not None:
         return found
@@ -216,13 +218,13 @@ def _dataset_name(data_name: str) -> str:
 def list_domains(data_name: str, root: Optional[str] = None) -> List[str]:
     """The domains of a dataset.  ``ImageList`` / ``ImageFolder`` find theirs
     under ``root`` (and raise DatasetNotFoundError when there are none)."""
-    return DATASETS[_dataset_name(data_name)].domains(root)
+    return DATASETS[dataset_name(data_name)].domains(root)
 
 
 def val_is_test(data_name: str) -> bool:
     """Whether the scripts validate and test on the same target set (all but DomainNet, which tllib
     validates on the target's training split and tests on its test split)."""
-    return DATASETS[_dataset_name(data_name)].val_is_test()
+    return DATASETS[dataset_name(data_name)].val_is_test()
 
 
 def build_domain(data_name: str, root: str, domain: str, split: str = "train",
@@ -255,7 +257,7 @@ def build_domain(data_name: str, root: str, domain: str, split: str = "train",
     """
     if split not in SPLITS:
         raise ValueError("build_domain: split must be one of {}, got {!r}".format(", ".join(SPLITS), split))
-    name = _dataset_name(data_name)
+    name = dataset_name(data_name)
     spec = DATASETS[name]
     valid = spec.domains(root)
     found = _match(domain, valid)

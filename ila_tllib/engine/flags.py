@@ -9,7 +9,7 @@ import argparse
 import math
 
 from ..affinity import kept_count
-from ..datasets import get_dataset_names
+from ..datasets import dataset_name, get_dataset_names
 from ..logged_flags import FLAGS_ADDED_LATER
 from ..losses import METRIC_LOSSES
 from ..models import WEIGHTS
@@ -270,6 +270,7 @@ def check_args(args, method):
     """Every flag problem that can be known before training, as a :class:`UsageError`."""
     resolve_derived_defaults(args)
     _check_finite(args)
+    dataset_name(args.data)   # a -d that builds no task is named before any folder exists, as tllib's choices do
     if not args.source or not args.target:
         raise UsageError("give the source and target domains with -s and -t (e.g. -s A -t W)")
     if args.seed is not None and not 0 <= args.seed < 2 ** 32:
