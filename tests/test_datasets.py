@@ -209,16 +209,17 @@ def test_benchmark_network_download_failure_is_reported(tmp_path, monkeypatch):
     from ila_tllib.datasets import benchmark
     calls = []
 
-    def failing(url, download_root, filename, remove_finished):
-        calls.append((url, download_root, filename))
+    def failing(url, root, filename):
+        calls.append((url, os.path.dirname(root), filename))     # downloads go to a staging folder in ROOT
         raise OSError("network unreachable")
 
-    monkeypatch.setattr(benchmark, "download_and_extract_archive", failing)
+    monkeypatch.setattr(benchmark, "download_url", failing)
     monkeypatch.setenv(D.MIRROR_ENV, "https://mirror.invalid/data/")
     with pytest.raises(D.DatasetNotFoundError) as err:
         D.OfficeHome(str(tmp_path / "oh"), "Cl", download=True)
     assert calls == [("https://mirror.invalid/data/OfficeHome/image_list.zip", str(tmp_path / "oh"),
                       "image_list.zip")]
+    assert os.listdir(tmp_path / "oh") == []                      # the staging folder is gone
     assert "network unreachable" in str(err.value) and "image_list/Clipart.txt" in str(err.value)
     # without the mirror, the public source tllib's class carries is tried
     monkeypatch.delenv(D.MIRROR_ENV)

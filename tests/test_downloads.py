@@ -36,6 +36,21 @@ def test_office31_downloads_what_the_task_needs_into_tllibs_layout(tmp_path, mon
     assert image.size == (10, 12) and label == _labels(lists["webcam"])[1] and webcam.classes[30] == "trash_can"
 
 
+def test_a_cut_off_archive_leaves_nothing_that_looks_finished(tmp_path, monkeypatch, standalone_pieces):
+    lists = make_office31_archives(tmp_path / "share")
+    archive = tmp_path / "share" / "amazon.tgz"
+    whole = archive.read_bytes()
+    archive.write_bytes(whole[:len(whole) // 2])                   # a download cut off half-way
+    root = tmp_path / "office31"
+    with serve_directory(tmp_path / "share") as base:
+        monkeypatch.setattr(D.Office31, "download_list", _local_urls(D.Office31, base))
+        with pytest.raises(D.DatasetNotFoundError, match="Automatic download of amazon.tgz from .* failed"):
+            D.build_domain("Office31", str(root), "A")
+        assert sorted(os.listdir(root)) == ["image_list"]         # no half-unpacked amazon/, no partial archive
+        archive.write_bytes(whole)                                # the next try fetches it again, whole
+        assert D.read_labels(D.build_domain("Office31", str(root), "A")) == _labels(lists["amazon"])
+
+
 def test_mirror_variable_replaces_the_public_urls(tmp_path, monkeypatch, standalone_pieces):
     make_office31_archives(tmp_path / "mirror" / "Office31")
     with serve_directory(tmp_path / "mirror") as base:

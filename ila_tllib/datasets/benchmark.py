@@ -8,12 +8,14 @@ public archives tllib's dataset classes fetch, under the same names).
 """
 import contextlib
 import os
+import shutil
 import socket
+import tempfile
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from urllib.parse import unquote, urlparse
 
-from torchvision.datasets.utils import download_and_extract_archive, extract_archive
+from torchvision.datasets.utils import download_url, extract_archive
 
 from .errors import DatasetNotFoundError, UnknownDomainError, not_found_message
 from .imagelist import ImageList
@@ -71,21 +73,30 @@ def download_advice(dataset: str, folder: str, archive: str, url: Optional[str])
 
 
 def _fetch(url: str, root: str, archive: str) -> None:
-    local = _local_path(url)
-    if local is not None:
-        # A folder on this machine: unpack in place, nothing to fetch
-        # (torchvision's downloader only handles http(s)).
-        extract_archive(local, root)
-        return
-    target = os.path.join(root, archive)
-    existed = os.path.exists(target)   # an archive put there by hand is used as it is
+    """Download ``archive`` (or take it from a local mirror, or from ``ROOT/<archive>`` put there by hand)
+    and unpack it, both in a staging folder inside ROOT; only a complete unpacking is renamed into place,
+    so an interrupted download or a truncated archive leaves nothing behind that looks finished."""
+    staging = tempfile.mkdtemp(prefix=".{}.".format(archive), dir=root)
     try:
-        with stall_timeout():
-            download_and_extract_archive(url, download_root=root, filename=archive, remove_finished=True)
-    except BaseException:
-        if not existed and os.path.exists(target):
-            os.remove(target)   # a partial file would be taken for a finished one next time
-        raise
+        by_hand = os.path.join(root, archive)
+        source = _local_path(url) or (by_hand if os.path.exists(by_hand) else None)
+        if source is None:
+            with stall_timeout():
+                download_url(url, staging, filename=archive)
+            source = os.path.join(staging, archive)
+        unpacked = os.path.join(staging, "unpacked")
+        try:
+            extract_archive(source, unpacked)
+        except Exception as err:
+            if source == by_hand:
+                raise type(err)("{} (ROOT/{} was put there by hand: delete or replace it)".format(
+                    str(err).strip(), archive)) from err
+            raise
+        for name in os.listdir(unpacked):
+            if not os.path.exists(os.path.join(root, name)):    # what is there already stays
+                os.rename(os.path.join(unpacked, name), os.path.join(root, name))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def fetch_missing(root: str, entries: Iterable[Entry], dataset: str) -> Optional[str]:
