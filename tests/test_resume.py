@@ -26,6 +26,12 @@ def final_weights(log):
     return torch.load(os.path.join(log, "checkpoints", "latest.pth"), weights_only=True)
 
 
+def epochs_trained(stdout):
+    """The epochs whose training lines a run printed: a resumed run shows none before it (a restart with the
+    same seed would end with the same weights, so the weights alone cannot tell the two apart)."""
+    return sorted({int(e) for e in re.findall(r"^Epoch: \[(\d+)\]\[", stdout, re.M)})
+
+
 @pytest.mark.parametrize("extra", [[], ["--ila-source-bank", "8"], ["--ila-mining-ema", "0"],
                                    ["--ila-mining-average", "bottleneck"], ["--ila-source-sampling", "random"]],
                          ids=["default", "source-bank", "no-mining-ema", "bottleneck-average", "random-extra-rows"])
@@ -42,6 +48,7 @@ def test_two_epochs_equal_one_plus_resume(root, tmp_path, extra):
     for done in (a, b1, b2):
         assert done.returncode == 0, done.stderr
     assert "=> resumed from" in b2.stdout and "epoch 1, iteration 4" in b2.stdout
+    assert epochs_trained(a.stdout) == [0, 1] and epochs_trained(b2.stdout) == [1]
     if "random" in extra:
         assert "ILA's source batch random (" in b2.stdout
     acc = [re.search(r"^test_acc1 = (.*)$", d.stdout, re.M).group(1) for d in (a, b2)]
@@ -64,9 +71,10 @@ def test_random_flips_in_worker_processes_resume_exactly_whatever_the_worker_cou
         done = run_script("ila_cdan.py", args)
         assert done.returncode == 0, done.stderr[-2000:]
         assert "RandomHorizontalFlip" in done.stdout
+        return done
     run(straight, "2", "--epochs", "2")
     run(resumed, "1", "--epochs", "1")
-    run(resumed, "2", "--epochs", "2", "--resume")
+    assert epochs_trained(run(resumed, "2", "--epochs", "2", "--resume").stdout) == [1]
     wa, wb = final_weights(straight), final_weights(resumed)
     for k in wa:
         assert torch.equal(wa[k], wb[k]), k
@@ -107,7 +115,7 @@ def test_torchrun_two_epochs_equal_one_plus_resume(root, tmp_path):
     straight, resumed = str(tmp_path / "straight"), str(tmp_path / "resumed")
     torchrun(straight, "--epochs", "2")
     torchrun(resumed, "--epochs", "1")
-    torchrun(resumed, "--epochs", "2", "--resume")
+    assert epochs_trained(torchrun(resumed, "--epochs", "2", "--resume").stdout) == [1]
     wa, wb = final_weights(straight), final_weights(resumed)
     for k in wa:
         assert torch.equal(wa[k], wb[k]), k
@@ -140,6 +148,7 @@ def test_sigkill_mid_epoch_then_resume(root, tmp_path):
     done = run_script("ila_dann.py", tiny_args(root, log, *args, "--resume"))
     assert done.returncode == 0, done.stderr
     assert re.search(r"=> resumed from .*resume.pth: epoch 1, iteration 12,", done.stdout)
+    assert epochs_trained(done.stdout) == [1]
     uninterrupted = run_script("ila_dann.py", tiny_args(root, straight, *args))
     assert uninterrupted.returncode == 0, uninterrupted.stderr
     acc = [re.search(r"^test_acc1 = (\d+\.\d)$", d.stdout, re.M).group(1) for d in (done, uninterrupted)]
