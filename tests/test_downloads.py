@@ -118,6 +118,24 @@ def test_tllib_office31_offline_exit_becomes_one_message(tmp_path, monkeypatch, 
     assert "Fail to download image_list.zip" in capsys.readouterr().out    # tllib's own line, above ours
 
 
+def test_tllib_download_error_becomes_one_message(tmp_path, monkeypatch, tllib_pieces):
+    # tllib's OfficeCaltech downloads through torchvision, which raises instead of exiting
+    import importlib
+    import urllib.error
+    from ila_tllib import backend
+    assert backend.OfficeCaltech.__module__ == "tllib.vision.datasets.officecaltech"
+    tllib_module = importlib.import_module(backend.OfficeCaltech.__module__)
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("Name or service not known")
+    monkeypatch.setattr(tllib_module, "download_and_extract_archive", offline)
+    with pytest.raises(D.DatasetNotFoundError) as err:
+        D.build_domain("OfficeCaltech", str(tmp_path / "office_caltech"), "A")
+    message = str(err.value)
+    assert "tllib's OfficeCaltech could not download office-caltech.tgz from https://cloud.tsinghua.edu.cn/" in message
+    assert "URLError: <urlopen error Name or service not known>" in message and D.MIRROR_ENV in message
+
+
 def test_tllib_class_reads_a_mirror_fetched_first(tmp_path, monkeypatch, tllib_pieces):
     from ila_tllib import backend
     make_office31_archives(tmp_path / "mirror" / "Office31")

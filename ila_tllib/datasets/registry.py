@@ -12,6 +12,8 @@ Every name tllib's image-classification adaptation scripts accept is known here:
   this package's own.
 """
 import os
+import tarfile
+import zipfile
 from typing import Callable, Dict, List, Optional, Sequence
 
 from torch.utils.data import ConcatDataset, Dataset, Subset
@@ -44,15 +46,19 @@ def _layout(name: str) -> List[str]:
     return ["ROOT/{}/   (from {})".format(folder, archive) for folder, archive, _ in _ours(name).download_list]
 
 
-def _tllib_stopped(name: str, root: str, download: bool) -> DatasetNotFoundError:
-    """tllib's dataset classes ``exit()`` when a download fails or a folder is missing: say which
-    archive and URL (the same facts our class of that name carries) and what to do."""
+def _tllib_stopped(name: str, root: str, download: bool, cause: Optional[BaseException] = None
+                   ) -> DatasetNotFoundError:
+    """tllib's dataset classes ``exit()`` when a download fails or a folder is missing, or let the
+    download's or the file system's error through (``cause``): say which archive and URL (the same facts
+    our class of that name carries) and what to do."""
     entries = _ours(name).download_list
     missing = [entry for entry in entries if not os.path.exists(os.path.join(root, entry[0]))] or entries
     folder, archive, url = missing[0]
+    why = "tllib's own message is above" if cause is None else "{}: {}".format(
+        type(cause).__name__, str(cause).strip().splitlines()[0] if str(cause).strip() else "")
     if download:
-        note = "tllib's {} could not download {} from {} (tllib's own message is above). {}".format(
-            name, archive, url, download_advice(name, folder, archive, url))
+        note = "tllib's {} could not download {} from {} ({}). {}".format(
+            name, archive, url, why, download_advice(name, folder, archive, url))
     else:
         note = "tllib's {} stopped: ROOT/{} is missing and the download is off.".format(name, folder)
     path = os.path.join(root, folder)
@@ -82,6 +88,9 @@ def _build_with_backend(name: str, root: str, **kwargs) -> Dataset:
             dataset = cls(root=root, **kwargs)
     except SystemExit:
         raise _tllib_stopped(name, root, kwargs.get("download", False)) from None
+    except (OSError, EOFError, RuntimeError, tarfile.TarError, zipfile.BadZipFile) as err:
+        # some of tllib's classes download through torchvision or ImageNet's loader, which raise instead
+        raise _tllib_stopped(name, root, kwargs.get("download", False), err) from None
     if not getattr(dataset, "files_checked", False) and hasattr(dataset, "data_list_file"):
         check_files_exist([(path, label, i + 1) for i, (path, label) in enumerate(dataset.samples)],
                           dataset.data_list_file)
