@@ -79,6 +79,16 @@ def test_image_list_domains_with_and_without_classes_file(tmp_path):
     assert src.classes == ["0", "1", "2"] and src.num_classes == 3
 
 
+def test_a_byte_order_mark_is_not_part_of_a_path_or_a_class_name(tmp_path):
+    root = _own_list_root(tmp_path)
+    for name in ("image_list/src.txt", "classes.txt"):      # as a Windows editor saves them
+        path = root / name
+        path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    ds = D.ImageListDomains(str(root), "src")
+    assert ds.classes == ["cat", "dog", "bird"] and D.read_labels(ds) == [0, 1]
+    assert ds.samples[0][0] == str(root / "a" / "x0.png")
+
+
 def test_image_list_bad_line_names_file_and_line(tmp_path):
     root = _own_list_root(tmp_path)
     _write(str(root / "image_list" / "src.txt"), "a/x0.png 0\njustonefield\n")

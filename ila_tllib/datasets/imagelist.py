@@ -61,7 +61,8 @@ def read_image_list(data_list_file: str, root: str, num_classes: Optional[int] =
             without any sample.
     """
     try:
-        with open(data_list_file, "r", encoding="utf-8") as handle:
+        # utf-8-sig: a byte-order mark (Windows editors write one) is not part of the first path
+        with open(data_list_file, "r", encoding="utf-8-sig") as handle:
             lines = handle.readlines()
     except UnicodeDecodeError as e:
         raise DatasetFormatError("{}: not UTF-8 text (bad byte at offset {}); an image list holds "
@@ -125,7 +126,7 @@ def check_files_exist(entries: Sequence[Tuple[str, int, int]], data_list_file: s
 
 def read_class_names(classes_file: str) -> List[str]:
     """Read one class name per line (blank lines skipped, order = label)."""
-    with open(classes_file, "r", encoding="utf-8") as handle:
+    with open(classes_file, "r", encoding="utf-8-sig") as handle:
         names = [line.strip() for line in handle if line.strip()]
     if not names:
         raise DatasetFormatError("{}: the class list is empty (expected one class name per line)".format(
