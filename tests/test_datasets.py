@@ -585,6 +585,14 @@ def test_offline_cli(tmp_path, capsys):
     assert "mnist: 5 images" in out and "uci: 5 images" in out
     assert od.main([root, "--limit-per-domain", "5"]) == 0
     assert "already complete" in capsys.readouterr().out
+    # the export is readable by others as the umask allows, not private to its writer as mkdtemp makes it
+    umask = os.umask(0)
+    os.umask(umask)
+    assert os.stat(root).st_mode & 0o777 == 0o777 & ~umask
+    # a ROOT that cannot be made (its parent is a file) is bad input
+    _write(str(tmp_path / "a_file"), "not a folder")
+    assert od.main([str(tmp_path / "a_file" / "digits")]) == 2
+    assert "a_file" in capsys.readouterr().err
 
 
 # ------------------------------------------------------- tllib's other datasets

@@ -440,6 +440,9 @@ def export_offline_digits(root: str, limit_per_domain: Optional[int] = None,
     parent = os.path.dirname(root)
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix="." + os.path.basename(root) + ".tmp-", dir=parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)   # mkdtemp's folder is private (700); ROOT gets the usual mode
     try:
         os.makedirs(os.path.join(tmp, "image_list"))
         counts = {domain: _write_domain(tmp, domain, limit_per_domain) for domain in OFFLINE_DOMAINS}
@@ -534,7 +537,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     was_complete = not args.force and is_exported(root, args.limit_per_domain)
     try:
         counts = export_offline_digits(root, args.limit_per_domain, force=args.force)
-    except (DatasetFormatError, ImportError, ValueError) as err:
+    except (DatasetFormatError, ImportError, ValueError, OSError) as err:   # OSError: ROOT cannot be written
         print("error: {}".format(err), file=sys.stderr)
         return 2
     for domain in OFFLINE_DOMAINS:
