@@ -51,8 +51,8 @@ __all__ = [
     "Office31", "OfficeHome", "VisDA2017", "DomainNet", "OfficeCaltech", "PACS", "ImageNetR", "ImageNetSketch",
     "Birds31", "MNIST", "USPS", "SVHN", "MNISTRGB", "USPSRGB", "SVHNRGB", "DIGIT_DOMAINS", "DIGIT_CLASSES",
     "TorchvisionDigits", "TORCHVISION_DIGITS", "OfflineDigits", "export_offline_digits",
-    "DATASETS", "NOT_FOR_ADAPTATION", "dataset_name", "get_dataset_names", "list_domains", "build_domain", "val_is_test",
-    "read_labels", "class_names", "num_classes",
+    "DATASETS", "NOT_FOR_ADAPTATION", "dataset_name", "get_dataset_names", "list_domains", "build_domain",
+    "val_is_test", "read_labels", "class_names", "num_classes",
     "DatasetError", "DatasetNotFoundError", "DatasetFormatError", "UnknownDatasetError", "UnknownDomainError",
     "MIRROR_ENV",
 ]

@@ -89,8 +89,8 @@ def _fetch(url: str, root: str, archive: str) -> None:
             extract_archive(source, unpacked)
         except Exception as err:
             if source == by_hand:
-                raise type(err)("{} (ROOT/{} was put there by hand: delete or replace it)".format(
-                    str(err).strip(), archive)) from err
+                raise OSError("ROOT/{}, put there by hand, cannot be unpacked ({}: {}); delete or replace it".format(
+                    archive, type(err).__name__, str(err).strip())) from err
             raise
         for name in os.listdir(unpacked):
             if not os.path.exists(os.path.join(root, name)):    # what is there already stays

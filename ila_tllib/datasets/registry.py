@@ -89,6 +89,8 @@ def _build_with_backend(name: str, root: str, **kwargs) -> Dataset:
     except SystemExit:
         raise _tllib_stopped(name, root, kwargs.get("download", False)) from None
     except (OSError, EOFError, RuntimeError, tarfile.TarError, zipfile.BadZipFile) as err:
+        if not cls.__module__.startswith("tllib.") or isinstance(err, DatasetError):
+            raise     # our own classes' errors already say what to do
         # some of tllib's classes download through torchvision or ImageNet's loader, which raise instead
         raise _tllib_stopped(name, root, kwargs.get("download", False), err) from None
     if not getattr(dataset, "files_checked", False) and hasattr(dataset, "data_list_file"):
