@@ -1,5 +1,6 @@
 """The classifier's pool layer: tllib's ResNets give feature maps, which it averages; lenet and timm's models
-give one vector per image themselves, with or without --no-pool (tllib's ViT recipe passes it)."""
+give one vector per image themselves, with or without --no-pool (tllib's ViT recipe passes it). Built as the
+scripts build it (their parser and build_classifier), in process: a ViT script run costs seconds more."""
 import pytest
 import torch
 
