@@ -33,3 +33,32 @@ def test_transforms_resize_before_cropping_and_cache_recognises_them():
     assert draws_nothing_at_random(get_train_transform("cen.crop", hflip=False))
     assert not draws_nothing_at_random(get_train_transform("res."))          # flips
     assert not draws_nothing_at_random(get_train_transform("ran.crop", hflip=False))
+
+
+@pytest.mark.parametrize("hflip", [False, True])
+def test_cached_images_are_decoded_once_and_give_the_same_tensors(tmp_path, hflip):
+    # --cache-images: each file read once over two passes; a transform that draws nothing runs once too
+    from helpers import make_image_list
+    from ila_tllib.datasets import ImageListDomains
+    from ila_tllib.engine.data import cache_images
+
+    root = make_image_list(tmp_path / "data", per_class=2)
+    transform = get_train_transform('res.', hflip=hflip, resize_size=28, norm_mean=(0.5,), norm_std=(0.5,))
+
+    def build():
+        dataset = ImageListDomains(root, "src", transform=transform, mode="L")
+        reads = []
+        load = dataset.loader
+        dataset.loader = lambda path: reads.append(path) or load(path)
+        return dataset, reads
+    plain, plain_reads = build()
+    cached, cached_reads = build()
+    cache_images(cached)
+    for _ in range(2):
+        for i in range(len(plain)):
+            torch.manual_seed(i)
+            expected = plain[i][0]
+            torch.manual_seed(i)
+            torch.testing.assert_close(cached[i][0], expected, rtol=0, atol=0)
+    assert len(plain_reads) == 2 * len(plain) and sorted(cached_reads) == sorted(set(plain_reads))
+    assert (cached.transform is None) == (not hflip)      # folded into the cache only when nothing is random
