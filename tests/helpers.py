@@ -91,6 +91,19 @@ def tiny_args(root, log, *extra):
             "-i", "4", "-p", "2", "--samples-per-class", "2", "--k", "3", "--log", log, *extra]
 
 
+def flag_error(argv):
+    """The message ``ila_dann.py ARGV``'s flag check (check_args) stops with, in process: a script run costs
+    seconds of imports for a check that ends before any data is read."""
+    import pytest
+    import ila_dann
+    from ila_tllib.engine import UsageError, check_args, get_parser
+    method = ila_dann.DANN()
+    args = get_parser(method).parse_args([str(a) for a in argv])
+    with pytest.raises(UsageError) as error:
+        check_args(args, method)
+    return str(error.value)
+
+
 def only_log(log, phase):
     files = glob.glob(os.path.join(str(log), f"{phase}-*.txt"))
     assert len(files) == 1, files

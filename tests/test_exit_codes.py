@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from helpers import (DIGIT_FLAGS, FULL_DISK, SCRIPTS, TLLIB, checkpoint_files, make_image_list,
+from helpers import (DIGIT_FLAGS, FULL_DISK, SCRIPTS, TLLIB, checkpoint_files, flag_error, make_image_list,
                      one_error, only_log, run_script, script_env, tiny_args)
 
 ONE_EPOCH = ("--epochs", "1", "-i", "2", "--seed", "0")
@@ -111,14 +111,9 @@ def test_flag_error_exits_2_before_any_folder(root, tmp_path, extra, message):
     (["-a", "dtn", "--norm-mean", "0.5", "--norm-std", "0.5"], r"-a dtn takes 32x32 images"),
 ])
 def test_more_flag_errors(root, extra, message):
-    # the same check_args as the script above, in process (a script run per case costs seconds of imports)
-    import ila_dann
-    from ila_tllib.engine import UsageError, check_args, get_parser
-    method = ila_dann.DANN()
-    args = get_parser(method).parse_args(tiny_args(root, "unused", *ONE_EPOCH, *extra))
-    with pytest.raises(UsageError) as error:
-        check_args(args, method)
-    assert re.match(message, str(error.value)), str(error.value)
+    # the same check_args as the script above, in process
+    error = flag_error(tiny_args(root, "unused", *ONE_EPOCH, *extra))
+    assert re.match(message, error), error
 
 
 # ----------------------------------------------------------------- bad input after the folder is opened
