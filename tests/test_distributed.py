@@ -16,6 +16,8 @@ import torch.nn as nn
 from ila_tllib import ClassBalancedSampler, ClassifierPseudoLabeller, ILALoss
 from ila_tllib import distributed as ddist
 from ila_tllib.distributed import DistributedILALoss
+from ila_tllib.engine.errors import UsageError
+from ila_tllib.engine.peers import main_process_first
 
 pytestmark = pytest.mark.skipif(not dist.is_available(), reason="torch.distributed is not available")
 
@@ -119,6 +121,30 @@ def _worker(r, init_file, out_dir):
         except ValueError as e:
             out["size_error"] = str(e)
 
+        # 6. process 0 acts first (a download, an export), the others once it succeeded; its error stops all
+        written = out_dir / "written_by_process_0"
+
+        def write_or_read():
+            if r == 0:
+                time.sleep(0.5)   # a process 1 that did not wait would find nothing written yet
+                written.write_text("done")
+            return written.exists()
+
+        out["found_process_0s_file"] = main_process_first(write_or_read, None, "write")
+        calls = []
+
+        def fail_in_process_0():
+            calls.append(r)
+            if r == 0:
+                raise UsageError("ROOT is missing")
+
+        try:
+            main_process_first(fail_in_process_0, None, "prepare the datasets")
+            out["first_error"] = None
+        except UsageError as e:
+            out["first_error"] = str(e)
+        out["first_calls"] = calls
+
         torch.save(out, out_dir / f"rank{r}.pt")
         # no rank tears the group down while another still uses it: without this, a rank that exits
         # early can abort its peer's gloo threads (SIGABRT at exit, a few runs in ten)
@@ -218,6 +244,15 @@ def test_unequal_batches_raise_on_every_rank(spawned):
     for out in results:
         assert out["size_error"] is not None and "same shape on every rank" in out["size_error"]
         assert "[(6, 5), (5, 5)]" in out["size_error"]
+
+
+def test_process_0_prepares_first_and_its_error_stops_the_others(spawned):
+    _, results = spawned
+    for r, out in enumerate(results):
+        assert out["found_process_0s_file"]
+        assert out["first_calls"] == ([0] if r == 0 else [])
+        assert out["first_error"] == ("ROOT is missing" if r == 0 else
+                                      "process 0 could not prepare the datasets (see its message)")
 
 
 def test_single_process_is_the_plain_loss():

@@ -15,14 +15,17 @@ import signal
 import sys
 import threading
 from datetime import timedelta
-from typing import Optional
+from typing import Callable, Optional, TypeVar
 
+import torch
 import torch.distributed as dist
 
 from .. import distributed as dist_utils
-from .errors import PeerStopped
+from .errors import PeerStopped, UsageError
 
-__all__ = ["PeerWatch"]
+__all__ = ["PeerWatch", "agree", "main_process_first"]
+
+T = TypeVar("T")
 
 _POLL_S = 0.05
 
@@ -143,3 +146,34 @@ class PeerWatch:
         self._thread.join()
         if self._previous_handler is not None and self._code is None:
             signal.signal(signal.SIGTERM, self._previous_handler)
+
+
+def agree(failure: Optional[Exception], peers: Optional[PeerWatch], fallback: Exception) -> Optional[Exception]:
+    """Every process learns whether all of them got past a step: the error to raise here (this process's
+    own ``failure``, else the failed process's from the watch, else ``fallback``), or None. Every
+    process must call it, so that none is left waiting in the collective."""
+    if dist_utils.is_distributed():
+        ok = torch.tensor([0 if failure else 1], device=dist_utils._comm_device())
+        dist.all_reduce(ok, op=dist.ReduceOp.MIN)
+        if not ok.item() and failure is None:
+            failure = (peers.peer_stop(wait=30.0) if peers is not None else None) or fallback
+    return failure
+
+
+def main_process_first(action: Callable[[], T], peers: Optional[PeerWatch], what: str) -> T:
+    """``action()`` on process 0, then, once it succeeded there, on the other processes: a download or
+    an export writes ROOT once, and the others read what process 0 wrote instead of writing it again
+    over a folder being read. When process 0 fails, every process raises its error (the others
+    ``process 0 could not <what>`` where the watch has no message) and none runs ``action``."""
+    result, failure = None, None
+    if dist_utils.is_main_process():
+        try:
+            result = action()
+        except Exception as e:   # any error: the other processes must not wait for process 0 below
+            failure = e
+    failure = agree(failure, peers, UsageError(f"process 0 could not {what} (see its message)"))
+    if failure is not None:
+        raise failure
+    if not dist_utils.is_main_process():
+        result = action()
+    return result

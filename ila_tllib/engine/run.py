@@ -27,7 +27,7 @@ from .ila_term import build_ila_term
 from .loop import Trainer, load_schedule, make_optimizer, unwrap, validate
 from .method import Method
 from .output import RunOutput
-from .peers import PeerWatch
+from .peers import PeerWatch, agree, main_process_first
 
 __all__ = ["main", "run", "build_classifier"]
 
@@ -55,7 +55,7 @@ def run(args, method: Method) -> int:
         device = init_distributed()
         peers = PeerWatch.start()
         directory, output = _claim(args, peers)
-        _run(args, method, device, directory)
+        _run(args, method, device, directory, peers)
         if dist_utils.is_distributed() and args.phase != 'analysis':
             # every process is done with the group before any destroys it; not after the analysis phase,
             # which rank 0 runs alone for as long as it takes (a barrier would time out on the others)
@@ -112,12 +112,8 @@ def _claim(args, peers: Optional[PeerWatch]):
             failure = e
     else:
         output = RunOutput(None)
-    if dist_utils.is_distributed():   # all processes stop together, none waits in a collective
-        ok = torch.tensor([0 if failure else 1], device=_comm_device())
-        dist.all_reduce(ok, op=dist.ReduceOp.MIN)
-        if not ok.item() and failure is None:   # process 0's message, which it is about to announce
-            failure = (peers.peer_stop(wait=30.0) if peers is not None else None) or \
-                UsageError(f"process 0 could not use --log {args.log} (see its message)")
+    # all processes stop together, none waits in a collective
+    failure = agree(failure, peers, UsageError(f"process 0 could not use --log {args.log} (see its message)"))
     if failure is not None:
         if output is not None:
             output.close()
@@ -125,10 +121,6 @@ def _claim(args, peers: Optional[PeerWatch]):
             directory.close()
         raise failure
     return directory, output
-
-
-def _comm_device():
-    return torch.device('cuda', torch.cuda.current_device()) if dist.get_backend() == 'nccl' else torch.device('cpu')
 
 
 def set_seed(seed):
@@ -156,7 +148,7 @@ def checkpoint_path(args, name):
     return os.path.join(args.log, 'checkpoints', f'{name}.pth')
 
 
-def _run(args, method: Method, device, directory: Optional[RunDirectory]):
+def _run(args, method: Method, device, directory: Optional[RunDirectory], peers: Optional[PeerWatch]):
     print(args)
     print(backend.describe())
     for note in getattr(directory, 'notes', []):
@@ -168,7 +160,8 @@ def _run(args, method: Method, device, directory: Optional[RunDirectory]):
         set_seed(args.seed)  # the same initial weights in every process
     seed = args.seed if args.seed is not None else 0
 
-    data = get_dataset(args)
+    # downloads and the offline export write ROOT once, in process 0
+    data = main_process_first(lambda: get_dataset(args), peers, "prepare the datasets")
     plan = BatchPlan.from_args(args, data.num_classes)
     plan.check(args)
     classifier = build_classifier(args, method, data.num_classes, device)
