@@ -68,9 +68,9 @@ class OfficeHome(BenchmarkImageList):
     objects in four domains -- Art, Clipart, Product and Real-World.
 
     The class names are read from the image lists (the folder holding each
-    image), so they follow the label order of whichever lists you use; the
-    alphabetical :attr:`CLASSES` are only the fall-back when the paths do not
-    reveal the names.
+    image), so they follow the label order of whichever lists you use;
+    :attr:`CLASSES`, in the label order of tllib's lists (``Drill`` is 0), are
+    the fall-back when the paths do not reveal the names.
 
     Args:
         root (str): ROOT below.
@@ -102,14 +102,15 @@ class OfficeHome(BenchmarkImageList):
                      ("Clipart", "Clipart.tgz", _TSINGHUA.format("ae88aa31d2d7411dad79")),
                      ("Product", "Product.tgz", _TSINGHUA.format("f219b0ff35e142b3ab48")),
                      ("Real_World", "Real_World.tgz", _TSINGHUA.format("6c19f3f15bb24ed3951a"))]
-    CLASSES = ["Alarm_Clock", "Backpack", "Batteries", "Bed", "Bike", "Bottle", "Bucket", "Calculator",
-               "Calendar", "Candles", "Chair", "Clipboards", "Computer", "Couch", "Curtains", "Desk_Lamp",
-               "Drill", "Eraser", "Exit_Sign", "Fan", "File_Cabinet", "Flipflops", "Flowers", "Folder",
-               "Fork", "Glasses", "Hammer", "Helmet", "Kettle", "Keyboard", "Knives", "Lamp_Shade",
-               "Laptop", "Marker", "Monitor", "Mop", "Mouse", "Mug", "Notebook", "Oven", "Pan",
-               "Paper_Clip", "Pen", "Pencil", "Postit_Notes", "Printer", "Push_Pin", "Radio",
-               "Refrigerator", "Ruler", "Scissors", "Screwdriver", "Shelf", "Sink", "Sneakers", "Soda",
-               "Speaker", "Spoon", "TV", "Table", "Telephone", "ToothBrush", "Toys", "Trash_Can", "Webcam"]
+    CLASSES = ["Drill", "Exit_Sign", "Bottle", "Glasses", "Computer", "File_Cabinet", "Shelf", "Toys",
+               "Sink", "Laptop", "Kettle", "Folder", "Keyboard", "Flipflops", "Pencil", "Bed", "Hammer",
+               "ToothBrush", "Couch", "Bike", "Postit_Notes", "Mug", "Webcam", "Desk_Lamp", "Telephone",
+               "Helmet", "Mouse", "Pen", "Monitor", "Mop", "Sneakers", "Notebook", "Backpack",
+               "Alarm_Clock", "Push_Pin", "Paper_Clip", "Batteries", "Radio", "Fan", "Ruler", "Pan",
+               "Screwdriver", "Trash_Can", "Printer", "Speaker", "Eraser", "Bucket", "Chair",
+               "Calendar", "Calculator", "Flowers", "Lamp_Shade", "Spoon", "Candles", "Clipboards",
+               "Scissors", "TV", "Curtains", "Fork", "Soda", "Table", "Knives", "Oven", "Refrigerator",
+               "Marker"]
     NUM_CLASSES = 65
 
 
