@@ -4,7 +4,11 @@ The two processes are started once per module (``spawned`` fixture); each writes
 file and the tests compare that with a single-process reference computed here. A child's exception
 fails the fixture (``ProcessContext.join`` re-raises it); a hang fails it after a deadline.
 """
+import contextlib
+import io
+import re
 import time
+from argparse import Namespace
 from collections import Counter
 from datetime import timedelta
 
@@ -12,11 +16,13 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.nn as nn
+from torch.utils.data import DataLoader, Subset, TensorDataset
 
 from ila_tllib import ClassBalancedSampler, ClassifierPseudoLabeller, ILALoss
 from ila_tllib import distributed as ddist
 from ila_tllib.distributed import DistributedILALoss
 from ila_tllib.engine.errors import UsageError
+from ila_tllib.engine.loop import validate
 from ila_tllib.engine.peers import main_process_first
 
 pytestmark = pytest.mark.skipif(not dist.is_available(), reason="torch.distributed is not available")
@@ -46,6 +52,17 @@ def make_global_batch(seed=0):
         "bias": torch.randn(D, generator=g, dtype=torch.float64),
     }
     return data
+
+
+def evaluation_data():
+    """20 images of 3 classes and a fixed linear classifier, for the sharded per-class evaluation."""
+    g = torch.Generator().manual_seed(5)
+    images, labels = torch.randn(20, D_IN, generator=g), torch.randint(0, 3, (20,), generator=g)
+    model = nn.Linear(D_IN, 3)
+    with torch.no_grad():
+        model.weight.copy_(torch.randn(3, D_IN, generator=g))
+        model.bias.zero_()
+    return images, labels, model
 
 
 def local_rows(t, r):
@@ -144,6 +161,15 @@ def _worker(r, init_file, out_dir):
         except UsageError as e:
             out["first_error"] = str(e)
         out["first_calls"] = calls
+
+        # 7. the per-class table of an evaluation counts every process's shard
+        images, labels, model = evaluation_data()
+        shard = DataLoader(Subset(TensorDataset(images, labels), range(r, len(labels), WORLD)), batch_size=4)
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            validate(shard, model, Namespace(per_class_eval=True, print_freq=100), torch.device("cpu"),
+                     ["a", "b", "c"])
+        out["per_class_table"] = printed.getvalue()
 
         torch.save(out, out_dir / f"rank{r}.pt")
         # no rank tears the group down while another still uses it: without this, a rank that exits
@@ -253,6 +279,26 @@ def test_process_0_prepares_first_and_its_error_stops_the_others(spawned):
         assert out["first_calls"] == ([0] if r == 0 else [])
         assert out["first_error"] == ("ROOT is missing" if r == 0 else
                                       "process 0 could not prepare the datasets (see its message)")
+
+
+def per_class_readings(images, labels, model):
+    """Overall and mean per-class accuracy (%) over the given images, by a plain loop."""
+    with torch.no_grad():
+        predicted = model(images).argmax(1)
+    right = {c: [] for c in range(3)}
+    for p, y in zip(predicted.tolist(), labels.tolist()):
+        right[y].append(p == y)
+    overall = 100 * sum(sum(v) for v in right.values()) / len(labels)
+    return overall, 100 * sum(sum(v) / len(v) for v in right.values()) / 3
+
+
+def test_per_class_evaluation_counts_every_shard(spawned):
+    _, results = spawned
+    images, labels, model = evaluation_data()
+    overall, mean = per_class_readings(images, labels, model)
+    assert (overall, mean) != per_class_readings(images[::WORLD], labels[::WORLD], model)  # process 0's alone
+    table = results[0]["per_class_table"]   # process 0 prints what the log holds
+    assert re.search(rf"^global correct: {overall:.1f}\nmean correct:{mean:.1f}$", table, re.M), table
 
 
 def test_single_process_is_the_plain_loss():

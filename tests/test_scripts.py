@@ -209,9 +209,8 @@ def test_torchrun_two_processes(tiny_root, tmp_path):
     assert sorted(os.listdir(os.path.join(log, "checkpoints"))) == ["best.pth", "latest.pth", "resume.pth"]
     # the ratio test ran on the global batch: 8 targets in all, round(0.67 * 8) = 5 kept
     assert re.search(r"Kept +5 \( +5\)", text)
-    # per-class evaluation counts both shards (24 target images), not process 0's 12
-    counts = re.findall(r"^per-class accuracy over (\d+) samples", text, re.M)
-    assert counts and set(counts) == {"24"}
+    # tllib's per-class table after each evaluation (its counts over both shards: tests/test_distributed.py)
+    assert len(re.findall(r"^global correct: ", text, re.M)) == len(re.findall(r"^ \* Acc@1 ", text, re.M)) == 2
 
 
 def test_torchrun_mdd_with_a_source_only_warm_up(tiny_root, tmp_path):

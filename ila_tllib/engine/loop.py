@@ -256,5 +256,4 @@ def validate(val_loader, model, args, device, class_names=None) -> float:
     print(' * Acc@1 {top1.avg:.3f}'.format(top1=top1))
     if confmat is not None:
         print(confmat.format(class_names))
-        print(f"per-class accuracy over {int(confmat.mat.sum()) if confmat.mat is not None else 0} samples")
     return top1.avg
