@@ -5,7 +5,6 @@ import pytest
 import torch
 
 from ila_tllib.engine import get_parser
-from ila_tllib.engine.errors import UsageError
 from ila_tllib.engine.run import build_classifier
 
 import ila_dann
@@ -41,7 +40,8 @@ def test_a_timm_cnn_gives_the_average_of_its_last_maps(standalone_pieces, extra)
         torch.testing.assert_close(features(model, x), maps.mean(dim=(2, 3)))
 
 
-def test_lenet_needs_no_flag_and_a_resnet_refuses_it(standalone_pieces):
+def test_lenet_needs_no_flag_and_a_resnet_pools_its_maps(standalone_pieces):
+    # (a ResNet with --no-pool stops at the flag check: tests/test_input_errors.py)
     x = torch.randn(3, 1, 28, 28)
     with torch.no_grad():
         torch.testing.assert_close(features(classifier("lenet"), x), features(classifier("lenet", "--no-pool"), x))
@@ -49,5 +49,3 @@ def test_lenet_needs_no_flag_and_a_resnet_refuses_it(standalone_pieces):
         maps = classifier("resnet18")
         y = torch.randn(2, 3, 64, 64)
         torch.testing.assert_close(features(maps, y), maps.backbone(y).mean(dim=(2, 3)))
-    with pytest.raises(UsageError, match="-a resnet18 gives feature maps and needs the pool layer"):
-        classifier("resnet18", "--no-pool")

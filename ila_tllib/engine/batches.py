@@ -107,10 +107,14 @@ class BatchPlan:
         return text
 
     def check(self, args):
+        """What the plan cannot hold once the class count is known."""
         votes = issubclass(PSEUDO_LABELLERS[args.pseudo_label], KNNPseudoLabeller)   # knn, consensus
         if self.ila_source and votes and args.k > self.ila_source_size:
             raise UsageError(f"--k {args.k} is larger than ILA's source batch ({self.ila_source_size} samples); "
                              f"lower --k or raise --samples-per-class")
+
+    def check_flags(self, args):
+        """What the plan cannot hold whatever the data: checked with the other flags, before any folder."""
         if args.sync_bn and self.statistics_rule == 'tllib':
             # SyncBatchNorm pools its statistics over the processes from every row of the forward pass
             raise UsageError("--sync-bn takes BatchNorm statistics from every row, ILA's own batch included, so "

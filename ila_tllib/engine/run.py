@@ -136,11 +136,9 @@ def set_seed(seed):
 def build_classifier(args, method: Method, num_classes: int, device) -> nn.Module:
     print("=> using model '{}'".format(args.arch))
     backbone = get_model(args.arch, args.scratch, args.pretrained, args.weights)
-    maps = gives_feature_maps(args.arch)
-    if args.no_pool and maps:
-        raise UsageError(f"--no-pool is only for backbones whose output is already one vector per image (lenet, "
-                         f"dtn, timm's models); -a {args.arch} gives feature maps and needs the pool layer")
-    pool_layer = None if maps else nn.Identity()    # --no-pool or not: nothing to pool
+    # a backbone that gives feature maps gets the classifier's pool layer (check_args refused --no-pool for it);
+    # any other gives one vector per image, --no-pool or not
+    pool_layer = None if gives_feature_maps(args.arch) else nn.Identity()
     return method.build_classifier(args, backbone, num_classes, pool_layer).to(device)
 
 
