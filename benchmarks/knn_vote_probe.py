@@ -1,6 +1,6 @@
 """How right ILA's kNN vote is on a finished run's features, with the Euclidean and the cosine similarity.
 
-    python benchmarks/knn_vote_probe.py RUN [RUN ...] [--data-root DIR] [--batches 100]
+    python benchmarks/knn_vote_probe.py RUN [RUN ...] [--data-root DIR] [--batches 100] [--k K --mu MU]
 
 A RUN is a run folder of the scripts (``train-*.txt`` and ``checkpoints/latest.pth``, the weights after the
 last epoch). The probe rebuilds the network from the log's flags, loads those weights, and computes in
@@ -8,11 +8,15 @@ evaluation mode the bottleneck features of up to ``--samples`` source training i
 images. It then draws ``--batches`` batches as ILA sees them (``--samples-per-class`` sources of every
 class, ``-b`` targets) and prints, per run: the classifier's target accuracy on those images, the mean
 feature norm of each domain, and for each similarity the share of targets whose kNN pseudo-label is right,
-over all targets and over the ones the ratio test keeps (the log's ``k`` and ``mu``). Target labels are
+over all targets and over the ones the ratio test keeps (the log's ``k`` and ``mu``, or ``--k`` and
+``--mu``: a baseline's log holds the script's defaults, which ILA did not use). Target labels are
 read here to score the vote only. With ``--label-free``, four readings that need no target label follow,
 with the run's own similarity on the kept targets: how often the kNN pseudo-label is the classifier's
 prediction, the mean similarity ratio Γ, the classifier's mean confidence, and how evenly the pseudo-labels
-spread over the classes. The last lines average the runs of each method and task.
+spread over the classes. With ``--mutual``, a filter that needs no target label either, on the same batches
+and similarity: the share of targets it keeps and how often their kNN pseudo-label is right, where a
+target is kept when one of its k nearest sources of its pseudo-label's class has it among its own k
+nearest targets (mutual nearest neighbours). The last lines average the runs of each method and task.
 """
 import argparse
 import contextlib
@@ -31,6 +35,7 @@ sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, "examples", "domain_adaptation"))
 
 from ila_tllib import ILALoss  # noqa: E402
+from ila_tllib.similarity import get_similarity  # noqa: E402
 from ila_tllib.tables import parse_namespace, read_run  # noqa: E402
 
 SIMILARITIES = ("inverse_euclidean", "cosine")
@@ -45,21 +50,22 @@ class ProbeError(ValueError):
 
 def ila_batches(f_s, y_s, f_t, similarity, k, mu, samples_per_class, targets, batches, generator):
     """ILA's decisions on ``batches`` random batches of ``samples_per_class`` sources of every class and
-    ``targets`` targets: yields the loss (holding the batch's decisions) and the batch's target indices."""
+    ``targets`` targets: yields the loss (holding the batch's decisions) and the batch's source and target
+    indices."""
     ila = ILALoss(k=k, mu=mu, similarity=similarity)
     by_class = [torch.nonzero(y_s == c).flatten() for c in torch.unique(y_s)]
     for _ in range(batches):
         rows = torch.cat([idx[torch.randperm(len(idx), generator=generator)[:samples_per_class]] for idx in by_class])
         cols = torch.randperm(len(f_t), generator=generator)[:targets]
         ila(f_s[rows], y_s[rows], f_t[cols])
-        yield ila, cols
+        yield ila, rows, cols
 
 
 def vote_accuracy(f_s, y_s, f_t, y_t, similarity, k, mu, samples_per_class, targets, batches, generator):
     """Mean share (%) of targets whose kNN pseudo-label is right, over all and over the kept ones, in
     ``batches`` random batches of ``samples_per_class`` sources of every class and ``targets`` targets."""
     every, kept = [], []
-    for ila, cols in ila_batches(f_s, y_s, f_t, similarity, k, mu, samples_per_class, targets, batches, generator):
+    for ila, _, cols in ila_batches(f_s, y_s, f_t, similarity, k, mu, samples_per_class, targets, batches, generator):
         right = ila.pseudo_labels == y_t[cols]
         every.append(right.float().mean().item())
         if ila.kept.any():
@@ -79,7 +85,7 @@ def label_free(f_s, y_s, f_t, logits_t, similarity, k, mu, samples_per_class, ta
     uniform one (1: every class as often; 0: one class)."""
     num_classes = len(torch.unique(y_s))
     readings = []
-    for ila, cols in ila_batches(f_s, y_s, f_t, similarity, k, mu, samples_per_class, targets, batches, generator):
+    for ila, _, cols in ila_batches(f_s, y_s, f_t, similarity, k, mu, samples_per_class, targets, batches, generator):
         kept = ila.kept
         if not kept.any():
             continue
@@ -89,6 +95,38 @@ def label_free(f_s, y_s, f_t, logits_t, similarity, k, mu, samples_per_class, ta
         readings.append((100 * (labels == logits.argmax(dim=1)).float().mean().item(), ila.ratio[kept].mean().item(),
                          100 * logits.softmax(dim=1).amax(dim=1).mean().item(), entropy.item()))
     return tuple(statistics.mean(r[i] for r in readings) if readings else float("nan") for i in range(len(LABEL_FREE)))
+
+
+def mutual_kept(similarity_st, y_s, pseudo_labels, k):
+    """Targets kept by mutual nearest neighbours: target t is kept when one of its ``k`` most similar
+    sources has label ``pseudo_labels[t]`` and has t among its own ``k`` most similar targets.
+
+    Shape:
+        - similarity_st: :math:`(N_s, N_t)`; y_s: :math:`(N_s,)`; pseudo_labels: :math:`(N_t,)`
+        - Output: :math:`(N_t,)`, bool
+    """
+    n_s, n_t = similarity_st.shape
+    sources_of_t = similarity_st.topk(min(k, n_s), dim=0).indices             # (k, N_t)
+    targets_of_s = similarity_st.topk(min(k, n_t), dim=1).indices             # (N_s, k)
+    near_s = torch.zeros_like(similarity_st, dtype=torch.bool)
+    near_s.scatter_(1, targets_of_s, True)                                     # [s, t]: t among s's nearest
+    columns = torch.arange(n_t, device=similarity_st.device).expand_as(sources_of_t)
+    mutual = near_s[sources_of_t, columns]                                    # (k, N_t)
+    return (mutual & (y_s[sources_of_t] == pseudo_labels)).any(dim=0)
+
+
+def mutual_vote(f_s, y_s, f_t, y_t, similarity, k, mu, samples_per_class, targets, batches, generator):
+    """Means over the batches (as :func:`vote_accuracy` draws them) of the share (%) of targets
+    :func:`mutual_kept` keeps and of the share of those whose kNN pseudo-label is right."""
+    measure = get_similarity(similarity)
+    shares, right = [], []
+    for ila, rows, cols in ila_batches(f_s, y_s, f_t, similarity, k, mu, samples_per_class, targets, batches,
+                                       generator):
+        keep = mutual_kept(measure(f_s[rows], f_t[cols]), y_s[rows], ila.pseudo_labels, k)
+        shares.append(keep.float().mean().item())
+        if keep.any():
+            right.append((ila.pseudo_labels[keep] == y_t[cols][keep]).float().mean().item())
+    return 100 * statistics.mean(shares), 100 * statistics.mean(right) if right else float("nan")
 
 
 def _features(method, classifier, dataset, samples, generator):
@@ -143,14 +181,14 @@ def target_outputs(run_dir, data_root=None):
     return run, torch.cat(outputs), torch.cat(labels)
 
 
-def probe(run_dir, data_root, samples, batches, with_label_free=False):
+def probe(run_dir, data_root, samples, batches, with_label_free=False, with_mutual=False, k=None, mu=None):
     run, method, classifier, flags, source, test = load_finished_run(run_dir, data_root)
     generator = torch.Generator().manual_seed(0)
     f_s, y_s, _ = _features(method, classifier, source, samples, generator)
     f_t, y_t, logits_t = _features(method, classifier, test, samples, generator)
     result = {"classifier": 100 * (logits_t.argmax(dim=1) == y_t).float().mean().item(),
               "norm_s": f_s.norm(dim=1).mean().item(), "norm_t": f_t.norm(dim=1).mean().item()}
-    settings = dict(k=flags.get("k", 5), mu=flags.get("mu", 0.67),
+    settings = dict(k=k or flags.get("k", 5), mu=mu or flags.get("mu", 0.67),
                     samples_per_class=max(1, flags.get("samples_per_class", 4)), targets=flags["batch_size"],
                     batches=batches)
     for similarity in SIMILARITIES:
@@ -159,6 +197,9 @@ def probe(run_dir, data_root, samples, batches, with_label_free=False):
     if with_label_free:   # with the run's own similarity, on the same batches
         result["label_free"] = label_free(f_s, y_s, f_t, logits_t, flags.get("similarity", "inverse_euclidean"),
                                           generator=torch.Generator().manual_seed(1), **settings)
+    if with_mutual:
+        result["mutual"] = mutual_vote(f_s, y_s, f_t, y_t, flags.get("similarity", "inverse_euclidean"),
+                                       generator=torch.Generator().manual_seed(1), **settings)
     return run, result
 
 
@@ -171,34 +212,51 @@ def main():
     parser.add_argument("--label-free", action="store_true",
                         help="also what ILA could read of its vote without target labels, with the run's own "
                              "similarity, on the kept targets: " + ", ".join(LABEL_FREE))
+    parser.add_argument("--k", type=int, default=None,
+                        help="the vote's k instead of the log's (a baseline's log holds the defaults ILA did not use)")
+    parser.add_argument("--mu", type=float, default=None, help="the ratio test's mu instead of the log's")
+    parser.add_argument("--mutual", action="store_true",
+                        help="also the mutual-nearest-neighbour filter, with the run's own similarity: the share of "
+                             "targets it keeps and how often their kNN pseudo-label is right")
     args = parser.parse_args()
     if args.samples < 2 or args.batches < 1:
         parser.error(f"--samples {args.samples} must be at least 2 and --batches {args.batches} at least 1")
+    if (args.k is not None and args.k < 1) or (args.mu is not None and not 0 < args.mu <= 1):
+        parser.error(f"--k {args.k} must be at least 1 and --mu {args.mu} in (0, 1]")
     extra = tuple(LABEL_FREE) if args.label_free else ()
-    columns = ["classifier", "norm s / t"] + [f"{s} all / kept" for s in SIMILARITIES] + list(extra)
+    columns = ["classifier", "norm s / t"] + [f"{s} all / kept" for s in SIMILARITIES] + list(extra) + \
+        (["mutual kept % / right %"] if args.mutual else [])
     print("| run | " + " | ".join(columns) + " |\n" + "|---" * (1 + len(columns)) + "|")
     groups = defaultdict(list)
     for run_dir in args.runs:
         try:
-            run, r = probe(run_dir, args.data_root, args.samples, args.batches, args.label_free)
+            run, r = probe(run_dir, args.data_root, args.samples, args.batches, args.label_free, args.mutual,
+                           args.k, args.mu)
         except ProbeError as e:
             parser.error(str(e))
         groups[(run.method, run.task)].append(r)
         votes = " | ".join("{:.1f} / {:.1f}".format(*r[s]) for s in SIMILARITIES)
         print(f"| {os.path.normpath(run_dir)} | {r['classifier']:.1f} | {r['norm_s']:.2f} / {r['norm_t']:.2f} | "
-              f"{votes} |" + _label_free_cells(r, extra), flush=True)
+              f"{votes} |" + _label_free_cells(r, extra) + _mutual_cell(r), flush=True)
     print("\n| method | task | runs | " + " | ".join(columns) + " |\n" + "|---" * (3 + len(columns)) + "|")
     for (method, task), rs in sorted(groups.items()):
         def m(key, i=None):
             return statistics.mean(r[key] if i is None else r[key][i] for r in rs)
         votes = " | ".join(f"{m(s, 0):.1f} / {m(s, 1):.1f}" for s in SIMILARITIES)
         mean_readings = {"label_free": [m("label_free", i) for i in range(len(extra))]}
+        if args.mutual:
+            mean_readings["mutual"] = (m("mutual", 0), m("mutual", 1))
         print(f"| {method} | {task} | {len(rs)} | {m('classifier'):.1f} | {m('norm_s'):.2f} / {m('norm_t'):.2f} | "
-              f"{votes} |" + _label_free_cells(mean_readings, extra))
+              f"{votes} |" + _label_free_cells(mean_readings, extra) + _mutual_cell(mean_readings))
 
 
 def _label_free_cells(result, columns):
     return "".join(" " + LABEL_FREE[name].format(v) + " |" for name, v in zip(columns, result.get("label_free", ())))
+
+
+
+def _mutual_cell(result):
+    return " {:.1f} / {:.1f} |".format(*result["mutual"]) if "mutual" in result else ""
 
 
 if __name__ == "__main__":

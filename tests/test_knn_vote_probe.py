@@ -46,22 +46,44 @@ def test_label_free_readings_on_a_hand_built_case():
     assert abs(confidence - 50.0) < 1e-4 and abs(entropy - expected_entropy) < 1e-6
 
 
+def test_mutual_nearest_neighbours_against_a_plain_loop():
+    probe = load_benchmark("knn_vote_probe")
+    g = torch.Generator().manual_seed(3)
+    seen = set()
+    for n_s, n_t, k in ((6, 9, 1), (8, 5, 2), (12, 16, 3)):
+        similarity = torch.rand(n_s, n_t, generator=g, dtype=torch.float64)
+        y_s, pseudo_labels = torch.randint(0, 3, (n_s,), generator=g), torch.randint(0, 3, (n_t,), generator=g)
+        expected = []
+        for t in range(n_t):
+            sources = sorted(range(n_s), key=lambda s: -similarity[s, t].item())[:k]
+            expected.append(any(y_s[s] == pseudo_labels[t] and
+                                t in sorted(range(n_t), key=lambda u: -similarity[s, u].item())[:k]
+                                for s in sources))
+        assert probe.mutual_kept(similarity, y_s, pseudo_labels, k).tolist() == expected
+        seen.update(expected)
+    assert seen == {True, False}
+
+
 def test_on_a_finished_run_and_on_a_folder_without_one(offline_digits, tmp_path):
     log = tmp_path / "run"
     done = run_script("ila_dann.py", [offline_digits, "-d", "ImageList", "-s", "mnist", "-t", "uci", *DIGIT_FLAGS,
                                       "-b", "16", "--epochs", "1", "-i", "3", "-p", "3", "--samples-per-class", "2",
                                       "--k", "2", "--mu", "0.5", "--seed", "0", "--log", log])
     assert done.returncode == 0, done.stderr[-2000:]
-    done = subprocess.run([sys.executable, SCRIPT, str(log), "--samples", "60", "--batches", "3", "--label-free"],
+    done = subprocess.run([sys.executable, SCRIPT, str(log), "--samples", "60", "--batches", "3", "--label-free", "--mutual",
+                           "--mu", "1"],
                           capture_output=True, text=True, cwd=REPO, env=script_env(), timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     row = re.search(r"^\| ILA-DA\+DANN \| M→U \| 1 \| ([\d.]+) \| ([\d.]+) / ([\d.]+) \| ([\d.]+) / ([\d.]+) \| "
-                    r"([\d.]+) / ([\d.]+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|$", done.stdout, re.M)
+                    r"([\d.]+) / ([\d.]+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) / ([\d.]+|nan) \|$",
+                    done.stdout, re.M)
     assert row, done.stdout
     values = [float(v) for v in row.groups()]
     assert all(0 <= v <= 100 for v in values[:1] + values[3:7]) and values[1] > 0 and values[2] > 0
-    agree, ratio, confidence, entropy = values[7:]
+    assert values[3] == values[4] and values[5] == values[6]   # --mu 1 (not the log's 0.5) keeps every target
+    agree, ratio, confidence, entropy, mutual_share, mutual_right = values[7:]
     assert 0 <= agree <= 100 and ratio > 0 and 10 <= confidence <= 100 and 0 <= entropy <= 1
+    assert 0 < mutual_share <= 100 and 0 <= mutual_right <= 100
     done = subprocess.run([sys.executable, SCRIPT, str(tmp_path)], capture_output=True, text=True, cwd=REPO,
                           env=script_env(), timeout=120)
     assert done.returncode == 2 and "holds no finished training log" in done.stderr
