@@ -275,6 +275,10 @@ def test_mdd_and_bsp_scripts(tiny_root, tmp_path, backend, script, columns):
     assert re.search(r"^test_acc1 = \d+\.\d$", done.stdout, re.M)
     if script == "ila_mdd.py":    # tllib's mdd.py prints every group's rate before an epoch, without a name
         assert re.search(r"^\[[-\d.e]+(, [-\d.e]+){3}\]$", text, re.M) and not re.search(r"^lr:", text, re.M)
+        # ...and names --wd's value wd in its Namespace line (no dest), between momentum and workers as there
+        assert re.search(r"^Namespace\(.*, momentum=0\.9, wd=0\.0005, workers=", text) and "weight_decay" not in text
+    else:
+        assert re.search(r"^Namespace\(.*, momentum=0\.9, weight_decay=", text)
     if script == "ila_bsp.py":    # tllib's source-only pretraining first, kept as a checkpoint
         assert "Pretraining the model on source domain." in text and "Pretraining process is done." in text
         # as tllib's bsp.py: the group rates, then epochs of its source-only meters

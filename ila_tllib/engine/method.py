@@ -19,8 +19,10 @@ hook                   what it says
 ``param_groups``       what the optimiser trains, with tllib's per-group learning rates
 ``transfer_loss``      the weighted adaptation term and the meters it fills
 ``epoch_lr_line``      the learning-rate line before each epoch, as tllib's script prints it
+``namespace_names``    the names tllib's script gives some flags in its printed ``Namespace`` line
 =====================  ===========================================================================
 """
+import argparse
 from typing import Dict, List, NamedTuple, Tuple
 
 import torch
@@ -48,6 +50,8 @@ class Method:
     defaults: Dict[str, object] = {}
     meters = (('Time', ':5.2f'), ('Data', ':5.2f'), ('Loss', ':6.2f'), ('Cls Acc', ':3.1f'),
               ('Domain Acc', ':3.1f'))
+    #: flag (the engine's name) -> the name it has in tllib's script's Namespace, where they differ
+    namespace_names: Dict[str, str] = {}
 
     def add_arguments(self, parser):
         pass
@@ -79,6 +83,11 @@ class Method:
                       target: Outputs) -> Tuple[torch.Tensor, Dict[str, float]]:
         """The weighted adaptation term of the total loss, and the values of this method's meters."""
         raise NotImplementedError
+
+    def namespace_line(self, args) -> str:
+        """The run's flags as the first line of the log, ``Namespace(...)``, in the parser's order and with
+        the names tllib's script prints (:attr:`namespace_names`)."""
+        return repr(argparse.Namespace(**{self.namespace_names.get(k, k): v for k, v in vars(args).items()}))
 
     def epoch_lr_line(self, rates: List[float]) -> str:
         """The line printed before each epoch, from the groups' current rates: tllib's dann.py, cdan.py and

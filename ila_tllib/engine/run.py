@@ -147,7 +147,7 @@ def checkpoint_path(args, name):
 
 
 def _run(args, method: Method, device, directory: Optional[RunDirectory], peers: Optional[PeerWatch]):
-    print(args)
+    print(method.namespace_line(args))
     print(backend.describe())
     for note in getattr(directory, 'notes', []):
         print(note)
