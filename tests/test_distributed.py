@@ -23,7 +23,7 @@ from ila_tllib import distributed as ddist
 from ila_tllib.distributed import DistributedILALoss
 from ila_tllib.engine.errors import UsageError
 from ila_tllib.engine.loop import validate
-from ila_tllib.engine.peers import main_process_first
+from ila_tllib.engine.peers import PeerWatch, main_process_first
 
 pytestmark = pytest.mark.skipif(not dist.is_available(), reason="torch.distributed is not available")
 
@@ -299,6 +299,38 @@ def test_per_class_evaluation_counts_every_shard(spawned):
     assert (overall, mean) != per_class_readings(images[::WORLD], labels[::WORLD], model)  # process 0's alone
     table = results[0]["per_class_table"]   # process 0 prints what the log holds
     assert re.search(rf"^global correct: {overall:.1f}\nmean correct:{mean:.1f}$", table, re.M), table
+
+
+def _slow_preparation_worker(r, init_file, store_file, out_dir):
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=r, world_size=WORLD,
+                            timeout=timedelta(seconds=1))
+    watch = PeerWatch(dist.FileStore(str(store_file), WORLD), r)
+    try:
+        def prepare():
+            if r == 0:
+                time.sleep(3)   # a download longer than the process group's timeout
+            return r
+        torch.save(main_process_first(prepare, watch, "prepare the datasets"), out_dir / f"prepared{r}.pt")
+        dist.barrier()
+    finally:
+        watch.close()
+        dist.destroy_process_group()
+
+
+def test_the_others_outwait_a_preparation_longer_than_the_group_timeout(tmp_path):
+    # they wait on the watch's store, not in a collective, which would end after the group's 1 s
+    ctx = torch.multiprocessing.start_processes(_slow_preparation_worker, nprocs=WORLD, join=False,
+                                                args=(tmp_path / "init", tmp_path / "store", tmp_path),
+                                                start_method="spawn")
+    deadline = time.monotonic() + DEADLINE_S
+    while not ctx.join(timeout=1):            # re-raises a child's exception
+        if time.monotonic() > deadline:
+            for p in ctx.processes:
+                if p.is_alive():
+                    p.kill()
+            pytest.fail(f"distributed workers did not finish within {DEADLINE_S} s")
+    assert [torch.load(tmp_path / f"prepared{r}.pt") for r in range(WORLD)] == list(range(WORLD))
 
 
 def test_single_process_is_the_plain_loss():

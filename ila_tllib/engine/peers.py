@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from datetime import timedelta
 from typing import Callable, Optional, TypeVar
 
@@ -28,6 +29,7 @@ __all__ = ["PeerWatch", "agree", "main_process_first"]
 T = TypeVar("T")
 
 _POLL_S = 0.05
+_WAIT_POLL_S = 0.2   # mark_done / wait_done
 
 
 class PeerWatch:
@@ -38,8 +40,10 @@ class PeerWatch:
 
     def __init__(self, store, rank: int):
         self.store, self.rank = store, rank
-        prefix = f"ila_tllib/stop/{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}/"
+        attempt = os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')
+        prefix = f"ila_tllib/stop/{attempt}/"
         self._count, self._first = prefix + "count", prefix + "first"
+        self._done = f"ila_tllib/done/{attempt}/"
         self._lock = threading.RLock()     # re-entrant: the SIGTERM handler runs in the main thread
         self._settled = False              # this process's end is decided
         self._code: Optional[int] = None   # ...and the exit code it ends with, when it stops on an error
@@ -138,6 +142,24 @@ class PeerWatch:
         except RuntimeError:   # the store went away: the others have ended already
             pass
 
+    def mark_done(self, step: str):
+        """Process 0 is through ``step``, well or not: the processes in :meth:`wait_done` go on."""
+        try:
+            self.store.set(self._done + step, "1")
+        except RuntimeError:   # the store went away: the others have ended already
+            pass
+
+    def wait_done(self, step: str):
+        """Wait, however long, until process 0 is through ``step``: outside any collective, so that no
+        timeout of the process group (10 minutes under NCCL) cuts a long download short."""
+        while True:
+            try:
+                if self.store.check([self._done + step]):
+                    return
+            except RuntimeError:   # the store went away: the collective that follows reports the end
+                return
+            time.sleep(_WAIT_POLL_S)
+
     def close(self):
         """The end of this process's run: stop watching; after a success give SIGTERM its handler back
         (after an error keep ours, which ends the process with the error's code, to the end)."""
@@ -164,13 +186,20 @@ def main_process_first(action: Callable[[], T], peers: Optional[PeerWatch], what
     """``action()`` on process 0, then, once it succeeded there, on the other processes: a download or
     an export writes ROOT once, and the others read what process 0 wrote instead of writing it again
     over a folder being read. When process 0 fails, every process raises its error (the others
-    ``process 0 could not <what>`` where the watch has no message) and none runs ``action``."""
+    ``process 0 could not <what>`` where the watch has no message) and none runs ``action``.
+
+    The others wait on the watch's store, which has no deadline; without a watch they wait in a collective,
+    which ends at the process group's timeout."""
     result, failure = None, None
     if dist_utils.is_main_process():
         try:
             result = action()
         except Exception as e:   # any error: the other processes must not wait for process 0 below
             failure = e
+        if peers is not None:
+            peers.mark_done(what)
+    elif peers is not None:
+        peers.wait_done(what)
     failure = agree(failure, peers, UsageError(f"process 0 could not {what} (see its message)"))
     if failure is not None:
         raise failure
