@@ -1,6 +1,7 @@
 """An ablation against ILA-DA's defaults, seed by seed: does the changed part beat the default?
 
     python benchmarks/paired_with_default.py VARIANT_DIR DEFAULT_DIR [DEFAULT_DIR ...] [--more VARIANT_DIR ...]
+        [--seeds 0 1 2 3 4]
 
 ``python -m ila_tllib.tables --paired`` pairs each ILA-DA row with its baseline; this pairs the runs of one
 ablation (VARIANT_DIR, e.g. ``benchmarks/results/offline_digits_ablations_4x300/source-bank32``) with the
@@ -40,11 +41,14 @@ def main():
     parser.add_argument("default", nargs="+")
     parser.add_argument("--more", nargs="+", default=[], metavar="DIR",
                         help="more folders of the variant's runs (e.g. other seeds), pooled with VARIANT")
+    parser.add_argument("--seeds", nargs="+", type=int, default=None, metavar="SEED",
+                        help="pair only these seeds (default: every seed in both)")
     args = parser.parse_args()
     variant = by_key(collect([args.variant] + args.more), parser)
     default = by_key(collect(args.default), parser)
     differences = defaultdict(lambda: defaultdict(list))      # method -> task -> [variant - default]
-    for key in sorted(set(variant) & set(default), key=str):
+    paired = [key for key in set(variant) & set(default) if args.seeds is None or key[2] in args.seeds]
+    for key in sorted(paired, key=str):
         method, task, _ = key
         differences[method][task].append(variant[key] - default[key])
     if not differences:

@@ -210,3 +210,8 @@ def test_an_ablation_paired_with_the_default_seed_by_seed(tmp_path):
                           text=True, cwd=REPO)
     assert done.returncode == 0, done.stderr
     assert "| ILA-DA+CDAN | A→W +0.7 (-1.0 .. +2.0); D→W +0.5 (+0.5 .. +0.5) |" in done.stdout and "| 3/4 |" in done.stdout
+    # ...and --seeds keeps the pairs of those seeds only (A→W seeds 0 and 2: +2.0, +1.0)
+    done = subprocess.run([sys.executable, script, variant, default, "--more", later, "--seeds", "0", "2"],
+                          capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    assert "| ILA-DA+CDAN | A→W +1.5 (+1.0 .. +2.0); D→W +0.5 (+0.5 .. +0.5) |" in done.stdout and "| 3/3 |" in done.stdout
