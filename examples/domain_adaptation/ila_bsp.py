@@ -36,6 +36,8 @@ class BSP(DANN):
     description = 'ILA-DA + BSP for Unsupervised Domain Adaptation'
     defaults = dict(lr=0.003,                   # tllib's bsp.py
                     ila_spectral_penalty=0.0)   # BSP's loss has the penalty already
+    namespace_after = {'pretrain': 'arch', 'trade_off_bsp': 'trade_off', 'pretrain_lr': 'lr',
+                       'pretrain_epochs': 'epochs', 'resize_size': 'ratio'}
 
     def add_arguments(self, parser):
         parser.add_argument('--pretrain', type=str, default=None, help='pretrain checkpoint for classification model')

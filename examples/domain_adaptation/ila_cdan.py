@@ -15,6 +15,7 @@ class CDAN(Method):
     description = 'ILA-DA + CDAN for Unsupervised Domain Adaptation'
     meters = (('Time', ':3.1f'), ('Data', ':3.1f'), ('Loss', ':3.2f'), ('Trans Loss', ':3.2f'),
               ('Cls Acc', ':3.1f'), ('Domain Acc', ':3.1f'))
+    namespace_after = {'randomized': 'scratch', 'randomized_dim': 'randomized', 'entropy': 'randomized_dim'}
 
     def add_arguments(self, parser):
         parser.add_argument('-r', '--randomized', action='store_true',

@@ -31,6 +31,7 @@ class MDD(Method):
     meters = (('Time', ':3.1f'), ('Data', ':3.1f'), ('Loss', ':3.2f'), ('Trans Loss', ':3.2f'),
               ('Cls Acc', ':3.1f'))
     namespace_names = {'weight_decay': 'wd'}   # tllib's mdd.py gives --wd no dest
+    namespace_after = {'margin': 'scratch'}
     before_dropout = False     # --ila-features before-dropout, set with the classifier
 
     def add_arguments(self, parser):

@@ -20,6 +20,7 @@ hook                   what it says
 ``transfer_loss``      the weighted adaptation term and the meters it fills
 ``epoch_lr_line``      the learning-rate line before each epoch, as tllib's script prints it
 ``namespace_names``    the names tllib's script gives some flags in its printed ``Namespace`` line
+``namespace_after``    where tllib's script has the method's own flags in that line
 =====================  ===========================================================================
 """
 import argparse
@@ -52,6 +53,9 @@ class Method:
               ('Domain Acc', ':3.1f'))
     #: flag (the engine's name) -> the name it has in tllib's script's Namespace, where they differ
     namespace_names: Dict[str, str] = {}
+    #: flag -> the flag it follows in tllib's script's Namespace (the engine's parser adds a method's own
+    #: flags after the shared ones; tllib's scripts interleave them), applied in this order
+    namespace_after: Dict[str, str] = {}
 
     def add_arguments(self, parser):
         pass
@@ -85,9 +89,15 @@ class Method:
         raise NotImplementedError
 
     def namespace_line(self, args) -> str:
-        """The run's flags as the first line of the log, ``Namespace(...)``, in the parser's order and with
-        the names tllib's script prints (:attr:`namespace_names`)."""
-        return repr(argparse.Namespace(**{self.namespace_names.get(k, k): v for k, v in vars(args).items()}))
+        """The run's flags as the first line of the log, ``Namespace(...)``, in the order and with the names
+        of tllib's script (:attr:`namespace_after`, :attr:`namespace_names`)."""
+        values = vars(args)
+        order = list(values)
+        for flag, anchor in self.namespace_after.items():
+            if flag in values and anchor in values:
+                order.remove(flag)
+                order.insert(order.index(anchor) + 1, flag)
+        return repr(argparse.Namespace(**{self.namespace_names.get(k, k): values[k] for k in order}))
 
     def epoch_lr_line(self, rates: List[float]) -> str:
         """The line printed before each epoch, from the groups' current rates: tllib's dann.py, cdan.py and

@@ -1,0 +1,42 @@
+"""The log's first line, ``Namespace(...)``: tllib's flags in the order and under the names tllib's own
+dann.py, cdan.py, mdd.py and bsp.py print them (their argparse order, read from thuml's scripts); the
+flags this package adds may sit anywhere between them."""
+import ast
+
+import pytest
+
+import ila_bsp
+import ila_cdan
+import ila_dann
+import ila_mdd
+from ila_tllib.engine import get_parser
+
+_DATA = ["root", "data", "source", "target", "train_resizing", "val_resizing", "resize_size", "scale", "ratio",
+         "no_hflip", "norm_mean", "norm_std"]
+_TRAINING = ["batch_size", "lr", "lr_gamma", "lr_decay", "momentum", "weight_decay", "workers", "epochs",
+             "iters_per_epoch", "print_freq", "seed", "per_class_eval", "log", "phase"]
+TLLIB_ORDER = {
+    "dann": _DATA + ["arch", "bottleneck_dim", "no_pool", "scratch", "trade_off"] + _TRAINING,
+    "cdan": _DATA + ["arch", "bottleneck_dim", "no_pool", "scratch", "randomized", "randomized_dim", "entropy",
+                     "trade_off"] + _TRAINING,
+    "mdd": _DATA + ["arch", "bottleneck_dim", "no_pool", "scratch", "margin", "trade_off"]
+    + [("wd" if name == "weight_decay" else name) for name in _TRAINING],
+    "bsp": ["root", "data", "source", "target", "train_resizing", "val_resizing", "scale", "ratio", "resize_size",
+            "no_hflip", "norm_mean", "norm_std", "arch", "pretrain", "bottleneck_dim", "no_pool", "scratch",
+            "trade_off", "trade_off_bsp", "batch_size", "lr", "pretrain_lr", "lr_gamma", "lr_decay", "momentum",
+            "weight_decay", "workers", "epochs", "pretrain_epochs", "iters_per_epoch", "print_freq", "seed",
+            "per_class_eval", "log", "phase"],
+}
+
+
+@pytest.mark.parametrize("method", [ila_dann.DANN(), ila_cdan.CDAN(), ila_mdd.MDD(), ila_bsp.BSP()],
+                         ids=lambda m: m.name)
+def test_tllibs_flags_print_in_tllibs_order_and_names(method):
+    args = get_parser(method).parse_args(["data/office31", "-s", "A", "-t", "W", "--lr", "0.02"])
+    line = method.namespace_line(args)
+    printed = {keyword.arg: ast.literal_eval(keyword.value) for keyword in ast.parse(line, mode="eval").body.keywords}
+    tllib = TLLIB_ORDER[method.name]
+    assert [name for name in printed if name in tllib] == tllib
+    # every flag once, with its value: only the order and the names changed
+    assert printed == {method.namespace_names.get(k, k): v for k, v in vars(args).items()}
+    assert printed["lr"] == 0.02 and printed["source"] == ["A"]
