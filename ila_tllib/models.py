@@ -20,7 +20,7 @@ import torch.nn as nn
 from .logged_flags import TLLIB_RESNETS
 
 __all__ = ["DIGIT_ARCHS", "TLLIB_RESNETS", "WEIGHTS", "get_model", "gives_feature_maps", "resnet_weights",
-           "BackboneError"]
+           "unknown_arch", "BackboneError"]
 
 DIGIT_ARCHS = ("lenet", "dtn")
 
@@ -52,11 +52,22 @@ def _resnet(arch: str, weights) -> nn.Module:
     return net
 
 
+def unknown_arch(arch: str) -> Optional[str]:
+    """The message for an ``-a`` that names no backbone (as tllib's ``choices`` would refuse it), else None."""
+    if arch in DIGIT_ARCHS or arch in TLLIB_RESNETS:
+        return None
+    import timm   # only here: the digit and ResNet runs never import it
+    if arch in timm.list_models():
+        return None
+    return (f"unknown architecture {arch!r}: use lenet, dtn, a torchvision ResNet (resnet18, resnet50, ...) or a "
+            f"timm model name (timm.list_models())")
+
+
 def _timm(arch: str, pretrained: bool) -> nn.Module:
     import timm
-    if arch not in timm.list_models():
-        raise BackboneError(f"unknown architecture {arch!r}: use lenet, dtn, a torchvision ResNet "
-                            f"(resnet18, resnet50, ...) or a timm model name (timm.list_models())")
+    problem = unknown_arch(arch)
+    if problem:
+        raise BackboneError(problem)
     # the model's own global pool (the average for CNNs, the class token for ViTs): one vector per image,
     # what tllib's ViT recipe (-a vit_base_patch16_224 --no-pool) got from the timm of its day; today's timm
     # leaves a ViT's tokens unpooled with global_pool=''
