@@ -128,7 +128,7 @@ def test_issue_command_on_offline_digits(offline_digits, tmp_path):
     done = run_script("ila_cdan.py", [offline_digits, "-d", "ImageList", "-s", "mnist", "-t", "uci", "-a", "lenet", "--no-pool",
                                       "--scratch", "--train-resizing", "res.", "--val-resizing", "res.",
                                       "--resize-size", "28", "--no-hflip", "--norm-mean", "0.5", "--norm-std", "0.5",
-                                      "-b", "64", "--epochs", "1", "-i", "20", "--log", log])
+                                      "-b", "64", "--epochs", "1", "-i", "5", "--log", log])
     assert done.returncode == 0, done.stderr
     assert re.search(r"^test_acc1 = \d+\.\d$", done.stdout, re.M)
 
