@@ -179,12 +179,10 @@ def _worker(r, init_file, out_dir):
         dist.destroy_process_group()
 
 
-@pytest.fixture(scope="module")
-def spawned(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("ddp")
-    data = make_global_batch()
-    ctx = torch.multiprocessing.start_processes(_worker, args=(tmp / "init", tmp), nprocs=WORLD,
-                                                join=False, start_method="spawn")
+def run_workers(worker, *args):
+    """``worker(rank, *args)`` in WORLD spawned processes, until all end; a child's exception re-raises here,
+    a hang fails the test after DEADLINE_S."""
+    ctx = torch.multiprocessing.start_processes(worker, args=args, nprocs=WORLD, join=False, start_method="spawn")
     deadline = time.monotonic() + DEADLINE_S
     while not ctx.join(timeout=1):            # re-raises a child's exception
         if time.monotonic() > deadline:
@@ -192,6 +190,13 @@ def spawned(tmp_path_factory):
                 if p.is_alive():
                     p.kill()
             pytest.fail(f"distributed workers did not finish within {DEADLINE_S} s")
+
+
+@pytest.fixture(scope="module")
+def spawned(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("ddp")
+    data = make_global_batch()
+    run_workers(_worker, tmp / "init", tmp)
     return data, [torch.load(tmp / f"rank{r}.pt") for r in range(WORLD)]
 
 
@@ -320,16 +325,7 @@ def _slow_preparation_worker(r, init_file, store_file, out_dir):
 
 def test_the_others_outwait_a_preparation_longer_than_the_group_timeout(tmp_path):
     # they wait on the watch's store, not in a collective, which would end after the group's 1 s
-    ctx = torch.multiprocessing.start_processes(_slow_preparation_worker, nprocs=WORLD, join=False,
-                                                args=(tmp_path / "init", tmp_path / "store", tmp_path),
-                                                start_method="spawn")
-    deadline = time.monotonic() + DEADLINE_S
-    while not ctx.join(timeout=1):            # re-raises a child's exception
-        if time.monotonic() > deadline:
-            for p in ctx.processes:
-                if p.is_alive():
-                    p.kill()
-            pytest.fail(f"distributed workers did not finish within {DEADLINE_S} s")
+    run_workers(_slow_preparation_worker, tmp_path / "init", tmp_path / "store", tmp_path)
     assert [torch.load(tmp_path / f"prepared{r}.pt") for r in range(WORLD)] == list(range(WORLD))
 
 
