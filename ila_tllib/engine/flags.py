@@ -336,8 +336,9 @@ def check_args(args, method):
         raise UsageError(f"--mu {args.mu} keeps no target of a batch of {args.batch_size}: the ILA term would be 0")
     if ila_enabled(args) and args.pseudo_label == 'knn' and args.samples_per_class == 0 and args.k > args.batch_size:
         raise UsageError(f"--k {args.k} is larger than the source batch (-b {args.batch_size}); lower --k")
-    if unknown_arch(args.arch):
-        raise UsageError(unknown_arch(args.arch))
+    problem = unknown_arch(args.arch)
+    if problem:
+        raise UsageError(problem)
     if args.no_pool and gives_feature_maps(args.arch):
         raise UsageError(f"--no-pool is only for backbones whose output is already one vector per image (lenet, "
                          f"dtn, timm's models); -a {args.arch} gives feature maps and needs the pool layer")
