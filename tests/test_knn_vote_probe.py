@@ -70,8 +70,8 @@ def test_on_a_finished_run_and_on_a_folder_without_one(offline_digits, tmp_path)
                                       "-b", "16", "--epochs", "1", "-i", "3", "-p", "3", "--samples-per-class", "2",
                                       "--k", "2", "--mu", "0.5", "--seed", "0", "--log", log])
     assert done.returncode == 0, done.stderr[-2000:]
-    done = subprocess.run([sys.executable, SCRIPT, str(log), "--samples", "60", "--batches", "3", "--label-free", "--mutual",
-                           "--mu", "1"],
+    done = subprocess.run([sys.executable, SCRIPT, str(log), "--samples", "60", "--batches", "3", "--label-free",
+                           "--mutual", "--mu", "1"],
                           capture_output=True, text=True, cwd=REPO, env=script_env(), timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     row = re.search(r"^\| ILA-DA\+DANN \| M→U \| 1 \| ([\d.]+) \| ([\d.]+) / ([\d.]+) \| ([\d.]+) / ([\d.]+) \| "
