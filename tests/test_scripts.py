@@ -41,9 +41,11 @@ def test_train_test_analysis(tiny_root, tmp_path, script, pieces):
     for name in ("best.pth", "latest.pth"):
         assert os.path.isfile(os.path.join(log, "checkpoints", name))
     assert not glob.glob(os.path.join(log, "checkpoints", ".tmp-*"))
+    assert os.listdir(os.path.join(log, "visualize")) == []
 
     done = run_script(script, tiny_args(tiny_root, log, "--phase", "test"), backend=pieces)
     assert done.returncode == 0, done.stderr
+    assert os.listdir(os.path.join(log, "visualize")) == ["test"]   # as tllib's logger leaves it, empty
     # the test phase evaluates 'best' on the target: the same accuracy as at the end of training
     acc_test = float(re.search(r"\* Acc@1 (\d+\.\d+)", done.stdout).group(1))
     assert f"{acc_test:3.1f}" == test_acc.group(1)
@@ -52,6 +54,7 @@ def test_train_test_analysis(tiny_root, tmp_path, script, pieces):
     done = run_script(script, tiny_args(tiny_root, log, "--phase", "analysis"), backend=pieces)
     assert done.returncode == 0, done.stderr
     assert "A-distance =" in only_log(log, "analysis")
+    assert os.path.isdir(os.path.join(log, "visualize", "analysis"))
     assert "Traceback" not in done.stderr
     assert os.path.getsize(os.path.join(log, "visualize", "TSNE.pdf")) > 1000
     with Image.open(os.path.join(log, "visualize", "affinity.png")) as im:
@@ -103,6 +106,7 @@ def test_analysis_of_a_source_smaller_than_the_batch(tiny_root, tmp_path):
     done = run_script("ila_cdan.py", args + ["--phase", "analysis"])
     assert done.returncode == 0, done.stderr
     assert "A-distance =" in only_log(log, "analysis")
+    assert os.path.isdir(os.path.join(log, "visualize", "analysis"))
 
 
 def test_cached_images_give_the_same_run(tiny_root, tmp_path):

@@ -51,7 +51,9 @@ class RunDirectory:
 
     def open(self) -> "RunDirectory":
         try:
-            for folder in (self.root, self.checkpoints, self.visualize):
+            # tllib's logger also makes visualize/<phase>/ for the test and analysis phases
+            by_phase = [] if self.phase == "train" else [os.path.join(self.visualize, self.phase)]
+            for folder in [self.root, self.checkpoints, self.visualize] + by_phase:
                 os.makedirs(folder, exist_ok=True)
             self._take_lock()
             removed = self._remove_stale_temporaries()
