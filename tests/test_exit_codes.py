@@ -222,6 +222,17 @@ def test_unwritable_checkpoints_folder_found_before_training(root, tmp_path):
     assert "Epoch:" not in done.stdout
 
 
+def test_log_that_is_a_file(tmp_path):
+    from ila_tllib.engine import UsageError
+    from ila_tllib.engine.checkpoint import RunDirectory
+    log = tmp_path / "run.out"
+    log.write_text("an earlier run's output")
+    with pytest.raises(UsageError, match=rf"^--log {re.escape(str(log))} is a file, not a folder; "
+                                         r"choose another --log$"):
+        RunDirectory(str(log)).open()
+    assert log.read_text() == "an earlier run's output"
+
+
 def test_full_disk_while_saving(finished, root, backend):
     # the second epoch's checkpoint cannot be written: the run ends with one message and the first
     # epoch's checkpoints whole, with no temporary file left
@@ -302,6 +313,17 @@ def test_rerun_keeps_the_finished_checkpoints(finished, root, backend):
     kept = os.path.relpath(moved.group(1), finished)
     assert {os.path.join(kept, os.path.basename(name)): data for name, data in before.items()} == \
         {name: data for name, data in checkpoint_files(finished).items() if name.startswith(kept)}
+
+
+def test_rerun_stopped_by_bad_input_leaves_the_checkpoints(finished, root, backend):
+    # the target list is misspelt: the run stops before training, and the finished run's files stay put
+    before = checkpoint_files(finished)
+    argv = tiny_args(root, finished, *ONE_EPOCH)
+    argv[argv.index("-t") + 1] = "tgtt"
+    done = run_script("ila_dann.py", argv, backend=backend)
+    assert "tgtt" in one_error(done, 2)
+    assert "moved" not in done.stdout
+    assert checkpoint_files(finished) == before
 
 
 def test_stale_temporary_file_is_removed(finished, root, backend):

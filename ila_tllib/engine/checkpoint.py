@@ -35,9 +35,10 @@ class RunDirectory:
     """Claims ``root`` for one run (process 0 only).
 
     :meth:`open` creates the folders, takes ``root/.lock`` (a second run on the same folder gets a
-    :class:`UsageError` naming the first one's process), removes temporary files that a killed run
-    left behind and, for a new training run (``phase='train'`` without ``resume``), moves an earlier
-    run's checkpoints aside into ``checkpoints/previous-<time>/`` so that nothing is overwritten.
+    :class:`UsageError` naming the first one's process) and removes temporary files that a killed run
+    left behind. :meth:`set_aside_finished` then moves an earlier run's checkpoints into
+    ``checkpoints/previous-<time>/`` so that nothing is overwritten: a new training run calls it once its
+    data and model are built, so that a run stopped by bad input leaves them where they were.
     """
 
     def __init__(self, root: str, phase: str = "train", resume: bool = False):
@@ -57,21 +58,35 @@ class RunDirectory:
                 os.makedirs(folder, exist_ok=True)
             self._take_lock()
             removed = self._remove_stale_temporaries()
-            moved = self._move_finished_aside() if self.phase == "train" and not self.resume else None
             self._probe_writable()
         except OSError as e:
             self.close()
-            raise UsageError(f"cannot write to --log {self.root}: {e.filename or self.root}: {e.strerror or e}; "
-                             f"make it writable or choose another --log") from None
+            raise self._unwritable(e) from None
         except BaseException:
             self.close()
             raise
         self.notes = []
         if removed:
             self.notes.append(f"=> removed {removed} temporary file(s) an interrupted run left in {self.root}")
-        if moved:
-            self.notes.append(f"=> an earlier run's checkpoints were moved to {moved}")
         return self
+
+    def set_aside_finished(self) -> Optional[str]:
+        """For a new training run (``phase='train'`` without ``resume``): move the checkpoints an earlier
+        run left into ``checkpoints/previous-<time>/``; returns the line that says where, or None."""
+        if self.phase != "train" or self.resume:
+            return None
+        try:
+            moved = self._move_finished_aside()
+        except OSError as e:
+            raise self._unwritable(e) from None
+        return f"=> an earlier run's checkpoints were moved to {moved}" if moved else None
+
+    def _unwritable(self, e: OSError) -> UsageError:
+        where = e.filename or self.root
+        if os.path.exists(self.root) and not os.path.isdir(self.root):
+            return UsageError(f"--log {self.root} is a file, not a folder; choose another --log")
+        return UsageError(f"cannot write to --log {self.root}: {where}: {e.strerror or e}; "
+                          f"make it writable or choose another --log")
 
     def close(self):
         if self._lock is not None:

@@ -207,6 +207,10 @@ def _run(args, method: Method, device, directory: Optional[RunDirectory], peers:
         modules['ila_mining_network'] = ila.mining_network.model
         print(ila.mining_network.describe())
 
+    # only now, with data and model built: a run stopped by bad input leaves an earlier run's files in place
+    moved = directory.set_aside_finished() if directory is not None else None
+    if moved:
+        print(moved)
     if not args.resume:
         method.pretrain(args, trainer, iters['source'], lambda: evaluate(val_loader),
                         checkpoint_path(args, 'pretrain'))
