@@ -65,7 +65,8 @@ class ILALoss(nn.Module):
         pseudo_labeller (str or nn.Module): a name of :data:`~ila_tllib.pseudo_labels.PSEUDO_LABELLERS`
             (``'knn'``, the paper's; ``'classifier'``, Table 4 (b)) or a module.
         metric_loss (str or nn.Module): a name of :data:`~ila_tllib.losses.METRIC_LOSSES`
-            (``'msc'``, the paper's; ``'triplet'``, Table 4 (a)) or a module.
+            (``'msc'``, the paper's; ``'msc-push'`` and ``'msc-pull'``, MSC moving only its −1 or +1 pairs;
+            ``'triplet'``, Table 4 (a)) or a module.
         fused (bool): use the fused path when the parts allow it (see above). Default: ``True``
         source_bank (int): with a value :math:`B > 0`, the pseudo-labeller also reads the :math:`B` most recent
             source features of every class from earlier calls (:class:`~ila_tllib.memory.SourceFeatureBank`,

@@ -10,7 +10,8 @@ import torch.nn as nn
 
 from .parts import build_part
 
-__all__ = ["MultiSampleContrastiveLoss", "AffinityTripletLoss", "get_metric_loss", "METRIC_LOSSES"]
+__all__ = ["MultiSampleContrastiveLoss", "PushOnlyMSCLoss", "PullOnlyMSCLoss", "AffinityTripletLoss",
+           "get_metric_loss", "METRIC_LOSSES"]
 
 
 def anchors(affinity: torch.Tensor) -> torch.Tensor:
@@ -64,8 +65,13 @@ class MultiSampleContrastiveLoss(nn.Module):
             raise ValueError(f"temperature must be > 0, got {temperature}")
         self.temperature, self.reduction = temperature, _check_reduction(reduction)
 
+    #: the affinity (+1 or −1) whose pairs the loss does not move (its similarities enter detached); None: both move
+    held = None
+
     def forward(self, similarity: torch.Tensor, affinity: torch.Tensor) -> torch.Tensor:
         rows = anchors(affinity)
+        if self.held is not None:
+            similarity = torch.where(affinity == self.held, similarity.detach(), similarity)
         if similarity.shape[1] == 0:   # no target at all: nothing to contrast
             per_source = similarity.sum(dim=1)
         else:
@@ -78,6 +84,26 @@ class MultiSampleContrastiveLoss(nn.Module):
 
     def extra_repr(self):
         return f"temperature={self.temperature}, reduction={self.reduction!r}"
+
+
+class PushOnlyMSCLoss(MultiSampleContrastiveLoss):
+    r"""The MSC loss with its positives held: the same value, but only the negatives move.
+
+    :math:`\phi_{ij}` of :math:`j \in P_i` enters :math:`L_i` detached, so the gradient is MSC's on
+    :math:`N_i` (:math:`p^{P \cup N}_{ij} / \tau`, pushing the pair apart) and 0 on :math:`P_i`. A wrong
+    pseudo-label makes a wrong +1 pair; a −1 pair is wrong only when the source's class is the target's true
+    one, so pushing alone is far less sensitive to wrong labels. Settings, inputs and shape as
+    :class:`MultiSampleContrastiveLoss`.
+    """
+    held = 1
+
+
+class PullOnlyMSCLoss(MultiSampleContrastiveLoss):
+    r"""The MSC loss with its negatives held: the same value, but only the positives move (MSC's gradient
+    :math:`(p^{P \cup N}_{ij} - p^{P}_{ij}) / \tau` on :math:`P_i`, 0 on :math:`N_i`). Settings, inputs and
+    shape as :class:`MultiSampleContrastiveLoss`.
+    """
+    held = -1
 
 
 class _PerSourceMSC(torch.autograd.Function):
@@ -142,10 +168,12 @@ class AffinityTripletLoss(nn.Module):
 
 METRIC_LOSSES = {
     "msc": MultiSampleContrastiveLoss,
+    "msc-push": PushOnlyMSCLoss,
+    "msc-pull": PullOnlyMSCLoss,
     "triplet": AffinityTripletLoss,
 }
 
 
 def get_metric_loss(name: str, temperature: float = 1.0) -> nn.Module:
-    """A metric loss of :data:`METRIC_LOSSES` by name, given the settings it takes (``msc``: temperature)."""
+    """A metric loss of :data:`METRIC_LOSSES` by name, given the settings it takes (the MSC losses: temperature)."""
     return build_part(METRIC_LOSSES, name, "metric loss", temperature=temperature)

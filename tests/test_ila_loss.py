@@ -6,7 +6,7 @@ import torch
 
 import ila_tllib
 from ila_tllib import (AffinityTripletLoss, ClassifierPseudoLabeller, ILALoss, MultiSampleContrastiveLoss,
-                       knn_vote, similarity_ratio)
+                       get_metric_loss, knn_vote, similarity_ratio)
 from ila_oracle import cosine_phi, ila_oracle, ila_oracle_gradient
 
 
@@ -269,6 +269,32 @@ def test_msc_reduction_none_and_empty():
     empty = MultiSampleContrastiveLoss()(sim, torch.zeros(3, 4))
     empty.backward()
     assert empty.item() == 0.0 and torch.equal(sim.grad, torch.zeros(3, 4))
+
+
+@pytest.mark.parametrize("name, moved", [("msc", (1, -1)), ("msc-push", (-1,)), ("msc-pull", (1,))])
+def test_msc_moving_one_side_of_the_pairs(name, moved):
+    # the value is MSC's whatever moves; dL/dphi_ij from the derivative, in loops:
+    # (p_all - p_pos) / (T |I|) on positives, p_all / (T |I|) on negatives, and 0 on the pairs held
+    torch.manual_seed(3)
+    sim = torch.rand(4, 5, dtype=torch.float64, requires_grad=True)
+    aff = torch.tensor([[1., -1., 0., 1., -1.], [1., 1., 0., 0., 0.], [-1., 1., -1., 0., 1.], [0.] * 5],
+                       dtype=torch.float64)
+    temperature = 0.5
+    loss = get_metric_loss(name, temperature=temperature)(sim, aff)
+    loss.backward()
+    s, a = sim.detach().tolist(), aff.tolist()
+    rows = [i for i in range(4) if 1 in a[i] and -1 in a[i]]
+    values, grad = [], [[0.0] * 5 for _ in range(4)]
+    for i in rows:
+        e = [math.exp(s[i][j] / temperature) for j in range(5)]
+        pos = sum(e[j] for j in range(5) if a[i][j] == 1)
+        both = pos + sum(e[j] for j in range(5) if a[i][j] == -1)
+        values.append(-math.log(pos / both))
+        for j in range(5):
+            if a[i][j] in moved:
+                grad[i][j] = (e[j] / both - (e[j] / pos if a[i][j] == 1 else 0.0)) / (temperature * len(rows))
+    assert loss.item() == pytest.approx(sum(values) / len(values), rel=1e-12)
+    assert sim.grad.tolist() == [pytest.approx(row, rel=1e-12, abs=1e-15) for row in grad]
 
 
 def test_empty_target_batch_gives_zero_connected_to_graph():

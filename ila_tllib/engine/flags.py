@@ -234,7 +234,8 @@ def add_ila_arguments(p: argparse.ArgumentParser):
                    help="whose features the spectral penalty's gradient reaches: both (BSP's), source, target "
                         "(the other domain's are detached; the penalty's value is the same) (default: %(default)s)")
     g.add_argument('--metric-loss', default='msc', choices=list(METRIC_LOSSES),
-                   help='MSC (ILA-DA) or triplet (ablation)')
+                   help="msc: ILA-DA's; msc-push, msc-pull: its value with only the -1 (push) or the +1 (pull) "
+                        "pairs moved (ablations); triplet: Table 4 (a)'s ablation (default: %(default)s)")
 
 
 def ila_enabled(args) -> bool:
