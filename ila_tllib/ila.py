@@ -55,7 +55,7 @@ class ILALoss(nn.Module):
         ratio_terms (str, optional): a name of :data:`~ila_tllib.pseudo_labels.RATIO_TERMS`, for the kNN
             labellers: ``'top-m'`` (Eq. 7) or ``'matched'`` (as many unlike terms as like ones; the same on
             a class-balanced batch, and the composable path). Default: ``'top-m'``
-        temperature (float, optional): :math:`\tau` dividing :math:`\phi`, for ``metric_loss='msc'``.
+        temperature (float, optional): :math:`\tau` dividing :math:`\phi`, for the MSC losses.
             Default: 1.0
         similarity (str or nn.Module): a name of :data:`~ila_tllib.similarity.SIMILARITIES`
             (``'inverse_euclidean'``, the paper's; ``'cosine'``) or a module.

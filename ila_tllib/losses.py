@@ -1,6 +1,7 @@
-"""Metric losses over an affinity matrix: ILA-DA's multi-sample contrastive loss and the triplet ablation.
+"""Metric losses over an affinity matrix: ILA-DA's multi-sample contrastive loss, its two one-sided
+ablations and the triplet ablation.
 
-Both take the source–target similarity (with gradient) and the affinity :math:`A` (without), so either
+Each takes the source–target similarity (with gradient) and the affinity :math:`A` (without), so any
 can follow any miner. Each source sample is an anchor; it counts only when it has at least one positive
 (:math:`A_{ij} = +1`) and one negative (:math:`A_{ij} = -1`). With no such anchor the loss is an exact 0
 that still belongs to the graph (so ``backward`` works and nothing turns NaN).
@@ -66,12 +67,12 @@ class MultiSampleContrastiveLoss(nn.Module):
         self.temperature, self.reduction = temperature, _check_reduction(reduction)
 
     #: the affinity (+1 or −1) whose pairs the loss does not move (its similarities enter detached); None: both move
-    held = None
+    _held = None
 
     def forward(self, similarity: torch.Tensor, affinity: torch.Tensor) -> torch.Tensor:
         rows = anchors(affinity)
-        if self.held is not None:
-            similarity = torch.where(affinity == self.held, similarity.detach(), similarity)
+        if self._held is not None:
+            similarity = torch.where(affinity == self._held, similarity.detach(), similarity)
         if similarity.shape[1] == 0:   # no target at all: nothing to contrast
             per_source = similarity.sum(dim=1)
         else:
@@ -91,11 +92,10 @@ class PushOnlyMSCLoss(MultiSampleContrastiveLoss):
 
     :math:`\phi_{ij}` of :math:`j \in P_i` enters :math:`L_i` detached, so the gradient is MSC's on
     :math:`N_i` (:math:`p^{P \cup N}_{ij} / \tau`, pushing the pair apart) and 0 on :math:`P_i`. A wrong
-    pseudo-label makes a wrong +1 pair; a −1 pair is wrong only when the source's class is the target's true
-    one, so pushing alone is far less sensitive to wrong labels. Settings, inputs and shape as
-    :class:`MultiSampleContrastiveLoss`.
+    pseudo-label makes every +1 pair of its target wrong, but a −1 pair only when the source's class is the
+    target's true one. Settings, inputs and shape as :class:`MultiSampleContrastiveLoss`.
     """
-    held = 1
+    _held = 1
 
 
 class PullOnlyMSCLoss(MultiSampleContrastiveLoss):
@@ -103,7 +103,7 @@ class PullOnlyMSCLoss(MultiSampleContrastiveLoss):
     :math:`(p^{P \cup N}_{ij} - p^{P}_{ij}) / \tau` on :math:`P_i`, 0 on :math:`N_i`). Settings, inputs and
     shape as :class:`MultiSampleContrastiveLoss`.
     """
-    held = -1
+    _held = -1
 
 
 class _PerSourceMSC(torch.autograd.Function):

@@ -222,17 +222,6 @@ def test_unwritable_checkpoints_folder_found_before_training(root, tmp_path):
     assert "Epoch:" not in done.stdout
 
 
-def test_log_that_is_a_file(tmp_path):
-    from ila_tllib.engine import UsageError
-    from ila_tllib.engine.checkpoint import RunDirectory
-    log = tmp_path / "run.out"
-    log.write_text("an earlier run's output")
-    with pytest.raises(UsageError, match=rf"^--log {re.escape(str(log))} is a file, not a folder; "
-                                         r"choose another --log$"):
-        RunDirectory(str(log)).open()
-    assert log.read_text() == "an earlier run's output"
-
-
 def test_full_disk_while_saving(finished, root, backend):
     # the second epoch's checkpoint cannot be written: the run ends with one message and the first
     # epoch's checkpoints whole, with no temporary file left
@@ -322,6 +311,17 @@ def test_rerun_stopped_by_bad_input_leaves_the_checkpoints(finished, root, backe
     argv[argv.index("-t") + 1] = "tgtt"
     done = run_script("ila_dann.py", argv, backend=backend)
     assert "tgtt" in one_error(done, 2)
+    assert "moved" not in done.stdout
+    assert checkpoint_files(finished) == before
+
+
+def test_rerun_with_a_damaged_pretrain_file_leaves_the_checkpoints(finished, root, tmp_path):
+    # BSP reads --pretrain before it sets an earlier run's checkpoints aside
+    before = checkpoint_files(finished)
+    damaged = tmp_path / "pretrain.pth"
+    damaged.write_bytes(b"not a checkpoint")
+    done = run_script("ila_bsp.py", tiny_args(root, finished, *ONE_EPOCH, "--pretrain", damaged))
+    assert one_error(done, 2).startswith(f"error: --pretrain: {damaged} cannot be read")
     assert "moved" not in done.stdout
     assert checkpoint_files(finished) == before
 

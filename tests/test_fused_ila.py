@@ -139,6 +139,7 @@ class MyLabeller(KNNPseudoLabeller):
     ({"similarity": CosineSimilarity()}, False),
     ({"metric_loss": AffinityTripletLoss()}, False),
     ({"metric_loss": MultiSampleContrastiveLoss(reduction="sum")}, False),
+    ({"metric_loss": "msc-push"}, False), ({"metric_loss": "msc-pull"}, False),
     ({"pseudo_labeller": ClassifierPseudoLabeller()}, False)])
 def test_the_fused_path_is_taken_only_for_the_papers_parts(kwargs, fused):
     f_s, y_s, f_t = make_batch(0, n_classes=3, per_class=2, n_t=5)

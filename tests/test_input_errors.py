@@ -79,6 +79,14 @@ def test_missing_own_images_offer_no_own_images(tmp_path, capsys):
     assert "-d ImageList` (ROOT" not in err and "`-d ImageFolder` (ROOT" in err and "-d OfflineDigits" in err
 
 
+def test_log_that_is_a_file(root, tmp_path, capsys):
+    log = tmp_path / "run.out"
+    log.write_text("an earlier run's output")
+    code, err = run_dann(tiny_args(root, log), capsys)
+    assert code == 2 and err.strip().splitlines()[-1] == f"error: --log {log} is a file, not a folder; choose another --log"
+    assert log.read_text() == "an earlier run's output"
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--temperature", "0"], "--ila-temperature must be positive"),
     (["--mu", "0.01"], "keeps no target"),

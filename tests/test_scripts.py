@@ -290,8 +290,18 @@ def test_mdd_and_bsp_scripts(tiny_root, tmp_path, backend, script, columns):
         assert re.search(r"^Epoch: \[0\]\[0/4\]\tTime +\d+\.\d \( *\d+\.\d\)\tData [^\t]*\tLoss +\d+\.\d\d "
                          r"\( *\d+\.\d\d\)\tCls Acc [^\t]*$", text, re.M)
         assert os.path.isfile(os.path.join(log, "checkpoints", "pretrain.pth"))
-    baseline = run_script(script, tiny_args(tiny_root, str(tmp_path / "base"), "--epochs", "1", "--ila-trade-off", "0",
-                                            *extra), backend=backend)
+    if script == "ila_bsp.py":
+        # the baseline in the same folder, from the first run's pretraining (--pretrain): the file is read before
+        # the new run sets that run's checkpoints aside, itself among them
+        pretrained = os.path.join(log, "checkpoints", "pretrain.pth")
+        baseline = run_script(script, tiny_args(tiny_root, log, "--epochs", "1", "--ila-trade-off", "0",
+                                                "--pretrain", pretrained), backend=backend)
+        moved = re.search(r"^=> an earlier run's checkpoints were moved to (.*)$", baseline.stdout, re.M)
+        assert moved and os.path.isfile(os.path.join(moved.group(1), "pretrain.pth")), baseline.stderr[-3000:]
+        assert "Pretraining the model" not in baseline.stdout
+    else:
+        baseline = run_script(script, tiny_args(tiny_root, str(tmp_path / "base"), "--epochs", "1",
+                                                "--ila-trade-off", "0"), backend=backend)
     assert baseline.returncode == 0 and "ILA Loss" not in baseline.stdout
 
 

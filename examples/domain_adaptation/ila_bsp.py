@@ -14,6 +14,8 @@ from ila_tllib import backend
 from ila_tllib.engine import UsageError, domain_accuracy
 from ila_tllib.engine.checkpoint import load_weights
 
+PRETRAIN_FIX = 'give a --pretrain file written by this script with the same flags, or leave --pretrain out'
+
 
 class BSPLoss(nn.Module):
     """DANN's domain adversarial loss and the spectral penalty, side by side."""
@@ -51,8 +53,13 @@ class BSP(DANN):
             raise UsageError("--pretrain-epochs and --trade-off-bsp cannot be negative, --pretrain-lr must be positive")
 
     def build_classifier(self, args, backbone, num_classes, pool_layer):
-        return backend.BSPClassifier(backbone, num_classes, bottleneck_dim=args.bottleneck_dim,
-                                     pool_layer=pool_layer, finetune=not args.scratch)
+        classifier = backend.BSPClassifier(backbone, num_classes, bottleneck_dim=args.bottleneck_dim,
+                                           pool_layer=pool_layer, finetune=not args.scratch)
+        if args.pretrain is not None and args.phase == 'train' and not args.resume:
+            # read before the run sets an earlier run's checkpoints aside: a bad file stops it first, and the
+            # file may be one of them
+            load_weights(classifier, args.pretrain, '--pretrain', PRETRAIN_FIX)
+        return classifier
 
     def build_transfer(self, args, classifier, num_classes, source_size, target_size):
         return BSPLoss(super().build_transfer(args, classifier, num_classes, source_size, target_size))
@@ -69,8 +76,7 @@ class BSP(DANN):
                              after_epoch=evaluate)
             trainer.save(path)
             print("Pretraining process is done.")
-        load_weights(trainer.model, args.pretrain or path, '--pretrain', 'give a --pretrain file '
-                     'written by this script with the same flags, or leave --pretrain out')
+            load_weights(trainer.model, path, '--pretrain', PRETRAIN_FIX)   # as tllib: the saved weights
 
 
 if __name__ == '__main__':
