@@ -83,7 +83,8 @@ def test_log_that_is_a_file(root, tmp_path, capsys):
     log = tmp_path / "run.out"
     log.write_text("an earlier run's output")
     code, err = run_dann(tiny_args(root, log), capsys)
-    assert code == 2 and err.strip().splitlines()[-1] == f"error: --log {log} is a file, not a folder; choose another --log"
+    assert code == 2
+    assert err.strip().splitlines()[-1] == f"error: --log {log} is a file, not a folder; choose another --log"
     assert log.read_text() == "an earlier run's output"
 
 
