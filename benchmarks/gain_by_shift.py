@@ -21,6 +21,11 @@ must have run with ``--similarity``.
 accuracy was highest, an epoch chosen with target labels, as tllib's tables report it. ``--accuracy last``
 reads the last epoch's `` * Acc@1`` instead: the weights a user without target labels keeps. ``--epoch N``
 reads epoch N's (0: the first).
+
+``--oracle-off-losing`` and ``--oracle-off-below PCT`` bound what any gate could do that switches ILA-DA off
+for a whole shift: ILA-DA is counted as its baseline (the same runs: gain 0, not ahead) on every task whose
+mean gain is below 0, or whose baseline's mean accuracy is below PCT. Both choose the tasks with target
+labels; they are not a method, they say how far the best such gate gets from the pass marks.
 """
 import argparse
 import os
@@ -156,6 +161,12 @@ def rows(sets, seeds, similarity, accuracy="best", epoch=None):
     return sorted(table, key=lambda r: (r["base"], r["method"]))
 
 
+def switched_off(table, off):
+    """The table with ILA-DA counted as its baseline on every row ``off(row)`` is true for (marked ``off``):
+    what a gate that switched ILA-DA off on those shifts would have given, the baseline's runs themselves."""
+    return [dict(r, ila=r["base"], gain=0.0, ahead=0, off=True) if off(r) else r for r in table]
+
+
 def tasks_below(rows, worst):
     """``below W: T1 g1, T2 g2`` for the rows whose ``gain`` is below ``worst`` (``none`` when none is)."""
     below = ", ".join(f"{r['task']} {r['gain']:+.1f}" for r in rows if r["gain"] < worst)
@@ -190,6 +201,12 @@ def main():
                              "last: the last epoch's, chosen without target labels")
     parser.add_argument("--epoch", type=int, default=None,
                         help="instead of --accuracy, the accuracy after this epoch (0: the first; -1: the last)")
+    parser.add_argument("--oracle-off-losing", action="store_true",
+                        help="count ILA-DA as its baseline on every task whose mean gain is below 0 (target "
+                             "labels choose the tasks: a bound on any gate that switches ILA-DA off per shift)")
+    parser.add_argument("--oracle-off-below", type=float, default=None, metavar="PCT",
+                        help="count ILA-DA as its baseline on every task whose baseline's mean accuracy is "
+                             "below PCT (target labels choose the tasks: a bound, as --oracle-off-losing)")
     args = parser.parse_args()
     args.sets = args.sets or [os.path.join(RESULTS, s) for s in DEFAULT_SETS[args.similarity]]
     try:
@@ -198,11 +215,16 @@ def main():
         parser.error(str(e))
     if not table:
         parser.error("no task has both a baseline's and ILA-DA's finished runs of the same seed in --sets")
+    if args.oracle_off_losing:
+        table = switched_off(table, lambda r: r["gain"] < 0)
+    if args.oracle_off_below is not None:
+        table = switched_off(table, lambda r: r["base"] < args.oracle_off_below)
     print("| method | task | seeds | baseline | ILA-DA | gain | ahead | kept PL right % | discriminator % "
           "(ILA-DA / baseline) |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in table:
-        print(f"| {r['method']} | {r['task']} | {r['n']} | {r['base']:.1f} | {r['ila']:.1f} | {r['gain']:+.1f} | "
+        task = r["task"] + (" (off)" if r.get("off") else "")
+        print(f"| {r['method']} | {task} | {r['n']} | {r['base']:.1f} | {r['ila']:.1f} | {r['gain']:+.1f} | "
               f"{r['ahead']}/{r['n']} | {r['precision']:.0f} | {r['disc_ila']:.0f} / {r['disc_base']:.0f} |")
     print()
     print("\n".join(summary(table)))

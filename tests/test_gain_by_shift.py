@@ -105,6 +105,30 @@ def test_the_last_epoch_instead_of_the_best(tmp_path):
     assert done.returncode == 2 and "A2W_seed1" in done.stderr and "--accuracy best" in done.stderr
 
 
+def test_the_oracle_gates_count_ila_da_as_its_baseline(tmp_path):
+    # baseline 80 and 82, ILA-DA 85 and 81 (gain +2.0, ahead in 1 of 2); seed 1 alone: -1.0
+    root = str(tmp_path)
+    for seed, base, ila in ((0, 80.0, 85.0), (1, 82.0, 81.0)):
+        write_log(root, "DANN", seed, base, [(74, 75)], (), "--ila-trade-off", "0")
+        write_log(root, "ILA-DA+DANN", seed, ila, [(66, 70)], (60.0,))
+
+    def run(*flags):
+        done = subprocess.run([sys.executable, SCRIPT, "--sets", root, *flags], capture_output=True, text=True,
+                              cwd=REPO)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+    # a task that gains is kept; one that loses counts as its baseline: gain 0, not ahead, no longer below -0.5
+    assert "| DANN | A→W | 2 | 81.0 | 83.0 | +2.0 | 1/2 |" in run("--oracle-off-losing")
+    out = run("--oracle-off-losing", "--seeds", "1")
+    assert "| DANN | A→W (off) | 1 | 82.0 | 82.0 | +0.0 | 0/1 |" in out
+    assert "DANN: +0.0 over 1 task(s), ahead in 0/1 pairs; below -0.5: none" in out
+    # by the baseline's mean accuracy, 81.0: off below 81.5, kept below 81.0
+    out = run("--oracle-off-below", "81.5")
+    assert "| DANN | A→W (off) | 2 | 81.0 | 81.0 | +0.0 | 0/2 |" in out
+    assert "DANN: +0.0 over 1 task(s), ahead in 0/2 pairs" in out
+    assert "| DANN | A→W | 2 | 81.0 | 83.0 | +2.0 | 1/2 |" in run("--oracle-off-below", "81.0")
+
+
 def test_nothing_to_pair_exits_2():
     done = subprocess.run([sys.executable, SCRIPT, "--sets", os.path.join(REPO, "tests")], capture_output=True,
                           text=True, cwd=REPO)
