@@ -2,6 +2,10 @@
 dann.py, cdan.py, mdd.py and bsp.py print them (their argparse order, read from thuml's scripts); the
 flags this package adds may sit anywhere between them."""
 import ast
+import os
+import re
+import subprocess
+import sys
 
 import pytest
 
@@ -10,6 +14,8 @@ import ila_cdan
 import ila_dann
 import ila_mdd
 from ila_tllib.engine import get_parser
+
+from helpers import SCRIPTS
 
 _DATA = ["root", "data", "source", "target", "train_resizing", "val_resizing", "resize_size", "scale", "ratio",
          "no_hflip", "norm_mean", "norm_std"]
@@ -40,3 +46,19 @@ def test_tllibs_flags_print_in_tllibs_order_and_names(method):
     # every flag once, with its value: only the order and the names changed
     assert printed == {method.namespace_names.get(k, k): v for k, v in vars(args).items()}
     assert printed["lr"] == 0.02 and printed["source"] == ["A"]
+
+
+@pytest.mark.parametrize("method", [ila_dann.DANN(), ila_cdan.CDAN(), ila_mdd.MDD(), ila_bsp.BSP()],
+                         ids=lambda m: m.name)
+def test_help_lists_tllibs_flags_in_tllibs_order(method):
+    # `--help` as a user reads it: the options' lines in order, each named by its first long flag
+    done = subprocess.run([sys.executable, os.path.join(SCRIPTS, f"ila_{method.name}.py"), "--help"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    options = re.split(r"\n(?:options|optional arguments):\n", done.stdout)[1]   # Python 3.10 says the latter
+    listed = [re.search(r"--([\w-]+)", line).group(1).replace("-", "_")
+              for line in options.splitlines() if line.startswith("  -")]
+    engine_name = {v: k for k, v in method.namespace_names.items()}
+    tllib = [engine_name.get(name, name) for name in TLLIB_ORDER[method.name] if name != "root"]
+    listed = ["weight_decay" if name == "wd" else name for name in listed]   # --wd W, --weight-decay W
+    assert [name for name in listed if name in tllib] == tllib

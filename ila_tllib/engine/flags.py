@@ -18,6 +18,7 @@ from ..similarity import SIMILARITIES
 from ..transforms import TRAIN_RESIZINGS, VAL_RESIZINGS
 from . import precision
 from .errors import UsageError
+from .method import placed_after
 from .ila_term import (DEFAULT_SPECTRAL_FORM, ILA_RELIABILITIES, ILA_SCHEDULES, KEEP_SCHEDULES,
                        SPECTRAL_DOMAINS, SPECTRAL_FORMS, SPECTRAL_SCHEDULES)
 from .moving_average import DEFAULT_MINING_AVERAGE, MINING_AVERAGES
@@ -125,9 +126,19 @@ def get_parser(method) -> argparse.ArgumentParser:
     p.add_argument('--phase', type=str, default='train', choices=['train', 'test', 'analysis'],
                    help="When phase is 'test', only test the model. When phase is 'analysis', only analysis the model.")
     method.add_arguments(p)
+    _order_like_tllib(p, method.namespace_after)
     add_ila_arguments(p)
     p.set_defaults(**method.defaults)     # last: a method's defaults cover ILA's flags too
     return p
+
+
+def _order_like_tllib(p: argparse.ArgumentParser, after):
+    # --help lists flags in the order they were added, and a method's own flags come after the shared ones;
+    # move them where tllib's script has them. argparse offers no public way to reorder its lists
+    dests = [a.dest for a in p._actions]
+    position = {dest: i for i, dest in enumerate(placed_after(dests, after))}
+    for actions in [p._actions] + [group._group_actions for group in p._action_groups]:
+        actions.sort(key=lambda action: position[action.dest])
 
 
 def add_ila_arguments(p: argparse.ArgumentParser):

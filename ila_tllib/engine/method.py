@@ -20,7 +20,7 @@ hook                   what it says
 ``transfer_loss``      the weighted adaptation term and the meters it fills
 ``epoch_lr_line``      the learning-rate line before each epoch, as tllib's script prints it
 ``namespace_names``    the names tllib's script gives some flags in its printed ``Namespace`` line
-``namespace_after``    where tllib's script has the method's own flags in that line
+``namespace_after``    where tllib's script has the method's own flags, in that line and in ``--help``
 =====================  ===========================================================================
 """
 import argparse
@@ -29,7 +29,7 @@ from typing import Dict, List, NamedTuple, Tuple
 import torch
 import torch.nn as nn
 
-__all__ = ["Outputs", "Method"]
+__all__ = ["Outputs", "Method", "placed_after"]
 
 
 class Outputs(NamedTuple):
@@ -92,11 +92,7 @@ class Method:
         """The run's flags as the first line of the log, ``Namespace(...)``, in the order and with the names
         of tllib's script (:attr:`namespace_after`, :attr:`namespace_names`)."""
         values = vars(args)
-        order = list(values)
-        for flag, anchor in self.namespace_after.items():
-            if flag in values and anchor in values:
-                order.remove(flag)
-                order.insert(order.index(anchor) + 1, flag)
+        order = placed_after(list(values), self.namespace_after)
         return repr(argparse.Namespace(**{self.namespace_names.get(k, k): values[k] for k in order}))
 
     def epoch_lr_line(self, rates: List[float]) -> str:
@@ -109,6 +105,17 @@ class Method:
 
     def on_step(self, classifier: nn.Module):
         """After each training forward pass (MDD steps its reversal layer's schedule here)."""
+
+
+def placed_after(names: List[str], after: Dict[str, str]) -> List[str]:
+    """``names`` with each key of ``after`` moved right behind its value, in ``after``'s order (pairs whose
+    names are not both there are skipped): tllib's order for the flags of :attr:`Method.namespace_after`."""
+    order = list(names)
+    for name, anchor in after.items():
+        if name in order and anchor in order:
+            order.remove(name)
+            order.insert(order.index(anchor) + 1, name)
+    return order
 
 
 def domain_accuracy(transfer: nn.Module) -> float:
