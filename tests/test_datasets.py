@@ -684,6 +684,25 @@ def test_imagenet_variants_say_the_images_come_by_hand(tmp_path):
     assert ds.num_classes == 200 and ds.classes[0] == "n01443537"
 
 
+def test_imagenet_sketch_names_classes_from_imagenets_meta_file(tmp_path):
+    import torch
+    root = tmp_path / "sketch"
+    _write(str(root / "image_list" / "sketch.txt"), "sketch/n01443537/a.jpg 1\nsketch/n01440764/b.jpg 0\n")
+    for rel in ("sketch/n01443537/a.jpg", "sketch/n01440764/b.jpg"):
+        _image(str(root / rel))
+    ds = D.build_domain("ImageNetSketch", str(root), "sketch", download=False)
+    assert ds.classes[:3] == ["n01440764", "n01443537", "2"]      # no meta.bin: the ids of the listed paths
+    # torchvision's ImageNet meta file: (wnid -> names, the validation images' wnids)
+    torch.save(({"n01440764": ("tench", "Tinca tinca"), "n01443537": ("goldfish", "Carassius auratus")}, []),
+               str(root / "meta.bin"))
+    ds = D.build_domain("ImageNetSketch", str(root), "sketch", download=False)
+    assert ds.classes[:3] == [("tench", "Tinca tinca"), ("goldfish", "Carassius auratus"), "2"]
+    assert D.read_labels(ds) == [1, 0] and ds.class_to_idx[("goldfish", "Carassius auratus")] == 1
+    (root / "meta.bin").write_bytes(b"not a meta file")
+    with pytest.raises(D.DatasetFormatError, match="meta.bin is not torchvision's ImageNet meta file.*remove it"):
+        D.build_domain("ImageNetSketch", str(root), "sketch", download=False)
+
+
 def test_domainnet_validates_on_the_target_training_split(tmp_path):
     from ila_tllib.engine import get_parser
     from ila_tllib.engine.data import get_dataset

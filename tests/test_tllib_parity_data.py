@@ -106,6 +106,24 @@ def test_built_datasets_give_the_same_samples(tl, tmp_path, monkeypatch, name, d
         assert label_a == label_b and np.array_equal(np.asarray(a), np.asarray(b))
 
 
+def test_imagenet_sketch_names_its_classes_as_tllib_does(tl, tmp_path):
+    # tllib names the classes through torchvision's ImageNet(root): ROOT/meta.bin and the train/ folder
+    root = tmp_path / "sketch"
+    names = {"n01440764": ("tench", "Tinca tinca"), "n01443537": ("goldfish", "Carassius auratus")}
+    os.makedirs(root / "image_list")
+    torch.save((names, []), str(root / "meta.bin"))
+    with open(root / "image_list" / "sketch.txt", "w") as f:
+        for label, wnid in enumerate(sorted(names)):
+            for folder in ("train", "sketch"):
+                os.makedirs(root / folder / wnid)
+                Image.new("RGB", (6, 5), (40 * label, 10, 200)).save(str(root / folder / wnid / "0.JPEG"))
+            f.write(f"sketch/{wnid}/0.JPEG {label}\n")
+    theirs = tl["ImageNetSketch"](str(root), "sketch")
+    ours = sa.ImageNetSketch(str(root), "sketch", download=False)
+    assert len(theirs.classes) == len(names) and ours.classes[:len(names)] == theirs.classes
+    assert D.read_labels(ours) == [label for _, label in theirs.samples]
+
+
 # ------------------------------------------------------------------ transforms
 
 def _tllib_transform(resizing, train, resize_size, hflip, mean, std):

@@ -1,6 +1,9 @@
 """ImageNet-R and ImageNet-Sketch as tllib's adaptation tasks from ImageNet: tllib's lists (downloaded
 as tllib does) over images you put in place yourself (ImageNet's licence forbids redistribution)."""
+import os
+
 from .benchmark import TSINGHUA, BenchmarkImageList
+from .errors import DatasetFormatError
 
 __all__ = ["ImageNetR", "ImageNetSketch"]
 
@@ -37,8 +40,9 @@ class ImageNetSketch(BenchmarkImageList):
     Predictive Power', NeurIPS 2019): sketches of the 1,000 ImageNet classes.
 
     Tasks: ``IN`` (ImageNet train), ``IN-val``, ``sketch``. ``split`` is ignored. Class names are
-    the WordNet ids, read from the listed paths (tllib reads ImageNet's readable names from its
-    ``meta.bin``).
+    ImageNet's readable names when ``ROOT/meta.bin`` (torchvision's ImageNet meta file, which tllib
+    reads) is there, as tllib names them (a tuple per class, e.g. ``('tench', 'Tinca tinca')``); the
+    WordNet ids read from the listed paths otherwise.
     """
 
     title = "ImageNet-Sketch"
@@ -49,3 +53,25 @@ class ImageNetSketch(BenchmarkImageList):
     image_pattern = {task: folder + "/<wnid>/<image>" for task, folder in image_dirs.items()}
     download_list = _LISTS
     NUM_CLASSES = 1000
+
+    def __init__(self, root: str, task: str, *args, **kwargs):
+        super().__init__(root, task, *args, **kwargs)
+        readable = readable_imagenet_names(os.path.join(os.path.expanduser(root), "meta.bin"))
+        if readable:
+            self.classes = [readable.get(name, name) for name in self.classes]
+            self.class_to_idx = {name: i for i, name in enumerate(self.classes)}
+
+
+def readable_imagenet_names(path: str) -> dict:
+    """WordNet id -> ImageNet's names for it, from torchvision's ImageNet ``meta.bin`` at ``path``; {} when
+    there is none."""
+    if not os.path.isfile(path):
+        return {}
+    import torch   # the datasets need torch only for this file
+    try:
+        wnid_to_names = torch.load(path, weights_only=True)[0]
+        return {wnid: tuple(names) for wnid, names in wnid_to_names.items()}
+    except Exception as err:
+        raise DatasetFormatError(f"{path} is not torchvision's ImageNet meta file (reading it: {type(err).__name__}); "
+                                 "remove it to name the classes by their WordNet ids, or write it again with "
+                                 "torchvision.datasets.ImageNet") from err
