@@ -16,6 +16,21 @@ from helpers import (SCRIPTS, TLLIB, only_log, run_script, script_env,  # noqa: 
 
 
 
+def test_the_seed_warning_names_the_script_however_it_is_started(tiny_root, tmp_path):
+    # as a module (python -m): still the script's warning, and the run goes on
+    log = str(tmp_path / "log")
+    args = tiny_args(tiny_root, log, "--epochs", "1", "--seed", "0")
+    done = subprocess.run([sys.executable, "-m", "ila_dann", *args], capture_output=True, text=True, cwd=SCRIPTS,
+                          env=script_env(), timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"ila_dann\.py:\d+: UserWarning: You have chosen to seed training", done.stderr), done.stderr
+    # a filter written for tllib's scripts, on the script's module, silences it
+    done = subprocess.run([sys.executable, "-W", "ignore::UserWarning:__main__", os.path.join(SCRIPTS, "ila_dann.py"),
+                           *tiny_args(tiny_root, log, "--seed", "0", "--phase", "test")],
+                          capture_output=True, text=True, env=script_env(), timeout=300)
+    assert done.returncode == 0 and "You have chosen" not in done.stderr, done.stderr
+
+
 @pytest.mark.parametrize("script, pieces", [("ila_dann.py", "standalone"), ("ila_cdan.py", "tllib")])
 def test_train_test_analysis(tiny_root, tmp_path, script, pieces):
     # every phase ends with exit 0 and its last line in the log, with either backend's pieces

@@ -136,16 +136,11 @@ def set_seed(seed):
 def warn_from_script(message: str):
     """A UserWarning attributed to the running script (``__main__``), where tllib's scripts issue theirs, so
     that it reads ``cdan.py:N: UserWarning`` there and ``ila_cdan.py:N`` here and a ``-W …:__main__`` filter
-    written for tllib applies; from the caller when no frame belongs to ``__main__``."""
-    frame = sys._getframe(1)
+    written for tllib applies; to the caller's caller when no frame belongs to ``__main__``."""
+    frame, level = sys._getframe(1), 2     # stacklevel 2: this function's caller
     while frame is not None and frame.f_globals.get("__name__") != "__main__":
-        frame = frame.f_back
-    if frame is None:
-        warnings.warn(message, stacklevel=3)
-        return
-    warnings.warn_explicit(message, UserWarning, frame.f_code.co_filename, frame.f_lineno, module="__main__",
-                           registry=frame.f_globals.setdefault("__warningregistry__", {}),
-                           module_globals=frame.f_globals)
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, UserWarning, stacklevel=level if frame is not None else 3)
 
 
 def build_classifier(args, method: Method, num_classes: int, device) -> nn.Module:
