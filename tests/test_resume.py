@@ -162,8 +162,9 @@ def test_sigkill_mid_epoch_then_resume(root, tmp_path):
 @pytest.mark.parametrize("first_flags, changed, to_continue", [
     # a run from before the moving-average default mined on the network itself; its own command now resolves
     # to the average: both flags differ (the average too: it resolves to 'network' without one), one continues it
-    (["--ila-mining-ema", "0"], "ila_mining_average, ila_mining_ema", "--ila-mining-ema 0"),
-    (["--ila-source-sampling", "random"], "ila_source_sampling", "--ila-source-sampling random"),
+    (["--ila-mining-ema", "0"], f"--ila-mining-ema 0 (now {DEFAULT_MINING_EMA:g}), --ila-mining-average network "
+                                f"(now {DEFAULT_MINING_AVERAGE})", "--ila-mining-ema 0"),
+    (["--ila-source-sampling", "random"], "--ila-source-sampling random (now balanced)", "--ila-source-sampling random"),
 ], ids=["before-the-average", "random-ila-rows"])
 def test_resume_without_the_first_run_flags_says_how(root, tmp_path, first_flags, changed, to_continue):
     log = str(tmp_path / "log")
@@ -171,7 +172,7 @@ def test_resume_without_the_first_run_flags_says_how(root, tmp_path, first_flags
     assert first.returncode == 0, first.stderr
     again = run_script("ila_dann.py", tiny_args(root, log, "--epochs", "2", "--resume"))
     assert again.returncode == 2 and "Traceback" not in again.stderr
-    assert f"other {changed} (" in again.stderr
+    assert f"was written by a run with other flags: {changed} (to continue it" in again.stderr
     assert f"(to continue it, add {to_continue})" in again.stderr
     fixed = run_script("ila_dann.py", tiny_args(root, log, "--epochs", "2", "--resume", *to_continue.split()))
     assert fixed.returncode == 0, fixed.stderr
@@ -186,22 +187,44 @@ def banked_log(root, tmp_path_factory):
 
 
 @pytest.mark.parametrize("then, changed, to_continue", [
-    (["--ila-source-bank", "4"], "ila_source_bank", "--ila-source-bank 8"),
-    (["--ila-source-bank", "0"], "ila_source_bank", "--ila-source-bank 8"),
-    (["--ila-source-bank", "8", "--ila-mining-ema", "0.9"], "ila_mining_ema", f"--ila-mining-ema {DEFAULT_MINING_EMA:g}"),
-    (["--ila-source-bank", "8", "--ila-mining-ema", "0"], "ila_mining_ema", f"--ila-mining-ema {DEFAULT_MINING_EMA:g}"),
-    (["--ila-source-bank", "8", "--ila-mining-average", "bottleneck"], "ila_mining_average",
-     f"--ila-mining-average {DEFAULT_MINING_AVERAGE}"),
-    (["--ila-source-bank", "8", "--ila-source-sampling", "random"], "ila_source_sampling",
+    (["--ila-source-bank", "4"], "--ila-source-bank 8 (now 4)", "--ila-source-bank 8"),
+    (["--ila-source-bank", "0"], "--ila-source-bank 8 (now 0)", "--ila-source-bank 8"),
+    (["--ila-source-bank", "8", "--ila-mining-ema", "0.9"], f"--ila-mining-ema {DEFAULT_MINING_EMA:g} (now 0.9)",
+     f"--ila-mining-ema {DEFAULT_MINING_EMA:g}"),
+    (["--ila-source-bank", "8", "--ila-mining-ema", "0"], f"--ila-mining-ema {DEFAULT_MINING_EMA:g} (now 0)",
+     f"--ila-mining-ema {DEFAULT_MINING_EMA:g}"),
+    (["--ila-source-bank", "8", "--ila-mining-average", "bottleneck"],
+     f"--ila-mining-average {DEFAULT_MINING_AVERAGE} (now bottleneck)", f"--ila-mining-average {DEFAULT_MINING_AVERAGE}"),
+    (["--ila-source-bank", "8", "--ila-source-sampling", "random"], "--ila-source-sampling balanced (now random)",
      "--ila-source-sampling balanced"),
 ], ids=["bank-resized", "bank-dropped", "ema-changed", "ema-dropped", "average-changed", "sampling-changed"])
 def test_resume_with_other_ila_memory_is_a_clear_error(root, banked_log, then, changed, to_continue):
     # the bank's rings and the moving average are part of the resumed state: other values cannot continue it
     again = run_script("ila_dann.py", tiny_args(root, banked_log, "--epochs", "2", "--resume", *then))
     assert again.returncode == 2, again.stderr
-    assert re.search(rf"was written by a run with other (\w+, )*{changed}\b", again.stderr)
+    assert re.search(rf"was written by a run with other flags: (.*, )?{re.escape(changed)}", again.stderr), again.stderr
     assert "Traceback" not in again.stderr
     assert f"(to continue it, add {to_continue})" in again.stderr
+
+
+def test_resume_refuses_any_flag_that_changes_the_run_and_names_it(root, banked_log):
+    # the seed (the data order after the resume) and the batch size: both named, with the values to go back to
+    again = run_script("ila_dann.py", tiny_args(root, banked_log, "--epochs", "2", "--resume", "--ila-source-bank", "8",
+                                                "--seed", "3", "-b", "6", "--k", "5"))
+    assert again.returncode == 2 and "Traceback" not in again.stderr
+    assert ("other flags: --batch-size 8 (now 6), --seed not given (now 3), --k 3 (now 5) (to continue it, add "
+            "--batch-size 8 without --seed --k 3)") in again.stderr, again.stderr
+
+
+def test_resume_may_go_on_longer_and_says_what_that_changes(root, tmp_path):
+    log = str(tmp_path / "log")
+    first = run_script("ila_dann.py", tiny_args(root, log, "--epochs", "1", "--seed", "0"))
+    assert first.returncode == 0, first.stderr
+    # the folder and the print frequency may change; --epochs too, with a note on the ramp that spans the run
+    again = run_script("ila_dann.py", tiny_args(root, log, "--epochs", "2", "--resume", "--seed", "0", "-p", "1"))
+    assert again.returncode == 0, again.stderr
+    assert epochs_trained(again.stdout) == [1]
+    assert "note: --epochs 1 (now 2): schedules that span the run" in again.stdout
 
 
 def test_resume_without_checkpoint_is_a_clear_error(root, tmp_path):

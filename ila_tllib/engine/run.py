@@ -27,6 +27,7 @@ from .ila_term import build_ila_term
 from .loop import Trainer, load_schedule, make_optimizer, unwrap, validate
 from .method import Method
 from .output import RunOutput
+from .resume_flags import changed_flags, inexact_notes, refusal
 from .peers import PeerWatch, agree, main_process_first
 
 __all__ = ["main", "run", "build_classifier"]
@@ -296,7 +297,7 @@ def save_resume_state(args, method, plan, epoch, best_acc1, state, modules, opti
     if not dist_utils.is_main_process():
         return
     save_atomic({
-        'config': resume_config(args, method, plan, state),
+        'config': resume_config(args, method, plan, state), 'flags': dict(vars(args)),
         'epoch': epoch + 1, 'best_acc1': best_acc1, 'iter': state['iter'],
         'modules': {name: module.state_dict() for name, module in modules.items()},
         'counters': schedule_counters(modules),
@@ -310,6 +311,11 @@ def load_resume_state(args, method, plan, state, modules, optimizer, scheduler, 
     path = checkpoint_path(args, 'resume')
     fix = "start without --resume to train anew (the old checkpoints are kept aside)"
     ckpt = load_file(path, "--resume", "a run writes it after its first epoch; " + fix, weights_only=False)
+    flags = ckpt.get('flags') if isinstance(ckpt, dict) else None
+    if isinstance(flags, dict):   # written with every flag: each change is named with both values
+        changes = changed_flags(flags, vars(args))
+        if changes:
+            raise UsageError(refusal(path, flags, changes))
     config = resume_config(args, method, plan, state)
     old = ckpt.get('config') if isinstance(ckpt, dict) else None
     # written before a flag existed: it ran with that flag off
@@ -340,4 +346,6 @@ def load_resume_state(args, method, plan, state, modules, optimizer, scheduler, 
         raise UsageError(f"--resume: {path} does not fit this run ({str(e).splitlines()[0]}); {fix}") from None
     state['iter'] = ckpt['iter']
     print(f"=> resumed from {path}: epoch {ckpt['epoch']}, iteration {ckpt['iter']}, best_acc1 {ckpt['best_acc1']:.1f}")
+    for note in inexact_notes(flags, vars(args)) if isinstance(flags, dict) else []:
+        print(f"note: {note}")
     return ckpt['epoch'], ckpt['best_acc1']
