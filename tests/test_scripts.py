@@ -31,6 +31,20 @@ def test_the_seed_warning_names_the_script_however_it_is_started(tiny_root, tmp_
     assert done.returncode == 0 and "You have chosen" not in done.stderr, done.stderr
 
 
+def test_a_reader_that_goes_away_does_not_stop_the_run(tiny_root, tmp_path):
+    # `| head -1`: the pipe closes after the first line; the run trains on, into its log file, and exits 0
+    log = str(tmp_path / "log")
+    process = subprocess.Popen([sys.executable, os.path.join(SCRIPTS, "ila_dann.py"), *tiny_args(tiny_root, log)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=script_env())
+    assert process.stdout.readline().startswith(b"Namespace(")
+    process.stdout.close()
+    _, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err.decode()
+    assert b"Traceback" not in err and b"BrokenPipe" not in err
+    text = only_log(log, "train")
+    assert "note: the output's reader has gone" in text and re.search(r"^test_acc1 = ", text, re.M)
+
+
 @pytest.mark.parametrize("script, pieces", [("ila_dann.py", "standalone"), ("ila_cdan.py", "tllib")])
 def test_train_test_analysis(tiny_root, tmp_path, script, pieces):
     # every phase ends with exit 0 and its last line in the log, with either backend's pieces

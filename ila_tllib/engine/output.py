@@ -8,6 +8,7 @@ stdout); both reach the one log file. On processes other than the first under to
 silenced and stderr kept, so every process's errors still reach the terminal.
 """
 import contextlib
+import io
 import os
 import sys
 import time
@@ -23,17 +24,33 @@ class Tee:
 
     def __init__(self, stream: TextIO, log: TextIO):
         self.terminal, self.log = stream, log
-        self.log_failed = False
+        self.log_failed = self.reader_gone = False
 
     def write(self, message: str) -> int:
-        self.terminal.write(message)
+        self._to_terminal(lambda: self.terminal.write(message))
         self._to_log(lambda: self.log.write(message))
         self.flush()
         return len(message)
 
     def flush(self):
-        self.terminal.flush()
+        self._to_terminal(self.terminal.flush)
         self._to_log(self.log.flush)
+
+    def _to_terminal(self, action):
+        # a reader that went away (`| head`) must not stop the run: it goes on into the log file. The
+        # stream is pointed at os.devnull, or its next flush (at exit too) would fail again
+        if self.reader_gone:
+            return
+        try:
+            action()
+        except BrokenPipeError:
+            self.reader_gone = True
+            with contextlib.suppress(OSError, ValueError, AttributeError, io.UnsupportedOperation):
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, self.terminal.fileno())
+                os.close(devnull)
+            self._to_log(lambda: self.log.write("note: the output's reader has gone (a closed pipe); the run "
+                                                "goes on, its output into this file only\n"))
 
     def _to_log(self, action):
         # a log that cannot be written (a full disk) must not stop the run or hide its messages:
