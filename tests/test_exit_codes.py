@@ -253,10 +253,12 @@ def test_non_finite_batchnorm_statistics_stop_before_saving(root, tmp_path, back
 
 
 def test_divergence_leaves_the_last_good_checkpoints(finished, root, backend):
-    # --lr is not part of what a resume must match: epoch 1 diverges, epoch 0's files stay
+    # --lr is one of the flags a resume may change (what the message tells a diverged run to lower): epoch 1
+    # diverges, epoch 0's files stay
     before = checkpoint_files(finished)
     done = run_script("ila_dann.py", tiny_args(root, finished, *ONE_EPOCH, "--resume", "--epochs", "2",
-                                               "-i", "4", "--lr", "1e30"), backend=backend)
+                                               "--lr", "1e30"), backend=backend)
+    assert "note: --lr 0.01 (now 1e+30): the rest of the run trains with the new value" in done.stdout
     line = one_error(done, 3)
     assert re.search(r"nothing was saved for epoch 1: the checkpoints in .* still hold epoch 0 \(best_acc1 = "
                      r"\d+\.\d\); continue from them with --resume and a lower --lr$", line), line

@@ -1,4 +1,5 @@
 """Interrupted runs: exact resume after an epoch, resume after SIGKILL, and a NaN loss that stops training."""
+import glob
 import os
 import queue
 import re
@@ -157,6 +158,33 @@ def test_sigkill_mid_epoch_then_resume(root, tmp_path):
     assert wa.keys() == wb.keys()
     for k in wa:
         assert torch.equal(wa[k], wb[k]), k
+
+
+def test_ctrl_c_says_what_resume_continues_from_and_ends_as_sigint(root, tmp_path):
+    # Ctrl-C in the second epoch: one line (no traceback) naming resume.pth, in the log too; the process ends
+    # killed by SIGINT, as Python's own Ctrl-C ends, so a shell running a task list stops as well
+    log = str(tmp_path / "log")
+    proc = subprocess.Popen([sys.executable, os.path.join(SCRIPTS, "ila_dann.py")]
+                            + tiny_args(root, log, "--epochs", "2", "-i", "40", "-p", "1"),
+                            env=script_env("standalone"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    resume_file = os.path.join(log, "checkpoints", "resume.pth")
+    lines = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+    deadline = time.time() + 240
+    try:
+        while True:
+            line = lines.get(timeout=max(1.0, deadline - time.time()))
+            if os.path.exists(resume_file) and line.startswith("Epoch: [1][ 2/40]"):
+                break
+        proc.send_signal(signal.SIGINT)
+        err = proc.communicate(timeout=60)[1]
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGINT, err
+    told = f"interrupted: {resume_file} holds the last finished epoch; continue with --resume"
+    assert told in err and "Traceback" not in err, err
+    assert told in "".join(open(path).read() for path in glob.glob(os.path.join(log, "train-*.txt")))
 
 
 @pytest.mark.parametrize("first_flags, changed, to_continue", [

@@ -9,6 +9,8 @@ code    meaning
         on bad input, and nothing finished was overwritten
 3       divergence: the loss, the weights or the BatchNorm statistics became
         non-finite; the run stopped before saving, earlier checkpoints stay as they were
+130     interrupted (Ctrl-C): one ``interrupted: ...`` line says what ``--resume`` would
+        continue from; the process ends as killed by SIGINT (the shell shows 130)
 ======  ==========================================================================
 
 Under torchrun every process ends with the code of the first error (see :mod:`.peers`). Any other
@@ -22,12 +24,12 @@ from ..backend import BackendChoiceError, TllibUnavailableError
 from ..datasets.errors import DatasetError
 from ..models import BackboneError
 
-__all__ = ["UsageError", "DivergenceError", "PeerStopped", "EXIT_OK", "EXIT_USAGE", "EXIT_DIVERGED", "classify",
-           "disk_problem", "DIVERGENCE_FIX"]
+__all__ = ["UsageError", "DivergenceError", "PeerStopped", "EXIT_OK", "EXIT_USAGE", "EXIT_DIVERGED",
+           "EXIT_INTERRUPTED", "classify", "disk_problem", "DIVERGENCE_FIX"]
 
-EXIT_OK, EXIT_USAGE, EXIT_DIVERGED = 0, 2, 3
+EXIT_OK, EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 2, 3, 130
 
-#: what to change when training diverges
+#: what to change when training diverges (a --resume may change these: engine.resume_flags.CHANGE_TO_RECOVER)
 DIVERGENCE_FIX = "lower --lr or the loss weights --trade-off and --ila-trade-off, or raise --ila-temperature"
 
 # disk problems the user fixes outside the program, reported as bad input

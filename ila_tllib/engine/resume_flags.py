@@ -2,8 +2,9 @@
 
 A resumed run continues the run its ``resume.pth`` holds, so every flag that shapes the training must be
 the one that run had; the checkpoint keeps them all. A few may differ: where the data and the log are,
-what is printed, how images are read, the weights a new run would start from (a resume loads its own)
-and how long the run goes on.
+what is printed, how images are read, the weights a new run would start from (a resume loads its own),
+how long the run goes on, and what a diverged run is told to change before it resumes (a note names each
+change that makes the rest of the run differ).
 """
 from typing import Dict, List, Tuple
 
@@ -12,8 +13,10 @@ from .flags import default_mining_average, flag_name
 
 __all__ = ["RESUME_MAY_CHANGE", "changed_flags", "refusal", "inexact_notes"]
 
+#: what :data:`~.errors.DIVERGENCE_FIX` tells a diverged run to change before it resumes
+CHANGE_TO_RECOVER = ("lr", "trade_off", "ila_trade_off", "ila_temperature")
 RESUME_MAY_CHANGE = frozenset({"root", "log", "phase", "resume", "print_freq", "per_class_eval", "cache_images",
-                               "workers", "pretrained", "pretrain", "epochs"})
+                               "workers", "pretrained", "pretrain", "epochs", *CHANGE_TO_RECOVER})
 
 
 def changed_flags(old: Dict[str, object], new: Dict[str, object]) -> List[Tuple[str, object, object]]:
@@ -62,7 +65,8 @@ def refusal(path: str, old: Dict[str, object], changes: List[Tuple[str, object, 
 
 def inexact_notes(old: Dict[str, object], new: Dict[str, object]) -> List[str]:
     """What a change the resume allows does to the rest of the run."""
-    notes = []
+    notes = [f"{flag_name(dest)} {_value(old[dest])} (now {_value(new[dest])}): the rest of the run trains with "
+             f"the new value" for dest in CHANGE_TO_RECOVER if dest in old and dest in new and old[dest] != new[dest]]
     if old.get("epochs", new["epochs"]) != new["epochs"]:
         notes.append(f"--epochs {old['epochs']} (now {new['epochs']}): schedules that span the run (ILA-DA's "
                      f"ramp) now span {new['epochs']} epochs, so the rest of the run is not what {new['epochs']} "

@@ -1,6 +1,7 @@
 """A whole run: flags → folder → data → model → phases, and the exit code it ends with."""
 import os
 import random
+import signal
 import sys
 import warnings
 from typing import Optional
@@ -20,7 +21,7 @@ from .batches import BatchPlan
 from .checkpoint import (RunDirectory, check_finite_state, keep_tensors_in_state, load_file, load_weights, rng_state,
                          schedule_counters, set_rng_state, set_schedule_counters)
 from .data import eval_loader, get_dataset
-from .errors import EXIT_OK, DivergenceError, UsageError, classify, disk_problem
+from .errors import EXIT_INTERRUPTED, EXIT_OK, DivergenceError, UsageError, classify, disk_problem
 from .flags import (FLAGS_ADDED_LATER, check_args, default_mining_average, flag_name, get_parser,
                     ila_enabled)
 from .ila_term import build_ila_term
@@ -37,6 +38,11 @@ def main(method: Method, argv=None):
     """Parse the flags and run; the process exits with the run's code (see :mod:`.errors`)."""
     args = get_parser(method).parse_args(argv)
     code = run(args, method)
+    if code == EXIT_INTERRUPTED and int(os.environ.get('WORLD_SIZE', '1')) == 1:
+        # end as killed by SIGINT, as Python does after an uncaught Ctrl-C: a shell running a task list
+        # (bash ila_cdan.sh) then stops too instead of starting the next line
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
     if code != EXIT_OK and int(os.environ.get('WORLD_SIZE', '1')) > 1:
         # torchrun terminates the other processes as soon as one has ended, and Python's shutdown gives
         # SIGTERM back its default meaning: a process still shutting down would end "killed by SIGTERM"
@@ -62,6 +68,11 @@ def run(args, method: Method) -> int:
             # which rank 0 runs alone for as long as it takes (a barrier would time out on the others)
             dist.barrier()
         return EXIT_OK
+    except KeyboardInterrupt:
+        print(f"interrupted: {interrupted_state(args)}", file=sys.stderr)
+        if peers is not None:
+            peers.stopping(EXIT_INTERRUPTED, "interrupted")
+        return EXIT_INTERRUPTED
     except Exception as e:
         found = classify(e)
         if found is None and peers is not None:   # e.g. gloo's "Connection closed by peer" after a peer's error
@@ -86,6 +97,16 @@ def run(args, method: Method) -> int:
             directory.close()
         if dist_utils.is_distributed():
             dist.destroy_process_group()
+
+
+def interrupted_state(args) -> str:
+    """What an interrupted run leaves: the epoch ``--resume`` would continue from, if any."""
+    path = checkpoint_path(args, 'resume')
+    if args.phase != 'train':
+        return f"--phase {args.phase} did not finish"
+    if os.path.isfile(path):
+        return f"{path} holds the last finished epoch; continue with --resume"
+    return "no epoch had finished, nothing to resume; run again to start over"
 
 
 def init_distributed() -> torch.device:
