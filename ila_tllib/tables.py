@@ -60,8 +60,10 @@ ORIGIN = {
     ("Birds31", "DANN"): 78.44, ("Birds31", "CDAN"): 82.18,
     ("Birds31", "ILA-DA+DANN"): 83.63, ("Birds31", "ILA-DA+CDAN"): 86.03,
 }
-# flags that never separate rows: seeds are averaged, tasks are columns
-IGNORED = {"seed", "log", "phase", "workers", "print_freq", "root", "per_class_eval", "source", "target"}
+# flags that never separate rows: seeds are averaged, tasks are columns; a resumed run, and one that kept its
+# images decoded in memory, trained as the run without
+IGNORED = {"seed", "log", "phase", "workers", "print_freq", "root", "per_class_eval", "source", "target", "resume",
+           "cache_images"}
 
 
 def _start_weights(args: dict, ours: bool) -> Optional[str]:

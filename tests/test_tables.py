@@ -91,6 +91,15 @@ def test_weights_split_rows_only_where_they_differ(tmp_path):
     assert rows["CDAN (weights=v1)"][2] == "93.4 ± 0.6" and rows["CDAN (weights=default)"][2] == "95.0"
 
 
+def test_resumed_and_cached_runs_share_the_row_of_their_recipe(tmp_path):
+    logs = str(tmp_path / "logs")
+    our_log(logs, "ila_cdan", "A", "W", 94.0)
+    our_log(logs, "ila_cdan", "A", "W", 95.0, "--resume", seed=1)
+    our_log(logs, "ila_cdan", "A", "W", 96.0, "--cache-images", seed=2)
+    rows = _rows(format_table(collect([logs])))
+    assert list(rows) == ["ILA-DA+CDAN"] and rows["ILA-DA+CDAN"][2] == "95.0 ± 1.0"   # the sample standard deviation
+
+
 def test_a_tllib_log_outside_its_layout_keeps_its_folder_name(tmp_path):
     tllib_log(str(tmp_path / "runs"), "mcc", "A", "W", 0, 94.0)
     os.rename(tmp_path / "runs" / "mcc", tmp_path / "runs" / "my_mcc")
