@@ -1,6 +1,6 @@
 """ILA-DA + CDAN: tllib's cdan.py recipe with the instance-level affinity loss added.
 
-    python examples/domain_adaptation/ila_cdan.py data/office31 -s A -t W -a resnet50 --epochs 20 --seed 1 \
+    python examples/domain_adaptation/ila_cdan.py data/office31 -s A -t W -a resnet50 --epochs 20 --seed 2 \
         --log logs/ila_cdan/Office31_A2W
 
 ``--ila-trade-off 0`` is tllib's CDAN; ``--trade-off 0 --ila-trade-off 0`` is source only.
