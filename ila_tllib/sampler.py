@@ -27,6 +27,9 @@ class _ResumableBatchSampler(Sampler[List[int]]):
         self.pass_index, self.skip = divmod(int(batches_consumed), len(self))
 
     def state_dict(self):
+        """Where the next ``iter()`` starts. A pass under way counts as drawn: the sampler cannot know how many
+        of its batches were used (loader workers fetch ahead), so to continue inside a pass give
+        :meth:`resume_at` the batches consumed, as the training engine's ``--resume`` does."""
         return {"pass_index": self.pass_index, "skip": self.skip}
 
     def load_state_dict(self, state):
