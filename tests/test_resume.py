@@ -166,7 +166,9 @@ def test_ctrl_c_says_what_resume_continues_from_and_ends_as_sigint(root, tmp_pat
     log = str(tmp_path / "log")
     proc = subprocess.Popen([sys.executable, os.path.join(SCRIPTS, "ila_dann.py")]
                             + tiny_args(root, log, "--epochs", "2", "-i", "40", "-p", "1"),
-                            env=script_env("standalone"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=script_env("standalone"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # a test worker may ignore SIGINT, and an ignored signal stays ignored across exec
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     resume_file = os.path.join(log, "checkpoints", "resume.pth")
     lines = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
