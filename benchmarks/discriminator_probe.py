@@ -80,7 +80,8 @@ def probe(run_dir, data_root, samples, batches, k, mu):
     return run, {"kept Γ %": 100 * statistics.mean(kept_by_ratio),
                  "kept likeness %": 100 * statistics.mean(kept_by_likeness),
                  "AUC Γ": ratio_auc(torch.cat(ratios), right), "AUC likeness": ratio_auc(torch.cat(likenesses), right),
-                 "mean likeness": likeness.mean().item(), "classifier %": 100 * (logits_t.argmax(1) == y_t).float().mean().item()}
+                 "mean likeness": likeness.mean().item(),
+                 "classifier %": 100 * (logits_t.argmax(1) == y_t).float().mean().item()}
 
 
 COLUMNS = {"classifier %": "{:.1f}", "kept Γ %": "{:.1f}", "kept likeness %": "{:.1f}", "AUC Γ": "{:.2f}",

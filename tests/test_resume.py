@@ -194,7 +194,8 @@ def test_ctrl_c_says_what_resume_continues_from_and_ends_as_sigint(root, tmp_pat
     # to the average: both flags differ (the average too: it resolves to 'network' without one), one continues it
     (["--ila-mining-ema", "0"], f"--ila-mining-ema 0 (now {DEFAULT_MINING_EMA:g}), --ila-mining-average network "
                                 f"(now {DEFAULT_MINING_AVERAGE})", "--ila-mining-ema 0"),
-    (["--ila-source-sampling", "random"], "--ila-source-sampling random (now balanced)", "--ila-source-sampling random"),
+    (["--ila-source-sampling", "random"], "--ila-source-sampling random (now balanced)",
+     "--ila-source-sampling random"),
 ], ids=["before-the-average", "random-ila-rows"])
 def test_resume_without_the_first_run_flags_says_how(root, tmp_path, first_flags, changed, to_continue):
     log = str(tmp_path / "log")
@@ -224,7 +225,8 @@ def banked_log(root, tmp_path_factory):
     (["--ila-source-bank", "8", "--ila-mining-ema", "0"], f"--ila-mining-ema {DEFAULT_MINING_EMA:g} (now 0)",
      f"--ila-mining-ema {DEFAULT_MINING_EMA:g}"),
     (["--ila-source-bank", "8", "--ila-mining-average", "bottleneck"],
-     f"--ila-mining-average {DEFAULT_MINING_AVERAGE} (now bottleneck)", f"--ila-mining-average {DEFAULT_MINING_AVERAGE}"),
+     f"--ila-mining-average {DEFAULT_MINING_AVERAGE} (now bottleneck)",
+     f"--ila-mining-average {DEFAULT_MINING_AVERAGE}"),
     (["--ila-source-bank", "8", "--ila-source-sampling", "random"], "--ila-source-sampling balanced (now random)",
      "--ila-source-sampling balanced"),
 ], ids=["bank-resized", "bank-dropped", "ema-changed", "ema-dropped", "average-changed", "sampling-changed"])

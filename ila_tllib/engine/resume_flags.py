@@ -72,7 +72,7 @@ def inexact_notes(old: Dict[str, object], new: Dict[str, object]) -> List[str]:
                      f"ramp) now span {new['epochs']} epochs, so the rest of the run is not what {new['epochs']} "
                      f"epochs from the start would give")
     if "workers" in old and (old["workers"] == 0) != (new["workers"] == 0):
-        notes.append(f"-j {old['workers']} (now {new['workers']}): random transforms (if the transform draws any) are drawn "
-                     f"in the main process with -j 0 and by image with worker processes, so the rest of the run "
-                     f"differs from either")
+        notes.append(f"-j {old['workers']} (now {new['workers']}): random transforms (if the transform draws "
+                     f"any) are drawn in the main process with -j 0 and by image with worker processes, so the "
+                     f"rest of the run differs from either")
     return notes
