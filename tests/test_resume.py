@@ -122,28 +122,37 @@ def test_torchrun_two_epochs_equal_one_plus_resume(root, tmp_path):
         assert torch.equal(wa[k], wb[k]), k
 
 
-def test_sigkill_mid_epoch_then_resume(root, tmp_path):
-    # killed in its second epoch, resumed: the same final weights as a run that was never interrupted
-    log, straight = str(tmp_path / "log"), str(tmp_path / "straight")
-    args = ["--seed", "0", "--epochs", "2", "-i", "12", "-p", "1"]
-    env = script_env("standalone")
-    proc = subprocess.Popen([sys.executable, os.path.join(SCRIPTS, "ila_dann.py")] + tiny_args(root, log, *args),
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+def signal_in_the_second_epoch(root, log, flags, at, sig):
+    """Start ila_dann.py with ``flags``; once its first epoch's resume.pth is written and it prints the line
+    starting ``at``, send ``sig``. Returns (return code, stderr)."""
+    proc = subprocess.Popen([sys.executable, os.path.join(SCRIPTS, "ila_dann.py")] + tiny_args(root, log, *flags),
+                            env=script_env("standalone"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # a test worker may ignore SIGINT, and an ignored signal stays ignored across exec
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     resume_file = os.path.join(log, "checkpoints", "resume.pth")
     lines = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
     deadline = time.time() + 240
     try:
-        # wait for the first epoch's checkpoint, then for the second epoch to be under way
         while True:
             line = lines.get(timeout=max(1.0, deadline - time.time()))   # raises queue.Empty if it stalls
-            if os.path.exists(resume_file) and line.startswith("Epoch: [1][ 3/12]"):
+            if os.path.exists(resume_file) and line.startswith(at):
                 break
-        proc.send_signal(signal.SIGKILL)
+        proc.send_signal(sig)
+        proc.wait(timeout=60)
     finally:
         proc.kill()
         proc.wait()
-    assert proc.returncode == -signal.SIGKILL
+    return proc.returncode, proc.stderr.read()
+
+
+def test_sigkill_mid_epoch_then_resume(root, tmp_path):
+    # killed in its second epoch, resumed: the same final weights as a run that was never interrupted
+    log, straight = str(tmp_path / "log"), str(tmp_path / "straight")
+    args = ["--seed", "0", "--epochs", "2", "-i", "12", "-p", "1"]
+    code, _ = signal_in_the_second_epoch(root, log, args, "Epoch: [1][ 3/12]", signal.SIGKILL)
+    resume_file = os.path.join(log, "checkpoints", "resume.pth")
+    assert code == -signal.SIGKILL
     torch.load(resume_file, weights_only=False)   # loadable: it was written atomically
 
     done = run_script("ila_dann.py", tiny_args(root, log, *args, "--resume"))
@@ -164,26 +173,10 @@ def test_ctrl_c_says_what_resume_continues_from_and_ends_as_sigint(root, tmp_pat
     # Ctrl-C in the second epoch: one line (no traceback) naming resume.pth, in the log too; the process ends
     # killed by SIGINT, as Python's own Ctrl-C ends, so a shell running a task list stops as well
     log = str(tmp_path / "log")
-    proc = subprocess.Popen([sys.executable, os.path.join(SCRIPTS, "ila_dann.py")]
-                            + tiny_args(root, log, "--epochs", "2", "-i", "40", "-p", "1"),
-                            env=script_env("standalone"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            # a test worker may ignore SIGINT, and an ignored signal stays ignored across exec
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    code, err = signal_in_the_second_epoch(root, log, ["--epochs", "2", "-i", "40", "-p", "1"], "Epoch: [1][ 2/40]",
+                                           signal.SIGINT)
+    assert code == -signal.SIGINT, err
     resume_file = os.path.join(log, "checkpoints", "resume.pth")
-    lines = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
-    deadline = time.time() + 240
-    try:
-        while True:
-            line = lines.get(timeout=max(1.0, deadline - time.time()))
-            if os.path.exists(resume_file) and line.startswith("Epoch: [1][ 2/40]"):
-                break
-        proc.send_signal(signal.SIGINT)
-        err = proc.communicate(timeout=60)[1]
-    finally:
-        proc.kill()
-        proc.wait()
-    assert proc.returncode == -signal.SIGINT, err
     told = f"interrupted: {resume_file} holds the last finished epoch; continue with --resume"
     assert told in err and "Traceback" not in err, err
     assert told in "".join(open(path).read() for path in glob.glob(os.path.join(log, "train-*.txt")))
