@@ -88,6 +88,16 @@ COLUMNS = {"classifier %": "{:.1f}", "kept Γ %": "{:.1f}", "kept likeness %": "
            "AUC likeness": "{:.2f}", "mean likeness": "{:.2f}"}
 
 
+def cell(value, fmt):
+    """A table cell; "–" where there is nothing to show (an AUC needs right and wrong pseudo-labels both)."""
+    return "–" if value is None else fmt.format(value)
+
+
+def mean_of(values):
+    values = [v for v in values if v is not None]
+    return statistics.mean(values) if values else None
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+", metavar="RUN")
@@ -107,13 +117,13 @@ def main():
             parser.error(str(e))
         by_task[(run.base, run.task)].append(result)
         print(f"| {run.base} | {run.task} | {run.args.get('seed')} | "
-              + " | ".join(fmt.format(result[c]) for c, fmt in COLUMNS.items()) + " |")
+              + " | ".join(cell(result[c], fmt) for c, fmt in COLUMNS.items()) + " |")
     print()
     print("| method | task | runs | " + " | ".join(COLUMNS) + " |")
     print("|---|---|---|" + "---|" * len(COLUMNS))
     for (base, task), results in sorted(by_task.items()):
         print(f"| {base} | {task} | {len(results)} | "
-              + " | ".join(fmt.format(statistics.mean(r[c] for r in results)) for c, fmt in COLUMNS.items()) + " |")
+              + " | ".join(cell(mean_of(r[c] for r in results), fmt) for c, fmt in COLUMNS.items()) + " |")
 
 
 if __name__ == "__main__":
