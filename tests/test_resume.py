@@ -238,7 +238,7 @@ def test_resume_refuses_any_flag_that_changes_the_run_and_names_it(root, banked_
                                                 "--seed", "3", "-b", "6", "--k", "5"))
     assert again.returncode == 2 and "Traceback" not in again.stderr
     assert ("other flags: --batch-size 8 (now 6), --seed not given (now 3), --k 3 (now 5) (to continue it, add "
-            "--batch-size 8 without --seed --k 3)") in again.stderr, again.stderr
+            "--batch-size 8 --k 3 and drop --seed)") in again.stderr, again.stderr
 
 
 def test_resume_may_go_on_longer_and_says_what_that_changes(root, tmp_path):

@@ -43,6 +43,7 @@ class RunDirectory:
 
     def __init__(self, root: str, phase: str = "train", resume: bool = False):
         self.root, self.phase, self.resume = root, phase, resume
+        self.set_aside = False   # whether an earlier run's checkpoints were set aside for this one
         self.checkpoints = os.path.join(root, "checkpoints")
         self.visualize = os.path.join(root, "visualize")
         self._lock = None
@@ -79,6 +80,7 @@ class RunDirectory:
             moved = self._move_finished_aside()
         except OSError as e:
             raise self._unwritable(e) from None
+        self.set_aside = True   # from here on the checkpoints in the folder are this run's
         return f"=> an earlier run's checkpoints were moved to {moved}" if moved else None
 
     def _unwritable(self, e: OSError) -> UsageError:

@@ -11,7 +11,7 @@ from typing import Dict, List, Tuple
 from ..logged_flags import FLAGS_ADDED_LATER
 from .flags import default_mining_average, flag_name
 
-__all__ = ["RESUME_MAY_CHANGE", "changed_flags", "refusal", "inexact_notes"]
+__all__ = ["RESUME_MAY_CHANGE", "CHANGE_TO_RECOVER", "changed_flags", "refusal", "inexact_notes"]
 
 #: what :data:`~.errors.DIVERGENCE_FIX` tells a diverged run to change before it resumes
 CHANGE_TO_RECOVER = ("lr", "trade_off", "ila_trade_off", "ila_temperature")
@@ -19,16 +19,27 @@ RESUME_MAY_CHANGE = frozenset({"root", "log", "phase", "resume", "print_freq", "
                                "workers", "pretrained", "pretrain", "epochs", *CHANGE_TO_RECOVER})
 
 
+def _same(a, b) -> bool:
+    # a flag's default may be a tuple where a typed value is a list
+    as_list = (lambda v: [as_list(x) for x in v] if isinstance(v, (list, tuple)) else v)
+    return as_list(a) == as_list(b)
+
+
 def changed_flags(old: Dict[str, object], new: Dict[str, object]) -> List[Tuple[str, object, object]]:
     """``(dest, before, now)`` for each flag of ``new`` that differs from the resumed run's ``old``, but for
     :data:`RESUME_MAY_CHANGE`. A flag the old run did not know reads as its value of
-    :data:`~ila_tllib.logged_flags.FLAGS_ADDED_LATER` (the behaviour it had), or is skipped if it has none."""
+    :data:`~ila_tllib.logged_flags.FLAGS_ADDED_LATER` (the behaviour it had), or is skipped if it has none.
+    ``--ila-trade-off`` may be lowered, not to 0 (nor raised from it): that switches ILA-DA off (or on), and
+    with it the batches and the defaults that follow it; that change alone is named."""
+    before, now = old.get("ila_trade_off"), new.get("ila_trade_off")
+    if before is not None and now is not None and (before == 0) != (now == 0):
+        return [("ila_trade_off", before, now)]
     found = []
     for dest, now in new.items():
         if dest in RESUME_MAY_CHANGE or (dest not in old and dest not in FLAGS_ADDED_LATER):
             continue
         before = old.get(dest, FLAGS_ADDED_LATER.get(dest))
-        if before != now:
+        if not _same(before, now):
             found.append((dest, before, now))
     return found
 
@@ -36,41 +47,42 @@ def changed_flags(old: Dict[str, object], new: Dict[str, object]) -> List[Tuple[
 def _value(value) -> str:
     if value is None:
         return "not given"
+    if isinstance(value, bool):
+        return "on" if value else "off"
     if isinstance(value, (list, tuple)):
         return " ".join(_value(v) for v in value)
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def _typed(dest: str, value) -> str:
-    """The flag as a user types it to get ``value``: ``--seed 0``, ``--randomized``, ``without --randomized``."""
-    if value is True:
-        return flag_name(dest)
-    if value is False or value is None:
-        return f"without {flag_name(dest)}"
-    return f"{flag_name(dest)} {_value(value)}"
+    if isinstance(value, float):   # short where that is exact, every digit otherwise: it can be typed back
+        return f"{value:g}" if float(f"{value:g}") == value else repr(value)
+    return str(value)
 
 
 def refusal(path: str, old: Dict[str, object], changes: List[Tuple[str, object, object]]) -> str:
-    """The one message of a refused resume: each changed flag with both values, and the flags to add."""
+    """The one message of a refused resume: each changed flag with both values, and the flags to add or drop."""
     told = ", ".join(f"{flag_name(dest)} {_value(before)} (now {_value(now)})" for dest, before, now in changes)
     dests = {dest for dest, _, _ in changes}
     # the average's default follows --ila-mining-ema: naming the old decay brings the old average back
     if {"ila_mining_ema", "ila_mining_average"} <= dests and \
             old.get("ila_mining_average") == default_mining_average(old.get("ila_mining_ema", 0.0)):
         dests.discard("ila_mining_average")
-    wanted = " ".join(_typed(dest, before) for dest, before, _ in changes if dest in dests)
-    return (f"--resume: {path} was written by a run with other flags: {told} (to continue it, add {wanted}); "
+    back = [(dest, before) for dest, before, _ in changes if dest in dests]
+    add = " ".join(flag_name(dest) if before is True else f"{flag_name(dest)} {_value(before)}"
+                   for dest, before in back if before is not None and before is not False)
+    drop = " ".join(flag_name(dest) for dest, before in back if before is None or before is False)
+    how = " and ".join(part for part in (add and f"add {add}", drop and f"drop {drop}") if part)
+    return (f"--resume: {path} was written by a run with other flags: {told} (to continue it, {how}); "
             f"resume with the same flags, or use another --log")
 
 
 def inexact_notes(old: Dict[str, object], new: Dict[str, object]) -> List[str]:
     """What a change the resume allows does to the rest of the run."""
     notes = [f"{flag_name(dest)} {_value(old[dest])} (now {_value(new[dest])}): the rest of the run trains with "
-             f"the new value" for dest in CHANGE_TO_RECOVER if dest in old and dest in new and old[dest] != new[dest]]
+             f"the new value" for dest in CHANGE_TO_RECOVER if dest in old and dest in new and not _same(old[dest],
+                                                                                                        new[dest])]
     if old.get("epochs", new["epochs"]) != new["epochs"]:
+        epochs = f"{new['epochs']} epoch" + ("s" if new["epochs"] != 1 else "")
         notes.append(f"--epochs {old['epochs']} (now {new['epochs']}): schedules that span the run (ILA-DA's "
-                     f"ramp) now span {new['epochs']} epochs, so the rest of the run is not what {new['epochs']} "
-                     f"epochs from the start would give")
+                     f"ramp) now span {epochs}, so the rest of the run is not what {epochs} from the start "
+                     f"would give")
     if "workers" in old and (old["workers"] == 0) != (new["workers"] == 0):
         notes.append(f"-j {old['workers']} (now {new['workers']}): random transforms (if the transform draws "
                      f"any) are drawn in the main process with -j 0 and by image with worker processes, so the "

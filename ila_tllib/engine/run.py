@@ -69,7 +69,8 @@ def run(args, method: Method) -> int:
             dist.barrier()
         return EXIT_OK
     except KeyboardInterrupt:
-        print(f"interrupted: {interrupted_state(args)}", file=sys.stderr)
+        if dist_utils.is_main_process():   # under torchrun, torchrun reports the interrupt as well
+            print(f"interrupted: {interrupted_state(args, directory)}", file=sys.stderr)
         if peers is not None:
             peers.stopping(EXIT_INTERRUPTED, "interrupted")
         return EXIT_INTERRUPTED
@@ -99,13 +100,17 @@ def run(args, method: Method) -> int:
             dist.destroy_process_group()
 
 
-def interrupted_state(args) -> str:
-    """What an interrupted run leaves: the epoch ``--resume`` would continue from, if any."""
+def interrupted_state(args, directory: Optional[RunDirectory]) -> str:
+    """What an interrupted run leaves: the epoch ``--resume`` would continue from, if any. A new run's
+    resume.pth is its own once the earlier run's checkpoints were set aside; before that they are untouched."""
     path = checkpoint_path(args, 'resume')
     if args.phase != 'train':
         return f"--phase {args.phase} did not finish"
-    if os.path.isfile(path):
+    ours = args.resume or (directory is not None and directory.set_aside)
+    if ours and os.path.isfile(path):
         return f"{path} holds the last finished epoch; continue with --resume"
+    if not ours and os.path.isfile(path):
+        return f"no epoch of this run had finished; the checkpoints in {args.log} are an earlier run's, untouched"
     return "no epoch had finished, nothing to resume; run again to start over"
 
 
@@ -352,8 +357,13 @@ def load_resume_state(args, method, plan, state, modules, optimizer, scheduler, 
             wanted = (f"{flag_name(k)} {old[k]:g}" if isinstance(old[k], float) else f"{flag_name(k)} {old[k]}"
                       for k in named)
             hint = f" (to continue it, add {' '.join(wanted)})"
-        raise UsageError(f"--resume: {path} was written by a run with other {', '.join(changed)} "
-                         f"({old}){hint}; resume with the same flags, or use another --log")
+        if changed == ['processes']:
+            raise UsageError(f"--resume: {path} was written by {old['processes']} process(es) (now "
+                             f"{config['processes']}); resume with as many (torchrun --nproc_per_node="
+                             f"{old['processes']}), or use another --log")
+        told = ", ".join(f"{k} {old.get(k)} (now {config[k]})" for k in changed)
+        raise UsageError(f"--resume: {path} was written by a run with other {told}{hint}; resume with the same "
+                         f"flags and data, or use another --log")
     try:
         for name, module in modules.items():
             module.load_state_dict(ckpt['modules'][name])
@@ -367,6 +377,9 @@ def load_resume_state(args, method, plan, state, modules, optimizer, scheduler, 
         raise UsageError(f"--resume: {path} does not fit this run ({str(e).splitlines()[0]}); {fix}") from None
     state['iter'] = ckpt['iter']
     print(f"=> resumed from {path}: epoch {ckpt['epoch']}, iteration {ckpt['iter']}, best_acc1 {ckpt['best_acc1']:.1f}")
+    if not isinstance(flags, dict):
+        print(f"note: {path} holds no record of its run's flags (an earlier version wrote it): only the network's "
+              f"shape, the batches and ILA's memory could be compared with this run's")
     for note in inexact_notes(flags, vars(args)) if isinstance(flags, dict) else []:
         print(f"note: {note}")
     return ckpt['epoch'], ckpt['best_acc1']

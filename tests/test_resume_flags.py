@@ -1,0 +1,54 @@
+"""Which flag changes a --resume refuses, and what it tells, on hand-written flag sets; and what an
+interrupted run says it leaves."""
+import argparse
+import os
+
+from ila_tllib.engine.checkpoint import RunDirectory
+from ila_tllib.engine.resume_flags import changed_flags, inexact_notes, refusal
+from ila_tllib.engine.run import interrupted_state
+
+OLD = dict(root="data", log="L", batch_size=8, seed=None, k=3, lr=0.01, epochs=2, workers=0, norm_mean=(0.5,),
+           ratio=(0.75, 4 / 3), randomized=False, ila_trade_off=1.0, ila_mining_ema=1e-6,
+           ila_mining_average="from-dropout")
+
+
+def test_a_typed_default_and_the_allowed_flags_change_nothing():
+    # --norm-mean typed is a list where the default is a tuple; root, log, lr and epochs may change
+    new = dict(OLD, root="moved", log="M", lr=0.001, epochs=3, norm_mean=[0.5], ratio=[0.75, 4 / 3])
+    assert changed_flags(OLD, new) == []
+    notes = inexact_notes(OLD, new)
+    assert notes[0] == "--lr 0.01 (now 0.001): the rest of the run trains with the new value"
+    assert notes[1].startswith("--epochs 2 (now 3): schedules that span the run (ILA-DA's ramp) now span 3 epochs")
+
+
+def test_each_change_is_told_with_both_values_and_how_to_go_back():
+    new = dict(OLD, batch_size=6, seed=3, randomized=True, ratio=[0.5, 2.0])
+    changes = changed_flags(OLD, new)
+    assert [dest for dest, _, _ in changes] == ["batch_size", "seed", "ratio", "randomized"]
+    told = refusal("P", OLD, changes)
+    assert ("other flags: --batch-size 8 (now 6), --seed not given (now 3), --ratio 0.75 1.3333333333333333 "
+            "(now 0.5 2), --randomized off (now on) (to continue it, add --batch-size 8 --ratio 0.75 "
+            "1.3333333333333333 and drop --seed --randomized)") in told
+    # what it says to add can be typed back: 4/3 in full, so it compares equal again
+    assert float(told.split("--ratio 0.75 ")[1].split()[0]) == 4 / 3
+
+
+def test_switching_ila_da_off_is_named_alone():
+    # --ila-trade-off may be lowered, not to 0: the defaults that follow it (the mining average) are not named
+    new = dict(OLD, ila_trade_off=0.0, ila_mining_ema=0.0, ila_mining_average="network")
+    assert changed_flags(OLD, new) == [("ila_trade_off", 1.0, 0.0)]
+    assert changed_flags(OLD, dict(OLD, ila_trade_off=0.5)) == []
+
+
+def test_an_interrupted_new_run_does_not_claim_an_earlier_runs_checkpoints(tmp_path):
+    log = str(tmp_path / "log")
+    os.makedirs(os.path.join(log, "checkpoints"))
+    open(os.path.join(log, "checkpoints", "resume.pth"), "wb").close()      # an earlier run's
+    args = argparse.Namespace(phase="train", resume=False, log=log)
+    directory = RunDirectory(log, "train", resume=False)
+    assert interrupted_state(args, directory) == (f"no epoch of this run had finished; the checkpoints in {log} "
+                                                  f"are an earlier run's, untouched")
+    directory.set_aside = True     # once they were set aside, a resume.pth is this run's
+    assert interrupted_state(args, directory).endswith("holds the last finished epoch; continue with --resume")
+    assert interrupted_state(argparse.Namespace(phase="train", resume=True, log=log), None).endswith(
+        "continue with --resume")
