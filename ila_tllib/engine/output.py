@@ -22,6 +22,8 @@ class Tee:
     that a killed run keeps its log. Other attributes (``isatty``, ``fileno``, ``encoding``...) are the
     stream's."""
 
+    _told = set()   # the log files already told that the reader has gone
+
     def __init__(self, stream: TextIO, log: TextIO):
         self.terminal, self.log = stream, log
         self.log_failed = self.reader_gone = False
@@ -49,8 +51,10 @@ class Tee:
                 devnull = os.open(os.devnull, os.O_WRONLY)
                 os.dup2(devnull, self.terminal.fileno())
                 os.close(devnull)
-            self._to_log(lambda: self.log.write("note: the output's reader has gone (a closed pipe); the run "
-                                                "goes on, its output into this file only\n"))
+            if self.log.name not in Tee._told:   # once per file: with 2>&1 both streams lose their reader
+                Tee._told.add(self.log.name)
+                self._to_log(lambda: self.log.write("note: the output's reader has gone (a closed pipe); the run "
+                                                    "goes on, its output into this file only\n"))
 
     def _to_log(self, action):
         # a log that cannot be written (a full disk) must not stop the run or hide its messages:
