@@ -36,6 +36,9 @@ def test_get_dataset_has_tllibs_signature_and_returns(tmp_path):
                                                                        val_t)
     alone = build_domain('ImageList', root, 'tgt')
     assert num_classes == len(names) == 3 and test is val
+    # tllib's MultipleDomainsDataset: items end with the domain's number, sources from 0, targets after them
+    assert len(source[0]) == 3 and source[0][2] == 0 and source[-1][2] == 0 and target[0][2] == 1
+    assert target.domain_names == ['tgt'] and target.domain_ids == [1] and target[0][1] == alone[0][1]
     assert source.datasets[0].transform is train_t and target.datasets[0].transform is train_t
     assert val.datasets[0].transform is val_t
     assert read_labels(target.datasets[0]) == read_labels(alone) and len(val) == len(alone)

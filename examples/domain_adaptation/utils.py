@@ -5,6 +5,7 @@ scripts written against tllib's port over: ``get_model_names``, ``get_model``, `
 
 The engine itself (flags, batches, training loop, checkpoints, analysis) is :mod:`ila_tllib.engine`.
 """
+import bisect
 import os
 import sys
 import time
@@ -32,17 +33,38 @@ def get_model(model_name, pretrain=True):
     return _get_model(model_name, scratch=not pretrain)
 
 
+class MultipleDomainsDataset(ConcatDataset):
+    """Domains joined as tllib's ``MultipleDomainsDataset`` joins them: an item is ``(image, label,
+    domain_id)``; ``domains``, ``domain_names`` and ``domain_ids`` as tllib names them."""
+
+    def __init__(self, domains, domain_names, domain_ids):
+        super().__init__(domains)
+        self.domains, self.domain_names, self.domain_ids = self.datasets, list(domain_names), list(domain_ids)
+
+    def __getitem__(self, index):
+        index = index if index >= 0 else len(self) + index
+        part = bisect.bisect_right(self.cumulative_sizes, index)
+        return tuple(super().__getitem__(index)) + (self.domain_ids[part],)
+
+
 def get_dataset(dataset_name, root, source, target, train_source_transform, val_transform,
                 train_target_transform=None):
-    """tllib's ``utils.get_dataset``: ``(train_source, train_target, val, test, num_classes, class_names)``,
-    each domain list joined in a ``ConcatDataset``; the target's test split tests the digits and DomainNet."""
-    def joined(tasks, split, transform):
-        return ConcatDataset([build_domain(dataset_name, root, task, split=split, transform=transform)
-                              for task in tasks])
-    train_source = joined(source, 'train', train_source_transform)
-    train_target = joined(target, 'train', train_target_transform or train_source_transform)
-    val = joined(target, 'val', val_transform)
-    test = val if val_is_test(dataset_name) else joined(target, 'test', val_transform)
+    """tllib's ``utils.get_dataset``: ``(train_source, train_target, val, test, num_classes, class_names)``.
+    As tllib's: the digits take the first source and target, whole datasets; any other dataset joins each
+    list of domains in a :class:`MultipleDomainsDataset`, sources numbered from 0 and targets after them;
+    the target's test split tests the digits and DomainNet."""
+    train_target_transform = train_target_transform or train_source_transform
+    if dataset_name == 'Digits':
+        def joined(tasks, split, transform, first_id):
+            return build_domain(dataset_name, root, tasks[0], split=split, transform=transform)
+    else:
+        def joined(tasks, split, transform, first_id):
+            return MultipleDomainsDataset([build_domain(dataset_name, root, task, split=split, transform=transform)
+                                           for task in tasks], tasks, range(first_id, first_id + len(tasks)))
+    train_source = joined(source, 'train', train_source_transform, 0)
+    train_target = joined(target, 'train', train_target_transform, len(source))
+    val = joined(target, 'val', val_transform, len(source))
+    test = val if val_is_test(dataset_name) else joined(target, 'test', val_transform, len(source))
     names = class_names(train_source)
     return train_source, train_target, val, test, len(names), names
 

@@ -232,8 +232,8 @@ def validate(val_loader, model, args, device, class_names=None) -> float:
     model.eval()
     with torch.no_grad():
         end = time.time()
-        for i, (images, target) in enumerate(val_loader):
-            images, target = images.to(device), target.to(device)
+        for i, batch in enumerate(val_loader):   # (images, labels) or, from tllib's joined domains, with domain ids
+            images, target = batch[0].to(device), batch[1].to(device)
             with precision.autocast(args, device):
                 output = precision.upcast(model(precision.network_inputs(args, images)))
             loss = F.cross_entropy(output, target)
