@@ -75,9 +75,9 @@ def refusal(path: str, old: Dict[str, object], changes: List[Tuple[str, object, 
 
 def inexact_notes(old: Dict[str, object], new: Dict[str, object]) -> List[str]:
     """What a change the resume allows does to the rest of the run."""
+    lowered = [dest for dest in CHANGE_TO_RECOVER if dest in old and dest in new and not _same(old[dest], new[dest])]
     notes = [f"{flag_name(dest)} {_value(old[dest])} (now {_value(new[dest])}): the rest of the run trains with "
-             f"the new value" for dest in CHANGE_TO_RECOVER if dest in old and dest in new and not _same(old[dest],
-                                                                                                        new[dest])]
+             f"the new value" for dest in lowered]
     if old.get("epochs", new["epochs"]) != new["epochs"]:
         epochs = f"{new['epochs']} epoch" + ("s" if new["epochs"] != 1 else "")
         notes.append(f"--epochs {old['epochs']} (now {new['epochs']}): schedules that span the run (ILA-DA's "
