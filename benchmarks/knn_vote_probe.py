@@ -16,7 +16,11 @@ prediction, the mean similarity ratio Γ, the classifier's mean confidence, and 
 spread over the classes. With ``--mutual``, a filter that needs no target label either, on the same batches
 and similarity: the share of targets it keeps and how often their kNN pseudo-label is right, where a
 target is kept when one of its k nearest sources of its pseudo-label's class has it among its own k
-nearest targets (mutual nearest neighbours). The last lines average the runs of each method and task.
+nearest targets (mutual nearest neighbours). With ``--target-neighbours``, on the same batches and
+similarity, how often a target's k nearest other targets of its batch share its class (read with target
+labels: what a term pulling targets toward their nearest targets would pull together rightly), beside the
+share expected by chance from the batch's class counts. The last lines average the runs of each method and
+task.
 """
 import argparse
 import contextlib
@@ -129,6 +133,32 @@ def mutual_vote(f_s, y_s, f_t, y_t, similarity, k, mu, samples_per_class, target
     return 100 * statistics.mean(shares), 100 * statistics.mean(right) if right else float("nan")
 
 
+def neighbour_purity(similarity_tt, y_t, k):
+    """The share of each target's ``k`` most similar *other* targets that have its label, averaged over the
+    targets, and the share expected when neighbours are drawn at random from the others.
+
+    Shape:
+        - similarity_tt: :math:`(N_t, N_t)`; y_t: :math:`(N_t,)`
+        - Output: two floats in [0, 1]
+    """
+    n = len(y_t)
+    others = similarity_tt.masked_fill(torch.eye(n, dtype=torch.bool, device=similarity_tt.device), float("-inf"))
+    near = others.topk(min(k, n - 1), dim=1).indices                           # (N_t, k)
+    purity = (y_t[near] == y_t[:, None]).float().mean().item()
+    same = (y_t[:, None] == y_t[None, :]).float().sum(dim=1) - 1               # others of the target's class
+    return purity, (same / (n - 1)).mean().item()
+
+
+def target_neighbours(f_s, y_s, f_t, y_t, similarity, k, mu, samples_per_class, targets, batches, generator):
+    """Means over the batches (as :func:`vote_accuracy` draws them) of :func:`neighbour_purity` (%) of the
+    batch's targets, with ``k`` neighbours."""
+    measure = get_similarity(similarity)
+    readings = [neighbour_purity(measure(f_t[cols], f_t[cols]), y_t[cols], k)
+                for _, _, cols in ila_batches(f_s, y_s, f_t, similarity, k, mu, samples_per_class, targets, batches,
+                                              generator)]
+    return tuple(100 * statistics.mean(r[i] for r in readings) for i in range(2))
+
+
 def _features(method, classifier, dataset, samples, generator):
     loader = torch.utils.data.DataLoader(dataset, batch_size=256, shuffle=True, generator=generator)
     extractor = method.feature_extractor(classifier)
@@ -181,7 +211,8 @@ def target_outputs(run_dir, data_root=None):
     return run, torch.cat(outputs), torch.cat(labels)
 
 
-def probe(run_dir, data_root, samples, batches, with_label_free=False, with_mutual=False, k=None, mu=None):
+def probe(run_dir, data_root, samples, batches, with_label_free=False, with_mutual=False, k=None, mu=None,
+          with_neighbours=False):
     run, method, classifier, flags, source, test = load_finished_run(run_dir, data_root)
     generator = torch.Generator().manual_seed(0)
     f_s, y_s, _ = _features(method, classifier, source, samples, generator)
@@ -200,6 +231,9 @@ def probe(run_dir, data_root, samples, batches, with_label_free=False, with_mutu
     if with_mutual:
         result["mutual"] = mutual_vote(f_s, y_s, f_t, y_t, flags.get("similarity", "inverse_euclidean"),
                                        generator=torch.Generator().manual_seed(1), **settings)
+    if with_neighbours:
+        result["neighbours"] = target_neighbours(f_s, y_s, f_t, y_t, flags.get("similarity", "inverse_euclidean"),
+                                                 generator=torch.Generator().manual_seed(1), **settings)
     return run, result
 
 
@@ -218,6 +252,9 @@ def main():
     parser.add_argument("--mutual", action="store_true",
                         help="also the mutual-nearest-neighbour filter, with the run's own similarity: the share of "
                              "targets it keeps and how often their kNN pseudo-label is right")
+    parser.add_argument("--target-neighbours", action="store_true",
+                        help="also, with the run's own similarity, how often a target's k nearest other targets of "
+                             "its batch share its class (read with target labels), and the chance share")
     args = parser.parse_args()
     if args.samples < 2 or args.batches < 1:
         parser.error(f"--samples {args.samples} must be at least 2 and --batches {args.batches} at least 1")
@@ -225,19 +262,21 @@ def main():
         parser.error(f"--k {args.k} must be at least 1 and --mu {args.mu} in (0, 1]")
     extra = tuple(LABEL_FREE) if args.label_free else ()
     columns = ["classifier", "norm s / t"] + [f"{s} all / kept" for s in SIMILARITIES] + list(extra) + \
-        (["mutual kept % / right %"] if args.mutual else [])
+        (["mutual kept % / right %"] if args.mutual else []) + \
+        (["target neighbours same class % / chance %"] if args.target_neighbours else [])
     print("| run | " + " | ".join(columns) + " |\n" + "|---" * (1 + len(columns)) + "|")
     groups = defaultdict(list)
     for run_dir in args.runs:
         try:
             run, r = probe(run_dir, args.data_root, args.samples, args.batches, args.label_free, args.mutual,
-                           args.k, args.mu)
+                           args.k, args.mu, args.target_neighbours)
         except ProbeError as e:
             parser.error(str(e))
         groups[(run.method, run.task)].append(r)
         votes = " | ".join("{:.1f} / {:.1f}".format(*r[s]) for s in SIMILARITIES)
         print(f"| {os.path.normpath(run_dir)} | {r['classifier']:.1f} | {r['norm_s']:.2f} / {r['norm_t']:.2f} | "
-              f"{votes} |" + _label_free_cells(r, extra) + _mutual_cell(r), flush=True)
+              f"{votes} |" + _label_free_cells(r, extra) + _pair_cell(r, "mutual") + _pair_cell(r, "neighbours"),
+              flush=True)
     print("\n| method | task | runs | " + " | ".join(columns) + " |\n" + "|---" * (3 + len(columns)) + "|")
     for (method, task), rs in sorted(groups.items()):
         def m(key, i=None):
@@ -246,8 +285,11 @@ def main():
         mean_readings = {"label_free": [m("label_free", i) for i in range(len(extra))]}
         if args.mutual:
             mean_readings["mutual"] = (m("mutual", 0), m("mutual", 1))
+        if args.target_neighbours:
+            mean_readings["neighbours"] = (m("neighbours", 0), m("neighbours", 1))
         print(f"| {method} | {task} | {len(rs)} | {m('classifier'):.1f} | {m('norm_s'):.2f} / {m('norm_t'):.2f} | "
-              f"{votes} |" + _label_free_cells(mean_readings, extra) + _mutual_cell(mean_readings))
+              f"{votes} |" + _label_free_cells(mean_readings, extra) + _pair_cell(mean_readings, "mutual") +
+              _pair_cell(mean_readings, "neighbours"))
 
 
 def _label_free_cells(result, columns):
@@ -255,8 +297,8 @@ def _label_free_cells(result, columns):
 
 
 
-def _mutual_cell(result):
-    return " {:.1f} / {:.1f} |".format(*result["mutual"]) if "mutual" in result else ""
+def _pair_cell(result, key):
+    return " {:.1f} / {:.1f} |".format(*result[key]) if key in result else ""
 
 
 if __name__ == "__main__":

@@ -64,6 +64,21 @@ def test_mutual_nearest_neighbours_against_a_plain_loop():
     assert seen == {True, False}
 
 
+def test_target_neighbour_purity_against_a_plain_loop():
+    probe = load_benchmark("knn_vote_probe")
+    g = torch.Generator().manual_seed(5)
+    for n, k in ((7, 1), (12, 3), (20, 5)):
+        similarity = torch.rand(n, n, generator=g, dtype=torch.float64)
+        y = torch.randint(0, 3, (n,), generator=g)
+        shares, chances = [], []
+        for t in range(n):
+            others = sorted((u for u in range(n) if u != t), key=lambda u: -similarity[t, u].item())
+            shares.append(sum(int(y[u] == y[t]) for u in others[:k]) / k)
+            chances.append(sum(int(y[u] == y[t]) for u in others) / (n - 1))
+        purity, chance = probe.neighbour_purity(similarity, y, k)
+        assert abs(purity - sum(shares) / n) < 1e-6 and abs(chance - sum(chances) / n) < 1e-6
+
+
 def test_on_a_finished_run_and_on_a_folder_without_one(offline_digits, tmp_path):
     log = tmp_path / "run"
     done = run_script("ila_dann.py", [offline_digits, "-d", "ImageList", "-s", "mnist", "-t", "uci", *DIGIT_FLAGS,
@@ -71,19 +86,20 @@ def test_on_a_finished_run_and_on_a_folder_without_one(offline_digits, tmp_path)
                                       "--k", "2", "--mu", "0.5", "--seed", "0", "--log", log])
     assert done.returncode == 0, done.stderr[-2000:]
     done = subprocess.run([sys.executable, SCRIPT, str(log), "--samples", "60", "--batches", "3", "--label-free",
-                           "--mutual", "--mu", "1"],
+                           "--mutual", "--mu", "1", "--target-neighbours"],
                           capture_output=True, text=True, cwd=REPO, env=script_env(), timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     row = re.search(r"^\| ILA-DA\+DANN \| M→U \| 1 \| ([\d.]+) \| ([\d.]+) / ([\d.]+) \| ([\d.]+) / ([\d.]+) \| "
-                    r"([\d.]+) / ([\d.]+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) / ([\d.]+|nan) \|$",
+                    r"([\d.]+) / ([\d.]+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) / ([\d.]+|nan) \| ([\d.]+) / ([\d.]+) \|$",
                     done.stdout, re.M)
     assert row, done.stdout
     values = [float(v) for v in row.groups()]
     assert all(0 <= v <= 100 for v in values[:1] + values[3:7]) and values[1] > 0 and values[2] > 0
     assert values[3] == values[4] and values[5] == values[6]   # --mu 1 (not the log's 0.5) keeps every target
-    agree, ratio, confidence, entropy, mutual_share, mutual_right = values[7:]
+    agree, ratio, confidence, entropy, mutual_share, mutual_right, neighbours, chance = values[7:]
     assert 0 <= agree <= 100 and ratio > 0 and 10 <= confidence <= 100 and 0 <= entropy <= 1
     assert 0 < mutual_share <= 100 and 0 <= mutual_right <= 100
+    assert 0 <= neighbours <= 100 and 0 < chance < 100
     done = subprocess.run([sys.executable, SCRIPT, str(tmp_path)], capture_output=True, text=True, cwd=REPO,
                           env=script_env(), timeout=120)
     assert done.returncode == 2 and "holds no finished training log" in done.stderr
