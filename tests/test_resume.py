@@ -239,6 +239,7 @@ def test_resume_refuses_any_flag_that_changes_the_run_and_names_it(root, banked_
     assert again.returncode == 2 and "Traceback" not in again.stderr
     assert ("other flags: --batch-size 8 (now 6), --seed not given (now 3), --k 3 (now 5) (to continue it, add "
             "--batch-size 8 --k 3 and drop --seed)") in again.stderr, again.stderr
+    assert "=> using model" not in again.stdout, again.stdout   # refused before the model (and data) are built
 
 
 def test_resume_may_go_on_longer_and_says_what_that_changes(root, tmp_path):

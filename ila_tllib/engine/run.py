@@ -191,6 +191,8 @@ def _run(args, method: Method, device, directory: Optional[RunDirectory], peers:
     if dist_utils.is_distributed():
         print(f"torch.distributed: {dist_utils.world_size()} processes ({dist.get_backend()}); -b and the "
               f"class-balanced batch are global batches, split evenly over the processes")
+    # a resume that cannot continue this run is refused before the data and the model are built
+    resumed = read_resume_file(args) if args.resume and args.phase == 'train' else None
     if args.seed is not None:
         set_seed(args.seed)  # the same initial weights in every process
     seed = args.seed if args.seed is not None else 0
@@ -259,7 +261,8 @@ def _run(args, method: Method, device, directory: Optional[RunDirectory], peers:
     state = {'iter': 0, 'num_classes': data.num_classes}
     start_epoch, best_acc1 = 0, 0.
     if args.resume:
-        start_epoch, best_acc1 = load_resume_state(args, method, plan, state, modules, optimizer, scheduler, iters)
+        start_epoch, best_acc1 = load_resume_state(args, method, plan, state, modules, optimizer, scheduler, iters,
+                                                   resumed)
     for epoch in range(start_epoch, args.epochs):
         print(method.epoch_lr_line(scheduler.get_last_lr()))
         try:
@@ -333,15 +336,26 @@ def save_resume_state(args, method, plan, epoch, best_acc1, state, modules, opti
     }, checkpoint_path(args, 'resume'))
 
 
-def load_resume_state(args, method, plan, state, modules, optimizer, scheduler, iters):
+#: how a refused or unreadable resume checkpoint can be left behind
+START_ANEW = "start without --resume to train anew (the old checkpoints are kept aside)"
+
+
+def read_resume_file(args):
+    """The resume checkpoint, once its recorded flags (if it has them) allow this run to continue it."""
     path = checkpoint_path(args, 'resume')
-    fix = "start without --resume to train anew (the old checkpoints are kept aside)"
-    ckpt = load_file(path, "--resume", "a run writes it after its first epoch; " + fix, weights_only=False)
+    ckpt = load_file(path, "--resume", "a run writes it after its first epoch; " + START_ANEW, weights_only=False)
     flags = ckpt.get('flags') if isinstance(ckpt, dict) else None
     if isinstance(flags, dict):   # written with every flag: each change is named with both values
         changes = changed_flags(flags, vars(args))
         if changes:
             raise UsageError(refusal(path, flags, changes))
+    return ckpt
+
+
+def load_resume_state(args, method, plan, state, modules, optimizer, scheduler, iters, ckpt):
+    """Continue from ``ckpt`` (:func:`read_resume_file`): the built run must fit it, then every state is loaded."""
+    path = checkpoint_path(args, 'resume')
+    flags = ckpt.get('flags') if isinstance(ckpt, dict) else None
     config = resume_config(args, method, plan, state)
     old = ckpt.get('config') if isinstance(ckpt, dict) else None
     # written before a flag existed: it ran with that flag off
@@ -374,7 +388,7 @@ def load_resume_state(args, method, plan, state, modules, optimizer, scheduler, 
         rng = ckpt['rng']
         set_rng_state(rng['per_process'][dist_utils.rank()] if 'per_process' in rng else rng)
     except (KeyError, RuntimeError, ValueError, TypeError, IndexError) as e:
-        raise UsageError(f"--resume: {path} does not fit this run ({str(e).splitlines()[0]}); {fix}") from None
+        raise UsageError(f"--resume: {path} does not fit this run ({str(e).splitlines()[0]}); {START_ANEW}") from None
     state['iter'] = ckpt['iter']
     print(f"=> resumed from {path}: epoch {ckpt['epoch']}, iteration {ckpt['iter']}, best_acc1 {ckpt['best_acc1']:.1f}")
     if not isinstance(flags, dict):
