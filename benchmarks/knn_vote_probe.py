@@ -178,15 +178,17 @@ def load_finished_run(run_dir, data_root=None):
     evaluation mode: (run, method, classifier, flags, source training set, target test set)."""
     from ila_tllib.engine.data import get_dataset
     from ila_tllib.engine.run import build_classifier
-    logs = sorted(glob.glob(os.path.join(run_dir, "train-*.txt")))
+    # the newest finished log: a later start that stopped early (a refused --resume) wrote a newer one
+    finished = [(path, run) for path in sorted(glob.glob(os.path.join(run_dir, "train-*.txt")))
+                if (run := read_run(path)) is not None]
+    log, run = finished[-1] if finished else (None, None)
     weights = os.path.join(run_dir, "checkpoints", "latest.pth")
-    run = read_run(logs[-1]) if logs else None
     if run is None or not os.path.isfile(weights):
         raise ProbeError(f"{run_dir} holds no finished training log with checkpoints/latest.pth; give the folder "
                          f"of a finished run of the scripts (its --log)")
     module, name = METHOD_CLASSES[run.base]
     method = getattr(__import__(module), name)()
-    with open(logs[-1], encoding="utf-8", errors="replace") as f:
+    with open(log, encoding="utf-8", errors="replace") as f:
         line = next(line for line in f if line.startswith("Namespace("))
     flags = parse_namespace(line)   # as logged: read_run's args carry the tables' reading of the weights
     args = argparse.Namespace(**{**flags, "root": data_root or flags["root"], "cache_images": False})
@@ -245,7 +247,7 @@ def main():
     parser.add_argument("--batches", type=int, default=100, help="ILA batches drawn (default: 100)")
     parser.add_argument("--label-free", action="store_true",
                         help="also what ILA could read of its vote without target labels, with the run's own "
-                             "similarity, on the kept targets: " + ", ".join(LABEL_FREE))
+                             "similarity, on the kept targets: " + ", ".join(LABEL_FREE).replace("%", "%%"))
     parser.add_argument("--k", type=int, default=None,
                         help="the vote's k instead of the log's (a baseline's log holds the defaults ILA did not use)")
     parser.add_argument("--mu", type=float, default=None, help="the ratio test's mu instead of the log's")

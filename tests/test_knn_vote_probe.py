@@ -85,6 +85,11 @@ def test_on_a_finished_run_and_on_a_folder_without_one(offline_digits, tmp_path)
                                       "-b", "16", "--epochs", "1", "-i", "3", "-p", "3", "--samples-per-class", "2",
                                       "--k", "2", "--mu", "0.5", "--seed", "0", "--log", log])
     assert done.returncode == 0, done.stderr[-2000:]
+    # a refused --resume writes a newer, unfinished log into the folder: the probe reads the finished one
+    refused = run_script("ila_dann.py", [offline_digits, "-d", "ImageList", "-s", "mnist", "-t", "uci", *DIGIT_FLAGS,
+                                         "-b", "16", "--epochs", "1", "-i", "3", "-p", "3", "--seed", "1", "--resume",
+                                         "--log", log])
+    assert refused.returncode == 2 and len(list(log.glob("train-*.txt"))) == 2, refused.stderr[-2000:]
     done = subprocess.run([sys.executable, SCRIPT, str(log), "--samples", "60", "--batches", "3", "--label-free",
                            "--mutual", "--mu", "1", "--target-neighbours"],
                           capture_output=True, text=True, cwd=REPO, env=script_env(), timeout=300)

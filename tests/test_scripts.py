@@ -11,7 +11,7 @@ from PIL import Image
 
 from ila_tllib.tables import collect, format_table
 
-from helpers import (SCRIPTS, TLLIB, only_log, run_script, script_env,  # noqa: F401
+from helpers import (REPO, SCRIPTS, TLLIB, only_log, run_script, script_env,  # noqa: F401
                      tiny_args)
 
 
@@ -364,3 +364,12 @@ def test_task_lists_parse_and_pass_the_flag_checks(name):
             assert args.lr == digit_lrs[task], line
         if args.data == "Office31":
             assert args.seed == office31_seed, line
+
+
+@pytest.mark.parametrize("script", sorted(os.path.basename(p) for p in glob.glob(os.path.join(REPO, "benchmarks", "*.py"))))
+def test_every_benchmark_script_explains_itself(script):
+    path = os.path.join(REPO, "benchmarks", script)
+    done = subprocess.run([sys.executable, path, "--help"], capture_output=True, text=True, env=script_env(),
+                          timeout=120)
+    assert done.returncode == 0 and done.stdout.startswith("usage:"), done.stderr[-2000:]
+
