@@ -328,6 +328,37 @@ def test_rerun_with_a_damaged_pretrain_file_leaves_the_checkpoints(finished, roo
     assert checkpoint_files(finished) == before
 
 
+def test_bsp_rerun_with_its_own_pretrain_file_runs_again(root, tmp_path):
+    # tllib's workflow: pretrain once, then rerun with --pretrain LOG/checkpoints/pretrain.pth in the same
+    # folder. The rerun sets the other checkpoints aside but leaves the file it reads, so the same command
+    # runs a third time; best.pth named by --pretrain is set aside all the same (the run writes it anew), and
+    # pretrain.pth with it once no flag reads it
+    log = str(tmp_path / "bsp")
+    first = run_script("ila_bsp.py", tiny_args(root, log, *ONE_EPOCH, "--pretrain-epochs", "1"))
+    assert first.returncode == 0, first.stderr[-3000:]
+    pretrain = os.path.join(log, "checkpoints", "pretrain.pth")
+    weights = open(pretrain, "rb").read()
+    for _ in range(2):
+        again = run_script("ila_bsp.py", tiny_args(root, log, *ONE_EPOCH, "--pretrain", pretrain))
+        assert again.returncode == 0, again.stderr[-3000:]
+        assert "(pretrain.pth stays: --pretrain reads it)" in again.stdout, again.stdout
+        assert open(pretrain, "rb").read() == weights
+        moved = re.search(r"^=> an earlier run's checkpoints were moved to (.*) \(", again.stdout, re.M).group(1)
+        assert sorted(os.listdir(moved)) == ["best.pth", "latest.pth", "resume.pth"]
+    best = os.path.join(log, "checkpoints", "best.pth")
+    done = run_script("ila_bsp.py", tiny_args(root, log, *ONE_EPOCH, "--pretrain", best))
+    assert done.returncode == 0, done.stderr[-3000:]
+    moved = re.search(r"^=> an earlier run's checkpoints were moved to (\S+)$", done.stdout, re.M).group(1)
+    assert sorted(os.listdir(moved)) == ["best.pth", "latest.pth", "pretrain.pth", "resume.pth"]
+
+
+def test_divergence_in_bsp_pretraining_names_the_pretraining_rate(root, tmp_path):
+    done = run_script("ila_bsp.py", tiny_args(root, str(tmp_path / "log"), *ONE_EPOCH, "--pretrain-epochs", "1",
+                                              "--pretrain-lr", "1e30"))
+    line = one_error(done, 3)
+    assert "in source-only pretraining: lower --pretrain-lr" in line and "--trade-off" not in line, line
+
+
 def test_stale_temporary_file_is_removed(finished, root, backend):
     # what a kill during a checkpoint write leaves behind
     stale = os.path.join(finished, "checkpoints", ".tmp-k1ll3d.pth")

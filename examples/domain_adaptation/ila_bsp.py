@@ -61,6 +61,9 @@ class BSP(DANN):
             load_weights(classifier, args.pretrain, '--pretrain', PRETRAIN_FIX)
         return classifier
 
+    def kept_inputs(self, args):
+        return {args.pretrain: '--pretrain'} if args.pretrain is not None else {}
+
     def build_transfer(self, args, classifier, num_classes, source_size, target_size):
         return BSPLoss(super().build_transfer(args, classifier, num_classes, source_size, target_size))
 
@@ -73,7 +76,7 @@ class BSP(DANN):
         if args.pretrain is None:   # as tllib: source only, its own learning rate, then saved
             print("Pretraining the model on source domain.")
             trainer.pretrain(source_iter, args.iters_per_epoch, args.pretrain_lr, epochs=args.pretrain_epochs,
-                             after_epoch=evaluate)
+                             after_epoch=evaluate, lr_flag='--pretrain-lr')
             trainer.save(path)
             print("Pretraining process is done.")
             load_weights(trainer.model, path, '--pretrain', PRETRAIN_FIX)   # as tllib: the saved weights

@@ -16,7 +16,7 @@ import glob
 import os
 import random
 import time
-from typing import Dict, Iterable, Optional
+from typing import Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -29,6 +29,9 @@ __all__ = ["RunDirectory", "CHECKPOINTS", "load_file", "load_weights", "check_fi
 
 #: the files a training run writes into LOG/checkpoints
 CHECKPOINTS = ("latest", "best", "resume", "pretrain")
+#: those every training run writes anew: set aside even when the run reads one (BSP's --pretrain may name
+#: any checkpoint), so that nothing is overwritten
+WRITTEN_BY_EVERY_RUN = ("latest", "best", "resume")
 
 
 class RunDirectory:
@@ -71,17 +74,24 @@ class RunDirectory:
             self.notes.append(f"=> removed {removed} temporary file(s) an interrupted run left in {self.root}")
         return self
 
-    def set_aside_finished(self) -> Optional[str]:
+    def set_aside_finished(self, keep: Dict[str, str] = None) -> Optional[str]:
         """For a new training run (``phase='train'`` without ``resume``): move the checkpoints an earlier
-        run left into ``checkpoints/previous-<time>/``; returns the line that says where, or None."""
+        run left into ``checkpoints/previous-<time>/``, except the files of ``keep`` (path -> the flag that
+        reads it: this run's input, which a rerun of the same command reads again); returns the line that
+        says where, or None."""
         if self.phase != "train" or self.resume:
             return None
+        kept = {os.path.realpath(path): flag for path, flag in (keep or {}).items()}
         try:
-            moved = self._move_finished_aside()
+            moved, stayed = self._move_finished_aside(kept)
         except OSError as e:
             raise self._unwritable(e) from None
         self.set_aside = True   # from here on the checkpoints in the folder are this run's
-        return f"=> an earlier run's checkpoints were moved to {moved}" if moved else None
+        if not moved:
+            return None
+        stays = "".join(f" ({os.path.basename(path)} stays: {kept[os.path.realpath(path)]} reads it)"
+                        for path in stayed)
+        return f"=> an earlier run's checkpoints were moved to {moved}{stays}"
 
     def _unwritable(self, e: OSError) -> UsageError:
         where = e.filename or self.root
@@ -119,10 +129,13 @@ class RunDirectory:
             os.remove(path)
         return len(stale)
 
-    def _move_finished_aside(self) -> Optional[str]:
+    def _move_finished_aside(self, kept: Dict[str, str]) -> Tuple[Optional[str], List[str]]:
         found = [self.path(name) for name in CHECKPOINTS if os.path.exists(self.path(name))]
+        stayed = [self.path(name) for name in CHECKPOINTS if name not in WRITTEN_BY_EVERY_RUN
+                  and self.path(name) in found and os.path.realpath(self.path(name)) in kept]
+        found = [path for path in found if path not in stayed]
         if not found:
-            return None
+            return None, stayed
         stamp = time.strftime("%Y-%m-%d-%H_%M_%S", time.localtime(max(os.path.getmtime(p) for p in found)))
         target = os.path.join(self.checkpoints, f"previous-{stamp}")
         suffix = 1
@@ -132,7 +145,7 @@ class RunDirectory:
         os.makedirs(target)
         for path in found:
             os.replace(path, os.path.join(target, os.path.basename(path)))
-        return target
+        return target, stayed
 
     def _probe_writable(self):
         # found now, not after an epoch of training

@@ -49,10 +49,9 @@ def load_schedule(optimizer, scheduler, optimizer_state: dict, scheduler_state: 
     scheduler._last_lr = [group['lr'] for group in optimizer.param_groups]   # what get_last_lr() reports
 
 
-def check_finite_loss(value: torch.Tensor, name: str, it: int) -> torch.Tensor:
+def check_finite_loss(value: torch.Tensor, name: str, it: int, fix: str = DIVERGENCE_FIX) -> torch.Tensor:
     if not torch.isfinite(value):
-        raise DivergenceError(f"the {name} loss became {value.item()} at iteration {it}; training stopped "
-                              f"({DIVERGENCE_FIX})")
+        raise DivergenceError(f"the {name} loss became {value.item()} at iteration {it}; training stopped ({fix})")
     return value
 
 
@@ -177,11 +176,12 @@ class Trainer:
             save_atomic(self.model.state_dict(), path)
 
     def pretrain(self, source_iter, iterations: int, lr: float, epochs: int = 1, after_epoch=None,
-                 prefix: Optional[str] = None):
+                 prefix: Optional[str] = None, lr_flag: str = '--lr'):
         """Source-only training with its own optimiser and schedule (the same recipe, restarted), so the
         adaptation schedule is untouched: ``epochs`` of ``iterations``, ``after_epoch()`` after each. Printed
         as tllib's source-only epochs (bsp.py): an ``lr: [...]`` line, then ``Epoch: [e]`` lines with its
-        meters; a ``prefix`` (``--pretrain-iters``, not in tllib) names the lines instead, without the lr."""
+        meters; a ``prefix`` (``--pretrain-iters``, not in tllib) names the lines instead, without the lr.
+        ``lr_flag`` is the flag that set ``lr``: only cross-entropy trains here, so a divergence names it alone."""
         args = self.args
         optimizer, scheduler = make_optimizer(self.model.get_parameters(), args, lr)
         for epoch in range(epochs):
@@ -200,7 +200,8 @@ class Trainer:
                 with precision.autocast(args, self.device):
                     y_s = self.method.forward(self.classifier, precision.network_inputs(args, x_s)).logits
                 y_s = precision.upcast(y_s)
-                loss = check_finite_loss(F.cross_entropy(y_s, labels_s), 'CE', i)
+                loss = check_finite_loss(F.cross_entropy(y_s, labels_s), 'CE', i,
+                                         f"in source-only pretraining: lower {lr_flag}")
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()

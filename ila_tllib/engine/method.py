@@ -103,6 +103,11 @@ class Method:
     def pretrain(self, args, trainer, source_iter, evaluate, path: str):
         """Before adaptation (not on --resume): BSP trains the classifier on the source here."""
 
+    def kept_inputs(self, args) -> Dict[str, str]:
+        """Files a new training run reads that must stay where they are when it sets an earlier run's
+        checkpoints aside (path -> the flag that names it): BSP's --pretrain, so the same command runs again."""
+        return {}
+
     def on_step(self, classifier: nn.Module):
         """After each training forward pass (MDD steps its reversal layer's schedule here)."""
 

@@ -247,7 +247,7 @@ def _run(args, method: Method, device, directory: Optional[RunDirectory], peers:
         print(ila.mining_network.describe())
 
     # only now, with data and model built: a run stopped by bad input leaves an earlier run's files in place
-    moved = directory.set_aside_finished() if directory is not None else None
+    moved = directory.set_aside_finished(method.kept_inputs(args)) if directory is not None else None
     if moved:
         print(moved)
     if not args.resume:
