@@ -352,6 +352,31 @@ def test_bsp_rerun_with_its_own_pretrain_file_runs_again(root, tmp_path):
     assert sorted(os.listdir(moved)) == ["best.pth", "latest.pth", "pretrain.pth", "resume.pth"]
 
 
+def test_another_method_s_checkpoints_are_named_as_such(finished, root):
+    # a DANN run's folder: MDD's --phase test names what differs, --resume names the method first (its flags
+    # differ too, but giving them would not make a DANN checkpoint continue an MDD run); BSP given DANN's
+    # resume state as --pretrain says it is one
+    best = os.path.join(finished, "checkpoints", "best.pth")
+    line = one_error(run_script("ila_mdd.py", tiny_args(root, finished, *ONE_EPOCH, "--phase", "test")), 2)
+    assert re.match(rf"error: --phase test: {re.escape(best)} does not fit this model \(\d+ missing, e\.g\. \S+; "
+                    r"\d+ not in this model, e\.g\. \S+.*\); it was written by another method's script", line), line
+    line = one_error(run_script("ila_mdd.py", tiny_args(root, finished, *ONE_EPOCH, "--resume")), 2)
+    assert line == (f"error: --resume: {os.path.join(finished, 'checkpoints', 'resume.pth')} was written by a dann "
+                    f"run, not mdd: resume it with the dann script, or use another --log")
+    resume = os.path.join(finished, "checkpoints", "resume.pth")
+    line = one_error(run_script("ila_bsp.py", tiny_args(root, finished, *ONE_EPOCH, "--pretrain", resume)), 2)
+    assert line.startswith(f"error: --pretrain: {resume} holds more than a network's weights (a --resume state): "), line
+    assert "\x1b" not in line
+
+
+def test_a_checkpoint_of_other_shapes_names_one(finished, root):
+    best = os.path.join(finished, "checkpoints", "best.pth")
+    line = one_error(run_script("ila_dann.py", tiny_args(root, finished, *ONE_EPOCH, "--phase", "test",
+                                                         "--bottleneck-dim", "64")), 2)
+    assert re.search(rf"{re.escape(best)} does not fit this model \(\d+ of another shape, e\.g\. \S+ \[256, \d+\] "
+                     r"\(here \[64, \d+\]\)\)", line), line
+
+
 def test_divergence_in_bsp_pretraining_names_the_pretraining_rate(root, tmp_path):
     done = run_script("ila_bsp.py", tiny_args(root, str(tmp_path / "log"), *ONE_EPOCH, "--pretrain-epochs", "1",
                                               "--pretrain-lr", "1e30"))

@@ -15,7 +15,9 @@ import fcntl
 import glob
 import os
 import random
+import re
 import time
+import zipfile
 from typing import Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
@@ -26,6 +28,9 @@ from .errors import DIVERGENCE_FIX, DivergenceError, UsageError
 
 __all__ = ["RunDirectory", "CHECKPOINTS", "load_file", "load_weights", "check_finite_state",
            "keep_tensors_in_state", "rng_state", "set_rng_state", "schedule_counters", "set_schedule_counters"]
+
+#: terminal colour codes, which torch puts into some of its messages
+ANSI_ESCAPES = re.compile(r"\x1b\[[0-9;]*m")
 
 #: the files a training run writes into LOG/checkpoints
 CHECKPOINTS = ("latest", "best", "resume", "pretrain")
@@ -167,21 +172,51 @@ def load_file(path: str, what: str, fix: str, weights_only: bool = True):
     try:
         return torch.load(path, map_location="cpu", weights_only=weights_only)
     except Exception as e:   # truncated zip, random bytes, pickle errors, EOF: all mean a damaged file
-        first = (str(e).strip().splitlines() or [""])[0][:200]
+        if weights_only and "Weights only load failed" in str(e) and _intact_archive(path):   # other objects
+            state = " (a --resume state)" if os.path.basename(path) == "resume.pth" else ""
+            raise UsageError(f"{what}: {path} holds more than a network's weights{state}: {fix}") from None
+        first = ANSI_ESCAPES.sub("", (str(e).strip().splitlines() or [""])[0])[:200]
         raise UsageError(f"{what}: {path} cannot be read ({type(e).__name__}: {first}); it is damaged "
                          f"or not a checkpoint: {fix}") from None
+
+
+def _intact_archive(path: str) -> bool:
+    """Whether ``path`` is a whole zip archive, as torch.save writes (damaged bytes fail the weights-only
+    reader too)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip() is None
+    except (zipfile.BadZipFile, OSError, EOFError):
+        return False
 
 
 def load_weights(model: nn.Module, path: str, what: str, fix: str):
     state = load_file(path, what, fix)
     if not isinstance(state, dict):
         raise UsageError(f"{path} holds a {type(state).__name__}, not a state_dict: {fix}")
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as e:
-        first = str(e).splitlines()[0]
-        raise UsageError(f"{path} does not fit this model ({first}); it was trained with another --arch, "
-                         f"--bottleneck-dim or class count") from None
+    mismatch = state_mismatch(model.state_dict(), state)
+    if mismatch:
+        raise UsageError(f"{what}: {path} does not fit this model ({mismatch}); it was written by another "
+                         f"method's script or with another --arch, --bottleneck-dim or class count: {fix}")
+    model.load_state_dict(state)
+
+
+def state_mismatch(own: dict, state: dict) -> str:
+    """What keeps ``state`` from loading into a model whose state_dict is ``own``, with one example of each
+    kind of difference; empty when it loads."""
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    resized = [k for k in own if k in state and tuple(getattr(state[k], "shape", ())) != tuple(own[k].shape)]
+    told = []
+    if missing:
+        told.append(f"{len(missing)} missing, e.g. {missing[0]}")
+    if unexpected:
+        told.append(f"{len(unexpected)} not in this model, e.g. {unexpected[0]}")
+    if resized:
+        k = resized[0]
+        told.append(f"{len(resized)} of another shape, e.g. {k} {list(getattr(state[k], 'shape', ()))} "
+                    f"(here {list(own[k].shape)})")
+    return "; ".join(told)
 
 
 def check_finite_state(modules: Dict[str, nn.Module], where: str):

@@ -192,7 +192,7 @@ def _run(args, method: Method, device, directory: Optional[RunDirectory], peers:
         print(f"torch.distributed: {dist_utils.world_size()} processes ({dist.get_backend()}); -b and the "
               f"class-balanced batch are global batches, split evenly over the processes")
     # a resume that cannot continue this run is refused before the data and the model are built
-    resumed = read_resume_file(args) if args.resume and args.phase == 'train' else None
+    resumed = read_resume_file(args, method) if args.resume and args.phase == 'train' else None
     if args.seed is not None:
         set_seed(args.seed)  # the same initial weights in every process
     seed = args.seed if args.seed is not None else 0
@@ -215,7 +215,8 @@ def _run(args, method: Method, device, directory: Optional[RunDirectory], peers:
 
     if args.phase != 'train':
         load_weights(unwrap(classifier), checkpoint_path(args, 'best'), f'--phase {args.phase}',
-                     'train first (--phase train) with the same --log')
+                     'use the --log of a training run of this script with the same flags, or train first '
+                     '(--phase train)')
         if args.phase == 'analysis':
             if dist_utils.is_main_process():
                 analyse(classifier, method, data, args, device, args.log)
@@ -340,10 +341,15 @@ def save_resume_state(args, method, plan, epoch, best_acc1, state, modules, opti
 START_ANEW = "start without --resume to train anew (the old checkpoints are kept aside)"
 
 
-def read_resume_file(args):
-    """The resume checkpoint, once its recorded flags (if it has them) allow this run to continue it."""
+def read_resume_file(args, method: Method):
+    """The resume checkpoint, once its method and recorded flags (if it has them) allow this run to continue it."""
     path = checkpoint_path(args, 'resume')
     ckpt = load_file(path, "--resume", "a run writes it after its first epoch; " + START_ANEW, weights_only=False)
+    config = ckpt.get('config') if isinstance(ckpt, dict) else None
+    written_by = config.get('method') if isinstance(config, dict) else None
+    if written_by is not None and written_by != method.name:   # before the flags: another method's differ anyway
+        raise UsageError(f"--resume: {path} was written by a {written_by} run, not {method.name}: resume it with "
+                         f"the {written_by} script, or use another --log")
     flags = ckpt.get('flags') if isinstance(ckpt, dict) else None
     if isinstance(flags, dict):   # written with every flag: each change is named with both values
         changes = changed_flags(flags, vars(args))
