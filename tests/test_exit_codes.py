@@ -109,11 +109,38 @@ def test_flag_error_exits_2_before_any_folder(root, tmp_path, extra, message):
     (["--seed", str(2 ** 32)], r"--seed 4294967296 is outside 0 \.\. 2\*\*32 - 1"),
     (["--norm-std", "-0.5"], r"--norm-std -0\.5: every value must be positive"),
     (["-a", "dtn", "--norm-mean", "0.5", "--norm-std", "0.5"], r"-a dtn takes 32x32 images"),
+    (["--lr", "-0.01"], r"--lr -0\.01 must be positive$"),
+    (["--classes-per-batch", "1"], r"--classes-per-batch 1: a class-balanced batch of fewer than 2 classes gives "
+                                   r"every target its one class and ILA nothing to contrast"),
+    (["--samples-per-class", "1"], r"--k 3 with --samples-per-class 1: .* every vote is a tie; use --k 1, or "
+                                   r"--samples-per-class 2 or more$"),
+    (["--samples-per-class", "1", "--k", "1"], None),
+    (["--samples-per-class", "1", "--ila-source-bank", "4"], None),   # the bank gives the vote more per class
+    (["-b", "1", "--pretrain-iters", "2"], r"-b 1 with --pretrain-iters 2: a source-only step would train "
+                                           r"BatchNorm on one image"),
 ])
 def test_more_flag_errors(root, extra, message):
     # the same check_args as the script above, in process
+    if message is None:
+        import ila_dann
+        from ila_tllib.engine import check_args, get_parser
+        check_args(get_parser(ila_dann.DANN()).parse_args(tiny_args(root, "unused", *ONE_EPOCH, *extra)),
+                   ila_dann.DANN())
+        return
     error = flag_error(tiny_args(root, "unused", *ONE_EPOCH, *extra))
     assert re.match(message, error), error
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["-b", "1", "--pretrain-epochs", "1"], "-b 1 with source-only pretraining: a step would train BatchNorm on "
+                                            "one image, which it cannot; use -b 2 or more, or give --pretrain"),
+    (["--trade-off-bsp", "-1"], "--trade-off-bsp -1.0 cannot be negative"),
+    (["--pretrain-lr", "0"], "--pretrain-lr 0.0 must be positive"),
+])
+def test_bsp_flag_errors_name_the_flag(root, tmp_path, extra, message):
+    log = tmp_path / "log"
+    assert one_error(run_script("ila_bsp.py", tiny_args(root, str(log), *ONE_EPOCH, *extra)), 2) == f"error: {message}"
+    assert not log.exists()
 
 
 # ----------------------------------------------------------------- bad input after the folder is opened

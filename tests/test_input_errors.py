@@ -89,7 +89,7 @@ def test_log_that_is_a_file(root, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--temperature", "0"], "--ila-temperature must be positive"),
+    (["--temperature", "0"], "--ila-temperature 0.0 must be positive"),
     (["--mu", "0.01"], "keeps no target"),
     (["-j", "-1"], "--workers cannot be negative"),
     (["--ila-spectral-penalty", "-0.0001"], "--ila-spectral-penalty cannot be negative"),

@@ -201,6 +201,8 @@ def test_same_seed_same_result_and_baselines(tiny_root, tmp_path):
     (["-a", "no_such_net"], r"unknown architecture 'no_such_net'"),
     (["--samples-per-class", "20"], None),  # 8 per class but 20 asked: fine, classes cycle
     (["--balanced-source", "--ila-batch", "extra"], r"--balanced-source .*contradicts --ila-batch extra"),
+    (["--classes-per-batch", "4"], r"--classes-per-batch 4 is more than the 3 classes of the data; give at most 3"),
+    (["-b", "30"], r"the target domain \(tgt\) has 24 samples, fewer than the batch size 30: lower -b"),
 ])
 def test_bad_input_exits_2_with_a_message(tiny_root, tmp_path, extra, message):
     args = tiny_args(tiny_root, str(tmp_path / "log"), "--epochs", "1", "-i", "1")

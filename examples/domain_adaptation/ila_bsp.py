@@ -49,8 +49,14 @@ class BSP(DANN):
                             help='number of total epochs(pretrain) to run (default: 3)')
 
     def check_args(self, args):
-        if args.pretrain_epochs < 0 or args.trade_off_bsp < 0 or args.pretrain_lr <= 0:
-            raise UsageError("--pretrain-epochs and --trade-off-bsp cannot be negative, --pretrain-lr must be positive")
+        for flag, value in (('--pretrain-epochs', args.pretrain_epochs), ('--trade-off-bsp', args.trade_off_bsp)):
+            if value < 0:
+                raise UsageError(f"{flag} {value} cannot be negative")
+        if args.pretrain_lr <= 0:
+            raise UsageError(f"--pretrain-lr {args.pretrain_lr} must be positive")
+        if args.batch_size < 2 and args.pretrain is None and args.pretrain_epochs > 0 and args.phase == 'train':
+            raise UsageError(f"-b {args.batch_size} with source-only pretraining: a step would train BatchNorm on "
+                             f"one image, which it cannot; use -b 2 or more, or give --pretrain")
 
     def build_classifier(self, args, backbone, num_classes, pool_layer):
         classifier = backend.BSPClassifier(backbone, num_classes, bottleneck_dim=args.bottleneck_dim,

@@ -106,8 +106,11 @@ class BatchPlan:
             text += f", and its {readers} the {self.source_bank} most recent source features of every class"
         return text
 
-    def check(self, args):
+    def check(self, args, num_classes: int):
         """What the plan cannot hold once the class count is known."""
+        if args.classes_per_batch is not None and args.classes_per_batch > num_classes:
+            raise UsageError(f"--classes-per-batch {args.classes_per_batch} is more than the {num_classes} classes "
+                             f"of the data; give at most {num_classes}, or leave it out for all of them")
         votes = issubclass(PSEUDO_LABELLERS[args.pseudo_label], KNNPseudoLabeller)   # knn, consensus
         if self.ila_source and votes and args.k > self.ila_source_size:
             raise UsageError(f"--k {args.k} is larger than ILA's source batch ({self.ila_source_size} samples); "
@@ -115,6 +118,16 @@ class BatchPlan:
 
     def check_flags(self, args):
         """What the plan cannot hold whatever the data: checked with the other flags, before any folder."""
+        if args.classes_per_batch is not None and args.classes_per_batch < 2 and self.samples_per_class > 0:
+            raise UsageError(f"--classes-per-batch {args.classes_per_batch}: a class-balanced batch of fewer than 2 "
+                             f"classes gives every target its one class and ILA nothing to contrast; give 2 or "
+                             f"more, or leave it out for all classes")
+        votes = issubclass(PSEUDO_LABELLERS[args.pseudo_label], KNNPseudoLabeller)
+        if (self.ila_source and votes and self.samples_per_class == 1 and args.k > 1 and self.source_bank == 0
+                and self.ila_sampling == 'balanced'):
+            raise UsageError(f"--k {args.k} with --samples-per-class 1: ILA's source batch holds one sample of each "
+                             f"class, so a target's {args.k} nearest are of {args.k} classes and every vote is a "
+                             f"tie; use --k 1, or --samples-per-class 2 or more")
         if args.sync_bn and self.statistics_rule == 'tllib':
             # SyncBatchNorm pools its statistics over the processes from every row of the forward pass
             raise UsageError("--sync-bn takes BatchNorm statistics from every row, ILA's own batch included, so "
@@ -126,13 +139,15 @@ class BatchPlan:
         def balanced(offset):
             return balanced_loader(data.train_source, self.samples_per_class, args.classes_per_batch,
                                    data.num_classes, args.workers, seed + offset)
-        loaders = {'target': random_loader(data.train_target, self.batch_size, args.workers, seed + 1),
+        source, target = (f"the {side} domain ({' + '.join(names)})"
+                          for side, names in (('source', args.source), ('target', args.target)))
+        loaders = {'target': random_loader(data.train_target, self.batch_size, args.workers, seed + 1, domain=target),
                    'source': balanced(0) if self.balanced_source else
-                   random_loader(data.train_source, self.batch_size, args.workers, seed)}
+                   random_loader(data.train_source, self.batch_size, args.workers, seed, domain=source)}
         if self.ila_source == 'extra':
             loaders['ila_source'] = balanced(2) if self.ila_sampling == 'balanced' else \
                 random_loader(data.train_source, self.balanced_size, args.workers, seed + 2,
-                              "--samples-per-class (x --classes-per-batch)")
+                              "--samples-per-class (x --classes-per-batch)", source)
         return {name: ResumableForeverIterator(loader) for name, loader in loaders.items()}
 
     def draw(self, iters, device, with_ila: bool) -> Batch:

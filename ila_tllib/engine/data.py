@@ -103,11 +103,11 @@ def own_generator(seed):
     return torch.Generator().manual_seed(seed)
 
 
-def random_loader(dataset, batch_size, workers, seed, size_flags="-b"):
+def random_loader(dataset, batch_size, workers, seed, size_flags="-b", domain="a domain"):
     """Shuffled, fixed-size batches as tllib draws them; the batch is global, split over processes.
-    ``size_flags`` names the flags that set ``batch_size``, for the messages."""
+    ``size_flags`` names the flags that set ``batch_size`` and ``domain`` the data, for the messages."""
     if len(dataset) < batch_size:
-        raise UsageError(f"a domain has {len(dataset)} samples, fewer than the batch size {batch_size}: lower "
+        raise UsageError(f"{domain} has {len(dataset)} samples, fewer than the batch size {batch_size}: lower "
                          f"{size_flags}")
     try:
         sampler = RandomBatchSampler(len(dataset), batch_size, seed, dist_utils.world_size(), dist_utils.rank())

@@ -127,7 +127,7 @@ def get_parser(method) -> argparse.ArgumentParser:
                    help="When phase is 'test', only test the model. When phase is 'analysis', only analysis the model.")
     method.add_arguments(p)
     _order_like_tllib(p, method.namespace_after)
-    add_ila_arguments(p)
+    method.add_ila_arguments(add_ila_arguments(p))
     p.set_defaults(**method.defaults)     # last: a method's defaults cover ILA's flags too
     return p
 
@@ -142,6 +142,7 @@ def _order_like_tllib(p: argparse.ArgumentParser, after):
 
 
 def add_ila_arguments(p: argparse.ArgumentParser):
+    """ILA-DA's flags, in their own --help group, which is returned (a method adds its own ILA flags to it)."""
     g = p.add_argument_group('ILA-DA')
     g.add_argument('--ila-trade-off', default=1.0, type=float,
                    help='weight of the ILA (MSC) loss; 0 = the plain tllib recipe (default: 1.0)')
@@ -247,6 +248,7 @@ def add_ila_arguments(p: argparse.ArgumentParser):
     g.add_argument('--metric-loss', default='msc', choices=list(METRIC_LOSSES),
                    help="msc: ILA-DA's; msc-push, msc-pull: its value with only the -1 (push) or the +1 (pull) "
                         "pairs moved (ablations); triplet: Table 4 (a)'s ablation (default: %(default)s)")
+    return g
 
 
 def ila_enabled(args) -> bool:
@@ -313,8 +315,12 @@ def check_args(args, method):
         raise UsageError(f"--norm-std {' '.join(map(str, args.norm_std))}: every value must be positive "
                          f"(it divides the pixels)")
     _check_input_size(args)
-    if args.lr <= 0 or args.ila_temperature <= 0:
-        raise UsageError("--lr and --ila-temperature must be positive")
+    for name in ('lr', 'ila_temperature'):
+        if getattr(args, name) <= 0:
+            raise UsageError(f"{flag_name(name)} {getattr(args, name)} must be positive")
+    if args.batch_size < 2 and args.pretrain_iters > 0:
+        raise UsageError(f"-b {args.batch_size} with --pretrain-iters {args.pretrain_iters}: a source-only step "
+                         f"would train BatchNorm on one image, which it cannot; use -b 2 or more")
     if args.balanced_source and args.samples_per_class == 0:
         raise UsageError("--balanced-source needs a class-balanced batch: add --samples-per-class m > 0 (e.g. 4)")
     if args.classes_per_batch is not None and args.samples_per_class == 0:

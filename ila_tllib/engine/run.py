@@ -200,7 +200,7 @@ def _run(args, method: Method, device, directory: Optional[RunDirectory], peers:
     # downloads and the offline export write ROOT once, in process 0
     data = main_process_first(lambda: get_dataset(args), peers, "prepare the datasets")
     plan = BatchPlan.from_args(args, data.num_classes)
-    plan.check(args)
+    plan.check(args, data.num_classes)
     classifier = build_classifier(args, method, data.num_classes, device)
     transfer = keep_tensors_in_state(
         method.build_transfer(args, classifier, data.num_classes, plan.source_size, args.batch_size)).to(device)
