@@ -9,7 +9,7 @@ import torch.nn as nn
 
 from ila_dann import DANN
 from ila_mdd import MDD
-from ila_tllib.engine import BatchPlan, Trainer
+from ila_tllib.engine import BatchPlan, Trainer, get_parser
 from ila_tllib.engine.ila_term import build_ila_term
 from ila_tllib.engine.moving_average import is_stochastic, layers_in_order
 from test_engine import ToyClassifierWithBackbone, ToyMethod, toy_args, toy_batch
@@ -130,3 +130,14 @@ def test_mdd_features_before_its_last_dropout(choice):
     g_s, g_t = trainer.mining_features(batch)
     # after the ReLU about half the coordinates are 0; the dropout zeroes half the rest
     assert ((g_t == 0).float().mean() > 0.65) == (choice == "bottleneck")
+
+
+@pytest.mark.parametrize("ila_trade_off, said", [("1", True), ("0", False)])
+def test_mdd_ila_features_is_an_ila_flag(capsys, ila_trade_off, said):
+    # listed in --help's ILA-DA group, and said in the log only when ILA runs
+    parser = get_parser(MDD())
+    group = next(g for g in parser._action_groups if g.title == "ILA-DA")
+    assert "ila_features" in [a.dest for a in group._group_actions]
+    capsys.readouterr()
+    lenet_trainer(MDD(), "--ila-features", "before-dropout", "--ila-trade-off", ila_trade_off)
+    assert ("ILA reads:" in capsys.readouterr().out) == said

@@ -11,6 +11,7 @@ import torch.nn as nn
 import utils
 from ila_tllib import backend
 from ila_tllib.engine import Method, Outputs, UsageError
+from ila_tllib.engine.flags import ila_enabled
 
 
 #: --ila-features: where ILA reads MDD's features, relative to the Dropout(0.5) that ends its bottleneck
@@ -36,7 +37,9 @@ class MDD(Method):
 
     def add_arguments(self, parser):
         parser.add_argument('--margin', type=float, default=4., help="margin gamma")
-        parser.add_argument('--ila-features', choices=list(ILA_FEATURES), default='bottleneck',
+
+    def add_ila_arguments(self, group):
+        group.add_argument('--ila-features', choices=list(ILA_FEATURES), default='bottleneck',
                             help="what ILA mines on and contrasts: " +
                             "; ".join(f"{k}: {v}" for k, v in ILA_FEATURES.items()) + " (default: bottleneck)")
 
@@ -57,7 +60,8 @@ class MDD(Method):
                 raise UsageError(f"--ila-features before-dropout needs a bottleneck that ends in a Dropout layer "
                                  f"that does not work in place, not {last}; use --ila-features bottleneck")
             last.register_forward_pre_hook(lambda module, inputs: setattr(self, '_features', inputs[0]))
-            print(f"ILA reads: {ILA_FEATURES['before-dropout']}")
+            if ila_enabled(args):
+                print(f"ILA reads: {ILA_FEATURES['before-dropout']}")
         else:
             classifier.bottleneck.register_forward_hook(
                 lambda module, inputs, output: setattr(self, '_features', output))

@@ -60,6 +60,9 @@ class Method:
     def add_arguments(self, parser):
         pass
 
+    def add_ila_arguments(self, group):
+        """The method's own ILA-DA flags, into the --help group of ILA-DA's (MDD's --ila-features)."""
+
     def check_args(self, args):
         pass
 
