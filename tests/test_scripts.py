@@ -324,13 +324,15 @@ def test_mdd_and_bsp_scripts(tiny_root, tmp_path, backend, script, columns):
                          r"\( *\d+\.\d\d\)\tCls Acc [^\t]*$", text, re.M)
         assert os.path.isfile(os.path.join(log, "checkpoints", "pretrain.pth"))
     if script == "ila_bsp.py":
-        # the baseline in the same folder, from the first run's pretraining (--pretrain): the file is read before
-        # the new run sets that run's checkpoints aside, itself among them
+        # the baseline in the same folder, from the first run's pretraining (--pretrain): the new run sets that
+        # run's other checkpoints aside and leaves the file it reads in place
         pretrained = os.path.join(log, "checkpoints", "pretrain.pth")
         baseline = run_script(script, tiny_args(tiny_root, log, "--epochs", "1", "--ila-trade-off", "0",
                                                 "--pretrain", pretrained), backend=backend)
-        moved = re.search(r"^=> an earlier run's checkpoints were moved to (.*)$", baseline.stdout, re.M)
-        assert moved and os.path.isfile(os.path.join(moved.group(1), "pretrain.pth")), baseline.stderr[-3000:]
+        moved = re.search(r"^=> an earlier run's checkpoints were moved to (\S+) \(pretrain\.pth stays", baseline.stdout,
+                          re.M)
+        assert moved and not os.path.exists(os.path.join(moved.group(1), "pretrain.pth")), baseline.stderr[-3000:]
+        assert os.path.isfile(pretrained)
         assert "Pretraining the model" not in baseline.stdout
     else:
         baseline = run_script(script, tiny_args(tiny_root, str(tmp_path / "base"), "--epochs", "1",
