@@ -62,3 +62,12 @@ def test_help_lists_tllibs_flags_in_tllibs_order(method):
     tllib = [engine_name.get(name, name) for name in TLLIB_ORDER[method.name] if name != "root"]
     listed = ["weight_decay" if name == "wd" else name for name in listed]   # --wd W, --weight-decay W
     assert [name for name in listed if name in tllib] == tllib
+
+
+@pytest.mark.parametrize("method", [ila_dann.DANN(), ila_cdan.CDAN(), ila_mdd.MDD(), ila_bsp.BSP()],
+                         ids=lambda m: m.name)
+def test_help_gives_the_method_s_own_defaults_where_tllib_s_help_gives_one(method):
+    # tllib's help says "(default: 1e-3)" for --wd and "(default: 2)" for -j; here each method's own value
+    text = " ".join(get_parser(method).format_help().split())
+    assert f"weight decay (default: {get_parser(method).get_default('weight_decay')})" in text
+    assert "number of data loading workers (default: 2)" in text

@@ -108,9 +108,10 @@ def get_parser(method) -> argparse.ArgumentParser:
     p.add_argument('--lr-gamma', default=0.001, type=float, help='parameter for lr scheduler')
     p.add_argument('--lr-decay', default=0.75, type=float, help='parameter for lr scheduler')
     p.add_argument('--momentum', default=0.9, type=float, metavar='M', help='momentum')
-    p.add_argument('--wd', '--weight-decay', default=1e-3, type=float, metavar='W', help='weight decay',
-                   dest='weight_decay')
-    p.add_argument('-j', '--workers', default=2, type=int, metavar='N', help='number of data loading workers')
+    p.add_argument('--wd', '--weight-decay', default=1e-3, type=float, metavar='W',
+                   help='weight decay (default: %(default)s)', dest='weight_decay')   # the method's default
+    p.add_argument('-j', '--workers', default=2, type=int, metavar='N',
+                   help='number of data loading workers (default: %(default)s)')
     p.add_argument('--epochs', default=20, type=int, metavar='N', help='number of total epochs to run')
     p.add_argument('-i', '--iters-per-epoch', default=1000, type=int, help='Number of iterations per epoch')
     p.add_argument('-p', '--print-freq', default=100, type=int, metavar='N', help='print frequency (default: 100)')
