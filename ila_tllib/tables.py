@@ -8,10 +8,12 @@ tllib's own (``cdan.py``, ``mcc.py``, ...): the ``Namespace(...)`` line describe
 
 - a log of tllib's own script: by tllib's log layout ``logs/<method>/<Task>/`` (``cdan`` → CDAN,
   ``mcc`` → MCC, ``erm`` → ERM, ...; a folder name not in :data:`TLLIB_METHODS` is kept as written);
-- a log of this package's scripts (its Namespace holds ILA-DA's flags): by its flags, wherever it
-  lies: the base method (``--randomized``: CDAN, ``--margin``: MDD, ``--trade-off-bsp``: BSP, else
-  DANN; ERM when both trade-offs are 0), ``ILA-DA+<base>`` with ILA on, ``<base> (balanced
-  source)`` for the sampling control. With ILA off it is tllib's recipe and shares tllib's row.
+- a log of this package's scripts (its Namespace holds ILA-DA's flags), wherever it lies: by its
+  ``method: <name>`` line (tllib's name for it, as above, or the name in capitals: a method of your
+  own needs nothing here), or, in logs written before that line, by its flags (``--randomized``:
+  CDAN, ``--margin``: MDD, ``--trade-off-bsp``: BSP, else DANN); ERM when both trade-offs are 0 and
+  no other transfer term is on; ``ILA-DA+<base>`` with ILA on, ``<base> (balanced source)`` for the
+  sampling control. With ILA off it is tllib's recipe and shares tllib's row.
 
 Runs that differ only in ``--seed`` are averaged (mean ± std). A method gets one row per variant:
 rows split on flags whose values differ between its runs, among the flags all of its runs have
@@ -42,7 +44,8 @@ TLLIB_METHODS = {
 # row order: tllib's tables', each method followed by its sampling control and its ILA-DA version
 _ORDER = ["ERM", "DANN", "DAN", "JAN", "ADDA", "CDAN", "MCD", "AFN", "BSP", "MDD", "MCC", "CC-Loss", "FixMatch",
           "Self-Ensemble"]
-# this package's scripts: the flag only a method's script has -> that method (first match wins)
+# this package's logs without a ``method:`` line: the flag only a method's script has -> that method
+# (first match wins)
 _OUR_SIGNATURES = (("trade_off_bsp", "BSP"), ("margin", "MDD"), ("randomized", "CDAN"))
 
 #: ``Origin``: (``-d``, method) -> the original paper's average accuracy. tllib's README quotes the
@@ -75,8 +78,8 @@ def _start_weights(args: dict, ours: bool) -> Optional[str]:
 
 
 class Run:
-    def __init__(self, args: dict, acc: float, path: str):
-        self.acc, self.path = acc, path
+    def __init__(self, args: dict, acc: float, path: str, logged_method: Optional[str] = None):
+        self.acc, self.path, self.logged_method = acc, path, logged_method
         self.ours = "ila_trade_off" in args
         self.args = {**args, "weights": _start_weights(args, self.ours)}
 
@@ -89,14 +92,17 @@ class Run:
     def base(self) -> str:
         if not self.ours:
             return TLLIB_METHODS.get(self.folder.lower(), self.folder)
-        if self.args.get("trade_off", 1.0) == 0 and self.args.get("ila_trade_off", 0) == 0:
+        if self.args.get("trade_off", 1.0) == 0 and self.args.get("ila_trade_off", 0) == 0 and \
+                not self.args.get("trade_off_bsp"):
             return "ERM"
+        if self.logged_method is not None:
+            return TLLIB_METHODS.get(self.logged_method.lower(), self.logged_method.upper())
         return next((method for flag, method in _OUR_SIGNATURES if flag in self.args), "DANN")
 
     @property
     def variant(self) -> int:
         """0: the method itself; 1: its sampling control; 2: with ILA-DA."""
-        if self.ours and self.base != "ERM" and self.args.get("ila_trade_off", 0) > 0:
+        if self.ours and self.args.get("ila_trade_off", 0) > 0:
             return 2
         return 1 if self.args.get("balanced_source") else 0
 
@@ -126,7 +132,7 @@ def parse_namespace(line: str) -> dict:
 
 def read_run(path: str) -> Optional[Run]:
     """One training log → a Run, or None when it holds no finished run."""
-    args, acc = None, None
+    args, acc, method = None, None, None
     with open(path, encoding="utf-8", errors="replace") as f:
         for line in f:
             if args is None and line.startswith("Namespace("):
@@ -134,6 +140,9 @@ def read_run(path: str) -> Optional[Run]:
                     args = parse_namespace(line)
                 except (ValueError, SyntaxError):
                     return None
+            found = re.match(r"method: (\S+)$", line)
+            if found and method is None:
+                method = found.group(1)
             m = re.match(r"test_acc1 = ([0-9.]+)", line)
             if m:
                 acc = float(m.group(1))
@@ -143,7 +152,7 @@ def read_run(path: str) -> Optional[Run]:
         # a log written before a flag existed ran with it off: an ablation of that flag then gets
         # its own row instead of being averaged with the older runs
         args = {**FLAGS_ADDED_LATER, **args}
-    return Run(args, acc, path)
+    return Run(args, acc, path, method)
 
 
 def collect(log_dirs: List[str]) -> List[Run]:

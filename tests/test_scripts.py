@@ -57,6 +57,7 @@ def test_train_test_analysis(tiny_root, tmp_path, script, pieces):
     assert re.search(rf"{script}:\d+: UserWarning: You have chosen to seed training", done.stderr), done.stderr
     text = only_log(log, "train")
     assert text.startswith("Namespace(") and f"tllib pieces: {pieces}" in text
+    assert text.splitlines()[1] == f"method: {script[4:-3]}"   # what the tables name the run by
     assert re.search(r"Epoch: \[1\]\[0/4\]\tTime .*\tCls Acc .*\tDomain Acc .*\tILA Loss .*\tPL Prec .*\tKept", text)
     # tllib's own columns and formats: dann.py has no transfer-loss column and prints times with 2 decimals
     if script == "ila_dann.py":

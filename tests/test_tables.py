@@ -29,10 +29,12 @@ TLLIB_FLAGS = {
 }
 
 
-def _write_log(folder, namespace, acc, stamp="2024-03-01-10_00_00"):
+def _write_log(folder, namespace, acc, stamp="2024-03-01-10_00_00", method=None):
     os.makedirs(folder, exist_ok=True)
     with open(os.path.join(folder, "train-{}.txt".format(stamp)), "w") as f:
         f.write(repr(namespace) + "\n")
+        if method is not None:   # this package's scripts say which method they run
+            f.write("method: {}\ntllib pieces: none\n".format(method))
         f.write("train_transform:  Compose(\n    ResizeImage(size=(256, 256))\n)\n")
         f.write("Epoch: [0][   0/1000]\tTime 1.2 (1.2)\tData 0.0 (0.0)\tLoss 3.50 (3.50)\tCls Acc 3.1 (3.1)\n")
         f.write(" * Acc@1 {:.3f}\nbest_acc1 = {:.1f}\ntest_acc1 = {:.1f}\n".format(acc, acc, acc))
@@ -46,14 +48,14 @@ def tllib_log(logs, method, source, target, seed, acc):
     _write_log(os.path.join(logs, method, task + ("" if seed == 0 else "_seed{}".format(seed))), namespace, acc)
 
 
-def our_log(logs, folder, source, target, acc, *flags, seed=0):
+def our_log(logs, folder, source, target, acc, *flags, seed=0, method=None):
     from ila_cdan import CDAN
     from ila_tllib.engine import get_parser
     task = "Office31_{}2{}".format(source, target)
     log = os.path.join(logs, folder, task + ("" if seed == 0 else "_seed{}".format(seed)))
     namespace = get_parser(CDAN()).parse_args(["data/office31", "-s", source, "-t", target, "-a", "resnet50",
                                                 "--seed", str(seed), "--log", log, *flags])
-    _write_log(log, namespace, acc)
+    _write_log(log, namespace, acc, method=method)
 
 
 def _rows(table):
@@ -224,3 +226,16 @@ def test_an_ablation_paired_with_the_default_seed_by_seed(tmp_path):
                           capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 0, done.stderr
     assert "| ILA-DA+CDAN | A→W +1.5 (+1.0 .. +2.0); D→W +0.5 (+0.5 .. +0.5) |" in done.stdout and "| 3/3 |" in done.stdout
+
+
+def test_the_logged_method_names_the_run_whatever_its_flags(tmp_path):
+    # a method of the user's own plugs into the tables by its name alone: the "method:" line wins over the
+    # flags (these logs have CDAN's --randomized), tllib's names are used where they exist; a log written
+    # before that line is still named by its flags
+    logs = str(tmp_path / "logs")
+    our_log(logs, "ila_mcc", "A", "W", 95.0, method="mcc")
+    our_log(logs, "mcc", "A", "W", 94.0, "--ila-trade-off", "0", method="mcc")
+    our_log(logs, "mine", "A", "W", 93.0, method="fancy_da")
+    our_log(logs, "old", "A", "W", 92.0)
+    assert sorted(run.method for run in collect([logs])) == ["ILA-DA+CDAN", "ILA-DA+FANCY_DA", "ILA-DA+MCC", "MCC"]
+

@@ -185,6 +185,7 @@ def checkpoint_path(args, name):
 
 def _run(args, method: Method, device, directory: Optional[RunDirectory], peers: Optional[PeerWatch]):
     print(method.namespace_line(args))
+    print(f"method: {method.name}")   # what python -m ila_tllib.tables names the run by
     print(backend.describe())
     for note in getattr(directory, 'notes', []):
         print(note)
