@@ -183,9 +183,17 @@ def load_finished_run(run_dir, data_root=None):
                 if (run := read_run(path)) is not None]
     log, run = finished[-1] if finished else (None, None)
     weights = os.path.join(run_dir, "checkpoints", "latest.pth")
-    if run is None or not os.path.isfile(weights):
-        raise ProbeError(f"{run_dir} holds no finished training log with checkpoints/latest.pth; give the folder "
-                         f"of a finished run of the scripts (its --log)")
+    if run is None:
+        raise ProbeError(f"{run_dir} holds no finished training log; give the folder of a finished run of the "
+                         f"scripts (its --log)")
+    if not os.path.isfile(weights):
+        raise ProbeError(f"{run_dir} holds no checkpoints/latest.pth (a later run in the folder may have moved it "
+                         f"to checkpoints/previous-*); give the folder of a finished run of the scripts (its --log)")
+    # the finished run ends its log after its last save; a later run saves an epoch after it starts (the margin
+    # lets a copied folder, whose files get the copy's times, pass)
+    if os.path.getmtime(weights) > os.path.getmtime(log) + 5:
+        raise ProbeError(f"{weights} was written after {log}, the last finished run's log: a later run in "
+                         f"{run_dir} wrote it; give the folder of a run whose last training finished")
     module, name = METHOD_CLASSES[run.base]
     method = getattr(__import__(module), name)()
     with open(log, encoding="utf-8", errors="replace") as f:

@@ -110,14 +110,21 @@ def test_flag_error_exits_2_before_any_folder(root, tmp_path, extra, message):
     (["--norm-std", "-0.5"], r"--norm-std -0\.5: every value must be positive"),
     (["-a", "dtn", "--norm-mean", "0.5", "--norm-std", "0.5"], r"-a dtn takes 32x32 images"),
     (["--lr", "-0.01"], r"--lr -0\.01 must be positive$"),
-    (["--classes-per-batch", "1"], r"--classes-per-batch 1: a class-balanced batch of fewer than 2 classes gives "
-                                   r"every target its one class and ILA nothing to contrast"),
+    (["--classes-per-batch", "1"], r"--classes-per-batch 1: every class-balanced batch would hold one class \(ILA "
+                                   r"would give every target that class and contrast nothing\); give 2 or more"),
     (["--samples-per-class", "1"], r"--k 3 with --samples-per-class 1: .* every vote is a tie; use --k 1, or "
                                    r"--samples-per-class 2 or more$"),
     (["--samples-per-class", "1", "--k", "1"], None),
     (["--samples-per-class", "1", "--ila-source-bank", "4"], None),   # the bank gives the vote more per class
     (["-b", "1", "--pretrain-iters", "2"], r"-b 1 with --pretrain-iters 2: a source-only step would train "
                                            r"BatchNorm on one image"),
+    # the source-only steps read the class-balanced batch here, not -b
+    (["-b", "1", "--pretrain-iters", "2", "--ila-batch", "shared"], None),
+    # training's rules do not stop a test of a finished run, and a batch that is not drawn has no rule
+    (["--samples-per-class", "1", "--phase", "test"], None),
+    (["-b", "1", "--pretrain-iters", "2", "--phase", "analysis"], None),
+    (["--classes-per-batch", "1", "--ila-trade-off", "0"], None),
+    (["--classes-per-batch", "1", "--ila-source-sampling", "random"], None),
 ])
 def test_more_flag_errors(root, extra, message):
     # the same check_args as the script above, in process
@@ -131,9 +138,17 @@ def test_more_flag_errors(root, extra, message):
     assert re.match(message, error), error
 
 
+def test_source_only_steps_need_two_images_in_every_process(root, monkeypatch):
+    # under torchrun -b is split over the processes: -b 2 over two gives each one image
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert flag_error(tiny_args(root, "unused", *ONE_EPOCH, "-b", "2", "--pretrain-iters", "2")) == (
+        "-b 2 over 2 processes with --pretrain-iters 2: a source-only step would train BatchNorm on one image, "
+        "which it cannot; use -b 4 or more")
+
+
 @pytest.mark.parametrize("extra, message", [
-    (["-b", "1", "--pretrain-epochs", "1"], "-b 1 with source-only pretraining: a step would train BatchNorm on "
-                                            "one image, which it cannot; use -b 2 or more, or give --pretrain"),
+    (["-b", "1", "--pretrain-epochs", "1"], "-b 1 with BSP's source-only pretraining: a source-only step would "
+                                            "train BatchNorm on one image, which it cannot; use -b 2 or more"),
     (["--trade-off-bsp", "-1"], "--trade-off-bsp -1.0 cannot be negative"),
     (["--pretrain-lr", "0"], "--pretrain-lr 0.0 must be positive"),
 ])
@@ -368,14 +383,14 @@ def test_bsp_rerun_with_its_own_pretrain_file_runs_again(root, tmp_path):
     for _ in range(2):
         again = run_script("ila_bsp.py", tiny_args(root, log, *ONE_EPOCH, "--pretrain", pretrain))
         assert again.returncode == 0, again.stderr[-3000:]
-        assert "(pretrain.pth stays: --pretrain reads it)" in again.stdout, again.stdout
+        assert f"=> {pretrain} stays where it is: --pretrain reads it" in again.stdout, again.stdout
         assert open(pretrain, "rb").read() == weights
-        moved = re.search(r"^=> an earlier run's checkpoints were moved to (.*) \(", again.stdout, re.M).group(1)
+        moved = re.search(r"^=> an earlier run's checkpoints were moved to (.*)$", again.stdout, re.M).group(1)
         assert sorted(os.listdir(moved)) == ["best.pth", "latest.pth", "resume.pth"]
     best = os.path.join(log, "checkpoints", "best.pth")
     done = run_script("ila_bsp.py", tiny_args(root, log, *ONE_EPOCH, "--pretrain", best))
     assert done.returncode == 0, done.stderr[-3000:]
-    moved = re.search(r"^=> an earlier run's checkpoints were moved to (\S+)$", done.stdout, re.M).group(1)
+    moved = re.search(r"^=> an earlier run's checkpoints were moved to (.*)$", done.stdout, re.M).group(1)
     assert sorted(os.listdir(moved)) == ["best.pth", "latest.pth", "pretrain.pth", "resume.pth"]
 
 

@@ -109,3 +109,10 @@ def test_on_a_finished_run_and_on_a_folder_without_one(offline_digits, tmp_path)
     done = subprocess.run([sys.executable, SCRIPT, str(tmp_path)], capture_output=True, text=True, cwd=REPO,
                           env=script_env(), timeout=120)
     assert done.returncode == 2 and "holds no finished training log" in done.stderr
+    # weights a later run wrote after the finished run's log ended are not that run's
+    weights = log / "checkpoints" / "latest.pth"
+    later = max(os.path.getmtime(path) for path in log.glob("train-*.txt")) + 60
+    os.utime(weights, (later, later))
+    done = subprocess.run([sys.executable, SCRIPT, str(log)], capture_output=True, text=True, cwd=REPO,
+                          env=script_env(), timeout=120)
+    assert done.returncode == 2 and "a later run in" in done.stderr, done.stderr

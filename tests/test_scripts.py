@@ -330,10 +330,10 @@ def test_mdd_and_bsp_scripts(tiny_root, tmp_path, backend, script, columns):
         pretrained = os.path.join(log, "checkpoints", "pretrain.pth")
         baseline = run_script(script, tiny_args(tiny_root, log, "--epochs", "1", "--ila-trade-off", "0",
                                                 "--pretrain", pretrained), backend=backend)
-        moved = re.search(r"^=> an earlier run's checkpoints were moved to (\S+) \(pretrain\.pth stays", baseline.stdout,
-                          re.M)
+        moved = re.search(r"^=> an earlier run's checkpoints were moved to (.*)\n=> (.*) stays where it is: "
+                          r"--pretrain reads it$", baseline.stdout, re.M)
         assert moved and not os.path.exists(os.path.join(moved.group(1), "pretrain.pth")), baseline.stderr[-3000:]
-        assert os.path.isfile(pretrained)
+        assert moved.group(2) == pretrained and os.path.isfile(pretrained)
         assert "Pretraining the model" not in baseline.stdout
     else:
         baseline = run_script(script, tiny_args(tiny_root, str(tmp_path / "base"), "--epochs", "1",

@@ -16,6 +16,7 @@ network in one forward pass (as tllib concatenates source and target). With ``--
 (default) BatchNorm layers take their statistics from tllib's source and target rows alone and apply them
 to the extra batch too (:mod:`.batchnorm`); with ``all`` from every row.
 """
+import os
 from typing import Dict, NamedTuple, Optional
 
 import torch
@@ -118,9 +119,14 @@ class BatchPlan:
 
     def check_flags(self, args):
         """What the plan cannot hold whatever the data: checked with the other flags, before any folder."""
-        if args.classes_per_batch is not None and args.classes_per_batch < 2 and self.samples_per_class > 0:
-            raise UsageError(f"--classes-per-batch {args.classes_per_batch}: a class-balanced batch of fewer than 2 "
-                             f"classes gives every target its one class and ILA nothing to contrast; give 2 or "
+        if args.phase == 'train':   # training's own rules: a test or analysis of a finished run draws no batch
+            self._check_training(args)
+
+    def _check_training(self, args):
+        draws_balanced = self.balanced_source or (self.ila_source == 'extra' and self.ila_sampling == 'balanced')
+        if args.classes_per_batch is not None and args.classes_per_batch < 2 and draws_balanced:
+            raise UsageError(f"--classes-per-batch {args.classes_per_batch}: every class-balanced batch would hold "
+                             f"one class (ILA would give every target that class and contrast nothing); give 2 or "
                              f"more, or leave it out for all classes")
         votes = issubclass(PSEUDO_LABELLERS[args.pseudo_label], KNNPseudoLabeller)
         if (self.ila_source and votes and self.samples_per_class == 1 and args.k > 1 and self.source_bank == 0
@@ -133,6 +139,16 @@ class BatchPlan:
             raise UsageError("--sync-bn takes BatchNorm statistics from every row, ILA's own batch included, so "
                              "it cannot keep --ila-bn-statistics tllib (the default with --ila-batch extra); add "
                              "--ila-bn-statistics all, or leave out --sync-bn")
+
+    def check_source_only(self, args, phase: str):
+        """A source-only ``phase`` (a warm-up, BSP's pretraining) trains BatchNorm on the source batch alone,
+        which needs two rows in every process; tllib's random batch is split over the processes (a
+        class-balanced batch holds two classes or more)."""
+        processes = int(os.environ.get('WORLD_SIZE', '1'))
+        if not self.balanced_source and args.batch_size // processes < 2:
+            per = f" over {processes} processes" if processes > 1 else ""
+            raise UsageError(f"-b {args.batch_size}{per} with {phase}: a source-only step would train BatchNorm on "
+                             f"one image, which it cannot; use -b {2 * processes} or more")
 
     def iterators(self, data, args, seed: int) -> Dict[str, ResumableForeverIterator]:
         """Forever iterators, each with its own seed: 'source', 'target' and, in extra mode, 'ila_source'."""

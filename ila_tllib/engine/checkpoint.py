@@ -82,8 +82,8 @@ class RunDirectory:
     def set_aside_finished(self, keep: Dict[str, str] = None) -> Optional[str]:
         """For a new training run (``phase='train'`` without ``resume``): move the checkpoints an earlier
         run left into ``checkpoints/previous-<time>/``, except the files of ``keep`` (path -> the flag that
-        reads it: this run's input, which a rerun of the same command reads again); returns the line that
-        says where, or None."""
+        reads it: this run's input, which a rerun of the same command reads again); returns the lines that
+        say where, or None."""
         if self.phase != "train" or self.resume:
             return None
         kept = {os.path.realpath(path): flag for path, flag in (keep or {}).items()}
@@ -92,11 +92,9 @@ class RunDirectory:
         except OSError as e:
             raise self._unwritable(e) from None
         self.set_aside = True   # from here on the checkpoints in the folder are this run's
-        if not moved:
-            return None
-        stays = "".join(f" ({os.path.basename(path)} stays: {kept[os.path.realpath(path)]} reads it)"
-                        for path in stayed)
-        return f"=> an earlier run's checkpoints were moved to {moved}{stays}"
+        lines = [f"=> an earlier run's checkpoints were moved to {moved}"] if moved else []
+        lines += [f"=> {path} stays where it is: {kept[os.path.realpath(path)]} reads it" for path in stayed]
+        return "\n".join(lines) or None
 
     def _unwritable(self, e: OSError) -> UsageError:
         where = e.filename or self.root

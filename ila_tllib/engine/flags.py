@@ -319,9 +319,6 @@ def check_args(args, method):
     for name in ('lr', 'ila_temperature'):
         if getattr(args, name) <= 0:
             raise UsageError(f"{flag_name(name)} {getattr(args, name)} must be positive")
-    if args.batch_size < 2 and args.pretrain_iters > 0:
-        raise UsageError(f"-b {args.batch_size} with --pretrain-iters {args.pretrain_iters}: a source-only step "
-                         f"would train BatchNorm on one image, which it cannot; use -b 2 or more")
     if args.balanced_source and args.samples_per_class == 0:
         raise UsageError("--balanced-source needs a class-balanced batch: add --samples-per-class m > 0 (e.g. 4)")
     if args.classes_per_batch is not None and args.samples_per_class == 0:
@@ -362,5 +359,8 @@ def check_args(args, method):
         raise UsageError(f"--no-pool is only for backbones whose output is already one vector per image (lenet, "
                          f"dtn, timm's models); -a {args.arch} gives feature maps and needs the pool layer")
     from .batches import BatchPlan   # here, not above: the batch plan reads this module's ila_enabled
-    BatchPlan.from_args(args, num_classes=0).check_flags(args)   # its sizes wait for the data; its rules do not
+    plan = BatchPlan.from_args(args, num_classes=0)   # its sizes wait for the data; its rules do not
+    plan.check_flags(args)
+    if args.pretrain_iters > 0 and args.phase == 'train' and not args.resume:
+        plan.check_source_only(args, f"--pretrain-iters {args.pretrain_iters}")
     method.check_args(args)
