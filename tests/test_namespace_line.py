@@ -71,3 +71,11 @@ def test_help_gives_the_method_s_own_defaults_where_tllib_s_help_gives_one(metho
     text = " ".join(get_parser(method).format_help().split())
     assert f"weight decay (default: {get_parser(method).get_default('weight_decay')})" in text
     assert "number of data loading workers (default: 2)" in text
+
+
+def test_help_gives_the_defaults_a_method_sets():
+    # a method of one's own with tllib's mcc.py defaults: its help says them
+    class Mine(ila_dann.DANN):
+        defaults = dict(batch_size=36, lr=0.005, k=3)
+    text = " ".join(get_parser(Mine()).format_help().split())
+    assert "mini-batch size (default: 36)" in text and "kNN pseudo-label vote (default: 3)" in text

@@ -21,6 +21,16 @@ def test_a_typed_default_and_the_allowed_flags_change_nothing():
     assert notes[1].startswith("--epochs 2 (now 3): schedules that span the run (ILA-DA's ramp) now span 3 epochs")
 
 
+def test_more_epochs_change_nothing_without_a_schedule_over_the_run():
+    # tllib's learning rate follows the iteration alone: with ILA off, or on a step schedule, more epochs
+    # continue the run exactly, and no note says otherwise
+    for flags in (dict(ila_trade_off=0.0), dict(ila_schedule="step")):
+        old = dict(OLD, **flags)
+        assert inexact_notes(old, dict(old, epochs=3)) == []
+    old = dict(OLD, ila_schedule="step", ila_keep_schedule="ramp")
+    assert inexact_notes(old, dict(old, epochs=3))[0].startswith("--epochs 2 (now 3): schedules that span the run")
+
+
 def test_each_change_is_told_with_both_values_and_how_to_go_back():
     new = dict(OLD, batch_size=6, seed=3, randomized=True, ratio=[0.5, 2.0])
     changes = changed_flags(OLD, new)

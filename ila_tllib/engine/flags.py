@@ -102,7 +102,8 @@ def get_parser(method) -> argparse.ArgumentParser:
                    help="local file with the backbone's pretrained weights (for machines without internet)")
     p.add_argument('--trade-off', default=1., type=float, help='the trade-off hyper-parameter for transfer loss')
     # training
-    p.add_argument('-b', '--batch-size', default=32, type=int, metavar='N', help='mini-batch size (default: 32)')
+    p.add_argument('-b', '--batch-size', default=32, type=int, metavar='N',
+                   help='mini-batch size (default: %(default)s)')
     p.add_argument('--lr', '--learning-rate', default=0.01, type=float, metavar='LR', help='initial learning rate',
                    dest='lr')
     p.add_argument('--lr-gamma', default=0.001, type=float, help='parameter for lr scheduler')
@@ -114,7 +115,8 @@ def get_parser(method) -> argparse.ArgumentParser:
                    help='number of data loading workers (default: %(default)s)')
     p.add_argument('--epochs', default=20, type=int, metavar='N', help='number of total epochs to run')
     p.add_argument('-i', '--iters-per-epoch', default=1000, type=int, help='Number of iterations per epoch')
-    p.add_argument('-p', '--print-freq', default=100, type=int, metavar='N', help='print frequency (default: 100)')
+    p.add_argument('-p', '--print-freq', default=100, type=int, metavar='N',
+                   help='print frequency (default: %(default)s)')
     p.add_argument('--seed', default=None, type=int, help='seed for initializing training. ')
     p.add_argument('--cache-images', action='store_true',
                    help='keep decoded images in memory (small datasets, -j 0): same results, less time per iteration')
@@ -146,13 +148,13 @@ def add_ila_arguments(p: argparse.ArgumentParser):
     """ILA-DA's flags, in their own --help group, which is returned (a method adds its own ILA flags to it)."""
     g = p.add_argument_group('ILA-DA')
     g.add_argument('--ila-trade-off', default=1.0, type=float,
-                   help='weight of the ILA (MSC) loss; 0 = the plain tllib recipe (default: 1.0)')
-    g.add_argument('--k', default=5, type=int, help='neighbours of the kNN pseudo-label vote (default: 5)')
+                   help='weight of the ILA (MSC) loss; 0 = the plain tllib recipe (default: %(default)s)')
+    g.add_argument('--k', default=5, type=int, help='neighbours of the kNN pseudo-label vote (default: %(default)s)')
     g.add_argument('--mu', default=0.67, type=float,
-                   help='fraction of target samples kept by the ratio test (default: 0.67)')
+                   help='fraction of target samples kept by the ratio test (default: %(default)s)')
     g.add_argument('--samples-per-class', default=4, type=int,
-                   help="m: source samples of every class in the class-balanced batch (default: 4); 0: no "
-                        "balanced batch, ILA reads tllib's random source batch")
+                   help="m: source samples of every class in the class-balanced batch (default: %(default)s); "
+                        "0: no balanced batch, ILA reads tllib's random source batch")
     g.add_argument('--classes-per-batch', default=None, type=int,
                    help='classes in a balanced batch, drawn at random (default: all classes)')
     g.add_argument('--ila-batch', default='extra', choices=['extra', 'shared'],
@@ -172,11 +174,11 @@ def add_ila_arguments(p: argparse.ArgumentParser):
                    help='class-balanced source batch for CE and the adversary even with --ila-trade-off 0: '
                         'measures what the sampling alone does to a baseline')
     g.add_argument('--pretrain-iters', default=0, type=int,
-                   help='source-only iterations before adaptation (default: 0)')
+                   help='source-only iterations before adaptation (default: %(default)s)')
     g.add_argument('--ila-start-iter', default=0, type=int, help='adaptation iteration at which the ILA loss starts')
     names = ['--ila-temperature'] + ([] if '--temperature' in p._option_string_actions else ['--temperature'])
     g.add_argument(*names, dest='ila_temperature', default=1.0, type=float,
-                   help='temperature dividing the similarity in MSC (default: 1.0)')
+                   help='temperature dividing the similarity in MSC (default: %(default)s)')
     # the angle: on hard shifts the targets' features are shorter than the sources', and the paper's inverse
     # distance then votes for the shortest sources of any class (benchmarks/RESULTS.md)
     g.add_argument('--similarity', default='cosine', choices=list(SIMILARITIES),

@@ -99,7 +99,7 @@ class Trainer:
         # each term is checked as soon as it exists: a NaN network would otherwise crash inside the next one
         cls_loss = check_finite_loss(F.cross_entropy(source.logits, batch.labels_s), 'CE', it)
         transfer_loss, meters = self.method.transfer_loss(self.args, self.transfer, source, target)
-        check_finite_loss(transfer_loss, 'adversarial', it)
+        check_finite_loss(transfer_loss, 'transfer', it)   # tllib's name for a method's adaptation term
         loss = cls_loss + transfer_loss
         ila_loss = None
         if batch.ila is not None:

@@ -7,17 +7,20 @@ overrides what differs. ILA-DA plugs into every method the same way: it reads th
 =====================  ===========================================================================
 hook                   what it says
 =====================  ===========================================================================
-``name``               tllib's script name (``dann``, ``cdan``, ``mdd``, ``bsp``): the default --log
+``name``               tllib's script name (``dann``, ``cdan``, ``mdd``, ``bsp``): the default --log, and
+                       the ``method:`` line by which ``python -m ila_tllib.tables`` names the run
 ``defaults``           tllib's defaults where that script differs from ``dann.py`` (e.g. ``lr``), and
                        ILA's where the method needs others (e.g. ``ila_spectral_penalty``)
-``meters``             the training line's columns and formats, as tllib's script prints them
+``meters``             the training line's columns and formats, as tllib's script prints them (with
+                       ``Time``, ``Data``, ``Loss`` and ``Cls Acc``, which the loop fills)
 ``add_arguments``      the method's own flags (tllib's names and defaults)
 ``build_classifier``   the network (default: tllib's ``ImageClassifier``: bottleneck + linear head)
 ``forward``            network → :class:`Outputs` (logits, features, any other heads)
 ``feature_extractor``  images → features, for the analysis phase
-``build_transfer``     the adversarial loss module (it owns the discriminator, if any)
-``param_groups``       what the optimiser trains, with tllib's per-group learning rates
-``transfer_loss``      the weighted adaptation term and the meters it fills
+``build_transfer``     the adaptation loss module, an ``nn.Module`` (it owns the discriminator, if any)
+``param_groups``       what the optimiser trains, with tllib's per-group learning rates (the default adds
+                       ``transfer.domain_discriminator``'s: a method without one overrides it)
+``transfer_loss``      the weighted adaptation term (a tensor) and the meters it fills
 ``epoch_lr_line``      the learning-rate line before each epoch, as tllib's script prints it
 ``namespace_names``    the names tllib's script gives some flags in its printed ``Namespace`` line
 ``namespace_after``    where tllib's script has the method's own flags, in that line and in ``--help``

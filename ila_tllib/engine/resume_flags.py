@@ -73,12 +73,19 @@ def refusal(path: str, old: Dict[str, object], changes: List[Tuple[str, object, 
             f"resume with the same flags, or use another --log")
 
 
+def _schedule_spans_the_run(flags: Dict[str, object]) -> bool:
+    """Whether a schedule follows the run's progress (ILA's weight or kept fraction): tllib's learning rate and
+    reversal layers follow the iteration alone, so without one more epochs continue the run exactly."""
+    return flags.get("ila_trade_off", 0) > 0 and (flags.get("ila_schedule", "ramp") != "step"
+                                                   or flags.get("ila_keep_schedule", "step") != "step")
+
+
 def inexact_notes(old: Dict[str, object], new: Dict[str, object]) -> List[str]:
     """What a change the resume allows does to the rest of the run."""
     lowered = [dest for dest in CHANGE_TO_RECOVER if dest in old and dest in new and not _same(old[dest], new[dest])]
     notes = [f"{flag_name(dest)} {_value(old[dest])} (now {_value(new[dest])}): the rest of the run trains with "
              f"the new value" for dest in lowered]
-    if old.get("epochs", new["epochs"]) != new["epochs"]:
+    if old.get("epochs", new["epochs"]) != new["epochs"] and _schedule_spans_the_run(new):
         epochs = f"{new['epochs']} epoch" + ("s" if new["epochs"] != 1 else "")
         notes.append(f"--epochs {old['epochs']} (now {new['epochs']}): schedules that span the run (ILA-DA's "
                      f"ramp) now span {epochs}, so the rest of the run is not what {epochs} from the start "
