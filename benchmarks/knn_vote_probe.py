@@ -179,8 +179,8 @@ def load_finished_run(run_dir, data_root=None):
     from ila_tllib.engine.data import get_dataset
     from ila_tllib.engine.run import build_classifier
     # the newest finished log: a later start that stopped early (a refused --resume) wrote a newer one
-    finished = [(path, run) for path in sorted(glob.glob(os.path.join(run_dir, "train-*.txt")))
-                if (run := read_run(path)) is not None]
+    logs = sorted(glob.glob(os.path.join(run_dir, "train-*.txt")))
+    finished = [(path, run) for path in logs if (run := read_run(path)) is not None]
     log, run = finished[-1] if finished else (None, None)
     weights = os.path.join(run_dir, "checkpoints", "latest.pth")
     if run is None:
@@ -189,11 +189,11 @@ def load_finished_run(run_dir, data_root=None):
     if not os.path.isfile(weights):
         raise ProbeError(f"{run_dir} holds no checkpoints/latest.pth (a later run in the folder may have moved it "
                          f"to checkpoints/previous-*); give the folder of a finished run of the scripts (its --log)")
-    # the finished run ends its log after its last save; a later run saves an epoch after it starts (the margin
-    # lets a copied folder, whose files get the copy's times, pass)
-    if os.path.getmtime(weights) > os.path.getmtime(log) + 5:
-        raise ProbeError(f"{weights} was written after {log}, the last finished run's log: a later run in "
-                         f"{run_dir} wrote it; give the folder of a run whose last training finished")
+    # a later training that evaluated an epoch (" * Acc@1") saved its weights over the finished run's
+    later = [path for path in logs[logs.index(log) + 1:] if _evaluated_an_epoch(path)]
+    if later:
+        raise ProbeError(f"{weights} holds the weights of a later, unfinished run in {run_dir} ({later[-1]}), "
+                         f"not those of {log}; give the folder of a run whose last training finished")
     module, name = METHOD_CLASSES[run.base]
     method = getattr(__import__(module), name)()
     with open(log, encoding="utf-8", errors="replace") as f:
@@ -206,6 +206,11 @@ def load_finished_run(run_dir, data_root=None):
     classifier.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     classifier.eval()
     return run, method, classifier, flags, source, test
+
+
+def _evaluated_an_epoch(path: str) -> bool:
+    with open(path, encoding="utf-8", errors="replace") as f:
+        return any(line.startswith(" * Acc@1") for line in f)
 
 
 def target_outputs(run_dir, data_root=None):

@@ -12,7 +12,7 @@ tllib's own (``cdan.py``, ``mcc.py``, ...): the ``Namespace(...)`` line describe
   ``method: <name>`` line (tllib's name for it, as above, or the name in capitals: a method of your
   own needs nothing here), or, in logs written before that line, by its flags (``--randomized``:
   CDAN, ``--margin``: MDD, ``--trade-off-bsp``: BSP, else DANN); ERM when both trade-offs are 0 and
-  no other transfer term is on; ``ILA-DA+<base>`` with ILA on, ``<base> (balanced source)`` for the
+  ``--trade-off`` weighs the method's whole term (DANN, CDAN, MDD, MCC; BSP with ``--trade-off-bsp 0``); ``ILA-DA+<base>`` with ILA on, ``<base> (balanced source)`` for the
   sampling control. With ILA off it is tllib's recipe and shares tllib's row.
 
 Runs that differ only in ``--seed`` are averaged (mean ± std). A method gets one row per variant:
@@ -47,6 +47,10 @@ _ORDER = ["ERM", "DANN", "DAN", "JAN", "ADDA", "CDAN", "MCD", "AFN", "BSP", "MDD
 # this package's logs without a ``method:`` line: the flag only a method's script has -> that method
 # (first match wins)
 _OUR_SIGNATURES = (("trade_off_bsp", "BSP"), ("margin", "MDD"), ("randomized", "CDAN"))
+
+#: the methods whose whole adaptation term --trade-off weighs (BSP's penalty has its own weight): with it and
+#: ILA-DA's at 0 the run is ERM. A method of one's own keeps its name.
+_TRADE_OFF_IS_THE_TERM = {"DANN", "CDAN", "MDD", "MCC"}
 
 #: ``Origin``: (``-d``, method) -> the original paper's average accuracy. tllib's README quotes the
 #: baselines' (ResNet-50; "/" there: none); the ILA-DA paper gives its own rows.
@@ -92,12 +96,14 @@ class Run:
     def base(self) -> str:
         if not self.ours:
             return TLLIB_METHODS.get(self.folder.lower(), self.folder)
-        if self.args.get("trade_off", 1.0) == 0 and self.args.get("ila_trade_off", 0) == 0 and \
-                not self.args.get("trade_off_bsp"):
-            return "ERM"
         if self.logged_method is not None:
-            return TLLIB_METHODS.get(self.logged_method.lower(), self.logged_method.upper())
-        return next((method for flag, method in _OUR_SIGNATURES if flag in self.args), "DANN")
+            named = TLLIB_METHODS.get(self.logged_method.lower(), self.logged_method.upper())
+        else:
+            named = next((method for flag, method in _OUR_SIGNATURES if flag in self.args), "DANN")
+        if self.args.get("trade_off", 1.0) == 0 and self.args.get("ila_trade_off", 0) == 0 and \
+                (named in _TRADE_OFF_IS_THE_TERM or (named == "BSP" and not self.args.get("trade_off_bsp"))):
+            return "ERM"
+        return named
 
     @property
     def variant(self) -> int:

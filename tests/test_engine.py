@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from ila_oracle import PHI, ila_oracle
 from ila_tllib.engine import Batch, BatchPlan, Method, Trainer, check_args, get_parser, make_optimizer
 from ila_tllib.engine.ila_term import ILAStats, ILATerm, build_ila_loss, build_ila_term, ratio_auc
-from ila_tllib.engine.errors import UsageError
+from ila_tllib.engine.errors import DivergenceError, UsageError
 from ila_tllib.engine.loop import load_schedule
 from ila_tllib.engine.output import RunOutput
 
@@ -660,3 +660,16 @@ def test_a_random_ila_batch_larger_than_the_source_names_its_flags():
     with pytest.raises(UsageError, match=r"fewer than the batch size 30: lower --samples-per-class "
                                          r"\(x --classes-per-batch\)"):
         BatchPlan.from_args(args, 3).iterators(data, args, seed=0)
+
+
+def test_a_non_finite_adaptation_term_is_named_the_transfer_loss():
+    # tllib's name for a method's term, whatever the method (the default's "adversarial" misnamed MCC's)
+    class NaNMethod(ToyMethod):
+        def transfer_loss(self, args, transfer, source, target):
+            return source.features.sum() * float("nan"), {}
+    args = toy_args("--ila-trade-off", "0")
+    trainer = Trainer(args, NaNMethod(), ToyClassifier(3), nn.Identity(), BatchPlan.from_args(args, 3), None, 3,
+                      torch.device("cpu"))
+    batch = toy_batch(None, 4, 4)
+    with pytest.raises(DivergenceError, match=r"^the transfer loss became nan at iteration 7; training stopped"):
+        trainer.losses(batch._replace(inputs=batch.inputs.float()), 7)

@@ -116,8 +116,12 @@ def test_flag_error_exits_2_before_any_folder(root, tmp_path, extra, message):
                                    r"--samples-per-class 2 or more$"),
     (["--samples-per-class", "1", "--k", "1"], None),
     (["--samples-per-class", "1", "--ila-source-bank", "4"], None),   # the bank gives the vote more per class
-    (["-b", "1", "--pretrain-iters", "2"], r"-b 1 with --pretrain-iters 2: a source-only step would train "
-                                           r"BatchNorm on one image"),
+    (["-b", "1", "--pretrain-iters", "2"], r"a source batch of 1 with --pretrain-iters 2: a source-only step would "
+                                           r"train BatchNorm on one image, which it cannot; raise -b$"),
+    (["--ila-batch", "shared", "--samples-per-class", "1", "--k", "1", "--classes-per-batch", "1",
+      "--pretrain-iters", "2"], r"--classes-per-batch 1: every class-balanced batch would hold one class \(ILA"),
+    (["--balanced-source", "--ila-batch", "shared", "--ila-trade-off", "0", "--classes-per-batch", "1"],
+     r"--classes-per-batch 1: every class-balanced batch would hold one class; give 2 or more"),
     # the source-only steps read the class-balanced batch here, not -b
     (["-b", "1", "--pretrain-iters", "2", "--ila-batch", "shared"], None),
     # training's rules do not stop a test of a finished run, and a batch that is not drawn has no rule
@@ -142,13 +146,23 @@ def test_source_only_steps_need_two_images_in_every_process(root, monkeypatch):
     # under torchrun -b is split over the processes: -b 2 over two gives each one image
     monkeypatch.setenv("WORLD_SIZE", "2")
     assert flag_error(tiny_args(root, "unused", *ONE_EPOCH, "-b", "2", "--pretrain-iters", "2")) == (
-        "-b 2 over 2 processes with --pretrain-iters 2: a source-only step would train BatchNorm on one image, "
-        "which it cannot; use -b 4 or more")
+        "a source batch of 2 over 2 processes with --pretrain-iters 2: a source-only step would train BatchNorm on "
+        "one image, which it cannot; raise -b")
+    # a class-balanced batch of 2 classes x 1 is split too; with --sync-bn the statistics are pooled instead
+    assert flag_error(tiny_args(root, "unused", *ONE_EPOCH, "--ila-batch", "shared", "--samples-per-class", "1",
+                                "--k", "1", "--classes-per-batch", "2", "--pretrain-iters", "2")).startswith(
+        "a source batch of 2 over 2 processes with --pretrain-iters 2")
+    import ila_dann
+    from ila_tllib.engine import check_args, get_parser
+    check_args(get_parser(ila_dann.DANN()).parse_args(tiny_args(root, "unused", *ONE_EPOCH, "-b", "2", "--sync-bn",
+                                                                "--ila-bn-statistics", "all", "--pretrain-iters",
+                                                                "2")), ila_dann.DANN())
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["-b", "1", "--pretrain-epochs", "1"], "-b 1 with BSP's source-only pretraining: a source-only step would "
-                                            "train BatchNorm on one image, which it cannot; use -b 2 or more"),
+    (["-b", "1", "--pretrain-epochs", "1"], "a source batch of 1 with BSP's source-only pretraining: a source-only "
+                                            "step would train BatchNorm on one image, which it cannot; raise -b or "
+                                            "give --pretrain"),
     (["--trade-off-bsp", "-1"], "--trade-off-bsp -1.0 cannot be negative"),
     (["--pretrain-lr", "0"], "--pretrain-lr 0.0 must be positive"),
 ])

@@ -2,6 +2,7 @@
 import math
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -109,10 +110,17 @@ def test_on_a_finished_run_and_on_a_folder_without_one(offline_digits, tmp_path)
     done = subprocess.run([sys.executable, SCRIPT, str(tmp_path)], capture_output=True, text=True, cwd=REPO,
                           env=script_env(), timeout=120)
     assert done.returncode == 2 and "holds no finished training log" in done.stderr
-    # weights a later run wrote after the finished run's log ended are not that run's
-    weights = log / "checkpoints" / "latest.pth"
-    later = max(os.path.getmtime(path) for path in log.glob("train-*.txt")) + 60
-    os.utime(weights, (later, later))
+    # a later training that finished an epoch but not its run (stopped) saved its weights over the finished
+    # run's: they are not that run's. A copy of the folder, whose files all get new times, still passes
+    copied = tmp_path / "copied"
+    shutil.copytree(log, copied)
+    done = subprocess.run([sys.executable, SCRIPT, str(copied), "--samples", "60", "--batches", "1"],
+                          capture_output=True, text=True, cwd=REPO, env=script_env(), timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    finished_log = next(path for path in sorted(log.glob("train-*.txt")) if "test_acc1" in path.read_text())
+    stopped = log / "train-2999-01-01-00_00_00.txt"
+    stopped.write_text(finished_log.read_text().split("best_acc1")[0])   # an epoch evaluated, then stopped
     done = subprocess.run([sys.executable, SCRIPT, str(log)], capture_output=True, text=True, cwd=REPO,
                           env=script_env(), timeout=120)
-    assert done.returncode == 2 and "a later run in" in done.stderr, done.stderr
+    assert done.returncode == 2 and f"holds the weights of a later, unfinished run in {log} ({stopped})" in \
+        done.stderr, done.stderr

@@ -18,7 +18,7 @@ def test_a_typed_default_and_the_allowed_flags_change_nothing():
     assert changed_flags(OLD, new) == []
     notes = inexact_notes(OLD, new)
     assert notes[0] == "--lr 0.01 (now 0.001): the rest of the run trains with the new value"
-    assert notes[1].startswith("--epochs 2 (now 3): schedules that span the run (ILA-DA's ramp) now span 3 epochs")
+    assert notes[1].startswith("--epochs 2 (now 3): schedules that span the run (ILA-DA's schedule) now span 3 epochs")
 
 
 def test_more_epochs_change_nothing_without_a_schedule_over_the_run():

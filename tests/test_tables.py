@@ -239,3 +239,19 @@ def test_the_logged_method_names_the_run_whatever_its_flags(tmp_path):
     our_log(logs, "old", "A", "W", 92.0)
     assert sorted(run.method for run in collect([logs])) == ["ILA-DA+CDAN", "ILA-DA+FANCY_DA", "ILA-DA+MCC", "MCC"]
 
+
+def test_erm_is_a_run_without_any_adaptation_term(tmp_path):
+    # --trade-off 0 and --ila-trade-off 0: DANN's run is ERM; BSP's keeps its penalty (--trade-off-bsp), and a
+    # method of one's own may weigh its term with a flag of its own: both keep their names
+    from ila_bsp import BSP
+    from ila_tllib.engine import get_parser
+    logs = str(tmp_path / "logs")
+    our_log(logs, "dann0", "A", "W", 70.0, "--trade-off", "0", "--ila-trade-off", "0", method="dann")
+    our_log(logs, "mine0", "A", "W", 71.0, "--trade-off", "0", "--ila-trade-off", "0", method="fancy_da")
+    for folder, extra, acc in (("bsp0", [], 72.0), ("bsp00", ["--trade-off-bsp", "0"], 73.0)):
+        log = os.path.join(logs, folder, "Office31_A2W")
+        _write_log(log, get_parser(BSP()).parse_args(["data/office31", "-s", "A", "-t", "W", "--trade-off", "0",
+                                                      "--ila-trade-off", "0", "--log", log, *extra]), acc)
+    named = {os.path.basename(os.path.dirname(os.path.dirname(run.path))): run.method for run in collect([logs])}
+    assert named == {"dann0": "ERM", "mine0": "FANCY_DA", "bsp0": "BSP", "bsp00": "ERM"}
+

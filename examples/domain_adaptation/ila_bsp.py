@@ -55,7 +55,8 @@ class BSP(DANN):
         if args.pretrain_lr <= 0:
             raise UsageError(f"--pretrain-lr {args.pretrain_lr} must be positive")
         if args.pretrain is None and args.pretrain_epochs > 0 and args.phase == 'train' and not args.resume:
-            BatchPlan.from_args(args, num_classes=0).check_source_only(args, "BSP's source-only pretraining")
+            BatchPlan.from_args(args, num_classes=0).check_source_only(args, "BSP's source-only pretraining",
+                                                                       " or give --pretrain")
 
     def build_classifier(self, args, backbone, num_classes, pool_layer):
         classifier = backend.BSPClassifier(backbone, num_classes, bottleneck_dim=args.bottleneck_dim,

@@ -125,9 +125,9 @@ class BatchPlan:
     def _check_training(self, args):
         draws_balanced = self.balanced_source or (self.ila_source == 'extra' and self.ila_sampling == 'balanced')
         if args.classes_per_batch is not None and args.classes_per_batch < 2 and draws_balanced:
+            why = " (ILA would give every target that class and contrast nothing)" if self.ila_source else ""
             raise UsageError(f"--classes-per-batch {args.classes_per_batch}: every class-balanced batch would hold "
-                             f"one class (ILA would give every target that class and contrast nothing); give 2 or "
-                             f"more, or leave it out for all classes")
+                             f"one class{why}; give 2 or more, or leave it out for all classes")
         votes = issubclass(PSEUDO_LABELLERS[args.pseudo_label], KNNPseudoLabeller)
         if (self.ila_source and votes and self.samples_per_class == 1 and args.k > 1 and self.source_bank == 0
                 and self.ila_sampling == 'balanced'):
@@ -140,15 +140,22 @@ class BatchPlan:
                              "it cannot keep --ila-bn-statistics tllib (the default with --ila-batch extra); add "
                              "--ila-bn-statistics all, or leave out --sync-bn")
 
-    def check_source_only(self, args, phase: str):
+    def check_source_only(self, args, phase: str, or_else: str = ""):
         """A source-only ``phase`` (a warm-up, BSP's pretraining) trains BatchNorm on the source batch alone,
-        which needs two rows in every process; tllib's random batch is split over the processes (a
-        class-balanced batch holds two classes or more)."""
+        which needs two rows in every process (or in all of them, with --sync-bn): each batch is split over
+        the processes. A class-balanced batch's size is known here only with --classes-per-batch."""
         processes = int(os.environ.get('WORLD_SIZE', '1'))
-        if not self.balanced_source and args.batch_size // processes < 2:
-            per = f" over {processes} processes" if processes > 1 else ""
-            raise UsageError(f"-b {args.batch_size}{per} with {phase}: a source-only step would train BatchNorm on "
-                             f"one image, which it cannot; use -b {2 * processes} or more")
+        if self.balanced_source:
+            if args.classes_per_batch is None:
+                return
+            rows, flags = args.classes_per_batch * self.samples_per_class, "--samples-per-class"
+        else:
+            rows, flags = args.batch_size, "-b"
+        pooled = args.sync_bn and processes > 1   # SyncBatchNorm pools the statistics of every process
+        if (rows if pooled else rows // processes) < 2:
+            per = f" over {processes} processes" if processes > 1 and not pooled else ""
+            raise UsageError(f"a source batch of {rows}{per} with {phase}: a source-only step would train "
+                             f"BatchNorm on one image, which it cannot; raise {flags}{or_else}")
 
     def iterators(self, data, args, seed: int) -> Dict[str, ResumableForeverIterator]:
         """Forever iterators, each with its own seed: 'source', 'target' and, in extra mode, 'ila_source'."""

@@ -1,7 +1,7 @@
 """What an adversarial method adds to the shared training engine.
 
-A method is a small object whose hooks the engine calls; the defaults are DANN's, so a method only
-overrides what differs. ILA-DA plugs into every method the same way: it reads the bottleneck
+A method is a small object whose hooks the engine calls; the defaults are DANN's network, parameter groups
+and meters, and ``build_transfer`` / ``transfer_loss`` are each method's own (``ila_dann.DANN`` has DANN's). ILA-DA plugs into every method the same way: it reads the bottleneck
 ``features`` and target ``logits`` of :class:`Outputs`, whatever else the method computes.
 
 =====================  ===========================================================================
@@ -48,7 +48,8 @@ class Outputs(NamedTuple):
 
 
 class Method:
-    """DANN's behaviour; subclasses override the hooks that differ (see the module docstring)."""
+    """DANN's network, parameter groups and meters; a subclass gives its build_transfer and transfer_loss and
+    overrides the hooks that differ (see the module docstring)."""
     name = "dann"
     description = "ILA-DA + DANN for Unsupervised Domain Adaptation"
     defaults: Dict[str, object] = {}

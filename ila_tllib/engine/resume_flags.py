@@ -88,7 +88,7 @@ def inexact_notes(old: Dict[str, object], new: Dict[str, object]) -> List[str]:
     if old.get("epochs", new["epochs"]) != new["epochs"] and _schedule_spans_the_run(new):
         epochs = f"{new['epochs']} epoch" + ("s" if new["epochs"] != 1 else "")
         notes.append(f"--epochs {old['epochs']} (now {new['epochs']}): schedules that span the run (ILA-DA's "
-                     f"ramp) now span {epochs}, so the rest of the run is not what {epochs} from the start "
+                     f"schedule) now span {epochs}, so the rest of the run is not what {epochs} from the start "
                      f"would give")
     if "workers" in old and (old["workers"] == 0) != (new["workers"] == 0):
         notes.append(f"-j {old['workers']} (now {new['workers']}): random transforms (if the transform draws "
