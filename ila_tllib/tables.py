@@ -12,8 +12,9 @@ tllib's own (``cdan.py``, ``mcc.py``, ...): the ``Namespace(...)`` line describe
   ``method: <name>`` line (tllib's name for it, as above, or the name in capitals: a method of your
   own needs nothing here), or, in logs written before that line, by its flags (``--randomized``:
   CDAN, ``--margin``: MDD, ``--trade-off-bsp``: BSP, else DANN); ERM when both trade-offs are 0 and
-  ``--trade-off`` weighs the method's whole term (DANN, CDAN, MDD, MCC; BSP with ``--trade-off-bsp 0``); ``ILA-DA+<base>`` with ILA on, ``<base> (balanced source)`` for the
-  sampling control. With ILA off it is tllib's recipe and shares tllib's row.
+  ``--trade-off`` weighs the method's whole term (DANN, CDAN, MDD, MCC; BSP with ``--trade-off-bsp
+  0``); ``ILA-DA+<base>`` with ILA on, ``<base> (balanced source)`` for the sampling control. With
+  ILA off it is tllib's recipe and shares tllib's row.
 
 Runs that differ only in ``--seed`` are averaged (mean ± std). A method gets one row per variant:
 rows split on flags whose values differ between its runs, among the flags all of its runs have

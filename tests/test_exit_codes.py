@@ -574,3 +574,25 @@ def _writable(folder):
         return False
     os.remove(probe)
     return True
+
+
+def test_state_mismatch_names_what_torch_refuses():
+    # torch's own load_state_dict is the oracle: it refuses exactly the states state_mismatch names
+    import torch
+    import torch.nn as nn
+    from ila_tllib.engine.checkpoint import state_mismatch
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 2))
+    own = model.state_dict()
+    states = {"same": dict(own), "missing": {k: v for k, v in own.items() if k != "2.bias"},
+              "extra": {**own, "3.weight": torch.zeros(1)}, "resized": {**own, "0.weight": torch.zeros(5, 3)}}
+    for name, state in states.items():
+        told = state_mismatch(own, state)
+        try:
+            nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 2)).load_state_dict(state)
+            refused = False
+        except RuntimeError:
+            refused = True
+        assert bool(told) == refused, name
+    assert state_mismatch(own, states["missing"]) == "1 missing, e.g. 2.bias"
+    assert state_mismatch(own, states["extra"]) == "1 not in this model, e.g. 3.weight"
+    assert state_mismatch(own, states["resized"]) == "1 of another shape, e.g. 0.weight [5, 3] (here [4, 3])"

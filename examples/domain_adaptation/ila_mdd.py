@@ -40,8 +40,8 @@ class MDD(Method):
 
     def add_ila_arguments(self, group):
         group.add_argument('--ila-features', choices=list(ILA_FEATURES), default='bottleneck',
-                            help="what ILA mines on and contrasts: " +
-                            "; ".join(f"{k}: {v}" for k, v in ILA_FEATURES.items()) + " (default: bottleneck)")
+                           help="what ILA mines on and contrasts: " +
+                           "; ".join(f"{k}: {v}" for k, v in ILA_FEATURES.items()) + " (default: bottleneck)")
 
     def check_args(self, args):
         if args.margin <= 0:

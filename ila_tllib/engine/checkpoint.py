@@ -193,10 +193,14 @@ def load_weights(model: nn.Module, path: str, what: str, fix: str):
     if not isinstance(state, dict):
         raise UsageError(f"{path} holds a {type(state).__name__}, not a state_dict: {fix}")
     mismatch = state_mismatch(model.state_dict(), state)
+    try:
+        if not mismatch:
+            model.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as e:   # the right names and shapes, but not tensors
+        mismatch = str(e).strip().splitlines()[0][:200]
     if mismatch:
         raise UsageError(f"{what}: {path} does not fit this model ({mismatch}); it was written by another "
                          f"method's script or with another --arch, --bottleneck-dim or class count: {fix}")
-    model.load_state_dict(state)
 
 
 def state_mismatch(own: dict, state: dict) -> str:

@@ -1,8 +1,9 @@
 """What an adversarial method adds to the shared training engine.
 
 A method is a small object whose hooks the engine calls; the defaults are DANN's network, parameter groups
-and meters, and ``build_transfer`` / ``transfer_loss`` are each method's own (``ila_dann.DANN`` has DANN's). ILA-DA plugs into every method the same way: it reads the bottleneck
-``features`` and target ``logits`` of :class:`Outputs`, whatever else the method computes.
+and meters, and ``build_transfer`` / ``transfer_loss`` are each method's own (``ila_dann.DANN`` has DANN's).
+ILA-DA plugs into every method the same way: it reads the bottleneck ``features`` and target ``logits`` of
+:class:`Outputs`, whatever else the method computes.
 
 =====================  ===========================================================================
 hook                   what it says
@@ -14,6 +15,8 @@ hook                   what it says
 ``meters``             the training line's columns and formats, as tllib's script prints them (with
                        ``Time``, ``Data``, ``Loss`` and ``Cls Acc``, which the loop fills)
 ``add_arguments``      the method's own flags (tllib's names and defaults)
+``add_ila_arguments``  the method's own ILA-DA flags, listed in --help's ILA-DA group
+``kept_inputs``        files of --log a new run reads, left in place when it sets older checkpoints aside
 ``build_classifier``   the network (default: tllib's ``ImageClassifier``: bottleneck + linear head)
 ``forward``            network → :class:`Outputs` (logits, features, any other heads)
 ``feature_extractor``  images → features, for the analysis phase
