@@ -30,6 +30,11 @@ from .flags import ila_enabled
 __all__ = ["BatchPlan", "Batch"]
 
 
+def _votes(args) -> bool:
+    """Whether ILA's pseudo-labels come from a kNN vote over its source batch (knn, consensus)."""
+    return issubclass(PSEUDO_LABELLERS[args.pseudo_label], KNNPseudoLabeller)
+
+
 class Batch(NamedTuple):
     """One iteration's inputs (all parts concatenated) and where each part lies in them."""
     inputs: torch.Tensor
@@ -112,8 +117,7 @@ class BatchPlan:
         if args.classes_per_batch is not None and args.classes_per_batch > num_classes:
             raise UsageError(f"--classes-per-batch {args.classes_per_batch} is more than the {num_classes} classes "
                              f"of the data; give at most {num_classes}, or leave it out for all of them")
-        votes = issubclass(PSEUDO_LABELLERS[args.pseudo_label], KNNPseudoLabeller)   # knn, consensus
-        if self.ila_source and votes and args.k > self.ila_source_size:
+        if self.ila_source and _votes(args) and args.k > self.ila_source_size:
             raise UsageError(f"--k {args.k} is larger than ILA's source batch ({self.ila_source_size} samples); "
                              f"lower --k or raise --samples-per-class")
 
@@ -128,8 +132,7 @@ class BatchPlan:
             why = " (ILA would give every target that class and contrast nothing)" if self.ila_source else ""
             raise UsageError(f"--classes-per-batch {args.classes_per_batch}: every class-balanced batch would hold "
                              f"one class{why}; give 2 or more, or leave it out for all classes")
-        votes = issubclass(PSEUDO_LABELLERS[args.pseudo_label], KNNPseudoLabeller)
-        if (self.ila_source and votes and self.samples_per_class == 1 and args.k > 1 and self.source_bank == 0
+        if (self.ila_source and _votes(args) and self.samples_per_class == 1 and args.k > 1 and self.source_bank == 0
                 and self.ila_sampling == 'balanced'):
             raise UsageError(f"--k {args.k} with --samples-per-class 1: ILA's source batch holds one sample of each "
                              f"class, so a target's {args.k} nearest are of {args.k} classes and every vote is a "
