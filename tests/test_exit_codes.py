@@ -149,6 +149,7 @@ def test_source_only_steps_need_two_images_in_every_process(root, monkeypatch):
         "a source batch of 2 over 2 processes with --pretrain-iters 2: a source-only step would train BatchNorm on "
         "one image, which it cannot; raise -b")
     # a class-balanced batch of 2 classes x 1 is split too; with --sync-bn the statistics are pooled instead
+    # (without --classes-per-batch the size waits for the data: the torchrun test below)
     assert flag_error(tiny_args(root, "unused", *ONE_EPOCH, "--ila-batch", "shared", "--samples-per-class", "1",
                                 "--k", "1", "--classes-per-batch", "2", "--pretrain-iters", "2")).startswith(
         "a source batch of 2 over 2 processes with --pretrain-iters 2")
@@ -545,6 +546,21 @@ def test_torchrun_busy_log_ends_both(root, tmp_path):
     assert [line for line in outputs[0][1].splitlines() if line.startswith("error: ")] == [f"error: {message}"]
     assert [line for line in outputs[1][1].splitlines() if line.startswith("error: ")] == \
         [f"error: process 0 stopped: {message}"]
+
+
+def test_torchrun_class_balanced_warm_up_batch_too_small_for_batchnorm(root, tmp_path):
+    # the balanced batch's size (3 classes x 1) is known only once the data is read: split over two
+    # processes it gives one of them a single image, which a source-only step cannot train BatchNorm on
+    log, log_dir = str(tmp_path / "log"), str(tmp_path / "torchrun")
+    done = torchrun("ila_dann.py", tiny_args(root, log, *ONE_EPOCH, "--ila-batch", "shared", "--samples-per-class",
+                                             "1", "--k", "1", "--pretrain-iters", "2"), None, log_dir)
+    assert exit_codes(done.stderr) == {0: 2, 1: 2}, done.stderr[-3000:]
+    message = ("a source batch of 3 over 2 processes with --pretrain-iters 2: a source-only step would train "
+               "BatchNorm on one image, which it cannot; raise --samples-per-class")
+    for rank, (_, err) in process_outputs(log_dir).items():
+        assert "Traceback" not in err, (rank, err[-3000:])
+        assert f"error: {message}" in err.splitlines() or f"error: process 0 stopped: {message}" in err.splitlines()
+    assert not checkpoint_files(log)
 
 
 @contextlib.contextmanager

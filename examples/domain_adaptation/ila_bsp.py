@@ -11,7 +11,7 @@ import torch.nn as nn
 import utils
 from ila_dann import DANN
 from ila_tllib import backend
-from ila_tllib.engine import BatchPlan, UsageError, domain_accuracy
+from ila_tllib.engine import UsageError, domain_accuracy
 from ila_tllib.engine.checkpoint import load_weights
 
 PRETRAIN_FIX = 'give a --pretrain file written by this script with the same flags, or leave --pretrain out'
@@ -54,9 +54,10 @@ class BSP(DANN):
                 raise UsageError(f"{flag} {value} cannot be negative")
         if args.pretrain_lr <= 0:
             raise UsageError(f"--pretrain-lr {args.pretrain_lr} must be positive")
-        if args.pretrain is None and args.pretrain_epochs > 0 and args.phase == 'train' and not args.resume:
-            BatchPlan.from_args(args, num_classes=0).check_source_only(args, "BSP's source-only pretraining",
-                                                                       " or give --pretrain")
+
+    def source_only_phases(self, args):
+        return [("BSP's source-only pretraining", " or give --pretrain")] \
+            if args.pretrain is None and args.pretrain_epochs > 0 else []
 
     def build_classifier(self, args, backbone, num_classes, pool_layer):
         classifier = backend.BSPClassifier(backbone, num_classes, bottleneck_dim=args.bottleneck_dim,

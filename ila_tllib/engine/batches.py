@@ -17,7 +17,7 @@ network in one forward pass (as tllib concatenates source and target). With ``--
 to the extra batch too (:mod:`.batchnorm`); with ``all`` from every row.
 """
 import os
-from typing import Dict, NamedTuple, Optional
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import torch
 
@@ -143,19 +143,23 @@ class BatchPlan:
                              "it cannot keep --ila-bn-statistics tllib (the default with --ila-batch extra); add "
                              "--ila-bn-statistics all, or leave out --sync-bn")
 
-    def check_source_only(self, args, phase: str, or_else: str = ""):
-        """A source-only ``phase`` (a warm-up, BSP's pretraining) trains BatchNorm on the source batch alone,
-        which needs two rows in every process (or in all of them, with --sync-bn): each batch is split over
-        the processes. A class-balanced batch's size is known here only with --classes-per-batch."""
+    def check_source_only(self, args, phases: List[Tuple[str, str]]):
+        """A source-only phase (``(what it is, what else avoids it)``: a warm-up, BSP's pretraining) trains
+        BatchNorm on the source batch alone, which needs two rows in every process (or in all of them, with
+        --sync-bn): each batch is split over the processes. A class-balanced batch's size is known once the
+        class count is (or with --classes-per-batch), so this runs with the flags and again with the data."""
+        if not phases:
+            return
         processes = int(os.environ.get('WORLD_SIZE', '1'))
         if self.balanced_source:
-            if args.classes_per_batch is None:
+            if not self.classes:
                 return
-            rows, flags = args.classes_per_batch * self.samples_per_class, "--samples-per-class"
+            rows, flags = self.balanced_size, "--samples-per-class"
         else:
             rows, flags = args.batch_size, "-b"
         pooled = args.sync_bn and processes > 1   # SyncBatchNorm pools the statistics of every process
         if (rows if pooled else rows // processes) < 2:
+            phase, or_else = phases[0]
             per = f" over {processes} processes" if processes > 1 and not pooled else ""
             raise UsageError(f"a source batch of {rows}{per} with {phase}: a source-only step would train "
                              f"BatchNorm on one image, which it cannot; raise {flags}{or_else}")

@@ -283,6 +283,15 @@ def _check_input_size(args):
                              f"--val-resizing res. --resize-size {needed}")
 
 
+def source_only_phases(args, method) -> list:
+    """The source-only phases a training run goes through before adaptation, ``(what it is, what else avoids
+    it)``: ``--pretrain-iters`` and the method's own (BSP's pretraining). A resume or another phase has none."""
+    if args.phase != 'train' or args.resume:
+        return []
+    warm_up = [(f"--pretrain-iters {args.pretrain_iters}", "")] if args.pretrain_iters > 0 else []
+    return warm_up + method.source_only_phases(args)
+
+
 def check_args(args, method):
     """Every flag problem that can be known before training, as a :class:`UsageError`."""
     resolve_derived_defaults(args)
@@ -363,6 +372,5 @@ def check_args(args, method):
     from .batches import BatchPlan   # here, not above: the batch plan reads this module's ila_enabled
     plan = BatchPlan.from_args(args, num_classes=0)   # its sizes wait for the data; its rules do not
     plan.check_flags(args)
-    if args.pretrain_iters > 0 and args.phase == 'train' and not args.resume:
-        plan.check_source_only(args, f"--pretrain-iters {args.pretrain_iters}")
     method.check_args(args)
+    plan.check_source_only(args, source_only_phases(args, method))

@@ -17,6 +17,8 @@ hook                   what it says
 ``add_arguments``      the method's own flags (tllib's names and defaults)
 ``add_ila_arguments``  the method's own ILA-DA flags, listed in --help's ILA-DA group
 ``kept_inputs``        files of --log a new run reads, left in place when it sets older checkpoints aside
+``source_only_phases`` the method's own source-only training (BSP's pretraining), checked like
+                       ``--pretrain-iters`` for a source batch BatchNorm can train on
 ``build_classifier``   the network (default: tllib's ``ImageClassifier``: bottleneck + linear head)
 ``forward``            network → :class:`Outputs` (logits, features, any other heads)
 ``feature_extractor``  images → features, for the analysis phase
@@ -117,6 +119,11 @@ class Method:
         """Files a new training run reads that must stay where they are when it sets an earlier run's
         checkpoints aside (path -> the flag that names it): BSP's --pretrain, so the same command runs again."""
         return {}
+
+    def source_only_phases(self, args) -> List[Tuple[str, str]]:
+        """The method's own source-only phases a new training run goes through, each as ``(what it is, what
+        else avoids it)`` for the message that refuses a source batch too small for BatchNorm."""
+        return []
 
     def on_step(self, classifier: nn.Module):
         """After each training forward pass (MDD steps its reversal layer's schedule here)."""

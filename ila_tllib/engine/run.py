@@ -22,8 +22,8 @@ from .checkpoint import (RunDirectory, check_finite_state, keep_tensors_in_state
                          schedule_counters, set_rng_state, set_schedule_counters)
 from .data import eval_loader, get_dataset
 from .errors import EXIT_INTERRUPTED, EXIT_OK, DivergenceError, UsageError, classify, disk_problem
-from .flags import (FLAGS_ADDED_LATER, check_args, default_mining_average, flag_name, get_parser,
-                    ila_enabled)
+from .flags import (FLAGS_ADDED_LATER, check_args, default_mining_average, flag_name, get_parser, ila_enabled,
+                    source_only_phases)
 from .ila_term import build_ila_term
 from .loop import Trainer, load_schedule, make_optimizer, unwrap, validate
 from .method import Method
@@ -202,6 +202,7 @@ def _run(args, method: Method, device, directory: Optional[RunDirectory], peers:
     data = main_process_first(lambda: get_dataset(args), peers, "prepare the datasets")
     plan = BatchPlan.from_args(args, data.num_classes)
     plan.check(args, data.num_classes)
+    plan.check_source_only(args, source_only_phases(args, method))   # a class-balanced batch's size is known now
     classifier = build_classifier(args, method, data.num_classes, device)
     transfer = keep_tensors_in_state(
         method.build_transfer(args, classifier, data.num_classes, plan.source_size, args.batch_size)).to(device)
