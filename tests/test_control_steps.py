@@ -10,7 +10,7 @@ SCRIPT = os.path.join(REPO, "benchmarks", "control_steps.py")
 
 
 def run(*steps):
-    return subprocess.run([sys.executable, SCRIPT, *steps], capture_output=True, text=True, cwd=REPO)
+    return subprocess.run([sys.executable, SCRIPT, *steps], capture_output=True, text=True, cwd=REPO, timeout=120)
 
 
 def test_each_step_is_paired_with_the_one_before(tmp_path):

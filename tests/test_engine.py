@@ -1,10 +1,7 @@
 """The training engine, checked against hand computations: the total loss of a step, tllib's schedule,
-the batch plan, the ILA flags' effect, the logged diagnostics, and the one owner of the output."""
+the batch plan, the ILA flags' effect and the logged diagnostics."""
 import copy
-import io
 import math
-import os
-import sys
 
 import numpy as np
 import pytest
@@ -17,7 +14,6 @@ from ila_tllib.engine import Batch, BatchPlan, Method, Trainer, check_args, get_
 from ila_tllib.engine.ila_term import ILAStats, ILATerm, build_ila_loss, build_ila_term, ratio_auc
 from ila_tllib.engine.errors import DivergenceError, UsageError
 from ila_tllib.engine.loop import load_schedule
-from ila_tllib.engine.output import RunOutput
 
 
 class ToyMethod(Method):
@@ -528,31 +524,6 @@ def test_logged_precision_auc_and_wrong_affinities_by_hand():
     # +1 entries: target 0 has 1, target 1 has 2, target 2 has 2 (wrong): 2 of 5 wrong
     assert stats.wrong_positive.avg == pytest.approx(40.0)
     assert "ratio AUC 0.75" in stats.summary()
-
-
-class Recorder(io.StringIO):
-    closed_by_someone = False
-
-    def close(self):
-        Recorder.closed_by_someone = True
-        super().close()
-
-
-def test_run_output_tees_both_streams_and_closes_only_its_file(tmp_path, monkeypatch):
-    out, err = Recorder(), Recorder()
-    monkeypatch.setattr(sys, "stdout", out)
-    monkeypatch.setattr(sys, "stderr", err)
-    output = RunOutput(str(tmp_path), "train")
-    print("to stdout")
-    print("to stderr", file=sys.stderr)
-    assert open(output.log_filename).read() == "to stdout\nto stderr\n"     # flushed at every write
-    output.close()
-    assert sys.stdout is out and sys.stderr is err and not Recorder.closed_by_someone
-    assert out.getvalue() == "to stdout\n" and err.getvalue() == "to stderr\n"
-    name = os.path.basename(output.log_filename)
-    assert name.startswith("train-") and len(name) == len("train-2024-01-31-12_00_00.txt")
-    print("after close reaches the terminal only")
-    assert out.getvalue().endswith("after close reaches the terminal only\n")
 
 
 def test_ila_weight_is_lambda_times_schedule_times_reliability():

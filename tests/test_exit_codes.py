@@ -1,6 +1,8 @@
 """Exit codes and messages that automation can trust (0 done, 2 bad input, 3 divergence).
 
-Every case runs a script as a user does: a subprocess whose stdout and stderr are pipes. Each checks
+Every case runs a script as a user does: a subprocess whose stdout and stderr are pipes (but for the
+flag checks marked "in process", which call the scripts' own check_args on many more flag sets than a
+subprocess each could afford; the subprocess cases before them show that such a check exits 2). Each checks
 the exit code, the one ``error:`` line, that no traceback was printed and, where a run must not touch
 them, that the checkpoints are byte for byte what they were. A case that happens after the --log folder
 is opened (where a logger that closes the real stdout would lose the message) runs with tllib's pieces
@@ -131,7 +133,7 @@ def test_flag_error_exits_2_before_any_folder(root, tmp_path, extra, message):
     (["--classes-per-batch", "1", "--ila-source-sampling", "random"], None),
 ])
 def test_more_flag_errors(root, extra, message):
-    # the same check_args as the script above, in process
+    # in process: the same check_args as the script above
     if message is None:
         import ila_dann
         from ila_tllib.engine import check_args, get_parser
@@ -143,6 +145,7 @@ def test_more_flag_errors(root, extra, message):
 
 
 def test_source_only_steps_need_two_images_in_every_process(root, monkeypatch):
+    # in process: WORLD_SIZE alone, without a process group (the torchrun case is further down)
     # under torchrun -b is split over the processes: -b 2 over two gives each one image
     monkeypatch.setenv("WORLD_SIZE", "2")
     assert flag_error(tiny_args(root, "unused", *ONE_EPOCH, "-b", "2", "--pretrain-iters", "2")) == (
@@ -522,6 +525,7 @@ def test_torchrun_error_in_one_process_ends_both(own_root, tmp_path):
     assert exit_codes(done.stderr) == {0: 2, 1: 2}, done.stderr[-3000:]
     message = r"cannot read image .*tgt/0/1\.png .*replace or delete it and its line in .*tgt\.txt"
     outputs = process_outputs(log_dir)
+    assert set(outputs) == {0, 1}
     for rank, (_, err) in outputs.items():
         assert "Traceback" not in err, (rank, err[-3000:])
         assert re.search(rf"^error: (process [01] stopped: )?{message}$", err, re.M), (rank, err[-3000:])
@@ -557,7 +561,9 @@ def test_torchrun_class_balanced_warm_up_batch_too_small_for_batchnorm(root, tmp
     assert exit_codes(done.stderr) == {0: 2, 1: 2}, done.stderr[-3000:]
     message = ("a source batch of 3 over 2 processes with --pretrain-iters 2: a source-only step would train "
                "BatchNorm on one image, which it cannot; raise --samples-per-class")
-    for rank, (_, err) in process_outputs(log_dir).items():
+    outputs = process_outputs(log_dir)
+    assert set(outputs) == {0, 1}
+    for rank, (_, err) in outputs.items():
         assert "Traceback" not in err, (rank, err[-3000:])
         assert f"error: {message}" in err.splitlines() or f"error: process 0 stopped: {message}" in err.splitlines()
     assert not checkpoint_files(log)

@@ -139,8 +139,7 @@ def test_hand_computed_four_by_four():
 
     expected = (row([2 / 3, 2 / 5], [4 / 19]) + row([2 / 3, 2 / 3], [4 / 15])
                 + row([4 / 7], [2 / 7, 2 / 5]) + row([4 / 5], [2 / 9, 2 / 7])) / 4
-    # the rows are 0.306648, 0.289051, 0.953177, 0.769678
-    assert expected == pytest.approx(0.579639, abs=1e-6)
+    # the rows are 0.306648, 0.289051, 0.953177, 0.769678: their mean 0.579639
     f_s = torch.tensor([[0.], [1.], [3.], [4.]], dtype=torch.float64)
     f_t = torch.tensor([[0.5], [3.75], [1.5], [2.25]], dtype=torch.float64)
     ila = ILALoss(k=1, mu=0.75)

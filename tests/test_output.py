@@ -13,16 +13,29 @@ class FullDiskLog(io.StringIO):
         raise OSError(28, "No space left on device")
 
 
-def test_output_reaches_terminal_and_log_and_close_keeps_the_terminal(tmp_path, capsys):
+class Recorder(io.StringIO):
+    closed_by_someone = False
+
+    def close(self):
+        Recorder.closed_by_someone = True
+        super().close()
+
+
+def test_output_reaches_terminal_and_log_and_close_keeps_the_terminal(tmp_path, monkeypatch):
+    out, err = Recorder(), Recorder()
+    monkeypatch.setattr(sys, "stdout", out)
+    monkeypatch.setattr(sys, "stderr", err)
     output = RunOutput(str(tmp_path), "train")
     print("to stdout")
-    print("error: to stderr", file=sys.stderr)
+    print("to stderr", file=sys.stderr)
+    assert open(output.log_filename).read() == "to stdout\nto stderr\n"     # flushed at every write
     output.close()
-    print("after close")   # the real streams are back and still open
-    captured = capsys.readouterr()
-    assert captured.out == "to stdout\nafter close\n" and captured.err == "error: to stderr\n"
-    (log,) = [name for name in os.listdir(tmp_path) if name.startswith("train-")]
-    assert open(tmp_path / log).read() == "to stdout\nerror: to stderr\n"
+    assert sys.stdout is out and sys.stderr is err and not Recorder.closed_by_someone
+    assert out.getvalue() == "to stdout\n" and err.getvalue() == "to stderr\n"
+    name = os.path.basename(output.log_filename)
+    assert name.startswith("train-") and len(name) == len("train-2024-01-31-12_00_00.txt")
+    print("after close reaches the terminal only")
+    assert out.getvalue().endswith("after close reaches the terminal only\n")
 
 
 def test_a_log_that_cannot_be_written_leaves_the_terminal_going():

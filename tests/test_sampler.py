@@ -44,9 +44,14 @@ def test_seeded_and_resumable():
 def test_small_class_cycles_never_short_batch():
     labels = [0] * 2 + [1] * 20 + [2] * 20
     sampler = ClassBalancedSampler(labels, samples_per_class=4)
-    for batch in sampler:
+    batches = list(sampler)
+    assert len(batches) == len(sampler) == 42 // 12
+    for batch in batches:
         assert len(batch) == 12
         assert Counter(labels[i] for i in batch) == {0: 4, 1: 4, 2: 4}
+    # class 0's two samples fill its 4 places of each batch: each comes back within the pass
+    small = Counter(i for batch in batches for i in batch if labels[i] == 0)
+    assert set(small) == {0, 1} and sum(small.values()) == 4 * len(batches)
 
 
 def test_subset_of_classes_per_batch():
@@ -76,6 +81,7 @@ def test_ranks_split_the_global_batch():
     full = list(ClassBalancedSampler(LABELS, samples_per_class=2, seed=5))
     ranks = [list(ClassBalancedSampler(LABELS, samples_per_class=2, seed=5, num_replicas=2, rank=r))
              for r in range(2)]
+    assert len(full) == 60 // 10 and [len(r) for r in ranks] == [len(full)] * 2
     for g, r0, r1 in zip(full, *ranks):
         assert r0 == g[0::2] and r1 == g[1::2] and not set(r0) & set(r1)
         assert Counter(LABELS[i] for i in r0 + r1) == {c: 2 for c in range(5)}
@@ -91,7 +97,10 @@ def test_ranks_split_the_global_batch():
 def test_classes_each_rank_sees(m, replicas, per_class):
     labels = [c for c in range(4) for _ in range(24)]
     for r in range(replicas):
-        for batch in ClassBalancedSampler(labels, samples_per_class=m, seed=3, num_replicas=replicas, rank=r):
+        batches = list(ClassBalancedSampler(labels, samples_per_class=m, seed=3, num_replicas=replicas, rank=r))
+        assert len(batches) == 96 // (4 * m)
+        for batch in batches:
+            assert len(batch) == 4 * m // replicas
             counts = Counter(labels[i] for i in batch)
             if per_class is None:
                 assert len(counts) < 4

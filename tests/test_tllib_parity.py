@@ -13,6 +13,8 @@ import pytest
 import torch
 import torch.nn as nn
 
+from helpers import HIDE_TLLIB
+
 from ila_tllib import backend
 from ila_tllib import standalone as sa
 
@@ -241,13 +243,19 @@ def test_digit_backbones(tl):
 
 # ---------------------------------------------------------------- backend selection (always runs)
 
-def _run_backend(env_value, code="import ila_tllib.backend as b; print(b.BACKEND); print(b.describe())"):
+def _pythonpath(hide_tllib: bool, *first) -> str:
+    """PYTHONPATH for a subprocess; with ``hide_tllib`` the shim's tllib, which fails to import, comes first."""
+    return os.pathsep.join([HIDE_TLLIB] * hide_tllib + list(first) + [os.environ.get("PYTHONPATH", "")])
+
+
+def _run_backend(env_value, code="import ila_tllib.backend as b; print(b.BACKEND); print(b.describe())",
+                 hide_tllib=False):
     env = dict(os.environ)
     if env_value is None:
         env.pop(backend.ENV_VAR, None)
     else:
         env[backend.ENV_VAR] = env_value
-    env["PYTHONPATH"] = REPO_ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = _pythonpath(hide_tllib, REPO_ROOT)
     return subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
                           timeout=120)
 
@@ -280,20 +288,23 @@ print(json.dumps(out))
 """
 
 
-def test_backend_auto_forced_tllib_and_invalid():
+@pytest.mark.parametrize("hide_tllib", [False, True], ids=["as_installed", "tllib_hidden"])
+def test_backend_auto_forced_tllib_and_invalid(hide_tllib):
     # one interpreter, the module re-imported per setting (cheaper than a process each)
-    result = _run_backend(None, _SCENARIOS)
+    result = _run_backend(None, _SCENARIOS, hide_tllib)
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout.strip().splitlines()[-1])
     status, chosen, line = out["auto"]
-    assert status == "ok"
+    # tllib's pieces wherever tllib imports (CI installs tllib 0.4), else the standalone ones
+    probe = subprocess.run([sys.executable, "-c", "import tllib"], capture_output=True,
+                           env=dict(os.environ, PYTHONPATH=_pythonpath(hide_tllib)))
+    assert status == "ok" and chosen == ("tllib" if probe.returncode == 0 else "standalone")
     if chosen == "tllib":
         assert line.startswith("tllib pieces: tllib ")
         assert out["tllib"][:2] == ["ok", "tllib"]
     else:
-        assert chosen == "standalone"
         assert line.startswith("tllib pieces: standalone (ila_tllib.standalone; tllib not importable: ")
-        assert out["tllib"][:2] == ["error", "ImportError"] and "ILA_TLLIB_BACKEND=tllib" in out["tllib"][2]
+        assert out["tllib"][:2] == ["error", "TllibUnavailableError"] and "ILA_TLLIB_BACKEND=tllib" in out["tllib"][2]
     assert out["nonsense"][:2] == ["error", "BackendChoiceError"]
 
 
