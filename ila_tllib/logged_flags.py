@@ -1,8 +1,12 @@
 """What a run's logged flags mean, readable without torch (so that reading logs into tables does not
-import it): the ILA flags added after the first release, and the ``--arch`` values that are tllib's
-ResNets."""
+import it): the ILA flags added after the first release, the ``--arch`` values that are tllib's
+ResNets, and the line of a run resumed with other values."""
 
-__all__ = ["FLAGS_ADDED_LATER", "TLLIB_RESNETS"]
+__all__ = ["FLAGS_ADDED_LATER", "TLLIB_RESNETS", "HISTORY_PREFIX"]
+
+#: the log line of a run resumed with other values of flags a resume may change (``--lr`` ...): every value
+#: each had (``flags over the run: --lr 0.01 -> 0.005``); ``python -m ila_tllib.tables`` gives it its own row
+HISTORY_PREFIX = "flags over the run: "
 
 #: ILA flags added after the first release -> the value that means "off", the behaviour runs had before them:
 #: a log or a resume checkpoint written without the flag reads as this value

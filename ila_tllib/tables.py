@@ -18,7 +18,9 @@ tllib's own (``cdan.py``, ``mcc.py``, ...): the ``Namespace(...)`` line describe
 
 Runs that differ only in ``--seed`` are averaged (mean ± std). A method gets one row per variant:
 rows split on flags whose values differ between its runs, among the flags all of its runs have
-(so a flag tllib's Namespace lacks never splits a row). ``Origin`` is the original paper's
+(so a flag tllib's Namespace lacks never splits a row). A run resumed with other values of the flags a
+resume may change (``--lr`` ...) has only its last values in its log's Namespace: its ``flags over the
+run:`` line gives it a row of its own, named by that line. ``Origin`` is the original paper's
 average as tllib's README quotes it (and the ILA-DA paper's for its rows), where one exists.
 """
 import argparse
@@ -32,7 +34,7 @@ import sys
 from collections import defaultdict
 from typing import Dict, List, Optional
 
-from .logged_flags import FLAGS_ADDED_LATER, TLLIB_RESNETS   # not torch: reading logs never needs it
+from .logged_flags import FLAGS_ADDED_LATER, HISTORY_PREFIX, TLLIB_RESNETS   # not torch: reading logs never needs it
 
 __all__ = ["Run", "read_run", "collect", "format_table", "format_paired_table", "main", "TLLIB_METHODS", "ORIGIN"]
 
@@ -72,6 +74,10 @@ ORIGIN = {
 # images decoded in memory, trained as the run without
 IGNORED = {"seed", "log", "phase", "workers", "print_freq", "root", "per_class_eval", "source", "target", "resume",
            "cache_images"}
+
+
+#: the key under which a run's ``flags over the run:`` line (a resume with other values) is read; None without
+RESUMED_WITH = "resumed_with"
 
 
 def _start_weights(args: dict, ours: bool) -> Optional[str]:
@@ -139,7 +145,7 @@ def parse_namespace(line: str) -> dict:
 
 def read_run(path: str) -> Optional[Run]:
     """One training log → a Run, or None when it holds no finished run."""
-    args, acc, method = None, None, None
+    args, acc, method, resumed_with = None, None, None, None
     with open(path, encoding="utf-8", errors="replace") as f:
         for line in f:
             if args is None and line.startswith("Namespace("):
@@ -150,6 +156,8 @@ def read_run(path: str) -> Optional[Run]:
             found = re.match(r"method: (\S+)$", line)
             if found and method is None:
                 method = found.group(1)
+            if line.startswith(HISTORY_PREFIX):
+                resumed_with = line[len(HISTORY_PREFIX):].strip()
             m = re.match(r"test_acc1 = ([0-9.]+)", line)
             if m:
                 acc = float(m.group(1))
@@ -159,7 +167,8 @@ def read_run(path: str) -> Optional[Run]:
         # a log written before a flag existed ran with it off: an ablation of that flag then gets
         # its own row instead of being averaged with the older runs
         args = {**FLAGS_ADDED_LATER, **args}
-    return Run(args, acc, path, method)
+    # its Namespace gives the last values: a run resumed with others gets a row of its own
+    return Run({**args, RESUMED_WITH: resumed_with}, acc, path, method)
 
 
 def collect(log_dirs: List[str]) -> List[Run]:
@@ -192,7 +201,7 @@ def _row_names(runs: List[Run]) -> Dict[int, str]:
         shared = set.intersection(*(set(r.args) for r in group)) - IGNORED
         varying = [k for k in sorted(shared) if len({_same(r.args[k]) for r in group}) > 1]
         for r in group:
-            extra = ", ".join(f"{k}={r.args[k]}" for k in varying)
+            extra = ", ".join(f"{k}={r.args[k]}" for k in varying if not (k == RESUMED_WITH and r.args[k] is None))
             names[id(r)] = f"{method} ({extra})" if extra else method
     return names
 

@@ -4,7 +4,7 @@ import argparse
 import os
 
 from ila_tllib.engine.checkpoint import RunDirectory
-from ila_tllib.engine.resume_flags import changed_flags, inexact_notes, refusal
+from ila_tllib.engine.resume_flags import changed_flags, flag_history, history_line, inexact_notes, refusal
 from ila_tllib.engine.run import interrupted_state
 
 OLD = dict(root="data", log="L", batch_size=8, seed=None, k=3, lr=0.01, epochs=2, workers=0, norm_mean=(0.5,),
@@ -29,6 +29,22 @@ def test_more_epochs_change_nothing_without_a_schedule_over_the_run():
         assert inexact_notes(old, dict(old, epochs=3)) == []
     old = dict(OLD, ila_schedule="step", ila_keep_schedule="ramp")
     assert inexact_notes(old, dict(old, epochs=3))[0].startswith("--epochs 2 (now 3): schedules that span the run")
+
+
+def test_the_history_keeps_every_value_a_changed_flag_had():
+    # first resume: --lr lowered and --epochs raised (ILA's ramp spans the run); -j and --log change nothing
+    first = dict(OLD, lr=0.005, epochs=3, workers=2, log="M")
+    history = flag_history({}, OLD, first)
+    assert history == {"lr": [0.01], "epochs": [2]}
+    assert history_line(history, first) == "flags over the run: --lr 0.01 -> 0.005, --epochs 2 -> 3"
+    # a second resume that changes nothing keeps the line; one that goes back to 0.01 is still a mixed run
+    assert flag_history(history, first, first) == history
+    back = dict(first, lr=0.01)
+    assert history_line(flag_history(history, first, back), back) == \
+        "flags over the run: --lr 0.01 -> 0.005 -> 0.01, --epochs 2 -> 3"
+    # with ILA off more epochs continue the run exactly: no history
+    off = dict(OLD, ila_trade_off=0.0)
+    assert flag_history({}, off, dict(off, epochs=3)) == {}
 
 
 def test_each_change_is_told_with_both_values_and_how_to_go_back():

@@ -8,10 +8,11 @@ change that makes the rest of the run differ).
 """
 from typing import Dict, List, Tuple
 
-from ..logged_flags import FLAGS_ADDED_LATER
+from ..logged_flags import FLAGS_ADDED_LATER, HISTORY_PREFIX
 from .flags import default_mining_average, flag_name
 
-__all__ = ["RESUME_MAY_CHANGE", "CHANGE_TO_RECOVER", "changed_flags", "refusal", "inexact_notes"]
+__all__ = ["RESUME_MAY_CHANGE", "CHANGE_TO_RECOVER", "changed_flags", "refusal", "inexact_notes", "flag_history",
+           "history_line", "HISTORY_PREFIX"]
 
 #: what :data:`~.errors.DIVERGENCE_FIX` tells a diverged run to change before it resumes
 CHANGE_TO_RECOVER = ("lr", "trade_off", "ila_trade_off", "ila_temperature")
@@ -80,12 +81,36 @@ def _schedule_spans_the_run(flags: Dict[str, object]) -> bool:
                                                    or flags.get("ila_keep_schedule", "step") != "step")
 
 
+def _trains_otherwise(old: Dict[str, object], new: Dict[str, object]) -> List[str]:
+    """The allowed changes after which the rest of the run trains otherwise than the run began: a diverged
+    run's remedies, and --epochs where a schedule spans the run."""
+    dests = [dest for dest in CHANGE_TO_RECOVER if dest in old and dest in new and not _same(old[dest], new[dest])]
+    if old.get("epochs", new["epochs"]) != new["epochs"] and _schedule_spans_the_run(new):
+        dests.append("epochs")
+    return dests
+
+
+def flag_history(earlier: Dict[str, list], old: Dict[str, object], new: Dict[str, object]) -> Dict[str, list]:
+    """flag -> the values the run had before its current one, oldest first: ``earlier`` (what the checkpoint
+    kept from earlier resumes) and this resume's changes."""
+    history = {dest: list(values) for dest, values in earlier.items()}
+    for dest in _trains_otherwise(old, new):
+        history.setdefault(dest, []).append(old[dest])
+    return history
+
+
+def history_line(history: Dict[str, list], new: Dict[str, object]) -> str:
+    """``flags over the run: --lr 0.01 -> 0.005``: every value each changed flag has had, the current last."""
+    return HISTORY_PREFIX + ", ".join(f"{flag_name(dest)} " + " -> ".join(_value(v) for v in [*values, new[dest]])
+                                      for dest, values in history.items())
+
+
 def inexact_notes(old: Dict[str, object], new: Dict[str, object]) -> List[str]:
     """What a change the resume allows does to the rest of the run."""
-    lowered = [dest for dest in CHANGE_TO_RECOVER if dest in old and dest in new and not _same(old[dest], new[dest])]
+    changed = _trains_otherwise(old, new)
     notes = [f"{flag_name(dest)} {_value(old[dest])} (now {_value(new[dest])}): the rest of the run trains with "
-             f"the new value" for dest in lowered]
-    if old.get("epochs", new["epochs"]) != new["epochs"] and _schedule_spans_the_run(new):
+             f"the new value" for dest in changed if dest in CHANGE_TO_RECOVER]
+    if "epochs" in changed:
         epochs = f"{new['epochs']} epoch" + ("s" if new["epochs"] != 1 else "")
         notes.append(f"--epochs {old['epochs']} (now {new['epochs']}): schedules that span the run (ILA-DA's "
                      f"schedule) now span {epochs}, so the rest of the run is not what {epochs} from the start "

@@ -28,7 +28,7 @@ from .ila_term import build_ila_term
 from .loop import Trainer, load_schedule, make_optimizer, unwrap, validate
 from .method import Method
 from .output import RunOutput
-from .resume_flags import changed_flags, inexact_notes, refusal
+from .resume_flags import changed_flags, flag_history, history_line, inexact_notes, refusal
 from .peers import PeerWatch, agree, main_process_first
 
 __all__ = ["main", "run", "build_classifier"]
@@ -331,6 +331,7 @@ def save_resume_state(args, method, plan, epoch, best_acc1, state, modules, opti
     save_atomic({
         'config': resume_config(args, method, plan, state), 'flags': dict(vars(args)),
         'epoch': epoch + 1, 'best_acc1': best_acc1, 'iter': state['iter'],
+        'flag_history': state.get('flag_history', {}),
         'modules': {name: module.state_dict() for name, module in modules.items()},
         'counters': schedule_counters(modules),
         'optimizer': optimizer.state_dict(), 'scheduler': scheduler.state_dict(),
@@ -404,4 +405,9 @@ def load_resume_state(args, method, plan, state, modules, optimizer, scheduler, 
               f"shape, the batches and ILA's memory could be compared with this run's")
     for note in inexact_notes(flags, vars(args)) if isinstance(flags, dict) else []:
         print(f"note: {note}")
+    # kept in every later resume file, so that the log of the run's last part names every change
+    state['flag_history'] = flag_history(ckpt.get('flag_history', {}), flags if isinstance(flags, dict) else {},
+                                         vars(args))
+    if state['flag_history']:
+        print(history_line(state['flag_history'], vars(args)))
     return ckpt['epoch'], ckpt['best_acc1']
