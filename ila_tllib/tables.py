@@ -20,7 +20,7 @@ Runs that differ only in ``--seed`` are averaged (mean ± std). A method gets on
 rows split on flags whose values differ between its runs, among the flags all of its runs have
 (so a flag tllib's Namespace lacks never splits a row). A run resumed with other values of the flags a
 resume may change (``--lr`` ...) has only its last values in its log's Namespace: its ``flags over the
-run:`` line gives it a row of its own, named by that line. ``Origin`` is the original paper's
+run:`` line gives it a row of its own, named by that line (after the flags that split rows). ``Origin`` is the original paper's
 average as tllib's README quotes it (and the ILA-DA paper's for its rows), where one exists.
 """
 import argparse
@@ -76,10 +76,6 @@ IGNORED = {"seed", "log", "phase", "workers", "print_freq", "root", "per_class_e
            "cache_images"}
 
 
-#: the key under which a run's ``flags over the run:`` line (a resume with other values) is read; None without
-RESUMED_WITH = "resumed_with"
-
-
 def _start_weights(args: dict, ours: bool) -> Optional[str]:
     """The ImageNet weights a ResNet run started from (None when none were loaded). Logs without
     ``weights``: tllib's loaded V1; this package's older ones loaded torchvision's default."""
@@ -89,8 +85,11 @@ def _start_weights(args: dict, ours: bool) -> Optional[str]:
 
 
 class Run:
-    def __init__(self, args: dict, acc: float, path: str, logged_method: Optional[str] = None):
+    def __init__(self, args: dict, acc: float, path: str, logged_method: Optional[str] = None,
+                 flags_over_the_run: Optional[str] = None):
         self.acc, self.path, self.logged_method = acc, path, logged_method
+        # a resume with other values: the values each changed flag had (the Namespace gives the last ones)
+        self.flags_over_the_run = flags_over_the_run
         self.ours = "ila_trade_off" in args
         self.args = {**args, "weights": _start_weights(args, self.ours)}
 
@@ -145,7 +144,7 @@ def parse_namespace(line: str) -> dict:
 
 def read_run(path: str) -> Optional[Run]:
     """One training log → a Run, or None when it holds no finished run."""
-    args, acc, method, resumed_with = None, None, None, None
+    args, acc, method, flags_over_the_run = None, None, None, None
     with open(path, encoding="utf-8", errors="replace") as f:
         for line in f:
             if args is None and line.startswith("Namespace("):
@@ -157,7 +156,7 @@ def read_run(path: str) -> Optional[Run]:
             if found and method is None:
                 method = found.group(1)
             if line.startswith(HISTORY_PREFIX):
-                resumed_with = line[len(HISTORY_PREFIX):].strip()
+                flags_over_the_run = line[len(HISTORY_PREFIX):].strip()
             m = re.match(r"test_acc1 = ([0-9.]+)", line)
             if m:
                 acc = float(m.group(1))
@@ -167,8 +166,7 @@ def read_run(path: str) -> Optional[Run]:
         # a log written before a flag existed ran with it off: an ablation of that flag then gets
         # its own row instead of being averaged with the older runs
         args = {**FLAGS_ADDED_LATER, **args}
-    # its Namespace gives the last values: a run resumed with others gets a row of its own
-    return Run({**args, RESUMED_WITH: resumed_with}, acc, path, method)
+    return Run(args, acc, path, method, flags_over_the_run)
 
 
 def collect(log_dirs: List[str]) -> List[Run]:
@@ -201,7 +199,9 @@ def _row_names(runs: List[Run]) -> Dict[int, str]:
         shared = set.intersection(*(set(r.args) for r in group)) - IGNORED
         varying = [k for k in sorted(shared) if len({_same(r.args[k]) for r in group}) > 1]
         for r in group:
-            extra = ", ".join(f"{k}={r.args[k]}" for k in varying if not (k == RESUMED_WITH and r.args[k] is None))
+            extra = ", ".join(f"{k}={r.args[k]}" for k in varying)
+            if r.flags_over_the_run:   # a run resumed with other values never shares a row with one that was not
+                extra += ("; " if extra else "") + HISTORY_PREFIX + r.flags_over_the_run
             names[id(r)] = f"{method} ({extra})" if extra else method
     return names
 

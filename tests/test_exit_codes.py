@@ -154,13 +154,18 @@ def test_source_only_steps_need_two_images_in_every_process(root, monkeypatch):
     # a class-balanced batch of 2 classes x 1 is split too; with --sync-bn the statistics are pooled instead
     # (without --classes-per-batch the size waits for the data: the torchrun test below)
     assert flag_error(tiny_args(root, "unused", *ONE_EPOCH, "--ila-batch", "shared", "--samples-per-class", "1",
-                                "--k", "1", "--classes-per-batch", "2", "--pretrain-iters", "2")).startswith(
-        "a source batch of 2 over 2 processes with --pretrain-iters 2")
+                                "--k", "1", "--classes-per-batch", "2", "--pretrain-iters", "2")) == (
+        "a class-balanced source batch of 2 (2 classes x 1) over 2 processes with --pretrain-iters 2: a source-only "
+        "step would train BatchNorm on one image, which it cannot; raise --samples-per-class or --classes-per-batch")
+    import ila_bsp
     import ila_dann
     from ila_tllib.engine import check_args, get_parser
-    check_args(get_parser(ila_dann.DANN()).parse_args(tiny_args(root, "unused", *ONE_EPOCH, "-b", "2", "--sync-bn",
-                                                                "--ila-bn-statistics", "all", "--pretrain-iters",
-                                                                "2")), ila_dann.DANN())
+    for method, extra in ((ila_dann.DANN(), ["-b", "2", "--sync-bn", "--ila-bn-statistics", "all",
+                                             "--pretrain-iters", "2"]),
+                          # BSP's pretraining does not run with its weights given, nor on a resume
+                          (ila_bsp.BSP(), ["-b", "1", "--pretrain", "weights.pth"]),
+                          (ila_bsp.BSP(), ["-b", "1", "--resume"])):
+        check_args(get_parser(method).parse_args(tiny_args(root, "unused", *ONE_EPOCH, *extra)), method)
 
 
 @pytest.mark.parametrize("extra, message", [
@@ -559,8 +564,8 @@ def test_torchrun_class_balanced_warm_up_batch_too_small_for_batchnorm(root, tmp
     done = torchrun("ila_dann.py", tiny_args(root, log, *ONE_EPOCH, "--ila-batch", "shared", "--samples-per-class",
                                              "1", "--k", "1", "--pretrain-iters", "2"), None, log_dir)
     assert exit_codes(done.stderr) == {0: 2, 1: 2}, done.stderr[-3000:]
-    message = ("a source batch of 3 over 2 processes with --pretrain-iters 2: a source-only step would train "
-               "BatchNorm on one image, which it cannot; raise --samples-per-class")
+    message = ("a class-balanced source batch of 3 (3 classes x 1) over 2 processes with --pretrain-iters 2: a "
+               "source-only step would train BatchNorm on one image, which it cannot; raise --samples-per-class")
     outputs = process_outputs(log_dir)
     assert set(outputs) == {0, 1}
     for rank, (_, err) in outputs.items():

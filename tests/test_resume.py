@@ -11,7 +11,7 @@ import time
 
 import torch
 
-from helpers import SCRIPTS, TLLIB, make_image_list, run_script, script_env, tiny_args
+from helpers import SCRIPTS, TLLIB, make_image_list, one_error, run_script, script_env, tiny_args
 from ila_tllib.engine.flags import DEFAULT_MINING_EMA
 from ila_tllib.engine.moving_average import DEFAULT_MINING_AVERAGE
 
@@ -251,25 +251,33 @@ def test_resume_may_go_on_longer_and_says_what_that_changes(root, tmp_path):
     assert again.returncode == 0, again.stderr
     assert epochs_trained(again.stdout) == [1]
     assert "note: --epochs 1 (now 2): schedules that span the run" in again.stdout
-    assert "flags over the run: --epochs 1 -> 2" in again.stdout.splitlines()
+    assert "flags over the run: --epochs 1 -> 2 at epoch 1" in again.stdout.splitlines()
 
 
 def test_a_run_resumed_with_other_values_names_them_all_and_has_its_own_row(root, tmp_path):
     # a diverged run's remedy (--lr) and a longer run, over two resumes: the last log names every value each
-    # had (the resume file keeps them), so the tables do not file the run as one trained with the last values
+    # had and from which epoch (the resume file keeps them), so the tables do not file the run with the runs
+    # trained with its last values throughout; a resume of the finished run trains nothing and changes nothing
     from ila_tllib.tables import collect, format_table
     clean, resumed = str(tmp_path / "clean"), str(tmp_path / "resumed")
-    for log, epochs in ((clean, "3"), (resumed, "1")):
+    for log, epochs, lr in ((clean, "3", "0.0025"), (resumed, "1", "0.005")):
         assert run_script("ila_dann.py", tiny_args(root, log, "--epochs", epochs, "--seed", "0",
-                                                   "--lr", "0.005")).returncode == 0
+                                                   "--lr", lr)).returncode == 0
+    history = "flags over the run: --lr 0.005 -> 0.0025 at epoch 1, --epochs 1 -> 2 at epoch 1 -> 3 at epoch 2"
     for epochs, lr in (("2", "0.0025"), ("3", "0.0025")):
         done = run_script("ila_dann.py", tiny_args(root, resumed, "--epochs", epochs, "--resume", "--seed", "0",
                                                    "--lr", lr))
         assert done.returncode == 0, done.stderr
-    assert "flags over the run: --lr 0.005 -> 0.0025, --epochs 1 -> 2 -> 3" in done.stdout.splitlines()
+    assert history in done.stdout.splitlines() and "note: --lr" not in done.stdout
     rows = [line.split(" | ")[0].strip("| ") for line in format_table(collect([clean, resumed])).splitlines()[2:]]
-    assert sorted(rows) == ["ILA-DA+DANN (lr=0.0025, resumed_with=--lr 0.005 -> 0.0025, --epochs 1 -> 2 -> 3)",
-                            "ILA-DA+DANN (lr=0.005)"]
+    assert sorted(rows) == ["ILA-DA+DANN", f"ILA-DA+DANN ({history})"]
+    # the finished run trains nothing more: another --lr there is refused, its values or more epochs are not
+    refused = run_script("ila_dann.py", tiny_args(root, resumed, "--epochs", "3", "--resume", "--seed", "0",
+                                                  "--lr", "0.001"))
+    assert one_error(refused, 2) == (
+        f"error: --resume: {os.path.join(resumed, 'checkpoints', 'resume.pth')} holds a run that has trained its 3 "
+        f"epochs, so --lr 0.0025 (now 0.001) would train nothing; resume with the run's values, or raise --epochs "
+        f"to train on with the new ones")
 
 
 def test_resume_without_checkpoint_is_a_clear_error(root, tmp_path):

@@ -32,19 +32,21 @@ def test_more_epochs_change_nothing_without_a_schedule_over_the_run():
 
 
 def test_the_history_keeps_every_value_a_changed_flag_had():
-    # first resume: --lr lowered and --epochs raised (ILA's ramp spans the run); -j and --log change nothing
+    # resumed after 2 epochs: --lr lowered and --epochs raised (ILA's ramp spans the run); -j and --log change
+    # nothing
     first = dict(OLD, lr=0.005, epochs=3, workers=2, log="M")
-    history = flag_history({}, OLD, first)
-    assert history == {"lr": [0.01], "epochs": [2]}
-    assert history_line(history, first) == "flags over the run: --lr 0.01 -> 0.005, --epochs 2 -> 3"
+    history = flag_history({}, OLD, first, 2)
+    assert history == {"lr": [[0.01, 2]], "epochs": [[2, 2]]}
+    assert history_line(history, first) == "flags over the run: --lr 0.01 -> 0.005 at epoch 2, --epochs 2 -> 3 at epoch 2"
     # a second resume that changes nothing keeps the line; one that goes back to 0.01 is still a mixed run
-    assert flag_history(history, first, first) == history
+    assert flag_history(history, first, first, 3) == history
     back = dict(first, lr=0.01)
-    assert history_line(flag_history(history, first, back), back) == \
-        "flags over the run: --lr 0.01 -> 0.005 -> 0.01, --epochs 2 -> 3"
-    # with ILA off more epochs continue the run exactly: no history
-    off = dict(OLD, ila_trade_off=0.0)
-    assert flag_history({}, off, dict(off, epochs=3)) == {}
+    assert history_line(flag_history(history, first, back, 3), back) == \
+        "flags over the run: --lr 0.01 -> 0.005 at epoch 2 -> 0.01 at epoch 3, --epochs 2 -> 3 at epoch 2"
+    # with ILA off, more epochs continue the run exactly and ILA's temperature trains nothing: no history
+    off = dict(OLD, ila_trade_off=0.0, ila_temperature=1.0)
+    assert flag_history({}, off, dict(off, epochs=3, ila_temperature=0.5), 2) == {}
+    assert flag_history({}, off, dict(off, lr=0.005), 2) == {"lr": [[0.01, 2]]}
 
 
 def test_each_change_is_told_with_both_values_and_how_to_go_back():

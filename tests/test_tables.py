@@ -29,12 +29,14 @@ TLLIB_FLAGS = {
 }
 
 
-def _write_log(folder, namespace, acc, stamp="2024-03-01-10_00_00", method=None):
+def _write_log(folder, namespace, acc, stamp="2024-03-01-10_00_00", method=None, history=None):
     os.makedirs(folder, exist_ok=True)
     with open(os.path.join(folder, "train-{}.txt".format(stamp)), "w") as f:
         f.write(repr(namespace) + "\n")
         if method is not None:   # this package's scripts say which method they run
             f.write("method: {}\ntllib pieces: none\n".format(method))
+        if history is not None:   # a run resumed with other values of --lr ...
+            f.write("=> resumed from x: epoch 1, iteration 10, best_acc1 50.0\nflags over the run: {}\n".format(history))
         f.write("train_transform:  Compose(\n    ResizeImage(size=(256, 256))\n)\n")
         f.write("Epoch: [0][   0/1000]\tTime 1.2 (1.2)\tData 0.0 (0.0)\tLoss 3.50 (3.50)\tCls Acc 3.1 (3.1)\n")
         f.write(" * Acc@1 {:.3f}\nbest_acc1 = {:.1f}\ntest_acc1 = {:.1f}\n".format(acc, acc, acc))
@@ -48,14 +50,14 @@ def tllib_log(logs, method, source, target, seed, acc):
     _write_log(os.path.join(logs, method, task + ("" if seed == 0 else "_seed{}".format(seed))), namespace, acc)
 
 
-def our_log(logs, folder, source, target, acc, *flags, seed=0, method=None):
+def our_log(logs, folder, source, target, acc, *flags, seed=0, method=None, history=None):
     from ila_cdan import CDAN
     from ila_tllib.engine import get_parser
     task = "Office31_{}2{}".format(source, target)
     log = os.path.join(logs, folder, task + ("" if seed == 0 else "_seed{}".format(seed)))
     namespace = get_parser(CDAN()).parse_args(["data/office31", "-s", source, "-t", target, "-a", "resnet50",
                                                 "--seed", str(seed), "--log", log, *flags])
-    _write_log(log, namespace, acc, method=method)
+    _write_log(log, namespace, acc, method=method, history=history)
 
 
 def _rows(table):
@@ -100,6 +102,24 @@ def test_resumed_and_cached_runs_share_the_row_of_their_recipe(tmp_path):
     our_log(logs, "ila_cdan", "A", "W", 96.0, "--cache-images", seed=2)
     rows = _rows(format_table(collect([logs])))
     assert list(rows) == ["ILA-DA+CDAN"] and rows["ILA-DA+CDAN"][2] == "95.0 ± 1.0"   # the sample standard deviation
+
+
+def test_a_run_resumed_with_other_values_gets_a_row_of_its_own(tmp_path):
+    # its Namespace holds its last --lr, as the clean runs' do; its history line keeps it apart, named last
+    logs = str(tmp_path / "logs")
+    our_log(logs, "ila_cdan", "A", "W", 94.0, "--lr", "0.005")
+    our_log(logs, "ila_cdan", "A", "W", 96.0, "--lr", "0.005", seed=1)
+    our_log(logs, "ila_cdan", "A", "W", 90.0, "--lr", "0.005", "--trade-off", "0.5", seed=2,
+            history="--lr 0.01 -> 0.005 at epoch 3")
+    our_log(logs, "ila_cdan", "A", "W", 80.0, "--lr", "0.005", seed=3, history="--lr 0.01 -> 0.005 at epoch 3")
+    rows = _rows(format_table(collect([logs])))
+    assert {name: row[2] for name, row in rows.items()} == {
+        "ILA-DA+CDAN (trade_off=1.0)": "95.0 ± 1.4",
+        "ILA-DA+CDAN (trade_off=0.5; flags over the run: --lr 0.01 -> 0.005 at epoch 3)": "90.0",
+        "ILA-DA+CDAN (trade_off=1.0; flags over the run: --lr 0.01 -> 0.005 at epoch 3)": "80.0"}
+    # a log without the line (tllib's, or a run never resumed with other values) keeps its row's name
+    tllib_log(logs, "cdan", "A", "W", 0, 93.8)
+    assert "CDAN" in _rows(format_table(collect([logs])))
 
 
 def test_a_tllib_log_outside_its_layout_keeps_its_folder_name(tmp_path):

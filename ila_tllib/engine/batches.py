@@ -154,15 +154,17 @@ class BatchPlan:
         if self.balanced_source:
             if not self.classes:
                 return
-            rows, flags = self.balanced_size, "--samples-per-class"
+            rows = self.balanced_size
+            batch = f"a class-balanced source batch of {rows} ({self.classes} classes x {self.samples_per_class})"
+            flags = "--samples-per-class" + (" or --classes-per-batch" if args.classes_per_batch else "")
         else:
-            rows, flags = args.batch_size, "-b"
+            rows, batch, flags = args.batch_size, f"a source batch of {args.batch_size}", "-b"
         pooled = args.sync_bn and processes > 1   # SyncBatchNorm pools the statistics of every process
         if (rows if pooled else rows // processes) < 2:
             phase, or_else = phases[0]
             per = f" over {processes} processes" if processes > 1 and not pooled else ""
-            raise UsageError(f"a source batch of {rows}{per} with {phase}: a source-only step would train "
-                             f"BatchNorm on one image, which it cannot; raise {flags}{or_else}")
+            raise UsageError(f"{batch}{per} with {phase}: a source-only step would train BatchNorm on one "
+                             f"image, which it cannot; raise {flags}{or_else}")
 
     def iterators(self, data, args, seed: int) -> Dict[str, ResumableForeverIterator]:
         """Forever iterators, each with its own seed: 'source', 'target' and, in extra mode, 'ila_source'."""

@@ -12,7 +12,7 @@ from ..logged_flags import FLAGS_ADDED_LATER, HISTORY_PREFIX
 from .flags import default_mining_average, flag_name
 
 __all__ = ["RESUME_MAY_CHANGE", "CHANGE_TO_RECOVER", "changed_flags", "refusal", "inexact_notes", "flag_history",
-           "history_line", "HISTORY_PREFIX"]
+           "history_line", "finished_run_refusal"]
 
 #: what :data:`~.errors.DIVERGENCE_FIX` tells a diverged run to change before it resumes
 CHANGE_TO_RECOVER = ("lr", "trade_off", "ila_trade_off", "ila_temperature")
@@ -83,26 +83,45 @@ def _schedule_spans_the_run(flags: Dict[str, object]) -> bool:
 
 def _trains_otherwise(old: Dict[str, object], new: Dict[str, object]) -> List[str]:
     """The allowed changes after which the rest of the run trains otherwise than the run began: a diverged
-    run's remedies, and --epochs where a schedule spans the run."""
-    dests = [dest for dest in CHANGE_TO_RECOVER if dest in old and dest in new and not _same(old[dest], new[dest])]
+    run's remedies (ILA-DA's only where it runs), and --epochs where a schedule spans the run."""
+    ila_runs = new.get("ila_trade_off", 0) > 0
+    dests = [dest for dest in CHANGE_TO_RECOVER if dest in old and dest in new and not _same(old[dest], new[dest])
+             and (ila_runs or not dest.startswith("ila_"))]
     if old.get("epochs", new["epochs"]) != new["epochs"] and _schedule_spans_the_run(new):
         dests.append("epochs")
     return dests
 
 
-def flag_history(earlier: Dict[str, list], old: Dict[str, object], new: Dict[str, object]) -> Dict[str, list]:
-    """flag -> the values the run had before its current one, oldest first: ``earlier`` (what the checkpoint
-    kept from earlier resumes) and this resume's changes."""
-    history = {dest: list(values) for dest, values in earlier.items()}
+def flag_history(earlier: Dict[str, list], old: Dict[str, object], new: Dict[str, object],
+                 epoch: int) -> Dict[str, list]:
+    """flag -> ``[value, epoch]`` pairs, oldest first: each value the run had before its current one and the
+    epoch (counted from 0, as the training lines) from which the next one applied. ``earlier`` is what the
+    checkpoint kept from earlier resumes; this resume, at ``epoch``, adds its changes."""
+    history = {dest: [list(pair) for pair in pairs] for dest, pairs in earlier.items()}
     for dest in _trains_otherwise(old, new):
-        history.setdefault(dest, []).append(old[dest])
+        history.setdefault(dest, []).append([old[dest], epoch])
     return history
 
 
 def history_line(history: Dict[str, list], new: Dict[str, object]) -> str:
-    """``flags over the run: --lr 0.01 -> 0.005``: every value each changed flag has had, the current last."""
-    return HISTORY_PREFIX + ", ".join(f"{flag_name(dest)} " + " -> ".join(_value(v) for v in [*values, new[dest]])
-                                      for dest, values in history.items())
+    """``flags over the run: --lr 0.01 -> 0.005 at epoch 2``: every value each changed flag has had, and the
+    epoch from which each next one applied; the current value last."""
+    def told(dest, pairs):
+        steps = [_value(pairs[0][0])] + [f"{_value(value)} at epoch {epoch}" for (_, epoch), (value, _)
+                                         in zip(pairs, pairs[1:] + [[new[dest], None]])]
+        return f"{flag_name(dest)} " + " -> ".join(steps)
+    return HISTORY_PREFIX + ", ".join(told(dest, pairs) for dest, pairs in history.items())
+
+
+def finished_run_refusal(path: str, old: Dict[str, object], new: Dict[str, object], epochs_done: int) -> str:
+    """The message refusing a changed remedy (``--lr`` ...) on a run that has trained all its epochs (it would
+    train nothing with it), or "" when nothing of the kind changed."""
+    changed = [dest for dest in CHANGE_TO_RECOVER if dest in old and dest in new and not _same(old[dest], new[dest])]
+    if not changed or epochs_done < new["epochs"]:
+        return ""
+    told = ", ".join(f"{flag_name(dest)} {_value(old[dest])} (now {_value(new[dest])})" for dest in changed)
+    return (f"--resume: {path} holds a run that has trained its {epochs_done} epochs, so {told} would train "
+            f"nothing; resume with the run's values, or raise --epochs to train on with the new ones")
 
 
 def inexact_notes(old: Dict[str, object], new: Dict[str, object]) -> List[str]:

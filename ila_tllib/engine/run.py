@@ -28,7 +28,7 @@ from .ila_term import build_ila_term
 from .loop import Trainer, load_schedule, make_optimizer, unwrap, validate
 from .method import Method
 from .output import RunOutput
-from .resume_flags import changed_flags, flag_history, history_line, inexact_notes, refusal
+from .resume_flags import changed_flags, finished_run_refusal, flag_history, history_line, inexact_notes, refusal
 from .peers import PeerWatch, agree, main_process_first
 
 __all__ = ["main", "run", "build_classifier"]
@@ -358,6 +358,9 @@ def read_resume_file(args, method: Method):
         changes = changed_flags(flags, vars(args))
         if changes:
             raise UsageError(refusal(path, flags, changes))
+        pointless = finished_run_refusal(path, flags, vars(args), ckpt.get('epoch', 0))
+        if pointless:
+            raise UsageError(pointless)
     return ckpt
 
 
@@ -403,11 +406,12 @@ def load_resume_state(args, method, plan, state, modules, optimizer, scheduler, 
     if not isinstance(flags, dict):
         print(f"note: {path} holds no record of its run's flags (an earlier version wrote it): only the network's "
               f"shape, the batches and ILA's memory could be compared with this run's")
-    for note in inexact_notes(flags, vars(args)) if isinstance(flags, dict) else []:
+    flags = flags if isinstance(flags, dict) else {}
+    for note in inexact_notes(flags, vars(args)):
         print(f"note: {note}")
-    # kept in every later resume file, so that the log of the run's last part names every change
-    state['flag_history'] = flag_history(ckpt.get('flag_history', {}), flags if isinstance(flags, dict) else {},
-                                         vars(args))
+    # kept in every later resume file, so that the log of the run's last part names every change (a finished
+    # run trains nothing, and read_resume_file refused a change of its remedies)
+    state['flag_history'] = flag_history(ckpt.get('flag_history', {}), flags, vars(args), ckpt['epoch'])
     if state['flag_history']:
         print(history_line(state['flag_history'], vars(args)))
     return ckpt['epoch'], ckpt['best_acc1']
