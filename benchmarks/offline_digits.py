@@ -74,6 +74,9 @@ ABLATIONS = {
     "near-zero-weight": ["--ila-trade-off", "1e-9"],
     "near-zero-weight-no-spectral": ["--ila-trade-off", "1e-9", "--ila-spectral-penalty", "0"],
     "step": ["--ila-schedule", "step"],
+    # the paper's source-only warm-up ("essential for stability"): one epoch of source-only steps before the
+    # adaptation, so the first vote is a source-trained network's
+    "pretrain300": ["--pretrain-iters", "300"],
     # ILA from the second epoch of the benchmark's 4 x 300 (λ ramps over the iterations after it): the vote of a
     # network that has learnt its source classes, instead of an untrained one's
     "start-iter300": ["--ila-start-iter", "300"],
