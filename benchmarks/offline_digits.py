@@ -163,40 +163,12 @@ def _finished(path):
         return any(line.startswith("test_acc1 = ") for line in f)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--suite", choices=["main", "ablations", "sampling"], default="main")
-    parser.add_argument("--out", default=os.path.join(HERE, "out", "offline_digits"))
-    parser.add_argument("--data-root", default=None, help="offline digits export (default: OUT/data)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    parser.add_argument("--epochs", type=int, default=4)
-    parser.add_argument("--iters-per-epoch", type=int, default=300)
-    parser.add_argument("--methods", nargs="+", default=None, choices=list(METHODS),
-                        help="default: the main table's methods; for the ablations ILA-DA+DANN and ILA-DA+CDAN")
-    parser.add_argument("--ila-flags", default="",
-                        help="more flags for every ILA-DA run, after the defaults above (a repeated flag overrides)")
-    parser.add_argument("--tasks", nargs="+", default=TASKS)
-    parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--only", nargs="+", default=None, choices=list(ABLATIONS),
-                        help="ablations suite: run only these variants")
-    parser.add_argument("--baselines", nargs="+", default=None,
-                        help="more log folders whose runs join the tables (default: for the ablations and the "
-                             "sampling control, the main table's runs of the same budget)")
-    parser.add_argument("--tag", default="", help="sub-directory name for this set of runs")
-    args = parser.parse_args()
-
-    sys.path.insert(0, REPO)
-    from ila_tllib.datasets.offline_digits import OFFLINE_DOMAINS, export_offline_digits
-    bad = [task for task in args.tasks if len(task.split(":")) != 2 or not set(task.split(":")) <= set(OFFLINE_DOMAINS)]
-    if bad:
-        parser.error("--tasks takes SOURCE:TARGET pairs of the offline domains ({}), e.g. mnist:uci; got {}".format(
-            ", ".join(OFFLINE_DOMAINS), " ".join(bad)))
-    from ila_tllib.tables import collect, format_paired_table, format_table
-    data_root = args.data_root or os.path.join(args.out, "data")
-    export_offline_digits(data_root)
-
+def plan_runs(args, data_root):
+    """The runs ``args`` asks for: the folder they go to, the folders of the runs they are read with, and one
+    ``(script, flags, log, data_root)`` per run. Every run gets COMMON, the budget and ``--flags``; the ILA-DA
+    runs also ``--ila-flags`` (and an ablation's variant)."""
     budget = ["--epochs", str(args.epochs), "-i", str(args.iters_per_epoch), "-p", str(args.iters_per_epoch // 2)]
-    ila_flags = args.ila_flags.split()
+    ila_flags, every_run = args.ila_flags.split(), args.flags.split()
     # one folder per budget, so that finished runs of another budget are never picked up as done
     budget_dir = f"{args.epochs}x{args.iters_per_epoch}"
     out = os.path.join(args.out, args.suite, budget_dir, args.tag)
@@ -213,7 +185,8 @@ def main():
             for s, t in tasks:
                 for seed in args.seeds:
                     log = os.path.join(out, name, f"{s}2{t}_seed{seed}")
-                    jobs.append((script, COMMON + budget + flags + ["-s", s, "-t", t, "--seed", str(seed)], log, data_root))
+                    jobs.append((script, COMMON + budget + flags + every_run + ["-s", s, "-t", t, "--seed", str(seed)],
+                                 log, data_root))
     else:
         for variant, extra in ABLATIONS.items():
             if args.only and variant not in args.only:
@@ -223,8 +196,52 @@ def main():
                 for s, t in tasks:
                     for seed in args.seeds:
                         log = os.path.join(out, variant, name, f"{s}2{t}_seed{seed}")
-                        jobs.append((script, COMMON + budget + flags + ila_flags + extra
+                        jobs.append((script, COMMON + budget + flags + ila_flags + extra + every_run
                                      + ["-s", s, "-t", t, "--seed", str(seed)], log, data_root))
+    return out, baselines, jobs
+
+
+def get_parser():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--suite", choices=["main", "ablations", "sampling"], default="main")
+    parser.add_argument("--out", default=os.path.join(HERE, "out", "offline_digits"))
+    parser.add_argument("--data-root", default=None, help="offline digits export (default: OUT/data)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--iters-per-epoch", type=int, default=300)
+    parser.add_argument("--methods", nargs="+", default=None, choices=list(METHODS),
+                        help="default: the main table's methods; for the ablations ILA-DA+DANN and ILA-DA+CDAN")
+    parser.add_argument("--ila-flags", default="",
+                        help="more flags for every ILA-DA run, after the defaults above (a repeated flag overrides)")
+    parser.add_argument("--flags", default="",
+                        help="more flags for every run, baselines included (a control: e.g. the baselines with "
+                             "--pretrain-iters 300); use --tag to keep such runs apart")
+    parser.add_argument("--tasks", nargs="+", default=TASKS)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--only", nargs="+", default=None, choices=list(ABLATIONS),
+                        help="ablations suite: run only these variants")
+    parser.add_argument("--baselines", nargs="+", default=None,
+                        help="more log folders whose runs join the tables (default: for the ablations and the "
+                             "sampling control, the main table's runs of the same budget)")
+    parser.add_argument("--tag", default="", help="sub-directory name for this set of runs")
+    return parser
+
+
+def main():
+    parser = get_parser()
+    args = parser.parse_args()
+
+    sys.path.insert(0, REPO)
+    from ila_tllib.datasets.offline_digits import OFFLINE_DOMAINS, export_offline_digits
+    bad = [task for task in args.tasks if len(task.split(":")) != 2 or not set(task.split(":")) <= set(OFFLINE_DOMAINS)]
+    if bad:
+        parser.error("--tasks takes SOURCE:TARGET pairs of the offline domains ({}), e.g. mnist:uci; got {}".format(
+            ", ".join(OFFLINE_DOMAINS), " ".join(bad)))
+    from ila_tllib.tables import collect, format_paired_table, format_table
+    data_root = args.data_root or os.path.join(args.out, "data")
+    export_offline_digits(data_root)
+
+    out, baselines, jobs = plan_runs(args, data_root)
     print(f"{len(jobs)} runs, {args.jobs} at a time, {args.epochs} x {args.iters_per_epoch} iterations each")
     t0 = time.time()
     with ThreadPoolExecutor(args.jobs) as pool:

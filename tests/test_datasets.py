@@ -578,6 +578,23 @@ def test_benchmark_rejects_a_task_outside_the_offline_domains(tmp_path):
     assert not out.exists()   # stopped before exporting anything
 
 
+def test_offline_benchmark_flags_reach_the_runs_they_name():
+    # --flags reaches every run, baselines included (a control); --ila-flags only ILA-DA's, after its k and mu
+    from helpers import load_benchmark
+    bench = load_benchmark("offline_digits")
+    args = bench.get_parser().parse_args(["--methods", "DANN", "ILA-DA+DANN", "--flags=--pretrain-iters 300",
+                                          "--ila-flags=--k 1", "--tasks", "mnist:uci", "--seeds", "0",
+                                          "--tag", "warm", "--out", "OUT"])
+    out, _, jobs = bench.plan_runs(args, "DATA")
+    assert out == os.path.join("OUT", "main", "4x300", "warm")
+    (dann, dann_flags, dann_log, _), (ila, ila_flags, ila_log, _) = jobs
+    assert (dann, ila) == ("ila_dann.py", "ila_dann.py")
+    assert dann_log == os.path.join(out, "DANN", "mnist2uci_seed0")
+    assert " --ila-trade-off 0 --pretrain-iters 300 -s mnist -t uci --seed 0" in " ".join(dann_flags)
+    assert "--k" not in dann_flags
+    assert " --k 3 --mu 0.75 --k 1 --pretrain-iters 300 -s mnist" in " ".join(ila_flags)
+
+
 def test_offline_cli(tmp_path, capsys):
     root = str(tmp_path / "cli")
     assert od.main([root, "--limit-per-domain", "5"]) == 0
