@@ -20,8 +20,9 @@ Runs that differ only in ``--seed`` are averaged (mean ± std). A method gets on
 rows split on flags whose values differ between its runs, among the flags all of its runs have
 (so a flag tllib's Namespace lacks never splits a row). A run resumed with other values of the flags a
 resume may change (``--lr`` ...) has only its last values in its log's Namespace: its ``flags over the
-run:`` line gives it a row of its own, named by that line (after the flags that split rows). ``Origin`` is the original paper's
-average as tllib's README quotes it (and the ILA-DA paper's for its rows), where one exists.
+run:`` line gives it a row of its own, named by that line (after the flags that split rows). ``Origin``
+is the original paper's average as tllib's README quotes it (and the ILA-DA paper's for its rows), where
+one exists.
 """
 import argparse
 import ast

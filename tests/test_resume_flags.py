@@ -37,7 +37,8 @@ def test_the_history_keeps_every_value_a_changed_flag_had():
     first = dict(OLD, lr=0.005, epochs=3, workers=2, log="M")
     history = flag_history({}, OLD, first, 2)
     assert history == {"lr": [[0.01, 2]], "epochs": [[2, 2]]}
-    assert history_line(history, first) == "flags over the run: --lr 0.01 -> 0.005 at epoch 2, --epochs 2 -> 3 at epoch 2"
+    assert history_line(history, first) == \
+        "flags over the run: --lr 0.01 -> 0.005 at epoch 2, --epochs 2 -> 3 at epoch 2"
     # a second resume that changes nothing keeps the line; one that goes back to 0.01 is still a mixed run
     assert flag_history(history, first, first, 3) == history
     back = dict(first, lr=0.01)

@@ -36,7 +36,8 @@ def _write_log(folder, namespace, acc, stamp="2024-03-01-10_00_00", method=None,
         if method is not None:   # this package's scripts say which method they run
             f.write("method: {}\ntllib pieces: none\n".format(method))
         if history is not None:   # a run resumed with other values of --lr ...
-            f.write("=> resumed from x: epoch 1, iteration 10, best_acc1 50.0\nflags over the run: {}\n".format(history))
+            f.write("=> resumed from x: epoch 1, iteration 10, best_acc1 50.0\n")
+            f.write("flags over the run: {}\n".format(history))
         f.write("train_transform:  Compose(\n    ResizeImage(size=(256, 256))\n)\n")
         f.write("Epoch: [0][   0/1000]\tTime 1.2 (1.2)\tData 0.0 (0.0)\tLoss 3.50 (3.50)\tCls Acc 3.1 (3.1)\n")
         f.write(" * Acc@1 {:.3f}\nbest_acc1 = {:.1f}\ntest_acc1 = {:.1f}\n".format(acc, acc, acc))
