@@ -81,12 +81,16 @@ def _schedule_spans_the_run(flags: Dict[str, object]) -> bool:
                                                    or flags.get("ila_keep_schedule", "step") != "step")
 
 
+def _changed_remedies(old: Dict[str, object], new: Dict[str, object]) -> List[str]:
+    """The flags of :data:`CHANGE_TO_RECOVER` whose value differs."""
+    return [dest for dest in CHANGE_TO_RECOVER if dest in old and dest in new and not _same(old[dest], new[dest])]
+
+
 def _trains_otherwise(old: Dict[str, object], new: Dict[str, object]) -> List[str]:
     """The allowed changes after which the rest of the run trains otherwise than the run began: a diverged
     run's remedies (ILA-DA's only where it runs), and --epochs where a schedule spans the run."""
     ila_runs = new.get("ila_trade_off", 0) > 0
-    dests = [dest for dest in CHANGE_TO_RECOVER if dest in old and dest in new and not _same(old[dest], new[dest])
-             and (ila_runs or not dest.startswith("ila_"))]
+    dests = [dest for dest in _changed_remedies(old, new) if ila_runs or not dest.startswith("ila_")]
     if old.get("epochs", new["epochs"]) != new["epochs"] and _schedule_spans_the_run(new):
         dests.append("epochs")
     return dests
@@ -116,7 +120,7 @@ def history_line(history: Dict[str, list], new: Dict[str, object]) -> str:
 def finished_run_refusal(path: str, old: Dict[str, object], new: Dict[str, object], epochs_done: int) -> str:
     """The message refusing a changed remedy (``--lr`` ...) on a run that has trained all its epochs (it would
     train nothing with it), or "" when nothing of the kind changed."""
-    changed = [dest for dest in CHANGE_TO_RECOVER if dest in old and dest in new and not _same(old[dest], new[dest])]
+    changed = _changed_remedies(old, new)
     if not changed or epochs_done < new["epochs"]:
         return ""
     told = ", ".join(f"{flag_name(dest)} {_value(old[dest])} (now {_value(new[dest])})" for dest in changed)
