@@ -68,9 +68,42 @@ def test_offline_message_names_the_url_the_layout_and_the_ways_out(tmp_path, mon
     message = str(err.value)
     assert "Automatic download of image_list.zip from {} failed".format(url) in message
     assert "ROOT = {}".format(root) in message and "image_list/amazon.txt" in message
-    assert "by hand" in message and D.MIRROR_ENV in message and "Office31/image_list.zip" in message
+    # one failed run names every archive to fetch, with its address: A's first, then the other domains'
+    needed, others = message.split("by hand")[1].split("The other domains' archives")
+    assert "image_list.zip ({}) for ROOT/image_list/".format(url) in needed
+    amazon, dslr, webcam = (dict((a, u) for _, a, u in D.Office31.download_list)[name]
+                            for name in ("amazon.tgz", "dslr.tgz", "webcam.tgz"))
+    assert "amazon.tgz ({}) for ROOT/amazon/".format(amazon) in needed and "dslr.tgz" not in needed
+    assert "dslr.tgz ({}) for ROOT/dslr/".format(dslr) in others and "webcam.tgz ({})".format(webcam) in others
+    assert "{}=<base url or folder> holding <base>/Office31/<archive>".format(D.MIRROR_ENV) in message
     assert "-d ImageList" in message and "-d OfflineDigits" in message
     assert not os.path.exists(root / "image_list.zip")          # no partial archive left to be taken for whole
+
+
+def test_a_mirror_without_the_archive_points_at_the_public_addresses(tmp_path, monkeypatch, standalone_pieces):
+    (tmp_path / "mirror").mkdir()
+    monkeypatch.setenv(D.MIRROR_ENV, str(tmp_path / "mirror"))
+    with pytest.raises(D.DatasetNotFoundError) as err:
+        D.build_domain("Office31", str(tmp_path / "office31"), "W")
+    message = str(err.value)
+    mirrored = str(tmp_path / "mirror" / "Office31" / "image_list.zip")
+    assert "Automatic download of image_list.zip from {} failed".format(mirrored) in message
+    # the address to fetch by hand is the public one, not the mirror's that just failed
+    public = dict((a, u) for _, a, u in D.Office31.download_list)["image_list.zip"]
+    assert "image_list.zip ({}) for ROOT/image_list/".format(public) in message
+    assert "Or put them in {}/Office31/ (set by {}), or unset {}".format(
+        tmp_path / "mirror", D.MIRROR_ENV, D.MIRROR_ENV) in message
+    assert "Or set {}".format(D.MIRROR_ENV) not in message
+
+
+def test_one_archive_of_several_domains_is_named_once(tmp_path, monkeypatch, standalone_pieces):
+    url = refused_url("office-caltech.tgz")
+    monkeypatch.setattr(D.OfficeCaltech, "download_list", [(f, a, url) for f, a, _ in D.OfficeCaltech.download_list])
+    with pytest.raises(D.DatasetNotFoundError) as err:
+        D.build_domain("OfficeCaltech", str(tmp_path / "oc"), "A")
+    message = str(err.value)
+    assert message.count("office-caltech.tgz ({})".format(url)) == 1
+    assert "for ROOT/amazon/, ROOT/dslr/, ROOT/webcam/, ROOT/caltech/" in message
 
 
 def test_archives_put_in_root_by_hand_are_unpacked_offline(tmp_path, monkeypatch, standalone_pieces):
@@ -115,6 +148,9 @@ def test_tllib_office31_offline_exit_becomes_one_message(tmp_path, monkeypatch, 
     message = str(err.value)
     assert "tllib's Office31 could not download image_list.zip from {}".format(url) in message
     assert "ROOT/amazon/" in message and D.MIRROR_ENV in message and "-d OfflineDigits" in message
+    # tllib fetches every domain's archive, so the message names them all, each with its address
+    for folder, archive, address in backend.Office31.download_list:
+        assert "{} ({}) for ROOT/{}/".format(archive, address, folder) in message
     assert "Fail to download image_list.zip" in capsys.readouterr().out    # tllib's own line, above ours
 
 

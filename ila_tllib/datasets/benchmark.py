@@ -64,12 +64,35 @@ def mirror_url(dataset: str, archive: str) -> Optional[str]:
     return "{}/{}/{}".format(mirror, dataset, archive) if mirror else None
 
 
-def download_advice(dataset: str, folder: str, archive: str, url: Optional[str]) -> str:
-    """What a user can do today when ``archive`` cannot be fetched automatically."""
-    by_hand = ("Fetch {} by hand and unpack it into ROOT (it holds {}/), ".format(url, folder) if url else
-               "Put ROOT/{}/ in place by hand, ".format(folder))
-    return by_hand + ("or set {}=<base url or folder> holding <base>/{}/{} to fetch it from a copy "
-                      "of your own.".format(MIRROR_ENV, dataset, archive))
+def _archives(entries: Iterable[Entry]) -> str:
+    """``archive (url) for ROOT/folder/`` for each archive, its folders together (one archive may hold several)."""
+    folders: Dict[Tuple[str, Optional[str]], List[str]] = {}
+    for folder, archive, url in entries:
+        folders.setdefault((archive, url), []).append("ROOT/{}/".format(folder))
+    return "; ".join("{} ({}) for {}".format(archive, url or "no public address is known", ", ".join(held))
+                     for (archive, url), held in folders.items())
+
+
+def download_advice(dataset: str, needed: Sequence[Entry], others: Sequence[Entry] = (),
+                    mirror: Optional[str] = None) -> str:
+    """What a user can do today when the archives of ``needed`` cannot be fetched automatically: each one
+    with its public address at once (and ``others``, the dataset's other archives still missing), so that one
+    failed run tells every file to fetch.
+
+    Args:
+        needed: the ``(folder, archive, url)`` entries this run needs that are still missing
+        others: entries missing for the dataset's other domains, named after the needed ones
+        mirror: the value of :data:`MIRROR_ENV` when the archives were looked for there
+    """
+    text = ("Fetch by hand and unpack into ROOT, or put the archive itself in ROOT (the next run unpacks it): "
+            + _archives(needed) + ".")
+    if others:
+        text += " The other domains' archives, for other tasks: " + _archives(others) + "."
+    if mirror:
+        return text + " Or put them in {}/{}/ (set by {}), or unset {} to download from the addresses above.".format(
+            mirror.rstrip("/"), dataset, MIRROR_ENV, MIRROR_ENV)
+    return text + " Or set {}=<base url or folder> holding <base>/{}/<archive> to fetch them from a copy of " \
+                  "your own.".format(MIRROR_ENV, dataset)
 
 
 def _fetch(url: str, root: str, archive: str) -> None:
@@ -99,29 +122,40 @@ def _fetch(url: str, root: str, archive: str) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def fetch_missing(root: str, entries: Iterable[Entry], dataset: str) -> Optional[str]:
+def fetch_missing(root: str, entries: Iterable[Entry], dataset: str, others: Iterable[Entry] = ()
+                  ) -> Optional[str]:
     """Download and unpack every ``(folder, archive, url)`` entry whose ``ROOT/folder`` is missing,
-    from :data:`MIRROR_ENV` when it is set, else from ``url``.
+    from :data:`MIRROR_ENV` when it is set, else from ``url``; stop at the first that fails.
 
     Returns:
-        None when everything is in place, else one paragraph naming the archive and the URL that
-        failed, and what to do instead.
+        None when everything is in place, else one paragraph naming the archive and the address that
+        failed, then :func:`download_advice` for every entry still missing (``others``: the dataset's
+        entries this run does not need, listed after them).
     """
+    entries = list(entries)
+    mirror = os.environ.get(MIRROR_ENV, "").strip() or None
     for folder, archive, url in entries:
         if os.path.exists(os.path.join(root, folder)):
             continue
         source = mirror_url(dataset, archive) or url
         if source is None:
-            return "Automatic download is not available: no public URL is known for {}'s {}. {}".format(
-                dataset, archive, download_advice(dataset, folder, archive, None))
-        try:
-            os.makedirs(root, exist_ok=True)
-            _fetch(source, root, archive)
-        except Exception as err:  # network, HTTP, archive errors: all mean "not there"
-            return "Automatic download of {} from {} failed ({}: {}). {}".format(
-                archive, source, type(err).__name__, str(err).strip(),
-                download_advice(dataset, folder, archive, source))
+            failure = "Automatic download is not available: no public address is known for {}'s {}.".format(
+                dataset, archive)
+        else:
+            try:
+                os.makedirs(root, exist_ok=True)
+                _fetch(source, root, archive)
+                continue
+            except Exception as err:  # network, HTTP, archive errors: all mean "not there"
+                failure = "Automatic download of {} from {} failed ({}: {}).".format(
+                    archive, source, type(err).__name__, str(err).strip())
+        return failure + " " + download_advice(dataset, _still_missing(root, entries),
+                                               _still_missing(root, others), mirror)
     return None
+
+
+def _still_missing(root: str, entries: Iterable[Entry]) -> List[Entry]:
+    return [entry for entry in entries if not os.path.exists(os.path.join(root, entry[0]))]
 
 
 class BenchmarkImageList(ImageList):
@@ -231,7 +265,7 @@ class BenchmarkImageList(ImageList):
         if self.image_dirs.get(task):
             wanted.add(self.image_dirs[task].split("/")[0])
         return fetch_missing(root, [entry for entry in self.download_list if entry[0] in wanted],
-                             type(self).__name__)
+                             type(self).__name__, [entry for entry in self.download_list if entry[0] not in wanted])
 
     # ----------------------------------------------------------- class names
     def _names_from_paths(self) -> List[str]:

@@ -53,12 +53,12 @@ def _tllib_stopped(name: str, root: str, download: bool, cause: Optional[BaseExc
     our class of that name carries) and what to do."""
     entries = _ours(name).download_list
     missing = [entry for entry in entries if not os.path.exists(os.path.join(root, entry[0]))] or entries
-    folder, archive, url = missing[0]
+    folder, archive, url = missing[0]     # tllib fetches every domain's archive, so every missing one is needed
     why = "tllib's own message is above" if cause is None else "{}: {}".format(
         type(cause).__name__, str(cause).strip().splitlines()[0] if str(cause).strip() else "")
     if download:
         note = "tllib's {} could not download {} from {} ({}). {}".format(
-            name, archive, url, why, download_advice(name, folder, archive, url))
+            name, archive, url, why, download_advice(name, missing))
     else:
         note = "tllib's {} stopped: ROOT/{} is missing and the download is off.".format(name, folder)
     path = os.path.join(root, folder)
@@ -81,8 +81,10 @@ def _build_with_backend(name: str, root: str, **kwargs) -> Dataset:
             # tllib's classes know only their own URLs: fetch what they would from the mirror first
             failure = fetch_missing(root, _ours(name).download_list, name)
             if failure:
-                raise DatasetNotFoundError(not_found_message(name, root, root, _layout(name), _ours(name).source,
-                                                             failure), path=root)
+                path = next(os.path.join(root, folder) for folder, _, _ in _ours(name).download_list
+                            if not os.path.exists(os.path.join(root, folder)))
+                raise DatasetNotFoundError(not_found_message(name, path, root, _layout(name), _ours(name).source,
+                                                             failure), path=path)
     try:
         with stall_timeout():
             dataset = cls(root=root, **kwargs)
