@@ -19,8 +19,9 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 from ila_tllib.tables import collect  # noqa: E402
 
-PATTERN = re.compile(r"pseudo-label precision ([\d.]+)% kept / ([\d.]+)% all, ratio AUC ([\d.]+), "
-                     r"kept ([\d.]+) targets per batch, wrong \+1 affinities ([\d.]+)%, weight ([\d.]+)")
+# n/a: no batch of the epoch gave the value (e.g. no kept target)
+PATTERN = re.compile(r"pseudo-label precision ([\d.]+%|n/a) kept / ([\d.]+%|n/a) all, ratio AUC ([\d.]+|n/a), "
+                     r"kept ([\d.]+) targets per batch, wrong \+1 affinities ([\d.]+%|n/a), weight ([\d.]+)")
 COLUMNS = ("PL prec kept", "PL prec all", "AUC", "wrong +1 %", "kept", "weight")
 
 
@@ -28,8 +29,14 @@ def epochs(path):
     """One tuple of the COLUMNS' values per epoch in which ILA ran."""
     with open(path, encoding="utf-8", errors="replace") as f:
         found = [PATTERN.search(line) for line in f if line.startswith("ILA: ")]
-    return [tuple(float(g) for g in (m.group(1), m.group(2), m.group(3), m.group(5), m.group(4), m.group(6)))
+    return [tuple(None if g == "n/a" else float(g.rstrip("%"))
+                  for g in (m.group(1), m.group(2), m.group(3), m.group(5), m.group(4), m.group(6)))
             for m in found if m]
+
+
+def _mean(values):
+    values = [v for v in values if v is not None]
+    return statistics.mean(values) if values else None
 
 
 def main():
@@ -46,8 +53,9 @@ def main():
         print("| epoch | " + " | ".join(COLUMNS) + " |")
         print("|---" * (len(COLUMNS) + 1) + "|")
         for e in range(min(len(r) for r in runs)):
-            means = [statistics.mean(r[e][c] for r in runs) for c in range(len(COLUMNS))]
-            print(f"| {e} | " + " | ".join(f"{v:.2f}" if c in (2, 5) else f"{v:.1f}" for c, v in enumerate(means)) + " |")
+            means = [_mean(r[e][c] for r in runs) for c in range(len(COLUMNS))]
+            print(f"| {e} | " + " | ".join("n/a" if v is None else f"{v:.2f}" if c in (2, 5) else f"{v:.1f}"
+                                           for c, v in enumerate(means)) + " |")
 
 
 if __name__ == "__main__":

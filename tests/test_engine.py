@@ -526,6 +526,25 @@ def test_logged_precision_auc_and_wrong_affinities_by_hand():
     assert "ratio AUC 0.75" in stats.summary()
 
 
+def test_the_epoch_summary_says_na_for_what_no_batch_measured(tmp_path):
+    from helpers import load_benchmark
+    epochs = load_benchmark("ila_diagnostics").epochs
+    measured = ILAStats()
+    measured.update(Decisions([0, 1, 1, 2], [3.0, 1.0, 2.0, 0.5], [True, True, True, False],
+                              [[1, -1, -1, 0], [-1, 1, 1, 0], [-1, 1, 1, 0]]), 0.25, torch.tensor([0, 1, 2, 0]))
+    # no kept target, so no +1 pair, and every pseudo-label right, so no ranking of right against wrong
+    empty = ILAStats()
+    empty.update(Decisions([0, 1], [1.0, 2.0], [False, False], [[0, 0], [0, 0]]), 0.0, torch.tensor([0, 1]))
+    summary = empty.summary()
+    assert "precision n/a kept / 100.0% all, ratio AUC n/a," in summary and "affinities n/a," in summary
+    # the benchmarks' reader takes both lines: n/a as no value, not as 0
+    log = tmp_path / "train.txt"
+    log.write_text(measured.summary() + "\n" + summary + "\n")
+    first, second = epochs(str(log))
+    assert first[:4] == pytest.approx((100 * 2 / 3, 50.0, 0.75, 40.0), abs=0.05)
+    assert second[:5] == (None, 100.0, None, None, 0.0)
+
+
 def test_ila_weight_is_lambda_times_schedule_times_reliability():
     from ila_tllib.engine.ila_term import ramp_schedule
     assert ramp_schedule(0.0) == 0.0 and ramp_schedule(1.0) == pytest.approx(2 / (1 + math.exp(-10)) - 1)

@@ -251,6 +251,12 @@ class ILAStats:
 
     def summary(self) -> str:
         return (f"ILA: {self.empty_batches} of {self.batches} batches had nothing to contrast; pseudo-label precision "
-                f"{self.precision.avg:.1f}% kept / {self.precision_all.avg:.1f}% all, ratio AUC {self.auc.avg:.2f}, "
-                f"kept {self.kept.avg:.1f} targets per batch, wrong +1 affinities {self.wrong_positive.avg:.1f}%, "
-                f"weight {self.weight.avg:.3f}")
+                f"{_mean(self.precision, '.1f', '%')} kept / {_mean(self.precision_all, '.1f', '%')} all, ratio AUC "
+                f"{_mean(self.auc, '.2f')}, kept {self.kept.avg:.1f} targets per batch, wrong +1 affinities "
+                f"{_mean(self.wrong_positive, '.1f', '%')}, weight {self.weight.avg:.3f}")
+
+
+def _mean(meter, spec: str, unit: str = "") -> str:
+    """A meter's mean, or n/a when no batch gave it a value (no kept target, no +1 pair, a ratio AUC that
+    needs right and wrong pseudo-labels): a 0 there would read as the worst value."""
+    return f"{meter.avg:{spec}}{unit}" if meter.count else "n/a"
