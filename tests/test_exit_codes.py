@@ -112,6 +112,8 @@ def test_flag_error_exits_2_before_any_folder(root, tmp_path, extra, message):
     (["--norm-std", "-0.5"], r"--norm-std -0\.5: every value must be positive"),
     (["-a", "dtn", "--norm-mean", "0.5", "--norm-std", "0.5"], r"-a dtn takes 32x32 images"),
     (["--lr", "-0.01"], r"--lr -0\.01 must be positive$"),
+    (["--classes-per-batch", "0"], r"--classes-per-batch 0: a class-balanced batch needs classes to draw from; "
+                                   r"give 2 or more, or leave it out for all classes$"),
     (["--classes-per-batch", "1"], r"--classes-per-batch 1: every class-balanced batch would hold one class \(ILA "
                                    r"would give every target that class and contrast nothing\); give 2 or more"),
     (["--samples-per-class", "1"], r"--k 3 with --samples-per-class 1: .* every vote is a tie; use --k 1, or "

@@ -129,6 +129,9 @@ class BatchPlan:
     def _check_training(self, args):
         draws_balanced = self.balanced_source or (self.ila_source == 'extra' and self.ila_sampling == 'balanced')
         if args.classes_per_batch is not None and args.classes_per_batch < 2 and draws_balanced:
+            if args.classes_per_batch < 1:
+                raise UsageError(f"--classes-per-batch {args.classes_per_batch}: a class-balanced batch needs "
+                                 f"classes to draw from; give 2 or more, or leave it out for all classes")
             why = " (ILA would give every target that class and contrast nothing)" if self.ila_source else ""
             raise UsageError(f"--classes-per-batch {args.classes_per_batch}: every class-balanced batch would hold "
                              f"one class{why}; give 2 or more, or leave it out for all classes")
