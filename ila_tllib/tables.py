@@ -190,6 +190,12 @@ def _same(value):
     return repr(tuple(value)) if isinstance(value, (list, tuple)) else repr(value)
 
 
+def _varying(group: List[Run]) -> List[str]:
+    """The flags that split one method's runs into rows: those all its runs have, with more than one value."""
+    shared = set.intersection(*(set(r.args) for r in group)) - IGNORED
+    return [k for k in sorted(shared) if len({_same(r.args[k]) for r in group}) > 1]
+
+
 def _row_names(runs: List[Run]) -> Dict[int, str]:
     """Method name plus the flags that vary between runs of that method (ablations get their own rows)."""
     by_method = defaultdict(list)
@@ -197,8 +203,7 @@ def _row_names(runs: List[Run]) -> Dict[int, str]:
         by_method[r.method].append(r)
     names = {}
     for method, group in by_method.items():
-        shared = set.intersection(*(set(r.args) for r in group)) - IGNORED
-        varying = [k for k in sorted(shared) if len({_same(r.args[k]) for r in group}) > 1]
+        varying = _varying(group)
         for r in group:
             extra = ", ".join(f"{k}={r.args[k]}" for k in varying)
             if r.flags_over_the_run:   # a run resumed with other values never shares a row with one that was not
@@ -259,14 +264,35 @@ def average_gain(differences: List[List[float]]) -> str:
     return f"{mean:+.1f} ± {error:.1f}"
 
 
+def _baseline_rows(runs: List[Run], names: Dict[int, str]) -> Dict[int, str]:
+    """Each ILA-DA run -> the row of the method it is added to that ran as it did: where that method's runs
+    split into rows (e.g. with and without ``--pretrain-iters``), the row whose splitting flags have the ILA-DA
+    run's values. Left out when no row, or more than one, matches."""
+    baselines = defaultdict(list)
+    for r in runs:
+        if r.variant == 0:
+            baselines[r.method].append(r)
+    splitting = {method: _varying(group) for method, group in baselines.items()}
+    against = {}
+    for r in runs:
+        if r.variant != 2 or r.base not in baselines:
+            continue
+        rows = {names[id(b)] for b in baselines[r.base]
+                if all(_same(b.args[k]) == _same(r.args.get(k)) for k in splitting[r.base])}
+        if len(rows) == 1:
+            against[id(r)] = rows.pop()
+    return against
+
+
 def format_paired_table(runs: List[Run]) -> str:
     """Every ILA-DA row against the method it is added to, seed by seed (runs of one task and one seed
-    pair up): the mean paired gain per task and over the tasks, the range of the differences, and the
+    pair up; where that method's runs split into rows, against the row that ran as the ILA-DA row did): the mean paired gain per task and over the tasks, the range of the differences, and the
     pairs ILA-DA wins (a tie is not a win). A user runs one seed, so the win rate says more than a mean;
     the average over tasks carries its standard error (see :func:`average_gain`)."""
     names = _row_names(runs)
     acc = {(names[id(r)], r.task, r.args.get("seed")): r.acc for r in runs}
-    base_of = {names[id(r)]: r.base for r in runs if r.variant == 2}
+    against = _baseline_rows(runs, names)
+    base_of = {names[id(r)]: against[id(r)] for r in runs if against.get(id(r))}
     tasks = sorted({r.task for r in runs}, key=lambda t: min(r.path for r in runs if r.task == t))
     lines = ["| ILA-DA row | against | " + " | ".join(tasks) + " | Avg ± s.e. | pairs won |",
              "|---" * (len(tasks) + 4) + "|"]
@@ -287,6 +313,9 @@ def format_paired_table(runs: List[Run]) -> str:
             average = average_gain(per_task) if len(per_task) == len(tasks) else "-"
             lines.append(f"| {row} | {base} | " + " | ".join(cells)
                          + f" | {average} | {won}/{len(diffs_all)} ({100 * won / len(diffs_all):.0f}%) |")
+    if len(lines) == 2:
+        return ("no pairs: no ILA-DA run here has a finished run of the method it is added to with the same task "
+                "and seed; give the baselines' log folders too")
     return "\n".join(lines)
 
 

@@ -160,6 +160,33 @@ def test_paired_table_pairs_seeds_of_one_task(tmp_path):
     assert rows["ILA-DA+CDAN (mu=0.5)"][1:] == ["CDAN", "+3.0 (+3.0 .. +3.0)", "-", "-", "1/1 (100%) |"]
 
 
+def test_an_ila_row_pairs_with_the_baseline_row_that_ran_as_it_did(tmp_path):
+    # the baselines split into rows on --pretrain-iters: each ILA-DA row is read against the one of its value
+    logs = str(tmp_path / "logs")
+    for seed in (0, 1):
+        our_log(logs, "cdan", "A", "W", 80.0 + seed, "--ila-trade-off", "0", seed=seed)
+        our_log(logs, "cdan_warm", "A", "W", 90.0 + seed, "--ila-trade-off", "0", "--pretrain-iters", "300",
+                seed=seed)
+        our_log(logs, "ila", "A", "W", 85.0, seed=seed)
+        our_log(logs, "ila_warm", "A", "W", 89.0, "--pretrain-iters", "300", seed=seed)
+    rows = _rows(format_paired_table(collect([logs])))
+    assert rows["ILA-DA+CDAN (pretrain_iters=0)"][1:3] == ["CDAN (pretrain_iters=0)", "+4.5 (+4.0 .. +5.0)"]
+    assert rows["ILA-DA+CDAN (pretrain_iters=300)"][1:3] == ["CDAN (pretrain_iters=300)", "-1.5 (-2.0 .. -1.0)"]
+    # an ILA-DA row whose value no baseline row has is left out, not paired with another one's
+    our_log(logs, "ila_longer", "A", "W", 95.0, "--pretrain-iters", "600")
+    assert "ILA-DA+CDAN (pretrain_iters=600)" not in _rows(format_paired_table(collect([logs])))
+
+
+def test_paired_table_without_pairs_says_why(tmp_path):
+    logs = str(tmp_path / "logs")
+    our_log(logs, "ila", "A", "W", 91.5, seed=0)
+    our_log(logs, "cdan", "A", "W", 90.0, "--ila-trade-off", "0", seed=1)    # another seed: no pair
+    assert format_paired_table(collect([logs])).startswith("no pairs: no ILA-DA run here has a finished run of "
+                                                           "the method it is added to with the same task and seed")
+    our_log(logs, "cdan", "A", "W", 90.5, "--ila-trade-off", "0", seed=0)
+    assert _rows(format_paired_table(collect([logs])))["ILA-DA+CDAN"][-1] == "1/1 (100%) |"
+
+
 #: the first release's similarity, the paper's (the scripts' default before the angle)
 PAPER_SIMILARITY = ["--similarity", "inverse_euclidean"]
 
@@ -211,7 +238,7 @@ def test_command_line(tmp_path):
     assert "ILA-DA row" not in done.stdout
     done = subprocess.run([sys.executable, "-m", "ila_tllib.tables", "--paired", str(tmp_path / "logs")],
                           capture_output=True, text=True, cwd=REPO)
-    assert done.returncode == 0 and "| ILA-DA row | against | A→W | Avg ± s.e. | pairs won |" in done.stdout
+    assert done.returncode == 0 and "\n\nno pairs: no ILA-DA run here" in done.stdout    # tllib's MCC alone
     done = subprocess.run([sys.executable, "-m", "ila_tllib.tables", str(tmp_path / "none")], capture_output=True,
                           text=True, cwd=REPO)
     assert done.returncode == 2 and "no such log directory" in done.stderr
