@@ -1,5 +1,6 @@
 """Tests of ila_tllib.datasets on tiny data generated in tmp_path (CPU, fast)."""
 import os
+import shutil
 import tarfile
 import zipfile
 
@@ -532,6 +533,19 @@ def test_offline_export_idempotent_and_dataset(offline_root):
     image, label = ds[0]
     assert image.mode == "L" and image.size == (28, 28) and label == listed[0]
     assert D.OfflineDigits(root, "mnist", mode="RGB")[0][0].mode == "RGB"
+
+
+def test_offline_digits_say_once_where_they_write_the_images(offline_root, tmp_path, monkeypatch, capsys):
+    # the first use writes the export (here a copy of the module's small one, limit 30); a user sees where,
+    # and a later run says nothing
+    monkeypatch.setattr(od, "export_offline_digits", lambda root: shutil.copytree(offline_root, root))
+    monkeypatch.setattr(od, "is_exported", lambda root, limit=None: os.path.exists(os.path.join(root, od.MARKER)))
+    root = str(tmp_path / "digits")
+    assert len(D.OfflineDigits(root, "uci")) == 30
+    assert capsys.readouterr().out == ("OfflineDigits: writing the offline domains to {} (first use; later runs "
+                                       "read them there)\n".format(root))
+    D.OfflineDigits(root, "mnist")
+    assert capsys.readouterr().out == ""
 
 
 def test_offline_digits_missing_without_export(tmp_path):

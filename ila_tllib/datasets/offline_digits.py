@@ -491,6 +491,9 @@ class OfflineDigits(ImageList):
             if not download:
                 self._not_found(root, missing, "Export disabled (download=False); write it with "
                                 "`python -m ila_tllib.datasets.offline_digits {}`.".format(root))
+            # the first run writes the images (about 100 MB, some seconds): say where, once
+            print("OfflineDigits: writing the offline domains to {} (first use; later runs read them there)".format(
+                root), flush=True)
             try:
                 export_offline_digits(root)
             except ImportError as err:
