@@ -364,13 +364,21 @@ def test_second_run_on_a_busy_log_exits_2(root, tmp_path, backend):
 
 def test_rerun_keeps_the_finished_checkpoints(finished, root, backend):
     before = checkpoint_files(finished)
+    figure = os.path.join(finished, "visualize", "TSNE.pdf")     # as the earlier run's --phase analysis left it
+    with open(figure, "wb") as f:
+        f.write(b"the earlier run's figure")
     done = run_script("ila_dann.py", tiny_args(root, finished, *ONE_EPOCH), backend=backend)
     assert done.returncode == 0, done.stderr[-3000:]
     moved = re.search(r"^=> an earlier run's checkpoints were moved to (.*)$", done.stdout, re.M)
     assert moved and os.path.dirname(moved.group(1)) == os.path.join(finished, "checkpoints")
     kept = os.path.relpath(moved.group(1), finished)
     assert {os.path.join(kept, os.path.basename(name)): data for name, data in before.items()} == \
-        {name: data for name, data in checkpoint_files(finished).items() if name.startswith(kept)}
+        {name: data for name, data in checkpoint_files(finished).items()
+         if name.startswith(kept) and not name.startswith(os.path.join(kept, "visualize"))}
+    # its figures went with them: nothing in visualize/ reads as the new run's
+    assert not os.path.exists(figure)
+    with open(os.path.join(moved.group(1), "visualize", "TSNE.pdf"), "rb") as f:
+        assert f.read() == b"the earlier run's figure"
 
 
 def test_rerun_stopped_by_bad_input_leaves_the_checkpoints(finished, root, backend):

@@ -7,7 +7,7 @@ Layout (tllib's, plus ``resume.pth`` and the lock)::
     LOG/checkpoints/latest.pth       the classifier after the last epoch
     LOG/checkpoints/best.pth         the classifier of the best epoch
     LOG/checkpoints/resume.pth       everything --resume needs
-    LOG/checkpoints/previous-<time>/ the checkpoints of an earlier run, moved aside by a new one
+    LOG/checkpoints/previous-<time>/ the checkpoints (and visualize/) of an earlier run, moved aside by a new one
     LOG/visualize/                   analysis figures
     LOG/.lock                        held while a run uses the folder
 """
@@ -44,8 +44,8 @@ class RunDirectory:
 
     :meth:`open` creates the folders, takes ``root/.lock`` (a second run on the same folder gets a
     :class:`UsageError` naming the first one's process) and removes temporary files that a killed run
-    left behind. :meth:`set_aside_finished` then moves an earlier run's checkpoints into
-    ``checkpoints/previous-<time>/`` so that nothing is overwritten: a new training run calls it once its
+    left behind. :meth:`set_aside_finished` then moves an earlier run's checkpoints (and its
+    analysis figures) into ``checkpoints/previous-<time>/`` so that nothing is overwritten: a new training run calls it once its
     data and model are built, so that a run stopped by bad input leaves them where they were.
     """
 
@@ -148,6 +148,14 @@ class RunDirectory:
         os.makedirs(target)
         for path in found:
             os.replace(path, os.path.join(target, os.path.basename(path)))
+        # the earlier run's analysis figures go with its checkpoints: left in visualize/, they would read as
+        # this run's until its own analysis overwrote them
+        figures = [name for name in sorted(os.listdir(self.visualize)) if not name.startswith(".tmp-")] \
+            if os.path.isdir(self.visualize) else []
+        if figures:
+            os.makedirs(os.path.join(target, "visualize"))
+            for name in figures:
+                os.replace(os.path.join(self.visualize, name), os.path.join(target, "visualize", name))
         return target, stayed
 
     def _probe_writable(self):
