@@ -314,6 +314,8 @@ def format_paired_table(runs: List[Run]) -> str:
             lines.append(f"| {row} | {base} | " + " | ".join(cells)
                          + f" | {average} | {won}/{len(diffs_all)} ({100 * won / len(diffs_all):.0f}%) |")
     if len(lines) == 2:
+        if not any(r.variant == 2 for r in runs):
+            return "no pairs: no ILA-DA run here"
         return ("no pairs: no ILA-DA run here has a finished run of the method it is added to with the same task "
                 "and seed; give the baselines' log folders too")
     return "\n".join(lines)

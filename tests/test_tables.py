@@ -238,7 +238,7 @@ def test_command_line(tmp_path):
     assert "ILA-DA row" not in done.stdout
     done = subprocess.run([sys.executable, "-m", "ila_tllib.tables", "--paired", str(tmp_path / "logs")],
                           capture_output=True, text=True, cwd=REPO)
-    assert done.returncode == 0 and "\n\nno pairs: no ILA-DA run here" in done.stdout    # tllib's MCC alone
+    assert done.returncode == 0 and done.stdout.endswith("\n\nno pairs: no ILA-DA run here\n")   # tllib's MCC alone
     done = subprocess.run([sys.executable, "-m", "ila_tllib.tables", str(tmp_path / "none")], capture_output=True,
                           text=True, cwd=REPO)
     assert done.returncode == 2 and "no such log directory" in done.stderr
