@@ -124,6 +124,9 @@ ABLATIONS = {
     # MSC's value with only its -1 pairs moved, or only its +1 pairs: a wrong pseudo-label makes every +1 pair of
     # its target wrong, but a -1 pair only when the source's class is the target's true one
     "msc-push": ["--metric-loss", "msc-push"], "msc-pull": ["--metric-loss", "msc-pull"],
+    # MSC at a tenth of its temperature, its weight scaled down alike (the same largest gradient per anchor): the
+    # pull goes mostly to the positive targets already nearest the source anchor, the push to the nearest negatives
+    "focused-msc": ["--ila-temperature", "0.1", "--ila-trade-off", "0.1"],
     "mu0.33": ["--mu", "0.33"], "mu0.5": ["--mu", "0.5"], "mu0.67": ["--mu", "0.67"], "mu1.0": ["--mu", "1.0"],
     "k1": ["--k", "1"], "k5": ["--k", "5"],
     # the kNN vote, Γ and MSC on the angle between features (the default since): on the hard shifts the targets'
