@@ -277,8 +277,9 @@ def _baseline_rows(runs: List[Run], names: Dict[int, str]) -> Dict[int, str]:
     for r in runs:
         if r.variant != 2 or r.base not in baselines:
             continue
-        rows = {names[id(b)] for b in baselines[r.base]
-                if all(_same(b.args[k]) == _same(r.args.get(k)) for k in splitting[r.base])}
+        # a resumed run with other values ran another recipe: it pairs only with one resumed alike
+        rows = {names[id(b)] for b in baselines[r.base] if b.flags_over_the_run == r.flags_over_the_run
+                and all(_same(b.args[k]) == _same(r.args.get(k)) for k in splitting[r.base])}
         if len(rows) == 1:
             against[id(r)] = rows.pop()
     return against
@@ -286,11 +287,18 @@ def _baseline_rows(runs: List[Run], names: Dict[int, str]) -> Dict[int, str]:
 
 def format_paired_table(runs: List[Run]) -> str:
     """Every ILA-DA row against the method it is added to, seed by seed (runs of one task and one seed
-    pair up; where that method's runs split into rows, against the row that ran as the ILA-DA row did): the mean paired gain per task and over the tasks, the range of the differences, and the
-    pairs ILA-DA wins (a tie is not a win). A user runs one seed, so the win rate says more than a mean;
-    the average over tasks carries its standard error (see :func:`average_gain`)."""
+    pair up; where that method's runs split into rows, against the row that ran as the ILA-DA row did; a
+    seed with two runs of one row pairs with nothing, and a last line names it): the mean paired gain per
+    task and over the tasks, the range of the differences, and the pairs ILA-DA wins (a tie is not a win).
+    A user runs one seed, so the win rate says more than a mean; the average over tasks carries its
+    standard error (see :func:`average_gain`)."""
     names = _row_names(runs)
-    acc = {(names[id(r)], r.task, r.args.get("seed")): r.acc for r in runs}
+    runs_of = defaultdict(list)
+    for r in runs:
+        runs_of[(names[id(r)], r.task, r.args.get("seed"))].append(r)
+    # two runs of one row, task and seed (e.g. the same run logged in two folders) would pair by the order
+    # they were read in: such a seed pairs with nothing, and the table says so
+    acc = {key: found[0].acc for key, found in runs_of.items() if len(found) == 1}
     against = _baseline_rows(runs, names)
     base_of = {names[id(r)]: against[id(r)] for r in runs if against.get(id(r))}
     tasks = sorted({r.task for r in runs}, key=lambda t: min(r.path for r in runs if r.task == t))
@@ -313,11 +321,17 @@ def format_paired_table(runs: List[Run]) -> str:
             average = average_gain(per_task) if len(per_task) == len(tasks) else "-"
             lines.append(f"| {row} | {base} | " + " | ".join(cells)
                          + f" | {average} | {won}/{len(diffs_all)} ({100 * won / len(diffs_all):.0f}%) |")
+    paired_rows = set(base_of) | set(base_of.values())
+    twice = sorted((key for key, found in runs_of.items() if len(found) > 1 and key[0] in paired_rows),
+                   key=lambda key: (key[0], key[1], str(key[2])))
+    if twice:
+        lines.append("\nleft out of the pairs, each with more than one run: " + "; ".join(
+            f"{row}, {task}, seed {seed} ({len(runs_of[(row, task, seed)])} runs)" for row, task, seed in twice))
     if len(lines) == 2:
         if not any(r.variant == 2 for r in runs):
             return "no pairs: no ILA-DA run here"
-        return ("no pairs: no ILA-DA run here has a finished run of the method it is added to with the same task "
-                "and seed; give the baselines' log folders too")
+        return ("no pairs: no ILA-DA run here has a finished run of the method it is added to, run with the "
+                "same flags, task and seed; give the baselines' log folders too")
     return "\n".join(lines)
 
 

@@ -96,6 +96,20 @@ def test_a_mirror_without_the_archive_points_at_the_public_addresses(tmp_path, m
     assert "Or set {}".format(D.MIRROR_ENV) not in message
 
 
+@pytest.mark.parametrize("mirror", [False, True])
+def test_an_archive_without_a_public_address_is_put_in_place_by_hand(tmp_path, monkeypatch, standalone_pieces, mirror):
+    # Birds-31's image lists have no public address: nothing to fetch by hand from, nothing to fall back on
+    if mirror:
+        (tmp_path / "mirror").mkdir()
+        monkeypatch.setenv(D.MIRROR_ENV, str(tmp_path / "mirror"))
+    with pytest.raises(D.DatasetNotFoundError) as err:
+        D.build_domain("Birds31", str(tmp_path / "birds31"), "C")
+    message = str(err.value)
+    assert "Put ROOT/image_list/ in place by hand (no public address is known)." in message
+    assert "Fetch by hand" not in message and "unset" not in message
+    assert ("Or put them in {}/Birds31/".format(tmp_path / "mirror") in message) == mirror
+
+
 def test_one_archive_of_several_domains_is_named_once(tmp_path, monkeypatch, standalone_pieces):
     url = refused_url("office-caltech.tgz")
     monkeypatch.setattr(D.OfficeCaltech, "download_list", [(f, a, url) for f, a, _ in D.OfficeCaltech.download_list])

@@ -369,8 +369,9 @@ def test_rerun_keeps_the_finished_checkpoints(finished, root, backend):
         f.write(b"the earlier run's figure")
     done = run_script("ila_dann.py", tiny_args(root, finished, *ONE_EPOCH), backend=backend)
     assert done.returncode == 0, done.stderr[-3000:]
-    moved = re.search(r"^=> an earlier run's checkpoints were moved to (.*)$", done.stdout, re.M)
-    assert moved and os.path.dirname(moved.group(1)) == os.path.join(finished, "checkpoints")
+    moved = re.search(r"^=> an earlier run's checkpoints were moved to (.*) \(its analysis figures to \1/visualize\)$",
+                      done.stdout, re.M)
+    assert moved and os.path.dirname(moved.group(1)) == os.path.join(finished, "checkpoints"), done.stdout[-3000:]
     kept = os.path.relpath(moved.group(1), finished)
     assert {os.path.join(kept, os.path.basename(name)): data for name, data in before.items()} == \
         {name: data for name, data in checkpoint_files(finished).items()

@@ -84,13 +84,19 @@ def download_advice(dataset: str, needed: Sequence[Entry], others: Sequence[Entr
         others: entries missing for the dataset's other domains, named after the needed ones
         mirror: the value of :data:`MIRROR_ENV` when the archives were looked for there
     """
+    addressed = [entry for entry in needed if entry[2]]
     text = ("Fetch by hand and unpack into ROOT, or put the archive itself in ROOT (the next run unpacks it): "
-            + _archives(needed) + ".")
+            + _archives(addressed) + "." if addressed else "")
+    unknown = [entry for entry in needed if not entry[2]]
+    if unknown:
+        text += (" " if text else "") + "Put {} in place by hand (no public address is known).".format(
+            ", ".join("ROOT/{}/".format(folder) for folder, _, _ in unknown))
     if others:
         text += " The other domains' archives, for other tasks: " + _archives(others) + "."
     if mirror:
-        return text + " Or put them in {}/{}/ (set by {}), or unset {} to download from the addresses above.".format(
-            mirror.rstrip("/"), dataset, MIRROR_ENV, MIRROR_ENV)
+        unset = (", or unset {} to download from the addresses above".format(MIRROR_ENV)
+                 if addressed else "")
+        return text + " Or put them in {}/{}/ (set by {}){}.".format(mirror.rstrip("/"), dataset, MIRROR_ENV, unset)
     return text + " Or set {}=<base url or folder> holding <base>/{}/<archive> to fetch them from a copy of " \
                   "your own.".format(MIRROR_ENV, dataset)
 

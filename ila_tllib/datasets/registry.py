@@ -81,8 +81,8 @@ def _build_with_backend(name: str, root: str, **kwargs) -> Dataset:
             # tllib's classes know only their own URLs: fetch what they would from the mirror first
             failure = fetch_missing(root, _ours(name).download_list, name)
             if failure:
-                path = next(os.path.join(root, folder) for folder, _, _ in _ours(name).download_list
-                            if not os.path.exists(os.path.join(root, folder)))
+                path = next((os.path.join(root, folder) for folder, _, _ in _ours(name).download_list
+                             if not os.path.exists(os.path.join(root, folder))), root)
                 raise DatasetNotFoundError(not_found_message(name, path, root, _layout(name), _ours(name).source,
                                                              failure), path=path)
     try:

@@ -16,6 +16,7 @@ import glob
 import os
 import random
 import re
+import shutil
 import time
 import zipfile
 from typing import Dict, Iterable, List, Optional, Tuple
@@ -88,11 +89,12 @@ class RunDirectory:
             return None
         kept = {os.path.realpath(path): flag for path, flag in (keep or {}).items()}
         try:
-            moved, stayed = self._move_finished_aside(kept)
+            moved, stayed, figures = self._move_finished_aside(kept)
         except OSError as e:
             raise self._unwritable(e) from None
         self.set_aside = True   # from here on the checkpoints in the folder are this run's
-        lines = [f"=> an earlier run's checkpoints were moved to {moved}"] if moved else []
+        figures = f" (its analysis figures to {os.path.join(moved, 'visualize')})" if figures else ""
+        lines = [f"=> an earlier run's checkpoints were moved to {moved}{figures}"] if moved else []
         lines += [f"=> {path} stays where it is: {kept[os.path.realpath(path)]} reads it" for path in stayed]
         return "\n".join(lines) or None
 
@@ -132,13 +134,13 @@ class RunDirectory:
             os.remove(path)
         return len(stale)
 
-    def _move_finished_aside(self, kept: Dict[str, str]) -> Tuple[Optional[str], List[str]]:
+    def _move_finished_aside(self, kept: Dict[str, str]) -> Tuple[Optional[str], List[str], bool]:
         found = [self.path(name) for name in CHECKPOINTS if os.path.exists(self.path(name))]
         stayed = [self.path(name) for name in CHECKPOINTS if name not in WRITTEN_BY_EVERY_RUN
                   and self.path(name) in found and os.path.realpath(self.path(name)) in kept]
         found = [path for path in found if path not in stayed]
         if not found:
-            return None, stayed
+            return None, stayed, False
         stamp = time.strftime("%Y-%m-%d-%H_%M_%S", time.localtime(max(os.path.getmtime(p) for p in found)))
         target = os.path.join(self.checkpoints, f"previous-{stamp}")
         suffix = 1
@@ -154,9 +156,9 @@ class RunDirectory:
             if os.path.isdir(self.visualize) else []
         if figures:
             os.makedirs(os.path.join(target, "visualize"))
-            for name in figures:
-                os.replace(os.path.join(self.visualize, name), os.path.join(target, "visualize", name))
-        return target, stayed
+            for name in figures:   # shutil.move: visualize/ may be a link to another file system
+                shutil.move(os.path.join(self.visualize, name), os.path.join(target, "visualize", name))
+        return target, stayed, bool(figures)
 
     def _probe_writable(self):
         # found now, not after an epoch of training
