@@ -127,6 +127,9 @@ ABLATIONS = {
     # MSC at a tenth of its temperature, its weight scaled down alike (the same largest gradient per anchor): the
     # pull goes mostly to the positive targets already nearest the source anchor, the push to the nearest negatives
     "focused-msc": ["--ila-temperature", "0.1", "--ila-trade-off", "0.1"],
+    # the same without the spectral penalty, which guards the unsaturating default against collapse and costs
+    # Scan -> MNIST most of its loss: does a term whose loss saturates still need it?
+    "focused-msc-no-spectral": ["--ila-temperature", "0.1", "--ila-trade-off", "0.1", "--ila-spectral-penalty", "0"],
     "mu0.33": ["--mu", "0.33"], "mu0.5": ["--mu", "0.5"], "mu0.67": ["--mu", "0.67"], "mu1.0": ["--mu", "1.0"],
     "k1": ["--k", "1"], "k5": ["--k", "5"],
     # the kNN vote, Γ and MSC on the angle between features (the default since): on the hard shifts the targets'
