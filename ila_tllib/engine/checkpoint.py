@@ -45,9 +45,9 @@ class RunDirectory:
 
     :meth:`open` creates the folders, takes ``root/.lock`` (a second run on the same folder gets a
     :class:`UsageError` naming the first one's process) and removes temporary files that a killed run
-    left behind. :meth:`set_aside_finished` then moves an earlier run's checkpoints (and its
-    analysis figures) into ``checkpoints/previous-<time>/`` so that nothing is overwritten: a new training run calls it once its
-    data and model are built, so that a run stopped by bad input leaves them where they were.
+    left behind. :meth:`set_aside_finished` then moves an earlier run's checkpoints (and its analysis
+    figures) into ``checkpoints/previous-<time>/`` so that nothing is overwritten: a new training run calls
+    it once its data and model are built, so that a run stopped by bad input leaves them where they were.
     """
 
     def __init__(self, root: str, phase: str = "train", resume: bool = False):
