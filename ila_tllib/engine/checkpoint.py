@@ -89,11 +89,11 @@ class RunDirectory:
             return None
         kept = {os.path.realpath(path): flag for path, flag in (keep or {}).items()}
         try:
-            moved, stayed, figures = self._move_finished_aside(kept)
+            moved, stayed, figures_moved = self._move_finished_aside(kept)
         except OSError as e:
             raise self._unwritable(e) from None
         self.set_aside = True   # from here on the checkpoints in the folder are this run's
-        figures = f" (its analysis figures to {os.path.join(moved, 'visualize')})" if figures else ""
+        figures = f" (its analysis figures to {os.path.join(moved, 'visualize')})" if figures_moved else ""
         lines = [f"=> an earlier run's checkpoints were moved to {moved}{figures}"] if moved else []
         lines += [f"=> {path} stays where it is: {kept[os.path.realpath(path)]} reads it" for path in stayed]
         return "\n".join(lines) or None
