@@ -1,6 +1,6 @@
 """Run an example script and print, every N iterations, what the spectral penalty sees: the mean norm of the
 source features, sigma_1^2 of their batch and its share of the batch's energy, the share of feature entries
-above zero, and the penalty (beta included).
+above zero, the penalty (beta included), then sigma_1^2 of the target batch and its share.
 
     python benchmarks/spectral_probe.py --every 10 examples/domain_adaptation/ila_dann.py ROOT -s syn -t mnistm ...
 
@@ -19,6 +19,12 @@ sys.path.insert(0, os.path.dirname(HERE))
 from ila_tllib.engine import ila_term  # noqa: E402
 
 
+def top_direction(f: torch.Tensor):
+    """sigma_1^2 of a feature batch and its share of the batch's energy (nan for an all-zero batch)."""
+    energy = torch.linalg.svdvals(f) ** 2
+    return energy[0].item(), (energy[0] / energy.sum()).item() if energy.sum() > 0 else float("nan")
+
+
 def install(every: int):
     penalty = ila_term.ILATerm.feature_penalty
     calls = [0]
@@ -27,11 +33,10 @@ def install(every: int):
         out = penalty(self, f_s, f_t, it)
         if calls[0] % every == 0:
             f = f_s.detach()
-            energy = torch.linalg.svdvals(f) ** 2
-            share = (energy[0] / energy.sum()).item() if energy.sum() > 0 else float("nan")
-            print(f"probe it {calls[0]} |f_s| {f.norm(dim=1).mean():.3f} sigma1^2 {energy[0]:.1f} share {share:.2f} "
-                  f"above zero {(f > 0).float().mean():.3f} penalty {0.0 if out is None else out.item():.4f}",
-                  file=sys.stderr, flush=True)
+            (top_s, share_s), (top_t, share_t) = top_direction(f), top_direction(f_t.detach())
+            print(f"probe it {calls[0]} |f_s| {f.norm(dim=1).mean():.3f} sigma1^2 {top_s:.1f} share {share_s:.2f} "
+                  f"above zero {(f > 0).float().mean():.3f} penalty {0.0 if out is None else out.item():.4f} "
+                  f"target sigma1^2 {top_t:.1f} share {share_t:.2f}", file=sys.stderr, flush=True)
         calls[0] += 1
         return out
 

@@ -18,12 +18,13 @@ def test_probe_prints_what_the_penalty_sees_and_keeps_the_scripts_exit_code(offl
     assert done.returncode == 0, done.stderr[-2000:]
     assert "test_acc1 = " in done.stdout
     lines = re.findall(r"^probe it (\d+) \|f_s\| ([0-9.]+) sigma1\^2 ([0-9.]+) share ([0-9.]+) above zero ([0-9.]+) "
-                       r"penalty ([0-9.]+)$", done.stderr, re.M)
+                       r"penalty ([0-9.]+) target sigma1\^2 ([0-9.]+) share ([0-9.]+)$", done.stderr, re.M)
     assert [int(line[0]) for line in lines] == [0, 2]
-    norm, top, share, above, penalty = map(float, lines[0][1:])
-    # the penalty is beta (2e-4) times sigma_1^2 of the source batch plus that of the target batch: at least
-    # its (printed, rounded) source part
-    assert norm > 0 and 0 < share <= 1 and 0 < above <= 1 and penalty >= 2e-4 * (top - 0.05) - 5e-5
+    norm, top, share, above, penalty, top_t, share_t = map(float, lines[0][1:])
+    # the penalty is beta (2e-4) times sigma_1^2 of the source batch plus that of the target batch, each
+    # printed to 0.05
+    assert norm > 0 and 0 < share <= 1 and 0 < share_t <= 1 and 0 < above <= 1
+    assert abs(penalty - 2e-4 * (top + top_t)) <= 2e-4 * 0.1 + 5e-5
 
     bad = subprocess.run([sys.executable, PROBE, "--every", "0", SCRIPT], capture_output=True, text=True, cwd=REPO,
                          env=script_env(), timeout=60)

@@ -56,6 +56,7 @@ class RunDirectory:
         self.checkpoints = os.path.join(root, "checkpoints")
         self.visualize = os.path.join(root, "visualize")
         self._lock = None
+        self.created: List[str] = []   # the folders open() made, parents first
 
     def path(self, name: str) -> str:
         return os.path.join(self.checkpoints, f"{name}.pth")
@@ -65,7 +66,9 @@ class RunDirectory:
             # tllib's logger also makes visualize/<phase>/ for the test and analysis phases
             by_phase = [] if self.phase == "train" else [os.path.join(self.visualize, self.phase)]
             for folder in [self.root, self.checkpoints, self.visualize] + by_phase:
-                os.makedirs(folder, exist_ok=True)
+                if not os.path.isdir(folder):
+                    os.makedirs(folder)
+                    self.created.append(folder)
             self._take_lock()
             removed = self._remove_stale_temporaries()
             self._probe_writable()
@@ -104,6 +107,17 @@ class RunDirectory:
             return UsageError(f"--log {self.root} is a file, not a folder; choose another --log")
         return UsageError(f"cannot write to --log {self.root}: {where}: {e.strerror or e}; "
                           f"make it writable or choose another --log")
+
+    def remove_empty_created(self):
+        """For a run stopped before it wrote anything there: remove the subfolders :meth:`open` made that are
+        still empty, so that they do not read as an unfinished run's. The root stays, with the log that says
+        why the run stopped."""
+        for folder in reversed(self.created):
+            if folder != self.root:
+                try:
+                    os.rmdir(folder)   # fails, and keeps it, when anything was written there
+                except OSError:
+                    pass
 
     def close(self):
         if self._lock is not None:

@@ -86,6 +86,8 @@ def run(args, method: Method) -> int:
             raise
         code, message = found
         print(f"error: {message}", file=sys.stderr)
+        if directory is not None:
+            directory.remove_empty_created()
         if peers is not None:
             peers.stopping(code, message)
         return code
