@@ -142,6 +142,11 @@ ABLATIONS = {
     # the vote and Γ on the angle about each domain's batch mean, without the spectral penalty (which on the
     # paper's distance made the neighbourhoods trustworthy by changing the features, and costs Scan -> MNIST)
     "centered-mining-no-spectral": ["--ila-mining-similarity", "centered_cosine", "--ila-spectral-penalty", "0"],
+    # the vote, Γ and MSC all on that centred angle, without the penalty: the features' common direction, whose
+    # share of their energy is what the penalty visibly lowers, taken out of all ILA sees instead
+    "centered-no-spectral": ["--similarity", "centered_cosine", "--ila-spectral-penalty", "0"],
+    "focused-centered-no-spectral": ["--similarity", "centered_cosine", "--ila-spectral-penalty", "0",
+                                     "--ila-temperature", "0.1", "--ila-trade-off", "0.1"],
     # MDD's bottleneck ends in Dropout(0.5): ILA mines on and contrasts its input instead (ila_mdd.py's flag)
     "before-dropout": ["--ila-features", "before-dropout"],
 }
