@@ -190,9 +190,10 @@ def summary(table, worst=-0.5):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--similarity", default="cosine", choices=list(DEFAULT_SETS),
+    parser.add_argument("--similarity", default="cosine",   # no choices: reading logs needs no torch
                         help="the ILA-DA runs of the default with this --similarity (default: cosine, the "
-                             "scripts' default)")
+                             "scripts' default; committed runs exist for %s; with --sets, the --similarity "
+                             "every ILA-DA run read must have run with)" % ", ".join(DEFAULT_SETS))
     parser.add_argument("--sets", nargs="+", default=None,
                         help="instead of --similarity's committed runs: folders holding DANN/, CDAN/, "
                              "ILA-DA+DANN/, ILA-DA+CDAN/ run folders; a later folder's run replaces an earlier "
@@ -211,6 +212,9 @@ def main():
                         help="count ILA-DA as its baseline on every task whose baseline's mean accuracy is "
                              "below PCT (target labels choose the tasks: a bound, as --oracle-off-losing)")
     args = parser.parse_args()
+    if args.sets is None and args.similarity not in DEFAULT_SETS:
+        parser.error(f"no committed runs of the default with --similarity {args.similarity}; give the folders "
+                     f"of its runs with --sets")
     args.sets = args.sets or [os.path.join(RESULTS, s) for s in DEFAULT_SETS[args.similarity]]
     try:
         table = rows(args.sets, set(args.seeds), args.similarity, args.accuracy, args.epoch)

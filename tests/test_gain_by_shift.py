@@ -165,3 +165,13 @@ def test_an_ila_run_of_another_similarity_exits_2(tmp_path):
     done = subprocess.run([sys.executable, SCRIPT, "--sets", root, "--similarity", "cosine"], capture_output=True,
                           text=True, cwd=REPO)
     assert done.returncode == 2 and "A2W_seed0" in done.stderr and "--similarity inverse_euclidean" in done.stderr
+    # a similarity with no committed runs of the default reads only the folders it is given
+    centred = str(tmp_path / "centred")
+    write_log(centred, "DANN", 0, 80.0, [(74, 75)], (), "--ila-trade-off", "0")
+    write_log(centred, "ILA-DA+DANN", 0, 84.0, [(66, 71)], (50.0,), "--similarity", "centered_cosine")
+    done = subprocess.run([sys.executable, SCRIPT, "--sets", centred, "--similarity", "centered_cosine"],
+                          capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0 and "| DANN | A→W | 1 | 80.0 | 84.0 | +4.0 |" in done.stdout, done.stdout + done.stderr
+    done = subprocess.run([sys.executable, SCRIPT, "--similarity", "centered_cosine"], capture_output=True,
+                          text=True, cwd=REPO)
+    assert done.returncode == 2 and "give the folders of its runs with --sets" in done.stderr
