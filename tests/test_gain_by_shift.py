@@ -171,7 +171,8 @@ def test_an_ila_run_of_another_similarity_exits_2(tmp_path):
     write_log(centred, "ILA-DA+DANN", 0, 84.0, [(66, 71)], (50.0,), "--similarity", "centered_cosine")
     done = subprocess.run([sys.executable, SCRIPT, "--sets", centred, "--similarity", "centered_cosine"],
                           capture_output=True, text=True, cwd=REPO)
-    assert done.returncode == 0 and "| DANN | A→W | 1 | 80.0 | 84.0 | +4.0 |" in done.stdout, done.stdout + done.stderr
+    assert done.returncode == 0, done.stderr
+    assert "| DANN | A→W | 1 | 80.0 | 84.0 | +4.0 |" in done.stdout, done.stdout
     done = subprocess.run([sys.executable, SCRIPT, "--similarity", "centered_cosine"], capture_output=True,
                           text=True, cwd=REPO)
     assert done.returncode == 2 and "give the folders of its runs with --sets" in done.stderr
