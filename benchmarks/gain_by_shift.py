@@ -4,6 +4,7 @@ what the logs say about the shift.
     python benchmarks/gain_by_shift.py                  # the committed logs of the default (the angle), seeds 0-4
     python benchmarks/gain_by_shift.py --similarity inverse_euclidean   # the default before the angle
     python benchmarks/gain_by_shift.py --sets DIR ...   # other folders holding <method>/<task>_seed<n> runs
+    python benchmarks/gain_by_shift.py --committed-baselines --sets DIR ...   # a variant's ILA-DA runs only
     python benchmarks/gain_by_shift.py --accuracy last  # the last epoch's weights, not the best epoch's
     python benchmarks/gain_by_shift.py --epoch 0        # the weights after the first epoch
 
@@ -198,6 +199,9 @@ def main():
                         help="instead of --similarity's committed runs: folders holding DANN/, CDAN/, "
                              "ILA-DA+DANN/, ILA-DA+CDAN/ run folders; a later folder's run replaces an earlier "
                              "one's of the same method, task and seed; DIR=DANN,CDAN reads only those methods")
+    parser.add_argument("--committed-baselines", action="store_true",
+                        help="read the committed DANN and CDAN runs of every shift first, before --sets (a "
+                             "variant's ILA-DA runs read against the baselines the default's were)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--accuracy", default="best", choices=list(ACCURACIES),
                         help="best: tllib's test_acc1, the epoch of highest target test accuracy (default); "
@@ -216,6 +220,10 @@ def main():
         parser.error(f"no committed runs of the default with --similarity {args.similarity}; give the folders "
                      f"of its runs with --sets")
     args.sets = args.sets or [os.path.join(RESULTS, s) for s in DEFAULT_SETS[args.similarity]]
+    if args.committed_baselines:
+        # the baselines ran without ILA's term, so the angle's sets hold every shift's, whatever --similarity
+        args.sets = [os.path.join(RESULTS, s.partition("=")[0]) + "=" + ",".join(METHODS)
+                     for s in DEFAULT_SETS["cosine"]] + args.sets
     try:
         table = rows(args.sets, set(args.seeds), args.similarity, args.accuracy, args.epoch)
     except ValueError as e:

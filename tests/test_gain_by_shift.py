@@ -10,12 +10,12 @@ from helpers import REPO, env_without_torch
 SCRIPT = os.path.join(REPO, "benchmarks", "gain_by_shift.py")
 
 
-def write_log(root, folder, seed, acc, domain_accs, precisions=(), *flags, epoch_accs=()):
+def write_log(root, folder, seed, acc, domain_accs, precisions=(), *flags, epoch_accs=(), source="A", target="W"):
     from ila_dann import DANN
     from ila_tllib.engine import get_parser
-    log = os.path.join(root, folder, f"A2W_seed{seed}")
-    args = get_parser(DANN()).parse_args(["data/office31", "-s", "A", "-t", "W", "--seed", str(seed), "--log", log,
-                                          *flags])
+    log = os.path.join(root, folder, f"{source}2{target}_seed{seed}")
+    args = get_parser(DANN()).parse_args(["data/office31", "-s", source, "-t", target, "--seed", str(seed), "--log",
+                                          log, *flags])
     os.makedirs(log)
     with open(os.path.join(log, "train-2026-01-01-00_00_00.txt"), "w") as f:
         f.write(repr(args) + "\n")
@@ -176,3 +176,22 @@ def test_an_ila_run_of_another_similarity_exits_2(tmp_path):
     done = subprocess.run([sys.executable, SCRIPT, "--similarity", "centered_cosine"], capture_output=True,
                           text=True, cwd=REPO)
     assert done.returncode == 2 and "give the folders of its runs with --sets" in done.stderr
+
+
+def test_a_variant_read_against_the_committed_baselines(tmp_path):
+    # one ILA-DA + DANN run of MNIST -> UCI, seed 0, with no baseline of its own: --committed-baselines pairs it
+    # with the baseline run the default's table pairs its own seed-0 run with
+    variant = str(tmp_path / "variant")
+    write_log(variant, "ILA-DA+DANN", 0, 99.0, [(66, 71)], (50.0,), "--similarity", "centered_cosine",
+              source="mnist", target="uci")
+    args = [sys.executable, SCRIPT, "--seeds", "0", "--similarity", "centered_cosine", "--sets", variant]
+    done = subprocess.run(args, capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 2 and "no task has both" in done.stderr
+    done = subprocess.run(args + ["--committed-baselines"], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    default = subprocess.run([sys.executable, SCRIPT, "--seeds", "0"], capture_output=True, text=True, cwd=REPO)
+    base = next(line for line in default.stdout.splitlines() if line.startswith("| DANN | M→U |")).split("|")[4]
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| DANN") or line.startswith("| CDAN")]
+    gain = 99.0 - float(base)
+    assert rows == [f"| DANN | M→U | 1 | {float(base):.1f} | 99.0 | {gain:+.1f} | 1/1 | 50 | 71 / "
+                    + rows[0].split(" / ")[-1]], done.stdout
