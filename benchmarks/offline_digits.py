@@ -14,7 +14,7 @@ shares every baseline flag, and ILA-DA gets only the paper's digits k and μ: th
 scripts' defaults. Runs are resumable: a run whose log already holds ``test_acc1`` is
 skipped. Each run uses one thread; ``--jobs`` run at once.
 
-``--tasks`` takes any pair of the six domains: ``mnistm:mnist mnistm:uci`` are the two shifts from the
+``--tasks`` takes any pair of the six domains, or ``all`` for all thirty: ``mnistm:mnist mnistm:uci`` are the two shifts from the
 photo backgrounds back to plain digits, ``syn:mnist syn:mnistm`` two from typeset digits to
 handwritten ones, ``street:mnist street:uci`` two from house numbers to handwritten digits, and
 ``mnist:street uci:street`` the reverse, ``mnist:syn mnistm:street`` the held-out test of ``--similarity cosine``,
@@ -212,6 +212,14 @@ def plan_runs(args, data_root):
     return out, baselines, jobs
 
 
+def expand_tasks(tasks, domains):
+    """``all`` in ``--tasks`` stands for every ordered pair of ``domains`` (thirty for the six offline ones),
+    in place; a pair named twice runs once."""
+    pairs = [f"{s}:{t}" for s in domains for t in domains if s != t]
+    expanded = [p for task in tasks for p in (pairs if task == "all" else [task])]
+    return list(dict.fromkeys(expanded))
+
+
 def get_parser():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--suite", choices=["main", "ablations", "sampling"], default="main")
@@ -227,7 +235,8 @@ def get_parser():
     parser.add_argument("--flags", default="",
                         help="more flags for every run, baselines included (a control: e.g. the baselines with "
                              "--pretrain-iters 300); use --tag to keep such runs apart")
-    parser.add_argument("--tasks", nargs="+", default=TASKS)
+    parser.add_argument("--tasks", nargs="+", default=TASKS,
+                        help="SOURCE:TARGET pairs of the offline domains; all: every ordered pair")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--only", nargs="+", default=None, choices=list(ABLATIONS),
                         help="ablations suite: run only these variants")
@@ -244,6 +253,7 @@ def main():
 
     sys.path.insert(0, REPO)
     from ila_tllib.datasets.offline_digits import OFFLINE_DOMAINS, export_offline_digits
+    args.tasks = expand_tasks(args.tasks, OFFLINE_DOMAINS)
     bad = [task for task in args.tasks if len(task.split(":")) != 2 or not set(task.split(":")) <= set(OFFLINE_DOMAINS)]
     if bad:
         parser.error("--tasks takes SOURCE:TARGET pairs of the offline domains ({}), e.g. mnist:uci; got {}".format(

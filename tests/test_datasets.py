@@ -765,3 +765,24 @@ def test_image_list_extra_field_is_a_malformed_line(tmp_path):
                               "not part of a path); remove the extra fields")
     # a path that holds a space and exists stays a path (tgt.txt lists 'b/y 1.png')
     assert read_image_list(str(root / "image_list" / "tgt.txt"), str(root))[1][0] == str(root / "b/y 1.png")
+
+
+def test_offline_benchmark_all_tasks_is_every_ordered_pair(tmp_path):
+    # "all" is the thirty ordered pairs of the six domains, each once, also beside a pair it already holds
+    from helpers import load_benchmark
+    bench = load_benchmark("offline_digits")
+    domains = od.OFFLINE_DOMAINS
+    tasks = bench.expand_tasks(["mnist:uci", "all"], domains)
+    assert len(domains) == 6 and len(tasks) == 30 == len(set(tasks))
+    assert tasks[0] == "mnist:uci"
+    for s in domains:
+        assert sorted(t.split(":")[1] for t in tasks if t.startswith(s + ":")) == sorted(set(domains) - {s})
+    # as a user runs it: a bad pair beside "all" is still named, and nothing is exported
+    import subprocess
+    import sys
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "offline_digits.py"), "--out", str(out),
+                           "--tasks", "all", "syn:svhn"], capture_output=True, text=True, timeout=120,
+                          env=script_env())
+    assert done.returncode == 2 and "got syn:svhn" in done.stderr, done.stderr
+    assert not out.exists()
