@@ -14,8 +14,8 @@ shares every baseline flag, and ILA-DA gets only the paper's digits k and μ: th
 scripts' defaults. Runs are resumable: a run whose log already holds ``test_acc1`` is
 skipped. Each run uses one thread; ``--jobs`` run at once.
 
-``--tasks`` takes any pair of the six domains, or ``all`` for all thirty: ``mnistm:mnist mnistm:uci`` are the two shifts from the
-photo backgrounds back to plain digits, ``syn:mnist syn:mnistm`` two from typeset digits to
+``--tasks`` takes any pair of the six domains, or ``all`` for all thirty: ``mnistm:mnist mnistm:uci`` are
+the two shifts from the photo backgrounds back to plain digits, ``syn:mnist syn:mnistm`` two from typeset digits to
 handwritten ones, ``street:mnist street:uci`` two from house numbers to handwritten digits, and
 ``mnist:street uci:street`` the reverse, ``mnist:syn mnistm:street`` the held-out test of ``--similarity cosine``,
 ``street:mnistm syn:street uci:syn`` that of the angle as the default (drawn from the pairs never run), and
