@@ -51,10 +51,17 @@ EUCLIDEAN_SETS = ["offline_digits_4x300", "offline_digits_ablations_4x300/no-shr
                 "offline_digits_syn_4x300", "offline_digits_syn_4x300/no-shrink",
                 "offline_digits_street_4x300", "offline_digits_street_target_4x300",
                 "offline_digits_heldout_cosine_4x300=DANN,CDAN", "offline_digits_heldout_default_4x300"]
+
+
+def baselines_only(entry):
+    """A ``--sets`` entry narrowed to the baselines' runs (``DIR=DANN,CDAN``)."""
+    return entry.partition("=")[0] + "=DANN,CDAN"
+
+
 #: --similarity -> the committed folders of its runs: the angle's ILA-DA runs, paired with the same baselines
 DEFAULT_SETS = {
     "inverse_euclidean": EUCLIDEAN_SETS,
-    "cosine": [s.partition("=")[0] + "=DANN,CDAN" for s in EUCLIDEAN_SETS] + [
+    "cosine": [baselines_only(s) for s in EUCLIDEAN_SETS] + [
         "offline_digits_ablations_4x300/cosine", "offline_digits_street_target_4x300/cosine",
         "offline_digits_heldout_cosine_4x300=ILA-DA+DANN,ILA-DA+CDAN",
         # three shifts drawn at random from those never run, after the angle became the default
@@ -222,8 +229,7 @@ def main():
     args.sets = args.sets or [os.path.join(RESULTS, s) for s in DEFAULT_SETS[args.similarity]]
     if args.committed_baselines:
         # the baselines ran without ILA's term, so the angle's sets hold every shift's, whatever --similarity
-        args.sets = [os.path.join(RESULTS, s.partition("=")[0]) + "=" + ",".join(METHODS)
-                     for s in DEFAULT_SETS["cosine"]] + args.sets
+        args.sets = [os.path.join(RESULTS, baselines_only(s)) for s in DEFAULT_SETS["cosine"]] + args.sets
     try:
         table = rows(args.sets, set(args.seeds), args.similarity, args.accuracy, args.epoch)
     except ValueError as e:
