@@ -580,13 +580,17 @@ def test_offline_export_without_a_newer_domain_is_written_again(tmp_path):
     assert od.is_exported(root, 10)
 
 
-def test_benchmark_rejects_a_task_outside_the_offline_domains(tmp_path):
+def run_offline_benchmark(out, *tasks):
+    """benchmarks/offline_digits.py as a user runs it, with ``--out out --tasks tasks``."""
     import subprocess
     import sys
+    return subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "offline_digits.py"), "--out", str(out),
+                           "--tasks", *tasks], capture_output=True, text=True, timeout=120, env=script_env())
+
+
+def test_benchmark_rejects_a_task_outside_the_offline_domains(tmp_path):
     out = tmp_path / "out"
-    done = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "offline_digits.py"), "--out", str(out),
-                           "--tasks", "mnist:uci", "syn:svhn"], capture_output=True, text=True, timeout=120,
-                          env=script_env())
+    done = run_offline_benchmark(out, "mnist:uci", "syn:svhn")
     assert done.returncode == 2
     assert "syn:svhn" in done.stderr and ", ".join(od.OFFLINE_DOMAINS) in done.stderr
     assert not out.exists()   # stopped before exporting anything
@@ -778,11 +782,7 @@ def test_offline_benchmark_all_tasks_is_every_ordered_pair(tmp_path):
     for s in domains:
         assert sorted(t.split(":")[1] for t in tasks if t.startswith(s + ":")) == sorted(set(domains) - {s})
     # as a user runs it: a bad pair beside "all" is still named, and nothing is exported
-    import subprocess
-    import sys
     out = tmp_path / "out"
-    done = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "offline_digits.py"), "--out", str(out),
-                           "--tasks", "all", "syn:svhn"], capture_output=True, text=True, timeout=120,
-                          env=script_env())
+    done = run_offline_benchmark(out, "all", "syn:svhn")
     assert done.returncode == 2 and "got syn:svhn" in done.stderr, done.stderr
     assert not out.exists()
