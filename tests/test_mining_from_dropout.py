@@ -107,12 +107,14 @@ def test_the_layer_walk_opens_sequentials_and_finds_dropout_with_a_positive_rate
     assert [is_stochastic(m) for m in layers] == [False, False, True, False]
 
 
+@pytest.mark.parametrize("average", ["from-dropout", "bottleneck", "network"])
 @pytest.mark.parametrize("choice", ["bottleneck", "before-dropout"])
-def test_mdd_features_before_its_last_dropout(choice):
+def test_mdd_features_before_its_last_dropout(choice, average):
     # MDD's bottleneck ends in Dropout(0.5), whose output the heads read: in training mode each of its
     # coordinates is 0 or twice its input. With before-dropout ILA reads that input, and the second pass
-    # it mines on stops before the same layer; by default it reads the heads' input itself
-    trainer, classifier, _ = lenet_trainer(MDD(), "--ila-features", choice)
+    # it mines on stops before the same layer, whichever part the average copies; by default it reads the
+    # heads' input itself
+    trainer, classifier, _ = lenet_trainer(MDD(), "--ila-features", choice, "--ila-mining-average", average)
     heads_input = []
     classifier.head.register_forward_pre_hook(lambda m, inputs: heads_input.append(inputs[0]))
     batch = images(6, seed=3)
@@ -125,8 +127,9 @@ def test_mdd_features_before_its_last_dropout(choice):
         assert 0.3 < zeroed[features > 0].float().mean() < 0.7                 # about half masked at random
         assert torch.allclose(masked[~zeroed], 2 * features[~zeroed])
         assert (features > 0).float().mean() > 0.3 and not torch.equal(features, masked)
-    last = layers_in_order(trainer.ila.mining_network.model)[-1]
-    assert isinstance(last, nn.Dropout) == (choice == "bottleneck")
+    if average != "network":      # a copy of the layers up to the features, which end at the dropout or before it
+        last = layers_in_order(trainer.ila.mining_network.model)[-1]
+        assert isinstance(last, nn.Dropout) == (choice == "bottleneck")
     g_s, g_t = trainer.mining_features(batch)
     # after the ReLU about half the coordinates are 0; the dropout zeroes half the rest
     assert ((g_t == 0).float().mean() > 0.65) == (choice == "bottleneck")

@@ -142,7 +142,9 @@ class MovingAverageBottleneck(MovingAverageTail):
         self.watch_input(bottleneck)
 
     def part(self, classifier: nn.Module) -> nn.Module:
-        return classifier.bottleneck
+        # the bottleneck as the method reads its features: the last step of its feature extractor (MDD's
+        # --ila-features before-dropout stops before the bottleneck's last layer)
+        return classifier.bottleneck if self.method is None else self.method.feature_extractor(classifier)[-1]
 
     def describe(self) -> str:
         return (f"ILA mines on: the bottleneck's output through a moving average of the bottleneck alone "
