@@ -126,6 +126,13 @@ def _load_local(backbone: nn.Module, arch: str, path: str):
                             f"({type(e).__name__}: {str(e).splitlines()[0]})") from None
     if not isinstance(state, dict):
         raise BackboneError(f"--pretrained {path}: holds a {type(state).__name__}, not a state_dict")
+    own = backbone.state_dict()
+    resized = [k for k in state if k in own and tuple(getattr(state[k], "shape", ())) != tuple(own[k].shape)]
+    if resized:    # load_state_dict would raise on these even with strict=False
+        k = resized[0]
+        raise BackboneError(f"--pretrained {path}: {len(resized)} of its weights have another shape than the "
+                            f"{arch!r} backbone's (e.g. {k} {list(getattr(state[k], 'shape', ()))}, here "
+                            f"{list(own[k].shape)}); give the weights of an {arch!r} backbone, or the -a they fit")
     missing, unexpected = backbone.load_state_dict(state, strict=False)
     if len(unexpected) == len(state):
         raise BackboneError(f"--pretrained {path}: none of its keys fit the {arch!r} backbone "

@@ -151,6 +151,10 @@ def test_local_pretrained_weights(tmp_path):
     not_torch.write_text("these are not weights")
     with pytest.raises(BackboneError, match="cannot be read as a state_dict"):
         get_model("resnet18", pretrained=str(not_torch))
+    resnet50 = tmp_path / "resnet50.pth"      # the names of resnet18's weights, most of them of other shapes
+    torch.save(torchvision.models.resnet50().state_dict(), resnet50)
+    with pytest.raises(BackboneError, match=r"have another shape than the 'resnet18' backbone's .*-a they fit"):
+        get_model("resnet18", pretrained=str(resnet50))
     a_tensor = tmp_path / "tensor.pth"
     torch.save(torch.zeros(3), a_tensor)
     with pytest.raises(BackboneError, match="holds a Tensor, not a state_dict"):
