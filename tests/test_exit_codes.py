@@ -637,3 +637,17 @@ def test_state_mismatch_names_what_torch_refuses():
     assert state_mismatch(own, states["missing"]) == "1 missing, e.g. 2.bias"
     assert state_mismatch(own, states["extra"]) == "1 not in this model, e.g. 3.weight"
     assert state_mismatch(own, states["resized"]) == "1 of another shape, e.g. 0.weight [5, 3] (here [4, 3])"
+
+
+@pytest.mark.parametrize("where", ["under_a_file", "under_proc"])
+def test_an_offline_digits_root_that_cannot_be_made_is_bad_input(tmp_path, where):
+    # -d OfflineDigits exports into ROOT on first use: a ROOT under a file, or where no folder can be made,
+    # ends with exit 2 and one message naming ROOT, which the run's log keeps as well
+    (tmp_path / "a_file").write_text("not a folder")
+    root = str(tmp_path / "a_file" / "digits") if where == "under_a_file" else "/proc/ila_tllib_digits"
+    log = str(tmp_path / "log")
+    done = run_script("ila_dann.py", [root, "-d", "OfflineDigits", "-s", "mnist", "-t", "uci", *DIGIT_FLAGS,
+                                      "-b", "8", "--epochs", "1", "-i", "2", "--log", log])
+    line = one_error(done, 2)
+    assert f"cannot create a folder for {root}" in line and "choose a root folder that can be written" in line, line
+    assert not os.path.exists(root) and line in only_log(log, "train")

@@ -438,8 +438,12 @@ def export_offline_digits(root: str, limit_per_domain: Optional[int] = None,
     if not force and is_exported(root, limit_per_domain):
         return dict(_read_marker(root)["counts"])
     parent = os.path.dirname(root)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix="." + os.path.basename(root) + ".tmp-", dir=parent)
+    try:
+        os.makedirs(parent, exist_ok=True)
+        tmp = tempfile.mkdtemp(prefix="." + os.path.basename(root) + ".tmp-", dir=parent)
+    except OSError as err:   # a file on the way, a folder that cannot be made, no right to write there
+        raise DatasetFormatError("cannot create a folder for {} ({}: {}); choose a root folder that can be "
+                                 "written".format(root, err.strerror or err, err.filename or parent)) from None
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o777 & ~umask)   # mkdtemp's folder is private (700); ROOT gets the usual mode
