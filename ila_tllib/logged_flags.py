@@ -2,7 +2,9 @@
 import it): the ILA flags added after the first release, the ``--arch`` values that are tllib's
 ResNets, and the line of a run resumed with other values."""
 
-__all__ = ["FLAGS_ADDED_LATER", "TLLIB_RESNETS", "HISTORY_PREFIX"]
+from typing import Dict
+
+__all__ = ["FLAGS_ADDED_LATER", "FOLLOWED_BEFORE", "with_flags_added_later", "TLLIB_RESNETS", "HISTORY_PREFIX"]
 
 #: the log line of a run resumed with other values of flags a resume may change (``--lr`` ...): every value
 #: each had (``flags over the run: --lr 0.01 -> 0.005``); ``python -m ila_tllib.tables`` gives it its own row
@@ -15,6 +17,17 @@ FLAGS_ADDED_LATER = {"ila_source_bank": 0, "ila_mining_ema": 0.0, "ila_mining_av
                      "ila_source_sampling": "balanced", "ila_spectral_form": "bsp",
                      "ila_mining_similarity": "inverse_euclidean", "ila_spectral_schedule": "constant",
                      "ila_spectral_domains": "both"}
+
+#: flags added later whose value, before them, was another flag's: ILA mined with its own --similarity
+#: (the value in FLAGS_ADDED_LATER is for a run that logged neither)
+FOLLOWED_BEFORE = {"ila_mining_similarity": "similarity"}
+
+
+def with_flags_added_later(flags: Dict[str, object]) -> Dict[str, object]:
+    """A run's logged or saved ``flags``, completed with the value of each flag added after they were
+    written: the behaviour the run had."""
+    before = {dest: flags.get(FOLLOWED_BEFORE.get(dest), off) for dest, off in FLAGS_ADDED_LATER.items()}
+    return {**before, **flags}
 
 #: tllib's ResNets (``tllib.vision.models``) and the torchvision weight enum of each.
 TLLIB_RESNETS = {

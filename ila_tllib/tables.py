@@ -35,7 +35,7 @@ import sys
 from collections import defaultdict
 from typing import Dict, List, Optional
 
-from .logged_flags import FLAGS_ADDED_LATER, HISTORY_PREFIX, TLLIB_RESNETS   # not torch: reading logs never needs it
+from .logged_flags import HISTORY_PREFIX, TLLIB_RESNETS, with_flags_added_later   # not torch: reading logs never needs it
 
 __all__ = ["Run", "read_run", "collect", "format_table", "format_paired_table", "main", "TLLIB_METHODS", "ORIGIN"]
 
@@ -166,7 +166,7 @@ def read_run(path: str) -> Optional[Run]:
     if "ila_trade_off" in args:                    # this package's scripts, not tllib's
         # a log written before a flag existed ran with it off: an ablation of that flag then gets
         # its own row instead of being averaged with the older runs
-        args = {**FLAGS_ADDED_LATER, **args}
+        args = with_flags_added_later(args)
     return Run(args, acc, path, method, flags_over_the_run)
 
 

@@ -81,3 +81,25 @@ def test_an_interrupted_new_run_does_not_claim_an_earlier_runs_checkpoints(tmp_p
     assert interrupted_state(args, directory).endswith("holds the last finished epoch; continue with --resume")
     assert interrupted_state(argparse.Namespace(phase="train", resume=True, log=log), None).endswith(
         "continue with --resume")
+
+
+def test_a_flag_added_later_reads_as_the_behaviour_the_run_had():
+    # a run saved before --ila-mining-similarity existed mined with its own --similarity: resumed with the
+    # angle it changes nothing; a run without the later flags it does not know is told them as they were off
+    old = dict(OLD, similarity="cosine")
+    now = dict(old, ila_mining_similarity="cosine", ila_source_bank=0)
+    assert changed_flags(old, now) == []
+    assert changed_flags(old, dict(now, ila_mining_similarity="inverse_euclidean")) == \
+        [("ila_mining_similarity", "cosine", "inverse_euclidean")]
+    assert changed_flags(old, dict(now, ila_source_bank=8)) == [("ila_source_bank", 0, 8)]
+
+
+def test_naming_the_old_decay_brings_the_old_average_back():
+    # the average's default follows --ila-mining-ema: a refusal names the decay alone when the old average was
+    # the default for it, and both when it was chosen
+    new = dict(OLD, ila_mining_ema=0.99, ila_mining_average="network")
+    told = refusal("P", OLD, changed_flags(OLD, new))
+    assert "(to continue it, add --ila-mining-ema 1e-06)" in told
+    chosen = dict(OLD, ila_mining_average="bottleneck")
+    told = refusal("P", chosen, changed_flags(chosen, new))
+    assert "(to continue it, add --ila-mining-ema 1e-06 --ila-mining-average bottleneck)" in told

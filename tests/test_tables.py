@@ -254,6 +254,22 @@ def test_a_flag_added_later_splits_rows_from_logs_that_lack_it(tmp_path, dest, f
     assert rows[f"ILA-DA+CDAN ({dest}={default})"][2] == "92.0 ± 2.0"
 
 
+
+def test_a_cosine_log_from_before_the_mining_similarity_joins_the_cosine_runs(tmp_path):
+    # --ila-mining-similarity came after the angle: a log without it mined with its own --similarity, so it
+    # averages with a new run that mines with the angle, not with the paper's distance
+    from ila_cdan import CDAN
+    from ila_tllib.engine import get_parser
+    logs = str(tmp_path / "logs")
+    log = os.path.join(logs, "old", "Office31_A2W")
+    namespace = get_parser(CDAN()).parse_args(["data/office31", "-s", "A", "-t", "W", "-a", "resnet50", "--seed", "0",
+                                                "--log", log, "--similarity", "cosine"])
+    delattr(namespace, "ila_mining_similarity")
+    _write_log(log, namespace, 90.0)
+    our_log(logs, "new", "A", "W", 92.0, "--similarity", "cosine", seed=1)
+    rows = _rows(format_table(collect([logs])))
+    assert list(rows) == ["ILA-DA+CDAN"] and rows["ILA-DA+CDAN"][2] == "91.0 ± 1.4"   # sample std of 90 and 92
+
 def test_command_line(tmp_path):
     tllib_log(str(tmp_path / "logs"), "mcc", "A", "W", 0, 94.0)
     # reading logs needs no torch (the package loads its torch parts on first use)

@@ -8,10 +8,10 @@ change that makes the rest of the run differ).
 """
 from typing import Dict, List, Tuple
 
-from ..logged_flags import FLAGS_ADDED_LATER, HISTORY_PREFIX
+from ..logged_flags import HISTORY_PREFIX, with_flags_added_later
 from .flags import default_mining_average, flag_name
 
-__all__ = ["RESUME_MAY_CHANGE", "CHANGE_TO_RECOVER", "changed_flags", "refusal", "inexact_notes", "flag_history",
+__all__ = ["RESUME_MAY_CHANGE", "CHANGE_TO_RECOVER", "changed_flags", "to_name_back", "refusal", "inexact_notes", "flag_history",
            "history_line", "finished_run_refusal"]
 
 #: what :data:`~.errors.DIVERGENCE_FIX` tells a diverged run to change before it resumes
@@ -35,11 +35,11 @@ def changed_flags(old: Dict[str, object], new: Dict[str, object]) -> List[Tuple[
     before, now = old.get("ila_trade_off"), new.get("ila_trade_off")
     if before is not None and now is not None and (before == 0) != (now == 0):
         return [("ila_trade_off", before, now)]
-    found = []
+    found, old = [], with_flags_added_later(old)
     for dest, now in new.items():
-        if dest in RESUME_MAY_CHANGE or (dest not in old and dest not in FLAGS_ADDED_LATER):
+        if dest in RESUME_MAY_CHANGE or dest not in old:
             continue
-        before = old.get(dest, FLAGS_ADDED_LATER.get(dest))
+        before = old[dest]
         if not _same(before, now):
             found.append((dest, before, now))
     return found
@@ -57,14 +57,18 @@ def _value(value) -> str:
     return str(value)
 
 
+def to_name_back(changed: List[str], old: Dict[str, object]) -> List[str]:
+    """Which of the ``changed`` flags a resume must name to bring the ``old`` run's values back: all but
+    those whose default follows another one named (--ila-mining-average follows --ila-mining-ema)."""
+    follows = "ila_mining_ema" in changed and \
+        old.get("ila_mining_average") == default_mining_average(old.get("ila_mining_ema", 0.0))
+    return [dest for dest in changed if not (follows and dest == "ila_mining_average")]
+
+
 def refusal(path: str, old: Dict[str, object], changes: List[Tuple[str, object, object]]) -> str:
     """The one message of a refused resume: each changed flag with both values, and the flags to add or drop."""
     told = ", ".join(f"{flag_name(dest)} {_value(before)} (now {_value(now)})" for dest, before, now in changes)
-    dests = {dest for dest, _, _ in changes}
-    # the average's default follows --ila-mining-ema: naming the old decay brings the old average back
-    if {"ila_mining_ema", "ila_mining_average"} <= dests and \
-            old.get("ila_mining_average") == default_mining_average(old.get("ila_mining_ema", 0.0)):
-        dests.discard("ila_mining_average")
+    dests = to_name_back([dest for dest, _, _ in changes], old)
     back = [(dest, before) for dest, before, _ in changes if dest in dests]
     add = " ".join(flag_name(dest) if before is True else f"{flag_name(dest)} {_value(before)}"
                    for dest, before in back if before is not None and before is not False)

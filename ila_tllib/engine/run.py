@@ -22,13 +22,14 @@ from .checkpoint import (RunDirectory, check_finite_state, keep_tensors_in_state
                          schedule_counters, set_rng_state, set_schedule_counters)
 from .data import eval_loader, get_dataset
 from .errors import EXIT_INTERRUPTED, EXIT_OK, DivergenceError, UsageError, classify, disk_problem
-from .flags import (FLAGS_ADDED_LATER, check_args, default_mining_average, flag_name, get_parser, ila_enabled,
+from .flags import (FLAGS_ADDED_LATER, check_args, flag_name, get_parser, ila_enabled,
                     source_only_phases)
 from .ila_term import build_ila_term
 from .loop import Trainer, load_schedule, make_optimizer, unwrap, validate
 from .method import Method
 from .output import RunOutput
-from .resume_flags import changed_flags, finished_run_refusal, flag_history, history_line, inexact_notes, refusal
+from .resume_flags import (changed_flags, finished_run_refusal, flag_history, history_line, inexact_notes, refusal,
+                           to_name_back)
 from .peers import PeerWatch, agree, main_process_first
 
 __all__ = ["main", "run", "build_classifier"]
@@ -378,12 +379,8 @@ def load_resume_state(args, method, plan, state, modules, optimizer, scheduler, 
         changed = sorted(k for k in config if old.get(k) != config[k])
         hint = ""
         if set(changed) <= set(RESUMED_ILA_FLAGS):   # a default may have moved since: name the flags that continue it
-            # the average's default follows --ila-mining-ema: naming the decay brings it back
-            follows = 'ila_mining_ema' in changed and old['ila_mining_average'] == default_mining_average(
-                old['ila_mining_ema'])
-            named = [k for k in changed if not (follows and k == 'ila_mining_average')]
             wanted = (f"{flag_name(k)} {old[k]:g}" if isinstance(old[k], float) else f"{flag_name(k)} {old[k]}"
-                      for k in named)
+                      for k in to_name_back(changed, old))
             hint = f" (to continue it, add {' '.join(wanted)})"
         if changed == ['processes']:
             raise UsageError(f"--resume: {path} was written by {old['processes']} process(es) (now "
