@@ -19,10 +19,21 @@ import torch.nn as nn
 
 from .logged_flags import TLLIB_RESNETS
 
-__all__ = ["DIGIT_ARCHS", "TLLIB_RESNETS", "WEIGHTS", "get_model", "gives_feature_maps", "resnet_weights",
+__all__ = ["DIGIT_ARCHS", "TLLIB_RESNETS", "WEIGHTS", "digit_input_size", "image_mode", "get_model", "gives_feature_maps", "resnet_weights",
            "unknown_arch", "BackboneError"]
 
-DIGIT_ARCHS = ("lenet", "dtn")
+#: the digit backbones -> (the only side of square images their flatten layer accepts, the PIL mode they read)
+DIGIT_ARCHS = {"lenet": (28, "L"), "dtn": (32, "RGB")}
+
+
+def digit_input_size(arch: str) -> Optional[int]:
+    """The image side a digit backbone needs; None for a backbone that pools (any size)."""
+    return DIGIT_ARCHS[arch][0] if arch in DIGIT_ARCHS else None
+
+
+def image_mode(arch: str) -> str:
+    """The PIL mode of the images the backbone reads: 'L' (grey) for LeNet, 'RGB' for every other."""
+    return DIGIT_ARCHS[arch][1] if arch in DIGIT_ARCHS else "RGB"
 
 #: ``--weights`` choice -> torchvision weight enum member (for tllib's ResNets, :data:`TLLIB_RESNETS`).
 WEIGHTS = {"v1": "IMAGENET1K_V1", "default": "DEFAULT"}

@@ -6,11 +6,11 @@ scripts use the keys as argparse ``choices``. A part is built with the settings 
 passed, so one set of flags can build any part of a table.
 """
 import inspect
-from typing import Dict, Mapping
+from typing import Mapping
 
 import torch.nn as nn
 
-__all__ = ["lookup", "build_part"]
+__all__ = ["lookup", "takes", "build_part"]
 
 
 def lookup(table: Mapping[str, type], name: str, kind: str) -> type:
@@ -20,14 +20,14 @@ def lookup(table: Mapping[str, type], name: str, kind: str) -> type:
         raise ValueError(f"unknown {kind} {name!r}; choose one of {sorted(table)}") from None
 
 
+def takes(table: Mapping[str, type], name: str, setting: str) -> bool:
+    """Whether the part ``table[name]`` is built with ``setting`` (its constructor names it)."""
+    return setting in inspect.signature(lookup(table, name, "part")).parameters
+
+
 def build_part(table: Mapping[str, type], name, kind: str, **settings) -> nn.Module:
     """``table[name](**the settings it takes)``; a module passes through unchanged."""
     if isinstance(name, nn.Module):
         return name
     cls = lookup(table, name, kind)
-    takes = inspect.signature(cls).parameters
-    return cls(**{key: value for key, value in settings.items() if key in takes and value is not None})
-
-
-def settings_given(**settings) -> Dict[str, object]:
-    return {key: value for key, value in settings.items() if value is not None}
+    return cls(**{key: value for key, value in settings.items() if takes(table, name, key) and value is not None})

@@ -19,10 +19,10 @@ from PIL import Image
 import torchvision.transforms as T
 
 __all__ = ["TRAIN_RESIZINGS", "VAL_RESIZINGS", "ResizeImage", "get_train_transform", "get_val_transform",
-           "draws_nothing_at_random"]
+           "output_size", "draws_nothing_at_random"]
 
-TRAIN_RESIZINGS = ("default", "cen.crop", "ran.crop", "res.")
-VAL_RESIZINGS = ("default", "res.")
+#: tllib's crop: its resizings (but ``res.``) resize to 256, then crop this square
+CROP = 224
 
 
 class ResizeImage:
@@ -38,8 +38,22 @@ class ResizeImage:
         return "{}(size={})".format(type(self).__name__, self.size)
 
 
-def _resize(size):
-    return ResizeImage(size)
+#: --train-resizing -> its steps, from (--resize-size, --scale, --ratio)
+TRAIN_STEPS = {
+    'default': lambda size, scale, ratio: [ResizeImage(256),
+                                           T.RandomResizedCrop(CROP, scale=tuple(scale), ratio=tuple(ratio))],
+    'cen.crop': lambda size, scale, ratio: [ResizeImage(256), T.CenterCrop(CROP)],
+    'ran.crop': lambda size, scale, ratio: [ResizeImage(256), T.RandomCrop(CROP)],
+    'res.': lambda size, scale, ratio: [ResizeImage(size)],
+}
+#: --val-resizing -> its steps, from --resize-size
+VAL_STEPS = {'default': lambda size: [ResizeImage(256), T.CenterCrop(CROP)], 'res.': lambda size: [ResizeImage(size)]}
+TRAIN_RESIZINGS, VAL_RESIZINGS = tuple(TRAIN_STEPS), tuple(VAL_STEPS)
+
+
+def output_size(resizing: str, resize_size: int) -> int:
+    """The side of the square images a resizing gives: ``--resize-size`` for ``res.``, tllib's crop otherwise."""
+    return resize_size if resizing == 'res.' else CROP
 
 
 def _unknown(flag, resizing, valid):
@@ -48,24 +62,17 @@ def _unknown(flag, resizing, valid):
 
 def get_train_transform(resizing='default', scale=(0.08, 1.0), ratio=(3. / 4., 4. / 3.), hflip=True,
                         resize_size=224, norm_mean=(0.485, 0.456, 0.406), norm_std=(0.229, 0.224, 0.225)):
-    steps = {
-        'default': lambda: [_resize(256), T.RandomResizedCrop(224, scale=tuple(scale), ratio=tuple(ratio))],
-        'cen.crop': lambda: [_resize(256), T.CenterCrop(224)],
-        'ran.crop': lambda: [_resize(256), T.RandomCrop(224)],
-        'res.': lambda: [_resize(resize_size)],
-    }
-    if resizing not in steps:
+    if resizing not in TRAIN_STEPS:
         raise _unknown('--train-resizing', resizing, TRAIN_RESIZINGS)
-    chosen = steps[resizing]() + ([T.RandomHorizontalFlip()] if hflip else [])
+    chosen = TRAIN_STEPS[resizing](resize_size, scale, ratio) + ([T.RandomHorizontalFlip()] if hflip else [])
     return T.Compose(chosen + [T.ToTensor(), T.Normalize(mean=norm_mean, std=norm_std)])
 
 
 def get_val_transform(resizing='default', resize_size=224, norm_mean=(0.485, 0.456, 0.406),
                       norm_std=(0.229, 0.224, 0.225)):
-    steps = {'default': lambda: [_resize(256), T.CenterCrop(224)], 'res.': lambda: [_resize(resize_size)]}
-    if resizing not in steps:
+    if resizing not in VAL_STEPS:
         raise _unknown('--val-resizing', resizing, VAL_RESIZINGS)
-    return T.Compose(steps[resizing]() + [T.ToTensor(), T.Normalize(mean=norm_mean, std=norm_std)])
+    return T.Compose(VAL_STEPS[resizing](resize_size) + [T.ToTensor(), T.Normalize(mean=norm_mean, std=norm_std)])
 
 
 # transforms that draw nothing at random: their output can be computed once per image

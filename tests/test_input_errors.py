@@ -95,8 +95,16 @@ def test_log_that_is_a_file(root, tmp_path, capsys):
     (["--ila-spectral-penalty", "-0.0001"], "--ila-spectral-penalty cannot be negative"),
     (["--ila-mining-ema", "1"], "--ila-mining-ema 1.0 must lie in [0, 1)"),
     (["--ila-source-bank", "-1"], "--ila-source-bank -1: give the features kept per class, 0 or more"),
-    (["--ila-source-bank", "8", "--pseudo-label", "classifier"], "--ila-source-bank feeds the kNN vote"),
-    (["--ila-mining-ema", "0.99", "--pseudo-label", "classifier"], "--ila-mining-ema feeds the kNN vote"),
+    (["--ila-source-bank", "8", "--pseudo-label", "classifier"],
+     "--ila-source-bank acts on the kNN vote, which --pseudo-label classifier does not use"),
+    (["--ila-mining-ema", "0.99", "--pseudo-label", "classifier"], "--ila-mining-ema acts on the kNN vote"),
+    (["--ila-ratio-terms", "matched", "--pseudo-label", "classifier"], "--ila-ratio-terms acts on the kNN vote"),
+    (["--metric-loss", "triplet", "--ila-temperature", "0.05"],
+     "--ila-temperature 0.05 divides MSC's similarities, and --metric-loss triplet has no temperature"),
+    # a consensus label is a kNN vote as well: the same check as knn's, before any folder exists
+    (["--pseudo-label", "consensus", "--samples-per-class", "0", "-b", "4", "--k", "5"],
+     "--k 5 is larger than the source batch (-b 4); lower --k"),
+    (["--ila-start-iter", "8"], "--ila-start-iter 8 is past the run's last iteration (--epochs 2 x -i 4 = 8)"),
     (["--ila-mining-ema", "0", "--ila-mining-average", "bottleneck"],
      "--ila-mining-average bottleneck chooses what the moving average copies, but ILA mines on no average"),
     (["--pseudo-label", "classifier", "--ila-mining-average", "network-eval"], "ILA mines on no average here"),
@@ -114,6 +122,16 @@ def test_flag_values(root, tmp_path, extra, message):
     # in process; that these errors exit 2 through a pipe is tested below and in tests/test_exit_codes.py
     assert message in flag_error(tiny_args(root, tmp_path / "log") + extra)
 
+
+@pytest.mark.parametrize("extra", [["--metric-loss", "triplet"], ["--pseudo-label", "classifier", "--k", "3"],
+                                   ["--ila-start-iter", "7"], ["--ila-start-iter", "8", "--ila-trade-off", "0"]])
+def test_flags_the_chosen_part_does_not_read_pass_at_their_defaults(root, tmp_path, extra):
+    # the task lists give the dataset's --k to every run, whichever pseudo-labeller it tries; a start at
+    # the run's last iteration still runs ILA once; with ILA off its start is never read
+    import ila_dann
+    from ila_tllib.engine import check_args, get_parser
+    method = ila_dann.DANN()
+    check_args(get_parser(method).parse_args([str(a) for a in tiny_args(root, tmp_path / "log") + extra]), method)
 
 def test_failed_weight_download_names_the_fix(monkeypatch):
     import urllib.error

@@ -25,7 +25,7 @@ from ila_tllib.transforms import get_val_transform  # noqa: E402,F401
 def get_model_names():
     """Every ``-a``: the digit networks, tllib's ResNets and timm's models."""
     import timm
-    return sorted(DIGIT_ARCHS + tuple(TLLIB_RESNETS)) + timm.list_models()
+    return sorted(tuple(DIGIT_ARCHS) + tuple(TLLIB_RESNETS)) + timm.list_models()
 
 
 def get_model(model_name, pretrain=True):

@@ -22,17 +22,11 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 import torch
 
 from ..data import ResumableForeverIterator
-from ..pseudo_labels import PSEUDO_LABELLERS, KNNPseudoLabeller
 from .data import balanced_loader, random_loader
 from .errors import UsageError
-from .flags import ila_enabled
+from .flags import ila_enabled, votes_by_knn
 
 __all__ = ["BatchPlan", "Batch"]
-
-
-def _votes(args) -> bool:
-    """Whether ILA's pseudo-labels come from a kNN vote over its source batch (knn, consensus)."""
-    return issubclass(PSEUDO_LABELLERS[args.pseudo_label], KNNPseudoLabeller)
 
 
 class Batch(NamedTuple):
@@ -117,7 +111,7 @@ class BatchPlan:
         if args.classes_per_batch is not None and args.classes_per_batch > num_classes:
             raise UsageError(f"--classes-per-batch {args.classes_per_batch} is more than the {num_classes} classes "
                              f"of the data; give at most {num_classes}, or leave it out for all of them")
-        if self.ila_source and _votes(args) and args.k > self.ila_source_size:
+        if self.ila_source and votes_by_knn(args) and args.k > self.ila_source_size:
             raise UsageError(f"--k {args.k} is larger than ILA's source batch ({self.ila_source_size} samples); "
                              f"lower --k or raise --samples-per-class")
 
@@ -135,7 +129,7 @@ class BatchPlan:
             why = " (ILA would give every target that class and contrast nothing)" if self.ila_source else ""
             raise UsageError(f"--classes-per-batch {args.classes_per_batch}: every class-balanced batch would hold "
                              f"one class{why}; give 2 or more, or leave it out for all classes")
-        if (self.ila_source and _votes(args) and self.samples_per_class == 1 and args.k > 1 and self.source_bank == 0
+        if (self.ila_source and votes_by_knn(args) and self.samples_per_class == 1 and args.k > 1 and self.source_bank == 0
                 and self.ila_sampling == 'balanced'):
             raise UsageError(f"--k {args.k} with --samples-per-class 1: ILA's source batch holds one sample of each "
                              f"class, so a target's {args.k} nearest are of {args.k} classes and every vote is a "

@@ -12,6 +12,7 @@ from torch.utils.data import ConcatDataset, DataLoader, Subset
 from .. import distributed as dist_utils
 from ..data import SeededBatches, SeededSamples
 from ..datasets import build_domain, class_names, read_labels, val_is_test
+from ..models import image_mode
 from ..sampler import ClassBalancedSampler, RandomBatchSampler
 from ..transforms import draws_nothing_at_random, get_train_transform, get_val_transform
 from .errors import UsageError
@@ -35,7 +36,7 @@ def get_dataset(args) -> Data:
     the whole target domain for Office-31 and friends; the target's test split for the digits; for
     DomainNet the target's training split validates and its test split tests.
     """
-    mode = 'L' if args.arch == 'lenet' else 'RGB'
+    mode = image_mode(args.arch)
     train_t = get_train_transform(args.train_resizing, args.scale, args.ratio, not args.no_hflip,
                                   args.resize_size, args.norm_mean, args.norm_std)
     val_t = get_val_transform(args.val_resizing, args.resize_size, args.norm_mean, args.norm_std)

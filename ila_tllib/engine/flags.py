@@ -12,10 +12,11 @@ from ..affinity import kept_count
 from ..datasets import dataset_name, get_dataset_names
 from ..logged_flags import FLAGS_ADDED_LATER
 from ..losses import METRIC_LOSSES
-from ..models import WEIGHTS, gives_feature_maps, unknown_arch
-from ..pseudo_labels import PSEUDO_LABELLERS, RATIO_TERMS
+from ..models import WEIGHTS, digit_input_size, gives_feature_maps, image_mode, unknown_arch
+from ..parts import takes
+from ..pseudo_labels import PSEUDO_LABELLERS, RATIO_TERMS, KNNPseudoLabeller
 from ..similarity import SIMILARITIES
-from ..transforms import TRAIN_RESIZINGS, VAL_RESIZINGS
+from ..transforms import TRAIN_RESIZINGS, VAL_RESIZINGS, output_size
 from . import precision
 from .errors import UsageError
 from .method import placed_after
@@ -23,11 +24,11 @@ from .ila_term import (DEFAULT_SPECTRAL_FORM, ILA_RELIABILITIES, ILA_SCHEDULES, 
                        SPECTRAL_DOMAINS, SPECTRAL_FORMS, SPECTRAL_SCHEDULES)
 from .moving_average import DEFAULT_MINING_AVERAGE, MINING_AVERAGES
 
-__all__ = ["get_parser", "add_ila_arguments", "check_args", "ila_enabled", "DIGIT_INPUT_SIZE", "FLAGS_ADDED_LATER",
+__all__ = ["get_parser", "add_ila_arguments", "check_args", "ila_enabled", "votes_by_knn", "FLAGS_ADDED_LATER",
            "DEFAULT_MINING_EMA", "DEFAULT_SPECTRAL_FORM", "resolve_derived_defaults", "default_mining_average", "flag_name"]
 
-#: digit backbones and the only input size their flatten layer accepts
-DIGIT_INPUT_SIZE = {"lenet": 28, "dtn": 32}
+#: MSC's temperature when --ila-temperature is not given
+TEMPERATURE = 1.0
 
 #: --ila-mining-ema when it is not given and ILA mines with a kNN vote (knn, consensus): a copy that does not
 #: lag, so ILA mines on a second pass of the current weights (its own dropout masks); 0.99, a lagging average,
@@ -42,8 +43,7 @@ def resolve_derived_defaults(args):
     if getattr(args, 'ila_mining_ema', 0.0) is None:
         # only a kNN vote reads the average; without ILA nothing mines (and a baseline's log stays
         # comparable with one written before the flag existed)
-        mines_knn = args.ila_trade_off > 0 and args.pseudo_label != 'classifier'
-        args.ila_mining_ema = DEFAULT_MINING_EMA if mines_knn else 0.0
+        args.ila_mining_ema = DEFAULT_MINING_EMA if ila_enabled(args) and votes_by_knn(args) else 0.0
     if getattr(args, 'ila_mining_average', 'network') is None:
         args.ila_mining_average = default_mining_average(args.ila_mining_ema)
     if getattr(args, 'ila_mining_similarity', '') is None:
@@ -177,7 +177,7 @@ def add_ila_arguments(p: argparse.ArgumentParser):
                    help='source-only iterations before adaptation (default: %(default)s)')
     g.add_argument('--ila-start-iter', default=0, type=int, help='adaptation iteration at which the ILA loss starts')
     names = ['--ila-temperature'] + ([] if '--temperature' in p._option_string_actions else ['--temperature'])
-    g.add_argument(*names, dest='ila_temperature', default=1.0, type=float,
+    g.add_argument(*names, dest='ila_temperature', default=TEMPERATURE, type=float,
                    help='temperature dividing the similarity in MSC (default: %(default)s)')
     # the angle: on hard shifts the targets' features are shorter than the sources', and the paper's inverse
     # distance then votes for the shortest sources of any class (benchmarks/RESULTS.md)
@@ -200,7 +200,7 @@ def add_ila_arguments(p: argparse.ArgumentParser):
     g.add_argument('--ila-reliability', default='none', choices=list(ILA_RELIABILITIES),
                    help="none: the weight as scheduled; agreement: times the batch's share of targets whose "
                         "pseudo-label the classifier shares")
-    g.add_argument('--ila-ratio-terms', default='top-m', choices=list(RATIO_TERMS),
+    g.add_argument('--ila-ratio-terms', default=RATIO_TERMS[0], choices=list(RATIO_TERMS),
                    help="top-m: the ratio test sums the m most similar like and unlike sources (Eq. 7; default); "
                         "matched: as many unlike as like ones, so that a class with fewer rows in the source "
                         "batch is not ranked down for it (the same on a class-balanced batch)")
@@ -258,6 +258,12 @@ def ila_enabled(args) -> bool:
     return args.ila_trade_off > 0
 
 
+def votes_by_knn(args) -> bool:
+    """Whether ILA's pseudo-labels come from a kNN vote over source features (knn, consensus): what the
+    vote's own flags (the memory, the moving average, the ratio test's terms) act on."""
+    return issubclass(PSEUDO_LABELLERS[args.pseudo_label], KNNPseudoLabeller)
+
+
 def flag_name(dest: str) -> str:
     """The command-line flag of an argparse destination: ila_mining_ema -> --ila-mining-ema."""
     return '--' + dest.replace('_', '-')
@@ -272,11 +278,11 @@ def _check_finite(args):
 
 
 def _check_input_size(args):
-    needed = DIGIT_INPUT_SIZE.get(args.arch)
+    needed = digit_input_size(args.arch)
     if needed is None:
         return
     for flag, resizing in (('--train-resizing', args.train_resizing), ('--val-resizing', args.val_resizing)):
-        size = args.resize_size if resizing == 'res.' else 224
+        size = output_size(resizing, args.resize_size)
         if size != needed:
             raise UsageError(f"-a {args.arch} takes {needed}x{needed} images, but {flag} {resizing} "
                              f"--resize-size {args.resize_size} gives {size}x{size}: use --train-resizing res. "
@@ -317,7 +323,7 @@ def check_args(args, method):
         low_high = getattr(args, name)
         if len(low_high) != 2 or not 0 < low_high[0] <= low_high[1]:
             raise UsageError(f"--{name} takes two positive values, the lower first (got {' '.join(map(str, low_high))})")
-    channels = 1 if args.arch == 'lenet' else 3   # LeNet reads grey images, every other backbone RGB
+    channels = 1 if image_mode(args.arch) == 'L' else 3
     for name in ('norm_mean', 'norm_std'):
         if len(getattr(args, name)) not in (1, channels):
             needs, images = ("1 value", "grey") if channels == 1 else ("1 or 3 values", "RGB")
@@ -355,13 +361,22 @@ def check_args(args, method):
         raise UsageError(f"--ila-mining-average {args.ila_mining_average} chooses what the moving average copies, "
                          f"but ILA mines on no average here (--ila-mining-ema {args.ila_mining_ema:g}); drop it or "
                          f"give --ila-mining-ema > 0")
-    for flag, value in (('--ila-source-bank', args.ila_source_bank), ('--ila-mining-ema', args.ila_mining_ema)):
-        if value > 0 and args.pseudo_label == 'classifier':
-            raise UsageError(f"{flag} feeds the kNN vote, which --pseudo-label classifier does not use; "
-                             f"drop one of them")
+    for flag, given in (('--ila-source-bank', args.ila_source_bank > 0), ('--ila-mining-ema', args.ila_mining_ema > 0),
+                        ('--ila-ratio-terms', args.ila_ratio_terms != RATIO_TERMS[0])):
+        if given and not votes_by_knn(args):
+            raise UsageError(f"{flag} acts on the kNN vote, which --pseudo-label {args.pseudo_label} does not "
+                             f"use; drop one of them")
+    if args.ila_temperature != TEMPERATURE and not takes(METRIC_LOSSES, args.metric_loss, 'temperature'):
+        raise UsageError(f"--ila-temperature {args.ila_temperature:g} divides MSC's similarities, and --metric-loss "
+                         f"{args.metric_loss} has no temperature; drop one of them")
+    adaptation = args.epochs * args.iters_per_epoch
+    if ila_enabled(args) and args.ila_start_iter >= adaptation:
+        raise UsageError(f"--ila-start-iter {args.ila_start_iter} is past the run's last iteration (--epochs "
+                         f"{args.epochs} x -i {args.iters_per_epoch} = {adaptation}): ILA would never run; lower it, "
+                         f"or give --ila-trade-off 0 for the method alone")
     if ila_enabled(args) and kept_count(args.mu, args.batch_size) == 0:
         raise UsageError(f"--mu {args.mu} keeps no target of a batch of {args.batch_size}: the ILA term would be 0")
-    if ila_enabled(args) and args.pseudo_label == 'knn' and args.samples_per_class == 0 and args.k > args.batch_size:
+    if ila_enabled(args) and votes_by_knn(args) and args.samples_per_class == 0 and args.k > args.batch_size:
         raise UsageError(f"--k {args.k} is larger than the source batch (-b {args.batch_size}); lower --k")
     problem = unknown_arch(args.arch)
     if problem:

@@ -160,7 +160,8 @@ class ILATerm:
         return self.trade_off * self.schedule_factor(it)
 
     def __call__(self, f_s, y_s, f_t, logits_t, num_classes, it: int, mining_features=None) -> torch.Tensor:
-        """The weighted term for this batch; ``last_weight`` keeps the weight it was given."""
+        """The unweighted ILA loss of this batch; ``last_weight`` keeps its weight, :math:`\\lambda s(p) r`
+        (the schedule times the reliability), which the trainer multiplies it by."""
         if self.keep_schedule is not None:   # round(μ n) may be 0 early on: nothing kept, the term is 0
             self.miner.mu = max(self.mu * self.keep_schedule(self.progress(it)), 1e-9)
         loss = self.loss(f_s, y_s, f_t, logits_t=logits_t, num_classes=num_classes, mining_features=mining_features)
