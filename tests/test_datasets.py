@@ -1,5 +1,6 @@
 """Tests of ila_tllib.datasets on tiny data generated in tmp_path (CPU, fast)."""
 import os
+import re
 import shutil
 import tarfile
 import zipfile
@@ -568,6 +569,26 @@ def test_offline_export_refuses_foreign_folder_and_replaces_old_export(tmp_path)
     assert od.export_offline_digits(str(root), limit_per_domain=12) == {d: 12 for d in od.OFFLINE_DOMAINS}
     assert len(open(str(root / "image_list" / "mnist.txt")).readlines()) == 12
     assert sorted(os.listdir(str(tmp_path))) == ["digits", "foreign"]
+
+
+@pytest.mark.parametrize("where", ["own_lists", "in_an_export"])
+def test_offline_export_never_replaces_image_lists_of_ones_own(tmp_path, where):
+    # a folder with an image_list/ and a classes.txt of one's own has an export's names but no marker; a
+    # list added to an export's image_list/ is not the export's: neither is replaced, even with force
+    root = tmp_path / "digits"
+    if where == "own_lists":
+        _write(str(root / "image_list" / "mine.txt"), "/data/cat.png 0\n")
+        _write(str(root / "classes.txt"), "cat\ndog\n")
+        told = "classes.txt, image_list"
+    else:
+        od.export_offline_digits(str(root), limit_per_domain=10)
+        _write(str(root / "image_list" / "mine.txt"), "/data/cat.png 0\n")
+        told = os.path.join("image_list", "mine.txt")
+    with pytest.raises(D.DatasetFormatError, match="not an offline-digits export \\({}\\)".format(re.escape(told))):
+        od.export_offline_digits(str(root), limit_per_domain=12, force=True)
+    assert (root / "image_list" / "mine.txt").read_text() == "/data/cat.png 0\n"
+    assert where != "own_lists" or (root / "classes.txt").read_text() == "cat\ndog\n"
+    assert sorted(os.listdir(str(tmp_path))) == ["digits"]      # no temporary folder left
 
 
 def test_offline_export_without_a_newer_domain_is_written_again(tmp_path):

@@ -304,8 +304,8 @@ _SOURCES: Dict[str, Tuple[Callable[[], Tuple[np.ndarray, np.ndarray]], str]] = {
 }
 #: The domains, in the order they are written.
 OFFLINE_DOMAINS = tuple(_SOURCES)
-# Every name an export puts in ROOT; an existing ROOT holding only these (an
-# older or partial export) may be replaced, anything else is left alone.
+# Every name an export puts in ROOT; an existing ROOT that is an export (it
+# holds the marker, of any format) and holds only these may be replaced.
 _OWN_NAMES = set(OFFLINE_DOMAINS) | {"image_list", "classes.txt", MARKER}
 
 
@@ -376,15 +376,33 @@ def _write_domain(tmp: str, domain: str, limit: Optional[int]) -> int:
     return len(lines)
 
 
+def _not_written_by_an_export(root: str) -> List[str]:
+    """What in the existing folder ``root`` no export wrote: all of it without the marker (image lists of
+    one's own are not an export, whatever their names), else the names beyond an export's own, in ROOT and
+    in its image_list folder."""
+    content = set(os.listdir(root))
+    if content and MARKER not in content:
+        return sorted(content)
+    lists = os.path.join(root, "image_list")
+    own_lists = {domain + ".txt" for domain in OFFLINE_DOMAINS}
+    added = sorted(set(os.listdir(lists)) - own_lists) if os.path.isdir(lists) else []
+    return sorted(content - _OWN_NAMES) + [os.path.join("image_list", name) for name in added]
+
+
+def _check_replaceable(root: str) -> None:
+    """Raise :class:`DatasetFormatError` when ``root`` exists and holds anything no export wrote."""
+    foreign = _not_written_by_an_export(root) if os.path.isdir(root) else []
+    if foreign:
+        raise DatasetFormatError("{} already exists and holds files that are not an offline-digits export ({}); "
+                                 "export into a new or empty folder".format(root, ", ".join(foreign)))
+
+
 def _install(tmp: str, root: str) -> None:
     """Move the finished export ``tmp`` to ``root`` with renames only, so a
     reader never sees a half-written ROOT."""
+    _check_replaceable(root)
     if os.path.isdir(root):
         content = set(os.listdir(root))
-        if content - _OWN_NAMES:
-            raise DatasetFormatError(
-                "{} already exists and holds files that are not an offline-digits export ({}); "
-                "export into a new or empty folder".format(root, ", ".join(sorted(content - _OWN_NAMES))))
         if not content:
             os.rmdir(root)
         else:
@@ -437,6 +455,7 @@ def export_offline_digits(root: str, limit_per_domain: Optional[int] = None,
         raise ValueError("limit_per_domain must be a positive integer or None, got {!r}".format(limit_per_domain))
     if not force and is_exported(root, limit_per_domain):
         return dict(_read_marker(root)["counts"])
+    _check_replaceable(root)     # now, not after minutes of writing an export it could not install
     parent = os.path.dirname(root)
     try:
         os.makedirs(parent, exist_ok=True)
