@@ -186,6 +186,37 @@ def test_image_list_that_is_not_utf8(root, tmp_path, capsys):
     assert code == 2 and "tgt.txt: not UTF-8 text" in err
 
 
+
+def test_an_image_list_that_is_a_folder(root, tmp_path):
+    lists = os.path.join(root, "image_list")
+    os.rename(os.path.join(lists, "tgt.txt"), os.path.join(lists, "kept.txt"))
+    os.makedirs(os.path.join(lists, "tgt.txt"))
+    code, err = run_dann(tiny_args(root, tmp_path / "log"))
+    assert code == 2 and f"{os.path.join(lists, 'tgt.txt')} is a folder, not an image list" in err
+
+
+def test_a_class_list_that_is_not_utf8(root, tmp_path):
+    with open(os.path.join(root, "classes.txt"), "wb") as f:
+        f.write(b"zero\none\n\xff\xfetwo\n")
+    code, err = run_dann(tiny_args(root, tmp_path / "log"))
+    assert code == 2 and "classes.txt: not UTF-8 text (bad byte at offset 9)" in err
+
+
+def test_an_image_whose_header_claims_a_huge_size(root, tmp_path):
+    # a PNG header of 30000 x 30000 pixels, beyond PIL's limit against decompression bombs: the run stops on
+    # it with exit 2 naming the file, as on any unreadable image
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    header = chunk(b"IHDR", struct.pack(">IIBBBBB", 30000, 30000, 8, 0, 0, 0, 0))
+    bomb = os.path.join(root, "src", "0", "0.png")
+    with open(bomb, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + header + chunk(b"IEND", b""))
+    code, err = run_dann(tiny_args(root, tmp_path / "log"))
+    assert code == 2 and f"cannot read image {bomb} (DecompressionBombError" in err
+
 def test_mistyped_backend_variable(root, tmp_path):
     done = run_script("ila_dann.py", tiny_args(root, tmp_path / "log"), backend="standlone")
     assert done.returncode == 2 and "Traceback" not in done.stderr

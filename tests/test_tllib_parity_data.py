@@ -106,6 +106,18 @@ def test_built_datasets_give_the_same_samples(tl, tmp_path, monkeypatch, name, d
         assert label_a == label_b and np.array_equal(np.asarray(a), np.asarray(b))
 
 
+def test_parse_data_file_gives_tllibs_pairs(tl, tmp_path):
+    # tllib's ImageList.parse_data_file (public: code written against tllib calls it) on the same list
+    import tllib.vision.datasets.imagelist as tllib_imagelist
+    os.makedirs(tmp_path / "a")
+    for name in ("x.png", "y.png"):
+        Image.new("L", (4, 4)).save(tmp_path / "a" / name)
+    listed = tmp_path / "list.txt"
+    listed.write_text(f"a/x.png 1\n{tmp_path / 'a' / 'y.png'} 0\n")
+    ours = D.ImageList(str(tmp_path), ["zero", "one"], str(listed))
+    theirs = tllib_imagelist.ImageList(str(tmp_path), ["zero", "one"], str(listed))
+    assert ours.parse_data_file(str(listed)) == theirs.parse_data_file(str(listed)) == theirs.samples
+
 def test_imagenet_sketch_names_its_classes_as_tllib_does(tl, tmp_path):
     # tllib names the classes through torchvision's ImageNet(root): ROOT/meta.bin and the train/ folder
     root = tmp_path / "sketch"

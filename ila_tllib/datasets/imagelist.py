@@ -67,6 +67,9 @@ def read_image_list(data_list_file: str, root: str, num_classes: Optional[int] =
     except UnicodeDecodeError as e:
         raise DatasetFormatError("{}: not UTF-8 text (bad byte at offset {}); an image list holds "
                                  "'relative/path label' lines".format(data_list_file, e.start)) from None
+    except IsADirectoryError:
+        raise DatasetFormatError("{} is a folder, not an image list; an image list is a text file of "
+                                 "'relative/path label' lines: move the folder away".format(data_list_file)) from None
     entries = []
     for lineno, raw in enumerate(lines, start=1):
         line = raw.strip()
@@ -126,8 +129,15 @@ def check_files_exist(entries: Sequence[Tuple[str, int, int]], data_list_file: s
 
 def read_class_names(classes_file: str) -> List[str]:
     """Read one class name per line (blank lines skipped, order = label)."""
-    with open(classes_file, "r", encoding="utf-8-sig") as handle:
-        names = [line.strip() for line in handle if line.strip()]
+    try:
+        with open(classes_file, "r", encoding="utf-8-sig") as handle:
+            names = [line.strip() for line in handle if line.strip()]
+    except UnicodeDecodeError as e:
+        raise DatasetFormatError("{}: not UTF-8 text (bad byte at offset {}); it holds one class name per "
+                                 "line".format(classes_file, e.start)) from None
+    except IsADirectoryError:
+        raise DatasetFormatError("{} is a folder, not a class list; it should be a text file with one class "
+                                 "name per line".format(classes_file)) from None
     if not names:
         raise DatasetFormatError("{}: the class list is empty (expected one class name per line)".format(
             classes_file))
@@ -207,7 +217,8 @@ class ImageList(VisionDataset):
             with open(path, "rb") as handle:
                 image = Image.open(handle)
                 return image.convert(self.mode)
-        except (OSError, SyntaxError, ValueError) as e:  # PIL signals broken files with these
+        # PIL signals broken files with these, and a header claiming a huge image with DecompressionBombError
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
             raise DatasetFormatError("cannot read image {} ({}: {}); replace or delete it and its line in {}".format(
                 path, type(e).__name__, e, self.data_list_file)) from None
 
