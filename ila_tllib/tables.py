@@ -171,17 +171,17 @@ def read_run(path: str) -> Optional[Run]:
 
 
 def collect(log_dirs: List[str]) -> List[Run]:
-    runs = []
+    files: Dict[str, str] = {}     # the file itself -> the path as found: a folder named twice counts once
     for d in log_dirs:
-        files = [d] if os.path.isfile(d) else glob.glob(os.path.join(d, "**", "train-*.txt"), recursive=True)
-        for path in sorted(files):
-            run = read_run(path)
-            if run is not None:
-                runs.append(run)
-    # a log dir re-run keeps several train-*.txt; keep the newest finished one per directory
+        found = [d] if os.path.isfile(d) else glob.glob(os.path.join(d, "**", "train-*.txt"), recursive=True)
+        for path in found:
+            files.setdefault(os.path.realpath(path), path)
+    # a log dir re-run keeps several train-*.txt, named by their start: keep the newest finished one per directory
     latest: Dict[str, Run] = {}
-    for run in runs:
-        latest[os.path.dirname(run.path)] = run
+    for real in sorted(files):
+        run = read_run(files[real])
+        if run is not None:
+            latest[os.path.dirname(real)] = run
     return list(latest.values())
 
 

@@ -270,6 +270,22 @@ def test_a_cosine_log_from_before_the_mining_similarity_joins_the_cosine_runs(tm
     rows = _rows(format_table(collect([logs])))
     assert list(rows) == ["ILA-DA+CDAN"] and rows["ILA-DA+CDAN"][2] == "91.0 ± 1.4"   # sample std of 90 and 92
 
+
+def test_a_folder_named_twice_counts_once_and_its_newest_finished_log_is_read(tmp_path):
+    # a log folder re-run holds a log per start (named by its time): the newest finished one is the run;
+    # naming the folder twice (another spelling of the same path) must not make it two seeds
+    from ila_cdan import CDAN
+    from ila_tllib.engine import get_parser
+    log = os.path.join(str(tmp_path), "logs", "Office31_A2W")
+    namespace = get_parser(CDAN()).parse_args(["data/office31", "-s", "A", "-t", "W", "--log", log])
+    _write_log(log, namespace, 90.0, stamp="2024-03-01-10_00_00")
+    _write_log(log, namespace, 92.0, stamp="2024-03-02-10_00_00")
+    with open(os.path.join(log, "train-2024-03-03-10_00_00.txt"), "w") as f:    # started, not finished
+        f.write(repr(namespace) + "\n")
+    again = os.path.join(str(tmp_path), "logs", "..", "logs")
+    runs = collect([os.path.join(str(tmp_path), "logs"), again])
+    assert [run.acc for run in runs] == [92.0]
+
 def test_command_line(tmp_path):
     tllib_log(str(tmp_path / "logs"), "mcc", "A", "W", 0, 94.0)
     # reading logs needs no torch (the package loads its torch parts on first use)
