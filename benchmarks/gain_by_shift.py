@@ -30,6 +30,7 @@ the tasks with target labels; they are not a method. The pairs ahead can only fa
 tie. The rows switched off say ``(off)`` and show no ILA-DA diagnostics.
 """
 import argparse
+import glob
 import os
 import re
 import statistics
@@ -99,18 +100,36 @@ def last_average(path, meter):
     return found
 
 
-def epoch_accuracies(path):
-    """The target accuracy of every epoch's evaluation, in order: its `` * Acc@1`` lines before ``best_acc1``
-    (the lines after it test the best epoch's weights again)."""
-    found = []
+def _log_epochs(path):
+    """The epoch a log starts at (its ``=> resumed from ...: epoch E`` line; 0 for a run started afresh) and
+    the target accuracy of each epoch it evaluates: its `` * Acc@1`` lines before ``best_acc1`` (the lines
+    after it test the best epoch's weights again)."""
+    start, found = 0, []
     with open(path, encoding="utf-8", errors="replace") as f:
         for line in f:
             if line.startswith("best_acc1"):
                 break
+            resumed = re.match(r"=> resumed from .*: epoch (\d+), iteration", line)
             m = re.match(r" \* Acc@1 +([\d.]+)", line)
-            if m:
+            if resumed:
+                start = int(resumed.group(1))
+            elif m:
                 found.append(float(m.group(1)))
-    return found
+    return start, found
+
+
+def epoch_accuracies(path):
+    """The target accuracy of every epoch of the run whose newest log is ``path``, in order. A resumed run's
+    log starts at the epoch it resumed from: the epochs before it come from the earlier logs of its folder
+    (None where none holds them)."""
+    earlier = sorted(glob.glob(os.path.join(os.path.dirname(path), "train-*.txt")))
+    by_epoch = {}
+    for log in earlier[:earlier.index(path) + 1] if path in earlier else [path]:
+        start, found = _log_epochs(log)
+        if start == 0:
+            by_epoch = {}       # a run started afresh: the folder's earlier logs are another run's
+        by_epoch.update((start + i, acc) for i, acc in enumerate(found))
+    return [by_epoch.get(epoch) for epoch in range(max(by_epoch, default=-1) + 1)]
 
 
 def epoch_accuracy(path, epoch):

@@ -195,3 +195,27 @@ def test_a_variant_read_against_the_committed_baselines(tmp_path):
     gain = 99.0 - float(base)
     assert rows == [f"| DANN | M→U | 1 | {float(base):.1f} | 99.0 | {gain:+.1f} | 1/1 | 50 | 71 / "
                     + rows[0].split(" / ")[-1]], done.stdout
+
+
+def test_a_resumed_run_s_epochs_count_from_its_first_log(tmp_path):
+    # killed after epoch 1 of 3 and resumed: the newest log starts at epoch 1, the earlier one holds epoch 0;
+    # a later fresh start in the same folder would be another run, whose epochs alone count
+    from helpers import load_benchmark
+    gain_by_shift = load_benchmark("gain_by_shift")
+    root = str(tmp_path)
+    write_log(root, "DANN", 0, 72.0, [(74, 75)], (), "--ila-trade-off", "0", epoch_accs=(70.0, 72.0))
+    log = os.path.join(root, "DANN", "A2W_seed0")
+    first = os.path.join(log, "train-2026-01-01-00_00_00.txt")
+    resumed = os.path.join(log, "train-2026-01-02-00_00_00.txt")
+    with open(first) as f:
+        namespace = f.readline()
+    with open(resumed, "w") as f:
+        f.write(namespace + "=> resumed from x/resume.pth: epoch 1, iteration 10, best_acc1 70.0\n"
+                " * Acc@1 75.000\n * Acc@1 77.000\nbest_acc1 = 77.0\n * Acc@1 77.000\ntest_acc1 = 77.0\n")
+    assert gain_by_shift.epoch_accuracies(resumed) == [70.0, 75.0, 77.0]
+    assert gain_by_shift.epoch_accuracy(resumed, 0) == 70.0 and gain_by_shift.epoch_accuracy(resumed, -1) == 77.0
+    assert gain_by_shift.epoch_accuracies(first) == [70.0, 72.0]
+    fresh = os.path.join(log, "train-2026-01-03-00_00_00.txt")
+    with open(fresh, "w") as f:
+        f.write(namespace + " * Acc@1 60.000\nbest_acc1 = 60.0\n * Acc@1 60.000\ntest_acc1 = 60.0\n")
+    assert gain_by_shift.epoch_accuracies(fresh) == [60.0]
