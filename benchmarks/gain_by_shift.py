@@ -42,7 +42,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)   # ila_diagnostics, next to this script
 
 from ila_diagnostics import epochs  # noqa: E402
-from ila_tllib.tables import collect  # noqa: E402
+from ila_tllib.tables import collect, missing_folders  # noqa: E402
 
 RESULTS = os.path.join(HERE, "results")
 # the folders with the runs of the default's no-shrink spectral penalty on the paper's inverse distance, seeds 0-4
@@ -250,6 +250,9 @@ def main():
         # the baselines ran without ILA's term, so the angle's sets hold every shift's, whatever --similarity
         args.sets = [os.path.join(RESULTS, baselines_only(s)) for s in DEFAULT_SETS["cosine"]] + args.sets
     try:
+        missing = missing_folders([split_set(entry)[0] for entry in args.sets])
+        if missing:
+            parser.error(f"--sets: {missing}")
         table = rows(args.sets, set(args.seeds), args.similarity, args.accuracy, args.epoch)
     except ValueError as e:
         parser.error(str(e))

@@ -11,8 +11,10 @@ synthetic digits of Ganin & Lempitsky), as house numbers on the photos (``street
 MNIST digits in dark ink on scikit-image's printed pages (``scan``, as a scanned form).
 Every run goes through the example scripts with identical budgets; a method with and without ILA
 shares every baseline flag, and ILA-DA gets only the paper's digits k and μ: the rest are the
-scripts' defaults. Runs are resumable: a run whose log already holds ``test_acc1`` is
-skipped. Each run uses one thread; ``--jobs`` run at once.
+scripts' defaults. Runs are resumable: a run whose folder holds a finished log (``test_acc1``) of the
+same flags is skipped; one of other flags is left alone and named (``--tag`` gives new flags a folder of
+their own), and the script then exits 1, as when a run fails. Each run uses one thread; ``--jobs`` run at
+once.
 
 ``--tasks`` takes any pair of the six domains, or ``all`` for all thirty: ``mnistm:mnist mnistm:uci`` are
 the two shifts from the photo backgrounds back to plain digits, ``syn:mnist syn:mnistm`` two from typeset digits to
@@ -155,30 +157,58 @@ ABLATION_METHODS = {"before-dropout": ["ILA-DA+MDD"]}
 
 
 def run_one(job):
+    """Runs one job, unless its folder holds a finished run: of the same flags it is skipped, of others it is
+    left alone and named (a run is never mixed with, nor overwrites, another one's). Returns
+    ``(log, status, ok)``."""
+    from ila_tllib.tables import collect
     script, flags, log, data_root = job
-    if any(_finished(os.path.join(log, f)) for f in (os.listdir(log) if os.path.isdir(log) else [])):
-        return log, "skipped"
+    finished = collect([log]) if os.path.isdir(log) else []
+    if finished:
+        other = other_flags(script, [data_root] + flags + ["--log", log], finished[0].args)
+        if other:
+            return log, (f"NOT RUN: it holds a finished run with other flags ({', '.join(other)}); give --tag "
+                         f"NAME to run these in a folder of their own"), False
+        return log, "skipped", True
     cmd = [sys.executable, os.path.join(SCRIPTS, script), data_root] + flags + ["--log", log]
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     t0 = time.time()
     done = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     if done.returncode != 0:
-        return log, f"FAILED ({done.returncode}): {done.stderr.strip().splitlines()[-1:]}"
-    return log, f"{time.time() - t0:.0f} s"
+        return log, f"FAILED ({done.returncode}): {done.stderr.strip().splitlines()[-1:]}", False
+    return log, f"{time.time() - t0:.0f} s", True
 
 
-def _finished(path):
-    if not (os.path.basename(path).startswith("train-") and path.endswith(".txt")):
-        return False
-    with open(path, errors="replace") as f:
-        return any(line.startswith("test_acc1 = ") for line in f)
+def other_flags(script, argv, logged):
+    """The flags (``--name logged -> planned``) whose value in a finished run's ``logged`` flags (its
+    :class:`~ila_tllib.tables.Run`'s) differs from
+    what ``script`` would run with ``argv``; where the data and the log lie and how many workers read them
+    do not count (:data:`ila_tllib.tables.IGNORED`)."""
+    from ila_tllib.engine import get_parser
+    from ila_tllib.tables import IGNORED, Run, comparable
+    # read as the tables read a log: the flags added later filled in, the weights a run started from
+    planned = Run(vars(get_parser(script_method(script)).parse_args(argv)), 0.0, "").args
+    return [f"--{k.replace('_', '-')} {logged[k]!r} -> {planned[k]!r}" for k in sorted(set(planned) & set(logged))
+            if k not in IGNORED and comparable(planned[k]) != comparable(logged[k])]
+
+
+def script_method(script):
+    """The method an example script runs (its one subclass of the engine's Method)."""
+    import importlib
+    from ila_tllib.engine import Method
+    if SCRIPTS not in sys.path:
+        sys.path.insert(0, SCRIPTS)
+    module = importlib.import_module(os.path.splitext(script)[0])
+    found = [v for v in vars(module).values()
+             if isinstance(v, type) and issubclass(v, Method) and v.__module__ == module.__name__]
+    return found[0]()
 
 
 def plan_runs(args, data_root):
     """The runs ``args`` asks for: the folder they go to, the folders of the runs they are read with, and one
     ``(script, flags, log, data_root)`` per run. Every run gets COMMON, the budget and ``--flags``; the ILA-DA
     runs also ``--ila-flags`` (and an ablation's variant)."""
-    budget = ["--epochs", str(args.epochs), "-i", str(args.iters_per_epoch), "-p", str(args.iters_per_epoch // 2)]
+    budget = ["--epochs", str(args.epochs), "-i", str(args.iters_per_epoch), "-p",
+              str(max(1, args.iters_per_epoch // 2))]
     ila_flags, every_run = args.ila_flags.split(), args.flags.split()
     # one folder per budget, so that finished runs of another budget are never picked up as done
     budget_dir = f"{args.epochs}x{args.iters_per_epoch}"
@@ -258,22 +288,31 @@ def main():
     if bad:
         parser.error("--tasks takes SOURCE:TARGET pairs of the offline domains ({}), e.g. mnist:uci; got {}".format(
             ", ".join(OFFLINE_DOMAINS), " ".join(bad)))
+    for name in ("jobs", "epochs", "iters_per_epoch"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    from ila_tllib.datasets import DatasetError
     from ila_tllib.tables import collect, format_paired_table, format_table
     data_root = args.data_root or os.path.join(args.out, "data")
-    export_offline_digits(data_root)
+    try:
+        export_offline_digits(data_root)
+    except (DatasetError, ImportError, OSError) as err:
+        parser.error(f"--data-root {data_root}: {err}")
 
     out, baselines, jobs = plan_runs(args, data_root)
     print(f"{len(jobs)} runs, {args.jobs} at a time, {args.epochs} x {args.iters_per_epoch} iterations each")
-    t0 = time.time()
+    t0, all_ran = time.time(), True
     with ThreadPoolExecutor(args.jobs) as pool:
-        for log, status in pool.map(run_one, jobs):
+        for log, status, ok in pool.map(run_one, jobs):
             print(f"  {os.path.relpath(log, out)}: {status}", flush=True)
+            all_ran = all_ran and ok
     print(f"total {time.time() - t0:.0f} s\n")
     runs = collect([out] + [b for b in baselines if os.path.isdir(b)])
     print(format_table(runs))
     print()
     print(format_paired_table(runs))
+    return 0 if all_ran else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

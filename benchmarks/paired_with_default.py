@@ -18,7 +18,7 @@ from collections import defaultdict
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from ila_tllib.tables import average_gain, collect  # noqa: E402
+from ila_tllib.tables import average_gain, collect, missing_folders  # noqa: E402
 
 
 def by_key(runs, parser):
@@ -44,6 +44,9 @@ def main():
     parser.add_argument("--seeds", nargs="+", type=int, default=None, metavar="SEED",
                         help="pair only these seeds (default: every seed in both)")
     args = parser.parse_args()
+    missing = missing_folders([args.variant] + args.more + args.default)
+    if missing:
+        parser.error(missing)
     variant = by_key(collect([args.variant] + args.more), parser)
     default = by_key(collect(args.default), parser)
     differences = defaultdict(lambda: defaultdict(list))      # method -> task -> [variant - default]

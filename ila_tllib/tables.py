@@ -37,7 +37,7 @@ from typing import Dict, List, Optional
 
 from .logged_flags import HISTORY_PREFIX, TLLIB_RESNETS, with_flags_added_later   # not torch: reading logs never needs it
 
-__all__ = ["Run", "read_run", "collect", "format_table", "format_paired_table", "main", "TLLIB_METHODS", "ORIGIN"]
+__all__ = ["Run", "read_run", "collect", "missing_folders", "comparable", "format_table", "format_paired_table", "main", "TLLIB_METHODS", "ORIGIN"]
 
 #: tllib's script (and log folder) names -> the method's name in tllib's tables.
 TLLIB_METHODS = {
@@ -170,6 +170,13 @@ def read_run(path: str) -> Optional[Run]:
     return Run(args, acc, path, method, flags_over_the_run)
 
 
+def missing_folders(log_dirs: List[str]) -> str:
+    """The message for the log folders (or files) named that do not exist, or '' when all do: a mistyped
+    folder must not just leave its runs out of a table."""
+    missing = [d for d in log_dirs if not os.path.exists(d)]
+    return f"no such log directory: {', '.join(missing)}" if missing else ""
+
+
 def collect(log_dirs: List[str]) -> List[Run]:
     files: Dict[str, str] = {}     # the file itself -> the path as found: a folder named twice counts once
     for d in log_dirs:
@@ -185,7 +192,7 @@ def collect(log_dirs: List[str]) -> List[Run]:
     return list(latest.values())
 
 
-def _same(value):
+def comparable(value):
     """Lists and tuples of the same values compare equal (argparse gives a tuple default, a list when given)."""
     return repr(tuple(value)) if isinstance(value, (list, tuple)) else repr(value)
 
@@ -193,7 +200,7 @@ def _same(value):
 def _varying(group: List[Run]) -> List[str]:
     """The flags that split one method's runs into rows: those all its runs have, with more than one value."""
     shared = set.intersection(*(set(r.args) for r in group)) - IGNORED
-    return [k for k in sorted(shared) if len({_same(r.args[k]) for r in group}) > 1]
+    return [k for k in sorted(shared) if len({comparable(r.args[k]) for r in group}) > 1]
 
 
 def _row_names(runs: List[Run]) -> Dict[int, str]:
@@ -279,7 +286,7 @@ def _baseline_rows(runs: List[Run], names: Dict[int, str]) -> Dict[int, str]:
             continue
         # a resumed run with other values ran another recipe: it pairs only with one resumed alike
         rows = {names[id(b)] for b in baselines[r.base] if b.flags_over_the_run == r.flags_over_the_run
-                and all(_same(b.args[k]) == _same(r.args.get(k)) for k in splitting[r.base])}
+                and all(comparable(b.args[k]) == comparable(r.args.get(k)) for k in splitting[r.base])}
         if len(rows) == 1:
             against[id(r)] = rows.pop()
     return against
@@ -342,9 +349,9 @@ def main(argv=None):
     parser.add_argument("--paired", action="store_true",
                         help="also print every ILA-DA row's seed-by-seed gains over the method it is added to")
     args = parser.parse_args(argv)
-    missing = [d for d in args.log_dirs if not os.path.exists(d)]
+    missing = missing_folders(args.log_dirs)
     if missing:
-        print(f"error: no such log directory: {', '.join(missing)}", file=sys.stderr)
+        print(f"error: {missing}", file=sys.stderr)
         return 2
     runs = collect(args.log_dirs)
     text = format_table(runs) + ("\n\n" + format_paired_table(runs) if args.paired else "")

@@ -617,6 +617,42 @@ def test_benchmark_rejects_a_task_outside_the_offline_domains(tmp_path):
     assert not out.exists()   # stopped before exporting anything
 
 
+@pytest.mark.parametrize("bad", [["--jobs", "0"], ["--iters-per-epoch", "0"], ["--epochs", "0"]])
+def test_benchmark_rejects_counts_below_one(tmp_path, bad):
+    out = tmp_path / "out"
+    import subprocess
+    import sys
+    done = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "offline_digits.py"), "--out", str(out),
+                           *bad], capture_output=True, text=True, timeout=120, env=script_env())
+    assert done.returncode == 2 and f"{bad[0]} must be at least 1" in done.stderr and "Traceback" not in done.stderr
+    assert not out.exists()
+
+
+def test_benchmark_skips_a_finished_run_of_the_same_flags_and_keeps_one_of_others(tmp_path):
+    # a folder that holds a finished run: skipped when it ran with the planned flags (the data folder may
+    # have moved); left alone and named when it ran with others, with exit status not ok
+    from helpers import load_benchmark
+    from ila_dann import DANN
+    from ila_tllib.engine import get_parser
+    bench = load_benchmark("offline_digits")
+    args = bench.get_parser().parse_args(["--methods", "ILA-DA+DANN", "--tasks", "mnist:uci", "--seeds", "0",
+                                          "--iters-per-epoch", "1", "--out", str(tmp_path / "out")])
+    _, _, [job] = bench.plan_runs(args, "DATA")
+    script, flags, log, data_root = job
+    assert flags[flags.index("-p") + 1] == "1"        # half the epoch, at least 1
+
+    def finished(*changed):
+        namespace = get_parser(DANN()).parse_args(["MOVED"] + flags + list(changed) + ["--log", log])
+        os.makedirs(log, exist_ok=True)
+        with open(os.path.join(log, "train-2026-01-01-00_00_00.txt"), "w") as f:
+            f.write(repr(namespace) + "\nmethod: ila_dann\n * Acc@1 50.000\nbest_acc1 = 50.0\ntest_acc1 = 50.0\n")
+    finished()
+    assert bench.run_one(job) == (log, "skipped", True)
+    finished("--k", "5")
+    _, status, ok = bench.run_one(job)
+    assert not ok and status.startswith("NOT RUN: it holds a finished run with other flags (--k 5 -> 3)")
+    assert "--tag" in status and len(os.listdir(log)) == 1
+
 def test_offline_benchmark_flags_reach_the_runs_they_name():
     # --flags reaches every run, baselines included (a control); --ila-flags only ILA-DA's, after its k and mu
     from helpers import load_benchmark

@@ -219,3 +219,13 @@ def test_a_resumed_run_s_epochs_count_from_its_first_log(tmp_path):
     with open(fresh, "w") as f:
         f.write(namespace + " * Acc@1 60.000\nbest_acc1 = 60.0\n * Acc@1 60.000\ntest_acc1 = 60.0\n")
     assert gain_by_shift.epoch_accuracies(fresh) == [60.0]
+
+
+def test_a_mistyped_folder_is_named(tmp_path):
+    root = str(tmp_path)
+    write_log(root, "DANN", 0, 80.0, [(74, 75)], (), "--ila-trade-off", "0")
+    write_log(root, "ILA-DA+DANN", 0, 85.0, [(66, 70)], (60.0,))
+    typo = str(tmp_path / "typo")
+    done = subprocess.run([sys.executable, SCRIPT, "--sets", root, typo + "=DANN"], capture_output=True, text=True,
+                          cwd=REPO)
+    assert done.returncode == 2 and f"--sets: no such log directory: {typo}" in done.stderr

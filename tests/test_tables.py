@@ -316,6 +316,10 @@ def test_an_ablation_paired_with_the_default_seed_by_seed(tmp_path):
     assert "| ILA-DA+CDAN | A→W +0.5 (-1.0 .. +2.0); D→W +0.5 (+0.5 .. +0.5) | +0.5 | 2/3 |" in done.stdout
     done = subprocess.run([sys.executable, script, variant, str(tmp_path / "none")], capture_output=True, text=True,
                           cwd=REPO)
+    assert done.returncode == 2 and f"no such log directory: {tmp_path / 'none'}" in done.stderr
+    os.makedirs(tmp_path / "empty")
+    done = subprocess.run([sys.executable, script, variant, str(tmp_path / "empty")], capture_output=True, text=True,
+                          cwd=REPO)
     assert done.returncode == 2 and "no ILA-DA run of the same method, task and seed" in done.stderr
     # a folder holding the ablation's runs next to the default's would pair some runs with themselves
     done = subprocess.run([sys.executable, script, variant, str(tmp_path)], capture_output=True, text=True, cwd=REPO)
