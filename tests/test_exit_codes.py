@@ -651,3 +651,15 @@ def test_an_offline_digits_root_that_cannot_be_made_is_bad_input(tmp_path, where
     line = one_error(done, 2)
     assert f"cannot create a folder for {root}" in line and "choose a root folder that can be written" in line, line
     assert not os.path.exists(root) and line in only_log(log, "train")
+
+
+def test_a_disk_error_outside_the_checkpoints_names_the_file_and_a_fix_that_fits():
+    # reading the data without access is not a full disk: the fix named is access or another folder
+    import errno
+    from ila_tllib.engine.errors import classify
+    denied = PermissionError(errno.EACCES, "Permission denied", "/data/own/image_list/src.txt")
+    assert classify(denied) == (2, "permission denied (/data/own/image_list/src.txt): give access to it, or choose "
+                                   "another folder (ROOT for the data, --log for the run's files)")
+    full = OSError(errno.ENOSPC, "No space left on device", "/data/.digits.tmp-x/mnist/0.png")
+    assert classify(full) == (2, "no space left on the device (/data/.digits.tmp-x/mnist/0.png): free space there")
+    assert classify(OSError(errno.EIO, "Input/output error")) is None      # not one a user fixes: a bug report

@@ -36,6 +36,7 @@ DIVERGENCE_FIX = "lower --lr or the loss weights --trade-off and --ila-trade-off
 _DISK_ERRNOS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
                 errno.EROFS: "read-only file system", errno.EACCES: "permission denied",
                 errno.EPERM: "operation not permitted"}
+_FULL = {errno.ENOSPC, errno.EDQUOT}     # the rest: no right to read or write there
 
 
 class UsageError(Exception):
@@ -77,9 +78,12 @@ def classify(error: BaseException) -> Optional[Tuple[int, str]]:
         return EXIT_DIVERGED, str(error)
     if isinstance(error, PeerStopped):
         return error.code, str(error)
-    problem = disk_problem(error)
-    if problem is not None:
-        return EXIT_USAGE, f"{problem}: free space or choose a writable --log folder on another disk"
+    if isinstance(error, OSError) and error.errno in _DISK_ERRNOS:
+        # a checkpoint's own write says more (engine.run); this is any other file, read or written
+        where = f" ({error.filename})" if error.filename else ""
+        fix = "free space there" if error.errno in _FULL else \
+            "give access to it, or choose another folder (ROOT for the data, --log for the run's files)"
+        return EXIT_USAGE, f"{_DISK_ERRNOS[error.errno]}{where}: {fix}"
     return None
 
 
