@@ -3,6 +3,7 @@ import os
 import re
 import shutil
 import tarfile
+import time
 import zipfile
 
 import numpy as np
@@ -227,6 +228,9 @@ def test_benchmark_network_download_failure_is_reported(tmp_path, monkeypatch):
 
     monkeypatch.setattr(benchmark, "download_url", failing)
     monkeypatch.setenv(D.MIRROR_ENV, "https://mirror.invalid/data/")
+    killed = tmp_path / "oh" / ".image_list.zip.killed"          # a download killed a day ago left this
+    _write(str(killed / "image_list.zip"), "partial")
+    os.utime(str(killed), (time.time() - 86400,) * 2)
     with pytest.raises(D.DatasetNotFoundError) as err:
         D.OfficeHome(str(tmp_path / "oh"), "Cl", download=True)
     assert calls == [("https://mirror.invalid/data/OfficeHome/image_list.zip", str(tmp_path / "oh"),
@@ -600,6 +604,18 @@ def test_offline_export_without_a_newer_domain_is_written_again(tmp_path):
     assert od.export_offline_digits(root, limit_per_domain=10) == {d: 10 for d in od.OFFLINE_DOMAINS}
     assert od.is_exported(root, 10)
 
+
+def test_an_export_removes_what_a_killed_one_left_and_spares_a_live_one(tmp_path):
+    # a killed export leaves its staging folder next to ROOT: the next export removes it once it is older
+    # than any live export's could be; a recent one may be another process's, and stays
+    from ila_tllib.datasets.staging import STALE_AFTER_S
+    killed, live = tmp_path / ".digits.tmp-killed", tmp_path / ".digits.tmp-live"
+    for folder in (killed, live):
+        _write(str(folder / "mnist" / "0.png"), "half-written")
+    old = time.time() - STALE_AFTER_S - 60
+    os.utime(str(killed), (old, old))
+    od.export_offline_digits(str(tmp_path / "digits"), limit_per_domain=10)
+    assert sorted(os.listdir(str(tmp_path))) == [".digits.tmp-live", "digits"]
 
 def run_offline_benchmark(out, *tasks):
     """benchmarks/offline_digits.py as a user runs it, with ``--out out --tasks tasks``."""

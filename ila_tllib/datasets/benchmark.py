@@ -19,6 +19,7 @@ from torchvision.datasets.utils import download_url, extract_archive
 
 from .errors import DatasetNotFoundError, UnknownDomainError, not_found_message
 from .imagelist import ImageList
+from .staging import remove_stale_staging
 
 __all__ = ["BenchmarkImageList", "MIRROR_ENV", "STALL_TIMEOUT_S", "fetch_missing", "download_advice",
            "mirror_url", "stall_timeout"]
@@ -105,6 +106,7 @@ def _fetch(url: str, root: str, archive: str) -> None:
     """Download ``archive`` (or take it from a local mirror, or from ``ROOT/<archive>`` put there by hand)
     and unpack it, both in a staging folder inside ROOT; only a complete unpacking is renamed into place,
     so an interrupted download or a truncated archive leaves nothing behind that looks finished."""
+    remove_stale_staging(root, ".{}.".format(archive))     # what a killed download left
     staging = tempfile.mkdtemp(prefix=".{}.".format(archive), dir=root)
     try:
         by_hand = os.path.join(root, archive)

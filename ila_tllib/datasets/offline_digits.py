@@ -61,6 +61,7 @@ from PIL import Image
 
 from .errors import DatasetFormatError, DatasetNotFoundError, UnknownDomainError, not_found_message
 from .imagelist import ImageList, read_class_names
+from .staging import remove_stale_staging
 
 __all__ = ["OfflineDigits", "export_offline_digits", "is_exported", "load_source", "uci_to_mnist_frame",
            "OFFLINE_DOMAINS"]
@@ -457,6 +458,8 @@ def export_offline_digits(root: str, limit_per_domain: Optional[int] = None,
         return dict(_read_marker(root)["counts"])
     _check_replaceable(root)     # now, not after minutes of writing an export it could not install
     parent = os.path.dirname(root)
+    for kind in ("tmp", "old"):      # what a killed export left next to ROOT
+        remove_stale_staging(parent, ".{}.{}-".format(os.path.basename(root), kind))
     try:
         os.makedirs(parent, exist_ok=True)
         tmp = tempfile.mkdtemp(prefix="." + os.path.basename(root) + ".tmp-", dir=parent)
