@@ -144,3 +144,22 @@ def test_mdd_ila_features_is_an_ila_flag(capsys, ila_trade_off, said):
     capsys.readouterr()
     lenet_trainer(MDD(), "--ila-features", "before-dropout", "--ila-trade-off", ila_trade_off)
     assert ("ILA reads:" in capsys.readouterr().out) == said
+
+
+def test_the_affinity_figure_reads_mdd_s_head_without_its_dropout():
+    # MDD's head holds Dropout(0.5): the figure's classifier pseudo-labels and confidences must be those of
+    # the network in evaluation mode, the same whatever the random state (oracle: the head in eval mode)
+    from ila_tllib.engine.analysis import batch_affinity
+    trainer, classifier, _ = lenet_trainer(MDD(), "--pseudo-label", "classifier")
+    assert any(isinstance(m, nn.Dropout) for m in classifier.head.modules())
+    batch = images(6, seed=4)
+    x_s, x_t, y_s = batch.inputs[batch.source], batch.inputs[batch.target], batch.labels_s
+    scores = []
+    for seed in (1, 2):
+        classifier.train()
+        torch.manual_seed(seed)
+        scores.append(batch_affinity(classifier, MDD(), trainer.args, x_s, y_s, x_t, 3).ratio)
+    assert torch.equal(scores[0], scores[1])
+    with torch.no_grad():
+        expected = classifier.head(MDD().feature_extractor(classifier)(x_t)).softmax(1).max(1).values
+    assert torch.allclose(scores[0], expected)

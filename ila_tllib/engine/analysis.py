@@ -12,7 +12,20 @@ from .data import own_generator, with_transform
 from .errors import UsageError
 from .ila_term import build_ila_loss
 
-__all__ = ["analyse"]
+__all__ = ["analyse", "batch_affinity"]
+
+
+def batch_affinity(classifier, method, args, x_s, y_s, x_t, num_classes):
+    """The ILA loss module after it mined one source and one target batch through the trained network in
+    evaluation mode (no dropout: a head with its own, as MDD's, would otherwise perturb the classifier's
+    pseudo-labels); its ``pseudo_labels``, ``ratio`` and ``kept`` say what it decided."""
+    classifier.eval()
+    features = method.feature_extractor(classifier)
+    with torch.no_grad():
+        f_s, f_t = features(x_s), features(x_t)
+        ila = build_ila_loss(args, k=min(args.k, f_s.shape[0]))
+        ila(f_s, y_s, f_t, logits_t=classifier.head(f_t), num_classes=num_classes)
+    return ila
 
 
 def analyse(classifier, method, data, args, device, log_dir):
@@ -42,12 +55,7 @@ def analyse(classifier, method, data, args, device, log_dir):
     x_s, y_s = next(iter(DataLoader(source, batch_sampler=sampler)))[:2]
     n_t = min(len(data.val), max(x_s.shape[0], 2))
     x_t, y_t = next(iter(DataLoader(data.val, batch_size=n_t, shuffle=True)))[:2]
-    features.eval()
-    with torch.no_grad():
-        f_s, f_t = features(x_s.to(device)), features(x_t.to(device))
-        logits_t = classifier.head(f_t)
-        ila = build_ila_loss(args, k=min(args.k, f_s.shape[0]))
-        ila(f_s, y_s.to(device), f_t, logits_t=logits_t, num_classes=data.num_classes)
+    ila = batch_affinity(classifier, method, args, x_s.to(device), y_s.to(device), x_t.to(device), data.num_classes)
     figure = os.path.join(log_dir, 'visualize', 'affinity.png')
     plot_affinity(y_s, y_t, ila.pseudo_labels.cpu(), ila.kept.cpu(), figure)
     precision = (ila.pseudo_labels.cpu() == y_t)[ila.kept.cpu()].float().mean().item() * 100 if ila.kept.any() else 0.0
