@@ -15,6 +15,11 @@ class _ResumableBatchSampler(Sampler[List[int]]):
     pass_index: int = 0
     skip: int = 0
 
+    def _shard(self, num_replicas: int, rank: int):
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"rank {rank} outside [0, {num_replicas})")
+        self.num_replicas, self.rank = num_replicas, rank
+
     def _generator(self) -> torch.Generator:
         return torch.Generator().manual_seed(self.seed * 1_000_003 + self.pass_index)
 
@@ -104,10 +109,9 @@ class ClassBalancedSampler(_ResumableBatchSampler):
         if self.batch_size % num_replicas != 0:
             raise ValueError(f"the global batch of {self.batch_size} samples cannot be split evenly over "
                              f"{num_replicas} processes; change --samples-per-class or the process count")
-        if not 0 <= rank < num_replicas:
-            raise ValueError(f"rank {rank} outside [0, {num_replicas})")
+        self._shard(num_replicas, rank)
         self.num_samples = labels.numel()
-        self.seed, self.num_replicas, self.rank = seed, num_replicas, rank
+        self.seed = seed
         self.pass_index = 0
 
     def __len__(self) -> int:
@@ -152,8 +156,8 @@ class RandomBatchSampler(_ResumableBatchSampler):
             raise ValueError(f"cannot draw batches of {batch_size} from {num_samples} samples")
         if batch_size % num_replicas != 0:
             raise ValueError(f"the batch of {batch_size} cannot be split evenly over {num_replicas} processes")
+        self._shard(num_replicas, rank)
         self.num_samples, self.batch_size, self.seed = num_samples, batch_size, seed
-        self.num_replicas, self.rank = num_replicas, rank
         self.pass_index, self.skip = 0, 0
 
     def __len__(self) -> int:

@@ -77,6 +77,20 @@ def test_bad_arguments():
         ClassBalancedSampler(LABELS, samples_per_class=2, classes_per_batch=9)
 
 
+def test_set_epoch_draws_that_pass_and_a_rank_outside_the_processes_is_refused():
+    from ila_tllib import RandomBatchSampler
+    for make in (lambda **kw: ClassBalancedSampler(LABELS, samples_per_class=2, seed=3, **kw),
+                 lambda **kw: RandomBatchSampler(60, 10, seed=3, **kw)):
+        walked = make()
+        passes = [list(walked) for _ in range(3)]           # passes 0, 1, 2 in turn
+        jumped = make()
+        jumped.set_epoch(2)                                 # as DistributedSampler.set_epoch
+        assert list(jumped) == passes[2] != passes[1]
+        for rank in (-1, 2):
+            with pytest.raises(ValueError, match=rf"rank {rank} outside \[0, 2\)"):
+                make(num_replicas=2, rank=rank)
+
+
 def test_ranks_split_the_global_batch():
     full = list(ClassBalancedSampler(LABELS, samples_per_class=2, seed=5))
     ranks = [list(ClassBalancedSampler(LABELS, samples_per_class=2, seed=5, num_replicas=2, rank=r))
