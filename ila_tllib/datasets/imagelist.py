@@ -35,6 +35,21 @@ IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tif
 _MAX_MISSING_SHOWN = 5
 
 
+def _text_lines(path: str, kind: str, holds: str) -> List[str]:
+    """The lines of the text file ``path`` (``kind``, e.g. "an image list", which ``holds`` such lines); a
+    file that is not UTF-8, or a folder in its place, raises DatasetFormatError naming it."""
+    try:
+        # utf-8-sig: a byte-order mark (Windows editors write one) is not part of the first line
+        with open(path, "r", encoding="utf-8-sig") as handle:
+            return handle.readlines()
+    except UnicodeDecodeError as e:
+        raise DatasetFormatError("{}: not UTF-8 text (bad byte at offset {}); {} holds {}".format(
+            path, e.start, kind, holds)) from None
+    except IsADirectoryError:
+        raise DatasetFormatError("{} is a folder, not {}: {} is a text file of {}; move the folder away".format(
+            path, kind, kind, holds)) from None
+
+
 def read_image_list(data_list_file: str, root: str, num_classes: Optional[int] = None,
                     first_label: int = 0) -> List[Tuple[str, int, int]]:
     """Parse an image list file.
@@ -60,16 +75,7 @@ def read_image_list(data_list_file: str, root: str, num_classes: Optional[int] =
         DatasetFormatError: on a malformed line, a label out of range or a list
             without any sample.
     """
-    try:
-        # utf-8-sig: a byte-order mark (Windows editors write one) is not part of the first path
-        with open(data_list_file, "r", encoding="utf-8-sig") as handle:
-            lines = handle.readlines()
-    except UnicodeDecodeError as e:
-        raise DatasetFormatError("{}: not UTF-8 text (bad byte at offset {}); an image list holds "
-                                 "'relative/path label' lines".format(data_list_file, e.start)) from None
-    except IsADirectoryError:
-        raise DatasetFormatError("{} is a folder, not an image list; an image list is a text file of "
-                                 "'relative/path label' lines: move the folder away".format(data_list_file)) from None
+    lines = _text_lines(data_list_file, "an image list", "'relative/path label' lines")
     entries = []
     for lineno, raw in enumerate(lines, start=1):
         line = raw.strip()
@@ -129,15 +135,8 @@ def check_files_exist(entries: Sequence[Tuple[str, int, int]], data_list_file: s
 
 def read_class_names(classes_file: str) -> List[str]:
     """Read one class name per line (blank lines skipped, order = label)."""
-    try:
-        with open(classes_file, "r", encoding="utf-8-sig") as handle:
-            names = [line.strip() for line in handle if line.strip()]
-    except UnicodeDecodeError as e:
-        raise DatasetFormatError("{}: not UTF-8 text (bad byte at offset {}); it holds one class name per "
-                                 "line".format(classes_file, e.start)) from None
-    except IsADirectoryError:
-        raise DatasetFormatError("{} is a folder, not a class list; it should be a text file with one class "
-                                 "name per line".format(classes_file)) from None
+    names = [line.strip() for line in _text_lines(classes_file, "a class list", "one class name per line")
+             if line.strip()]
     if not names:
         raise DatasetFormatError("{}: the class list is empty (expected one class name per line)".format(
             classes_file))
