@@ -246,3 +246,13 @@ def test_resnet_weights_v1_unless_asked(monkeypatch, capsys, choice, expected):
     assert torch.equal(backbone.conv1.weight, reference.conv1.weight) and backbone.out_features == 2048
     get_model("resnet50", scratch=True)
     assert len(asked) == 1 and "=> backbone weights: none (--scratch)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("arch", ["ig_resnext101_32x8d", "resnet50.a1_in1k"])
+def test_timm_names_it_maps_to_others_are_backbones(arch):
+    # tllib's ImageNet-Sketch task list names ig_resnext101_32x8d, which timm now maps to a tagged model and
+    # leaves out of list_models(); a name with its weights' tag is a model too
+    import timm
+    from ila_tllib.models import unknown_arch
+    assert arch not in timm.list_models() and unknown_arch(arch) is None
+    assert "unknown architecture 'ig_resnext101'" in unknown_arch("ig_resnext101")
