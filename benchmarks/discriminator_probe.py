@@ -30,6 +30,7 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+from argtypes import at_least, fraction  # noqa: E402
 from knn_vote_probe import ProbeError, _features, ila_batches, load_finished_run  # noqa: E402
 from ila_tllib.engine.ila_term import ratio_auc  # noqa: E402
 
@@ -102,11 +103,13 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+", metavar="RUN")
     parser.add_argument("--data-root", default=None, help="the data the runs read, if it moved since")
-    parser.add_argument("--samples", type=int, default=2000, help="source and target images read (default: 2000)")
-    parser.add_argument("--batches", type=int, default=100)
-    parser.add_argument("--k", type=int, default=3)
-    parser.add_argument("--mu", type=float, default=0.75)
+    parser.add_argument("--samples", type=at_least(2), default=2000, help="source and target images read (default: 2000)")
+    parser.add_argument("--batches", type=at_least(1), default=100)
+    parser.add_argument("--k", type=at_least(1), default=3)
+    parser.add_argument("--mu", type=fraction, default=0.75)
     args = parser.parse_args()
+    if args.k >= args.samples:
+        parser.error(f"--k {args.k} needs more than {args.k} --samples (got {args.samples})")
     by_task = defaultdict(list)
     print("| method | task | seed | " + " | ".join(COLUMNS) + " |")
     print("|---|---|---|" + "---|" * len(COLUMNS))
@@ -115,14 +118,14 @@ def main():
             run, result = probe(run_dir, args.data_root, args.samples, args.batches, args.k, args.mu)
         except ProbeError as e:
             parser.error(str(e))
-        by_task[(run.base, run.task)].append(result)
-        print(f"| {run.base} | {run.task} | {run.args.get('seed')} | "
+        by_task[(run.method, run.task)].append(result)     # a baseline and ILA-DA on it: two rows
+        print(f"| {run.method} | {run.task} | {run.args.get('seed')} | "
               + " | ".join(cell(result[c], fmt) for c, fmt in COLUMNS.items()) + " |")
     print()
     print("| method | task | runs | " + " | ".join(COLUMNS) + " |")
     print("|---|---|---|" + "---|" * len(COLUMNS))
-    for (base, task), results in sorted(by_task.items()):
-        print(f"| {base} | {task} | {len(results)} | "
+    for (method, task), results in sorted(by_task.items()):
+        print(f"| {method} | {task} | {len(results)} | "
               + " | ".join(cell(mean_of(r[c] for r in results), fmt) for c, fmt in COLUMNS.items()) + " |")
 
 

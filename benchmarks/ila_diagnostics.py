@@ -3,7 +3,8 @@
     python benchmarks/ila_diagnostics.py LOGDIR [LOGDIR ...]
 
 Reads the ``ILA: ...`` line each epoch of a log ends with (target labels are read by the scripts for these
-lines only, never for training) and prints, per method and task, the mean over seeds of: pseudo-label
+lines only, never for training) and prints, per row of the tables (a method and the flags that vary between
+its runs) and task, the mean over seeds of: pseudo-label
 precision of the kept targets and of all targets, Γ's AUC (right above wrong pseudo-labels), the share of
 +1 affinities that pair different classes, the targets kept per batch, and the ILA weight applied.
 """
@@ -17,7 +18,7 @@ from collections import defaultdict
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from ila_tllib.tables import collect  # noqa: E402
+from ila_tllib.tables import collect, missing_folders, row_names  # noqa: E402
 
 # n/a: no batch of the epoch gave the value (e.g. no kept target)
 PATTERN = re.compile(r"pseudo-label precision ([\d.]+%|n/a) kept / ([\d.]+%|n/a) all, ratio AUC ([\d.]+|n/a), "
@@ -43,11 +44,18 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("logdirs", nargs="+")
     args = parser.parse_args()
+    missing = missing_folders(args.logdirs)
+    if missing:
+        parser.error(missing)
     groups = defaultdict(list)
-    for run in collect(args.logdirs):
+    runs = collect(args.logdirs)
+    names = row_names(runs)         # the tables' rows: runs of other flags (an ablation) are not pooled
+    for run in runs:
         rows = epochs(run.path)
         if rows:
-            groups[(run.method, run.task)].append(rows)
+            groups[(names[id(run)], run.task)].append(rows)
+    if not groups:
+        parser.error("no finished ILA-DA run with ILA's per-epoch lines in these folders")
     for (method, task), runs in sorted(groups.items()):
         print(f"\n{method}, {task} ({len(runs)} runs): mean over runs per epoch")
         print("| epoch | " + " | ".join(COLUMNS) + " |")

@@ -20,6 +20,8 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from argtypes import at_least  # noqa: E402
 from ila_tllib import ILALoss, InverseEuclideanSimilarity  # noqa: E402
 
 DISTRIBUTIONS = {   # name -> (centre scale, common offset, within-class spread, ReLU)
@@ -60,10 +62,12 @@ def errors(ours, ref):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=124, help="sources (and targets); a multiple of 31")
-    parser.add_argument("--dim", type=int, default=256)
-    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--n", type=at_least(31), default=124, help="sources (and targets); a multiple of 31")
+    parser.add_argument("--dim", type=at_least(1), default=256)
+    parser.add_argument("--seeds", type=at_least(1), default=5)
     args = parser.parse_args()
+    if args.n % 31:
+        parser.error(f"--n {args.n} must be a multiple of 31 (the batches it draws hold 31 classes' rows)")
     print(f"n = {args.n} + {args.n}, d = {args.dim}, k = 5, mu = 0.67, worst of {args.seeds} seeds; reference: "
           f"the same features in float64\n")
     print("| features | path (float32 in) | max abs error of φ | loss rel. error | gradient error "

@@ -34,6 +34,8 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from argtypes import at_least  # noqa: E402
 from ila_tllib import ILALoss  # noqa: E402
 from ila_tllib.affinity import kept_count  # noqa: E402
 
@@ -143,10 +145,10 @@ def check_agreement(f_s, y_s, f_t, num_classes, fused, composable):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[32, 124, 248, 512, 2048])
-    parser.add_argument("--dim", type=int, default=256)
-    parser.add_argument("--repeat", type=int, default=100)
-    parser.add_argument("--count-n", type=int, default=124, help="n at which leaf aten calls are counted")
+    parser.add_argument("--sizes", type=at_least(2 * K + 2), nargs="+", default=[32, 124, 248, 512, 2048])
+    parser.add_argument("--dim", type=at_least(1), default=256)
+    parser.add_argument("--repeat", type=at_least(1), default=100)
+    parser.add_argument("--count-n", type=at_least(2 * K + 2), default=124, help="n at which leaf aten calls are counted")
     parser.add_argument("--loop-max", type=int, default=2048, help="largest n for which the row-wise loop is timed")
     parser.add_argument("--oracle-max", type=int, default=512, help="largest n for which the loop oracle is timed")
     parser.add_argument("--memory", type=int, nargs="*", default=None, metavar="N",

@@ -38,6 +38,8 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, "examples", "domain_adaptation"))
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from argtypes import at_least, fraction  # noqa: E402
 from ila_tllib import ILALoss  # noqa: E402
 from ila_tllib.similarity import get_similarity  # noqa: E402
 from ila_tllib.tables import parse_namespace, read_run  # noqa: E402
@@ -199,7 +201,10 @@ def load_finished_run(run_dir, data_root=None):
     with open(log, encoding="utf-8", errors="replace") as f:
         line = next(line for line in f if line.startswith("Namespace("))
     flags = parse_namespace(line)   # as logged: read_run's args carry the tables' reading of the weights
-    args = argparse.Namespace(**{**flags, "root": data_root or flags["root"], "cache_images": False})
+    root = data_root or flags["root"]
+    if not os.path.isdir(root):     # a dataset class would download or export other data there
+        raise ProbeError(f"the data the run read are not at {root}; give --data-root DIR where they lie")
+    args = argparse.Namespace(**{**flags, "root": root, "cache_images": False})
     with contextlib.redirect_stdout(io.StringIO()):      # the transforms and the model the scripts print
         source, _, _, test, num_classes = get_dataset(args)[:5]
         classifier = build_classifier(args, method, num_classes, torch.device("cpu"))
@@ -256,14 +261,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+", help="run folders (each a --log of a finished run)")
     parser.add_argument("--data-root", default=None, help="the dataset root, if not the one in the logs")
-    parser.add_argument("--samples", type=int, default=2000, help="images per domain (default: 2000)")
-    parser.add_argument("--batches", type=int, default=100, help="ILA batches drawn (default: 100)")
+    parser.add_argument("--samples", type=at_least(2), default=2000, help="images per domain (default: 2000)")
+    parser.add_argument("--batches", type=at_least(1), default=100, help="ILA batches drawn (default: 100)")
     parser.add_argument("--label-free", action="store_true",
                         help="also what ILA could read of its vote without target labels, with the run's own "
                              "similarity, on the kept targets: " + ", ".join(LABEL_FREE).replace("%", "%%"))
-    parser.add_argument("--k", type=int, default=None,
+    parser.add_argument("--k", type=at_least(1), default=None,
                         help="the vote's k instead of the log's (a baseline's log holds the defaults ILA did not use)")
-    parser.add_argument("--mu", type=float, default=None, help="the ratio test's mu instead of the log's")
+    parser.add_argument("--mu", type=fraction, default=None, help="the ratio test's mu instead of the log's")
     parser.add_argument("--mutual", action="store_true",
                         help="also the mutual-nearest-neighbour filter, with the run's own similarity: the share of "
                              "targets it keeps and how often their kNN pseudo-label is right")

@@ -27,12 +27,14 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples",
                                 "domain_adaptation"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from argtypes import at_least  # noqa: E402
 from ila_cdan import CDAN  # noqa: E402
-from ila_tllib.engine import BatchPlan, Trainer, get_parser  # noqa: E402
+from ila_tllib.engine import BatchPlan, Trainer, UsageError, check_args, get_parser  # noqa: E402
 from ila_tllib.engine.ila_term import build_ila_term  # noqa: E402
 from ila_tllib.engine.precision import prepare_modules  # noqa: E402
 from ila_tllib.engine.run import build_classifier  # noqa: E402
-from ila_tllib.models import DIGIT_ARCHS  # noqa: E402
+from ila_tllib.models import digit_input_size, image_mode  # noqa: E402
 
 
 EXTRA_ROWS = "CDAN + ILA's rows, no ILA term"
@@ -41,13 +43,20 @@ EXTRA_ROWS = "CDAN + ILA's rows, no ILA term"
 def build_trainers(opts, device, speed_flags, script_flags):
     """CDAN's and ILA-DA+CDAN's trainers over one network (built with ``speed_flags``) and its optimiser, with
     ILA-DA's flags as the scripts parse them (``script_flags`` after the paper's digits k and μ)."""
-    digits = opts.arch in DIGIT_ARCHS
+    size = digit_input_size(opts.arch)        # a digit backbone: its own image size and colours, no pool
+    digits = [] if size is None else ["--no-pool", "--train-resizing", "res.", "--val-resizing", "res.",
+                                      "--resize-size", str(size)] + \
+        (["--norm-mean", "0.5", "--norm-std", "0.5"] if image_mode(opts.arch) == "L" else [])
     flags = ["root", "-s", "s", "-t", "t", "-a", opts.arch, "--scratch", "--k", "3", "--mu", "0.75",
-             "-b", str(opts.batch_size)] + (["--no-pool"] if digits else []) + speed_flags + script_flags
+             "-b", str(opts.batch_size)] + digits + speed_flags + script_flags
     method = CDAN()
     scripts = get_parser(method)
     scripts.usage = "%(prog)s [--arch ... --iters ..., see --help] [flags of the scripts, e.g. --ila-batch shared]"
     args = scripts.parse_args(flags)
+    try:
+        check_args(args, method)              # the scripts' own refusals: an unknown -a, --mu 2, ...
+    except UsageError as e:
+        scripts.error(str(e))
     torch.manual_seed(0)
     classifier = build_classifier(args, method, opts.classes, device)
     plan = BatchPlan.from_args(args, opts.classes)
@@ -65,10 +74,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                      allow_abbrev=False)
     parser.add_argument("--arch", default="lenet")
-    parser.add_argument("--classes", type=int, default=10)
-    parser.add_argument("-b", "--batch-size", type=int, default=64, help="tllib's source and target batch")
-    parser.add_argument("--iters", type=int, default=60)
-    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--classes", type=at_least(2), default=10)
+    parser.add_argument("-b", "--batch-size", type=at_least(2), default=64, help="tllib's source and target batch")
+    parser.add_argument("--iters", type=at_least(1), default=60)
+    parser.add_argument("--threads", type=at_least(1), default=None)
     parser.add_argument("--amp", action="store_true", help="the scripts' --amp (bfloat16 autocast for the networks)")
     parser.add_argument("--channels-last", action="store_true", help="the scripts' --channels-last")
     parser.add_argument("--split", action="store_true",
@@ -88,10 +97,11 @@ def main():
     if opts.fp32_baseline and speed_flags:
         baseline, baseline_optimizer, _, _ = build_trainers(opts, device, [], script_flags)
         variants["CDAN (float32, NCHW)"] = (baseline[False], baseline_optimizer, False)
-    shape = (1, 28, 28) if opts.arch == "lenet" else (3, 32, 32) if opts.arch == "dtn" else (3, 224, 224)
+    size = digit_input_size(opts.arch) or 224
+    shape = (1 if image_mode(opts.arch) == "L" else 3, size, size)
     b, n_b = opts.batch_size, plan.balanced_size
     x = torch.randn(2 * b + n_b, *shape, device=device)
-    balanced = torch.arange(opts.classes, device=device).repeat(plan.samples_per_class)
+    balanced = torch.arange(plan.classes, device=device).repeat(plan.samples_per_class)   # --classes-per-batch
     random_labels = torch.arange(b, device=device) % opts.classes
     labels_t = torch.zeros(b, dtype=torch.long, device=device)
 

@@ -37,7 +37,7 @@ from typing import Dict, List, Optional
 
 from .logged_flags import HISTORY_PREFIX, TLLIB_RESNETS, with_flags_added_later   # not torch: reading logs never needs it
 
-__all__ = ["Run", "read_run", "collect", "missing_folders", "comparable", "format_table", "format_paired_table", "main", "TLLIB_METHODS", "ORIGIN"]
+__all__ = ["Run", "read_run", "collect", "missing_folders", "comparable", "row_names", "format_table", "format_paired_table", "main", "TLLIB_METHODS", "ORIGIN"]
 
 #: tllib's script (and log folder) names -> the method's name in tllib's tables.
 TLLIB_METHODS = {
@@ -203,7 +203,7 @@ def _varying(group: List[Run]) -> List[str]:
     return [k for k in sorted(shared) if len({comparable(r.args[k]) for r in group}) > 1]
 
 
-def _row_names(runs: List[Run]) -> Dict[int, str]:
+def row_names(runs: List[Run]) -> Dict[int, str]:
     """Method name plus the flags that vary between runs of that method (ablations get their own rows)."""
     by_method = defaultdict(list)
     for r in runs:
@@ -230,7 +230,7 @@ def _fmt(values: List[float]) -> str:
 def format_table(runs: List[Run]) -> str:
     if not runs:
         return "no finished runs (no log with a test_acc1 line)"
-    names = _row_names(runs)
+    names = row_names(runs)
     tasks = sorted({r.task for r in runs}, key=lambda t: min(r.path for r in runs if r.task == t))
     cells = defaultdict(list)          # (row, task) -> accuracies over seeds
     rows, first = [], {}
@@ -299,7 +299,7 @@ def format_paired_table(runs: List[Run]) -> str:
     task and over the tasks, the range of the differences, and the pairs ILA-DA wins (a tie is not a win).
     A user runs one seed, so the win rate says more than a mean; the average over tasks carries its
     standard error (see :func:`average_gain`)."""
-    names = _row_names(runs)
+    names = row_names(runs)
     runs_of = defaultdict(list)
     for r in runs:
         runs_of[(names[id(r)], r.task, r.args.get("seed"))].append(r)

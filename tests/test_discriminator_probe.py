@@ -45,6 +45,21 @@ def test_the_script_on_a_finished_run_and_on_a_folder_without_one(tmp_path):
     row = re.search(r"^\| CDAN \| S→T \| 1 \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+|–) \| ([\d.]+|–) \| "
                     r"([\d.]+) \|$", done.stdout, re.M)   # an AUC needs right and wrong pseudo-labels both
     assert row and 0 <= float(row.group(6)) <= 1, done.stdout
+    # ILA-DA's run on the same task is a row of its own, never averaged with its baseline's
+    ila_log = str(tmp_path / "ila_log")
+    assert run_script("ila_cdan.py", tiny_args(root, ila_log, "--epochs", "1")).returncode == 0
+    done = subprocess.run([sys.executable, SCRIPT, log, ila_log, "--batches", "3", "--samples", "40", "--k", "1"],
+                          capture_output=True, text=True, env=script_env(), timeout=300)
+    assert done.returncode == 0, done.stderr
+    means = done.stdout.split("\n\n")[1]
+    assert re.search(r"^\| CDAN \| S→T \| 1 \|", means, re.M) and re.search(r"^\| ILA-DA\+CDAN \| S→T \| 1 \|", means, re.M)
+    for bad, told in ((["--data-root", str(tmp_path / "moved")], f"not at {tmp_path / 'moved'}; give --data-root"),
+                      (["--mu", "2"], "argument --mu: must lie in (0, 1]"),
+                      (["--samples", "40", "--k", "40"], "--k 40 needs more than 40 --samples")):
+        done = subprocess.run([sys.executable, SCRIPT, log, *bad], capture_output=True, text=True, env=script_env(),
+                              timeout=300)
+        assert done.returncode == 2 and told in done.stderr and "Traceback" not in done.stderr, (bad, done.stderr)
+    assert not os.path.exists(tmp_path / "moved")
     done = subprocess.run([sys.executable, SCRIPT, str(tmp_path)], capture_output=True, text=True,
                           env=script_env(), timeout=300)
     assert done.returncode == 2 and "give the folder of a finished run" in done.stderr

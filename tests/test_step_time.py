@@ -17,6 +17,8 @@ from helpers import REPO, script_env
     (["--samples-per-class", "0", "--ila-mining-ema", "0"], "source random (64), target random (64); ILA reads the source batch"),
     # a flag the benchmark does not define goes to the scripts' parser
     (["--ila-source-sampling", "random"], "target random (64); ILA's source batch random (40)"),
+    # a class-balanced batch of 5 of the 10 classes
+    (["--classes-per-batch", "5"], "ILA's source batch class-balanced (5 classes x 4 = 20)"),
 ])
 def test_step_time_runs_in_each_batch_layout(flags, layout):
     done = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "step_time.py"), "--iters", "2"] + flags,
@@ -32,3 +34,12 @@ def test_a_mistyped_flag_exits_2_as_the_scripts_do():
                            "--ila-batch", "both"], capture_output=True, text=True, cwd=REPO, env=script_env(), timeout=300)
     assert done.returncode == 2
     assert "--ila-batch" in done.stderr and "invalid choice" in done.stderr
+
+
+@pytest.mark.parametrize("flags, told", [(["--iters", "0"], "argument --iters: must be at least 1, got 0"),
+                                         (["--mu", "2"], "--mu 2.0 is outside (0, 1]"),
+                                         (["--arch", "no_such_net"], "unknown architecture 'no_such_net'")])
+def test_a_value_out_of_range_exits_2_with_the_flag_named(flags, told):
+    done = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "step_time.py")] + flags,
+                          capture_output=True, text=True, cwd=REPO, env=script_env(), timeout=300)
+    assert done.returncode == 2 and told in done.stderr and "Traceback" not in done.stderr, done.stderr[-2000:]
