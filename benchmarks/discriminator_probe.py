@@ -30,7 +30,7 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from argtypes import at_least, fraction  # noqa: E402
+from _argtypes import at_least, fraction  # noqa: E402
 from knn_vote_probe import ProbeError, _features, ila_batches, load_finished_run  # noqa: E402
 from ila_tllib.engine.ila_term import ratio_auc  # noqa: E402
 

@@ -21,7 +21,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from argtypes import at_least  # noqa: E402
+from _argtypes import at_least  # noqa: E402
 from ila_tllib import ILALoss, InverseEuclideanSimilarity  # noqa: E402
 
 DISTRIBUTIONS = {   # name -> (centre scale, common offset, within-class spread, ReLU)

@@ -35,7 +35,7 @@ from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from argtypes import at_least  # noqa: E402
+from _argtypes import at_least  # noqa: E402
 from ila_tllib import ILALoss  # noqa: E402
 from ila_tllib.affinity import kept_count  # noqa: E402
 

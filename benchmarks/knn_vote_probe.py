@@ -39,7 +39,7 @@ sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, "examples", "domain_adaptation"))
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from argtypes import at_least, fraction  # noqa: E402
+from _argtypes import at_least, fraction  # noqa: E402
 from ila_tllib import ILALoss  # noqa: E402
 from ila_tllib.similarity import get_similarity  # noqa: E402
 from ila_tllib.tables import parse_namespace, read_run  # noqa: E402

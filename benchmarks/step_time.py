@@ -28,7 +28,7 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples",
                                 "domain_adaptation"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from argtypes import at_least  # noqa: E402
+from _argtypes import at_least  # noqa: E402
 from ila_cdan import CDAN  # noqa: E402
 from ila_tllib.engine import BatchPlan, Trainer, UsageError, check_args, get_parser  # noqa: E402
 from ila_tllib.engine.ila_term import build_ila_term  # noqa: E402

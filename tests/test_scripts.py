@@ -370,7 +370,8 @@ def test_task_lists_parse_and_pass_the_flag_checks(name):
             assert args.seed == office31_seed, line
 
 
-@pytest.mark.parametrize("script", sorted(os.path.basename(p) for p in glob.glob(os.path.join(REPO, "benchmarks", "*.py"))))
+@pytest.mark.parametrize("script", sorted(os.path.basename(p) for p in glob.glob(os.path.join(REPO, "benchmarks", "*.py"))
+                                          if not os.path.basename(p).startswith("_")))   # _*.py: shared by scripts
 def test_every_benchmark_script_explains_itself(script):
     path = os.path.join(REPO, "benchmarks", script)
     done = subprocess.run([sys.executable, path, "--help"], capture_output=True, text=True, env=script_env(),

@@ -1,5 +1,5 @@
-"""argparse types for the benchmark scripts' counts and fractions: a value out of range ends the script with
-exit 2 and argparse's one-line message naming the flag, before any work."""
+"""argparse types shared by the benchmark scripts (a module, not a script): a count or a fraction out of
+range ends the script with exit 2 and argparse's one-line message naming the flag, before any work."""
 import argparse
 
 __all__ = ["at_least", "fraction"]
