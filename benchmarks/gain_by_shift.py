@@ -126,6 +126,8 @@ def epoch_accuracies(path):
     by_epoch = {}
     for log in earlier[:earlier.index(path) + 1] if path in earlier else [path]:
         start, found = _log_epochs(log)
+        if start == 0 and not found:
+            continue            # a start that stopped before any epoch (a refused --resume): no run of its own
         if start == 0:
             by_epoch = {}       # a run started afresh: the folder's earlier logs are another run's
         by_epoch.update((start + i, acc) for i, acc in enumerate(found))

@@ -230,7 +230,8 @@ def test_benchmark_network_download_failure_is_reported(tmp_path, monkeypatch):
     monkeypatch.setenv(D.MIRROR_ENV, "https://mirror.invalid/data/")
     killed = tmp_path / "oh" / ".image_list.zip.killed"          # a download killed a day ago left this
     _write(str(killed / "image_list.zip"), "partial")
-    os.utime(str(killed), (time.time() - 86400,) * 2)
+    for path in (killed / "image_list.zip", killed):
+        os.utime(str(path), (time.time() - 86400,) * 2)
     with pytest.raises(D.DatasetNotFoundError) as err:
         D.OfficeHome(str(tmp_path / "oh"), "Cl", download=True)
     assert calls == [("https://mirror.invalid/data/OfficeHome/image_list.zip", str(tmp_path / "oh"),
@@ -613,7 +614,8 @@ def test_an_export_removes_what_a_killed_one_left_and_spares_a_live_one(tmp_path
     for folder in (killed, live):
         _write(str(folder / "mnist" / "0.png"), "half-written")
     old = time.time() - STALE_AFTER_S - 60
-    os.utime(str(killed), (old, old))
+    for path in (killed / "mnist" / "0.png", killed / "mnist", killed, live, live / "mnist"):
+        os.utime(str(path), (old, old))     # the live one's folders are old: only its file is being written
     od.export_offline_digits(str(tmp_path / "digits"), limit_per_domain=10)
     assert sorted(os.listdir(str(tmp_path))) == [".digits.tmp-live", "digits"]
 

@@ -213,6 +213,10 @@ def test_a_resumed_run_s_epochs_count_from_its_first_log(tmp_path):
         f.write(namespace + "=> resumed from x/resume.pth: epoch 1, iteration 10, best_acc1 70.0\n"
                 " * Acc@1 75.000\n * Acc@1 77.000\nbest_acc1 = 77.0\n * Acc@1 77.000\ntest_acc1 = 77.0\n")
     assert gain_by_shift.epoch_accuracies(resumed) == [70.0, 75.0, 77.0]
+    refused = os.path.join(log, "train-2026-01-01-12_00_00.txt")        # a --resume refused between the two
+    with open(refused, "w") as f:
+        f.write(namespace + "error: --resume: x/resume.pth was written by a run with other flags\n")
+    assert gain_by_shift.epoch_accuracies(resumed) == [70.0, 75.0, 77.0]
     assert gain_by_shift.epoch_accuracy(resumed, 0) == 70.0 and gain_by_shift.epoch_accuracy(resumed, -1) == 77.0
     assert gain_by_shift.epoch_accuracies(first) == [70.0, 72.0]
     fresh = os.path.join(log, "train-2026-01-03-00_00_00.txt")

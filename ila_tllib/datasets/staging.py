@@ -8,18 +8,32 @@ import time
 
 __all__ = ["remove_stale_staging", "STALE_AFTER_S"]
 
-#: a staging folder untouched for this long is a killed process's (an export or a download writes into
-#: it every few seconds; a whole export takes minutes)
+#: a staging folder in which nothing was touched for this long is a killed process's (a live download or
+#: export writes into a file or a folder of it every few seconds)
 STALE_AFTER_S = 3600
 
 
+def _last_touched(path: str) -> float:
+    """The newest modification time of ``path`` and of everything under it: appending to a file inside a
+    folder does not touch the folder itself."""
+    newest = os.path.getmtime(path)
+    for folder, _, files in os.walk(path):
+        for name in [folder] + [os.path.join(folder, f) for f in files]:
+            try:
+                newest = max(newest, os.path.getmtime(name))
+            except OSError:      # removed meanwhile
+                continue
+    return newest
+
+
 def remove_stale_staging(folder: str, prefix: str, now: float = None) -> int:
-    """Remove the folders ``folder/prefix*`` not modified for :data:`STALE_AFTER_S`; returns how many."""
+    """Remove the folders ``folder/prefix*`` in which nothing was modified for :data:`STALE_AFTER_S`;
+    returns how many."""
     now = time.time() if now is None else now
     removed = 0
     for path in glob.glob(os.path.join(glob.escape(folder), glob.escape(prefix) + "*")):
         try:
-            stale = os.path.isdir(path) and now - os.path.getmtime(path) > STALE_AFTER_S
+            stale = os.path.isdir(path) and now - _last_touched(path) > STALE_AFTER_S
         except OSError:     # removed by another process meanwhile
             continue
         if stale:
