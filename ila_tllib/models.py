@@ -68,7 +68,9 @@ def unknown_arch(arch: str) -> Optional[str]:
     if arch in DIGIT_ARCHS or arch in TLLIB_RESNETS:
         return None
     import timm   # only here: the digit and ResNet runs never import it
-    if timm.is_model(arch):   # list_models() leaves out the names timm maps to others, as tllib's ig_resnext101_32x8d
+    # list_models() leaves out the names timm maps to others (tllib's ig_resnext101_32x8d); is_model() takes any
+    # ".tag", so a tagged name must be one of timm's pretrained weights
+    if timm.is_model(arch) and ("." not in arch or arch in timm.list_pretrained()):
         return None
     return (f"unknown architecture {arch!r}: use lenet, dtn, a torchvision ResNet (resnet18, resnet50, ...) or a "
             f"timm model name (timm.list_models())")

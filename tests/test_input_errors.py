@@ -256,3 +256,4 @@ def test_timm_names_it_maps_to_others_are_backbones(arch):
     from ila_tllib.models import unknown_arch
     assert arch not in timm.list_models() and unknown_arch(arch) is None
     assert "unknown architecture 'ig_resnext101'" in unknown_arch("ig_resnext101")
+    assert "unknown architecture 'resnet50.no_such_tag'" in unknown_arch("resnet50.no_such_tag")

@@ -103,3 +103,19 @@ def test_naming_the_old_decay_brings_the_old_average_back():
     chosen = dict(OLD, ila_mining_average="bottleneck")
     told = refusal("P", chosen, changed_flags(chosen, new))
     assert "(to continue it, add --ila-mining-ema 1e-06 --ila-mining-average bottleneck)" in told
+
+
+def test_a_divergence_names_only_flags_the_run_has_and_a_resume_may_change():
+    # each named flag is one a resume may change, and the temperature only where the metric loss has one
+    import ila_dann
+    from ila_tllib.engine import get_parser
+    from ila_tllib.engine.flags import divergence_fix
+    from ila_tllib.engine.resume_flags import CHANGE_TO_RECOVER
+
+    def told(*flags):
+        return divergence_fix(get_parser(ila_dann.DANN()).parse_args(["root", "-s", "a", "-t", "b", *flags]))
+    assert told() == "lower --lr or the loss weights --trade-off and --ila-trade-off, or raise --ila-temperature"
+    assert told("--metric-loss", "triplet") == "lower --lr or the loss weights --trade-off and --ila-trade-off"
+    assert told("--ila-trade-off", "0") == "lower --lr or the loss weight --trade-off"
+    named = {word.strip("-,").replace("-", "_") for word in told().split() if word.startswith("--")}
+    assert named <= set(CHANGE_TO_RECOVER)

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .errors import DIVERGENCE_FIX, DivergenceError, UsageError
+from .errors import DivergenceError, UsageError
 
 __all__ = ["RunDirectory", "CHECKPOINTS", "load_file", "load_weights", "check_finite_state",
            "keep_tensors_in_state", "rng_state", "set_rng_state", "schedule_counters", "set_schedule_counters"]
@@ -245,13 +245,14 @@ def state_mismatch(own: dict, state: dict) -> str:
     return "; ".join(told)
 
 
-def check_finite_state(modules: Dict[str, nn.Module], where: str):
-    """Raise :class:`DivergenceError` when a weight or a BatchNorm statistic is NaN or infinite."""
+def check_finite_state(modules: Dict[str, nn.Module], where: str, fix: str):
+    """Raise :class:`DivergenceError` when a weight or a BatchNorm statistic is NaN or infinite; ``fix`` says
+    what to change."""
     for owner, module in modules.items():
         for name, tensor in module.state_dict().items():
             if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
                 raise DivergenceError(f"training diverged {where}: {owner} {name} holds non-finite values "
-                                      f"({DIVERGENCE_FIX})")
+                                      f"({fix})")
 
 
 def rng_state() -> dict:

@@ -25,12 +25,10 @@ from ..datasets.errors import DatasetError
 from ..models import BackboneError
 
 __all__ = ["UsageError", "DivergenceError", "PeerStopped", "EXIT_OK", "EXIT_USAGE", "EXIT_DIVERGED",
-           "EXIT_INTERRUPTED", "classify", "disk_problem", "DIVERGENCE_FIX"]
+           "EXIT_INTERRUPTED", "classify", "disk_problem"]
 
 EXIT_OK, EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 2, 3, 130
 
-#: what to change when training diverges (a --resume may change these: engine.resume_flags.CHANGE_TO_RECOVER)
-DIVERGENCE_FIX = "lower --lr or the loss weights --trade-off and --ila-trade-off, or raise --ila-temperature"
 
 # disk problems the user fixes outside the program, reported as bad input
 _DISK_ERRNOS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",

@@ -24,7 +24,7 @@ from .ila_term import (DEFAULT_SPECTRAL_FORM, ILA_RELIABILITIES, ILA_SCHEDULES, 
                        SPECTRAL_DOMAINS, SPECTRAL_FORMS, SPECTRAL_SCHEDULES)
 from .moving_average import DEFAULT_MINING_AVERAGE, MINING_AVERAGES
 
-__all__ = ["get_parser", "add_ila_arguments", "check_args", "ila_enabled", "votes_by_knn", "FLAGS_ADDED_LATER",
+__all__ = ["get_parser", "add_ila_arguments", "check_args", "ila_enabled", "votes_by_knn", "divergence_fix", "FLAGS_ADDED_LATER",
            "DEFAULT_MINING_EMA", "DEFAULT_SPECTRAL_FORM", "resolve_derived_defaults", "default_mining_average", "flag_name"]
 
 #: MSC's temperature when --ila-temperature is not given
@@ -256,6 +256,14 @@ def add_ila_arguments(p: argparse.ArgumentParser):
 
 def ila_enabled(args) -> bool:
     return args.ila_trade_off > 0
+
+
+def divergence_fix(args) -> str:
+    """What a run that diverged is told to change before it resumes (flags a resume may change): the rate,
+    the weights of the terms it runs, and MSC's temperature where its metric loss has one."""
+    weights = "the loss weights --trade-off and --ila-trade-off" if ila_enabled(args) else "the loss weight --trade-off"
+    temperature = ila_enabled(args) and takes(METRIC_LOSSES, args.metric_loss, 'temperature')
+    return f"lower --lr or {weights}" + (", or raise --ila-temperature" if temperature else "")
 
 
 def votes_by_knn(args) -> bool:

@@ -14,8 +14,8 @@ from .. import backend
 from . import precision
 from .batches import Batch, BatchPlan
 from .batchnorm import batch_statistics_from
-from .errors import DIVERGENCE_FIX, DivergenceError
-from .flags import resolve_derived_defaults
+from .errors import DivergenceError
+from .flags import divergence_fix, resolve_derived_defaults
 from .ila_term import ILATerm
 from .method import Method
 from .moving_average import MINING_AVERAGES
@@ -49,7 +49,7 @@ def load_schedule(optimizer, scheduler, optimizer_state: dict, scheduler_state: 
     scheduler._last_lr = [group['lr'] for group in optimizer.param_groups]   # what get_last_lr() reports
 
 
-def check_finite_loss(value: torch.Tensor, name: str, it: int, fix: str = DIVERGENCE_FIX) -> torch.Tensor:
+def check_finite_loss(value: torch.Tensor, name: str, it: int, fix: str) -> torch.Tensor:
     if not torch.isfinite(value):
         raise DivergenceError(f"the {name} loss became {value.item()} at iteration {it}; training stopped ({fix})")
     return value
@@ -73,6 +73,7 @@ class Trainer:
     def __init__(self, args, method: Method, classifier: nn.Module, transfer: nn.Module, plan: BatchPlan,
                  ila: Optional[ILATerm], num_classes: int, device):
         self.args, self.method, self.classifier, self.transfer = args, method, classifier, transfer
+        self.fix = divergence_fix(args)     # what a divergence tells the run to change
         self.plan, self.ila, self.num_classes, self.device = plan, ila, num_classes, device
         resolve_derived_defaults(args)
         if ila is not None and args.ila_mining_ema > 0:     # the copy ILA mines on, updated by after_step
@@ -97,20 +98,20 @@ class Trainer:
         self.method.on_step(unwrap(self.classifier))
         source, target = out.rows(batch.source), out.rows(batch.target)
         # each term is checked as soon as it exists: a NaN network would otherwise crash inside the next one
-        cls_loss = check_finite_loss(F.cross_entropy(source.logits, batch.labels_s), 'CE', it)
+        cls_loss = check_finite_loss(F.cross_entropy(source.logits, batch.labels_s), 'CE', it, self.fix)
         transfer_loss, meters = self.method.transfer_loss(self.args, self.transfer, source, target)
-        check_finite_loss(transfer_loss, 'transfer', it)   # tllib's name for a method's adaptation term
+        check_finite_loss(transfer_loss, 'transfer', it, self.fix)   # tllib's name for a method's adaptation term
         loss = cls_loss + transfer_loss
         ila_loss = None
         if batch.ila is not None:
             ila_loss = self.ila(out.features[batch.ila], batch.labels_ila, target.features, target.logits,
                                 self.num_classes, it, self.mining_features(batch))
-            check_finite_loss(ila_loss, 'ILA', it)
+            check_finite_loss(ila_loss, 'ILA', it, self.fix)
             loss = loss + self.ila.last_weight * ila_loss
         if self.ila is not None:
             penalty = self.ila.feature_penalty(source.features, target.features, it)
             if penalty is not None:
-                loss = loss + check_finite_loss(penalty, 'spectral penalty', it)
+                loss = loss + check_finite_loss(penalty, 'spectral penalty', it, self.fix)
         return StepLosses(loss, cls_loss, transfer_loss, ila_loss, source.logits, meters)
 
     @torch.no_grad()

@@ -14,7 +14,7 @@ from .flags import default_mining_average, flag_name
 __all__ = ["RESUME_MAY_CHANGE", "CHANGE_TO_RECOVER", "changed_flags", "to_name_back", "refusal", "inexact_notes", "flag_history",
            "history_line", "finished_run_refusal"]
 
-#: what :data:`~.errors.DIVERGENCE_FIX` tells a diverged run to change before it resumes
+#: what :func:`~.flags.divergence_fix` may tell a diverged run to change before it resumes
 CHANGE_TO_RECOVER = ("lr", "trade_off", "ila_trade_off", "ila_temperature")
 RESUME_MAY_CHANGE = frozenset({"root", "log", "phase", "resume", "print_freq", "per_class_eval", "cache_images",
                                "workers", "pretrained", "pretrain", "epochs", *CHANGE_TO_RECOVER})

@@ -273,7 +273,7 @@ def _run(args, method: Method, device, directory: Optional[RunDirectory], peers:
         print(method.epoch_lr_line(scheduler.get_last_lr()))
         try:
             trainer.train_one_epoch(iters, optimizer, scheduler, epoch, state)
-            check_finite_state(modules, f"in epoch {epoch}")
+            check_finite_state(modules, f"in epoch {epoch}", trainer.fix)
         except DivergenceError as e:
             held = (f"the checkpoints in {args.log} still hold epoch {epoch - 1} (best_acc1 = {best_acc1:3.1f}); "
                     f"continue from them with --resume and a lower --lr" if epoch > 0 else "no epoch had finished")
