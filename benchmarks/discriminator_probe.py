@@ -103,7 +103,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+", metavar="RUN")
     parser.add_argument("--data-root", default=None, help="the data the runs read, if it moved since")
-    parser.add_argument("--samples", type=at_least(2), default=2000, help="source and target images read (default: 2000)")
+    parser.add_argument("--samples", type=at_least(2), default=2000,
+                        help="source and target images read (default: 2000)")
     parser.add_argument("--batches", type=at_least(1), default=100)
     parser.add_argument("--k", type=at_least(1), default=3)
     parser.add_argument("--mu", type=fraction, default=0.75)

@@ -148,7 +148,8 @@ def main():
     parser.add_argument("--sizes", type=at_least(2 * K + 2), nargs="+", default=[32, 124, 248, 512, 2048])
     parser.add_argument("--dim", type=at_least(1), default=256)
     parser.add_argument("--repeat", type=at_least(1), default=100)
-    parser.add_argument("--count-n", type=at_least(2 * K + 2), default=124, help="n at which leaf aten calls are counted")
+    parser.add_argument("--count-n", type=at_least(2 * K + 2), default=124,
+                        help="n at which leaf aten calls are counted")
     parser.add_argument("--loop-max", type=int, default=2048, help="largest n for which the row-wise loop is timed")
     parser.add_argument("--oracle-max", type=int, default=512, help="largest n for which the loop oracle is timed")
     parser.add_argument("--memory", type=int, nargs="*", default=None, metavar="N",

@@ -129,8 +129,8 @@ class BatchPlan:
             why = " (ILA would give every target that class and contrast nothing)" if self.ila_source else ""
             raise UsageError(f"--classes-per-batch {args.classes_per_batch}: every class-balanced batch would hold "
                              f"one class{why}; give 2 or more, or leave it out for all classes")
-        if (self.ila_source and votes_by_knn(args) and self.samples_per_class == 1 and args.k > 1 and self.source_bank == 0
-                and self.ila_sampling == 'balanced'):
+        if (self.ila_source and votes_by_knn(args) and self.samples_per_class == 1 and args.k > 1
+                and self.source_bank == 0 and self.ila_sampling == 'balanced'):
             raise UsageError(f"--k {args.k} with --samples-per-class 1: ILA's source batch holds one sample of each "
                              f"class, so a target's {args.k} nearest are of {args.k} classes and every vote is a "
                              f"tie; use --k 1, or --samples-per-class 2 or more")

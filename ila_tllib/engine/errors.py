@@ -29,7 +29,6 @@ __all__ = ["UsageError", "DivergenceError", "PeerStopped", "EXIT_OK", "EXIT_USAG
 
 EXIT_OK, EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 2, 3, 130
 
-
 # disk problems the user fixes outside the program, reported as bad input
 _DISK_ERRNOS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
                 errno.EROFS: "read-only file system", errno.EACCES: "permission denied",

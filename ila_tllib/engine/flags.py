@@ -24,8 +24,8 @@ from .ila_term import (DEFAULT_SPECTRAL_FORM, ILA_RELIABILITIES, ILA_SCHEDULES, 
                        SPECTRAL_DOMAINS, SPECTRAL_FORMS, SPECTRAL_SCHEDULES)
 from .moving_average import DEFAULT_MINING_AVERAGE, MINING_AVERAGES
 
-__all__ = ["get_parser", "add_ila_arguments", "check_args", "ila_enabled", "votes_by_knn", "divergence_fix", "FLAGS_ADDED_LATER",
-           "DEFAULT_MINING_EMA", "DEFAULT_SPECTRAL_FORM", "resolve_derived_defaults", "default_mining_average", "flag_name"]
+__all__ = ["get_parser", "add_ila_arguments", "check_args", "ila_enabled", "votes_by_knn", "divergence_fix",
+           "FLAGS_ADDED_LATER", "DEFAULT_MINING_EMA", "DEFAULT_SPECTRAL_FORM", "resolve_derived_defaults", "default_mining_average", "flag_name"]
 
 #: MSC's temperature when --ila-temperature is not given
 TEMPERATURE = 1.0

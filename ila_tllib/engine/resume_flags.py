@@ -11,8 +11,8 @@ from typing import Dict, List, Tuple
 from ..logged_flags import HISTORY_PREFIX, with_flags_added_later
 from .flags import default_mining_average, flag_name
 
-__all__ = ["RESUME_MAY_CHANGE", "CHANGE_TO_RECOVER", "changed_flags", "to_name_back", "refusal", "inexact_notes", "flag_history",
-           "history_line", "finished_run_refusal"]
+__all__ = ["RESUME_MAY_CHANGE", "CHANGE_TO_RECOVER", "changed_flags", "to_name_back", "refusal", "inexact_notes",
+           "flag_history", "history_line", "finished_run_refusal"]
 
 #: what :func:`~.flags.divergence_fix` may tell a diverged run to change before it resumes
 CHANGE_TO_RECOVER = ("lr", "trade_off", "ila_trade_off", "ila_temperature")
