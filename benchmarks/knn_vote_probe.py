@@ -37,17 +37,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, "examples", "domain_adaptation"))
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, HERE)
 from _argtypes import at_least, fraction  # noqa: E402
+from offline_digits import METHODS, script_method  # noqa: E402
 from ila_tllib import ILALoss  # noqa: E402
 from ila_tllib.similarity import get_similarity  # noqa: E402
 from ila_tllib.tables import parse_namespace, read_run  # noqa: E402
 
 SIMILARITIES = ("inverse_euclidean", "cosine")
-#: the method a log's flags name (tables.Run.base) -> (example module, Method class)
-METHOD_CLASSES = {"DANN": ("ila_dann", "DANN"), "CDAN": ("ila_cdan", "CDAN"), "MDD": ("ila_mdd", "MDD"),
-                  "BSP": ("ila_bsp", "BSP"), "ERM": ("ila_cdan", "CDAN")}
 
 
 class ProbeError(ValueError):
@@ -196,8 +193,9 @@ def load_finished_run(run_dir, data_root=None):
     if later:
         raise ProbeError(f"{weights} holds the weights of a later, unfinished run in {run_dir} ({later[-1]}), "
                          f"not those of {log}; give the folder of a run whose last training finished")
-    module, name = METHOD_CLASSES[run.base]
-    method = getattr(__import__(module), name)()
+    if run.base not in METHODS:
+        raise ProbeError(f"{run_dir} is a {run.base} run; the probe reads runs of {', '.join(METHODS)}")
+    method = script_method(METHODS[run.base][0])     # the script that ran it, as the benchmark runs it
     with open(log, encoding="utf-8", errors="replace") as f:
         line = next(line for line in f if line.startswith("Namespace("))
     flags = parse_namespace(line)   # as logged: read_run's args carry the tables' reading of the weights
