@@ -184,10 +184,11 @@ def other_flags(script, argv, logged):
     what ``script`` would run with ``argv``; where the data and the log lie and how many workers read them
     do not count (:data:`ila_tllib.tables.IGNORED`)."""
     from ila_tllib.engine import get_parser
+    from ila_tllib.engine.flags import flag_name
     from ila_tllib.tables import IGNORED, Run, comparable
     # read as the tables read a log: the flags added later filled in, the weights a run started from
     planned = Run(vars(get_parser(script_method(script)).parse_args(argv)), 0.0, "").args
-    return [f"--{k.replace('_', '-')} {logged[k]!r} -> {planned[k]!r}" for k in sorted(set(planned) & set(logged))
+    return [f"{flag_name(k)} {logged[k]!r} -> {planned[k]!r}" for k in sorted(set(planned) & set(logged))
             if k not in IGNORED and comparable(planned[k]) != comparable(logged[k])]
 
 

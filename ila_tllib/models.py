@@ -19,8 +19,8 @@ import torch.nn as nn
 
 from .logged_flags import TLLIB_RESNETS
 
-__all__ = ["DIGIT_ARCHS", "TLLIB_RESNETS", "WEIGHTS", "digit_input_size", "image_mode", "get_model", "gives_feature_maps", "resnet_weights",
-           "unknown_arch", "BackboneError"]
+__all__ = ["DIGIT_ARCHS", "TLLIB_RESNETS", "WEIGHTS", "digit_input_size", "image_mode", "get_model",
+           "gives_feature_maps", "resnet_weights", "unknown_arch", "BackboneError"]
 
 #: the digit backbones -> (the only side of square images their flatten layer accepts, the PIL mode they read)
 DIGIT_ARCHS = {"lenet": (28, "L"), "dtn": (32, "RGB")}
