@@ -19,7 +19,9 @@ target is kept when one of its k nearest sources of its pseudo-label's class has
 nearest targets (mutual nearest neighbours). With ``--target-neighbours``, on the same batches and
 similarity, how often a target's k nearest other targets of its batch share its class (read with target
 labels: what a term pulling targets toward their nearest targets would pull together rightly), beside the
-share expected by chance from the batch's class counts. The last lines average the runs of each method and
+share expected by chance from the batch's class counts. With ``--propagated``, how often the vote is right
+once smoothed over the targets' own neighbourhood graph (:func:`propagated_labels`, read with target
+labels), in ILA's batch of targets and in a larger pool of them. The last lines average the runs of each method and
 task.
 """
 import argparse
@@ -158,6 +160,52 @@ def target_neighbours(f_s, y_s, f_t, y_t, similarity, k, mu, samples_per_class, 
     return tuple(100 * statistics.mean(r[i] for r in readings) for i in range(2))
 
 
+def propagated_labels(similarity_ts, similarity_tt, y_s, k, num_classes, steps):
+    """The kNN vote smoothed over the targets' own neighbourhood graph: a target's scores start as its vote
+    counts (its ``k`` most similar sources' labels) and each of ``steps`` steps sets them to those counts plus
+    the summed scores of its ``k`` most similar *other* targets (the neighbours outvote the target itself); the label is the highest score, ties going to
+    the target's own vote. No target label is read.
+
+    Shape:
+        - similarity_ts: :math:`(N_t, N_s)`; similarity_tt: :math:`(N_t, N_t)`; y_s: :math:`(N_s,)`
+        - Output: :math:`(N_t,)`, long
+    """
+    n_t = similarity_ts.shape[0]
+    near_s = similarity_ts.topk(k, dim=1).indices                              # (N_t, k)
+    votes = torch.zeros(n_t, num_classes).scatter_add_(1, y_s[near_s], torch.ones(near_s.shape))
+    others = similarity_tt.masked_fill(torch.eye(n_t, dtype=torch.bool), float("-inf"))
+    near_t = others.topk(min(k, n_t - 1), dim=1).indices                       # (N_t, k)
+    scores = votes
+    for _ in range(steps):                                                     # steps of the graph, not samples
+        scores = votes + scores[near_t].sum(dim=1)
+    own = torch.nn.functional.one_hot(votes.argmax(dim=1), num_classes)        # knn_vote's label, ties smallest
+    return (scores + 1e-3 * own).argmax(dim=1)
+
+
+#: --propagated: the graph's steps read, and the targets the graph holds beside ILA's batch
+PROPAGATION_STEPS = (0, 1, 3)
+POOL = 1000
+
+
+def propagated_vote(f_s, y_s, f_t, y_t, similarity, k, mu, samples_per_class, targets, batches, generator):
+    """Means over the batches (as :func:`vote_accuracy` draws them) of the share (%) of targets whose
+    :func:`propagated_labels` are right, for each of :data:`PROPAGATION_STEPS` (0: the plain vote), on the
+    batch's targets and on a pool of up to :data:`POOL` targets with the same sources."""
+    measure = get_similarity(similarity)
+    num_classes = len(torch.unique(y_s))
+    readings = []
+    for pool in (targets, min(POOL, len(f_t))):
+        right = defaultdict(list)
+        for _, rows, cols in ila_batches(f_s, y_s, f_t, similarity, k, mu, samples_per_class, pool, batches,
+                                         generator):
+            s_ts, s_tt = measure(f_t[cols], f_s[rows]), measure(f_t[cols], f_t[cols])
+            for steps in PROPAGATION_STEPS:
+                labels = propagated_labels(s_ts, s_tt, y_s[rows], k, num_classes, steps)
+                right[steps].append((labels == y_t[cols]).float().mean().item())
+        readings.append(tuple(100 * statistics.mean(right[s]) for s in PROPAGATION_STEPS))
+    return readings
+
+
 def _features(method, classifier, dataset, samples, generator):
     loader = torch.utils.data.DataLoader(dataset, batch_size=256, shuffle=True, generator=generator)
     extractor = method.feature_extractor(classifier)
@@ -230,7 +278,7 @@ def target_outputs(run_dir, data_root=None):
 
 
 def probe(run_dir, data_root, samples, batches, with_label_free=False, with_mutual=False, k=None, mu=None,
-          with_neighbours=False):
+          with_neighbours=False, with_propagated=False):
     run, method, classifier, flags, source, test = load_finished_run(run_dir, data_root)
     generator = torch.Generator().manual_seed(0)
     f_s, y_s, _ = _features(method, classifier, source, samples, generator)
@@ -252,6 +300,9 @@ def probe(run_dir, data_root, samples, batches, with_label_free=False, with_mutu
     if with_neighbours:
         result["neighbours"] = target_neighbours(f_s, y_s, f_t, y_t, flags.get("similarity", "inverse_euclidean"),
                                                  generator=torch.Generator().manual_seed(1), **settings)
+    if with_propagated:
+        result["propagated"] = propagated_vote(f_s, y_s, f_t, y_t, flags.get("similarity", "inverse_euclidean"),
+                                               generator=torch.Generator().manual_seed(1), **settings)
     return run, result
 
 
@@ -273,6 +324,11 @@ def main():
     parser.add_argument("--target-neighbours", action="store_true",
                         help="also, with the run's own similarity, how often a target's k nearest other targets of "
                              "its batch share its class (read with target labels), and the chance share")
+    parser.add_argument("--propagated", action="store_true",
+                        help="also, with the run's own similarity, how often the kNN vote smoothed over the targets' "
+                             "own k-nearest-neighbour graph is right (read with target labels), after "
+                             + ", ".join(map(str, PROPAGATION_STEPS)) + " steps of the graph, in ILA's batch of "
+                             f"targets and in a pool of {POOL}")
     args = parser.parse_args()
     if args.samples < 2 or args.batches < 1:
         parser.error(f"--samples {args.samples} must be at least 2 and --batches {args.batches} at least 1")
@@ -281,20 +337,22 @@ def main():
     extra = tuple(LABEL_FREE) if args.label_free else ()
     columns = ["classifier", "norm s / t"] + [f"{s} all / kept" for s in SIMILARITIES] + list(extra) + \
         (["mutual kept % / right %"] if args.mutual else []) + \
-        (["target neighbours same class % / chance %"] if args.target_neighbours else [])
+        (["target neighbours same class % / chance %"] if args.target_neighbours else []) + \
+        ([f"propagated right % ({'/'.join(map(str, PROPAGATION_STEPS))} steps), {where}"
+          for where in ("batch", f"pool of {POOL}")] if args.propagated else [])
     print("| run | " + " | ".join(columns) + " |\n" + "|---" * (1 + len(columns)) + "|")
     groups = defaultdict(list)
     for run_dir in args.runs:
         try:
             run, r = probe(run_dir, args.data_root, args.samples, args.batches, args.label_free, args.mutual,
-                           args.k, args.mu, args.target_neighbours)
+                           args.k, args.mu, args.target_neighbours, args.propagated)
         except ProbeError as e:
             parser.error(str(e))
         groups[(run.method, run.task)].append(r)
         votes = " | ".join("{:.1f} / {:.1f}".format(*r[s]) for s in SIMILARITIES)
         print(f"| {os.path.normpath(run_dir)} | {r['classifier']:.1f} | {r['norm_s']:.2f} / {r['norm_t']:.2f} | "
-              f"{votes} |" + _label_free_cells(r, extra) + _pair_cell(r, "mutual") + _pair_cell(r, "neighbours"),
-              flush=True)
+              f"{votes} |" + _label_free_cells(r, extra) + _pair_cell(r, "mutual") + _pair_cell(r, "neighbours") +
+              _propagated_cells(r), flush=True)
     print("\n| method | task | runs | " + " | ".join(columns) + " |\n" + "|---" * (3 + len(columns)) + "|")
     for (method, task), rs in sorted(groups.items()):
         def m(key, i=None):
@@ -305,14 +363,21 @@ def main():
             mean_readings["mutual"] = (m("mutual", 0), m("mutual", 1))
         if args.target_neighbours:
             mean_readings["neighbours"] = (m("neighbours", 0), m("neighbours", 1))
+        if args.propagated:
+            mean_readings["propagated"] = [[statistics.mean(r["propagated"][w][i] for r in rs)
+                                            for i in range(len(PROPAGATION_STEPS))] for w in range(2)]
         print(f"| {method} | {task} | {len(rs)} | {m('classifier'):.1f} | {m('norm_s'):.2f} / {m('norm_t'):.2f} | "
               f"{votes} |" + _label_free_cells(mean_readings, extra) + _pair_cell(mean_readings, "mutual") +
-              _pair_cell(mean_readings, "neighbours"))
+              _pair_cell(mean_readings, "neighbours") + _propagated_cells(mean_readings))
 
 
 def _label_free_cells(result, columns):
     return "".join(" " + LABEL_FREE[name].format(v) + " |" for name, v in zip(columns, result.get("label_free", ())))
 
+
+
+def _propagated_cells(result):
+    return "".join(" " + " / ".join(f"{v:.1f}" for v in where) + " |" for where in result.get("propagated", ()))
 
 
 def _pair_cell(result, key):

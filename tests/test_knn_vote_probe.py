@@ -80,6 +80,34 @@ def test_target_neighbour_purity_against_a_plain_loop():
         assert abs(purity - sum(shares) / n) < 1e-6 and abs(chance - sum(chances) / n) < 1e-6
 
 
+def test_propagated_vote_against_a_plain_loop():
+    probe = load_benchmark("knn_vote_probe")
+    g = torch.Generator().manual_seed(7)
+    changed = 0
+    for n_s, n_t, k, steps in ((6, 9, 1, 1), (8, 12, 2, 1), (12, 16, 3, 3), (10, 20, 3, 0)):
+        s_ts = torch.rand(n_t, n_s, generator=g, dtype=torch.float64)
+        s_tt = torch.rand(n_t, n_t, generator=g, dtype=torch.float64)
+        y_s = torch.randint(0, 3, (n_s,), generator=g)
+        votes = [[0.0] * 3 for _ in range(n_t)]
+        for t in range(n_t):
+            for s in sorted(range(n_s), key=lambda s: -s_ts[t, s].item())[:k]:
+                votes[t][y_s[s]] += 1
+        neighbours = [sorted((u for u in range(n_t) if u != t), key=lambda u: -s_tt[t, u].item())[:k]
+                      for t in range(n_t)]
+        scores = [row[:] for row in votes]
+        for _ in range(steps):
+            scores = [[votes[t][c] + sum(scores[u][c] for u in neighbours[t]) for c in range(3)] for t in range(n_t)]
+        expected = []
+        for t in range(n_t):
+            best = max(scores[t])
+            own = max(range(3), key=lambda c: (votes[t][c], -c))          # the vote's label, ties to the smallest
+            expected.append(own if scores[t][own] == best else scores[t].index(best))
+        labels = probe.propagated_labels(s_ts.float(), s_tt.float(), y_s, k, 3, steps).tolist()
+        assert labels == expected
+        changed += sum(a != b for a, b in zip(expected, (max(range(3), key=lambda c: (v[c], -c)) for v in votes)))
+    assert changed > 0      # the graph moved some labels off the target's own vote
+
+
 def test_on_a_finished_run_and_on_a_folder_without_one(offline_digits, tmp_path):
     log = tmp_path / "run"
     done = run_script("ila_dann.py", [offline_digits, "-d", "ImageList", "-s", "mnist", "-t", "uci", *DIGIT_FLAGS,
@@ -92,18 +120,21 @@ def test_on_a_finished_run_and_on_a_folder_without_one(offline_digits, tmp_path)
                                          "--log", log])
     assert refused.returncode == 2 and len(list(log.glob("train-*.txt"))) == 2, refused.stderr[-2000:]
     done = subprocess.run([sys.executable, SCRIPT, str(log), "--samples", "60", "--batches", "3", "--label-free",
-                           "--mutual", "--mu", "1", "--target-neighbours"],
+                           "--mutual", "--mu", "1", "--target-neighbours", "--propagated"],
                           capture_output=True, text=True, cwd=REPO, env=script_env(), timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     row = re.search(r"^\| ILA-DA\+DANN \| M→U \| 1 \| ([\d.]+) \| ([\d.]+) / ([\d.]+) \| ([\d.]+) / ([\d.]+) \| "
                     r"([\d.]+) / ([\d.]+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) / ([\d.]+|nan) \| "
-                    r"([\d.]+) / ([\d.]+) \|$",
+                    r"([\d.]+) / ([\d.]+) \| ([\d.]+) / ([\d.]+) / ([\d.]+) \| ([\d.]+) / ([\d.]+) / ([\d.]+) \|$",
                     done.stdout, re.M)
     assert row, done.stdout
     values = [float(v) for v in row.groups()]
     assert all(0 <= v <= 100 for v in values[:1] + values[3:7]) and values[1] > 0 and values[2] > 0
     assert values[3] == values[4] and values[5] == values[6]   # --mu 1 (not the log's 0.5) keeps every target
-    agree, ratio, confidence, entropy, mutual_share, mutual_right, neighbours, chance = values[7:]
+    agree, ratio, confidence, entropy, mutual_share, mutual_right, neighbours, chance = values[7:15]
+    in_batch, in_pool = values[15:18], values[18:]
+    assert all(0 <= v <= 100 for v in in_batch + in_pool)
+    assert in_batch[0] == values[5]     # no step of the graph: the plain vote on the same batches
     assert 0 <= agree <= 100 and ratio > 0 and 10 <= confidence <= 100 and 0 <= entropy <= 1
     assert 0 < mutual_share <= 100 and 0 <= mutual_right <= 100
     assert 0 <= neighbours <= 100 and 0 < chance < 100
