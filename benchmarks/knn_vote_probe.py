@@ -21,8 +21,8 @@ similarity, how often a target's k nearest other targets of its batch share its 
 labels: what a term pulling targets toward their nearest targets would pull together rightly), beside the
 share expected by chance from the batch's class counts. With ``--propagated``, how often the vote is right
 once smoothed over the targets' own neighbourhood graph (:func:`propagated_labels`, read with target
-labels), in ILA's batch of targets and in a larger pool of them. The last lines average the runs of each method and
-task.
+labels), in ILA's batch of targets and in a larger pool of them. The last lines average the runs of each
+method and task.
 """
 import argparse
 import contextlib
@@ -163,8 +163,8 @@ def target_neighbours(f_s, y_s, f_t, y_t, similarity, k, mu, samples_per_class, 
 def propagated_labels(similarity_ts, similarity_tt, y_s, k, num_classes, steps):
     """The kNN vote smoothed over the targets' own neighbourhood graph: a target's scores start as its vote
     counts (its ``k`` most similar sources' labels) and each of ``steps`` steps sets them to those counts plus
-    the summed scores of its ``k`` most similar *other* targets (the neighbours outvote the target itself); the label is the highest score, ties going to
-    the target's own vote. No target label is read.
+    the summed scores of its ``k`` most similar *other* targets (the neighbours outvote the target itself).
+    The label is the highest score, ties going to the target's own vote. No target label is read.
 
     Shape:
         - similarity_ts: :math:`(N_t, N_s)`; similarity_tt: :math:`(N_t, N_t)`; y_s: :math:`(N_s,)`
