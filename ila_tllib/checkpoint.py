@@ -26,9 +26,25 @@ def write_atomic(path: str, write: Callable[[BinaryIO], None]):
     except BaseException as e:
         with contextlib.suppress(OSError):   # the first error is the one to report
             os.remove(tmp)
-        if isinstance(e, OSError) and e.filename is None:
-            e.filename = path   # e.g. a full disk: say which file could not be written
+        # torch's zip writer turns a failed write of its file into a RuntimeError ("unexpected pos"); the
+        # OSError behind it (a full disk) is what the user can act on
+        failed = _os_error_behind(e)
+        if failed is not None and failed.filename is None:
+            failed.filename = path   # e.g. a full disk: say which file could not be written
+        if failed is not None and failed is not e:
+            raise failed from None
         raise
+
+
+def _os_error_behind(error: BaseException):
+    """``error`` if it is an OSError, else the first OSError among the exceptions it was raised from."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, OSError):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
 
 
 def save_atomic(obj, path: str):

@@ -51,3 +51,35 @@ def test_full_disk_keeps_the_old_file_and_names_the_new_one(tmp_path, monkeypatc
     assert error.value.errno == errno.ENOSPC and error.value.filename == path
     assert open(path, "rb").read() == old
     assert os.listdir(tmp_path) == ["latest.pth"]
+
+
+def test_a_disk_that_fills_during_torch_save_reports_the_os_error(tmp_path, monkeypatch):
+    # a write failing after the first few makes torch's zip writer raise a RuntimeError of its own
+    # ("unexpected pos"); the error a user can act on is the full disk behind it
+    import errno
+    path = str(tmp_path / "latest.pth")
+    save_atomic({"w": torch.ones(2)}, path)
+    old = open(path, "rb").read()
+    real_save = torch.save
+
+    class FillsUp:
+        def __init__(self, file):
+            self.file, self.writes = file, 3
+
+        def write(self, data):
+            self.writes -= 1
+            if self.writes < 0:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return self.file.write(data)
+
+        def flush(self):
+            self.file.flush()
+
+    with pytest.raises(RuntimeError):          # what torch itself raises: the case this guards against
+        real_save({"w": torch.zeros(10000)}, FillsUp(open(tmp_path / "scratch", "wb")))
+    monkeypatch.setattr(torch, "save", lambda obj, f: real_save(obj, FillsUp(f)))
+    with pytest.raises(OSError) as error:
+        save_atomic({"w": torch.zeros(10000)}, path)
+    assert error.value.errno == errno.ENOSPC and error.value.filename == path
+    assert open(path, "rb").read() == old
+    assert sorted(os.listdir(tmp_path)) == ["latest.pth", "scratch"]

@@ -292,12 +292,14 @@ def test_unwritable_checkpoints_folder_found_before_training(root, tmp_path):
     assert "Epoch:" not in done.stdout
 
 
-def test_full_disk_while_saving(finished, root, backend):
-    # the second epoch's checkpoint cannot be written: the run ends with one message and the first
+@pytest.mark.parametrize("full_at", ["1", "write"])
+def test_full_disk_while_saving(finished, root, backend, full_at):
+    # the second epoch's checkpoint cannot be written, at its flush to disk or in the middle of torch.save's
+    # writes (torch then raises a RuntimeError of its own): the run ends with one message and the first
     # epoch's checkpoints whole, with no temporary file left
     before = checkpoint_files(finished)
     done = run_script("ila_dann.py", tiny_args(root, finished, *ONE_EPOCH, "--resume", "--epochs", "2"),
-                      backend=backend, PYTHONPATH=FULL_DISK, ILA_TEST_FULL_DISK="1")
+                      backend=backend, PYTHONPATH=FULL_DISK, ILA_TEST_FULL_DISK=full_at)
     line = one_error(done, 2)
     latest = os.path.join(finished, "checkpoints", "latest.pth")
     assert line == (f"error: no space left on the device writing {latest}; a failed write leaves the file it "

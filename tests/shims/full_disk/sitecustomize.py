@@ -1,10 +1,36 @@
-# Put this folder first on PYTHONPATH and set ILA_TEST_FULL_DISK=1 to run a script on a "full disk":
-# every os.fsync (the last step of an atomic checkpoint write) fails with ENOSPC, as on a real full disk.
+# Put this folder first on PYTHONPATH and set ILA_TEST_FULL_DISK to run a script on a "full disk":
+# with ILA_TEST_FULL_DISK=1 every os.fsync (the last step of an atomic checkpoint write) fails with ENOSPC;
+# with ILA_TEST_FULL_DISK=write every torch.save file fails with ENOSPC after its first writes, as on a disk
+# that fills up during the write (torch then raises a RuntimeError of its own, the OSError behind it).
 import errno
 import os
 
-if os.environ.get("ILA_TEST_FULL_DISK"):
+_MODE = os.environ.get("ILA_TEST_FULL_DISK")
+
+if _MODE == "1":
     def _full_disk_fsync(fd):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     os.fsync = _full_disk_fsync
+elif _MODE == "write":
+    import torch
+
+    class _FillsUp:
+        def __init__(self, file, writes=3):
+            self.file, self.writes = file, writes
+
+        def write(self, data):
+            self.writes -= 1
+            if self.writes < 0:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return self.file.write(data)
+
+        def flush(self):
+            self.file.flush()
+
+    _save = torch.save
+
+    def _save_on_a_filling_disk(obj, f, *args, **kwargs):
+        return _save(obj, _FillsUp(f) if hasattr(f, "write") else f, *args, **kwargs)
+
+    torch.save = _save_on_a_filling_disk
