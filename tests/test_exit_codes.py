@@ -20,6 +20,7 @@ import sys
 import time
 
 import pytest
+import torch
 
 from helpers import (DIGIT_FLAGS, FULL_DISK, SCRIPTS, TLLIB, checkpoint_files, flag_error, make_image_list,
                      one_error, only_log, run_script, script_env, tiny_args)
@@ -335,6 +336,28 @@ def test_divergence_leaves_the_last_good_checkpoints(finished, root, backend):
     assert re.search(r"nothing was saved for epoch 1: the checkpoints in .* still hold epoch 0 \(best_acc1 = "
                      r"\d+\.\d\); continue from them with --resume and a lower --lr$", line), line
     assert checkpoint_files(finished) == before
+
+
+def test_a_cdan_discriminator_gone_non_finite_is_a_divergence(root, tmp_path, backend):
+    # CDAN's binary cross entropy checks its input: a discriminator whose weights became NaN fails that check
+    # before the transfer loss's value can be checked, which must still read as a divergence (exit 3), not a
+    # crash. The discriminator's weights are made NaN in the resume state (the network's stay finite)
+    log = str(tmp_path / "log")
+    first = run_script("ila_cdan.py", tiny_args(root, log, *ONE_EPOCH), backend=backend)
+    assert first.returncode == 0, first.stderr[-3000:]
+    path = os.path.join(log, "checkpoints", "resume.pth")
+    state = torch.load(path, weights_only=False)
+    for tensor in state["modules"]["transfer"].values():
+        if tensor.is_floating_point():
+            tensor.fill_(float("nan"))
+    torch.save(state, path)
+    before = checkpoint_files(log)
+    done = run_script("ila_cdan.py", tiny_args(root, log, *ONE_EPOCH, "--resume", "--epochs", "2"), backend=backend)
+    line = one_error(done, 3)
+    assert re.search(r"^error: training diverged at iteration 2: transfer \S+ holds non-finite values \(lower --lr",
+                     line), line
+    assert line.endswith("continue from them with --resume and a lower --lr")
+    assert checkpoint_files(log) == before
 
 
 # ----------------------------------------------------------------- runs lost or mixed up

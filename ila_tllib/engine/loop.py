@@ -14,6 +14,7 @@ from .. import backend
 from . import precision
 from .batches import Batch, BatchPlan
 from .batchnorm import batch_statistics_from
+from .checkpoint import check_finite_state
 from .errors import DivergenceError
 from .flags import divergence_fix, resolve_derived_defaults
 from .ila_term import ILATerm
@@ -99,7 +100,16 @@ class Trainer:
         source, target = out.rows(batch.source), out.rows(batch.target)
         # each term is checked as soon as it exists: a NaN network would otherwise crash inside the next one
         cls_loss = check_finite_loss(F.cross_entropy(source.logits, batch.labels_s), 'CE', it, self.fix)
-        transfer_loss, meters = self.method.transfer_loss(self.args, self.transfer, source, target)
+        try:
+            transfer_loss, meters = self.method.transfer_loss(self.args, self.transfer, source, target)
+        except RuntimeError as e:
+            # tllib's adversarial losses check their inputs: a discriminator gone non-finite fails binary cross
+            # entropy's range check before its loss value could be checked
+            self.check_finite_state(f"at iteration {it}")
+            if "should be between 0 and 1" in str(e):
+                raise DivergenceError(f"the transfer loss's domain discriminator gave non-finite outputs at "
+                                      f"iteration {it}; training stopped ({self.fix})") from None
+            raise
         check_finite_loss(transfer_loss, 'transfer', it, self.fix)   # tllib's name for a method's adaptation term
         loss = cls_loss + transfer_loss
         ila_loss = None
@@ -113,6 +123,12 @@ class Trainer:
             if penalty is not None:
                 loss = loss + check_finite_loss(penalty, 'spectral penalty', it, self.fix)
         return StepLosses(loss, cls_loss, transfer_loss, ila_loss, source.logits, meters)
+
+    def check_finite_state(self, where: str):
+        """Raise :class:`DivergenceError` when a weight or statistic of the network or of the method's
+        adaptation loss is non-finite."""
+        check_finite_state({'classifier': unwrap(self.classifier), 'transfer': unwrap(self.transfer)},
+                           where, self.fix)
 
     @torch.no_grad()
     def mining_features(self, batch: Batch):
