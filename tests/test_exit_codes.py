@@ -488,6 +488,35 @@ def test_divergence_in_bsp_pretraining_names_the_pretraining_rate(root, tmp_path
     assert "in source-only pretraining: lower --pretrain-lr" in line and "--trade-off" not in line, line
 
 
+def test_bsp_pretraining_whose_weights_become_non_finite_saves_nothing(root, tmp_path):
+    # the pretraining loss can stay finite while the weights or BatchNorm statistics do not: the pretraining
+    # stops there, naming its own rate, and writes no pretrain.pth for a later --pretrain to read
+    log = str(tmp_path / "log")
+    done = run_script("ila_bsp.py", tiny_args(root, log, *ONE_EPOCH, "--pretrain-epochs", "2",
+                                              "--pretrain-lr", "1e4"))
+    line = one_error(done, 3)
+    assert "source-only pretraining" in line and "lower --pretrain-lr" in line and "--trade-off" not in line, line
+    assert not os.path.exists(os.path.join(log, "checkpoints", "pretrain.pth"))
+
+
+def test_weights_holding_non_finite_values_are_refused(tmp_path):
+    from ila_tllib.engine.checkpoint import load_weights
+    from ila_tllib.engine.errors import UsageError
+    model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
+    state = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    state["1.running_var"][1] = float("inf")
+    path = str(tmp_path / "pretrain.pth")
+    torch.save(state, path)
+    with pytest.raises(UsageError) as error:
+        load_weights(model, path, "--pretrain", "FIX")
+    assert str(error.value) == f"--pretrain: {path} holds non-finite values (1.running_var), the weights of a " \
+                               f"diverged run: FIX"
+    state["1.running_var"][1] = 1.0
+    torch.save(state, path)
+    load_weights(model, path, "--pretrain", "FIX")       # the same file, finite, loads
+    assert torch.equal(model.state_dict()["1.running_var"], state["1.running_var"])
+
+
 def test_stale_temporary_file_is_removed(finished, root, backend):
     # what a kill during a checkpoint write leaves behind
     stale = os.path.join(finished, "checkpoints", ".tmp-k1ll3d.pth")

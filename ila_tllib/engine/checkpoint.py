@@ -225,6 +225,10 @@ def load_weights(model: nn.Module, path: str, what: str, fix: str):
     if mismatch:
         raise UsageError(f"{what}: {path} does not fit this model ({mismatch}); it was written by another "
                          f"method's script or with another --arch, --bottleneck-dim or class count: {fix}")
+    broken = next((name for name, tensor in state.items() if torch.is_tensor(tensor) and tensor.is_floating_point()
+                   and not bool(torch.isfinite(tensor).all())), None)
+    if broken is not None:
+        raise UsageError(f"{what}: {path} holds non-finite values ({broken}), the weights of a diverged run: {fix}")
 
 
 def state_mismatch(own: dict, state: dict) -> str:

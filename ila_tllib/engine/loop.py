@@ -124,11 +124,11 @@ class Trainer:
                 loss = loss + check_finite_loss(penalty, 'spectral penalty', it, self.fix)
         return StepLosses(loss, cls_loss, transfer_loss, ila_loss, source.logits, meters)
 
-    def check_finite_state(self, where: str):
+    def check_finite_state(self, where: str, fix: Optional[str] = None):
         """Raise :class:`DivergenceError` when a weight or statistic of the network or of the method's
-        adaptation loss is non-finite."""
+        adaptation loss is non-finite; ``fix`` (by default the run's) says what to change."""
         check_finite_state({'classifier': unwrap(self.classifier), 'transfer': unwrap(self.transfer)},
-                           where, self.fix)
+                           where, fix or self.fix)
 
     @torch.no_grad()
     def mining_features(self, batch: Batch):
@@ -229,6 +229,8 @@ class Trainer:
                 end = time.time()
                 if i % args.print_freq == 0:
                     progress.display(i)
+            # a non-finite loss stops above; weights or statistics can still become non-finite with a finite loss
+            self.check_finite_state(f"in source-only pretraining epoch {epoch}", f"lower {lr_flag}; nothing was saved")
             if after_epoch is not None:
                 after_epoch()
 
