@@ -278,6 +278,15 @@ def test_a_run_resumed_with_other_values_names_them_all_and_has_its_own_row(root
         f"error: --resume: {os.path.join(resumed, 'checkpoints', 'resume.pth')} holds a run that has trained its 3 "
         f"epochs, so --lr 0.0025 (now 0.001) would train nothing; resume with the run's values, or raise --epochs "
         f"to train on with the new ones")
+    # nor does fewer epochs: it would only relabel the finished run (its tables' row) with a history it never had
+    refused = run_script("ila_dann.py", tiny_args(root, resumed, "--epochs", "2", "--resume", "--seed", "0",
+                                                  "--lr", "0.0025"))
+    assert one_error(refused, 2) == (
+        f"error: --resume: {os.path.join(resumed, 'checkpoints', 'resume.pth')} holds a run that has trained its 3 "
+        f"epochs, so --epochs 3 (now 2) would train nothing; resume with the run's values, or raise --epochs above "
+        f"3 to train on")
+    rows_after = [line.split(" | ")[0].strip("| ") for line in format_table(collect([clean, resumed])).splitlines()[2:]]
+    assert rows_after == rows
 
 
 def test_resume_without_checkpoint_is_a_clear_error(root, tmp_path):

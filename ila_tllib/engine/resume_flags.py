@@ -123,13 +123,20 @@ def history_line(history: Dict[str, list], new: Dict[str, object]) -> str:
 
 def finished_run_refusal(path: str, old: Dict[str, object], new: Dict[str, object], epochs_done: int) -> str:
     """The message refusing a changed remedy (``--lr`` ...) on a run that has trained all its epochs (it would
-    train nothing with it), or "" when nothing of the kind changed."""
-    changed = _changed_remedies(old, new)
-    if not changed or epochs_done < new["epochs"]:
+    train nothing with it), or another ``--epochs`` that still trains nothing (it would only relabel the
+    finished run); "" when nothing of the kind changed."""
+    if epochs_done < new["epochs"]:
         return ""
-    told = ", ".join(f"{flag_name(dest)} {_value(old[dest])} (now {_value(new[dest])})" for dest in changed)
+    changed = _changed_remedies(old, new)
+    relabelled = "epochs" in old and old["epochs"] != new["epochs"] and epochs_done >= old["epochs"]
+    if not changed and not relabelled:
+        return ""
+    told = ", ".join(f"{flag_name(dest)} {_value(old[dest])} (now {_value(new[dest])})"
+                     for dest in changed + (["epochs"] if relabelled else []))
+    fix = ("raise --epochs to train on with the new ones" if changed
+           else f"raise --epochs above {epochs_done} to train on")
     return (f"--resume: {path} holds a run that has trained its {epochs_done} epochs, so {told} would train "
-            f"nothing; resume with the run's values, or raise --epochs to train on with the new ones")
+            f"nothing; resume with the run's values, or {fix}")
 
 
 def inexact_notes(old: Dict[str, object], new: Dict[str, object]) -> List[str]:
