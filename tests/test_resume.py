@@ -1,6 +1,7 @@
 """Interrupted runs: exact resume after an epoch, resume after SIGKILL, and a NaN loss that stops training."""
 import glob
 import os
+import shutil
 import queue
 import re
 import signal
@@ -292,6 +293,19 @@ def test_a_run_resumed_with_other_values_names_them_all_and_has_its_own_row(root
 def test_resume_without_checkpoint_is_a_clear_error(root, tmp_path):
     done = run_script("ila_dann.py", tiny_args(root, str(tmp_path / "fresh"), "--resume"))
     assert done.returncode == 2 and "--resume: no" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_resume_from_a_weights_file_says_it_is_not_a_resume_state(root, tmp_path):
+    # best.pth copied over resume.pth: not a run with other flags, a file of another kind
+    log = str(tmp_path / "log")
+    assert run_script("ila_dann.py", tiny_args(root, log, "--epochs", "1", "--seed", "0")).returncode == 0
+    resume = os.path.join(log, "checkpoints", "resume.pth")
+    shutil.copyfile(os.path.join(log, "checkpoints", "best.pth"), resume)
+    done = run_script("ila_dann.py", tiny_args(root, log, "--epochs", "2", "--resume", "--seed", "0"))
+    assert one_error(done, 2) == (
+        f"error: --resume: {resume} holds only a network's weights (as best.pth, latest.pth and pretrain.pth do), "
+        f"not the state a run writes to resume.pth after each epoch; start without --resume to train anew (the old "
+        f"checkpoints are kept aside)")
 
 
 def test_nan_loss_stops_with_iteration_and_term(root, tmp_path):

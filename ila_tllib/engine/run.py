@@ -351,6 +351,10 @@ def read_resume_file(args, method: Method):
     """The resume checkpoint, once its method and recorded flags (if it has them) allow this run to continue it."""
     path = checkpoint_path(args, 'resume')
     ckpt = load_file(path, "--resume", "a run writes it after its first epoch; " + START_ANEW, weights_only=False)
+    if isinstance(ckpt, dict) and 'modules' not in ckpt and ckpt and all(torch.is_tensor(v) for v in ckpt.values()):
+        raise UsageError(f"--resume: {path} holds only a network's weights (as best.pth, latest.pth and "
+                         f"pretrain.pth do), not the state a run writes to resume.pth after each epoch; "
+                         f"{START_ANEW}")
     config = ckpt.get('config') if isinstance(ckpt, dict) else None
     written_by = config.get('method') if isinstance(config, dict) else None
     if written_by is not None and written_by != method.name:   # before the flags: another method's differ anyway
