@@ -90,7 +90,8 @@ def test_log_that_is_a_file(root, tmp_path, capsys):
 
 @pytest.mark.parametrize("extra, message", [
     (["--temperature", "0"], "--ila-temperature 0.0 must be positive"),
-    (["--mu", "0.01"], "keeps no target"),
+    (["--mu", "0.01"], "keeps no target of a batch of 8 (it keeps round(mu x -b)): the ILA term would be 0; "
+                       "raise --mu to at least 0.0625, or -b"),
     (["-j", "-1"], "--workers cannot be negative"),
     (["--ila-spectral-penalty", "-0.0001"], "--ila-spectral-penalty cannot be negative"),
     (["--ila-mining-ema", "1"], "--ila-mining-ema 1.0 must lie in [0, 1)"),

@@ -197,9 +197,18 @@ def load_file(path: str, what: str, fix: str, weights_only: bool = True):
         if weights_only and "Weights only load failed" in str(e) and _intact_archive(path):   # other objects
             state = " (a --resume state)" if os.path.basename(path) == "resume.pth" else ""
             raise UsageError(f"{what}: {path} holds more than a network's weights{state}: {fix}") from None
-        first = ANSI_ESCAPES.sub("", (str(e).strip().splitlines() or [""])[0])[:200]
+        first = _first_sentence(ANSI_ESCAPES.sub("", (str(e).strip().splitlines() or [""])[0]))
+        if "Weights only load failed" in first:   # torch's advice to load it unsafely does not fit a damaged file
+            first = "torch's weights-only reader could not read it"
         raise UsageError(f"{what}: {path} cannot be read ({type(e).__name__}: {first}); it is damaged "
                          f"or not a checkpoint: {fix}") from None
+
+
+def _first_sentence(text: str, limit: int = 200) -> str:
+    """``text`` up to its first full stop (torch's messages go on with advice), at most ``limit`` characters."""
+    end = text.find(". ")
+    text = text[:end + 1] if end >= 0 else text
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def _intact_archive(path: str) -> bool:

@@ -383,7 +383,8 @@ def check_args(args, method):
                          f"{args.epochs} x -i {args.iters_per_epoch} = {adaptation}): ILA would never run; lower it, "
                          f"or give --ila-trade-off 0 for the method alone")
     if ila_enabled(args) and kept_count(args.mu, args.batch_size) == 0:
-        raise UsageError(f"--mu {args.mu} keeps no target of a batch of {args.batch_size}: the ILA term would be 0")
+        raise UsageError(f"--mu {args.mu} keeps no target of a batch of {args.batch_size} (it keeps round(mu x -b)): "
+                         f"the ILA term would be 0; raise --mu to at least {0.5 / args.batch_size:g}, or -b")
     if ila_enabled(args) and votes_by_knn(args) and args.samples_per_class == 0 and args.k > args.batch_size:
         raise UsageError(f"--k {args.k} is larger than the source batch (-b {args.batch_size}); lower --k")
     problem = unknown_arch(args.arch)
