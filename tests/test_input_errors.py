@@ -114,7 +114,8 @@ def test_log_that_is_a_file(root, tmp_path, capsys):
     (["--scale", "0.5"], "--scale takes two positive values"),
     (["--ratio", "2", "1"], "--ratio takes two positive values, the lower first"),
     (["--resize-size", "0"], "--resize-size must be at least 1"),
-    (["--sync-bn"], "--sync-bn takes BatchNorm statistics from every row, ILA's own batch included"),
+    (["--sync-bn"], "--sync-bn pools BatchNorm statistics over the processes of a torchrun run, and this run "
+                    "has one process; leave it out, or start the run with torchrun --nproc_per_node=N"),
     (["-a", "resnet18", "--norm-mean", "0.5", "--norm-std", "0.5"],
      "--no-pool is only for backbones whose output is already one vector per image (lenet, dtn, timm's models); "
      "-a resnet18 gives feature maps"),
@@ -122,6 +123,13 @@ def test_log_that_is_a_file(root, tmp_path, capsys):
 def test_flag_values(root, tmp_path, extra, message):
     # in process; that these errors exit 2 through a pipe is tested below and in tests/test_exit_codes.py
     assert message in flag_error(tiny_args(root, tmp_path / "log") + extra)
+
+
+def test_sync_bn_under_torchrun_still_cannot_keep_tllibs_statistics_rule(root, tmp_path, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")      # as torchrun sets it before the process group exists
+    assert flag_error(tiny_args(root, tmp_path / "log", "--sync-bn")).startswith(
+        "--sync-bn takes BatchNorm statistics from every row, ILA's own batch included, so it cannot keep "
+        "--ila-bn-statistics tllib")
 
 
 @pytest.mark.parametrize("extra", [["--metric-loss", "triplet"], ["--pseudo-label", "classifier", "--k", "3"],

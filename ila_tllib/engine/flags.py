@@ -7,6 +7,7 @@ A method changes tllib's common defaults and ILA's through ``Method.defaults`` (
 """
 import argparse
 import math
+import os
 
 from ..affinity import kept_count
 from ..datasets import dataset_name, get_dataset_names
@@ -319,6 +320,9 @@ def check_args(args, method):
         raise UsageError(f"--mu {args.mu} is outside (0, 1]: it is the fraction of target samples kept")
     if args.k < 1:
         raise UsageError(f"--k {args.k} must be at least 1")
+    if args.sync_bn and int(os.environ.get('WORLD_SIZE', '1')) < 2:   # torchrun sets it before the group exists
+        raise UsageError("--sync-bn pools BatchNorm statistics over the processes of a torchrun run, and this run "
+                         "has one process; leave it out, or start the run with torchrun --nproc_per_node=N")
     at_least_one = ['batch_size', 'epochs', 'iters_per_epoch', 'print_freq', 'bottleneck_dim', 'resize_size']
     for name in at_least_one:
         if getattr(args, name) < 1:
