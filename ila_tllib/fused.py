@@ -20,7 +20,6 @@ k-th place enters the vote, and which of several targets tied in Γ at the μ cu
 ``round(μ N_t)``.
 """
 import functools
-from collections import Counter
 from typing import Optional
 
 import torch
@@ -47,7 +46,11 @@ def fused_settings(similarity: nn.Module, miner: nn.Module, metric_loss: nn.Modu
     """
     if (type(similarity) is not InverseEuclideanSimilarity or type(miner) is not AffinityMiner
             or type(miner.pseudo_labeller) is not KNNPseudoLabeller or miner.pseudo_labeller.ratio_terms != "top-m"
-            or type(metric_loss) is not MultiSampleContrastiveLoss or metric_loss.reduction != "mean"):
+            or type(metric_loss) is not MultiSampleContrastiveLoss or metric_loss.reduction != "mean"
+            # φ lies in (0, 1], so the logits φ/τ of a source spread over at most 1/τ: beyond about 700 a
+            # positive's softmax share can underflow to 0 even in float64 and drop a real anchor; the
+            # composable path works in log space
+            or metric_loss.temperature < 1 / 700):
         return None
     return dict(k=miner.pseudo_labeller.k, m=miner.pseudo_labeller.m, mu=miner.mu,
                 temperature=metric_loss.temperature)
@@ -102,14 +105,13 @@ def fused_ila_loss(f_s: torch.Tensor, y_s: torch.Tensor, f_t: torch.Tensor, k: i
     if not 1 <= k <= n_s:
         raise ValueError(f"k={k} must lie in [1, {n_s}] (the source batch holds {n_s} samples); "
                          f"lower --k or enlarge the source batch")
-    labels_list = y_s.tolist()   # a handful of integers: the counts below are cheaper on the host
-    counts = Counter(labels_list)
-    top_label = max(labels_list)
+    # the label range and the largest class's count, read in one transfer
+    low, top_label, largest_class = torch.stack(
+        (y_s.min(), y_s.max(), torch.bincount(y_s.clamp(min=0)).max())).tolist()
     num_classes = top_label + 1 if num_classes is None else int(num_classes)
-    if top_label >= num_classes or min(labels_list) < 0:
-        raise ValueError(f"y_s holds labels in [{min(labels_list)}, {top_label}], outside [0, {num_classes - 1}] "
+    if top_label >= num_classes or low < 0:
+        raise ValueError(f"y_s holds labels in [{low}, {top_label}], outside [0, {num_classes - 1}] "
                          f"(num_classes={num_classes})")
-    largest_class = max(counts.values())
     m = largest_class if m is None else int(m)
     classes = _class_ids(num_classes, y_s.device)
     loss, labels, ratio, keep_mask, minus_anchors = _FusedILA.apply(

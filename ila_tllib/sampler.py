@@ -60,7 +60,8 @@ class ClassBalancedSampler(_ResumableBatchSampler):
     is memory-hungry).
 
     Every pass walks each class through a fresh permutation of its samples, so within a pass a sample
-    repeats only when its class has fewer samples than the pass draws from it. A pass has
+    repeats only when its class has fewer samples than the pass draws from it, and within a batch only
+    when its class has fewer than ``samples_per_class``. A pass has
     ``max(1, len(labels) // batch_size)`` batches and never yields a short one; each pass reshuffles
     (seeded by ``seed`` and the pass number, so runs and resumed runs repeat exactly).
 
@@ -127,7 +128,8 @@ class ClassBalancedSampler(_ResumableBatchSampler):
         streams = []
         for members, need in zip(self.class_members, draws.tolist()):
             reps = max(1, -(-need // len(members)))
-            streams.append(torch.cat([members[torch.randperm(len(members), generator=g)] for _ in range(reps)]))
+            streams.append(_without_repeats_across_joins(
+                [members[torch.randperm(len(members), generator=g)] for _ in range(reps)], m))
         cursor = [0] * n_classes
         for row in order.tolist():
             batch = []
@@ -137,6 +139,30 @@ class ClassBalancedSampler(_ResumableBatchSampler):
             # every num_replicas-th sample: the ranks' slices are disjoint and, with m a multiple of
             # num_replicas, each is class-balanced (its BatchNorm statistics and CE too)
             yield batch[self.rank::self.num_replicas]
+
+
+def _without_repeats_across_joins(permutations: List[torch.Tensor], m: int) -> torch.Tensor:
+    """The permutations of one class's samples, joined, where a batch's ``m`` samples that span the join of
+    two permutations take no sample twice: a sample of the next permutation's head that the batch already
+    took from the previous one trades places with the first sample later in that permutation that it did
+    not take. Each part stays a permutation, and where nothing repeats nothing moves. A class of fewer
+    than ``m`` samples must repeat one in every batch, and does."""
+    n = len(permutations[0])
+    if n < m:
+        return torch.cat(permutations)
+    parts = [permutations[0]]
+    for r, perm in enumerate(permutations[1:], start=1):
+        taken = r * n % m                     # samples the spanning batch took from the previous permutation
+        if taken:
+            before = parts[-1][-taken:]
+            repeated = torch.isin(perm, before)
+            clash = repeated[:m - taken].nonzero().flatten()
+            if len(clash):
+                free = (~repeated[m - taken:]).nonzero().flatten()[:len(clash)] + (m - taken)
+                perm = perm.clone()
+                perm[clash], perm[free] = perm[free].clone(), perm[clash].clone()
+        parts.append(perm)
+    return torch.cat(parts)
 
 
 class RandomBatchSampler(_ResumableBatchSampler):

@@ -191,3 +191,17 @@ def test_detached_sources_keep_the_value_and_the_targets_gradient(fused):
     assert loss.item() == pytest.approx(ila_oracle(*lists, 3, 0.7)[0], rel=1e-12)
     ref_t = torch.tensor(ila_oracle_gradient(*lists, 3, 0.7)[2], dtype=grad_t.dtype)
     torch.testing.assert_close(grad_t, ref_t, rtol=1e-9, atol=1e-12)
+
+
+def test_a_temperature_below_1_over_700_takes_the_composable_path_and_keeps_its_anchors():
+    # positives far less similar than negatives: at τ 1e-3 a positive's softmax share underflows to 0 in
+    # float64, which the fused path's anchor test would read as "no positive"
+    from ila_tllib import ILALoss
+    f_s = torch.tensor([[0.], [9.9], [10.], [10.01]], dtype=torch.float64)
+    f_t = torch.tensor([[0.], [10.]], dtype=torch.float64)
+    y_s = torch.tensor([0, 0, 1, 1])
+    results = []
+    for fused in (True, False):
+        ila = ILALoss(k=1, mu=1.0, temperature=1e-3, fused=fused)
+        results.append((ila(f_s, y_s, f_t).item(), ila.num_anchors))
+    assert results[0] == results[1] and results[0][1] == 4 and results[0][0] > 100

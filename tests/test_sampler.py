@@ -156,3 +156,44 @@ def test_works_with_dataloader():
     loader = torch.utils.data.DataLoader(data, batch_sampler=ClassBalancedSampler(LABELS, samples_per_class=2))
     x, y = next(iter(loader))
     assert torch.equal(torch.bincount(y), torch.full((5,), 2)) and torch.equal(torch.tensor(LABELS)[x], y)
+
+
+def test_a_batch_spanning_two_permutations_of_a_class_takes_no_sample_twice():
+    # class 0 holds 5 >= m = 4 samples: its permutations join in the middle of batches, where the same
+    # sample could come from both; each pass still draws every sample of the class as evenly as before
+    labels = [0] * 5 + [1] * 20
+    sampler = ClassBalancedSampler(labels, samples_per_class=4, seed=0)
+    for epoch in range(200):
+        sampler.set_epoch(epoch)
+        drawn = Counter()
+        for batch in sampler:
+            assert Counter(labels[i] for i in batch) == {0: 4, 1: 4}
+            zeros = [i for i in batch if labels[i] == 0]
+            assert len(set(zeros)) == 4, (epoch, batch)
+            drawn.update(zeros)
+        assert set(drawn) == set(range(5)) and max(drawn.values()) - min(drawn.values()) <= 1, drawn
+
+
+def test_joined_permutations_move_only_what_would_repeat():
+    from ila_tllib.sampler import _without_repeats_across_joins
+    g = torch.Generator().manual_seed(0)
+    moved = 0
+    for n, m, reps in ((5, 4, 6), (7, 3, 5), (9, 4, 4), (6, 6, 3), (10, 4, 5)):
+        perms = [torch.randperm(n, generator=g) for _ in range(reps)]
+        stream = _without_repeats_across_joins(perms, m)
+        joined = torch.cat(perms)
+        for start in range(0, len(stream) - m + 1, m):           # the m-blocks batches read
+            block = stream[start:start + m].tolist()
+            assert len(set(block)) == m
+        for r in range(reps):                                    # each part is still a permutation
+            assert sorted(stream[r * n:(r + 1) * n].tolist()) == list(range(n))
+        # a part is changed only where its head repeats the block it shares with the part before
+        for r in range(1, reps):
+            taken = r * n % m
+            head, before = joined[r * n:r * n + m - taken].tolist(), joined[r * n - taken:r * n].tolist()
+            if not set(head) & set(before) and torch.equal(stream[:r * n], joined[:r * n]):
+                assert torch.equal(stream[r * n:(r + 1) * n], joined[r * n:(r + 1) * n])
+        moved += int(not torch.equal(stream, joined))
+    assert moved > 0
+    few = [torch.randperm(3, generator=g) for _ in range(4)]      # fewer samples than m: repeats are unavoidable
+    assert torch.equal(_without_repeats_across_joins(few, 4), torch.cat(few))
