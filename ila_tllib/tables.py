@@ -16,7 +16,11 @@ tllib's own (``cdan.py``, ``mcc.py``, ...): the ``Namespace(...)`` line describe
   0``); ``ILA-DA+<base>`` with ILA on, ``<base> (balanced source)`` for the sampling control. With
   ILA off it is tllib's recipe and shares tllib's row.
 
-Runs that differ only in ``--seed`` are averaged (mean ± std). A method gets one row per variant:
+Runs that differ only in ``--seed`` are averaged (mean ± std); ``Avg`` averages the tasks seed by seed when
+every task ran the same seeds (its ± is then the spread of one seed's average), else gives the mean of the
+tasks' means alone. A folder may hold runs of several seeds (tllib's layout, looped over seeds); of one
+seed, its newest finished log is the run. A task is named by its domains' short names (``A→W``), or by
+their full names where two tasks would share one (MNIST and MNISTRGB). A method gets one row per variant:
 rows split on flags whose values differ between its runs, among the flags all of its runs have
 (so a flag tllib's Namespace lacks never splits a row). A run resumed with other values of the flags a
 resume may change (``--lr`` ...) has only its last values in its log's Namespace: its ``flags over the
@@ -37,7 +41,8 @@ from typing import Dict, List, Optional
 
 from .logged_flags import HISTORY_PREFIX, TLLIB_RESNETS, with_flags_added_later   # not torch: reading logs never needs it
 
-__all__ = ["Run", "read_run", "collect", "missing_folders", "comparable", "row_names", "format_table", "format_paired_table", "main", "TLLIB_METHODS", "ORIGIN"]
+__all__ = ["Run", "read_run", "collect", "missing_folders", "comparable", "row_names", "task_labels", "format_table",
+           "format_paired_table", "main", "TLLIB_METHODS", "ORIGIN"]
 
 #: tllib's script (and log folder) names -> the method's name in tllib's tables.
 TLLIB_METHODS = {
@@ -130,8 +135,29 @@ class Run:
         return f"{short(self.args['source'])}→{short(self.args['target'])}"
 
 
+    @property
+    def task_key(self) -> tuple:
+        """What the task is, in full: the dataset and the domains as given."""
+        return (self.args.get("data"), tuple(self.args["source"]), tuple(self.args["target"]))
+
+
 # domain names whose first letter would collide with another domain's in one table
 SHORT_DOMAINS = {"mnistm": "MM", "syn": "Syn", "street": "Street", "scan": "Scan"}
+
+
+def task_labels(runs: List[Run]) -> Dict[int, str]:
+    """Each run's task as a table's column names it: its short name (``A→W``), or, where two tasks of
+    ``runs`` share a short name (MNIST and MNISTRGB are both M), the domains' full names, with the dataset
+    where that is what differs; keyed by ``id(run)``."""
+    tasks_named = defaultdict(set)
+    for r in runs:
+        tasks_named[r.task].add(r.task_key)
+
+    def full(r):
+        data, source, target = r.task_key
+        named = f"{'+'.join(source)}→{'+'.join(target)}"
+        return f"{data}:{named}" if len({key[0] for key in tasks_named[r.task]}) > 1 else named
+    return {id(r): r.task if len(tasks_named[r.task]) == 1 else full(r) for r in runs}
 
 
 def parse_namespace(line: str) -> dict:
@@ -183,12 +209,14 @@ def collect(log_dirs: List[str]) -> List[Run]:
         found = [d] if os.path.isfile(d) else glob.glob(os.path.join(d, "**", "train-*.txt"), recursive=True)
         for path in found:
             files.setdefault(os.path.realpath(path), path)
-    # a log dir re-run keeps several train-*.txt, named by their start: keep the newest finished one per directory
-    latest: Dict[str, Run] = {}
+    # a log dir re-run keeps several train-*.txt, named by their start: the newest finished one of each seed
+    # is the run (a resume or a restart of that seed); runs of other seeds in one folder, as tllib's layout
+    # gives a loop over seeds, are runs of their own
+    latest: Dict[tuple, Run] = {}
     for real in sorted(files):
         run = read_run(files[real])
         if run is not None:
-            latest[os.path.dirname(real)] = run
+            latest[(os.path.dirname(real), comparable(run.args.get("seed")))] = run
     return list(latest.values())
 
 
@@ -230,28 +258,36 @@ def _fmt(values: List[float]) -> str:
 def format_table(runs: List[Run]) -> str:
     if not runs:
         return "no finished runs (no log with a test_acc1 line)"
-    names = row_names(runs)
-    tasks = sorted({r.task for r in runs}, key=lambda t: min(r.path for r in runs if r.task == t))
+    names, task_of = row_names(runs), task_labels(runs)
+    tasks = sorted(set(task_of.values()), key=lambda t: min(r.path for r in runs if task_of[id(r)] == t))
     cells = defaultdict(list)          # (row, task) -> accuracies over seeds
+    seeds_of = defaultdict(list)       # (row, task) -> their seeds, in the same order
     rows, first = [], {}
     for r in runs:
         row = names[id(r)]
         if row not in rows:
             rows.append(row)
             first[row] = r
-        cells[(row, r.task)].append(r.acc)
+        cells[(row, task_of[id(r)])].append(r.acc)
+        seeds_of[(row, task_of[id(r)])].append(comparable(r.args.get("seed")))
     position = {method: i for i, method in enumerate(_ORDER)}
     rows.sort(key=lambda n: (position.get(first[n].base, len(_ORDER)), first[n].base, first[n].variant, n))
     lines = ["| Method | Origin | Avg | " + " | ".join(tasks) + " | seeds |",
              "|---" * (len(tasks) + 4) + "|"]
     for row in rows:
         per_task = [cells[(row, t)] for t in tasks]
-        # Avg per seed index over tasks, when every task has the same number of seeds
-        counts = {len(v) for v in per_task}
-        if len(counts) == 1 and 0 not in counts:
-            avg = _fmt([statistics.mean(v[i] for v in per_task) for i in range(counts.pop())])
-        else:
+        # Avg seed by seed over the tasks when every task ran the same seeds, each once (its ± is then the
+        # spread of a user's one-seed average); else the mean of the tasks' means, without a spread
+        by_seed = [dict(zip(seeds_of[(row, t)], cells[(row, t)])) for t in tasks]
+        seeds = [seeds_of[(row, t)] for t in tasks]
+        if not all(seeds):
             avg = "-"
+        elif len(tasks) == 1:
+            avg = _fmt(per_task[0])
+        elif all(len(set(s)) == len(s) and set(s) == set(seeds[0]) for s in seeds):
+            avg = _fmt([statistics.mean(accs[seed] for accs in by_seed) for seed in sorted(set(seeds[0]))])
+        else:
+            avg = f"{statistics.mean(statistics.mean(v) for v in per_task):.1f}"
         origin = ORIGIN.get((first[row].args.get("data"), first[row].method))
         seeds = "/".join(str(len(v)) for v in per_task)
         lines.append(f"| {row} | {origin if origin is not None else '-'} | {avg} | "
@@ -299,16 +335,16 @@ def format_paired_table(runs: List[Run]) -> str:
     task and over the tasks, the range of the differences, and the pairs ILA-DA wins (a tie is not a win).
     A user runs one seed, so the win rate says more than a mean; the average over tasks carries its
     standard error (see :func:`average_gain`)."""
-    names = row_names(runs)
+    names, task_of = row_names(runs), task_labels(runs)
     runs_of = defaultdict(list)
     for r in runs:
-        runs_of[(names[id(r)], r.task, r.args.get("seed"))].append(r)
+        runs_of[(names[id(r)], task_of[id(r)], r.args.get("seed"))].append(r)
     # two runs of one row, task and seed (e.g. the same run logged in two folders) would pair by the order
     # they were read in: such a seed pairs with nothing, and the table says so
     acc = {key: found[0].acc for key, found in runs_of.items() if len(found) == 1}
     against = _baseline_rows(runs, names)
     base_of = {names[id(r)]: against[id(r)] for r in runs if against.get(id(r))}
-    tasks = sorted({r.task for r in runs}, key=lambda t: min(r.path for r in runs if r.task == t))
+    tasks = sorted(set(task_of.values()), key=lambda t: min(r.path for r in runs if task_of[id(r)] == t))
     lines = ["| ILA-DA row | against | " + " | ".join(tasks) + " | Avg ± s.e. | pairs won |",
              "|---" * (len(tasks) + 4) + "|"]
     for row in sorted(base_of):

@@ -366,3 +366,44 @@ def test_erm_is_a_run_without_any_adaptation_term(tmp_path):
     named = {os.path.basename(os.path.dirname(os.path.dirname(run.path))): run.method for run in collect([logs])}
     assert named == {"dann0": "ERM", "mine0": "FANCY_DA", "bsp0": "BSP", "bsp00": "ERM"}
 
+
+
+def _namespace(*argv):
+    from ila_cdan import CDAN
+    from ila_tllib.engine import get_parser
+    return get_parser(CDAN()).parse_args(["data/x", *argv])
+
+
+def test_tasks_that_share_a_short_name_keep_columns_of_their_own(tmp_path):
+    # MNIST and MNISTRGB are both "M": the two tasks must not be averaged as two seeds of one
+    logs = tmp_path / "logs"
+    _write_log(str(logs / "grey"), _namespace("-d", "Digits", "-s", "MNIST", "-t", "USPS", "--seed", "0"), 90.0)
+    _write_log(str(logs / "rgb"), _namespace("-d", "Digits", "-s", "MNISTRGB", "-t", "USPSRGB", "--seed", "0"), 50.0)
+    table = format_table(collect([str(logs)]))
+    header = [cell.strip() for cell in table.splitlines()[0].strip("|").split("|")]
+    assert header[3:-1] == ["MNIST→USPS", "MNISTRGB→USPSRGB"]
+    assert table.splitlines()[2].split(" | ")[2:5] == ["70.0", "90.0", "50.0"]
+
+
+def test_runs_of_other_seeds_in_one_folder_are_runs_of_their_own(tmp_path):
+    # tllib's layout gives one folder per task, and a loop over seeds logs each seed there; a second finished
+    # log of the same seed (a restart) replaces the first
+    log = tmp_path / "logs" / "Office31_A2W"
+    for stamp, seed, acc in (("2024-03-01-10_00_00", 0, 70.0), ("2024-03-02-10_00_00", 1, 80.0),
+                             ("2024-03-03-10_00_00", 2, 90.0), ("2024-03-04-10_00_00", 0, 72.0)):
+        _write_log(str(log), _namespace("-s", "A", "-t", "W", "--seed", str(seed)), acc, stamp=stamp)
+    assert sorted(run.acc for run in collect([str(tmp_path / "logs")])) == [72.0, 80.0, 90.0]
+
+
+def test_the_average_over_tasks_pairs_runs_by_seed(tmp_path):
+    # read in the order a, b of each folder: seed 0 then 1 on A→W, seed 1 then 0 on D→W. Seed by seed the
+    # averages are 70 (80, 60) and 80 (90, 70)
+    logs = tmp_path / "logs"
+    for task, folder, seed, acc in (("A", "a", 0, 80.0), ("A", "b", 1, 90.0), ("D", "a", 1, 70.0),
+                                    ("D", "b", 0, 60.0)):
+        _write_log(str(logs / f"{task}2W" / folder), _namespace("-s", task, "-t", "W", "--seed", str(seed)), acc)
+    row = format_table(collect([str(logs)])).splitlines()[2].split(" | ")
+    assert row[2] == "75.0 ± 7.1"
+    _write_log(str(logs / "D2W" / "c"), _namespace("-s", "D", "-t", "W", "--seed", "2"), 50.0)
+    row = format_table(collect([str(logs)])).splitlines()[2].split(" | ")
+    assert row[2] == "72.5"        # other seeds on the two tasks: the mean of the tasks' means (85, 60), no spread
