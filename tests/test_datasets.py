@@ -82,6 +82,18 @@ def test_image_list_domains_with_and_without_classes_file(tmp_path):
     assert src.classes == ["0", "1", "2"] and src.num_classes == 3
 
 
+def test_without_a_classes_file_a_label_that_leaves_classes_empty_is_named(tmp_path):
+    # a mistyped label (99 for 1) would make a classifier of 100 classes, 96 of which no list (tgt.txt has 0-2)
+    # has an image of
+    root = _own_list_root(tmp_path, classes=False)
+    _write(str(root / "image_list" / "src.txt"), "a/x0.png 0\na/x1.png 1\na/x1.png 99\n")
+    with pytest.raises(D.DatasetFormatError) as err:
+        D.ImageListDomains(str(root), "src")
+    src = str(root / "image_list" / "src.txt")
+    assert str(err.value).startswith(f"{src}, line 3: label 99 numbers 100 classes, and 96 of them have no image in "
+                                     f"any list of ROOT {root}: correct the label, or name every class in "), err.value
+
+
 def test_a_byte_order_mark_is_not_part_of_a_path_or_a_class_name(tmp_path):
     root = _own_list_root(tmp_path)
     for name in ("image_list/src.txt", "classes.txt"):      # as a Windows editor saves them

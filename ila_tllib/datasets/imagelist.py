@@ -314,8 +314,16 @@ class ImageListDomains(ImageList):
             return read_class_names(classes_file)
         # No names given: number the classes so that every domain's lists fit,
         # which keeps labels (and the classifier size) equal across domains.
-        max_label = max(label for domain in domains
-                        for _, label, _ in read_image_list(cls.list_file(root, domain), root))
+        labelled = [(label, lineno, cls.list_file(root, domain)) for domain in domains
+                    for _, label, lineno in read_image_list(cls.list_file(root, domain), root)]
+        max_label, lineno, path = max(labelled)
+        # a class no list gives an image is most often a mistyped label, which would grow the classifier
+        unused = max_label + 1 - len({label for label, _, _ in labelled})
+        if unused:
+            raise DatasetFormatError(
+                f"{path}, line {lineno}: label {max_label} numbers {max_label + 1} classes, and {unused} of them "
+                f"have no image in any list of ROOT {root}: correct the label, or name every class in "
+                f"{classes_file} (one name per line, in label order)")
         return [str(i) for i in range(max_label + 1)]
 
 
