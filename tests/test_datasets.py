@@ -888,3 +888,26 @@ def test_offline_benchmark_all_tasks_is_every_ordered_pair(tmp_path):
     done = run_offline_benchmark(out, "all", "syn:svhn")
     assert done.returncode == 2 and "got syn:svhn" in done.stderr, done.stderr
     assert not out.exists()
+
+
+def test_image_folder_follows_links_but_not_back_up_its_tree(tmp_path):
+    # a link inside a class folder to a folder of images elsewhere is followed; one back to the domain (or the
+    # class itself) would repeat the class's images and take another class's images as its own
+    root = tmp_path / "folders"
+    _image(str(root / "src" / "a" / "x.png"))
+    _image(str(root / "src" / "b" / "y.png"))
+    _image(str(tmp_path / "elsewhere" / "z.png"))
+    os.symlink(str(root / "src"), str(root / "src" / "a" / "up"))
+    os.symlink(str(root / "src" / "a"), str(root / "src" / "a" / "self"))
+    os.symlink(str(tmp_path / "elsewhere"), str(root / "src" / "a" / "more"))
+    ds = D.ImageFolderDomains(str(root), "src")
+    found = sorted((os.path.relpath(path, str(root)), label) for path, label in ds.samples)
+    assert found == [("src/a/more/z.png", 0), ("src/a/x.png", 0), ("src/b/y.png", 1)]
+
+
+def test_offline_digits_export_into_a_file_stops_before_writing(tmp_path):
+    target = tmp_path / "afile"
+    target.write_text("not a folder")
+    with pytest.raises(D.DatasetFormatError, match="exists and is not a folder; export into a new or empty folder"):
+        D.export_offline_digits(str(target), limit_per_domain=5)
+    assert sorted(os.listdir(tmp_path)) == ["afile"]       # nothing was written beside it

@@ -192,7 +192,8 @@ def test_image_list_that_is_not_utf8(root, tmp_path, capsys):
     with open(os.path.join(root, "image_list", "tgt.txt"), "ab") as f:
         f.write(b"tgt/0/\xff\xfe.png 0\n")
     code, err = run_dann(tiny_args(root, tmp_path / "log"), capsys)
-    assert code == 2 and "tgt.txt: not UTF-8 text" in err
+    lines = len(open(os.path.join(root, "image_list", "tgt.txt"), "rb").read().splitlines())
+    assert code == 2 and f"tgt.txt, line {lines}: not UTF-8 text" in err
 
 
 
@@ -208,7 +209,7 @@ def test_a_class_list_that_is_not_utf8(root, tmp_path):
     with open(os.path.join(root, "classes.txt"), "wb") as f:
         f.write(b"zero\none\n\xff\xfetwo\n")
     code, err = run_dann(tiny_args(root, tmp_path / "log"))
-    assert code == 2 and "classes.txt: not UTF-8 text (bad byte at offset 9)" in err
+    assert code == 2 and "classes.txt, line 3: not UTF-8 text (bad byte at offset 9)" in err
 
 
 def test_an_image_whose_header_claims_a_huge_size(root, tmp_path):

@@ -10,6 +10,7 @@ All three check their input when they are built (not lazily in a data-loader
 worker), so that a typo in a list file is reported once, with file name and
 line number, instead of as a crash in the middle of training.
 """
+import io
 import os
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -39,15 +40,18 @@ def _text_lines(path: str, kind: str, holds: str) -> List[str]:
     """The lines of the text file ``path`` (``kind``, e.g. "an image list", which ``holds`` such lines); a
     file that is not UTF-8, or a folder in its place, raises DatasetFormatError naming it."""
     try:
-        # utf-8-sig: a byte-order mark (Windows editors write one) is not part of the first line
-        with open(path, "r", encoding="utf-8-sig") as handle:
-            return handle.readlines()
-    except UnicodeDecodeError as e:
-        raise DatasetFormatError("{}: not UTF-8 text (bad byte at offset {}); {} holds {}".format(
-            path, e.start, kind, holds)) from None
+        with open(path, "rb") as handle:
+            data = handle.read()
     except IsADirectoryError:
         raise DatasetFormatError("{} is a folder, not {}: {} is a text file of {}; move the folder away".format(
             path, kind, kind, holds)) from None
+    try:
+        # utf-8-sig: a byte-order mark (Windows editors write one) is not part of the first line
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise DatasetFormatError("{}, line {}: not UTF-8 text (bad byte at offset {}); {} holds {}".format(
+            path, data[:e.start].count(b"\n") + 1, e.start, kind, holds)) from None
+    return io.StringIO(text, newline=None).readlines()     # as a text-mode read: \r\n and \r end lines
 
 
 def read_image_list(data_list_file: str, root: str, num_classes: Optional[int] = None,
@@ -393,8 +397,18 @@ class ImageFolderDomains(ImageList):
             class_dir = os.path.join(domain_dir, name)
             if not os.path.isdir(class_dir):
                 continue
+            top = os.path.realpath(class_dir)
+            walked = {top}
             for dirpath, dirnames, filenames in os.walk(class_dir, followlinks=True):
-                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                # a link back up the tree or to a folder already walked would repeat images, or take
+                # another class's images as this one's
+                kept = []
+                for name_ in sorted(d for d in dirnames if not d.startswith(".")):
+                    real = os.path.realpath(os.path.join(dirpath, name_))
+                    if real not in walked and not top.startswith(real + os.sep):
+                        walked.add(real)
+                        kept.append(name_)
+                dirnames[:] = kept
                 for filename in sorted(filenames):
                     if filename.lower().endswith(IMG_EXTENSIONS) and not filename.startswith("."):
                         samples.append((os.path.join(dirpath, filename), self.class_to_idx[name]))

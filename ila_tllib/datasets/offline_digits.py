@@ -392,6 +392,9 @@ def _not_written_by_an_export(root: str) -> List[str]:
 
 def _check_replaceable(root: str) -> None:
     """Raise :class:`DatasetFormatError` when ``root`` exists and holds anything no export wrote."""
+    if os.path.exists(root) and not os.path.isdir(root):
+        raise DatasetFormatError("{} exists and is not a folder; export into a new or empty folder, or move "
+                                 "the file away".format(root))
     foreign = _not_written_by_an_export(root) if os.path.isdir(root) else []
     if foreign:
         raise DatasetFormatError("{} already exists and holds files that are not an offline-digits export ({}); "
@@ -418,8 +421,6 @@ def _install(tmp: str, root: str) -> None:
             finally:
                 shutil.rmtree(old, ignore_errors=True)
             return
-    elif os.path.exists(root):
-        raise DatasetFormatError("{} exists and is not a folder".format(root))
     try:
         os.rename(tmp, root)
     except OSError:
