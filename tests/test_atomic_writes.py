@@ -61,19 +61,7 @@ def test_a_disk_that_fills_during_torch_save_reports_the_os_error(tmp_path, monk
     save_atomic({"w": torch.ones(2)}, path)
     old = open(path, "rb").read()
     real_save = torch.save
-
-    class FillsUp:
-        def __init__(self, file):
-            self.file, self.writes = file, 3
-
-        def write(self, data):
-            self.writes -= 1
-            if self.writes < 0:
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-            return self.file.write(data)
-
-        def flush(self):
-            self.file.flush()
+    FillsUp = _full_disk_shim().FillsUp
 
     with pytest.raises(RuntimeError):          # what torch itself raises: the case this guards against
         real_save({"w": torch.zeros(10000)}, FillsUp(open(tmp_path / "scratch", "wb")))
@@ -83,3 +71,13 @@ def test_a_disk_that_fills_during_torch_save_reports_the_os_error(tmp_path, monk
     assert error.value.errno == errno.ENOSPC and error.value.filename == path
     assert open(path, "rb").read() == old
     assert sorted(os.listdir(tmp_path)) == ["latest.pth", "scratch"]
+
+
+def _full_disk_shim():
+    """The scripts' full-disk sitecustomize, as a module (inert without ILA_TEST_FULL_DISK)."""
+    import importlib.util
+    from helpers import FULL_DISK
+    spec = importlib.util.spec_from_file_location("full_disk_shim", os.path.join(FULL_DISK, "sitecustomize.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -5,6 +5,23 @@
 import errno
 import os
 
+
+class FillsUp:
+    """A file whose writes fail with ENOSPC after the first ``writes``."""
+
+    def __init__(self, file, writes=3):
+        self.file, self.writes = file, writes
+
+    def write(self, data):
+        self.writes -= 1
+        if self.writes < 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return self.file.write(data)
+
+    def flush(self):
+        self.file.flush()
+
+
 _MODE = os.environ.get("ILA_TEST_FULL_DISK")
 
 if _MODE == "1":
@@ -15,22 +32,9 @@ if _MODE == "1":
 elif _MODE == "write":
     import torch
 
-    class _FillsUp:
-        def __init__(self, file, writes=3):
-            self.file, self.writes = file, writes
-
-        def write(self, data):
-            self.writes -= 1
-            if self.writes < 0:
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-            return self.file.write(data)
-
-        def flush(self):
-            self.file.flush()
-
     _save = torch.save
 
     def _save_on_a_filling_disk(obj, f, *args, **kwargs):
-        return _save(obj, _FillsUp(f) if hasattr(f, "write") else f, *args, **kwargs)
+        return _save(obj, FillsUp(f) if hasattr(f, "write") else f, *args, **kwargs)
 
     torch.save = _save_on_a_filling_disk
