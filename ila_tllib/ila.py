@@ -36,8 +36,8 @@ class ILALoss(nn.Module):
     temperature of at least 1/700, not subclasses — and the target batch is not empty, the loss runs as one
     autograd node with a hand-written backward (:mod:`ila_tllib.fused`): the same decisions, loss and
     gradients from far fewer tensor operations, computed in float64 whatever the input dtype (float32 loses
-    short distances) and returned in the input dtype. Any other part, or ``fused=False``, takes the composable path. The rule is checked at
-    every call, so parts swapped after construction are honoured.
+    short distances) and returned in the input dtype. Any other part, or ``fused=False``, takes the
+    composable path. The rule is checked at every call, so parts swapped after construction are honoured.
 
     Ties: a tied kNN vote goes to the smallest label (both paths). Which of several sources tied in
     :math:`\phi` at the k-th place votes, and which of several targets tied in :math:`\Gamma` at the μ cut

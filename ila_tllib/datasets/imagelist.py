@@ -403,11 +403,11 @@ class ImageFolderDomains(ImageList):
                 # a link back up the tree or to a folder already walked would repeat images, or take
                 # another class's images as this one's
                 kept = []
-                for name_ in sorted(d for d in dirnames if not d.startswith(".")):
-                    real = os.path.realpath(os.path.join(dirpath, name_))
+                for sub in sorted(d for d in dirnames if not d.startswith(".")):
+                    real = os.path.realpath(os.path.join(dirpath, sub))
                     if real not in walked and not top.startswith(real + os.sep):
                         walked.add(real)
-                        kept.append(name_)
+                        kept.append(sub)
                 dirnames[:] = kept
                 for filename in sorted(filenames):
                     if filename.lower().endswith(IMG_EXTENSIONS) and not filename.startswith("."):
