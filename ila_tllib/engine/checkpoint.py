@@ -234,8 +234,7 @@ def load_weights(model: nn.Module, path: str, what: str, fix: str):
     if mismatch:
         raise UsageError(f"{what}: {path} does not fit this model ({mismatch}); it was written by another "
                          f"method's script or with another --arch, --bottleneck-dim or class count: {fix}")
-    broken = next((name for name, tensor in state.items() if torch.is_tensor(tensor) and tensor.is_floating_point()
-                   and not bool(torch.isfinite(tensor).all())), None)
+    broken = first_non_finite(state)
     if broken is not None:
         raise UsageError(f"{what}: {path} holds non-finite values ({broken}), the weights of a diverged run: {fix}")
 
@@ -258,14 +257,19 @@ def state_mismatch(own: dict, state: dict) -> str:
     return "; ".join(told)
 
 
+def first_non_finite(state: dict) -> Optional[str]:
+    """The name of the first floating-point tensor of ``state`` holding a NaN or an infinity, else None."""
+    return next((name for name, tensor in state.items() if torch.is_tensor(tensor) and tensor.is_floating_point()
+                 and not bool(torch.isfinite(tensor).all())), None)
+
+
 def check_finite_state(modules: Dict[str, nn.Module], where: str, fix: str):
     """Raise :class:`DivergenceError` when a weight or a BatchNorm statistic is NaN or infinite; ``fix`` says
     what to change."""
     for owner, module in modules.items():
-        for name, tensor in module.state_dict().items():
-            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-                raise DivergenceError(f"training diverged {where}: {owner} {name} holds non-finite values "
-                                      f"({fix})")
+        name = first_non_finite(module.state_dict())
+        if name is not None:
+            raise DivergenceError(f"training diverged {where}: {owner} {name} holds non-finite values ({fix})")
 
 
 def rng_state() -> dict:
