@@ -128,6 +128,28 @@ def test_archives_put_in_root_by_hand_are_unpacked_offline(tmp_path, monkeypatch
     assert D.read_labels(webcam) == _labels(lists["webcam"])
 
 
+def test_a_damaged_archive_put_in_root_by_hand_is_named_and_left_unpacked(tmp_path, monkeypatch, backend):
+    # with tllib's class too: tllib would unpack it straight into ROOT, leave a half-filled webcam/ that
+    # looks finished, and name another archive
+    from ila_tllib import backend as pieces, standalone
+    monkeypatch.setenv(pieces.ENV_VAR, backend)
+    monkeypatch.setattr(pieces, "_chosen", None)
+    root = tmp_path / "office31"
+    lists = make_office31_archives(root)
+    whole = (root / "webcam.tgz").read_bytes()
+    (root / "webcam.tgz").write_bytes(whole[:len(whole) // 2])
+    entries = [(folder, archive, refused_url(archive)) for folder, archive, _ in standalone.Office31.download_list]
+    for cls in {pieces.Office31, standalone.Office31}:
+        monkeypatch.setattr(cls, "download_list", entries)
+    with pytest.raises(D.DatasetNotFoundError) as err:
+        D.build_domain("Office31", str(root), "W")
+    assert "ROOT/webcam.tgz, put there by hand, cannot be unpacked (EOFError" in str(err.value)
+    assert "Automatic download" not in str(err.value)     # nothing was downloaded
+    assert not (root / "webcam").exists() and not any(name.startswith(".webcam") for name in os.listdir(root))
+    (root / "webcam.tgz").write_bytes(whole)              # replaced: the next run unpacks it
+    assert D.read_labels(D.build_domain("Office31", str(root), "W")) == _labels(lists["webcam"])
+
+
 def test_every_dataset_carries_a_public_source(standalone_pieces):
     for name in ("Office31", "OfficeHome", "VisDA2017", "DomainNet", "OfficeCaltech", "PACS", "ImageNetR",
                  "ImageNetSketch", "MNIST", "USPS", "SVHN", "MNISTRGB", "USPSRGB", "SVHNRGB"):

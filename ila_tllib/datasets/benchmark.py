@@ -102,6 +102,10 @@ def download_advice(dataset: str, needed: Sequence[Entry], others: Sequence[Entr
                   "your own.".format(MIRROR_ENV, dataset)
 
 
+class _DamagedByHand(OSError):
+    """An archive put in ROOT by hand that does not unpack (no download was tried)."""
+
+
 def _fetch(url: str, root: str, archive: str) -> None:
     """Download ``archive`` (or take it from a local mirror, or from ``ROOT/<archive>`` put there by hand)
     and unpack it, both in a staging folder inside ROOT; only a complete unpacking is renamed into place,
@@ -120,8 +124,8 @@ def _fetch(url: str, root: str, archive: str) -> None:
             extract_archive(source, unpacked)
         except Exception as err:
             if source == by_hand:
-                raise OSError("ROOT/{}, put there by hand, cannot be unpacked ({}: {}); delete or replace it".format(
-                    archive, type(err).__name__, str(err).strip())) from err
+                raise _DamagedByHand("ROOT/{}, put there by hand, cannot be unpacked ({}: {}); delete or replace "
+                                     "it.".format(archive, type(err).__name__, str(err).strip())) from err
             raise
         for name in os.listdir(unpacked):
             if not os.path.exists(os.path.join(root, name)):    # what is there already stays
@@ -154,6 +158,8 @@ def fetch_missing(root: str, entries: Iterable[Entry], dataset: str, others: Ite
                 os.makedirs(root, exist_ok=True)
                 _fetch(source, root, archive)
                 continue
+            except _DamagedByHand as err:
+                failure = str(err)
             except Exception as err:  # network, HTTP, archive errors: all mean "not there"
                 failure = "Automatic download of {} from {} failed ({}: {}).".format(
                     archive, source, type(err).__name__, str(err).strip())

@@ -77,9 +77,14 @@ def _build_with_backend(name: str, root: str, **kwargs) -> Dataset:
             if any(not os.path.exists(os.path.join(root, entry[0])) for entry in _ours(name).download_list):
                 raise _tllib_stopped(name, root, download=False)
             kwargs["download"] = True
-        elif os.environ.get(MIRROR_ENV):
-            # tllib's classes know only their own URLs: fetch what they would from the mirror first
-            failure = fetch_missing(root, _ours(name).download_list, name)
+        else:
+            # tllib's classes know only their own URLs, and unpack an archive put in ROOT by hand straight into
+            # ROOT (a damaged one leaves a half-unpacked folder that looks finished): fetch from the mirror,
+            # and unpack archives found in ROOT, ours staged and checked, before tllib looks
+            entries = _ours(name).download_list
+            if not os.environ.get(MIRROR_ENV):
+                entries = [entry for entry in entries if os.path.isfile(os.path.join(root, entry[1]))]
+            failure = fetch_missing(root, entries, name)
             if failure:
                 path = next((os.path.join(root, folder) for folder, _, _ in _ours(name).download_list
                              if not os.path.exists(os.path.join(root, folder))), root)
