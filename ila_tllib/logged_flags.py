@@ -11,12 +11,13 @@ __all__ = ["FLAGS_ADDED_LATER", "FOLLOWED_BEFORE", "with_flags_added_later", "TL
 HISTORY_PREFIX = "flags over the run: "
 
 #: ILA flags added after the first release -> the value that means "off", the behaviour runs had before them:
-#: a log or a resume checkpoint written without the flag reads as this value
+#: a log or a resume checkpoint written without the flag reads as this value (a flag missing here would file
+#: the runs before it with the runs that set it: the tables split rows only on flags every run logged)
 FLAGS_ADDED_LATER = {"ila_source_bank": 0, "ila_mining_ema": 0.0, "ila_mining_average": "network",
                      "ila_ratio_terms": "top-m", "ila_bank_anchors": False, "ila_detach_source": False,
                      "ila_source_sampling": "balanced", "ila_spectral_form": "bsp",
                      "ila_mining_similarity": "inverse_euclidean", "ila_spectral_schedule": "constant",
-                     "ila_spectral_domains": "both"}
+                     "ila_spectral_domains": "both", "ila_spectral_penalty": 0.0, "ila_bn_statistics": "all"}
 
 #: flags added later whose value, before them, was another flag's: ILA mined with its own --similarity
 #: (the value in FLAGS_ADDED_LATER is for a run that logged neither)

@@ -19,7 +19,9 @@ tllib's own (``cdan.py``, ``mcc.py``, ...): the ``Namespace(...)`` line describe
 Runs that differ only in ``--seed`` are averaged (mean ± std); ``Avg`` averages the tasks seed by seed when
 every task ran the same seeds (its ± is then the spread of one seed's average), else gives the mean of the
 tasks' means alone. A folder may hold runs of several seeds (tllib's layout, looped over seeds); of one
-seed, its newest finished log is the run. A task is named by its domains' short names (``A→W``), or by
+seed, its newest finished log is the run. A log copied into another folder is the same run, counted once;
+a seed with several runs (in two folders, or tllib's run and ours of one recipe) counts once, at their mean,
+in both tables, and a line below each names it. A task is named by its domains' short names (``A→W``), or by
 their full names where two tasks would share one (MNIST and MNISTRGB). A method gets one row per variant:
 rows split on flags whose values differ between its runs, among the flags all of its runs have
 (so a flag tllib's Namespace lacks never splits a row). A run resumed with other values of the flags a
@@ -31,6 +33,7 @@ one exists.
 import argparse
 import ast
 import glob
+import hashlib
 import math
 import os
 import re
@@ -41,7 +44,7 @@ from typing import Dict, List, Optional
 
 from .logged_flags import HISTORY_PREFIX, TLLIB_RESNETS, with_flags_added_later   # not torch: reading logs never needs it
 
-__all__ = ["Run", "read_run", "collect", "missing_folders", "comparable", "row_names", "task_labels", "format_table",
+__all__ = ["Run", "read_run", "collect", "seed_values", "seed_acc", "missing_folders", "comparable", "row_names", "task_labels", "format_table",
            "format_paired_table", "main", "TLLIB_METHODS", "ORIGIN"]
 
 #: tllib's script (and log folder) names -> the method's name in tllib's tables.
@@ -189,9 +192,10 @@ def read_run(path: str) -> Optional[Run]:
                 acc = float(m.group(1))
     if args is None or acc is None or args.get("phase", "train") != "train":
         return None
-    if "ila_trade_off" in args:                    # this package's scripts, not tllib's
-        # a log written before a flag existed ran with it off: an ablation of that flag then gets
-        # its own row instead of being averaged with the older runs
+    if args.get("ila_trade_off", 0) > 0:         # this package's scripts (not tllib's), ILA-DA on
+        # a log written before a flag existed ran with it off: an ablation of that flag then gets its own
+        # row instead of being averaged with the older runs. Those are flags of ILA's term: with it off they
+        # change nothing, and a baseline's log without them joins the baselines' row that has them
         args = with_flags_added_later(args)
     return Run(args, acc, path, method, flags_over_the_run)
 
@@ -213,11 +217,43 @@ def collect(log_dirs: List[str]) -> List[Run]:
     # is the run (a resume or a restart of that seed); runs of other seeds in one folder, as tllib's layout
     # gives a loop over seeds, are runs of their own
     latest: Dict[tuple, Run] = {}
+    copies = set()     # a log copied into another folder is the same run: its bytes are the same
     for real in sorted(files):
+        with open(real, "rb") as f:
+            content = hashlib.sha256(f.read()).digest()
+        if content in copies:
+            continue
+        copies.add(content)
         run = read_run(files[real])
         if run is not None:
             latest[(os.path.dirname(real), comparable(run.args.get("seed")))] = run
     return list(latest.values())
+
+
+def seed_values(runs: List[Run], names: Dict[int, str], task_of: Dict[int, str]) -> Dict[tuple, List[Run]]:
+    """``(row, task, seed)`` -> its runs. A seed counts once in both tables: where it has more than one run
+    (two runs of it in two folders that are not copies of one log, or tllib's run and ours of one recipe) its
+    value is their mean (:func:`seed_acc`), so that the spread stays the spread over seeds and a pair does not
+    depend on the order the folders were read in; a line below the table names such seeds."""
+    found = defaultdict(list)
+    for r in runs:
+        found[(names[id(r)], task_of[id(r)], comparable(r.args.get("seed")))].append(r)
+    return found
+
+
+def seed_acc(found: List[Run]) -> float:
+    return statistics.mean(r.acc for r in found)
+
+
+def _several_runs(found: Dict[tuple, List[Run]], rows) -> str:
+    """The line naming the seeds of ``rows`` with more than one run, each averaged as one ('' if none)."""
+    several = sorted((key for key, runs in found.items() if len(runs) > 1 and key[0] in rows),
+                     key=lambda key: (key[0], key[1], key[2]))
+    if not several:
+        return ""
+    return "\n\nseeds with more than one run, each counted once at the mean of its runs: " + "; ".join(
+        f"{row}, {task}, seed {seed} ({' and '.join(f'{r.acc:.1f}' for r in found[(row, task, seed)])})"
+        for row, task, seed in several)
 
 
 def comparable(value):
@@ -259,6 +295,7 @@ def format_table(runs: List[Run]) -> str:
     if not runs:
         return "no finished runs (no log with a test_acc1 line)"
     names, task_of = row_names(runs), task_labels(runs)
+    found = seed_values(runs, names, task_of)
     tasks = sorted(set(task_of.values()), key=lambda t: min(r.path for r in runs if task_of[id(r)] == t))
     cells = defaultdict(list)          # (row, task) -> accuracies over seeds
     seeds_of = defaultdict(list)       # (row, task) -> their seeds, in the same order
@@ -268,8 +305,9 @@ def format_table(runs: List[Run]) -> str:
         if row not in rows:
             rows.append(row)
             first[row] = r
-        cells[(row, task_of[id(r)])].append(r.acc)
-        seeds_of[(row, task_of[id(r)])].append(comparable(r.args.get("seed")))
+    for (row, task, seed), of_seed in found.items():
+        cells[(row, task)].append(seed_acc(of_seed))
+        seeds_of[(row, task)].append(seed)
     position = {method: i for i, method in enumerate(_ORDER)}
     rows.sort(key=lambda n: (position.get(first[n].base, len(_ORDER)), first[n].base, first[n].variant, n))
     lines = ["| Method | Origin | Avg | " + " | ".join(tasks) + " | seeds |",
@@ -284,7 +322,7 @@ def format_table(runs: List[Run]) -> str:
             avg = "-"
         elif len(tasks) == 1:
             avg = _fmt(per_task[0])
-        elif all(len(set(s)) == len(s) and set(s) == set(seeds[0]) for s in seeds):
+        elif all(set(s) == set(seeds[0]) for s in seeds):
             avg = _fmt([statistics.mean(accs[seed] for accs in by_seed) for seed in sorted(set(seeds[0]))])
         else:
             avg = f"{statistics.mean(statistics.mean(v) for v in per_task):.1f}"
@@ -292,7 +330,7 @@ def format_table(runs: List[Run]) -> str:
         seeds = "/".join(str(len(v)) for v in per_task)
         lines.append(f"| {row} | {origin if origin is not None else '-'} | {avg} | "
                      + " | ".join(_fmt(v) for v in per_task) + f" | {seeds} |")
-    return "\n".join(lines)
+    return "\n".join(lines) + _several_runs(found, rows)
 
 
 def average_gain(differences: List[List[float]]) -> str:
@@ -331,17 +369,13 @@ def _baseline_rows(runs: List[Run], names: Dict[int, str]) -> Dict[int, str]:
 def format_paired_table(runs: List[Run]) -> str:
     """Every ILA-DA row against the method it is added to, seed by seed (runs of one task and one seed
     pair up; where that method's runs split into rows, against the row that ran as the ILA-DA row did; a
-    seed with two runs of one row pairs with nothing, and a last line names it): the mean paired gain per
+    seed with several runs of one row pairs at their mean, and a last line names it): the mean paired gain per
     task and over the tasks, the range of the differences, and the pairs ILA-DA wins (a tie is not a win).
     A user runs one seed, so the win rate says more than a mean; the average over tasks carries its
     standard error (see :func:`average_gain`)."""
     names, task_of = row_names(runs), task_labels(runs)
-    runs_of = defaultdict(list)
-    for r in runs:
-        runs_of[(names[id(r)], task_of[id(r)], r.args.get("seed"))].append(r)
-    # two runs of one row, task and seed (e.g. the same run logged in two folders) would pair by the order
-    # they were read in: such a seed pairs with nothing, and the table says so
-    acc = {key: found[0].acc for key, found in runs_of.items() if len(found) == 1}
+    runs_of = seed_values(runs, names, task_of)
+    acc = {key: seed_acc(found) for key, found in runs_of.items()}
     against = _baseline_rows(runs, names)
     base_of = {names[id(r)]: against[id(r)] for r in runs if against.get(id(r))}
     tasks = sorted(set(task_of.values()), key=lambda t: min(r.path for r in runs if task_of[id(r)] == t))
@@ -364,18 +398,12 @@ def format_paired_table(runs: List[Run]) -> str:
             average = average_gain(per_task) if len(per_task) == len(tasks) else "-"
             lines.append(f"| {row} | {base} | " + " | ".join(cells)
                          + f" | {average} | {won}/{len(diffs_all)} ({100 * won / len(diffs_all):.0f}%) |")
-    paired_rows = set(base_of) | set(base_of.values())
-    twice = sorted((key for key, found in runs_of.items() if len(found) > 1 and key[0] in paired_rows),
-                   key=lambda key: (key[0], key[1], str(key[2])))
-    if twice:
-        lines.append("\nleft out of the pairs, each with more than one run: " + "; ".join(
-            f"{row}, {task}, seed {seed} ({len(runs_of[(row, task, seed)])} runs)" for row, task, seed in twice))
     if len(lines) == 2:
         if not any(r.variant == 2 for r in runs):
             return "no pairs: no ILA-DA run here"
         return ("no pairs: no ILA-DA run here has a finished run of the method it is added to, run with the "
                 "same flags, task and seed; give the baselines' log folders too")
-    return "\n".join(lines)
+    return "\n".join(lines) + _several_runs(runs_of, set(base_of) | set(base_of.values()))
 
 
 def main(argv=None):

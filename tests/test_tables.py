@@ -62,7 +62,8 @@ def our_log(logs, folder, source, target, acc, *flags, seed=0, method=None, hist
 
 
 def _rows(table):
-    return {line.split(" | ")[0].strip("| "): line.split(" | ") for line in table.splitlines()[2:]}
+    """The table's rows by name (the lines after the header, up to the notes below it)."""
+    return {line.split(" | ")[0].strip("| "): line.split(" | ") for line in table.split("\n\n")[0].splitlines()[2:]}
 
 
 def test_tllibs_logs_and_ours_share_one_table(tmp_path):
@@ -77,11 +78,15 @@ def test_tllibs_logs_and_ours_share_one_table(tmp_path):
     our_log(logs, "ila_cdan", "A", "W", 95.0)
     our_log(logs, "ila_cdan", "D", "W", 99.0)
     our_log(logs, "ila_cdan_baseline", "D", "W", 98.1, "--ila-trade-off", "0")   # tllib's recipe, run by ours
-    rows = _rows(format_table(collect([logs])))
+    table = format_table(collect([logs]))
+    rows = _rows(table)
     assert list(rows) == ["ERM", "DANN", "CDAN", "ILA-DA+CDAN", "MCC"]    # tllib's order, ILA-DA next to its base
     assert rows["MCC"][1:5] == ["89.4", "96.3 ± 0.1", "94.1 ± 0.1", "98.5 ± 0.1"]
-    # our CDAN baseline joins tllib's CDAN row: flags tllib's Namespace lacks split nothing
-    assert rows["CDAN"][1] == "87.7" and rows["CDAN"][3:6] == ["93.8", "98.3 ± 0.3", "1/2 |"]
+    # our CDAN baseline joins tllib's CDAN row: flags tllib's Namespace lacks split nothing; its seed 0 and
+    # tllib's are one seed, counted once at their mean (98.5 and 98.1), and named below the table
+    assert rows["CDAN"][1] == "87.7" and rows["CDAN"][3:6] == ["93.8", "98.3", "1/1 |"]
+    assert table.endswith("\n\nseeds with more than one run, each counted once at the mean of its runs: "
+                          "CDAN, D→W, seed 0 (98.5 and 98.1)")
     assert rows["ILA-DA+CDAN"][1:5] == ["89.3", "97.0", "95.0", "99.0"]
     assert rows["DANN"][1] == "82.2" and rows["DANN"][4:6] == ["-", "1/0 |"]
 
@@ -93,7 +98,7 @@ def test_weights_split_rows_only_where_they_differ(tmp_path):
     our_log(logs, "v2", "A", "W", 95.0, "--ila-trade-off", "0", "--weights", "default")
     rows = _rows(format_table(collect([logs])))
     assert set(rows) == {"CDAN (weights=v1)", "CDAN (weights=default)"}
-    assert rows["CDAN (weights=v1)"][2] == "93.4 ± 0.6" and rows["CDAN (weights=default)"][2] == "95.0"
+    assert rows["CDAN (weights=v1)"][2] == "93.4" and rows["CDAN (weights=default)"][2] == "95.0"   # one seed
 
 
 def test_resumed_and_cached_runs_share_the_row_of_their_recipe(tmp_path):
@@ -188,18 +193,32 @@ def test_paired_table_without_pairs_says_why(tmp_path):
     assert _rows(format_paired_table(collect([logs])))["ILA-DA+CDAN"][-1] == "1/1 (100%) |"
 
 
-def test_a_seed_with_two_runs_of_one_row_pairs_with_nothing(tmp_path):
-    # the same baseline seed logged in two folders, 80 and 90: which one a pair read would depend on the order
-    # the folders were read in, so that seed is left out and named; seed 1 still pairs
+def test_a_seed_with_two_runs_of_one_row_counts_once_at_their_mean(tmp_path):
+    # one baseline seed run twice, in two folders, 80 and 90: read in either order it is one seed at 85 in
+    # both tables (pairing with one of them would depend on the order; both would count the seed twice)
     logs = str(tmp_path / "logs")
     our_log(logs, "cdan", "A", "W", 80.0, "--ila-trade-off", "0", seed=0)
     our_log(logs, "cdan_again", "A", "W", 90.0, "--ila-trade-off", "0", seed=0)
     our_log(logs, "cdan", "A", "W", 81.0, "--ila-trade-off", "0", seed=1)
     our_log(logs, "ila", "A", "W", 85.0, seed=0)
     our_log(logs, "ila", "A", "W", 84.0, seed=1)
-    table = format_paired_table(collect([logs]))
-    assert _rows(table)["ILA-DA+CDAN"][1:3] == ["CDAN", "+3.0 (+3.0 .. +3.0)"]
-    assert table.endswith("\n\nleft out of the pairs, each with more than one run: CDAN, A→W, seed 0 (2 runs)")
+    note = "\n\nseeds with more than one run, each counted once at the mean of its runs: CDAN, A→W, seed 0 ("
+    paired = format_paired_table(collect([logs]))
+    assert _rows(paired)["ILA-DA+CDAN"][1:5] == ["CDAN", "+1.5 (+0.0 .. +3.0)", "+1.5 ± 1.5", "1/2 (50%) |"]
+    assert paired.split(note)[1] in ("80.0 and 90.0)", "90.0 and 80.0)")
+    table = format_table(collect([logs]))
+    assert _rows(table)["CDAN"][2:5] == ["83.0 ± 2.8", "83.0 ± 2.8", "2 |"]   # seeds 0 and 1 at 85 and 81
+    assert note in table
+
+
+def test_a_log_copied_into_another_folder_is_one_run(tmp_path):
+    logs = tmp_path / "logs"
+    our_log(str(logs), "cdan", "A", "W", 80.0, "--ila-trade-off", "0", seed=0)
+    our_log(str(logs), "cdan", "A", "W", 84.0, "--ila-trade-off", "0", seed=1)
+    import shutil
+    shutil.copytree(logs / "cdan", tmp_path / "backup" / "cdan")
+    table = format_table(collect([str(logs), str(tmp_path / "backup")]))
+    assert _rows(table)["CDAN"][2:5] == ["82.0 ± 2.8", "82.0 ± 2.8", "2 |"] and "\n\n" not in table
 
 
 def test_a_resumed_baseline_does_not_stop_the_others_from_pairing(tmp_path):
@@ -229,7 +248,10 @@ PAPER_SIMILARITY = ["--similarity", "inverse_euclidean"]
                                                         ("ila_spectral_schedule", "--ila-spectral-schedule", "term",
                                                          "constant"),
                                                         ("ila_spectral_domains", "--ila-spectral-domains", "target",
-                                                         "both")])
+                                                         "both"),
+                                                        ("ila_spectral_penalty", "--ila-spectral-penalty", "0.0002",
+                                                         "0.0"),
+                                                        ("ila_bn_statistics", "--ila-bn-statistics", "tllib", "all")])
 def test_a_flag_added_later_splits_rows_from_logs_that_lack_it(tmp_path, dest, flag, value, default):
     # logs written before the later flags existed ran without them: they join new runs with the flag at the
     # value that means "off" (the first release's behaviour), not the runs that set it
@@ -244,7 +266,8 @@ def test_a_flag_added_later_splits_rows_from_logs_that_lack_it(tmp_path, dest, f
             delattr(namespace, name)
         _write_log(log, namespace, acc)
     # all off (the first release's behaviour): only the flag under test varies
-    off = ["--ila-source-bank", "0", "--ila-mining-ema", "0", "--ila-spectral-form", "bsp", *PAPER_SIMILARITY]
+    off = ["--ila-source-bank", "0", "--ila-mining-ema", "0", "--ila-spectral-form", "bsp", "--ila-spectral-penalty",
+           "0", "--ila-bn-statistics", "all", *PAPER_SIMILARITY]
     our_log(logs, "flag-off", "A", "W", 94.0, *off, flag, default, seed=2)
     # an average's default follows the decay (from-dropout when > 0): name the one the runs at 0 log
     same_average = ["--ila-mining-average", "network"] if dest == "ila_mining_ema" else []
