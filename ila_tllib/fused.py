@@ -9,7 +9,9 @@ Precision. Distances come from :math:`\\lVert a\\rVert^2 + \\lVert b\\rVert^2 - 
 product; in float32 that loses most digits of short distances (relative error ~ :math:`\\epsilon
 \\lVert a\\rVert^2 / d^2`), and the backward's :math:`\\sum_j w_{ij} (a_i - b_j)` cancels the same way.
 The fused path therefore computes in float64 whatever the input dtype and rounds once at the end: the
-loss comes back in the input dtype, and so do the gradients. Its decisions are those of a float64
+loss comes back in the input dtype or float32, whichever is wider (half precision holds about three
+digits; the composable path's similarity also works in at least float32), the gradients in the input
+dtype. Its decisions are those of a float64
 computation on the given features. The price is three float64 matrix products (two in backward):
 small next to the launches at training batch sizes, and on CPUs and data-centre GPUs; on GPUs with slow
 float64 (most consumer cards) and batches of thousands, ``ILALoss(fused=False)`` is faster.
@@ -168,7 +170,7 @@ class _FusedILA(torch.autograd.Function):
                 keep_mask.scatter_(0, ratio.topk(n_keep, 0).indices, 0.0)
             logits = torch.add(keep_mask, phi, alpha=inv_tau)
         ctx.dtypes = f_s.dtype, f_t.dtype
-        out_dtype = f_s.dtype if f_s.dtype == f_t.dtype else torch.promote_types(f_s.dtype, f_t.dtype)
+        out_dtype = torch.promote_types(torch.promote_types(f_s.dtype, f_t.dtype), torch.float32)
         if n_keep == 0:                                      # nothing to contrast: an exact 0
             ctx.inputs = (f_s.shape, f_s.dtype), (f_t.shape, f_t.dtype)
             anchors = phi.new_zeros(1, a.shape[0])

@@ -15,6 +15,14 @@ from .similarity import get_similarity
 __all__ = ["ILALoss"]
 
 
+def _nan_if_not_finite(loss: torch.Tensor, f_s: torch.Tensor, f_t: torch.Tensor) -> torch.Tensor:
+    """``loss``, or NaN where a feature is NaN or infinite (a diverged network): whichever path computed it
+    and whatever it decided about that feature's row (a NaN distance can read as "not kept" and leave a
+    finite loss). Without a host synchronisation; the gradient still flows into ``loss``."""
+    diverged = ~(torch.isfinite(f_s).all() & torch.isfinite(f_t).all())
+    return loss + torch.where(diverged, float("nan"), 0.0).to(loss.dtype)
+
+
 class ILALoss(nn.Module):
     r"""Instance-level affinity loss of ILA-DA (Sung et al., CVPR 2021)
 
@@ -36,8 +44,11 @@ class ILALoss(nn.Module):
     temperature of at least 1/700, not subclasses — and the target batch is not empty, the loss runs as one
     autograd node with a hand-written backward (:mod:`ila_tllib.fused`): the same decisions, loss and
     gradients from far fewer tensor operations, computed in float64 whatever the input dtype (float32 loses
-    short distances) and returned in the input dtype. Any other part, or ``fused=False``, takes the
+    short distances) and returned in the input dtype or float32, whichever is wider (as the composable
+    path's similarity computes). Any other part, or ``fused=False``, takes the
     composable path. The rule is checked at every call, so parts swapped after construction are honoured.
+
+    A NaN or infinite feature makes the loss NaN on both paths, so that a diverged network shows at once.
 
     Ties: a tied kNN vote goes to the smallest label (both paths). Which of several sources tied in
     :math:`\phi` at the k-th place votes, and which of several targets tied in :math:`\Gamma` at the μ cut
@@ -143,7 +154,7 @@ class ILALoss(nn.Module):
         if (settings is not None and f_t.shape[0] > 0 and self.bank is None and mining_features is None
                 and self.mining_similarity is None):
             loss, self.last = fused_ila_loss(f_s, y_s, f_t, num_classes=num_classes, **settings)
-            return loss
+            return _nan_if_not_finite(loss, f_s, f_t)
         similarity_st = self.similarity(f_s, f_t)                       # (N_s, N_t), with gradient
         self.last, bank_rows = self._mine(similarity_st, f_s, y_s, f_t, logits_t, num_classes, mining_features)
         affinity = self.last.affinity.to(similarity_st.dtype)
@@ -151,7 +162,7 @@ class ILALoss(nn.Module):
             bank_f, bank_affinity = bank_rows
             similarity_st = torch.cat((similarity_st, self.similarity(bank_f.to(f_t.dtype), f_t)))
             affinity = torch.cat((affinity, bank_affinity.to(affinity.dtype)))
-        return self.metric_loss(similarity_st, affinity)
+        return _nan_if_not_finite(self.metric_loss(similarity_st, affinity), f_s, f_t)
 
     @torch.no_grad()
     def _mine(self, similarity_st, f_s, y_s, f_t, logits_t, num_classes, mining_features):

@@ -205,3 +205,31 @@ def test_a_temperature_below_1_over_700_takes_the_composable_path_and_keeps_its_
         ila = ILALoss(k=1, mu=1.0, temperature=1e-3, fused=fused)
         results.append((ila(f_s, y_s, f_t).item(), ila.num_anchors))
     assert results[0] == results[1] and results[0][1] == 4 and results[0][0] > 100
+
+
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("where, value", [("source", float("nan")), ("target", float("nan")),
+                                          ("target", float("inf")), ("source", float("-inf"))])
+def test_a_non_finite_feature_makes_the_loss_nan_on_both_paths(fused, where, value):
+    # a diverged network: the loss says so at once, whichever path runs and whether or not the entry's row
+    # is kept (the fused path read NaN distances as "not kept" and returned a finite loss)
+    f_s, y_s, f_t = make_batch(5, n_classes=3, per_class=3, n_t=9, d=6, balanced=True, spread=1.5)
+    assert math.isfinite(run(f_s, y_s, f_t, k=3, mu=0.67, fused=fused)[0].item())
+    (f_s if where == "source" else f_t)[1, 2] = value
+    loss, grad_s, grad_t, _ = run(f_s, y_s, f_t, k=3, mu=0.67, fused=fused)
+    assert math.isnan(loss.item())
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_features_give_the_same_float32_loss_on_both_paths(dtype):
+    # the similarity works in at least float32 (half precision overflows and cancels d²): so does the loss on
+    # both paths, and the gradients come back in the features' dtype
+    f_s, y_s, f_t = make_batch(6, n_classes=3, per_class=3, n_t=9, d=6, balanced=True, spread=1.5)
+    f_s, f_t = f_s.to(dtype), f_t.to(dtype)
+    fused, composable = run(f_s, y_s, f_t, k=3, mu=0.67), run(f_s, y_s, f_t, k=3, mu=0.67, fused=False)
+    assert composable[3].num_anchors > 0
+    assert fused[0].dtype == composable[0].dtype == torch.float32
+    torch.testing.assert_close(fused[0], composable[0], rtol=1e-6, atol=1e-7)
+    for ours, theirs in zip(fused[1:3], composable[1:3]):
+        assert ours.dtype == theirs.dtype == dtype
+        torch.testing.assert_close(ours.float(), theirs.float(), rtol=2e-2, atol=1e-3)
