@@ -183,11 +183,13 @@ def test_same_seed_same_result_and_baselines(tiny_root, tmp_path):
     assert ("batches: source random (8), target random (8); ILA's source batch class-balanced (3 classes x 2 = 6)"
             in only_log(tmp_path / "a", "train"))
     assert "batches: source random (8), target random (8)" in only_log(tmp_path / "cdan", "train")
-    table = format_table(collect([str(tmp_path)])).splitlines()
-    rows = {line.split(" | ")[0].strip("| "): line for line in table[2:]}
+    table, note = format_table(collect([str(tmp_path)])).split("\n\n")
+    rows = {line.split(" | ")[0].strip("| "): line for line in table.splitlines()[2:]}
     assert set(rows) == {"ERM", "CDAN", "ILA-DA+CDAN"}
-    # runs a and b differ only in --log: one row, two runs, mean = their accuracy
-    assert rows["ILA-DA+CDAN"].endswith(f"| {float(accs[0]):.1f} ± 0.0 | 2 |")
+    # runs a and b differ only in --log: one row, one seed counted once (not two seeds at a spread of 0)
+    assert rows["ILA-DA+CDAN"].endswith(f"| {float(accs[0]):.1f} | 1 |")
+    assert note == ("seeds with more than one run, each counted once at the mean of its runs: ILA-DA+CDAN, S→T, "
+                    f"seed 3 ({float(accs[0]):.1f} and {float(accs[0]):.1f})")
     assert rows["ERM"].endswith(f"| {float(accs[2]):.1f} | 1 |")
 
 
