@@ -19,8 +19,13 @@ def _nan_if_not_finite(loss: torch.Tensor, f_s: torch.Tensor, f_t: torch.Tensor)
     """``loss``, or NaN where a feature is NaN or infinite (a diverged network): whichever path computed it
     and whatever it decided about that feature's row (a NaN distance can read as "not kept" and leave a
     finite loss). Without a host synchronisation; the gradient still flows into ``loss``."""
-    diverged = ~(torch.isfinite(f_s).all() & torch.isfinite(f_t).all())
-    return loss + torch.where(diverged, float("nan"), 0.0).to(loss.dtype)
+    # the largest |entry| times 0: 0 where all are finite, NaN where one is NaN or infinite (a maximum cannot
+    # overflow, as a sum could in half precision); outside autograd, so the backward pass gains nothing
+    with torch.no_grad():               # (an empty batch has no largest entry)
+        zeros = [torch.linalg.vector_norm(f, float("inf")).mul_(0.0) for f in (f_s, f_t) if f.numel()]
+    for zero in zeros:
+        loss = loss + zero
+    return loss
 
 
 class ILALoss(nn.Module):

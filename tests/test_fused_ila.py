@@ -233,3 +233,4 @@ def test_half_precision_features_give_the_same_float32_loss_on_both_paths(dtype)
     for ours, theirs in zip(fused[1:3], composable[1:3]):
         assert ours.dtype == theirs.dtype == dtype
         torch.testing.assert_close(ours.float(), theirs.float(), rtol=2e-2, atol=1e-3)
+
