@@ -313,3 +313,34 @@ def test_nan_loss_stops_with_iteration_and_term(root, tmp_path):
     assert done.returncode == 3, done.stderr
     assert re.search(r"the (CE|transfer|ILA) loss became (nan|inf|-inf) at iteration \d+", done.stderr)
     assert "Traceback" not in done.stderr
+
+
+def _data_seed(log):
+    return torch.load(os.path.join(log, "checkpoints", "resume.pth"), weights_only=False)["data_seed"]
+
+
+def test_runs_without_a_seed_draw_their_own_data_order_and_a_resume_keeps_it(root, tmp_path):
+    # tllib's runs without --seed shuffle from a fresh generator: two runs here must not share one order of
+    # batches and transforms (every unseeded run used seed 0), and a resumed run goes on with its run's order
+    logs = [str(tmp_path / name) for name in ("a", "b")]
+    for log in logs:
+        done = run_script("ila_dann.py", tiny_args(root, log, "--epochs", "1"))
+        assert done.returncode == 0, done.stderr
+    first = _data_seed(logs[0])
+    assert first != _data_seed(logs[1])
+    done = run_script("ila_dann.py", tiny_args(root, logs[0], "--epochs", "2", "--resume"))
+    assert done.returncode == 0 and "=> resumed from" in done.stdout, done.stderr
+    assert _data_seed(logs[0]) == first
+    done = run_script("ila_dann.py", tiny_args(root, str(tmp_path / "seeded"), "--epochs", "1", "--seed", "7"))
+    assert done.returncode == 0 and _data_seed(str(tmp_path / "seeded")) == 7
+
+
+def test_cudnn_autotuning_is_on_as_in_tllibs_scripts(root, tmp_path, monkeypatch):
+    import ila_dann
+    from ila_tllib.engine import get_parser
+    from ila_tllib.engine.run import run
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    method = ila_dann.DANN()
+    args = get_parser(method).parse_args(tiny_args(root, str(tmp_path / "log"), "--epochs", "1", "--seed", "0"))
+    assert run(args, method) == 0
+    assert torch.backends.cudnn.benchmark is True

@@ -163,6 +163,21 @@ def set_seed(seed):
                      'from checkpoints.')
 
 
+def data_seed(args, resumed) -> int:
+    """The seed of the batches' order and of the images' random transforms: ``--seed`` when given; else the
+    one the resumed run drew (0 in a resume file written before unseeded runs drew one: they used 0); else
+    one drawn afresh, the same in every process, so that runs without ``--seed`` see their data in orders of
+    their own, as tllib's unseeded runs do."""
+    if args.seed is not None:
+        return args.seed
+    if resumed is not None:
+        return int(resumed.get('data_seed', 0)) if isinstance(resumed, dict) else 0
+    drawn = [random.SystemRandom().randrange(2 ** 31)]
+    if dist_utils.is_distributed():
+        dist.broadcast_object_list(drawn, src=0)
+    return drawn[0]
+
+
 def warn_from_script(message: str):
     """A UserWarning attributed to the running script (``__main__``), where tllib's scripts issue theirs, so
     that it reads ``cdan.py:N: UserWarning`` there and ``ila_cdan.py:N`` here and a ``-W …:__main__`` filter
@@ -199,7 +214,8 @@ def _run(args, method: Method, device, directory: Optional[RunDirectory], peers:
     resumed = read_resume_file(args, method) if args.resume and args.phase == 'train' else None
     if args.seed is not None:
         set_seed(args.seed)  # the same initial weights in every process
-    seed = args.seed if args.seed is not None else 0
+    torch.backends.cudnn.benchmark = True   # as tllib's scripts, seeded or not
+    seed = data_seed(args, resumed)
 
     # downloads and the offline export write ROOT once, in process 0
     data = main_process_first(lambda: get_dataset(args), peers, "prepare the datasets")
@@ -264,7 +280,7 @@ def _run(args, method: Method, device, directory: Optional[RunDirectory], peers:
         if ila is not None and ila.mining_network is not None:   # the average starts with adaptation
             ila.mining_network.restart_from(unwrap(classifier))
     optimizer, scheduler = make_optimizer(method.param_groups(unwrap(classifier), unwrap(transfer)), args)
-    state = {'iter': 0, 'num_classes': data.num_classes}
+    state = {'iter': 0, 'num_classes': data.num_classes, 'data_seed': seed}
     start_epoch, best_acc1 = 0, 0.
     if args.resume:
         start_epoch, best_acc1 = load_resume_state(args, method, plan, state, modules, optimizer, scheduler, iters,
@@ -338,7 +354,7 @@ def save_resume_state(args, method, plan, epoch, best_acc1, state, modules, opti
         'modules': {name: module.state_dict() for name, module in modules.items()},
         'counters': schedule_counters(modules),
         'optimizer': optimizer.state_dict(), 'scheduler': scheduler.state_dict(),
-        'iterators': {name: it.state_dict() for name, it in iters.items()},
+        'iterators': {name: it.state_dict() for name, it in iters.items()}, 'data_seed': state['data_seed'],
         'rng': rng,
     }, checkpoint_path(args, 'resume'))
 
