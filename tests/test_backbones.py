@@ -49,3 +49,23 @@ def test_lenet_needs_no_flag_and_a_resnet_pools_its_maps(standalone_pieces):
         maps = classifier("resnet18")
         y = torch.randn(2, 3, 64, 64)
         torch.testing.assert_close(features(maps, y), maps.backbone(y).mean(dim=(2, 3)))
+
+
+def test_a_checkpoint_of_tllibs_resnet_loads_without_its_unused_fc_layer(tmp_path):
+    # tllib's ResNet backbones keep torchvision's fc layer, unused: its best.pth holds backbone.fc.* as well
+    from ila_tllib.engine.checkpoint import load_weights
+    from ila_tllib.engine.errors import UsageError
+    trained, fresh = classifier("resnet18"), classifier("resnet18")
+    with torch.no_grad():
+        for p in trained.parameters():
+            p.add_(0.01)
+    state = dict(trained.state_dict(), **{"backbone.fc.weight": torch.randn(1000, 512),
+                                          "backbone.fc.bias": torch.randn(1000)})
+    torch.save(state, tmp_path / "best.pth")
+    load_weights(fresh, str(tmp_path / "best.pth"), "--phase test", "FIX")
+    for name, tensor in trained.state_dict().items():
+        assert torch.equal(fresh.state_dict()[name], tensor), name
+    # any other key the model lacks is still refused
+    torch.save(dict(state, **{"head.extra": torch.zeros(1)}), tmp_path / "other.pth")
+    with pytest.raises(UsageError, match=r"1 not in this model, e.g. head.extra"):
+        load_weights(fresh, str(tmp_path / "other.pth"), "--phase test", "FIX")

@@ -221,11 +221,18 @@ def _intact_archive(path: str) -> bool:
         return False
 
 
+#: what tllib's ResNet backbones hold and ours do not: torchvision's ``fc`` layer, which they keep unused
+TLLIB_UNUSED_WEIGHTS = ("backbone.fc.weight", "backbone.fc.bias")
+
+
 def load_weights(model: nn.Module, path: str, what: str, fix: str):
     state = load_file(path, what, fix)
     if not isinstance(state, dict):
         raise UsageError(f"{path} holds a {type(state).__name__}, not a state_dict: {fix}")
-    mismatch = state_mismatch(model.state_dict(), state)
+    own = model.state_dict()
+    # a checkpoint of tllib's own scripts (best.pth, BSP's pretrain.pth) loads: its unused layer is left out
+    state = {k: v for k, v in state.items() if k in own or k not in TLLIB_UNUSED_WEIGHTS}
+    mismatch = state_mismatch(own, state)
     try:
         if not mismatch:
             model.load_state_dict(state)
