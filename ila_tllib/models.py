@@ -134,9 +134,11 @@ def _load_local(backbone: nn.Module, arch: str, path: str):
         raise BackboneError(f"--pretrained {path}: no such file")
     try:
         state = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e:   # not a torch file, a truncated one, or pickled objects beyond tensors
+    except Exception as e:   # not a torch file, a truncated or empty one, or pickled objects beyond tensors
+        reason = (str(e).strip().splitlines() or [""])[0] or ("the file is empty" if os.path.getsize(path) == 0
+                                                              else "no reason given")
         raise BackboneError(f"--pretrained {path}: cannot be read as a state_dict "
-                            f"({type(e).__name__}: {str(e).splitlines()[0]})") from None
+                            f"({type(e).__name__}: {reason})") from None
     if not isinstance(state, dict):
         raise BackboneError(f"--pretrained {path}: holds a {type(state).__name__}, not a state_dict")
     own = backbone.state_dict()

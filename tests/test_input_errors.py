@@ -186,6 +186,10 @@ def test_local_pretrained_weights(tmp_path):
     torch.save(torch.zeros(3), a_tensor)
     with pytest.raises(BackboneError, match="holds a Tensor, not a state_dict"):
         get_model("resnet18", pretrained=str(a_tensor))
+    empty = tmp_path / "empty.pth"       # torch's error for it has no message at all
+    empty.write_bytes(b"")
+    with pytest.raises(BackboneError, match=r"cannot be read as a state_dict \(EOFError: the file is empty\)"):
+        get_model("resnet18", pretrained=str(empty))
 
 
 def test_image_list_that_is_not_utf8(root, tmp_path, capsys):
