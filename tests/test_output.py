@@ -45,3 +45,18 @@ def test_a_log_that_cannot_be_written_leaves_the_terminal_going():
     tee.write("error: something\n")
     assert terminal.getvalue() == ("epoch 1\nnote: cannot write the log file LOG/train.txt (No space left on "
                                    "device); the output continues on the terminal only\nerror: something\n")
+
+
+def test_a_file_name_that_is_not_valid_text_is_written_escaped(tmp_path, monkeypatch):
+    # os.listdir gives a name holding byte 0xe9 (Latin-1 é) as the lone surrogate \udce9: a message naming it
+    # must reach a strict UTF-8 terminal and the log, not end the run in a UnicodeEncodeError
+    terminal = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="strict", write_through=True)
+    monkeypatch.setattr(sys, "stdout", terminal)
+    output = RunOutput(str(tmp_path), "train")
+    name = os.fsdecode(b"caf\xe9.png")
+    print(f"error: cannot read image {name}")
+    print("the run goes on")
+    output.close()
+    expected = "error: cannot read image caf\\udce9.png\nthe run goes on\n"
+    assert open(output.log_filename, encoding="utf-8").read() == expected
+    assert terminal.buffer.getvalue().decode("utf-8") == expected

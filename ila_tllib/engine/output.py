@@ -29,7 +29,7 @@ class Tee:
         self.log_failed = self.reader_gone = False
 
     def write(self, message: str) -> int:
-        self._to_terminal(lambda: self.terminal.write(message))
+        self._to_terminal(lambda: self._write_any_text(message))
         self._to_log(lambda: self.log.write(message))
         self.flush()
         return len(message)
@@ -37,6 +37,15 @@ class Tee:
     def flush(self):
         self._to_terminal(self.terminal.flush)
         self._to_log(self.log.flush)
+
+    def _write_any_text(self, message: str):
+        # a path that is not valid text in the file system's encoding (a file name's undecodable bytes) must
+        # not turn the message naming it into a traceback: such characters are written escaped
+        try:
+            self.terminal.write(message)
+        except UnicodeEncodeError:
+            encoding = getattr(self.terminal, "encoding", None) or "utf-8"
+            self.terminal.write(message.encode(encoding, "backslashreplace").decode(encoding))
 
     def _to_terminal(self, action):
         # a reader that went away (`| head`) must not stop the run: it goes on into the log file. The
@@ -92,7 +101,8 @@ class RunOutput:
             return
         now = time.strftime("%Y-%m-%d-%H_%M_%S", time.localtime())
         self.log_filename = os.path.join(root, f"{phase}-{now}.txt")
-        self.log = open(self.log_filename, "a", encoding="utf-8")
+        # an undecodable byte of a file name is written escaped (\udce9), not as a traceback
+        self.log = open(self.log_filename, "a", encoding="utf-8", errors="backslashreplace")
         sys.stdout = Tee(self._stdout, self.log)
         sys.stderr = Tee(self._stderr, self.log)
 
