@@ -209,6 +209,14 @@ def test_an_image_list_that_is_a_folder(root, tmp_path):
     assert code == 2 and f"{os.path.join(lists, 'tgt.txt')} is a folder, not an image list" in err
 
 
+def test_an_image_list_that_links_to_nowhere(root, tmp_path):
+    # without classes.txt every list is read for its labels, this one too
+    link = os.path.join(root, "image_list", "extra.txt")
+    os.symlink(str(tmp_path / "gone.txt"), link)
+    code, err = run_dann(tiny_args(root, tmp_path / "log"))
+    assert code == 2 and f"{link} cannot be read (a link to {tmp_path / 'gone.txt'}, which is missing)" in err
+
+
 def test_a_class_list_that_is_not_utf8(root, tmp_path):
     with open(os.path.join(root, "classes.txt"), "wb") as f:
         f.write(b"zero\none\n\xff\xfetwo\n")

@@ -45,6 +45,11 @@ def _text_lines(path: str, kind: str, holds: str) -> List[str]:
     except IsADirectoryError:
         raise DatasetFormatError("{} is a folder, not {}: {} is a text file of {}; move the folder away".format(
             path, kind, kind, holds)) from None
+    except OSError as e:     # a link to nowhere, no permission to read
+        target = " (a link to {}, which is missing)".format(os.readlink(path)) if os.path.islink(path) and \
+            not os.path.exists(path) else ""
+        raise DatasetFormatError("{} cannot be read{}: {}; {} is a text file of {}: fix or remove it".format(
+            path, target, e.strerror or e, kind, holds)) from None
     try:
         # utf-8-sig: a byte-order mark (Windows editors write one) is not part of the first line
         text = data.decode("utf-8-sig")
