@@ -170,6 +170,19 @@ def test_image_folder_labels_agree_across_domains(tmp_path):
     assert label == 2 and image.mode == "RGB"
 
 
+def test_a_run_logged_under_the_image_folder_root_is_neither_a_domain_nor_a_class(tmp_path):
+    # --log ROOT/logs (or the default --log of a run started in ROOT): its checkpoints/ and visualize/ were
+    # read as two more classes of every domain
+    root = tmp_path / "folders"
+    _image(str(root / "real" / "ant" / "1.jpg"))
+    _image(str(root / "sketch" / "bee" / "1.jpg"))
+    _write(str(root / "logs" / "checkpoints" / "best.pth"), "weights")
+    _write(str(root / "logs" / "visualize" / "TSNE.pdf"), "figure")
+    _write(str(root / "real" / "dann" / "checkpoints" / "best.pth"), "weights")    # a log inside a domain
+    assert D.list_domains("ImageFolder", str(root)) == ["real", "sketch"]
+    assert D.build_domain("ImageFolder", str(root), "real").classes == ["ant", "bee"]
+
+
 def test_image_folder_empty_domain(tmp_path):
     root = tmp_path / "folders"
     os.makedirs(str(root / "real" / "ant"))

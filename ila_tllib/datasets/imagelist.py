@@ -340,6 +340,34 @@ def _is_visible_dir(path: str) -> bool:
     return os.path.isdir(path) and not os.path.basename(path).startswith(".")
 
 
+def _is_image_file(name: str) -> bool:
+    return name.lower().endswith(IMG_EXTENSIONS) and not name.startswith(".")
+
+
+def _holds_an_image(folder: str) -> bool:
+    """Whether an image file lies anywhere under ``folder`` (links followed, each real folder once); stops at
+    the first."""
+    seen = set()
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:
+            dirnames[:] = []
+            continue
+        seen.add(real)
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        if any(_is_image_file(name) for name in filenames):
+            return True
+    return False
+
+
+def _class_folders(domain_dir: str) -> List[str]:
+    """The class folders of a domain: its visible sub-folders that hold an image. A run's log folder put
+    under ROOT (``--log ROOT/logs``, or the default ``--log`` run from ROOT) holds checkpoints, not images:
+    it is neither a domain nor a class."""
+    return [name for name in sorted(os.listdir(domain_dir))
+            if _is_visible_dir(os.path.join(domain_dir, name)) and _holds_an_image(os.path.join(domain_dir, name))]
+
+
 class ImageFolderDomains(ImageList):
     """Own data given as one folder per domain and one sub-folder per class
     (``-d ImageFolder``).
@@ -354,10 +382,12 @@ class ImageFolderDomains(ImageList):
                 <class>/...
 
     The domains are the sub-folders of ROOT that hold at least one class
-    folder.  The classes are the union of the class folder names over *all*
-    domains, sorted, so a label means the same class in every domain even when
-    a domain lacks some classes.  Files are taken when their name ends with one
-    of :data:`IMG_EXTENSIONS` (case-insensitive).
+    folder, a sub-folder holding an image.  The classes are the union of the
+    class folder names over *all* domains, sorted, so a label means the same
+    class in every domain even when a domain lacks some classes.  Files are
+    taken when their name ends with one of :data:`IMG_EXTENSIONS`
+    (case-insensitive). A folder without images (a run's ``--log`` put under
+    ROOT) is neither a domain nor a class.
 
     Args:
         root (str): ROOT above.
@@ -377,6 +407,9 @@ class ImageFolderDomains(ImageList):
                  mode: Optional[str] = None, check_files: bool = True):
         # Deliberately does not call ImageList.__init__: there is no list file.
         root = os.path.expanduser(root)
+        if _is_visible_dir(os.path.join(root, task)) and not _class_folders(os.path.join(root, task)):
+            raise DatasetFormatError("{}: domain {!r} holds no image file (looked for {} under {}/<class>/)".format(
+                os.path.join(root, task), task, "/".join(IMG_EXTENSIONS), os.path.join(root, task)))
         domains = self.domains(root)
         if task not in domains:
             raise UnknownDomainError("ImageFolder", task, domains, where=root)
@@ -384,9 +417,7 @@ class ImageFolderDomains(ImageList):
         self.task = task
         self.split = split
         self.mode = mode or self.image_mode
-        self.classes = sorted({name for domain in domains
-                               for name in os.listdir(os.path.join(root, domain))
-                               if _is_visible_dir(os.path.join(root, domain, name))})
+        self.classes = sorted({name for domain in domains for name in _class_folders(os.path.join(root, domain))})
         self.class_to_idx = {name: i for i, name in enumerate(self.classes)}
         self.data_list_file = os.path.join(root, task)
         self.samples = self._scan(os.path.join(root, task))
@@ -415,20 +446,20 @@ class ImageFolderDomains(ImageList):
                         kept.append(sub)
                 dirnames[:] = kept
                 for filename in sorted(filenames):
-                    if filename.lower().endswith(IMG_EXTENSIONS) and not filename.startswith("."):
+                    if _is_image_file(filename):
                         samples.append((os.path.join(dirpath, filename), self.class_to_idx[name]))
         return samples
 
     @classmethod
     def domains(cls, root: str) -> List[str]:
-        """The domain folders under ``root`` (those holding a class folder)."""
+        """The domain folders under ``root`` (those holding a class folder with an image)."""
         root = os.path.expanduser(root)
         found = []
         if os.path.isdir(root):
             for name in sorted(os.listdir(root)):
                 path = os.path.join(root, name)
-                if _is_visible_dir(path) and any(_is_visible_dir(os.path.join(path, sub))
-                                                 for sub in os.listdir(path)):
+                if _is_visible_dir(path) and any(_is_visible_dir(os.path.join(path, sub)) and
+                                                 _holds_an_image(os.path.join(path, sub)) for sub in os.listdir(path)):
                     found.append(name)
         if not found:
             missing = root if not os.path.isdir(root) else os.path.join(root, "<domain>", "<class>")
