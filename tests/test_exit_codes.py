@@ -108,6 +108,9 @@ def test_flag_error_exits_2_before_any_folder(root, tmp_path, extra, message):
     (["--lr-gamma", "nan"], r"--lr-gamma nan is not a finite number"),
     (["--wd", "inf"], r"--weight-decay inf is not a finite number"),
     (["--ila-temperature=-inf"], r"--ila-temperature -inf is not a finite number"),
+    (["--lr", "1e300"], r"--lr 1e\+300 lies beyond float32's range \(±3\.4e38\), in which the weights and the "
+                        r"losses are computed; give a smaller value$"),
+    (["--ila-trade-off=-1e39"], r"--ila-trade-off -1e\+39 lies beyond float32's range"),
     (["--norm-mean", "nan"], r"--norm-mean nan is not a finite number"),
     (["--seed", str(2 ** 32)], r"--seed 4294967296 is outside 0 \.\. 2\*\*32 - 1"),
     (["--norm-std", "-0.5"], r"--norm-std -0\.5: every value must be positive"),

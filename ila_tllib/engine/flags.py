@@ -278,12 +278,19 @@ def flag_name(dest: str) -> str:
     return '--' + dest.replace('_', '-')
 
 
+#: the largest float32: the weights, the optimiser's steps and the losses are float32 (or narrower)
+FLOAT32_MAX = 3.4028234663852886e38
+
+
 def _check_finite(args):
     for name, value in vars(args).items():
         values = value if isinstance(value, (list, tuple)) else [value]
         for v in values:
             if isinstance(v, float) and not math.isfinite(v):
                 raise UsageError(f"{flag_name(name)} {v} is not a finite number; give a finite value")
+            if isinstance(v, float) and abs(v) > FLOAT32_MAX:
+                raise UsageError(f"{flag_name(name)} {v:g} lies beyond float32's range (±3.4e38), in which the "
+                                 f"weights and the losses are computed; give a smaller value")
 
 
 def _check_input_size(args):
