@@ -60,11 +60,18 @@ def _unknown(flag, resizing, valid):
     return ValueError(f"unknown {flag} {resizing!r}; choose {' | '.join(valid)}")
 
 
+def _one_step(steps: list):
+    """A resizing as one step, as tllib composes it: its own ``Compose`` when it has two steps, so that the
+    log's ``train_transform:`` line reads as tllib's."""
+    return steps[0] if len(steps) == 1 else T.Compose(steps)
+
+
 def get_train_transform(resizing='default', scale=(0.08, 1.0), ratio=(3. / 4., 4. / 3.), hflip=True,
                         resize_size=224, norm_mean=(0.485, 0.456, 0.406), norm_std=(0.229, 0.224, 0.225)):
     if resizing not in TRAIN_STEPS:
         raise _unknown('--train-resizing', resizing, TRAIN_RESIZINGS)
-    chosen = TRAIN_STEPS[resizing](resize_size, scale, ratio) + ([T.RandomHorizontalFlip()] if hflip else [])
+    chosen = [_one_step(TRAIN_STEPS[resizing](resize_size, scale, ratio))] + ([T.RandomHorizontalFlip()] if hflip
+                                                                              else [])
     return T.Compose(chosen + [T.ToTensor(), T.Normalize(mean=norm_mean, std=norm_std)])
 
 
@@ -72,7 +79,8 @@ def get_val_transform(resizing='default', resize_size=224, norm_mean=(0.485, 0.4
                       norm_std=(0.229, 0.224, 0.225)):
     if resizing not in VAL_STEPS:
         raise _unknown('--val-resizing', resizing, VAL_RESIZINGS)
-    return T.Compose(VAL_STEPS[resizing](resize_size) + [T.ToTensor(), T.Normalize(mean=norm_mean, std=norm_std)])
+    return T.Compose([_one_step(VAL_STEPS[resizing](resize_size)), T.ToTensor(),
+                      T.Normalize(mean=norm_mean, std=norm_std)])
 
 
 # transforms that draw nothing at random: their output can be computed once per image

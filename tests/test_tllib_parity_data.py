@@ -142,12 +142,12 @@ def _tllib_transform(resizing, train, resize_size, hflip, mean, std):
     """tllib's scripts' composition, from tllib's ResizeImage and torchvision's crops."""
     import torchvision.transforms as T
     from tllib.vision.transforms import ResizeImage
-    steps = {"default": [ResizeImage(256), T.RandomResizedCrop(224) if train else T.CenterCrop(224)],
-             "cen.crop": [ResizeImage(256), T.CenterCrop(224)],
-             "ran.crop": [ResizeImage(256), T.RandomCrop(224)],
-             "res.": [ResizeImage(resize_size)]}[resizing]
+    resize = {"default": T.Compose([ResizeImage(256), T.RandomResizedCrop(224) if train else T.CenterCrop(224)]),
+              "cen.crop": T.Compose([ResizeImage(256), T.CenterCrop(224)]),
+              "ran.crop": T.Compose([ResizeImage(256), T.RandomCrop(224)]),
+              "res.": ResizeImage(resize_size)}[resizing]        # one step alone, not composed
     flip = [T.RandomHorizontalFlip()] if hflip else []
-    return T.Compose([T.Compose(steps)] + flip + [T.ToTensor(), T.Normalize(mean, std)])
+    return T.Compose([resize] + flip + [T.ToTensor(), T.Normalize(mean, std)])
 
 
 @pytest.mark.parametrize("mode, size", [("RGB", (300, 241)), ("L", (17, 40))])
@@ -161,6 +161,7 @@ def test_transforms_are_pixel_equal(tl, mode, size, resizing, train, resize_size
     ours = get_train_transform(resizing, hflip=hflip, resize_size=resize_size, norm_mean=mean, norm_std=std) \
         if train else get_val_transform(resizing, resize_size=resize_size, norm_mean=mean, norm_std=std)
     theirs = _tllib_transform(resizing, train, resize_size, hflip, mean, std)
+    assert repr(ours) == repr(theirs)          # the log's train_transform: and val_transform: lines
     for seed in range(3):           # the random crops and flips draw the same numbers
         torch.manual_seed(seed)
         a = ours(image)
