@@ -4,7 +4,8 @@ ResNets, and the line of a run resumed with other values."""
 
 from typing import Dict
 
-__all__ = ["FLAGS_ADDED_LATER", "FOLLOWED_BEFORE", "with_flags_added_later", "TLLIB_RESNETS", "HISTORY_PREFIX"]
+__all__ = ["FLAGS_ADDED_LATER", "FOLLOWED_BEFORE", "with_flags_added_later", "TLLIB_RESNETS", "HISTORY_PREFIX",
+           "is_ila_term_flag"]
 
 #: the log line of a run resumed with other values of flags a resume may change (``--lr`` ...): every value
 #: each had (``flags over the run: --lr 0.01 -> 0.005``); ``python -m ila_tllib.tables`` gives it its own row
@@ -29,6 +30,16 @@ def with_flags_added_later(flags: Dict[str, object]) -> Dict[str, object]:
     written: the behaviour the run had."""
     before = {dest: flags.get(FOLLOWED_BEFORE.get(dest), off) for dest, off in FLAGS_ADDED_LATER.items()}
     return {**before, **flags}
+
+#: the flags of ILA's term without the ``ila_`` prefix (the paper's names): with ILA off (``--ila-trade-off 0``)
+#: they, and every ``ila_*`` flag, change nothing
+_ILA_TERM_FLAGS = {"k", "mu", "samples_per_class", "classes_per_batch", "similarity", "pseudo_label", "metric_loss"}
+
+
+def is_ila_term_flag(dest: str) -> bool:
+    """Whether ``dest`` shapes only ILA's term (a baseline run is the same run whatever its value). Not
+    ``--balanced-source`` nor ``--pretrain-iters``: they change a baseline's training too."""
+    return dest.startswith("ila_") or dest in _ILA_TERM_FLAGS
 
 #: tllib's ResNets (``tllib.vision.models``) and the torchvision weight enum of each.
 TLLIB_RESNETS = {

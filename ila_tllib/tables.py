@@ -40,9 +40,10 @@ import re
 import statistics
 import sys
 from collections import defaultdict
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
-from .logged_flags import HISTORY_PREFIX, TLLIB_RESNETS, with_flags_added_later   # not torch: reading logs never needs it
+from .logged_flags import (HISTORY_PREFIX, TLLIB_RESNETS, is_ila_term_flag,   # not torch: reading logs never needs it
+                           with_flags_added_later)
 
 __all__ = ["Run", "read_run", "collect", "seed_values", "seed_acc", "missing_folders", "comparable", "row_names", "task_labels", "format_table",
            "format_paired_table", "main", "TLLIB_METHODS", "ORIGIN"]
@@ -190,7 +191,8 @@ def read_run(path: str) -> Optional[Run]:
             m = re.match(r"test_acc1 = ([0-9.]+)", line)
             if m:
                 acc = float(m.group(1))
-    if args is None or acc is None or args.get("phase", "train") != "train":
+    if args is None or acc is None or args.get("phase", "train") != "train" or \
+            not {"source", "target"} <= set(args):      # not an adaptation run's log (no task to file it under)
         return None
     if args.get("ila_trade_off", 0) > 0:         # this package's scripts (not tllib's), ILA-DA on
         # a log written before a flag existed ran with it off: an ablation of that flag then gets its own
@@ -216,18 +218,21 @@ def collect(log_dirs: List[str]) -> List[Run]:
     # a log dir re-run keeps several train-*.txt, named by their start: the newest finished one of each seed
     # is the run (a resume or a restart of that seed); runs of other seeds in one folder, as tllib's layout
     # gives a loop over seeds, are runs of their own
-    latest: Dict[tuple, Run] = {}
-    copies = set()     # a log copied into another folder is the same run: its bytes are the same
+    latest: Dict[tuple, Tuple[str, Run]] = {}
     for real in sorted(files):
-        with open(real, "rb") as f:
-            content = hashlib.sha256(f.read()).digest()
-        if content in copies:
-            continue
-        copies.add(content)
         run = read_run(files[real])
         if run is not None:
-            latest[(os.path.dirname(real), comparable(run.args.get("seed")))] = run
-    return list(latest.values())
+            latest[(os.path.dirname(real), comparable(run.args.get("seed")))] = real, run
+    # then a log copied into another folder is the same run (its bytes are the same): counted once, whatever
+    # order the folders sort in
+    runs, copies = [], set()
+    for real, run in sorted(latest.values(), key=lambda found: found[0]):
+        with open(real, "rb") as f:
+            content = hashlib.sha256(f.read()).digest()
+        if content not in copies:
+            copies.add(content)
+            runs.append(run)
+    return runs
 
 
 def seed_values(runs: List[Run], names: Dict[int, str], task_of: Dict[int, str]) -> Dict[tuple, List[Run]]:
@@ -237,7 +242,9 @@ def seed_values(runs: List[Run], names: Dict[int, str], task_of: Dict[int, str])
     depend on the order the folders were read in; a line below the table names such seeds."""
     found = defaultdict(list)
     for r in runs:
-        found[(names[id(r)], task_of[id(r)], comparable(r.args.get("seed")))].append(r)
+        # a run without --seed (tllib's default) drew its own: runs without one are never one seed
+        seed = comparable(r.args["seed"]) if r.args.get("seed") is not None else f"none ({r.path})"
+        found[(names[id(r)], task_of[id(r)], seed)].append(r)
     return found
 
 
@@ -354,13 +361,20 @@ def _baseline_rows(runs: List[Run], names: Dict[int, str]) -> Dict[int, str]:
         if r.variant == 0:
             baselines[r.method].append(r)
     splitting = {method: _varying(group) for method, group in baselines.items()}
+
+    def same_recipe(baseline: Run, run: Run) -> bool:
+        # the baseline trained as the ILA-DA run did but for ILA's term: every flag both logged has one value,
+        # but the ignored ones and ILA's own
+        return all(comparable(baseline.args[k]) == comparable(run.args[k])
+                   for k in (set(baseline.args) & set(run.args)) - IGNORED if not is_ila_term_flag(k))
     against = {}
     for r in runs:
         if r.variant != 2 or r.base not in baselines:
             continue
         # a resumed run with other values ran another recipe: it pairs only with one resumed alike
         rows = {names[id(b)] for b in baselines[r.base] if b.flags_over_the_run == r.flags_over_the_run
-                and all(comparable(b.args[k]) == comparable(r.args.get(k)) for k in splitting[r.base])}
+                and all(comparable(b.args[k]) == comparable(r.args.get(k)) for k in splitting[r.base])
+                and same_recipe(b, r)}
         if len(rows) == 1:
             against[id(r)] = rows.pop()
     return against
@@ -368,7 +382,8 @@ def _baseline_rows(runs: List[Run], names: Dict[int, str]) -> Dict[int, str]:
 
 def format_paired_table(runs: List[Run]) -> str:
     """Every ILA-DA row against the method it is added to, seed by seed (runs of one task and one seed
-    pair up; where that method's runs split into rows, against the row that ran as the ILA-DA row did; a
+    pair up, with a baseline run with the same flags but ILA's own, :func:`~ila_tllib.logged_flags.
+    is_ila_term_flag`; where that method's runs split into rows, against the row that ran as the ILA-DA row did; a
     seed with several runs of one row pairs at their mean, and a last line names it): the mean paired gain per
     task and over the tasks, the range of the differences, and the pairs ILA-DA wins (a tie is not a win).
     A user runs one seed, so the win rate says more than a mean; the average over tasks carries its

@@ -56,8 +56,9 @@ def our_log(logs, folder, source, target, acc, *flags, seed=0, method=None, hist
     from ila_tllib.engine import get_parser
     task = "Office31_{}2{}".format(source, target)
     log = os.path.join(logs, folder, task + ("" if seed == 0 else "_seed{}".format(seed)))
+    seeded = ["--seed", str(seed)] if seed is not None else []      # None: a run without --seed
     namespace = get_parser(CDAN()).parse_args(["data/office31", "-s", source, "-t", target, "-a", "resnet50",
-                                                "--seed", str(seed), "--log", log, *flags])
+                                                *seeded, "--log", log, *flags])
     _write_log(log, namespace, acc, method=method, history=history)
 
 
@@ -430,3 +431,66 @@ def test_the_average_over_tasks_pairs_runs_by_seed(tmp_path):
     _write_log(str(logs / "D2W" / "c"), _namespace("-s", "D", "-t", "W", "--seed", "2"), 50.0)
     row = format_table(collect([str(logs)])).splitlines()[2].split(" | ")
     assert row[2] == "72.5"        # other seeds on the two tasks: the mean of the tasks' means (85, 60), no spread
+
+
+def test_runs_without_a_seed_are_runs_of_their_own(tmp_path):
+    # tllib's scripts run without --seed by default: three such runs are three runs (not one seed at their
+    # mean), and they pair with nothing
+    logs = str(tmp_path / "logs")
+    for i, acc in enumerate((93.0, 93.3, 92.0)):
+        our_log(logs, f"dann{i}", "A", "W", acc, "--ila-trade-off", "0", "--randomized", seed=None)
+        our_log(logs, f"ila{i}", "A", "W", acc + 1, seed=None)
+    table = format_table(collect([logs]))
+    assert _rows(table)["CDAN"][2:5] == ["92.8 ± 0.7", "92.8 ± 0.7", "3 |"] and "\n\n" not in table
+    assert format_paired_table(collect([logs])).startswith("no pairs")
+
+
+def test_a_baseline_trained_otherwise_pairs_with_nothing(tmp_path):
+    # the same task and seeds, but the baselines ran 4 epochs and ILA-DA 2: not "run with the same flags"
+    logs = str(tmp_path / "logs")
+    for seed in (0, 1):
+        our_log(logs, "cdan", "A", "W", 80.0, "--ila-trade-off", "0", "--epochs", "4", seed=seed)
+        our_log(logs, "ila", "A", "W", 84.0, "--epochs", "2", seed=seed)
+    assert format_paired_table(collect([logs])).startswith("no pairs: no ILA-DA run here has a finished run")
+    # flags of ILA's term alone (here --k and --mu, which a baseline's .sh line may pass or not) do not part them
+    logs = str(tmp_path / "other_logs")
+    for seed in (0, 1):
+        our_log(logs, "cdan_k", "D", "W", 80.0, "--ila-trade-off", "0", "--k", "3", "--mu", "0.75", seed=seed)
+        our_log(logs, "ila", "D", "W", 83.0, seed=seed)
+    assert _rows(format_paired_table(collect([logs])))["ILA-DA+CDAN"][2] == "+3.0 (+3.0 .. +3.0)"
+
+
+@pytest.mark.parametrize("backup", ["a_backup", "z_backup"])
+def test_a_copy_in_a_backup_folder_counts_the_same_whatever_its_name(tmp_path, backup):
+    # the folder holds an older (90) and a newer (93) log of seed 0, and a backup holds a copy of the older
+    logs = tmp_path / "logs"
+    our_log(str(logs), "cdan", "A", "W", 90.0, "--ila-trade-off", "0")
+    log = next((logs / "cdan").rglob("train-*.txt"))
+    newer = log.with_name("train-2024-03-02-10_00_00.txt")
+    newer.write_text(log.read_text().replace("test_acc1 = 90.0", "test_acc1 = 93.0"))
+    (tmp_path / backup).mkdir()
+    import shutil
+    shutil.copy(log, tmp_path / backup / log.name)
+    runs = collect([str(logs), str(tmp_path / backup)])
+    assert sorted(r.acc for r in runs) == [90.0, 93.0]     # the folder's newest, and the backup's own log
+
+
+def test_a_log_without_the_domains_is_not_a_run(tmp_path):
+    folder = tmp_path / "logs" / "erm" / "CUB200"
+    folder.mkdir(parents=True)
+    (folder / "train-2024-03-01-10_00_00.txt").write_text("Namespace(root='data', arch='resnet50', seed=0)\n"
+                                                          "test_acc1 = 80.0\n")
+    assert collect([str(tmp_path / "logs")]) == []
+
+
+def test_the_flags_of_ilas_term_are_the_ila_group_but_those_that_change_a_baseline():
+    from ila_tllib.engine.flags import add_ila_arguments
+    from ila_tllib.logged_flags import is_ila_term_flag
+    ila_group = argparse.ArgumentParser()
+    add_ila_arguments(ila_group)
+    dests = {a.dest for a in ila_group._actions} - {"help"}
+    assert {d for d in dests if not is_ila_term_flag(d)} == {"balanced_source", "pretrain_iters"}
+    from ila_mdd import MDD
+    from ila_tllib.engine import get_parser
+    others = {a.dest for a in get_parser(MDD())._actions} - dests
+    assert {d for d in others if is_ila_term_flag(d)} == {"ila_features"}    # MDD's choice of ILA's features
