@@ -33,11 +33,17 @@ class InverseEuclideanSimilarity(nn.Module):
     """
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        # d² = ‖a‖² + ‖b‖² − 2aᵀb overflows half precision (65504) and cancels in it: at least float32,
-        # outside autocast, which would cast the matrix product back down
-        dtype = torch.promote_types(torch.promote_types(a.dtype, b.dtype), torch.float32)
+        # d² = ‖a‖² + ‖b‖² − 2aᵀb overflows half precision (65504) and cancels in it
         with torch.autocast(a.device.type, enabled=False):
-            return _InverseEuclidean.apply(a.to(dtype), b.to(dtype))
+            return _InverseEuclidean.apply(*_at_least_float32(a, b))
+
+
+def _at_least_float32(a: torch.Tensor, b: torch.Tensor):
+    """``a`` and ``b`` in their common dtype or float32, whichever is wider: the similarities decide the kNN
+    vote and Γ, which half precision's three digits would blur. Callers run outside autocast, which would
+    cast a matrix product back down."""
+    dtype = torch.promote_types(torch.promote_types(a.dtype, b.dtype), torch.float32)
+    return a.to(dtype), b.to(dtype)
 
 
 class _InverseEuclidean(torch.autograd.Function):
@@ -78,6 +84,8 @@ class CosineSimilarity(nn.Module):
     The rescaling keeps φ non-negative, as the similarity-ratio test (Eq. 7) assumes: a raw cosine can
     make the sums of like and unlike similarities change sign and invert the ranking. A zero feature
     has similarity 1/2 to everything. In the MSC loss the halved range acts as a doubled temperature.
+    Computed in at least float32, whatever the inputs' precision or autocast, as
+    :class:`InverseEuclideanSimilarity`.
 
     Inputs and shape as :class:`InverseEuclideanSimilarity`.
     """
@@ -87,6 +95,10 @@ class CosineSimilarity(nn.Module):
         self.eps = eps
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(a.device.type, enabled=False):
+            return self._phi(*_at_least_float32(a, b))
+
+    def _phi(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return 0.5 * (1.0 + F.normalize(a, dim=1, eps=self.eps) @ F.normalize(b, dim=1, eps=self.eps).t())
 
 
@@ -108,8 +120,8 @@ class CenteredCosineSimilarity(CosineSimilarity):
     Inputs and shape as :class:`InverseEuclideanSimilarity`.
     """
 
-    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return super().forward(a - a.mean(0, keepdim=True), b - b.mean(0, keepdim=True))
+    def _phi(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return super()._phi(a - a.mean(0, keepdim=True), b - b.mean(0, keepdim=True))
 
 
 SIMILARITIES = {

@@ -457,3 +457,31 @@ def oracle_loss_on_columns(f_s, y_s, f_t, labels, kept):
             den = num + sum(math.exp(phi(f_s[i].tolist(), f_t[j].tolist())) for j in neg)
             per_source.append(-math.log(num / den))
     return sum(per_source) / len(per_source) if per_source else 0.0
+
+
+def _cosine_oracle(a, b, centred):
+    """φ of the cosine similarities in float64, row by row from the definition."""
+    a, b = a.double(), b.double()
+    if centred:
+        a, b = a - a.mean(0), b - b.mean(0)
+    return torch.tensor([[0.5 * (1 + float(x @ y) / (float(x.norm()) * float(y.norm()))) for y in b] for x in a],
+                        dtype=torch.float64)
+
+
+@pytest.mark.parametrize("name, centred", [("cosine", False), ("centered_cosine", True)])
+def test_cosine_similarities_in_half_precision_and_under_autocast_are_float32_or_wider(name, centred):
+    # half precision's three digits would decide the vote and Γ: computed in at least float32, as the distance
+    g = torch.Generator().manual_seed(1)
+    a, b = torch.randn(9, 16, generator=g), torch.randn(7, 16, generator=g)
+    similarity = ila_tllib.get_similarity(name)
+    for dtype in (torch.float16, torch.bfloat16):
+        half_a, half_b = a.to(dtype).requires_grad_(), b.to(dtype)
+        phi = similarity(half_a, half_b)
+        assert phi.dtype == torch.float32
+        torch.testing.assert_close(phi.double(), _cosine_oracle(half_a.detach(), half_b, centred), rtol=1e-6, atol=1e-6)
+        phi.sum().backward()
+        assert half_a.grad.dtype == dtype
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        phi = similarity(a, b)
+    assert phi.dtype == torch.float32
+    torch.testing.assert_close(phi.double(), _cosine_oracle(a, b, centred), rtol=1e-6, atol=1e-6)
