@@ -32,7 +32,7 @@ from .losses import MultiSampleContrastiveLoss
 from .pseudo_labels import KNNPseudoLabeller
 from .similarity import InverseEuclideanSimilarity
 
-__all__ = ["fused_settings", "fused_ila_loss", "FusedDecisions", "COMPUTE_DTYPE"]
+__all__ = ["fused_settings", "fused_ila_loss", "FusedDecisions", "COMPUTE_DTYPE", "check_label_range"]
 
 #: the dtype every fused computation runs in (see the module docstring)
 COMPUTE_DTYPE = torch.float64
@@ -56,6 +56,14 @@ def fused_settings(similarity: nn.Module, miner: nn.Module, metric_loss: nn.Modu
         return None
     return dict(k=miner.pseudo_labeller.k, m=miner.pseudo_labeller.m, mu=miner.mu,
                 temperature=metric_loss.temperature)
+
+
+def check_label_range(low: int, top: int, num_classes: Optional[int]):
+    """Source labels span ``[low, top]``: raise where that leaves ``[0, num_classes)`` (both paths of
+    :class:`~ila_tllib.ila.ILALoss`)."""
+    if low < 0 or (num_classes is not None and top >= num_classes):
+        upper = "num_classes - 1" if num_classes is None else num_classes - 1
+        raise ValueError(f"y_s holds labels in [{low}, {top}], outside [0, {upper}] (num_classes={num_classes})")
 
 
 @functools.lru_cache(maxsize=16)
@@ -111,9 +119,7 @@ def fused_ila_loss(f_s: torch.Tensor, y_s: torch.Tensor, f_t: torch.Tensor, k: i
     low, top_label, largest_class = torch.stack(
         (y_s.min(), y_s.max(), torch.bincount(y_s.clamp(min=0)).max())).tolist()
     num_classes = top_label + 1 if num_classes is None else int(num_classes)
-    if top_label >= num_classes or low < 0:
-        raise ValueError(f"y_s holds labels in [{low}, {top_label}], outside [0, {num_classes - 1}] "
-                         f"(num_classes={num_classes})")
+    check_label_range(low, top_label, num_classes)
     m = largest_class if m is None else int(m)
     classes = _class_ids(num_classes, y_s.device)
     loss, labels, ratio, keep_mask, minus_anchors = _FusedILA.apply(

@@ -5,7 +5,7 @@ import torch
 import torch.nn as nn
 
 from .affinity import AffinityMiner, MinedAffinity
-from .fused import fused_ila_loss, fused_settings
+from .fused import check_label_range, fused_ila_loss, fused_settings
 from .losses import METRIC_LOSSES, anchors
 from .memory import SourceFeatureBank
 from .parts import build_part
@@ -150,6 +150,12 @@ class ILALoss(nn.Module):
             raise ValueError(f"expected f_s (N_s, D) and f_t (N_t, D), got {tuple(f_s.shape)} and {tuple(f_t.shape)}")
         if y_s.shape != (f_s.shape[0],):
             raise ValueError(f"y_s must have shape ({f_s.shape[0]},), got {tuple(y_s.shape)}")
+        if y_s.dtype.is_floating_point or y_s.dtype.is_complex or y_s.dtype == torch.bool:
+            raise ValueError(f"y_s must hold integer class labels, got {y_s.dtype}")
+        y_s = y_s.long()       # int8 or int16 labels index as int64 do
+        if logits_t is not None and (logits_t.dim() != 2 or logits_t.shape[0] != f_t.shape[0]):
+            raise ValueError(f"logits_t must hold one row of class scores per target, shape ({f_t.shape[0]}, C), "
+                             f"got {tuple(logits_t.shape)}")
         if mining_features is not None and tuple(g.shape[0] for g in mining_features) != (len(f_s), len(f_t)):
             raise ValueError(f"mining_features must hold {len(f_s)} source and {len(f_t)} target rows, got "
                              f"{tuple(tuple(g.shape) for g in mining_features)}")
@@ -160,6 +166,8 @@ class ILALoss(nn.Module):
                 and self.mining_similarity is None):
             loss, self.last = fused_ila_loss(f_s, y_s, f_t, num_classes=num_classes, **settings)
             return _nan_if_not_finite(loss, f_s, f_t)
+        if len(y_s):           # the fused path checks them in its own single transfer
+            check_label_range(*torch.stack((y_s.min(), y_s.max())).tolist(), num_classes)
         similarity_st = self.similarity(f_s, f_t)                       # (N_s, N_t), with gradient
         self.last, bank_rows = self._mine(similarity_st, f_s, y_s, f_t, logits_t, num_classes, mining_features)
         affinity = self.last.affinity.to(similarity_st.dtype)

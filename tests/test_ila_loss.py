@@ -485,3 +485,31 @@ def test_cosine_similarities_in_half_precision_and_under_autocast_are_float32_or
         phi = similarity(a, b)
     assert phi.dtype == torch.float32
     torch.testing.assert_close(phi.double(), _cosine_oracle(a, b, centred), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("labeller", ["classifier", "consensus"])
+@pytest.mark.parametrize("rows", [1, 7])
+def test_target_logits_of_another_row_count_are_refused(labeller, rows):
+    # one row broadcast over every target: the classifier labeller gave a loss of 0 and an affinity of one column
+    f_s, y_s, f_t = make_batch(4, n_classes=3, per_class=3, n_t=8)
+    kwargs = {"k": 3} if labeller == "consensus" else {}
+    with pytest.raises(ValueError, match=r"logits_t must hold one row of class scores per target, shape \(8, C\), "
+                                         rf"got \({rows}, 3\)"):
+        ILALoss(pseudo_labeller=labeller, **kwargs)(f_s, y_s, f_t, logits_t=torch.randn(rows, 3), num_classes=3)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_source_labels_are_checked_alike_on_both_paths(fused):
+    # the composable path took labels beyond num_classes silently, and crashed inside bincount or scatter on
+    # negative or narrow-integer ones
+    f_s, y_s, f_t = make_batch(4, n_classes=3, per_class=3, n_t=8)
+    ila = ILALoss(k=3, fused=fused)
+    with pytest.raises(ValueError, match=r"y_s holds labels in \[0, 2\], outside \[0, 1\] \(num_classes=2\)"):
+        ila(f_s, y_s, f_t, num_classes=2)
+    with pytest.raises(ValueError, match=r"y_s holds labels in \[-1, 1\], outside \[0, 2\]"):
+        ila(f_s, y_s - 1, f_t, num_classes=3)
+    with pytest.raises(ValueError, match=r"y_s must hold integer class labels, got torch.float32"):
+        ila(f_s, y_s.float(), f_t, num_classes=3)
+    expected = ila(f_s, y_s, f_t, num_classes=3)
+    for dtype in (torch.int8, torch.int16, torch.int32):
+        assert ila(f_s, y_s.to(dtype), f_t, num_classes=3).item() == expected.item()
