@@ -15,9 +15,16 @@ class _ResumableBatchSampler(Sampler[List[int]]):
     pass_index: int = 0
     skip: int = 0
 
-    def _shard(self, num_replicas: int, rank: int):
+    @staticmethod
+    def _check_replicas(num_replicas: int, rank: int):
+        """Before any division by ``num_replicas``."""
+        if num_replicas < 1:
+            raise ValueError(f"num_replicas must be >= 1, got {num_replicas}")
         if not 0 <= rank < num_replicas:
             raise ValueError(f"rank {rank} outside [0, {num_replicas})")
+
+    def _shard(self, num_replicas: int, rank: int):
+        self._check_replicas(num_replicas, rank)
         self.num_replicas, self.rank = num_replicas, rank
 
     def _generator(self) -> torch.Generator:
@@ -89,6 +96,9 @@ class ClassBalancedSampler(_ResumableBatchSampler):
             raise ValueError("ClassBalancedSampler got no labels: the source dataset is empty")
         if samples_per_class < 1:
             raise ValueError(f"samples_per_class must be >= 1, got {samples_per_class}")
+        self._check_replicas(num_replicas, rank)
+        if int(labels.min()) < 0:
+            raise ValueError(f"labels must be class indices >= 0, got {int(labels.min())}")
         counts = torch.bincount(labels, minlength=num_classes or 0)
         if num_classes is not None:
             if counts.numel() > num_classes:
@@ -180,6 +190,7 @@ class RandomBatchSampler(_ResumableBatchSampler):
     def __init__(self, num_samples: int, batch_size: int, seed: int = 0, num_replicas: int = 1, rank: int = 0):
         if batch_size < 1 or num_samples < batch_size:
             raise ValueError(f"cannot draw batches of {batch_size} from {num_samples} samples")
+        self._check_replicas(num_replicas, rank)
         if batch_size % num_replicas != 0:
             raise ValueError(f"the batch of {batch_size} cannot be split evenly over {num_replicas} processes")
         self._shard(num_replicas, rank)

@@ -197,3 +197,14 @@ def test_joined_permutations_move_only_what_would_repeat():
     assert moved > 0
     few = [torch.randperm(3, generator=g) for _ in range(4)]      # fewer samples than m: repeats are unavoidable
     assert torch.equal(_without_repeats_across_joins(few, 4), torch.cat(few))
+
+
+def test_bad_replica_counts_and_labels_are_named():
+    from ila_tllib.sampler import RandomBatchSampler
+    for make in (lambda **kw: ClassBalancedSampler([0, 1, 0, 1], 2, **kw), lambda **kw: RandomBatchSampler(4, 2, **kw)):
+        with pytest.raises(ValueError, match=r"num_replicas must be >= 1, got 0"):
+            make(num_replicas=0)
+        with pytest.raises(ValueError, match=r"rank 2 outside \[0, 2\)"):
+            make(num_replicas=2, rank=2)
+    with pytest.raises(ValueError, match=r"labels must be class indices >= 0, got -1"):
+        ClassBalancedSampler([0, -1, 0, 1], 2)
