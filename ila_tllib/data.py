@@ -81,6 +81,19 @@ class SeededSamples(Dataset):
             np.random.set_state(saved[2])
 
 
+def _to_device(batch, device):
+    """``batch`` with every tensor in it moved to ``device``, its structure kept: a tensor, or lists, tuples
+    and dicts of them, nested (as tllib's ``send_to_device``)."""
+    if torch.is_tensor(batch):
+        return batch.to(device)
+    if isinstance(batch, dict):
+        return type(batch)((key, _to_device(value, device)) for key, value in batch.items())
+    if isinstance(batch, (list, tuple)):
+        moved = [_to_device(value, device) for value in batch]
+        return type(batch)(*moved) if hasattr(batch, "_fields") else type(batch)(moved)   # a namedtuple too
+    return batch
+
+
 class ResumableForeverIterator:
     """Like tllib's ``ForeverDataIterator`` (``next()`` forever, a new pass when the loader ends), and
     it counts the batches it handed out, so a resumed run continues with the very next batch.
@@ -111,9 +124,7 @@ class ResumableForeverIterator:
             self._iter = iter(self.data_loader)
             batch = next(self._iter)
         self.consumed += 1
-        if self.device is not None:
-            batch = [t.to(self.device) if hasattr(t, "to") else t for t in batch]
-        return batch
+        return batch if self.device is None else _to_device(batch, self.device)
 
     def __len__(self):
         return len(self.data_loader)

@@ -208,3 +208,33 @@ def test_bad_replica_counts_and_labels_are_named():
             make(num_replicas=2, rank=2)
     with pytest.raises(ValueError, match=r"labels must be class indices >= 0, got -1"):
         ClassBalancedSampler([0, -1, 0, 1], 2)
+
+
+def test_the_forever_iterator_moves_a_batch_to_the_device_keeping_its_structure():
+    # a dataset of bare tensors gave a list of rows; a dict gave its keys; nested views stayed behind
+    from torch.utils.data import DataLoader
+    from ila_tllib.data import ResumableForeverIterator
+    from ila_tllib.sampler import RandomBatchSampler
+
+    class Items(torch.utils.data.Dataset):
+        def __init__(self, item):
+            self.item = item
+
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, i):
+            return self.item(i)
+
+    def batches(item):
+        loader = DataLoader(Items(item), batch_sampler=RandomBatchSampler(4, 2, seed=0))
+        return next(ResumableForeverIterator(loader, device="meta"))
+
+    tensor = batches(lambda i: torch.full((3,), float(i)))
+    assert torch.is_tensor(tensor) and tensor.shape == (2, 3) and tensor.device.type == "meta"
+    as_dict = batches(lambda i: {"x": torch.zeros(3), "y": i})
+    assert set(as_dict) == {"x", "y"} and as_dict["x"].device.type == "meta" and as_dict["y"].device.type == "meta"
+    nested = batches(lambda i: ([torch.zeros(3), torch.ones(3)], i, "path"))
+    views, labels, paths = nested
+    assert [v.device.type for v in views] == ["meta", "meta"] and labels.device.type == "meta"
+    assert list(paths) == ["path", "path"]
