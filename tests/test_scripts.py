@@ -262,6 +262,18 @@ def test_torchrun_mdd_with_a_source_only_warm_up(tiny_root, tmp_path):
     assert re.search(r"^Pretrain: \[0/2\]", done.stdout, re.M) and re.search(r"^test_acc1 = ", done.stdout, re.M)
 
 
+def test_torchrun_bsp_pretrains_then_every_process_reads_the_saved_weights(tiny_root, tmp_path):
+    # process 0 writes pretrain.pth, every process loads it: process 1 read it before it existed
+    log = str(tmp_path / "log")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           os.path.join(SCRIPTS, "ila_bsp.py"), "--"] + tiny_args(tiny_root, log, "--seed", "0", "--epochs", "1",
+                                                                 "--pretrain-epochs", "1")
+    done = subprocess.run(cmd, capture_output=True, text=True, env=script_env("standalone"), timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Pretraining process is done." in done.stdout and re.search(r"^test_acc1 = ", done.stdout, re.M)
+    assert "pretrain.pth" in os.listdir(os.path.join(log, "checkpoints"))
+
+
 def test_balanced_source_control_has_its_own_row(tiny_root, tmp_path):
     # the sampling control: ILA's class-balanced source batch, no ILA term
     log = str(tmp_path / "control")

@@ -6,6 +6,7 @@ from typing import Dict, NamedTuple, Optional
 
 import torch
 import torch.nn as nn
+import torch.distributed as dist
 import torch.nn.functional as F
 
 from .. import distributed as dist_utils
@@ -188,9 +189,13 @@ class Trainer:
         return unwrap(self.classifier)
 
     def save(self, path: str):
-        """The classifier's weights, written atomically by process 0."""
+        """The classifier's weights, written atomically by process 0; every process returns once the file is
+        in place, so that any may read it next (BSP's pretrain.pth). An error of process 0's write reaches the
+        others waiting here through the peer watch."""
         if dist_utils.is_main_process():
             save_atomic(self.model.state_dict(), path)
+        if dist_utils.is_distributed():
+            dist.barrier()
 
     def pretrain(self, source_iter, iterations: int, lr: float, epochs: int = 1, after_epoch=None,
                  prefix: Optional[str] = None, lr_flag: str = '--lr'):
