@@ -613,6 +613,22 @@ def test_torchrun_error_in_one_process_ends_both(own_root, tmp_path):
     assert not checkpoint_files(log)
 
 
+def test_torchrun_analysis_ends_both_as_process_0_ends(own_root, tmp_path):
+    # the analysis runs on process 0 alone: process 1 ended at once with exit 0 (or was terminated) while
+    # process 0 stopped on a damaged image with exit 2
+    log, log_dir = str(tmp_path / "log"), str(tmp_path / "torchrun")
+    assert run_script("ila_dann.py", tiny_args(own_root, log, *ONE_EPOCH, "--seed", "0")).returncode == 0
+    with open(os.path.join(own_root, "tgt", "0", "1.png"), "wb") as f:
+        f.write(b"not a png")
+    done = torchrun("ila_dann.py", tiny_args(own_root, log, *ONE_EPOCH, "--seed", "0", "--phase", "analysis",
+                                             "-j", "0"), None, log_dir)
+    assert exit_codes(done.stderr) == {0: 2, 1: 2}, done.stderr[-3000:]
+    outputs = process_outputs(log_dir)
+    message = r"cannot read image .*tgt/0/1\.png .*replace or delete it and its line in .*tgt\.txt"
+    assert re.search(rf"^error: {message}$", outputs[0][1], re.M), outputs[0][1][-3000:]
+    assert re.search(rf"^error: process 0 stopped: {message}$", outputs[1][1], re.M), outputs[1][1][-3000:]
+
+
 def test_torchrun_busy_log_ends_both(root, tmp_path):
     log, log_dir = tmp_path / "log", str(tmp_path / "torchrun")
     log.mkdir()

@@ -182,11 +182,13 @@ def agree(failure: Optional[Exception], peers: Optional[PeerWatch], fallback: Ex
     return failure
 
 
-def main_process_first(action: Callable[[], T], peers: Optional[PeerWatch], what: str) -> T:
-    """``action()`` on process 0, then, once it succeeded there, on the other processes: a download or
-    an export writes ROOT once, and the others read what process 0 wrote instead of writing it again
-    over a folder being read. When process 0 fails, every process raises its error (the others
-    ``process 0 could not <what>`` where the watch has no message) and none runs ``action``.
+def main_process_first(action: Callable[[], T], peers: Optional[PeerWatch], what: str,
+                       others_too: bool = True) -> Optional[T]:
+    """``action()`` on process 0, then, once it succeeded there, on the other processes (with
+    ``others_too``; else they return None): a download or an export writes ROOT once, and the others read
+    what process 0 wrote instead of writing it again over a folder being read; an analysis runs on process 0
+    alone, and the others end with its outcome. When process 0 fails, every process raises its error (the
+    others ``process 0 could not <what>`` where the watch has no message) and none runs ``action``.
 
     The others wait on the watch's store, which has no deadline; without a watch they wait in a collective,
     which ends at the process group's timeout."""
@@ -203,6 +205,6 @@ def main_process_first(action: Callable[[], T], peers: Optional[PeerWatch], what
     failure = agree(failure, peers, UsageError(f"process 0 could not {what} (see its message)"))
     if failure is not None:
         raise failure
-    if not dist_utils.is_main_process():
+    if not dist_utils.is_main_process() and others_too:
         result = action()
     return result

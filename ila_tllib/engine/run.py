@@ -238,9 +238,9 @@ def _run(args, method: Method, device, directory: Optional[RunDirectory], peers:
         load_weights(unwrap(classifier), checkpoint_path(args, 'best'), f'--phase {args.phase}',
                      'use the --log of a training run of this script with the same flags, or train first '
                      '(--phase train)')
-        if args.phase == 'analysis':
-            if dist_utils.is_main_process():
-                analyse(classifier, method, data, args, device, args.log)
+        if args.phase == 'analysis':   # on process 0; the others wait for it and end as it ends
+            main_process_first(lambda: analyse(classifier, method, data, args, device, args.log), peers,
+                               "analyse the run", others_too=False)
         else:
             print(evaluate(test_loader))
         return
