@@ -154,6 +154,7 @@ def test_source_only_steps_need_two_images_in_every_process(root, monkeypatch):
     # in process: WORLD_SIZE alone, without a process group (the torchrun case is further down)
     # under torchrun -b is split over the processes: -b 2 over two gives each one image
     monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)    # --sync-bn below needs GPUs
     assert flag_error(tiny_args(root, "unused", *ONE_EPOCH, "-b", "2", "--pretrain-iters", "2")) == (
         "a source batch of 2 over 2 processes with --pretrain-iters 2: a source-only step would train BatchNorm on "
         "one image, which it cannot; raise -b")

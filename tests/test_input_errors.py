@@ -125,8 +125,18 @@ def test_flag_values(root, tmp_path, extra, message):
     assert message in flag_error(tiny_args(root, tmp_path / "log") + extra)
 
 
+def test_sync_bn_under_torchrun_without_gpus_is_refused(root, tmp_path, monkeypatch):
+    # torch's SyncBatchNorm refuses CPU modules in DistributedDataParallel's constructor: a traceback, exit 1
+    monkeypatch.setenv("WORLD_SIZE", "2")      # as torchrun sets it before the process group exists
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    assert flag_error(tiny_args(root, tmp_path / "log", "--sync-bn", "--ila-bn-statistics", "all")) == (
+        "--sync-bn needs GPUs: torch's SyncBatchNorm runs on CUDA devices only, and this machine has none; leave it "
+        "out")
+
+
 def test_sync_bn_under_torchrun_still_cannot_keep_tllibs_statistics_rule(root, tmp_path, monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")      # as torchrun sets it before the process group exists
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)
     assert flag_error(tiny_args(root, tmp_path / "log", "--sync-bn")).startswith(
         "--sync-bn takes BatchNorm statistics from every row, ILA's own batch included, so it cannot keep "
         "--ila-bn-statistics tllib")

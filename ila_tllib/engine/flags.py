@@ -9,6 +9,8 @@ import argparse
 import math
 import os
 
+import torch
+
 from ..affinity import kept_count
 from ..datasets import dataset_name, get_dataset_names
 from ..logged_flags import FLAGS_ADDED_LATER
@@ -330,6 +332,9 @@ def check_args(args, method):
     if args.sync_bn and int(os.environ.get('WORLD_SIZE', '1')) < 2:   # torchrun sets it before the group exists
         raise UsageError("--sync-bn pools BatchNorm statistics over the processes of a torchrun run, and this run "
                          "has one process; leave it out, or start the run with torchrun --nproc_per_node=N")
+    if args.sync_bn and not torch.cuda.is_available():
+        raise UsageError("--sync-bn needs GPUs: torch's SyncBatchNorm runs on CUDA devices only, and this machine "
+                         "has none; leave it out")
     at_least_one = ['batch_size', 'epochs', 'iters_per_epoch', 'print_freq', 'bottleneck_dim', 'resize_size']
     for name in at_least_one:
         if getattr(args, name) < 1:
