@@ -6,17 +6,27 @@ from typing import BinaryIO, Callable
 
 import torch
 
-__all__ = ["write_atomic", "save_atomic", "save_figure_atomic"]
+__all__ = ["write_atomic", "write_named_atomic", "save_atomic", "save_figure_atomic"]
 
 
 def write_atomic(path: str, write: Callable[[BinaryIO], None]):
     """Call ``write`` on a temporary file beside ``path``, flush it to disk, then rename it over ``path``."""
+    _replace_atomic(path, lambda f, tmp: write(f))
+
+
+def write_named_atomic(path: str, write: Callable[[str], None]):
+    """As :func:`write_atomic`, for a writer that takes a file name (tllib's t-SNE): it writes a temporary
+    file beside ``path``, with ``path``'s extension, which is renamed over ``path`` once complete."""
+    _replace_atomic(path, lambda f, tmp: write(tmp))
+
+
+def _replace_atomic(path: str, write: Callable[[BinaryIO, str], None]):
     directory = os.path.dirname(os.path.abspath(path))
     suffix = os.path.splitext(path)[1]
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=suffix)
     try:
         with os.fdopen(fd, "wb") as f:
-            write(f)
+            write(f, tmp)
             f.flush()
             os.fsync(f.fileno())
         umask = os.umask(0)
@@ -29,11 +39,16 @@ def write_atomic(path: str, write: Callable[[BinaryIO], None]):
         # torch's zip writer turns a failed write of its file into a RuntimeError ("unexpected pos"); the
         # OSError behind it (a full disk) is what the user can act on
         failed = _os_error_behind(e)
-        if failed is not None and failed.filename is None:
-            failed.filename = path   # e.g. a full disk: say which file could not be written
+        if failed is not None and (failed.filename is None or _is_temporary(failed.filename)):
+            failed.filename = path   # e.g. a full disk: say which file could not be written, not a temporary
         if failed is not None and failed is not e:
             raise failed from None
         raise
+
+
+def _is_temporary(filename) -> bool:
+    """A temporary file of an atomic write (a writer may write atomically itself, into ours)."""
+    return os.path.basename(os.fsdecode(filename)).startswith(".tmp-")
 
 
 def _os_error_behind(error: BaseException):

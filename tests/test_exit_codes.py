@@ -320,6 +320,23 @@ def test_full_disk_while_saving(finished, root, backend, full_at):
 
 # ----------------------------------------------------------------- divergence: exit 3, nothing saved
 
+def test_full_disk_during_analysis_leaves_the_earlier_figure(finished, root, backend):
+    # tllib's t-SNE saved straight to visualize/TSNE.pdf: a disk full at that moment left half a figure in
+    # place of the earlier one
+    first = run_script("ila_dann.py", tiny_args(root, finished, *ONE_EPOCH, "--phase", "analysis"), backend=backend)
+    assert first.returncode == 0, first.stderr[-3000:]
+    figure = os.path.join(finished, "visualize", "TSNE.pdf")
+    with open(figure, "rb") as f:
+        before = f.read()
+    done = run_script("ila_dann.py", tiny_args(root, finished, *ONE_EPOCH, "--phase", "analysis"), backend=backend,
+                      PYTHONPATH=FULL_DISK, ILA_TEST_FULL_DISK="1")
+    line = one_error(done, 2)
+    assert line == f"error: no space left on the device ({figure}): free space there", line
+    with open(figure, "rb") as f:
+        assert f.read() == before
+    assert not [name for name in os.listdir(os.path.dirname(figure)) if name.startswith(".tmp-")]
+
+
 def test_non_finite_batchnorm_statistics_stop_before_saving(root, tmp_path, backend):
     # a huge ILA weight leaves the losses finite but the BatchNorm statistics infinite
     log = str(tmp_path / "log")

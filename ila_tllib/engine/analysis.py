@@ -5,6 +5,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from .. import backend
+from ..checkpoint import write_named_atomic
 from ..datasets import read_labels
 from ..figures import plot_affinity
 from ..sampler import ClassBalancedSampler
@@ -39,7 +40,8 @@ def analyse(classifier, method, data, args, device, log_dir):
                         features, device)
         for dataset in (data.train_source, data.train_target))
     tsne_file = os.path.join(log_dir, 'visualize', 'TSNE.pdf')
-    backend.tsne.visualize(source_feature, target_feature, tsne_file)
+    # tllib's visualize saves straight to its file name: a failed write would leave half a figure
+    write_named_atomic(tsne_file, lambda name: backend.tsne.visualize(source_feature, target_feature, name))
     print("Saving t-SNE to", tsne_file)
     A_distance = backend.a_distance.calculate(source_feature, target_feature, device)
     print("A-distance =", A_distance)
