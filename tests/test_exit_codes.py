@@ -320,6 +320,15 @@ def test_full_disk_while_saving(finished, root, backend, full_at):
 
 # ----------------------------------------------------------------- divergence: exit 3, nothing saved
 
+def test_a_log_folder_removed_during_the_run_is_named(root, tmp_path, backend):
+    # its checkpoints/ gone when the first epoch's weights are written: FileNotFoundError, a traceback
+    log = str(tmp_path / "log")
+    done = run_script("ila_dann.py", tiny_args(root, log, *ONE_EPOCH), backend=backend, PYTHONPATH=FULL_DISK,
+                      ILA_TEST_FULL_DISK="gone")
+    assert one_error(done, 2) == (f"error: {os.path.join(log, 'checkpoints')} is gone (moved or removed during the "
+                                  f"run), so epoch 0's checkpoints could not be written; start the run again")
+
+
 def test_full_disk_during_analysis_leaves_the_earlier_figure(finished, root, backend):
     # tllib's t-SNE saved straight to visualize/TSNE.pdf: a disk full at that moment left half a figure in
     # place of the earlier one

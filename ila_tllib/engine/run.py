@@ -303,6 +303,10 @@ def _run(args, method: Method, device, directory: Optional[RunDirectory], peers:
             save_resume_state(args, method, plan, epoch, best_acc1, state, modules, optimizer, scheduler, iters)
         except OSError as e:
             problem = disk_problem(e)
+            if problem is None and isinstance(e, FileNotFoundError):
+                folder = os.path.dirname(checkpoint_path(args, 'latest'))
+                raise UsageError(f"{folder} is gone (moved or removed during the run), so epoch {epoch}'s "
+                                 f"checkpoints could not be written; start the run again") from None
             if problem is None:
                 raise
             held = (f"resume.pth holds epoch {epoch - 1}: free space, then continue with --resume" if epoch > 0

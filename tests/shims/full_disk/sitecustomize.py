@@ -1,7 +1,8 @@
 # Put this folder first on PYTHONPATH and set ILA_TEST_FULL_DISK to run a script on a "full disk":
 # with ILA_TEST_FULL_DISK=1 every os.fsync (the last step of an atomic checkpoint write) fails with ENOSPC;
 # with ILA_TEST_FULL_DISK=write every torch.save file fails with ENOSPC after its first writes, as on a disk
-# that fills up during the write (torch then raises a RuntimeError of its own, the OSError behind it).
+# that fills up during the write (torch then raises a RuntimeError of its own, the OSError behind it);
+# with ILA_TEST_FULL_DISK=gone the first checkpoint write finds LOG/checkpoints removed (by another hand).
 import errno
 import os
 
@@ -38,3 +39,15 @@ elif _MODE == "write":
         return _save(obj, FillsUp(f) if hasattr(f, "write") else f, *args, **kwargs)
 
     torch.save = _save_on_a_filling_disk
+elif _MODE == "gone":
+    import shutil
+    import tempfile
+
+    _mkstemp = tempfile.mkstemp
+
+    def _mkstemp_after_the_folder_went(*args, dir=None, **kwargs):
+        if dir is not None and os.path.basename(dir) == "checkpoints":
+            shutil.rmtree(dir, ignore_errors=True)
+        return _mkstemp(*args, dir=dir, **kwargs)
+
+    tempfile.mkstemp = _mkstemp_after_the_folder_went
