@@ -640,6 +640,23 @@ def test_torchrun_error_in_one_process_ends_both(own_root, tmp_path):
     assert not checkpoint_files(log)
 
 
+def test_torchrun_analysis_gives_the_single_process_numbers(finished_runs, root, tmp_path):
+    # process 0 analyses alone: it reseeded by rank as training does and gave other numbers than one process
+    backend = "standalone"      # the seeding is the engine's, whichever backend
+    log, done = finished_runs(backend)
+    assert done.returncode == 0, done.stderr[-3000:]
+    finished = shutil.copytree(log, str(tmp_path / "log"))
+    readings = r"^(A-distance = .*|Saving the affinity matrix .*)$"
+    args = tiny_args(root, finished, *ONE_EPOCH, "--phase", "analysis", "-j", "0", "--seed", "0")
+    alone = run_script("ila_dann.py", args, backend=backend)
+    assert alone.returncode == 0, alone.stderr[-3000:]
+    done = torchrun("ila_dann.py", args, backend, str(tmp_path / "torchrun"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    expected = re.findall(readings, alone.stdout, re.M)
+    assert len(expected) == 2 and re.findall(readings, process_outputs(str(tmp_path / "torchrun"))[0][0],
+                                             re.M) == expected
+
+
 def test_torchrun_analysis_ends_both_as_process_0_ends(own_root, tmp_path):
     # the analysis runs on process 0 alone: process 1 ended at once with exit 0 (or was terminated) while
     # process 0 stopped on a damaged image with exit 2

@@ -226,8 +226,6 @@ def _run(args, method: Method, device, directory: Optional[RunDirectory], peers:
     transfer = keep_tensors_in_state(
         method.build_transfer(args, classifier, data.num_classes, plan.source_size, args.batch_size)).to(device)
     precision.prepare_modules(args, classifier, transfer, device)   # --amp, --channels-last
-    if args.seed is not None and dist_utils.is_distributed():
-        torch.manual_seed(args.seed + dist_utils.rank())  # ...but different dropout; data order comes from samplers
     val_loader = eval_loader(data.val, args.batch_size, args.workers)
     test_loader = eval_loader(data.test, args.batch_size, args.workers)
 
@@ -245,6 +243,10 @@ def _run(args, method: Method, device, directory: Optional[RunDirectory], peers:
             print(evaluate(test_loader))
         return
 
+    if args.seed is not None and dist_utils.is_distributed():
+        # ...but different dropout; data order comes from samplers. Only for training: process 0's analysis
+        # draws as a single process's does, so that its numbers do not depend on the launch
+        torch.manual_seed(args.seed + dist_utils.rank())
     iters = plan.iterators(data, args, seed)
     print(plan.describe())
     ila = build_ila_term(args, args.epochs * args.iters_per_epoch) if ila_enabled(args) else None
