@@ -214,7 +214,9 @@ def _run(args, method: Method, device, directory: Optional[RunDirectory], peers:
     resumed = read_resume_file(args, method) if args.resume and args.phase == 'train' else None
     if args.seed is not None:
         set_seed(args.seed)  # the same initial weights in every process
-    torch.backends.cudnn.benchmark = True   # as tllib's scripts, seeded or not
+    # cuDNN's autotuner, on in tllib's scripts, picks algorithms by timing, so a seeded run could differ
+    # from its repeat or its resume: on only without --seed
+    torch.backends.cudnn.benchmark = args.seed is None
     seed = data_seed(args, resumed)
 
     # downloads and the offline export write ROOT once, in process 0
