@@ -214,7 +214,8 @@ def collect(log_dirs: List[str]) -> List[Run]:
     for d in log_dirs:
         found = [d] if os.path.isfile(d) else glob.glob(os.path.join(d, "**", "train-*.txt"), recursive=True)
         for path in found:
-            files.setdefault(os.path.realpath(path), path)
+            if os.path.isfile(path):   # not a link to nowhere, nor a folder of that name
+                files.setdefault(os.path.realpath(path), path)
     # a log dir re-run keeps several train-*.txt, named by their start: the newest finished one of each seed
     # is the run (a resume or a restart of that seed); runs of other seeds in one folder, as tllib's layout
     # gives a loop over seeds, are runs of their own

@@ -494,3 +494,11 @@ def test_the_flags_of_ilas_term_are_the_ila_group_but_those_that_change_a_baseli
     from ila_tllib.engine import get_parser
     others = {a.dest for a in get_parser(MDD())._actions} - dests
     assert {d for d in others if is_ila_term_flag(d)} == {"ila_features"}    # MDD's choice of ILA's features
+
+
+def test_a_link_to_nowhere_and_a_folder_named_like_a_log_are_not_logs(tmp_path):
+    logs = tmp_path / "logs"
+    our_log(str(logs), "cdan", "A", "W", 80.0, "--ila-trade-off", "0")
+    os.symlink(str(tmp_path / "gone.txt"), str(logs / "train-2024-01-01-00_00_00.txt"))
+    (logs / "old" / "train-2024-01-02-00_00_00.txt").mkdir(parents=True)
+    assert [run.acc for run in collect([str(logs)])] == [80.0]
