@@ -186,8 +186,13 @@ def test_a_run_logged_under_the_image_folder_root_is_neither_a_domain_nor_a_clas
 def test_image_folder_empty_domain(tmp_path):
     root = tmp_path / "folders"
     os.makedirs(str(root / "real" / "ant"))
+    _image(str(root / "flat" / "1.jpg"))           # images, but no class folder
+    _image(str(root / "sketch" / "ant" / "1.jpg"))
     with pytest.raises(D.DatasetFormatError, match="holds no image"):
         D.ImageFolderDomains(str(root), "real")
+    for domain in ("real", "flat"):     # as the scripts build it (it said "unknown domain")
+        with pytest.raises(D.DatasetFormatError, match=rf"domain '{domain}' holds no image file"):
+            D.build_domain("ImageFolder", str(root), domain)
 
 
 # -------------------------------------------------------------- benchmarks

@@ -407,9 +407,9 @@ class ImageFolderDomains(ImageList):
                  mode: Optional[str] = None, check_files: bool = True):
         # Deliberately does not call ImageList.__init__: there is no list file.
         root = os.path.expanduser(root)
-        if _is_visible_dir(os.path.join(root, task)) and not _class_folders(os.path.join(root, task)):
-            raise DatasetFormatError("{}: domain {!r} holds no image file (looked for {} under {}/<class>/)".format(
-                os.path.join(root, task), task, "/".join(IMG_EXTENSIONS), os.path.join(root, task)))
+        problem = self.why_not_a_domain(root, task)
+        if problem is not None:
+            raise problem
         domains = self.domains(root)
         if task not in domains:
             raise UnknownDomainError("ImageFolder", task, domains, where=root)
@@ -449,6 +449,16 @@ class ImageFolderDomains(ImageList):
                     if _is_image_file(filename):
                         samples.append((os.path.join(dirpath, filename), self.class_to_idx[name]))
         return samples
+
+    @classmethod
+    def why_not_a_domain(cls, root: str, task: str) -> Optional[DatasetFormatError]:
+        """Why the folder ``ROOT/task``, which exists, is not a domain (it holds no class folder with an
+        image); None when it is one or is not there."""
+        folder = os.path.join(os.path.expanduser(root), task)
+        if not _is_visible_dir(folder) or _class_folders(folder):
+            return None
+        return DatasetFormatError("{}: domain {!r} holds no image file (looked for {} under {}/<class>/)".format(
+            folder, task, "/".join(IMG_EXTENSIONS), folder))
 
     @classmethod
     def domains(cls, root: str) -> List[str]:
