@@ -147,7 +147,7 @@ ACCURACIES = {"best": lambda run: run.acc, "last": lambda run: epoch_accuracy(ru
 def last_kept_precision(path):
     """The kept targets' pseudo-label precision of the last ``ILA:`` epoch summary, or None."""
     found = epochs(path)
-    return found[-1][0] if found else None
+    return found[max(found)][0] if found else None
 
 
 def mean(values):

@@ -9,6 +9,7 @@ precision of the kept targets and of all targets, Γ's AUC (right above wrong ps
 +1 affinities that pair different classes, the targets kept per batch, and the ILA weight applied.
 """
 import argparse
+import glob
 import os
 import re
 import statistics
@@ -26,13 +27,41 @@ PATTERN = re.compile(r"pseudo-label precision ([\d.]+%|n/a) kept / ([\d.]+%|n/a)
 COLUMNS = ("PL prec kept", "PL prec all", "AUC", "wrong +1 %", "kept", "weight")
 
 
-def epochs(path):
-    """One tuple of the COLUMNS' values per epoch in which ILA ran."""
+EPOCH_LINE = re.compile(r"Epoch: \[(\d+)\]\[")
+
+
+def _log_summaries(path):
+    """Whether the log is a resumed run's, whether it trained at all, and {epoch: the COLUMNS' values} of its
+    ``ILA:`` lines, each numbered by the training lines (``Epoch: [e][...]``) it ends: an epoch in which ILA
+    did not run yet (``--ila-start-iter``) has none, and a resumed log starts at a later epoch."""
+    resumed, epoch, found = False, None, {}
     with open(path, encoding="utf-8", errors="replace") as f:
-        found = [PATTERN.search(line) for line in f if line.startswith("ILA: ")]
-    return [tuple(None if g == "n/a" else float(g.rstrip("%"))
-                  for g in (m.group(1), m.group(2), m.group(3), m.group(5), m.group(4), m.group(6)))
-            for m in found if m]
+        for line in f:
+            if line.startswith("best_acc1"):
+                break
+            resumed = resumed or line.startswith("=> resumed from ")
+            numbered = EPOCH_LINE.match(line)
+            if numbered:
+                epoch = int(numbered.group(1))
+            m = PATTERN.search(line) if line.startswith("ILA: ") and epoch is not None else None
+            if m:
+                found[epoch] = tuple(None if g == "n/a" else float(g.rstrip("%"))
+                                     for g in (m.group(1), m.group(2), m.group(3), m.group(5), m.group(4), m.group(6)))
+    return resumed, epoch is not None, found
+
+
+def epochs(path):
+    """{epoch: one tuple of the COLUMNS' values} over the epochs in which ILA ran, for the run whose newest log
+    is ``path``: a resumed run's earlier epochs come from the earlier logs of its folder (a fresh start there
+    is another run's beginning)."""
+    logs = sorted(glob.glob(os.path.join(glob.escape(os.path.dirname(path)), "train-*.txt")))
+    by_epoch = {}
+    for log in logs[:logs.index(path) + 1] if path in logs else [path]:
+        resumed, trained, found = _log_summaries(log)
+        if trained and not resumed:
+            by_epoch = {}
+        by_epoch.update(found)
+    return by_epoch
 
 
 def _mean(values):
@@ -60,7 +89,7 @@ def main():
         print(f"\n{method}, {task} ({len(runs)} runs): mean over runs per epoch")
         print("| epoch | " + " | ".join(COLUMNS) + " |")
         print("|---" * (len(COLUMNS) + 1) + "|")
-        for e in range(min(len(r) for r in runs)):
+        for e in sorted(set.intersection(*(set(r) for r in runs))):      # the epochs every run has
             means = [_mean(r[e][c] for r in runs) for c in range(len(COLUMNS))]
             print(f"| {e} | " + " | ".join("n/a" if v is None else f"{v:.2f}" if c in (2, 5) else f"{v:.1f}"
                                            for c, v in enumerate(means)) + " |")

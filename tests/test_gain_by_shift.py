@@ -233,3 +233,30 @@ def test_a_mistyped_folder_is_named(tmp_path):
     done = subprocess.run([sys.executable, SCRIPT, "--sets", root, typo + "=DANN"], capture_output=True, text=True,
                           cwd=REPO)
     assert done.returncode == 2 and f"--sets: no such log directory: {typo}" in done.stderr
+
+
+def _ila_line(kept_precision):
+    return (f"ILA: 0 of 10 batches had nothing to contrast; pseudo-label precision {kept_precision:.1f}% kept / "
+            f"50.0% all, ratio AUC 0.60, kept 6.0 targets per batch, wrong +1 affinities 40.0%, weight 1.000\n")
+
+
+def test_ila_diagnostics_number_epochs_by_their_training_lines(tmp_path):
+    # ILA from the second epoch, killed after epoch 1 and resumed: the newest log's first ILA line is epoch 2's
+    # (it was read as epoch 0), epoch 1's is in the earlier log, and epoch 0 has none
+    from helpers import load_benchmark
+    diagnostics = load_benchmark("ila_diagnostics")
+    log = tmp_path / "ILA-DA+DANN" / "A2W_seed0"
+    log.mkdir(parents=True)
+    namespace = "Namespace(ila_trade_off=1.0, source=['A'], target=['W'], seed=0)\n"
+    (log / "train-2026-01-01-00_00_00.txt").write_text(
+        namespace + "Epoch: [0][ 0/10]\n * Acc@1 50.000\nEpoch: [1][ 0/10]\n" + _ila_line(30) + " * Acc@1 55.000\n")
+    newest = log / "train-2026-01-02-00_00_00.txt"
+    newest.write_text(namespace + "=> resumed from x/resume.pth: epoch 2, iteration 20, best_acc1 55.0\n"
+                      "Epoch: [2][ 0/10]\n" + _ila_line(40) + " * Acc@1 60.000\nEpoch: [3][ 0/10]\n" + _ila_line(45)
+                      + " * Acc@1 61.000\nbest_acc1 = 61.0\n" + _ila_line(99) + "test_acc1 = 61.0\n")
+    found = diagnostics.epochs(str(newest))
+    assert sorted(found) == [1, 2, 3] and [found[e][0] for e in (1, 2, 3)] == [30.0, 40.0, 45.0]
+    fresh = log / "train-2026-01-03-00_00_00.txt"          # a later fresh start: another run's epochs alone
+    fresh.write_text(namespace + "Epoch: [0][ 0/10]\n" + _ila_line(20) + " * Acc@1 40.000\nbest_acc1 = 40.0\n")
+    assert {e: v[0] for e, v in diagnostics.epochs(str(fresh)).items()} == {0: 20.0}
+    assert load_benchmark("gain_by_shift").last_kept_precision(str(newest)) == 45.0
