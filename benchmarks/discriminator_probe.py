@@ -52,7 +52,17 @@ def load_discriminator(run_dir, run, method, classifier, flags, source, test, da
     num_classes = classifier.num_classes
     with contextlib.redirect_stdout(io.StringIO()):
         transfer = method.build_transfer(args, classifier, num_classes, len(source), len(test))
-    transfer.load_state_dict(torch.load(path, map_location="cpu", weights_only=False)["modules"]["transfer"])
+    from ila_tllib.engine.checkpoint import load_file
+    from ila_tllib.engine.errors import UsageError
+    try:
+        state = load_file(path, run_dir, "give the folder of a finished run of the scripts (its --log)",
+                          weights_only=False)
+        transfer.load_state_dict(state["modules"]["transfer"])
+    except UsageError as e:
+        raise ProbeError(str(e)) from None
+    except (KeyError, TypeError, RuntimeError) as e:    # another state, or another run's discriminator
+        raise ProbeError(f"{path} holds no discriminator of this run ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0] if str(e) else ''}); give the folder of a finished run") from None
     return transfer.eval()
 
 

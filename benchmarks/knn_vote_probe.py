@@ -59,6 +59,10 @@ def ila_batches(f_s, y_s, f_t, similarity, k, mu, samples_per_class, targets, ba
     indices."""
     ila = ILALoss(k=k, mu=mu, similarity=similarity)
     by_class = [torch.nonzero(y_s == c).flatten() for c in torch.unique(y_s)]
+    rows = sum(min(samples_per_class, len(idx)) for idx in by_class)
+    if k > rows:
+        raise ProbeError(f"--k {k} is more than ILA's source batch of {rows} ({samples_per_class} per class of "
+                         f"{len(by_class)}); give --k {rows} or less")
     for _ in range(batches):
         rows = torch.cat([idx[torch.randperm(len(idx), generator=generator)[:samples_per_class]] for idx in by_class])
         cols = torch.randperm(len(f_t), generator=generator)[:targets]
@@ -223,8 +227,12 @@ def _features(method, classifier, dataset, samples, generator):
 def load_finished_run(run_dir, data_root=None):
     """A finished run of the scripts, rebuilt from its log's flags with the weights after its last epoch, in
     evaluation mode: (run, method, classifier, flags, source training set, target test set)."""
+    from ila_tllib.datasets import DatasetError
+    from ila_tllib.engine.checkpoint import load_weights
     from ila_tllib.engine.data import get_dataset
+    from ila_tllib.engine.errors import UsageError
     from ila_tllib.engine.run import build_classifier
+    from ila_tllib.models import BackboneError
     # the newest finished log: a later start that stopped early (a refused --resume) wrote a newer one
     logs = sorted(glob.glob(os.path.join(run_dir, "train-*.txt")))
     finished = [(path, run) for path in logs if (run := read_run(path)) is not None]
@@ -248,13 +256,18 @@ def load_finished_run(run_dir, data_root=None):
         line = next(line for line in f if line.startswith("Namespace("))
     flags = parse_namespace(line)   # as logged: read_run's args carry the tables' reading of the weights
     root = data_root or flags["root"]
-    if not os.path.isdir(root):     # a dataset class would download or export other data there
+    # a dataset class would download or export other data there, and the probe would read those
+    exported = flags.get("data") != "OfflineDigits" or os.path.isfile(os.path.join(root, "offline_digits.json"))
+    if not os.path.isdir(root) or not exported:
         raise ProbeError(f"the data the run read are not at {root}; give --data-root DIR where they lie")
     args = argparse.Namespace(**{**flags, "root": root, "cache_images": False})
-    with contextlib.redirect_stdout(io.StringIO()):      # the transforms and the model the scripts print
-        source, _, _, test, num_classes = get_dataset(args)[:5]
-        classifier = build_classifier(args, method, num_classes, torch.device("cpu"))
-    classifier.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):      # the transforms and the model the scripts print
+            source, _, _, test, num_classes = get_dataset(args)[:5]
+            classifier = build_classifier(args, method, num_classes, torch.device("cpu"))
+        load_weights(classifier, weights, run_dir, "give the folder of a finished run of the scripts (its --log)")
+    except (DatasetError, UsageError, BackboneError) as e:     # the data or the weights are not the run's
+        raise ProbeError(str(e)) from None
     classifier.eval()
     return run, method, classifier, flags, source, test
 

@@ -155,3 +155,20 @@ def test_on_a_finished_run_and_on_a_folder_without_one(offline_digits, tmp_path)
                           env=script_env(), timeout=120)
     assert done.returncode == 2 and f"holds the weights of a later, unfinished run in {log} ({stopped})" in \
         done.stderr, done.stderr
+    # a --k beyond ILA's source batch (3 classes x 2 here), damaged weights, and a data root that holds other
+    # data: one message each, exit 2 (tracebacks), and nothing written there (an offline-digits export was)
+    done = subprocess.run([sys.executable, SCRIPT, str(copied), "--samples", "60", "--batches", "1", "--k", "50"],
+                          capture_output=True, text=True, cwd=REPO, env=script_env(), timeout=300)
+    assert done.returncode == 2 and "--k 50 is more than ILA's source batch of" in done.stderr, done.stderr[-2000:]
+    latest = copied / "checkpoints" / "latest.pth"
+    latest.write_bytes(latest.read_bytes()[:1000])
+    done = subprocess.run([sys.executable, SCRIPT, str(copied), "--samples", "60", "--batches", "1"],
+                          capture_output=True, text=True, cwd=REPO, env=script_env(), timeout=300)
+    assert done.returncode == 2 and f"{latest} cannot be read" in done.stderr and "Traceback" not in done.stderr, \
+        done.stderr[-2000:]
+    empty = tmp_path / "empty_root"
+    empty.mkdir()
+    done = subprocess.run([sys.executable, SCRIPT, str(copied), "--data-root", str(empty)], capture_output=True,
+                          text=True, cwd=REPO, env=script_env(), timeout=300)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert list(empty.iterdir()) == []
