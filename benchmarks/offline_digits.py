@@ -243,6 +243,25 @@ def plan_runs(args, data_root):
     return out, baselines, jobs
 
 
+def refused_flags(jobs):
+    """The first planned run's flags its script refuses (the message the script would stop with), or ''."""
+    import contextlib
+    import io
+    from ila_tllib.engine import check_args, get_parser
+    from ila_tllib.engine.errors import UsageError
+    for script, flags, log, data_root in jobs:
+        method = script_method(script)
+        stderr = io.StringIO()
+        try:
+            with contextlib.redirect_stderr(stderr):
+                check_args(get_parser(method).parse_args([data_root] + flags + ["--log", log]), method)
+        except SystemExit:       # argparse's refusal, its message on stderr
+            return f"{script} refuses a planned run: {stderr.getvalue().strip().splitlines()[-1].split('error: ', 1)[-1]}"
+        except UsageError as e:
+            return f"{script} refuses a planned run: {e}"
+    return ""
+
+
 def expand_tasks(tasks, domains):
     """``all`` in ``--tasks`` stands for every ordered pair of ``domains`` (thirty for the six offline ones),
     in place; a pair named twice runs once."""
@@ -293,8 +312,21 @@ def main():
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     from ila_tllib.datasets import DatasetError
-    from ila_tllib.tables import collect, format_paired_table, format_table
+    from ila_tllib.tables import collect, format_paired_table, format_table, missing_folders
+    bad_seeds = [seed for seed in args.seeds if not 0 <= seed < 2 ** 32]
+    if bad_seeds:
+        parser.error(f"--seeds {' '.join(map(str, bad_seeds))}: a seed lies in 0 .. 2**32 - 1")
+    if missing_folders(args.baselines or []):
+        parser.error(f"--baselines: {missing_folders(args.baselines)}")
     data_root = args.data_root or os.path.join(args.out, "data")
+    out, baselines, jobs = plan_runs(args, data_root)
+    if not jobs:
+        parser.error(f"nothing to run: --suite {args.suite} has no run of --methods {' '.join(args.methods or [])}"
+                     f"{' with --only ' + ' '.join(args.only) if args.only else ''} (the ablations and the "
+                     f"sampling control run ILA-DA's and the baselines' variants of their own)")
+    refused = refused_flags(jobs)      # before the data are exported and any run starts
+    if refused:
+        parser.error(refused)
     try:
         export_offline_digits(data_root)
     except ImportError as err:
@@ -303,7 +335,6 @@ def main():
     except (DatasetError, OSError) as err:
         parser.error(f"the data folder {data_root} (--data-root; by default OUT/data): {err}")
 
-    out, baselines, jobs = plan_runs(args, data_root)
     print(f"{len(jobs)} runs, {args.jobs} at a time, {args.epochs} x {args.iters_per_epoch} iterations each")
     t0, all_ran = time.time(), True
     with ThreadPoolExecutor(args.jobs) as pool:

