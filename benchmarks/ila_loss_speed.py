@@ -152,7 +152,7 @@ def main():
                         help="n at which leaf aten calls are counted")
     parser.add_argument("--loop-max", type=int, default=2048, help="largest n for which the row-wise loop is timed")
     parser.add_argument("--oracle-max", type=int, default=512, help="largest n for which the loop oracle is timed")
-    parser.add_argument("--memory", type=int, nargs="*", default=None, metavar="N",
+    parser.add_argument("--memory", type=at_least(2 * K + 2), nargs="*", default=None, metavar="N",
                         help="only print the peak memory one forward + backward adds, for these n "
                              "(default 1024 2048 4096 8192)")
     parser.add_argument("--compile", action="store_true",

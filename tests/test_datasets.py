@@ -941,6 +941,15 @@ def test_image_folder_follows_links_but_not_back_up_its_tree(tmp_path):
     assert found == [("src/a/more/z.png", 0), ("src/a/x.png", 0), ("src/b/y.png", 1)]
 
 
+@pytest.mark.parametrize("limit", ["0", "-3"])
+def test_offline_digits_export_names_a_bad_limit_by_its_flag(tmp_path, limit, capsys):
+    with pytest.raises(SystemExit) as stop:
+        od.main([str(tmp_path / "digits"), "--limit-per-domain", limit])
+    assert stop.value.code == 2 and f"--limit-per-domain {limit}: give 1 or more images per domain" in \
+        capsys.readouterr().err
+    assert not (tmp_path / "digits").exists()
+
+
 def test_offline_digits_export_into_a_file_stops_before_writing(tmp_path):
     target = tmp_path / "afile"
     target.write_text("not a folder")

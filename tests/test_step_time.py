@@ -43,3 +43,12 @@ def test_a_value_out_of_range_exits_2_with_the_flag_named(flags, told):
     done = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "step_time.py")] + flags,
                           capture_output=True, text=True, cwd=REPO, env=script_env(), timeout=300)
     assert done.returncode == 2 and told in done.stderr and "Traceback" not in done.stderr, done.stderr[-2000:]
+
+
+@pytest.mark.parametrize("n", ["0", "4"])
+def test_the_loss_speed_memory_sizes_below_a_batch_exit_2(n):
+    # a size too small for ILA's batch (k = 5) ended in a subprocess's traceback
+    done = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "ila_loss_speed.py"), "--memory", n],
+                          capture_output=True, text=True, cwd=REPO, env=script_env(), timeout=120)
+    assert done.returncode == 2 and f"argument --memory: must be at least 12, got {n}" in done.stderr, \
+        done.stderr[-2000:]

@@ -563,6 +563,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                         help="export at most N images per domain (default: all)")
     parser.add_argument("--force", action="store_true", help="export again even if ROOT is complete")
     args = parser.parse_args(argv)
+    if args.limit_per_domain is not None and args.limit_per_domain < 1:
+        parser.error(f"--limit-per-domain {args.limit_per_domain}: give 1 or more images per domain, or leave it "
+                     f"out for all")
     root = os.path.abspath(os.path.expanduser(args.root))
     was_complete = not args.force and is_exported(root, args.limit_per_domain)
     try:
