@@ -25,6 +25,8 @@ from ila_tllib.tables import collect  # noqa: E402
 def read_step(entry):
     """{(chain, task): {seed: accuracy}} of one step; a second run of a chain, task and seed is an error."""
     folder, methods = split_set(entry)
+    if not os.path.isdir(folder):
+        raise ValueError(f"{entry}: no such folder {folder}")
     found = defaultdict(dict)
     for method in methods:
         for run in collect([os.path.join(folder, method)]):

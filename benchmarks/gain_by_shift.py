@@ -84,7 +84,7 @@ def split_set(entry):
     methods = tuple(methods.split(",")) if methods else ALL_METHODS
     unknown = set(methods) - set(ALL_METHODS)
     if unknown:
-        raise ValueError(f"--sets {entry}: unknown method(s) {', '.join(sorted(unknown))}; "
+        raise ValueError(f"{entry}: unknown method(s) {', '.join(sorted(unknown))}; "
                          f"choose from {', '.join(ALL_METHODS)}")
     return folder, methods
 

@@ -41,3 +41,14 @@ def test_a_folder_with_two_runs_of_a_chain_must_name_its_methods(tmp_path):
     assert "| DANN | A→W | both (ILA-DA+DANN) | 1 | 84.0 | +4.0 | 1/1 | +4.0 |" in done.stdout
     done = run(both + "=DANN")
     assert done.returncode == 2 and "at least two steps" in done.stderr
+
+
+def test_a_mistyped_folder_or_method_is_named():
+    import subprocess
+    import sys
+    script = os.path.join(REPO, "benchmarks", "control_steps.py")
+    known = os.path.join(REPO, "benchmarks", "results", "offline_digits_4x300")
+    for entry, told in ((known + "_typo=DANN", f"no such folder {known}_typo"),
+                        (known + "=DAN", "unknown method(s) DAN; choose from DANN")):
+        done = subprocess.run([sys.executable, script, entry, known], capture_output=True, text=True, cwd=REPO)
+        assert done.returncode == 2 and f"error: {entry}: {told}" in done.stderr, done.stderr[-2000:]
