@@ -68,7 +68,8 @@ def committed_gains():
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+", help="folders holding finished baseline runs with their checkpoints")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3],
+                        help="the seeds whose runs are compared (default: 0 1 2 3)")
     parser.add_argument("--data-root", default=None, help="the dataset root, if not the one in the logs")
     args = parser.parse_args()
     missing = [d for d in args.runs if not os.path.isdir(d)]

@@ -115,9 +115,10 @@ def main():
     parser.add_argument("--data-root", default=None, help="the data the runs read, if it moved since")
     parser.add_argument("--samples", type=at_least(2), default=2000,
                         help="source and target images read (default: 2000)")
-    parser.add_argument("--batches", type=at_least(1), default=100)
-    parser.add_argument("--k", type=at_least(1), default=3)
-    parser.add_argument("--mu", type=fraction, default=0.75)
+    parser.add_argument("--batches", type=at_least(1), default=100, help="ILA batches drawn (default: 100)")
+    parser.add_argument("--k", type=at_least(1), default=3, help="the kNN vote's k (default: 3, the paper's digits)")
+    parser.add_argument("--mu", type=fraction, default=0.75,
+                        help="the share of targets kept (default: 0.75, the paper's digits)")
     args = parser.parse_args()
     if args.k >= args.samples:
         parser.error(f"--k {args.k} needs more than {args.k} --samples (got {args.samples})")

@@ -230,7 +230,7 @@ def main():
     parser.add_argument("--committed-baselines", action="store_true",
                         help="read the committed DANN and CDAN runs of every shift first, before --sets (a "
                              "variant's ILA-DA runs read against the baselines the default's were)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="default: 0 1 2 3 4")
     parser.add_argument("--accuracy", default="best", choices=list(ACCURACIES),
                         help="best: tllib's test_acc1, the epoch of highest target test accuracy (default); "
                              "last: the last epoch's, chosen without target labels")

@@ -63,8 +63,8 @@ def errors(ours, ref):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=at_least(31), default=124, help="sources (and targets); a multiple of 31")
-    parser.add_argument("--dim", type=at_least(1), default=256)
-    parser.add_argument("--seeds", type=at_least(1), default=5)
+    parser.add_argument("--dim", type=at_least(1), default=256, help="feature dimension (default: 256)")
+    parser.add_argument("--seeds", type=at_least(1), default=5, help="how many seeds, from 0 (default: 5)")
     args = parser.parse_args()
     if args.n % 31:
         parser.error(f"--n {args.n} must be a multiple of 31 (the batches it draws hold 31 classes' rows)")

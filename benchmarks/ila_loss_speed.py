@@ -145,9 +145,11 @@ def check_agreement(f_s, y_s, f_t, num_classes, fused, composable):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", type=at_least(2 * K + 2), nargs="+", default=[32, 124, 248, 512, 2048])
-    parser.add_argument("--dim", type=at_least(1), default=256)
-    parser.add_argument("--repeat", type=at_least(1), default=100)
+    parser.add_argument("--sizes", type=at_least(2 * K + 2), nargs="+", default=[32, 124, 248, 512, 2048],
+                        help="sources + targets of the batches timed (default: 32 124 248 512 2048)")
+    parser.add_argument("--dim", type=at_least(1), default=256, help="feature dimension (default: 256)")
+    parser.add_argument("--repeat", type=at_least(1), default=100, help="calls timed per size; the median is "
+                                                                         "printed (default: 100)")
     parser.add_argument("--count-n", type=at_least(2 * K + 2), default=124,
                         help="n at which leaf aten calls are counted")
     parser.add_argument("--loop-max", type=int, default=2048, help="largest n for which the row-wise loop is timed")

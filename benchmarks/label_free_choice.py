@@ -81,7 +81,7 @@ def summary(table):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+", help="folders holding finished runs with their checkpoints")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="default: 0 1 2 3 4")
     parser.add_argument("--score", nargs="+", default=list(SCORES), choices=list(SCORES),
                         help="the label-free scores to choose by, one table each (default: all)")
     parser.add_argument("--data-root", default=None, help="the dataset root, if not the one in the logs")

@@ -272,12 +272,16 @@ def expand_tasks(tasks, domains):
 
 def get_parser():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--suite", choices=["main", "ablations", "sampling"], default="main")
-    parser.add_argument("--out", default=os.path.join(HERE, "out", "offline_digits"))
+    parser.add_argument("--suite", choices=["main", "ablations", "sampling"], default="main",
+                        help="main: the methods and their ILA-DA versions; ablations: ILA-DA's variants; sampling: "
+                             "the baselines on ILA's class-balanced batches (default: main)")
+    parser.add_argument("--out", default=os.path.join(HERE, "out", "offline_digits"),
+                        help="where the runs' --log folders and the exported data go (default: benchmarks/out/"
+                             "offline_digits)")
     parser.add_argument("--data-root", default=None, help="offline digits export (default: OUT/data)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    parser.add_argument("--epochs", type=int, default=4)
-    parser.add_argument("--iters-per-epoch", type=int, default=300)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="default: 0 1 2 3 4")
+    parser.add_argument("--epochs", type=int, default=4, help="each run's --epochs (default: 4)")
+    parser.add_argument("--iters-per-epoch", type=int, default=300, help="each run's -i (default: 300)")
     parser.add_argument("--methods", nargs="+", default=None, choices=list(METHODS),
                         help="default: the main table's methods; for the ablations ILA-DA+DANN and ILA-DA+CDAN")
     parser.add_argument("--ila-flags", default="",
@@ -287,7 +291,7 @@ def get_parser():
                              "--pretrain-iters 300); use --tag to keep such runs apart")
     parser.add_argument("--tasks", nargs="+", default=TASKS,
                         help="SOURCE:TARGET pairs of the offline domains; all: every ordered pair")
-    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--jobs", type=int, default=2, help="runs at a time, one thread each (default: 2)")
     parser.add_argument("--only", nargs="+", default=None, choices=list(ABLATIONS),
                         help="ablations suite: run only these variants")
     parser.add_argument("--baselines", nargs="+", default=None,

@@ -73,11 +73,12 @@ def main():
     # no abbreviations: a prefix of one of these options must not swallow a flag meant for the scripts
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                      allow_abbrev=False)
-    parser.add_argument("--arch", default="lenet")
-    parser.add_argument("--classes", type=at_least(2), default=10)
+    parser.add_argument("--arch", default="lenet", help="the backbone, as the scripts' -a (default: lenet)")
+    parser.add_argument("--classes", type=at_least(2), default=10, help="classes of the synthetic data (default: 10)")
     parser.add_argument("-b", "--batch-size", type=at_least(2), default=64, help="tllib's source and target batch")
-    parser.add_argument("--iters", type=at_least(1), default=60)
-    parser.add_argument("--threads", type=at_least(1), default=None)
+    parser.add_argument("--iters", type=at_least(1), default=60, help="steps timed per method (default: 60)")
+    parser.add_argument("--threads", type=at_least(1), default=None,
+                        help="torch's threads (default: as OMP_NUM_THREADS leaves them)")
     parser.add_argument("--amp", action="store_true", help="the scripts' --amp (bfloat16 autocast for the networks)")
     parser.add_argument("--channels-last", action="store_true", help="the scripts' --channels-last")
     parser.add_argument("--split", action="store_true",
