@@ -538,9 +538,11 @@ def test_the_epoch_summary_says_na_for_what_no_batch_measured(tmp_path):
     summary = empty.summary()
     assert "precision n/a kept / 100.0% all, ratio AUC n/a," in summary and "affinities n/a," in summary
     # the benchmarks' reader takes both lines: n/a as no value, not as 0
-    log = tmp_path / "train.txt"
-    log.write_text(measured.summary() + "\n" + summary + "\n")
-    first, second = epochs(str(log))
+    log = tmp_path / "train-2026-01-01-00_00_00.txt"     # each epoch's summary ends its training lines
+    log.write_text("Epoch: [0][ 0/4]\n" + measured.summary() + "\nEpoch: [1][ 0/4]\n" + summary + "\n")
+    found = epochs(str(log))
+    assert sorted(found) == [0, 1]
+    first, second = found[0], found[1]
     assert first[:4] == pytest.approx((100 * 2 / 3, 50.0, 0.75, 40.0), abs=0.05)
     assert second[:5] == (None, 100.0, None, None, 0.0)
 
