@@ -277,14 +277,13 @@ def build_domain(data_name: str, root: str, domain: str, split: str = "train",
         raise ValueError("build_domain: split must be one of {}, got {!r}".format(", ".join(SPLITS), split))
     name = dataset_name(data_name)
     spec = DATASETS[name]
-    explain = getattr(getattr(spec, "cls", None), "why_not_a_domain", None)
-    problem = explain(root, domain) if explain is not None and root is not None else None
-    if problem is not None:      # a folder of that name that holds no domain: say why, not "unknown domain"
-        raise problem
     valid = spec.domains(root)
     found = _match(domain, valid)
     if found is None:
-        raise UnknownDomainError(name, domain, valid)
+        # a folder of that name that holds no domain: say why, not "unknown domain" (asked only on this path)
+        explain = getattr(getattr(spec, "cls", None), "why_not_a_domain", None)
+        problem = explain(root, domain) if explain is not None and root is not None else None
+        raise problem or UnknownDomainError(name, domain, valid)
     if spec.takes_mode:
         kwargs["mode"] = mode
     return spec.build(root, found, split, download=download, transform=transform, **kwargs)
