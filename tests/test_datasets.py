@@ -626,6 +626,32 @@ def test_offline_export_never_replaces_image_lists_of_ones_own(tmp_path, where):
     assert sorted(os.listdir(str(tmp_path))) == ["digits"]      # no temporary folder left
 
 
+@pytest.mark.parametrize("added, told", [
+    (os.path.join("mnist", "3", "mine.png"), None), (os.path.join("uci", "notes.txt"), None),
+    (os.path.join("street", "extra", "0.png"), os.path.join("street", "extra"))])
+def test_offline_export_never_replaces_files_of_ones_own_in_its_domain_folders(tmp_path, added, told):
+    # a file put inside an export's domain folders went with the old export when a new one replaced it
+    root = tmp_path / "digits"
+    od.export_offline_digits(str(root), limit_per_domain=10)
+    _write(str(root / added), "keep me")
+    with pytest.raises(D.DatasetFormatError, match="not an offline-digits export \\({}\\); move them away".format(
+            re.escape(told or added))):
+        od.export_offline_digits(str(root), limit_per_domain=12)
+    assert (root / added).read_text() == "keep me"
+    assert len(open(str(root / "image_list" / "mnist.txt")).readlines()) == 10     # the old export stays
+    assert sorted(os.listdir(str(tmp_path))) == ["digits"]
+
+
+def test_offline_export_names_a_few_of_many_files_of_ones_own(tmp_path):
+    root = tmp_path / "digits"
+    od.export_offline_digits(str(root), limit_per_domain=10)
+    for n in range(7):
+        _write(str(root / "syn" / "1" / "mine{}.jpg".format(n)), "keep me")
+    with pytest.raises(D.DatasetFormatError) as err:
+        od.export_offline_digits(str(root), force=True, limit_per_domain=10)
+    assert "mine4.jpg and 2 more)" in str(err.value) and "mine5" not in str(err.value)
+
+
 def test_offline_export_without_a_newer_domain_is_written_again(tmp_path):
     # an export made before a domain was added (its list missing) is incomplete: the next use writes it again
     root = str(tmp_path / "digits")

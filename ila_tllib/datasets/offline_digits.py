@@ -51,6 +51,7 @@ import argparse
 import functools
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -308,6 +309,7 @@ OFFLINE_DOMAINS = tuple(_SOURCES)
 # Every name an export puts in ROOT; an existing ROOT that is an export (it
 # holds the marker, of any format) and holds only these may be replaced.
 _OWN_NAMES = set(OFFLINE_DOMAINS) | {"image_list", "classes.txt", MARKER}
+_LABEL_FOLDERS = {str(label) for label in range(10)}
 
 
 @functools.lru_cache(maxsize=None)
@@ -377,17 +379,38 @@ def _write_domain(tmp: str, domain: str, limit: Optional[int]) -> int:
     return len(lines)
 
 
+_EXPORTED_IMAGE = re.compile(r"[0-9]+\.png")
+
+
+def _added_to_a_domain(root: str, domain: str) -> List[str]:
+    """The paths under ``root/domain`` with a name no export gives (an export writes only
+    ``DOMAIN/LABEL/INDEX.png``, LABEL 0-9): a replaced export would take them along."""
+    folder = os.path.join(root, domain)
+    if not os.path.isdir(folder) or os.path.islink(folder):
+        return [domain] if os.path.lexists(folder) else []
+    added = []
+    for name in sorted(os.listdir(folder)):
+        labelled = os.path.join(folder, name)
+        if name not in _LABEL_FOLDERS or os.path.islink(labelled) or not os.path.isdir(labelled):
+            added.append(os.path.join(domain, name))
+            continue
+        added += [os.path.join(domain, name, image) for image in sorted(os.listdir(labelled))
+                  if not _EXPORTED_IMAGE.fullmatch(image) or not os.path.isfile(os.path.join(labelled, image))]
+    return added
+
+
 def _not_written_by_an_export(root: str) -> List[str]:
     """What in the existing folder ``root`` no export wrote: all of it without the marker (image lists of
-    one's own are not an export, whatever their names), else the names beyond an export's own, in ROOT and
-    in its image_list folder."""
+    one's own are not an export, whatever their names), else the names beyond an export's own, in ROOT, in
+    its image_list folder and in its domain folders."""
     content = set(os.listdir(root))
     if content and MARKER not in content:
         return sorted(content)
     lists = os.path.join(root, "image_list")
     own_lists = {domain + ".txt" for domain in OFFLINE_DOMAINS}
     added = sorted(set(os.listdir(lists)) - own_lists) if os.path.isdir(lists) else []
-    return sorted(content - _OWN_NAMES) + [os.path.join("image_list", name) for name in added]
+    in_domains = [path for domain in OFFLINE_DOMAINS for path in _added_to_a_domain(root, domain)]
+    return sorted(content - _OWN_NAMES) + [os.path.join("image_list", name) for name in added] + in_domains
 
 
 def _check_replaceable(root: str) -> None:
@@ -397,8 +420,9 @@ def _check_replaceable(root: str) -> None:
                                  "the file away".format(root))
     foreign = _not_written_by_an_export(root) if os.path.isdir(root) else []
     if foreign:
+        named = ", ".join(foreign[:5]) + (" and {} more".format(len(foreign) - 5) if len(foreign) > 5 else "")
         raise DatasetFormatError("{} already exists and holds files that are not an offline-digits export ({}); "
-                                 "export into a new or empty folder".format(root, ", ".join(foreign)))
+                                 "move them away, or export into a new or empty folder".format(root, named))
 
 
 def _install(tmp: str, root: str) -> None:
