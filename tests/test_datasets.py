@@ -794,6 +794,30 @@ def test_offline_cli(tmp_path, capsys):
     assert "a_file" in capsys.readouterr().err
 
 
+def test_offline_cli_interrupted_leaves_the_earlier_export_and_no_traceback(tmp_path):
+    # Ctrl-C in the middle of an export: one line, the process ends as killed by SIGINT (as the training
+    # scripts end), the earlier export stays and no staging folder is left
+    import signal
+    import subprocess
+    import sys
+    root = tmp_path / "digits"
+    od.export_offline_digits(str(root), limit_per_domain=5)
+    child = subprocess.Popen([sys.executable, "-m", "ila_tllib.datasets.offline_digits", str(root), "--force"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=script_env(),
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.time() + 120
+    while not any(os.path.isdir(os.path.join(str(tmp_path), name, "mnist")) for name in os.listdir(str(tmp_path))
+                  if name.startswith(".digits.tmp-")):
+        assert child.poll() is None and time.time() < deadline, child.communicate()
+        time.sleep(0.05)
+    child.send_signal(signal.SIGINT)
+    out, err = child.communicate(timeout=60)
+    assert child.returncode == -signal.SIGINT, err
+    assert err == "interrupted: no partial export is left in {}; run the command again to write it\n".format(root)
+    assert sorted(os.listdir(str(tmp_path))) == ["digits"]
+    assert od.is_exported(str(root), 5)
+
+
 # ------------------------------------------------------- tllib's other datasets
 # every name tllib's adaptation scripts offer for -d (sorted callables of tllib.vision.datasets, 'Digits')
 TLLIB_DATASET_NAMES = [

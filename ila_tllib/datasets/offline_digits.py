@@ -53,6 +53,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import sys
 import tempfile
 from typing import Callable, Dict, List, Optional, Tuple
@@ -439,7 +440,7 @@ def _install(tmp: str, root: str) -> None:
             os.rename(root, previous)
             try:
                 os.rename(tmp, root)
-            except OSError:
+            except BaseException:          # an error, or Ctrl-C between the two renames
                 os.rename(previous, root)  # put the earlier export back
                 raise
             finally:
@@ -597,6 +598,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (DatasetFormatError, ImportError, ValueError, OSError) as err:   # OSError: ROOT cannot be written
         print("error: {}".format(err), file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted: no partial export is left in {}; run the command again to write it".format(root),
+              file=sys.stderr)
+        # end as killed by SIGINT, as an uncaught Ctrl-C ends (a shell script running this stops too)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
     for domain in OFFLINE_DOMAINS:
         print("{}: {} images".format(domain, counts[domain]))
     print("{} {}".format("already complete:" if was_complete else "written to", root))
