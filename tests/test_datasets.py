@@ -229,6 +229,24 @@ def test_office31_missing_image_folder(tmp_path):
     assert os.path.join(str(root), "dslr/images") in str(err.value)
 
 
+@pytest.mark.parametrize("present, missing_task, folder, archive", [
+    ("image_list/amazon.txt", "W", "image_list", "image_list.zip"),     # lists of another copy, webcam's missing
+    ("dslr/README", "D", "dslr", "dslr.tgz")])                        # a partial dslr folder, no images/
+def test_office31_partial_folder_is_not_fetched_again_and_the_message_says_so(tmp_path, monkeypatch, present,
+                                                                              missing_task, folder, archive):
+    # as tllib, an archive is fetched only when its folder is missing; the message says why nothing was fetched
+    from ila_tllib.datasets import benchmark
+    monkeypatch.setattr(benchmark, "_fetch", lambda *a: pytest.fail("fetched although its folder is there"))
+    root = tmp_path / "office31"
+    _write(str(root / present), "x")
+    _write(str(root / "image_list" / "dslr.txt"), "dslr/images/bike/a.jpg 1\n")
+    (root / "webcam" / "images").mkdir(parents=True)
+    with pytest.raises(D.DatasetNotFoundError) as err:
+        D.Office31(str(root), missing_task)
+    assert "ROOT/{} is there, so {} was not downloaded again".format(folder, archive) in str(err.value)
+    assert "remove ROOT/{} to fetch it again".format(folder) in str(err.value)
+
+
 def test_benchmark_download_from_mirror(tmp_path, monkeypatch):
     """The download path really fetches and unpacks archives (file:// mirror)."""
     staging = tmp_path / "staging"

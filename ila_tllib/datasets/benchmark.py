@@ -267,6 +267,7 @@ class BenchmarkImageList(ImageList):
             missing = [p for p in self._required(root, task, list_file) if not os.path.exists(p)]
             if not missing:
                 return
+            note = note or self._not_fetched_again(root, missing[0])
         else:
             note = "Automatic download is disabled (download=False)."
         raise DatasetNotFoundError(not_found_message(
@@ -280,6 +281,17 @@ class BenchmarkImageList(ImageList):
             wanted.add(self.image_dirs[task].split("/")[0])
         return fetch_missing(root, [entry for entry in self.download_list if entry[0] in wanted],
                              type(self).__name__, [entry for entry in self.download_list if entry[0] not in wanted])
+
+    def _not_fetched_again(self, root: str, missing: str) -> Optional[str]:
+        """Why ``missing`` was not downloaded: the folder its archive unpacks to is there (a partial copy
+        of that folder is not fetched again, as in tllib)."""
+        relative = os.path.relpath(missing, root).replace(os.sep, "/")
+        for folder, archive, _ in self.download_list:
+            if relative.startswith(folder + "/") and os.path.exists(os.path.join(root, folder)):
+                return ("ROOT/{} is there, so {} was not downloaded again (an archive is fetched only when its "
+                        "folder is missing): remove ROOT/{} to fetch it again, or put the missing file "
+                        "there.".format(folder, archive, folder))
+        return None
 
     # ----------------------------------------------------------- class names
     def _names_from_paths(self) -> List[str]:
