@@ -348,6 +348,25 @@ def test_digits_missing_data_names_torchvision_layout(tmp_path):
     assert "MNIST/raw/train-images-idx3-ubyte" in str(err.value)
 
 
+@pytest.mark.parametrize("domain, split, damaged, named", [
+    ("USPS", "test", ["usps.t.bz2"], ["usps.t.bz2"]),
+    ("MNIST", "train", ["MNIST/raw/" + name for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                                                          "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")],
+     ["MNIST/raw/train-images-idx3-ubyte", "MNIST/raw/train-labels-idx1-ubyte"])])
+def test_damaged_torchvision_digit_files_are_named_not_called_missing(tmp_path, domain, split, damaged, named):
+    # every file is there but one cannot be read: torchvision would not fetch it again, so the message names
+    # the files it read and says to delete them; it said "not found" and named ROOT
+    root = tmp_path / "digits"
+    for relative in damaged:
+        _write(str(root / relative), "truncated")
+    with pytest.raises(D.DatasetFormatError) as err:
+        D.TorchvisionDigits(str(root), domain, split=split)
+    message = str(err.value)
+    assert "not found" not in message and "damaged or truncated; delete" in message
+    assert message.count(str(root)) == len(named)
+    assert all(os.path.join(str(root), relative) in message for relative in named)
+
+
 def test_digits_from_local_usps_file(tmp_path):
     """USPS read through torchvision from a locally written file (LIBSVM bz2);
     no download because the file is present."""

@@ -18,7 +18,7 @@ from PIL import Image
 from torchvision.datasets import VisionDataset
 
 from .digits import DIGIT_CLASSES
-from .errors import DatasetNotFoundError, UnknownDomainError, not_found_message
+from .errors import DatasetFormatError, DatasetNotFoundError, UnknownDomainError, not_found_message
 
 __all__ = ["TorchvisionMNIST", "TorchvisionUSPS", "TorchvisionSVHN", "TorchvisionMNISTRGB", "TorchvisionUSPSRGB",
            "TorchvisionSVHNRGB", "TorchvisionDigits", "TORCHVISION_DIGITS"]
@@ -56,9 +56,16 @@ class _TorchvisionDigits(VisionDataset):
             # so a complete offline copy never triggers a connection attempt.
             self.data_source = self._open(root, split, download=bool(missing))
         except Exception as err:  # torchvision raises RuntimeError / URLError / OSError
-            what = "Automatic download failed" if missing else "Reading the files failed"
-            self._not_found(root, split, missing[0] if missing else root,
-                            "{}: {}: {}".format(what, type(err).__name__, str(err).strip()), cause=err)
+            reason = "{}: {}".format(type(err).__name__, str(err).strip()).rstrip(": ")
+            if missing:
+                self._not_found(root, split, missing[0], "Automatic download failed: " + reason, cause=err)
+            # every file is there: one is damaged or truncated, and torchvision fetches only missing files
+            files = self.read_files(root, split)
+            which, them = ("one of them is", "them") if len(files) > 1 else ("it is", "it")
+            raise DatasetFormatError("{}: the {} split's {} cannot be read ({}): {} damaged or truncated; delete {} "
+                                     "to download {} again, or copy {} in again.".format(
+                                         type(self).__name__, split, ", ".join(files), reason, which, them, them,
+                                         them)) from err
         self.targets: List[int] = [int(t) for t in self._raw_targets()]
 
     # -------------------------------------------------------------- subclass hooks
@@ -66,6 +73,11 @@ class _TorchvisionDigits(VisionDataset):
     def expected_files(cls, root: str, split: str) -> List[str]:
         """The files torchvision needs for ``split`` (absolute paths)."""
         raise NotImplementedError
+
+    @classmethod
+    def read_files(cls, root: str, split: str) -> List[str]:
+        """The files torchvision reads for ``split`` (absolute paths)."""
+        return cls.expected_files(root, split)
 
     @classmethod
     def layout(cls, split: str) -> List[str]:
@@ -141,6 +153,11 @@ class TorchvisionMNIST(_TorchvisionDigits):
     def expected_files(cls, root, split):
         # torchvision checks all four files whatever the split.
         return [os.path.join(root, "MNIST", "raw", name) for name in cls._FILES]
+
+    @classmethod
+    def read_files(cls, root, split):
+        prefix = "train" if split == "train" else "t10k"
+        return [path for path in cls.expected_files(root, split) if os.path.basename(path).startswith(prefix)]
 
     @classmethod
     def layout(cls, split):
