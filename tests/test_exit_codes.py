@@ -340,7 +340,7 @@ def test_full_disk_during_analysis_leaves_the_earlier_figure(finished, root, bac
     done = run_script("ila_dann.py", tiny_args(root, finished, *ONE_EPOCH, "--phase", "analysis"), backend=backend,
                       PYTHONPATH=FULL_DISK, ILA_TEST_FULL_DISK="1")
     line = one_error(done, 2)
-    assert line == f"error: no space left on the device ({figure}): free space there", line
+    assert line == f"error: no space left on the device writing {figure}: free space there, then run again", line
     with open(figure, "rb") as f:
         assert f.read() == before
     assert not [name for name in os.listdir(os.path.dirname(figure)) if name.startswith(".tmp-")]
@@ -782,5 +782,6 @@ def test_a_disk_error_outside_the_checkpoints_names_the_file_and_a_fix_that_fits
     assert classify(denied) == (2, "permission denied (/data/own/image_list/src.txt): give access to it, or choose "
                                    "another folder (ROOT for the data, --log for the run's files)")
     full = OSError(errno.ENOSPC, "No space left on device", "/data/.digits.tmp-x/mnist/0.png")
-    assert classify(full) == (2, "no space left on the device (/data/.digits.tmp-x/mnist/0.png): free space there")
+    assert classify(full) == (2, "no space left on the device writing /data/.digits.tmp-x/mnist/0.png: free space "
+                                 "there, then run again")
     assert classify(OSError(errno.EIO, "Input/output error")) is None      # not one a user fixes: a bug report

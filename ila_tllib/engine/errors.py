@@ -76,10 +76,12 @@ def classify(error: BaseException) -> Optional[Tuple[int, str]]:
     if isinstance(error, PeerStopped):
         return error.code, str(error)
     if isinstance(error, OSError) and error.errno in _DISK_ERRNOS:
-        # a checkpoint's own write says more (engine.run); this is any other file, read or written
+        # a checkpoint's own write says more (engine.run); this is any other file, read or written: only a
+        # write fills a disk, so that one reads as a checkpoint's does ("... writing PATH")
+        if error.errno in _FULL:
+            return EXIT_USAGE, f"{disk_problem(error)}: free space there, then run again"
         where = f" ({error.filename})" if error.filename else ""
-        fix = "free space there" if error.errno in _FULL else \
-            "give access to it, or choose another folder (ROOT for the data, --log for the run's files)"
+        fix = "give access to it, or choose another folder (ROOT for the data, --log for the run's files)"
         return EXIT_USAGE, f"{_DISK_ERRNOS[error.errno]}{where}: {fix}"
     return None
 
