@@ -20,7 +20,7 @@ import torch.nn as nn
 from .logged_flags import TLLIB_RESNETS
 
 __all__ = ["DIGIT_ARCHS", "TLLIB_RESNETS", "WEIGHTS", "digit_input_size", "image_mode", "get_model",
-           "gives_feature_maps", "resnet_weights", "unknown_arch", "BackboneError"]
+           "gives_feature_maps", "resnet_weights", "unknown_arch", "with_timm_feature_maps", "BackboneError"]
 
 #: the digit backbones -> (the only side of square images their flatten layer accepts, the PIL mode they read)
 DIGIT_ARCHS = {"lenet": (28, "L"), "dtn": (32, "RGB")}
@@ -86,6 +86,27 @@ def _timm(arch: str, pretrained: bool) -> nn.Module:
     # leaves a ViT's tokens unpooled with global_pool=''
     net = timm.create_model(arch, pretrained=pretrained, num_classes=0)
     net.out_features = net.num_features
+    return net
+
+
+def with_timm_feature_maps(net: nn.Module) -> nn.Module:
+    """``net`` (a timm model built by :func:`get_model`) as tllib's ``utils.get_model`` gives it: a CNN without
+    its pool and flatten, so that it returns feature maps ``(N, C, H, W)`` and a classifier's default pool
+    layer pools them; ``out_features`` is their C. A model without such maps (a ViT's tokens, a Swin's
+    channels-last maps) keeps one vector per image, for ``pool_layer=nn.Identity()`` (tllib's ``--no-pool``),
+    what tllib got for them from the timm of its day. Found by one forward pass of a blank image."""
+    size = (getattr(net, "pretrained_cfg", None) or {}).get("input_size", (3, 224, 224))
+    was_training = net.training
+    net.eval()      # BatchNorm would refuse a batch of one in training mode
+    try:
+        with torch.no_grad():
+            features = net.forward_features(torch.zeros(1, *size))
+            if features.dim() != 4 or features.shape[1] != net.num_features:
+                return net
+            net.reset_classifier(0, '')      # tllib's own step: no classifier, no global pool
+            net.out_features = net(torch.zeros(1, *size)).shape[1]   # MobileNetV3's head convolution widens it
+    finally:
+        net.train(was_training)
     return net
 
 

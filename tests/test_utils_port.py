@@ -82,3 +82,28 @@ def test_a_script_written_against_tllibs_utils_runs(tmp_path):
     returned = float(done.stdout.split("returned ")[1])
     assert len(printed) == 1 and abs(float(printed[0].split()[-1]) - returned) < 1e-3
     assert "global correct" in done.stdout   # the per-class table of --per-class-eval
+
+
+def test_timm_cnns_give_feature_maps_as_tllibs_get_model_does():
+    # tllib's get_model removes a timm model's classifier and global pool, so a CNN gives maps and the
+    # classifier's default pool layer pools them; it gave pooled vectors, which that pool layer refuses
+    import timm
+    import torch
+    from ila_tllib import backend
+    images = torch.randn(2, 3, 64, 64)
+    for arch, channels in (("resnet10t", 512), ("mobilenetv3_small_050", 1024)):
+        backbone = utils.get_model(arch, pretrain=False).eval()
+        pooled = timm.create_model(arch, pretrained=False, num_classes=0).eval()
+        maps = backbone(images)
+        assert maps.dim() == 4 and maps.shape[1] == backbone.out_features == channels
+        if arch == "resnet10t":     # timm's own pooled vector is the mean of these maps
+            pooled.load_state_dict(backbone.state_dict())
+            assert torch.allclose(maps.mean((2, 3)), pooled(images), atol=1e-5)
+        classifier = backend.ImageClassifier(backbone, 7, bottleneck_dim=16).eval()   # tllib's default pool layer
+        assert classifier(images).shape == (2, 7)
+    # a ViT has no maps: one vector per image, for --no-pool (pool_layer=Identity), as with the timm of tllib's day
+    vit = utils.get_model("vit_tiny_patch16_224", pretrain=False).eval()
+    tokens = torch.randn(2, 3, 224, 224)
+    assert vit(tokens).shape == (2, vit.out_features) == (2, 192)
+    classifier = backend.ImageClassifier(vit, 7, bottleneck_dim=16, pool_layer=torch.nn.Identity()).eval()
+    assert classifier(tokens).shape == (2, 7)

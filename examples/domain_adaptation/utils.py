@@ -18,7 +18,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspa
 
 from ila_tllib import backend, engine, transforms  # noqa: E402
 from ila_tllib.datasets import build_domain, class_names, get_dataset_names, val_is_test  # noqa: E402,F401
-from ila_tllib.models import DIGIT_ARCHS, TLLIB_RESNETS, get_model as _get_model  # noqa: E402
+from ila_tllib.models import DIGIT_ARCHS, TLLIB_RESNETS, with_timm_feature_maps  # noqa: E402
+from ila_tllib.models import get_model as _get_model  # noqa: E402
 from ila_tllib.transforms import get_val_transform  # noqa: E402,F401
 
 
@@ -29,8 +30,12 @@ def get_model_names():
 
 
 def get_model(model_name, pretrain=True):
-    """tllib's ``utils.get_model``: a backbone with ``out_features``, ImageNet weights when ``pretrain``."""
-    return _get_model(model_name, scratch=not pretrain)
+    """tllib's ``utils.get_model``: a backbone with ``out_features``, ImageNet weights when ``pretrain``; a
+    timm CNN gives feature maps, as tllib's (see :func:`ila_tllib.models.with_timm_feature_maps`)."""
+    backbone = _get_model(model_name, scratch=not pretrain)
+    if model_name in DIGIT_ARCHS or model_name in TLLIB_RESNETS:
+        return backbone
+    return with_timm_feature_maps(backbone)
 
 
 class MultipleDomainsDataset(ConcatDataset):
