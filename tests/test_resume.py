@@ -28,6 +28,18 @@ def final_weights(log):
     return torch.load(os.path.join(log, "checkpoints", "latest.pth"), weights_only=True)
 
 
+def assert_same_weights(log_a, log_b):
+    """The two runs' final weights are bit for bit equal, with the same entries."""
+    wa, wb = final_weights(log_a), final_weights(log_b)
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), k
+
+
+def printed_test_acc1(done):
+    return re.search(r"^test_acc1 = (\d+\.\d)$", done.stdout, re.M).group(1)
+
+
 def epochs_trained(stdout):
     """The epochs whose training lines a run printed: a resumed run shows none before it (a restart with the
     same seed would end with the same weights, so the weights alone cannot tell the two apart)."""
@@ -53,12 +65,8 @@ def test_two_epochs_equal_one_plus_resume(root, tmp_path, extra):
     assert epochs_trained(a.stdout) == [0, 1] and epochs_trained(b2.stdout) == [1]
     if "random" in extra:
         assert "ILA's source batch random (" in b2.stdout
-    acc = [re.search(r"^test_acc1 = (.*)$", d.stdout, re.M).group(1) for d in (a, b2)]
-    assert acc[0] == acc[1]
-    wa, wb = final_weights(straight), final_weights(resumed)
-    assert wa.keys() == wb.keys()
-    for k in wa:
-        assert torch.equal(wa[k], wb[k]), k
+    assert printed_test_acc1(a) == printed_test_acc1(b2)
+    assert_same_weights(straight, resumed)
 
 
 def test_random_flips_in_worker_processes_resume_exactly_whatever_the_worker_count(root, tmp_path):
@@ -77,9 +85,7 @@ def test_random_flips_in_worker_processes_resume_exactly_whatever_the_worker_cou
     run(straight, "2", "--epochs", "2")
     run(resumed, "1", "--epochs", "1")
     assert epochs_trained(run(resumed, "2", "--epochs", "2", "--resume").stdout) == [1]
-    wa, wb = final_weights(straight), final_weights(resumed)
-    for k in wa:
-        assert torch.equal(wa[k], wb[k]), k
+    assert_same_weights(straight, resumed)
 
 
 @pytest.mark.skipif(not TLLIB, reason="tllib is not installed")
@@ -118,9 +124,7 @@ def test_torchrun_two_epochs_equal_one_plus_resume(root, tmp_path):
     torchrun(straight, "--epochs", "2")
     torchrun(resumed, "--epochs", "1")
     assert epochs_trained(torchrun(resumed, "--epochs", "2", "--resume").stdout) == [1]
-    wa, wb = final_weights(straight), final_weights(resumed)
-    for k in wa:
-        assert torch.equal(wa[k], wb[k]), k
+    assert_same_weights(straight, resumed)
 
 
 def signal_in_the_second_epoch(root, log, flags, at, sig):
@@ -162,12 +166,8 @@ def test_sigkill_mid_epoch_then_resume(root, tmp_path):
     assert epochs_trained(done.stdout) == [1]
     uninterrupted = run_script("ila_dann.py", tiny_args(root, straight, *args))
     assert uninterrupted.returncode == 0, uninterrupted.stderr
-    acc = [re.search(r"^test_acc1 = (\d+\.\d)$", d.stdout, re.M).group(1) for d in (done, uninterrupted)]
-    assert acc[0] == acc[1]
-    wa, wb = final_weights(straight), final_weights(log)
-    assert wa.keys() == wb.keys()
-    for k in wa:
-        assert torch.equal(wa[k], wb[k]), k
+    assert printed_test_acc1(done) == printed_test_acc1(uninterrupted)
+    assert_same_weights(straight, log)
 
 
 def test_ctrl_c_says_what_resume_continues_from_and_ends_as_sigint(root, tmp_path):
