@@ -387,7 +387,7 @@ def test_a_distance_separable_vs_identical():
     source = torch.randn(200, 8) + 3.0
     target = torch.randn(200, 8) - 3.0
     far = sa.a_distance.calculate(source, target, torch.device("cpu"), progress=False)
-    assert isinstance(far, float) and far > 1.6
+    assert isinstance(far, torch.Tensor) and far.dim() == 0 and far > 1.6
     same = torch.randn(200, 8)
     near = sa.a_distance.calculate(same, same.clone(), torch.device("cpu"), progress=False)
     assert near < 0.8

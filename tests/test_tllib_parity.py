@@ -230,6 +230,23 @@ def test_meters_and_accuracy(tl, capsys):
         assert float(a) == pytest.approx(float(b))
 
 
+def test_a_distance_prints_and_returns_as_tllibs(tl, capsys):
+    # the analysis log's lines read alike with either backend: per-epoch "epoch E accuracy: A A-dist: D" with
+    # the numbers as tllib formats them, and "A-distance = tensor(...)"; on perfectly separated features both
+    # give the same numbers
+    torch.manual_seed(0)
+    source, target = torch.randn(60, 4) + 6.0, torch.randn(60, 4) - 6.0
+    printed, returned = [], []
+    for calculate in (sa.a_distance.calculate, tl["a_distance"].calculate):
+        torch.manual_seed(1)
+        result = calculate(source, target, torch.device("cpu"), training_epochs=2)
+        printed.append(capsys.readouterr().out)
+        print("A-distance =", result)
+        returned.append(capsys.readouterr().out)
+    assert printed[0] == printed[1] == "epoch 0 accuracy: 100.0 A-dist: 2.0\nepoch 1 accuracy: 100.0 A-dist: 2.0\n"
+    assert returned[0] == returned[1] == "A-distance = tensor(2.)\n"
+
+
 def test_digit_backbones(tl):
     for name, shape in (("lenet", (2, 1, 28, 28)), ("dtn", (2, 3, 32, 32))):
         ours, theirs = getattr(sa, name)(), tl[name]()

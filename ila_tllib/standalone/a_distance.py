@@ -26,7 +26,7 @@ class ANet(nn.Module):
 
 
 def calculate(source_feature: torch.Tensor, target_feature: torch.Tensor, device, progress: bool = True,
-              training_epochs: int = 10, batch_size: int = 2, lr: float = 0.01) -> float:
+              training_epochs: int = 10, batch_size: int = 2, lr: float = 0.01):
     r"""Proxy A-distance :math:`\hat d_A = 2 (1 - 2 \epsilon)`.
 
     A linear domain classifier (:class:`ANet`, source 1, target 0) is trained with plain SGD on a
@@ -44,7 +44,8 @@ def calculate(source_feature: torch.Tensor, target_feature: torch.Tensor, device
         lr (float, optional): SGD learning rate. Default: 0.01
 
     Returns:
-        float, the A-distance.
+        the A-distance, a 0-dim tensor on ``device`` as tllib's (so a log prints ``A-distance = tensor(...)``
+        with either backend); 2.0 without a training epoch, as tllib's.
     """
     features = torch.cat([source_feature, target_feature], dim=0).detach().float().to(device)
     labels = torch.cat([torch.ones(len(source_feature), 1), torch.zeros(len(target_feature), 1)]).to(device)
@@ -56,7 +57,7 @@ def calculate(source_feature: torch.Tensor, target_feature: torch.Tensor, device
 
     anet = ANet(features.size(1)).to(device)
     optimizer = torch.optim.SGD(anet.parameters(), lr=lr)
-    error = 1.0
+    a_distance = 2.0
     for epoch in range(training_epochs):
         anet.train()
         for batch in train_idx[torch.randperm(n_train).to(device)].split(batch_size):
@@ -68,7 +69,8 @@ def calculate(source_feature: torch.Tensor, target_feature: torch.Tensor, device
         anet.eval()
         with torch.no_grad():
             pred = (anet(features[val_idx]) >= 0.5).float()
-            error = (pred != labels[val_idx]).float().mean().item()
-        if progress:
-            print("epoch {} accuracy: {:.2f} A-dist: {:.4f}".format(epoch, 100 * (1 - error), 2 * (1 - 2 * error)))
-    return float(2.0 * (1.0 - 2.0 * error))
+            accuracy = 100 * (pred == labels[val_idx]).float().mean()
+        a_distance = 2 * (1 - 2 * (1 - accuracy / 100))
+        if progress:   # 0-dim tensors format as their numbers: the line reads as tllib's
+            print("epoch {} accuracy: {} A-dist: {}".format(epoch, accuracy, a_distance))
+    return a_distance
