@@ -162,6 +162,7 @@ def rows(sets, seeds, similarity, accuracy="best", epoch=None):
     read = ACCURACIES[accuracy] if epoch is None else (lambda run: epoch_accuracy(run.path, epoch))
     runs = {}
     for folder, methods in map(split_set, sets):
+        this_set = {}     # a later set replaces an earlier one's runs; two runs of a key in one set clash
         for method in methods:
             for run in collect([os.path.join(folder, method)]):
                 if run.args.get("seed") in seeds and run.method == method:
@@ -169,7 +170,13 @@ def rows(sets, seeds, similarity, accuracy="best", epoch=None):
                     if method.startswith("ILA-DA+") and ran_with != similarity:
                         raise ValueError(f"{os.path.dirname(run.path)} ran with --similarity {ran_with}, not "
                                          f"{similarity}: give --similarity {ran_with} or leave the run out")
-                    runs[(run.method, run.task, run.args["seed"])] = run
+                    key = (run.method, run.task, run.args["seed"])
+                    if key in this_set:
+                        raise ValueError(f"two runs of {key[0]} {key[1]} seed {key[2]} in {folder}: "
+                                         f"{this_set[key].path} and {run.path} (another variant?); give --sets "
+                                         f"folders that hold one run of each")
+                    this_set[key] = run
+        runs.update(this_set)
     by_task = defaultdict(list)
     for (method, task, seed), run in runs.items():
         if method in METHODS and ("ILA-DA+" + method, task, seed) in runs:
@@ -231,7 +238,7 @@ def main():
                         help="read the committed DANN and CDAN runs of every shift first, before --sets (a "
                              "variant's ILA-DA runs read against the baselines the default's were)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="default: 0 1 2 3 4")
-    parser.add_argument("--accuracy", default="best", choices=list(ACCURACIES),
+    parser.add_argument("--accuracy", default=None, choices=list(ACCURACIES),
                         help="best: tllib's test_acc1, the epoch of highest target test accuracy (default); "
                              "last: the last epoch's, chosen without target labels")
     parser.add_argument("--epoch", type=int, default=None,
@@ -244,6 +251,9 @@ def main():
                         help="count ILA-DA as its baseline on every task whose baseline's mean accuracy is "
                              "below PCT (target labels choose the tasks: a bound, as --oracle-off-losing)")
     args = parser.parse_args()
+    if args.accuracy is not None and args.epoch is not None:
+        parser.error("give --accuracy or --epoch, not both (--epoch -1 is the last epoch's accuracy)")
+    args.accuracy = args.accuracy or "best"
     if args.sets is None and args.similarity not in DEFAULT_SETS:
         parser.error(f"no committed runs of the default with --similarity {args.similarity}; give the folders "
                      f"of its runs with --sets")

@@ -18,7 +18,7 @@ from collections import defaultdict
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from ila_tllib.tables import average_gain, collect, missing_folders  # noqa: E402
+from ila_tllib.tables import LogError, average_gain, collect, missing_folders  # noqa: E402
 
 
 def by_key(runs, parser):
@@ -47,8 +47,15 @@ def main():
     missing = missing_folders([args.variant] + args.more + args.default)
     if missing:
         parser.error(missing)
-    variant = by_key(collect([args.variant] + args.more), parser)
-    default = by_key(collect(args.default), parser)
+    try:
+        variant_runs, default_runs = collect([args.variant] + args.more), collect(args.default)
+    except LogError as e:
+        parser.error(str(e))
+    same = {os.path.realpath(r.path) for r in variant_runs} & {os.path.realpath(r.path) for r in default_runs}
+    if same:
+        parser.error(f"the variant's and the default's folders hold the same runs (e.g. {sorted(same)[0]}); give "
+                     f"the variant's folder, then the default runs' folders")
+    variant, default = by_key(variant_runs, parser), by_key(default_runs, parser)
     differences = defaultdict(lambda: defaultdict(list))      # method -> task -> [variant - default]
     paired = [key for key in set(variant) & set(default) if args.seeds is None or key[2] in args.seeds]
     for key in sorted(paired, key=str):

@@ -18,8 +18,11 @@ tllib's own (``cdan.py``, ``mcc.py``, ...): the ``Namespace(...)`` line describe
 
 Runs that differ only in ``--seed`` are averaged (mean ± std); ``Avg`` averages the tasks seed by seed when
 every task ran the same seeds (its ± is then the spread of one seed's average), else gives the mean of the
-tasks' means alone. A folder may hold runs of several seeds (tllib's layout, looped over seeds); of one
-seed, its newest finished log is the run. A log copied into another folder is the same run, counted once;
+tasks' means alone. A folder may hold runs of several seeds (tllib's layout, looped over seeds) and of
+several recipes (a baseline logged into ILA-DA's folder); of one seed and recipe (method, task, and every
+flag both logs have that would split rows), its newest finished log is the run. A damaged result or
+Namespace line in a finished run's log is an error naming the file (exit 2), as are folders without any
+finished run. A log copied into another folder is the same run, counted once;
 a seed with several runs (in two folders, or tllib's run and ours of one recipe) counts once, at their mean,
 in both tables, and a line below each names it. A task is named by its domains' short names (``A→W``), or by
 their full names where two tasks would share one (MNIST and MNISTRGB). A method gets one row per variant:
@@ -45,7 +48,7 @@ from typing import Dict, List, Optional, Tuple
 from .logged_flags import (HISTORY_PREFIX, TLLIB_RESNETS, is_ila_term_flag,   # not torch: reading logs never needs it
                            with_flags_added_later)
 
-__all__ = ["Run", "read_run", "collect", "seed_values", "seed_acc", "missing_folders", "comparable", "row_names", "task_labels", "format_table",
+__all__ = ["Run", "LogError", "read_run", "collect", "seed_values", "seed_acc", "missing_folders", "comparable", "row_names", "task_labels", "format_table",
            "format_paired_table", "main", "TLLIB_METHODS", "ORIGIN"]
 
 #: tllib's script (and log folder) names -> the method's name in tllib's tables.
@@ -173,24 +176,39 @@ def parse_namespace(line: str) -> dict:
 
 
 
+class LogError(ValueError):
+    """A finished run's log that cannot be read right (damaged or cut short): named, never left out unseen."""
+
+
+#: the result line as both tllib's scripts and ours print it ("{:3.1f}"), whole: a line cut short is damage
+_RESULT = re.compile(r"test_acc1 = +([0-9]+\.[0-9])\n")
+
+
 def read_run(path: str) -> Optional[Run]:
-    """One training log → a Run, or None when it holds no finished run."""
-    args, acc, method, flags_over_the_run = None, None, None, None
+    """One training log → a Run, or None when it holds no finished run; :class:`LogError` when its
+    ``test_acc1`` line or, in a finished run's log, its ``Namespace`` line is damaged."""
+    args, acc, method, flags_over_the_run, damaged = None, None, None, None, None
     with open(path, encoding="utf-8", errors="replace") as f:
         for line in f:
-            if args is None and line.startswith("Namespace("):
+            if args is None and damaged is None and line.startswith("Namespace("):
                 try:
                     args = parse_namespace(line)
                 except (ValueError, SyntaxError):
-                    return None
+                    damaged = "its Namespace(...) line"
             found = re.match(r"method: (\S+)$", line)
             if found and method is None:
                 method = found.group(1)
             if line.startswith(HISTORY_PREFIX):
                 flags_over_the_run = line[len(HISTORY_PREFIX):].strip()
-            m = re.match(r"test_acc1 = ([0-9.]+)", line)
-            if m:
-                acc = float(m.group(1))
+            if line.startswith("test_acc1 ="):
+                whole = _RESULT.fullmatch(line)
+                if whole is None:
+                    raise LogError(f"{path}: its line {line.strip()!r} is damaged or cut short; run the task again "
+                                   f"or move the log away")
+                acc = float(whole.group(1))
+    if damaged and acc is not None:
+        raise LogError(f"{path}: {damaged} cannot be read, so its run ({acc}) has no task or flags; run the task "
+                       f"again or move the log away")
     if args is None or acc is None or args.get("phase", "train") != "train" or \
             not {"source", "target"} <= set(args):      # not an adaptation run's log (no task to file it under)
         return None
@@ -216,24 +234,34 @@ def collect(log_dirs: List[str]) -> List[Run]:
         for path in found:
             if os.path.isfile(path):   # not a link to nowhere, nor a folder of that name
                 files.setdefault(os.path.realpath(path), path)
-    # a log dir re-run keeps several train-*.txt, named by their start: the newest finished one of each seed
-    # is the run (a resume or a restart of that seed); runs of other seeds in one folder, as tllib's layout
-    # gives a loop over seeds, are runs of their own
-    latest: Dict[tuple, Tuple[str, Run]] = {}
+    # a log dir re-run keeps several train-*.txt, named by their start: of one seed and one recipe the newest
+    # finished log is the run (a resume or a restart); runs of other seeds in one folder (tllib's layout,
+    # looped over seeds) or of another method, task or flags (a baseline logged into ILA-DA's folder) are
+    # runs of their own
+    latest: Dict[tuple, List[Tuple[str, Run]]] = defaultdict(list)
     for real in sorted(files):
         run = read_run(files[real])
         if run is not None:
-            latest[(os.path.dirname(real), comparable(run.args.get("seed")))] = real, run
+            kept = latest[(os.path.dirname(real), comparable(run.args.get("seed")))]
+            kept[:] = [(path, earlier) for path, earlier in kept if not _same_recipe(earlier, run)] + [(real, run)]
     # then a log copied into another folder is the same run (its bytes are the same): counted once, whatever
     # order the folders sort in
     runs, copies = [], set()
-    for real, run in sorted(latest.values(), key=lambda found: found[0]):
+    for real, run in sorted((found for kept in latest.values() for found in kept), key=lambda found: found[0]):
         with open(real, "rb") as f:
             content = hashlib.sha256(f.read()).digest()
         if content not in copies:
             copies.add(content)
             runs.append(run)
     return runs
+
+
+def _same_recipe(a: Run, b: Run) -> bool:
+    """Whether two logs of one folder and seed ran one recipe: the same method and task, and the same value of
+    every flag both logs have that would split a table's rows."""
+    shared = (set(a.args) & set(b.args)) - IGNORED
+    return a.method == b.method and a.task_key == b.task_key and \
+        all(comparable(a.args[k]) == comparable(b.args[k]) for k in shared)
 
 
 def seed_values(runs: List[Run], names: Dict[int, str], task_of: Dict[int, str]) -> Dict[tuple, List[Run]]:
@@ -433,7 +461,15 @@ def main(argv=None):
     if missing:
         print(f"error: {missing}", file=sys.stderr)
         return 2
-    runs = collect(args.log_dirs)
+    try:
+        runs = collect(args.log_dirs)
+    except LogError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if not runs:
+        print(f"error: no finished run in {', '.join(args.log_dirs)} (no training log with a test_acc1 line); give "
+              f"the --log folders of finished runs", file=sys.stderr)
+        return 2
     text = format_table(runs) + ("\n\n" + format_paired_table(runs) if args.paired else "")
     try:
         print(text, flush=True)

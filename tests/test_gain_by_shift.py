@@ -260,3 +260,24 @@ def test_ila_diagnostics_number_epochs_by_their_training_lines(tmp_path):
     fresh.write_text(namespace + "Epoch: [0][ 0/10]\n" + _ila_line(20) + " * Acc@1 40.000\nbest_acc1 = 40.0\n")
     assert {e: v[0] for e, v in diagnostics.epochs(str(fresh)).items()} == {0: 20.0}
     assert load_benchmark("gain_by_shift").last_kept_precision(str(newest)) == 45.0
+
+
+def test_two_variants_in_one_set_and_contradictory_flags_exit_2(tmp_path):
+    # two ILA-DA runs of one task and seed in one --sets folder (an ablation's next to the default's) were
+    # read as one, whichever came last; a later set replacing an earlier one's runs stays as documented
+    root = str(tmp_path)
+    write_log(root, "DANN", 0, 80.0, [(60.0, 60.0)], (), "--ila-trade-off", "0")
+    write_log(root, "ILA-DA+DANN", 0, 85.0, [(60.0, 60.0)], (70.0,))
+    write_log(os.path.join(root, "ILA-DA+DANN"), "variant", 0, 70.0, [(60.0, 60.0)], (70.0,), "--ila-source-bank",
+              "32")
+    done = subprocess.run([sys.executable, SCRIPT, "--seeds", "0", "--sets", root], capture_output=True, text=True,
+                          cwd=REPO)
+    assert done.returncode == 2 and "two runs of ILA-DA+DANN A→W seed 0 in " + root in done.stderr, done.stderr
+    later = str(tmp_path / "later")
+    write_log(later, "ILA-DA+DANN", 0, 90.0, [(60.0, 60.0)], (70.0,))
+    done = subprocess.run([sys.executable, SCRIPT, "--seeds", "0", "--sets", f"{root}=DANN", later],
+                          capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0 and "| DANN | A→W | 1 | 80.0 | 90.0 | +10.0 | 1/1 |" in done.stdout, done.stderr
+    done = subprocess.run([sys.executable, SCRIPT, "--accuracy", "last", "--epoch", "0"], capture_output=True,
+                          text=True, cwd=REPO)
+    assert done.returncode == 2 and "give --accuracy or --epoch, not both" in done.stderr

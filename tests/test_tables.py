@@ -5,6 +5,7 @@ import argparse
 import glob
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -347,6 +348,13 @@ def test_an_ablation_paired_with_the_default_seed_by_seed(tmp_path):
     assert done.returncode == 2 and "no ILA-DA run of the same method, task and seed" in done.stderr
     # a folder holding the ablation's runs next to the default's would pair some runs with themselves
     done = subprocess.run([sys.executable, script, variant, str(tmp_path)], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 2 and "the variant's and the default's folders hold the same runs" in done.stderr
+    done = subprocess.run([sys.executable, script, variant, variant], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 2 and "the variant's and the default's folders hold the same runs" in done.stderr
+    mixed = tmp_path / "mixed"        # a copy of the ablation's runs next to the default's
+    shutil.copytree(variant, mixed / "bank")
+    shutil.copytree(default, mixed / "default")
+    done = subprocess.run([sys.executable, script, variant, str(mixed)], capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 2 and "two runs of ILA-DA+CDAN A→W seed 0" in done.stderr
     # the variant's runs split over two folders (e.g. later seeds logged apart) pool into the same pairs
     later = str(tmp_path / "later")
@@ -502,3 +510,58 @@ def test_a_link_to_nowhere_and_a_folder_named_like_a_log_are_not_logs(tmp_path):
     os.symlink(str(tmp_path / "gone.txt"), str(logs / "train-2024-01-01-00_00_00.txt"))
     (logs / "old" / "train-2024-01-02-00_00_00.txt").mkdir(parents=True)
     assert [run.acc for run in collect([str(logs)])] == [80.0]
+
+
+def _tables(*args):
+    return subprocess.run([sys.executable, "-m", "ila_tllib.tables", *map(str, args)], capture_output=True, text=True,
+                          cwd=REPO)
+
+
+def test_a_baseline_logged_into_ila_das_folder_is_a_run_of_its_own(tmp_path):
+    # tllib's layout logs/<script>/<Task>: the baseline (--ila-trade-off 0) and ILA-DA of one seed in one folder
+    # are two runs (the older one was dropped as if restarted); a restart of one recipe is still one run
+    from ila_cdan import CDAN
+    from ila_tllib.engine import get_parser
+    log = os.path.join(str(tmp_path), "ila_cdan", "Office31_A2W")
+    parse = get_parser(CDAN()).parse_args
+    ila = parse(["data/office31", "-s", "A", "-t", "W", "--seed", "0", "--log", log])
+    baseline = parse(["data/office31", "-s", "A", "-t", "W", "--seed", "0", "--log", log, "--ila-trade-off", "0"])
+    _write_log(log, ila, 91.0, stamp="2024-03-01-10_00_00", method="cdan")
+    _write_log(log, baseline, 87.0, stamp="2024-03-02-10_00_00", method="cdan")
+    _write_log(log, baseline, 88.0, stamp="2024-03-03-10_00_00", method="cdan")     # the baseline run again
+    runs = collect([str(tmp_path)])
+    assert sorted((run.method, run.acc) for run in runs) == [("CDAN", 88.0), ("ILA-DA+CDAN", 91.0)]
+    assert "| ILA-DA+CDAN | CDAN | +3.0 (+3.0 .. +3.0) | +3.0 | 1/1 (100%) |" in format_paired_table(runs)
+
+
+@pytest.mark.parametrize("damage", ["cut", "two_points", "namespace"])
+def test_a_damaged_log_is_named_and_exits_2(tmp_path, damage):
+    # a result line cut short read as another accuracy (95.5 -> 9), "1.2.3" was a traceback, and a finished
+    # log whose Namespace line cannot be read left its seed out unseen
+    logs = tmp_path / "logs"
+    for seed, acc in ((0, 95.5), (1, 94.5)):
+        tllib_log(str(logs), "dann", "A", "W", seed, acc)
+    damaged = glob.glob(str(logs / "dann" / "Office31_A2W" / "train-*.txt"))[0]
+    text = open(damaged).read()
+    text = {"cut": text[:-4], "two_points": text.replace("test_acc1 = 95.5", "test_acc1 = 1.2.3"),
+            "namespace": text.replace("Namespace(", "Namespace(((", 1)}[damage]
+    with open(damaged, "w") as f:
+        f.write(text)
+    done = _tables(logs)
+    assert done.returncode == 2 and done.stdout == "", done.stdout
+    assert done.stderr.startswith(f"error: {damaged}: ") and "Traceback" not in done.stderr, done.stderr
+    # a log cut short before its result line is an unfinished run, not damage: the other seed is the table
+    with open(damaged, "w") as f:
+        f.write(open(glob.glob(str(logs / "dann" / "Office31_A2W_seed1" / "train-*.txt"))[0]).read().split(
+            "test_acc1")[0].replace("Namespace(", "Namespace(((", 1))
+    done = _tables(logs)
+    assert done.returncode == 0 and "| DANN | 82.2 | 94.5 | 94.5 | 1 |" in done.stdout, done.stdout + done.stderr
+
+
+def test_folders_without_a_finished_run_exit_2(tmp_path):
+    os.makedirs(tmp_path / "empty")
+    (tmp_path / "empty" / "README.md").write_text("notes\n")
+    done = _tables(tmp_path / "empty")
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == f"error: no finished run in {tmp_path / 'empty'} (no training log with a test_acc1 line); " \
+                          f"give the --log folders of finished runs\n"
