@@ -340,8 +340,14 @@ def test_confusion_matrix():
     assert float(acc_global) == pytest.approx(4 / 6)
     torch.testing.assert_close(acc, torch.tensor([0.5, 1.0, 0.5]))
     text = cm.format(["cat", "dog", "bird"])
-    assert "global correct: 66.7" in text and "mean correct: 66.7" in text
-    assert any(line.split() == ["dog", "100.0", "66.7"] for line in text.splitlines())
+    assert "global correct: 66.7" in text and "mean correct:66.7" in text       # tllib's spelling
+    # dog: 2 of 2 right; IoU 2 / (2 + 3 - 2)
+    assert any(line.split() == ["|", "dog", "|", "100.0", "|", str((torch.tensor(2.0) / 3 * 100).item()), "|"]
+               for line in text.splitlines()), text
+    # a class absent from the targets: 0, not NaN
+    absent = sa.ConfusionMatrix(3)
+    absent.update(torch.tensor([0, 1]), torch.tensor([0, 2]))
+    assert absent.compute()[1].tolist() == [1.0, 0.0, 0.0] and "nan" not in absent.format(["a", "b", "c"])
 
 
 # ---------------------------------------------------------------- data, logger

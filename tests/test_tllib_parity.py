@@ -247,6 +247,19 @@ def test_a_distance_prints_and_returns_as_tllibs(tl, capsys):
     assert returned[0] == returned[1] == "A-distance = tensor(2.)\n"
 
 
+def test_per_class_table_reads_as_tllibs(tl):
+    # --per-class-eval without tllib printed its own plain table ("mean correct: x"); tllib prints a
+    # prettytable with the values unrounded: the same text now, for every class present in the targets
+    torch.manual_seed(0)
+    target, output = torch.arange(41) % 5, torch.randn(41, 5)
+    names = ["back_pack", "b", "cc", "x" * 11, "desk_lamp"]
+    ours, theirs = sa.ConfusionMatrix(5), tl["ConfusionMatrix"](5)
+    ours.update(target, output)
+    theirs.update(target, output.argmax(1))
+    assert ours.format(names) == theirs.format(names)
+    assert ours.format(names).splitlines()[1].startswith("mean correct:") and "\n+-------------+" in ours.format(names)
+
+
 def test_digit_backbones(tl):
     for name, shape in (("lenet", (2, 1, 28, 28)), ("dtn", (2, 3, 32, 32))):
         ours, theirs = getattr(sa, name)(), tl[name]()

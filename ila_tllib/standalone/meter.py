@@ -97,6 +97,18 @@ def binary_accuracy(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return pred.eq(target.reshape(-1).float()).float().sum() * (100.0 / target.size(0))
 
 
+def bordered_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """``rows`` under ``header`` in prettytable's default layout (the one tllib prints): every cell centred
+    as ``str.center`` centres, one space each side, ``+---+`` rules above and below the header and below
+    the last row."""
+    widths = [max(len(cell) for cell in column) for column in zip(header, *rows)]
+    rule = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
+
+    def line(cells):
+        return "|" + "|".join(" " + cell.center(w) + " " for cell, w in zip(cells, widths)) + "|"
+    return "\n".join([rule, line(header), rule] + [line(row) for row in rows] + [rule])
+
+
 class ConfusionMatrix:
     r"""Accumulates a :math:`C \times C` confusion matrix; rows are true classes, columns predictions.
 
@@ -127,25 +139,23 @@ class ConfusionMatrix:
             self.mat.zero_()
 
     def compute(self) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Global accuracy, per-class accuracy (recall) and per-class IoU, as fractions."""
+        """Global accuracy, per-class accuracy (recall) and per-class IoU, as fractions, as tllib's but that
+        a ratio over nothing (a class absent from the targets, for its accuracy) is 0 where tllib's is NaN."""
         h = self.mat.float()
         diag = torch.diag(h)
-        eps = 1e-7  # classes absent from the data get 0, not NaN
-        acc_global = diag.sum() / (h.sum() + eps)
-        acc = diag / (h.sum(1) + eps)
-        iou = diag / (h.sum(1) + h.sum(0) - diag + eps)
-        return acc_global, acc, iou
+
+        def ratio(part, whole):
+            return torch.where(whole > 0, part / whole.clamp(min=1), torch.zeros_like(part))
+        return ratio(diag.sum(), h.sum()), ratio(diag, h.sum(1)), ratio(diag, h.sum(1) + h.sum(0) - diag)
 
     def format(self, classes: Sequence[str]) -> str:
-        """Summary lines and a per-class table of accuracy and IoU (percent)."""
+        """Summary lines and a per-class table of accuracy and IoU (percent), laid out as tllib's (its
+        prettytable table, the values unrounded)."""
         acc_global, acc, iou = self.compute()
-        names = [str(c) for c in classes]
-        width = max([len("class")] + [len(c) for c in names])
-        rows = ["{:<{w}}  {:>6}  {:>6}".format("class", "acc", "iou", w=width)]
-        for name, a, u in zip(names, (acc * 100).tolist(), (iou * 100).tolist()):
-            rows.append("{:<{w}}  {:6.1f}  {:6.1f}".format(name, a, u, w=width))
-        return "global correct: {:.1f}\nmean correct: {:.1f}\nmean IoU: {:.1f}\n{}".format(
-            acc_global.item() * 100, acc.mean().item() * 100, iou.mean().item() * 100, "\n".join(rows))
+        rows = [[str(name), str(a), str(u)] for name, a, u in zip(classes, (acc * 100).tolist(), (iou * 100).tolist())]
+        return "global correct: {:.1f}\nmean correct:{:.1f}\nmean IoU: {:.1f}\n{}".format(
+            acc_global.item() * 100, acc.mean().item() * 100, iou.mean().item() * 100,
+            bordered_table(["class", "acc", "iou"], rows))
 
     def __str__(self) -> str:
         acc_global, acc, iou = self.compute()
