@@ -547,6 +547,26 @@ def test_the_epoch_summary_says_na_for_what_no_batch_measured(tmp_path):
     assert second[:5] == (None, 100.0, None, None, 0.0)
 
 
+def test_the_progress_line_says_na_for_a_batch_without_the_value(capsys):
+    # a batch with no kept target and only right pseudo-labels has no precision and no AUC: the progress line
+    # showed the previous batch's value (or 0) as if measured; the averages stay over the batches that had one
+    from ila_tllib import backend
+    stats = ILAStats()
+    stats.update(Decisions([0, 1, 1, 2], [3.0, 1.0, 2.0, 0.5], [True, True, True, False],
+                           [[1, -1, -1, 0], [-1, 1, 1, 0], [-1, 1, 1, 0]]), 0.25, torch.tensor([0, 1, 2, 0]))
+    backend.ProgressMeter(10, stats.meters(), prefix="Epoch: [0]").display(0)
+    stats.update(Decisions([0, 1], [1.0, 2.0], [False, False], [[0, 0], [0, 0]]), 0.0, torch.tensor([0, 1]))
+    backend.ProgressMeter(10, stats.meters(), prefix="Epoch: [0]").display(1)
+    first, second = capsys.readouterr().out.splitlines()
+    assert "\tPL Prec 66.7 (66.7)\t" in first and "\tRatio AUC 0.75 (0.75)\t" in first
+    assert "\tPL Prec n/a (66.7)\t" in second and "\tRatio AUC  n/a (0.75)\t" in second, second
+    assert stats.precision.avg == pytest.approx(100 * 2 / 3) and stats.auc.avg == pytest.approx(0.75)
+    assert stats.wrong_positive.avg == pytest.approx(40.0)
+    empty = ILAStats()
+    empty.update(Decisions([0, 1], [1.0, 2.0], [False, False], [[0, 0], [0, 0]]), 0.0, torch.tensor([0, 1]))
+    assert "Ratio AUC  n/a ( n/a)" in str(empty.auc) and str(empty.precision) == "PL Prec n/a (n/a)"
+
+
 def test_ila_weight_is_lambda_times_schedule_times_reliability():
     from ila_tllib.engine.ila_term import ramp_schedule
     assert ramp_schedule(0.0) == 0.0 and ramp_schedule(1.0) == pytest.approx(2 / (1 + math.exp(-10)) - 1)

@@ -204,6 +204,34 @@ def ratio_auc(score: torch.Tensor, correct: torch.Tensor) -> Optional[float]:
     return above.item()
 
 
+class MeterOfWhatABatchMayLack:
+    """An average meter (tllib's when installed) for a value a batch may not have (no kept target, an AUC
+    without both right and wrong pseudo-labels): such a batch shows ``n/a`` in the progress line instead
+    of the last batch's value, and the average is over the batches that had one."""
+
+    def __init__(self, name: str, fmt: str):
+        self.meter, self.missing = backend.AverageMeter(name, fmt), True
+
+    def update(self, value: Optional[float], n: int = 1):
+        self.missing = value is None
+        if value is not None:
+            self.meter.update(value, n)
+
+    @property
+    def avg(self):
+        return self.meter.avg
+
+    @property
+    def count(self):
+        return self.meter.count
+
+    def __str__(self):
+        width = self.meter.fmt.lstrip(":").split(".")[0]     # "n/a" as wide as a number, the columns kept
+        val = f"{'n/a':>{width}}" if self.missing else f"{self.meter.val:{self.meter.fmt[1:]}}"
+        avg = f"{'n/a':>{width}}" if not self.meter.count else f"{self.meter.avg:{self.meter.fmt[1:]}}"
+        return f"{self.meter.name} {val} ({avg})"
+
+
 class ILAStats:
     """Running ILA diagnostics, from target labels used for logging only (never for training):
 
@@ -220,11 +248,11 @@ class ILAStats:
 
     def reset(self):
         self.loss = backend.AverageMeter('ILA Loss', ':5.4f')
-        self.precision = backend.AverageMeter('PL Prec', ':3.1f')
+        self.precision = MeterOfWhatABatchMayLack('PL Prec', ':3.1f')
         self.precision_all = backend.AverageMeter('PL All', ':3.1f')
-        self.auc = backend.AverageMeter('Ratio AUC', ':4.2f')
+        self.auc = MeterOfWhatABatchMayLack('Ratio AUC', ':4.2f')
         self.kept = backend.AverageMeter('Kept', ':3.0f')
-        self.wrong_positive = backend.AverageMeter('Wrong +1', ':3.1f')
+        self.wrong_positive = MeterOfWhatABatchMayLack('Wrong +1', ':3.1f')
         self.weight = backend.AverageMeter('ILA Weight', ':4.2f')
         self.empty_batches = self.batches = 0
 
@@ -237,15 +265,12 @@ class ILAStats:
         self.weight.update(weight)
         self.kept.update(int(kept.sum()))
         self.precision_all.update(100.0 * correct.float().mean().item(), correct.numel())
-        if kept.any():
-            self.precision.update(100.0 * correct[kept].float().mean().item(), int(kept.sum()))
+        kept_count = int(kept.sum())
+        self.precision.update(100.0 * correct[kept].float().mean().item() if kept_count else None, kept_count)
         positives = (ila.affinity > 0).sum(dim=0)          # +1 entries of each target's column
-        if positives.sum() > 0:
-            wrong = (positives * ~correct).sum()
-            self.wrong_positive.update(100.0 * (wrong / positives.sum()).item(), int(positives.sum()))
-        auc = ratio_auc(ila.ratio, correct)
-        if auc is not None:
-            self.auc.update(auc)
+        pairs = int(positives.sum())
+        self.wrong_positive.update(100.0 * (positives * ~correct).sum().item() / pairs if pairs else None, pairs)
+        self.auc.update(ratio_auc(ila.ratio, correct))
         self.batches += 1
         if ila.num_anchors == 0:
             self.empty_batches += 1
