@@ -159,7 +159,9 @@ def test_every_dataset_carries_a_public_source(standalone_pieces):
 
 # ------------------------------------------------------------------ tllib's own classes
 
-def test_tllib_office31_downloads_through_its_own_class(tmp_path, monkeypatch, tllib_pieces):
+def test_tllib_office31_downloads_from_tllibs_addresses_staged(tmp_path, monkeypatch, tllib_pieces):
+    # tllib's class reads the data; its archives come from the addresses in its own download_list, each
+    # unpacked in a staging folder before tllib looks (tllib unpacks straight into ROOT)
     from ila_tllib import backend
     lists = make_office31_archives(tmp_path / "share")
     root = tmp_path / "office31"
@@ -167,45 +169,81 @@ def test_tllib_office31_downloads_through_its_own_class(tmp_path, monkeypatch, t
         monkeypatch.setattr(backend.Office31, "download_list", _local_urls(backend.Office31, base))
         dataset = D.build_domain("Office31", str(root), "W")
     assert type(dataset) is backend.Office31 and type(dataset).__module__.startswith("tllib.")
-    # tllib fetches every domain (and keeps its archives)
-    assert {"image_list", "amazon", "dslr", "webcam"} <= set(os.listdir(root))
+    # every domain, as tllib fetches them; the archives unpacked and removed
+    assert sorted(os.listdir(root)) == ["amazon", "dslr", "image_list", "webcam"]
     assert D.read_labels(dataset) == _labels(lists["webcam"])
 
 
-def test_tllib_office31_offline_exit_becomes_one_message(tmp_path, monkeypatch, tllib_pieces, capsys):
+def test_tllib_office31_cut_off_download_leaves_no_half_folder(tmp_path, monkeypatch, tllib_pieces):
+    # tllib's own download unpacked what arrived of amazon.tgz into ROOT/amazon: a later run found a folder
+    # that looked finished and said images were missing
+    from ila_tllib import backend
+    make_office31_archives(tmp_path / "share")
+    archive = tmp_path / "share" / "amazon.tgz"
+    whole = archive.read_bytes()
+    archive.write_bytes(whole[:len(whole) // 2])
+    root = tmp_path / "office31"
+    with serve_directory(tmp_path / "share") as base:
+        monkeypatch.setattr(backend.Office31, "download_list", _local_urls(backend.Office31, base))
+        with pytest.raises(D.DatasetNotFoundError) as err:
+            D.build_domain("Office31", str(root), "A")
+    assert "Automatic download of amazon.tgz from" in str(err.value)
+    assert "amazon" not in os.listdir(root) and not [n for n in os.listdir(root) if n.startswith(".")]
+
+
+def test_tllib_office31_offline_becomes_one_message(tmp_path, monkeypatch, tllib_pieces):
     from ila_tllib import backend
     url = refused_url("image_list.zip?dl=1")
     monkeypatch.setattr(backend.Office31, "download_list", [("image_list", "image_list.zip", url)] +
                         list(backend.Office31.download_list[1:]))
-    from ila_tllib import standalone   # the message takes its facts from our class of the same name
-    monkeypatch.setattr(standalone.Office31, "download_list", backend.Office31.download_list)
-    with pytest.raises(D.DatasetNotFoundError) as err:      # tllib itself calls exit(0) here
+    with pytest.raises(D.DatasetNotFoundError) as err:
         D.build_domain("Office31", str(tmp_path / "office31"), "A")
     message = str(err.value)
-    assert "tllib's Office31 could not download image_list.zip from {}".format(url) in message
+    assert "Automatic download of image_list.zip from {} failed".format(url) in message
     assert "ROOT/amazon/" in message and D.MIRROR_ENV in message and "-d OfflineDigits" in message
     # tllib fetches every domain's archive, so the message names them all, each with its address
     for folder, archive, address in backend.Office31.download_list:
         assert "{} ({}) for ROOT/{}/".format(archive, address, folder) in message
-    assert "Fail to download image_list.zip" in capsys.readouterr().out    # tllib's own line, above ours
 
 
-def test_tllib_download_error_becomes_one_message(tmp_path, monkeypatch, tllib_pieces):
-    # tllib's OfficeCaltech downloads through torchvision, which raises instead of exiting
-    import importlib
-    import urllib.error
-    from ila_tllib import backend
-    assert backend.OfficeCaltech.__module__ == "tllib.vision.datasets.officecaltech"
-    tllib_module = importlib.import_module(backend.OfficeCaltech.__module__)
-
-    def offline(*args, **kwargs):
-        raise urllib.error.URLError("Name or service not known")
-    monkeypatch.setattr(tllib_module, "download_and_extract_archive", offline)
+def test_tllib_office_caltech_offline_becomes_one_message(tmp_path, monkeypatch, tllib_pieces):
+    # tllib's OfficeCaltech has no download_list: its one archive comes from our class's entries (its address)
+    from ila_tllib import standalone
+    url = refused_url("office-caltech.tgz?dl=1")
+    monkeypatch.setattr(standalone.OfficeCaltech, "download_list",
+                        [(folder, archive, url) for folder, archive, _ in standalone.OfficeCaltech.download_list])
     with pytest.raises(D.DatasetNotFoundError) as err:
         D.build_domain("OfficeCaltech", str(tmp_path / "office_caltech"), "A")
     message = str(err.value)
-    assert "tllib's OfficeCaltech could not download office-caltech.tgz from https://cloud.tsinghua.edu.cn/" in message
-    assert "URLError: <urlopen error Name or service not known>" in message and D.MIRROR_ENV in message
+    assert "Automatic download of office-caltech.tgz from {} failed".format(url) in message
+    assert "ConnectionRefusedError" in message or "URLError" in message, message
+    assert D.MIRROR_ENV in message
+
+
+@pytest.mark.parametrize("pieces", ["standalone_pieces", "tllib_pieces"])
+@pytest.mark.parametrize("member", ["../escaped.txt", "amazon/../../escaped.txt"])
+def test_an_archive_member_outside_root_is_refused(tmp_path, monkeypatch, request, pieces, member):
+    # torchvision's extract_archive unpacks a tar unchecked: a member "../x" landed beside ROOT
+    import io
+    import tarfile
+    request.getfixturevalue(pieces)
+    make_office31_archives(tmp_path / "mirror" / "Office31")
+    with tarfile.open(tmp_path / "mirror" / "Office31" / "amazon.tgz", "r:gz") as tar:
+        members = [(info, tar.extractfile(info).read() if info.isfile() else None) for info in tar.getmembers()]
+    with tarfile.open(tmp_path / "mirror" / "Office31" / "amazon.tgz", "w:gz") as tar:
+        for info, data in members:
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+        bad = tarfile.TarInfo(member)
+        bad.size = 4
+        tar.addfile(bad, io.BytesIO(b"evil"))
+    root = tmp_path / "data" / "office31"
+    with serve_directory(tmp_path / "mirror") as base:
+        monkeypatch.setenv(D.MIRROR_ENV, base)
+        with pytest.raises(D.DatasetNotFoundError) as err:
+            D.build_domain("Office31", str(root), "A")
+    assert "outside" in str(err.value) and "amazon.tgz" in str(err.value), str(err.value)
+    found = [os.path.join(d, f) for d, _, files in os.walk(tmp_path) for f in files if f == "escaped.txt"]
+    assert found == [] and "amazon" not in os.listdir(root)
 
 
 def test_tllib_class_reads_a_mirror_fetched_first(tmp_path, monkeypatch, tllib_pieces):

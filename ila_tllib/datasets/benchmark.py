@@ -10,6 +10,7 @@ import contextlib
 import os
 import shutil
 import socket
+import tarfile
 import tempfile
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -102,6 +103,24 @@ def download_advice(dataset: str, needed: Sequence[Entry], others: Sequence[Entr
                   "your own.".format(MIRROR_ENV, dataset)
 
 
+def _unpack(archive: str, into: str) -> None:
+    """Unpack ``archive`` into the folder ``into``. A tar member that would land outside it (a ``..`` path,
+    a link out of it) is refused, as tarfile's "data" filter refuses it (torchvision's ``extract_archive``
+    unpacks tars unchecked); zipfile never writes outside ``into``."""
+    if not tarfile.is_tarfile(archive):
+        extract_archive(archive, into)
+        return
+    with tarfile.open(archive) as tar:
+        if hasattr(tarfile, "data_filter"):
+            tar.extractall(into, filter="data")
+            return
+        for member in tar.getmembers():   # a Python without the filters: refuse what they would refuse
+            names = [member.name] + ([member.linkname] if member.issym() or member.islnk() else [])
+            if any(os.path.isabs(n) or ".." in n.replace("\\", "/").split("/") for n in names):
+                raise tarfile.TarError("{!r} would be unpacked outside its folder".format(member.name))
+        tar.extractall(into)
+
+
 class _DamagedByHand(OSError):
     """An archive put in ROOT by hand that does not unpack (no download was tried)."""
 
@@ -121,7 +140,7 @@ def _fetch(url: str, root: str, archive: str) -> None:
             source = os.path.join(staging, archive)
         unpacked = os.path.join(staging, "unpacked")
         try:
-            extract_archive(source, unpacked)
+            _unpack(source, unpacked)
         except Exception as err:
             if source == by_hand:
                 raise _DamagedByHand("ROOT/{}, put there by hand, cannot be unpacked ({}: {}); delete or replace "

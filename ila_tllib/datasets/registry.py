@@ -18,7 +18,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 from torch.utils.data import ConcatDataset, Dataset, Subset
 
-from .benchmark import MIRROR_ENV, download_advice, fetch_missing, stall_timeout
+from .benchmark import download_advice, fetch_missing, stall_timeout
 from .digits import DIGIT_DOMAINS
 from .errors import DatasetError, DatasetNotFoundError, UnknownDatasetError, UnknownDomainError, not_found_message
 from .imagelist import ImageFolderDomains, ImageListDomains, check_files_exist
@@ -78,12 +78,11 @@ def _build_with_backend(name: str, root: str, **kwargs) -> Dataset:
                 raise _tllib_stopped(name, root, download=False)
             kwargs["download"] = True
         else:
-            # tllib's classes know only their own URLs, and unpack an archive put in ROOT by hand straight into
-            # ROOT (a damaged one leaves a half-unpacked folder that looks finished): fetch from the mirror,
-            # and unpack archives found in ROOT, ours staged and checked, before tllib looks
-            entries = _ours(name).download_list
-            if not os.environ.get(MIRROR_ENV):
-                entries = [entry for entry in entries if os.path.isfile(os.path.join(root, entry[1]))]
+            # tllib's classes download and unpack straight into ROOT (a download cut off, or a damaged archive
+            # put there by hand, leaves a half-unpacked folder that looks finished; a tar member may land
+            # outside ROOT) and know no mirror: every archive missing is fetched first, from the mirror or
+            # tllib's own address, unpacked staged and checked; tllib's class then finds its folders in place
+            entries = getattr(cls, "download_list", None) or _ours(name).download_list
             failure = fetch_missing(root, entries, name)
             if failure:
                 path = next((os.path.join(root, folder) for folder, _, _ in _ours(name).download_list
