@@ -785,3 +785,52 @@ def test_a_disk_error_outside_the_checkpoints_names_the_file_and_a_fix_that_fits
     assert classify(full) == (2, "no space left on the device writing /data/.digits.tmp-x/mnist/0.png: free space "
                                  "there, then run again")
     assert classify(OSError(errno.EIO, "Input/output error")) is None      # not one a user fixes: a bug report
+
+
+def _tiny_office31(root):
+    """Office-31's layout with two colour images per domain (every domain, so that tllib's class fetches none)."""
+    from PIL import Image
+    for folder in ("amazon", "dslr", "webcam"):
+        lines = []
+        for i, (name, label) in enumerate((("back_pack", 0), ("bike", 1))):
+            relative = f"{folder}/images/{name}/frame_{i:04d}.jpg"
+            os.makedirs(os.path.dirname(os.path.join(root, relative)), exist_ok=True)
+            Image.new("RGB", (32, 32), (40 * i, 90, 200)).save(os.path.join(root, relative))
+            lines.append(f"{relative} {label}\n")
+        os.makedirs(os.path.join(root, "image_list"), exist_ok=True)
+        with open(os.path.join(root, "image_list", folder + ".txt"), "w") as f:
+            f.writelines(lines)
+
+
+def test_a_grey_backbone_on_colour_data_is_named(tmp_path, backend):
+    # tllib's dataset classes decide their own mode: LeNet on Office-31 stopped the first step with a
+    # convolution traceback (exit 1)
+    root = str(tmp_path / "office31")
+    _tiny_office31(root)
+    done = run_script("ila_dann.py", [root, "-d", "Office31", "-s", "A", "-t", "W", "-a", "lenet", "--no-pool",
+                                      "--scratch", "--train-resizing", "res.", "--val-resizing", "res.",
+                                      "--resize-size", "28", "--no-hflip", "--norm-mean", "0.5", "--norm-std", "0.5", "-b", "2",
+                                      "-i", "1", "--epochs", "1",
+                                      "-j", "0", "--samples-per-class", "0", "--k", "1", "--log", tmp_path / "log"],
+                      backend=backend)
+    assert one_error(done, 2) == ("error: -a lenet reads grey (1 channel) images, but -d Office31 -s A gives colour "
+                                  "(3 channels) ones: give -a dtn or a ResNet, or domains in grey (-d Digits: MNIST, "
+                                  "USPS, SVHN grey; MNISTRGB, USPSRGB, SVHNRGB colour)")
+    assert "Epoch: [0]" not in done.stdout
+
+
+def test_class_names_of_labels_a_list_never_uses_come_from_the_other_domain():
+    # ImageNet-R's renditions miss some of its 200 classes; this package names such a label by its number
+    # (tllib's class spells out every name): the target's missing class took its name from the source
+    import types
+    from ila_tllib.engine.data import shared_class_names
+    from ila_tllib.engine.errors import UsageError
+
+    def domain(*names):
+        return types.SimpleNamespace(classes=list(names))
+    assert shared_class_names([domain("n01", "n02", "n03"), domain("n01", "1", "n03")]) == ["n01", "n02", "n03"]
+    assert shared_class_names([domain("0", "cat"), domain("0", "cat")]) == ["0", "cat"]
+    with pytest.raises(UsageError, match=r"label 1: cat / dog"):
+        shared_class_names([domain("n01", "cat"), domain("n01", "dog")])
+    with pytest.raises(UsageError, match="different class lists"):
+        shared_class_names([domain("a", "b"), domain("a", "b", "c")])

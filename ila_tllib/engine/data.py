@@ -17,7 +17,7 @@ from ..sampler import ClassBalancedSampler, RandomBatchSampler
 from ..transforms import draws_nothing_at_random, get_train_transform, get_val_transform
 from .errors import UsageError
 
-__all__ = ["Data", "get_dataset", "cache_images", "with_transform", "random_loader", "balanced_loader",
+__all__ = ["Data", "get_dataset", "shared_class_names", "check_channels", "cache_images", "with_transform", "random_loader", "balanced_loader",
            "eval_loader", "own_generator"]
 
 
@@ -55,10 +55,49 @@ def get_dataset(args) -> Data:
     if args.cache_images:
         for dataset in {id(d): d for d in (source, target, val, test)}.values():
             cache_images(dataset)
-    names = class_names(source)
-    if class_names(target) != names:
-        raise UsageError("source and target domains have different class lists")
+    names = shared_class_names([source, target])
+    check_channels(args, {"-s": (args.source, source), "-t": (args.target, target)})
     return Data(source, target, val, test, len(names), names, val_t)
+
+
+def _parts(dataset):
+    return dataset.datasets if isinstance(dataset, ConcatDataset) else [dataset]
+
+
+def shared_class_names(datasets) -> list:
+    """The class names every domain of ``datasets`` agrees on. A domain names a label its list never uses by
+    the label's number (tllib's ImageNet-R and DomainNet spell out all their names; this package reads them
+    from the lists): there the name another domain gives counts. Raise UsageError when two names differ."""
+    lists = [class_names(part) for dataset in datasets for part in _parts(dataset)]
+    if len({len(names) for names in lists}) > 1:
+        raise UsageError("source and target domains have different class lists")
+    merged = []
+    for label, named in enumerate(zip(*lists)):
+        given = {name for name in named if name != str(label)} or {str(label)}
+        if len(given) > 1:
+            raise UsageError(f"source and target domains have different class lists (label {label}: "
+                             f"{' / '.join(sorted(given))})")
+        merged.append(given.pop())
+    return merged
+
+
+def check_channels(args, domains) -> None:
+    """Exit 2 when the images of a domain have another number of channels than ``-a`` reads (LeNet grey,
+    every other backbone colour): a dataset that decides its own mode (tllib's, and tllib's digits by their
+    name) would stop the first step with a convolution error."""
+    wanted = 1 if image_mode(args.arch) == "L" else 3
+    for flag, (names, dataset) in domains.items():
+        with torch.random.fork_rng(devices=[]):    # a random transform's draw must not move the run's seed
+            python_state = random.getstate()
+            found = dataset[0][0].shape[0]
+            random.setstate(python_state)
+        if found != wanted:
+            kind = {1: "grey (1 channel)", 3: "colour (3 channels)"}
+            fix = "-a lenet" if found == 1 else "-a dtn or a ResNet"
+            raise UsageError(f"-a {args.arch} reads {kind[wanted]} images, but -d {args.data} {flag} "
+                             f"{' '.join(names)} gives {kind.get(found, f'{found}-channel')} ones: give {fix}, or "
+                             f"domains in {kind[wanted].split()[0]} (-d Digits: MNIST, USPS, SVHN grey; MNISTRGB, "
+                             f"USPSRGB, SVHNRGB colour)")
 
 
 def cache_images(dataset):
