@@ -1028,6 +1028,22 @@ def test_image_folder_follows_links_but_not_back_up_its_tree(tmp_path):
     assert found == [("src/a/more/z.png", 0), ("src/a/x.png", 0), ("src/b/y.png", 1)]
 
 
+def test_image_folder_does_not_take_a_sibling_class_through_a_link(tmp_path):
+    # a link in class b to class a's folder (or to one of a's images) gave b a's images as its own
+    root = tmp_path / "folders"
+    _image(str(root / "src" / "a" / "x.png"))
+    _image(str(root / "src" / "a" / "deep" / "w.png"))
+    _image(str(root / "src" / "b" / "y.png"))
+    _image(str(tmp_path / "elsewhere" / "z.png"))
+    os.symlink(str(root / "src" / "a"), str(root / "src" / "b" / "link_to_a"))
+    os.symlink(str(root / "src" / "a" / "deep"), str(root / "src" / "b" / "link_into_a"))
+    os.symlink(str(root / "src" / "a" / "x.png"), str(root / "src" / "b" / "x_of_a.png"))
+    os.symlink(str(tmp_path / "elsewhere" / "z.png"), str(root / "src" / "b" / "z.png"))    # outside: kept
+    ds = D.ImageFolderDomains(str(root), "src")
+    found = sorted((os.path.relpath(path, str(root)), label) for path, label in ds.samples)
+    assert found == [("src/a/deep/w.png", 0), ("src/a/x.png", 0), ("src/b/y.png", 1), ("src/b/z.png", 1)]
+
+
 @pytest.mark.parametrize("limit", ["0", "-3"])
 def test_offline_digits_export_names_a_bad_limit_by_its_flag(tmp_path, limit, capsys):
     with pytest.raises(SystemExit) as stop:

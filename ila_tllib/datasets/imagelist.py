@@ -429,25 +429,33 @@ class ImageFolderDomains(ImageList):
 
     def _scan(self, domain_dir: str) -> List[Tuple[str, int]]:
         samples = []
+        class_tops = {name: os.path.realpath(os.path.join(domain_dir, name)) for name in self.classes}
         for name in self.classes:
             class_dir = os.path.join(domain_dir, name)
             if not os.path.isdir(class_dir):
                 continue
-            top = os.path.realpath(class_dir)
+            top = class_tops[name]
+            others = [other + os.sep for other_name, other in class_tops.items()
+                      if other_name != name and not (top + os.sep).startswith(other + os.sep)]
+
+            def in_another_class(path):
+                return any((path + os.sep).startswith(other) for other in others)
             walked = {top}
             for dirpath, dirnames, filenames in os.walk(class_dir, followlinks=True):
-                # a link back up the tree or to a folder already walked would repeat images, or take
-                # another class's images as this one's
+                # a link back up the tree or to a folder already walked would repeat images, and one into
+                # another class's folder would take its images as this class's
                 kept = []
                 for sub in sorted(d for d in dirnames if not d.startswith(".")):
                     real = os.path.realpath(os.path.join(dirpath, sub))
-                    if real not in walked and not top.startswith(real + os.sep):
+                    if real not in walked and not top.startswith(real + os.sep) and not in_another_class(real):
                         walked.add(real)
                         kept.append(sub)
                 dirnames[:] = kept
                 for filename in sorted(filenames):
-                    if _is_image_file(filename):
-                        samples.append((os.path.join(dirpath, filename), self.class_to_idx[name]))
+                    path = os.path.join(dirpath, filename)
+                    if _is_image_file(filename) and not (os.path.islink(path) and
+                                                         in_another_class(os.path.realpath(path))):
+                        samples.append((path, self.class_to_idx[name]))
         return samples
 
     @classmethod
