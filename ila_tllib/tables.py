@@ -20,7 +20,8 @@ Runs that differ only in ``--seed`` are averaged (mean ± std); ``Avg`` averages
 every task ran the same seeds (its ± is then the spread of one seed's average), else gives the mean of the
 tasks' means alone. A folder may hold runs of several seeds (tllib's layout, looped over seeds) and of
 several recipes (a baseline logged into ILA-DA's folder); of one seed and recipe (method, task, and every
-flag both logs have that would split rows), its newest finished log is the run. A damaged result or
+flag both logs have that would split rows; a resumed run's log continues the folder's run of its method and
+task, whatever flags the resume changed), its newest finished log is the run. A damaged result or
 Namespace line in a finished run's log is an error naming the file (exit 2), as are folders without any
 finished run. A log copied into another folder is the same run, counted once;
 a seed with several runs (in two folders, or tllib's run and ours of one recipe) counts once, at their mean,
@@ -99,8 +100,8 @@ def _start_weights(args: dict, ours: bool) -> Optional[str]:
 
 class Run:
     def __init__(self, args: dict, acc: float, path: str, logged_method: Optional[str] = None,
-                 flags_over_the_run: Optional[str] = None):
-        self.acc, self.path, self.logged_method = acc, path, logged_method
+                 flags_over_the_run: Optional[str] = None, resumed: bool = False):
+        self.acc, self.path, self.logged_method, self.resumed = acc, path, logged_method, resumed
         # a resume with other values: the values each changed flag had (the Namespace gives the last ones)
         self.flags_over_the_run = flags_over_the_run
         self.ours = "ila_trade_off" in args
@@ -180,6 +181,9 @@ class LogError(ValueError):
     """A finished run's log that cannot be read right (damaged or cut short): named, never left out unseen."""
 
 
+#: how a resumed run's log says so (engine.run prints it)
+RESUMED_PREFIX = "=> resumed from "
+
 #: the result line as both tllib's scripts and ours print it ("{:3.1f}"), whole: a line cut short is damage
 _RESULT = re.compile(r"test_acc1 = +([0-9]+\.[0-9])\n")
 
@@ -187,7 +191,7 @@ _RESULT = re.compile(r"test_acc1 = +([0-9]+\.[0-9])\n")
 def read_run(path: str) -> Optional[Run]:
     """One training log → a Run, or None when it holds no finished run; :class:`LogError` when its
     ``test_acc1`` line or, in a finished run's log, its ``Namespace`` line is damaged."""
-    args, acc, method, flags_over_the_run, damaged = None, None, None, None, None
+    args, acc, method, flags_over_the_run, damaged, resumed = None, None, None, None, None, False
     with open(path, encoding="utf-8", errors="replace") as f:
         for line in f:
             if args is None and damaged is None and line.startswith("Namespace("):
@@ -200,6 +204,7 @@ def read_run(path: str) -> Optional[Run]:
                 method = found.group(1)
             if line.startswith(HISTORY_PREFIX):
                 flags_over_the_run = line[len(HISTORY_PREFIX):].strip()
+            resumed = resumed or line.startswith(RESUMED_PREFIX)
             if line.startswith("test_acc1 ="):
                 whole = _RESULT.fullmatch(line)
                 if whole is None:
@@ -217,7 +222,7 @@ def read_run(path: str) -> Optional[Run]:
         # row instead of being averaged with the older runs. Those are flags of ILA's term: with it off they
         # change nothing, and a baseline's log without them joins the baselines' row that has them
         args = with_flags_added_later(args)
-    return Run(args, acc, path, method, flags_over_the_run)
+    return Run(args, acc, path, method, flags_over_the_run, resumed)
 
 
 def missing_folders(log_dirs: List[str]) -> str:
@@ -256,12 +261,14 @@ def collect(log_dirs: List[str]) -> List[Run]:
     return runs
 
 
-def _same_recipe(a: Run, b: Run) -> bool:
-    """Whether two logs of one folder and seed ran one recipe: the same method and task, and the same value of
-    every flag both logs have that would split a table's rows."""
-    shared = (set(a.args) & set(b.args)) - IGNORED
-    return a.method == b.method and a.task_key == b.task_key and \
-        all(comparable(a.args[k]) == comparable(b.args[k]) for k in shared)
+def _same_recipe(earlier: Run, later: Run) -> bool:
+    """Whether a later log of one folder and seed ran the earlier one's recipe: the same method and task, and,
+    unless the later one resumed the folder's run (whose flags a resume may change), the same value of every
+    flag both logs have that would split a table's rows."""
+    if earlier.method != later.method or earlier.task_key != later.task_key:
+        return False
+    shared = (set(earlier.args) & set(later.args)) - IGNORED
+    return later.resumed or all(comparable(earlier.args[k]) == comparable(later.args[k]) for k in shared)
 
 
 def seed_values(runs: List[Run], names: Dict[int, str], task_of: Dict[int, str]) -> Dict[tuple, List[Run]]:

@@ -532,6 +532,13 @@ def test_a_baseline_logged_into_ila_das_folder_is_a_run_of_its_own(tmp_path):
     runs = collect([str(tmp_path)])
     assert sorted((run.method, run.acc) for run in runs) == [("CDAN", 88.0), ("ILA-DA+CDAN", 91.0)]
     assert "| ILA-DA+CDAN | CDAN | +3.0 (+3.0 .. +3.0) | +3.0 | 1/1 (100%) |" in format_paired_table(runs)
+    # ILA-DA's run resumed with other values of the flags a resume may change continues that run: one run
+    longer = parse(["data/office31", "-s", "A", "-t", "W", "--seed", "0", "--log", log, "--epochs", "30",
+                    "--lr", "0.005", "--resume"])
+    _write_log(log, longer, 93.0, stamp="2024-03-04-10_00_00", method="cdan",
+               history="--epochs 20 -> 30 at epoch 20, --lr 0.01 -> 0.005 at epoch 20")
+    runs = collect([str(tmp_path)])
+    assert sorted((run.method, run.acc) for run in runs) == [("CDAN", 88.0), ("ILA-DA+CDAN", 93.0)]
 
 
 @pytest.mark.parametrize("damage", ["cut", "two_points", "namespace"])
