@@ -685,3 +685,30 @@ def test_a_non_finite_adaptation_term_is_named_the_transfer_loss():
     batch = toy_batch(None, 4, 4)
     with pytest.raises(DivergenceError, match=r"^the transfer loss became nan at iteration 7; training stopped"):
         trainer.losses(batch._replace(inputs=batch.inputs.float()), 7)
+
+
+class _WorkerSignalMask(torch.utils.data.Dataset):
+    """Each item: whether SIGINT is blocked in the process that loads it."""
+
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, index):
+        import signal
+        return torch.tensor(signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, []))
+
+
+def test_loader_workers_start_with_ctrl_c_held_back():
+    # a Ctrl-C landing while DataLoader workers forked killed one mid-start (exit 1, "worker exited
+    # unexpectedly") or was lost in the fork's handlers (the run went on): the engine's loaders start their
+    # workers with SIGINT blocked, which the workers keep; the main process takes it once they have started
+    import signal
+    from ila_tllib.engine.data import Loader
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    assert signal.SIGINT not in before
+    assert [bool(b) for b in Loader(_WorkerSignalMask(), batch_size=1, num_workers=1)] == [True, True]
+    assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == before          # the main process's mask is back
+    # with no workers nothing is held back; a plain DataLoader's workers take Ctrl-C (what the engine avoids)
+    assert [bool(b) for b in Loader(_WorkerSignalMask(), batch_size=1, num_workers=0)] == [False, False]
+    assert [bool(b) for b in torch.utils.data.DataLoader(_WorkerSignalMask(), batch_size=1, num_workers=1)] == \
+        [False, False]

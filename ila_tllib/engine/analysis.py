@@ -9,7 +9,7 @@ from ..checkpoint import write_named_atomic
 from ..datasets import read_labels
 from ..figures import plot_affinity
 from ..sampler import ClassBalancedSampler
-from .data import own_generator, with_transform
+from .data import Loader, own_generator, with_transform
 from .errors import UsageError
 from .ila_term import build_ila_loss
 
@@ -34,9 +34,9 @@ def analyse(classifier, method, data, args, device, log_dir):
     # as tllib: every full batch of both training sets, shuffled, with the training transform, so that
     # t-SNE and the A-distance compare with its published analysis
     source_feature, target_feature = (
-        backend.collect_feature(DataLoader(dataset, batch_size=args.batch_size, shuffle=True,
-                                   drop_last=len(dataset) >= args.batch_size,   # a small set still gives one batch
-                                   num_workers=args.workers, generator=own_generator(args.seed or 0)),
+        backend.collect_feature(Loader(dataset, batch_size=args.batch_size, shuffle=True,
+                                       drop_last=len(dataset) >= args.batch_size,   # a small set still gives one batch
+                                       num_workers=args.workers, generator=own_generator(args.seed or 0)),
                         features, device)
         for dataset in (data.train_source, data.train_target))
     tsne_file = os.path.join(log_dir, 'visualize', 'TSNE.pdf')

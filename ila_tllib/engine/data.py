@@ -3,6 +3,8 @@ the seeded, resumable, shardable loaders that draw from them."""
 import copy
 import functools
 import random
+import signal
+import threading
 from typing import NamedTuple
 
 import numpy as np
@@ -17,7 +19,7 @@ from ..sampler import ClassBalancedSampler, RandomBatchSampler
 from ..transforms import draws_nothing_at_random, get_train_transform, get_val_transform
 from .errors import UsageError
 
-__all__ = ["Data", "get_dataset", "shared_class_names", "check_channels", "cache_images", "with_transform", "random_loader", "balanced_loader",
+__all__ = ["Data", "Loader", "get_dataset", "shared_class_names", "check_channels", "cache_images", "with_transform", "random_loader", "balanced_loader",
            "eval_loader", "own_generator"]
 
 
@@ -175,14 +177,31 @@ def balanced_loader(dataset, samples_per_class, classes_per_batch, num_classes, 
     return _training_loader(dataset, sampler, workers, seed)
 
 
+class Loader(DataLoader):
+    """A DataLoader whose worker processes start with Ctrl-C held back. A SIGINT that arrived while they
+    forked killed a worker mid-start (the run ended "DataLoader worker exited unexpectedly", exit 1) or was
+    swallowed by the fork's own handlers (the run went on to the end); now the workers never take it (the
+    main process stops them) and the main process takes it once they have started: exit 130 as promised."""
+
+    def __iter__(self):
+        if self.num_workers == 0 or not hasattr(signal, "pthread_sigmask") or \
+                threading.current_thread() is not threading.main_thread():
+            return super().__iter__()
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            return super().__iter__()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)    # a Ctrl-C held back arrives here
+
+
 def _training_loader(dataset, sampler, workers: int, seed: int) -> DataLoader:
     # with worker processes each image's random transform is seeded by its place in the run, so it is the
     # same for any -j >= 1 and after --resume; without workers the transforms draw from the main process's
     # RNG, which --resume restores
     if workers > 0:
         dataset, sampler = SeededSamples(dataset), SeededBatches(sampler, seed)
-    return DataLoader(dataset, batch_sampler=sampler, num_workers=workers, worker_init_fn=_seed_worker,
-                      generator=own_generator(seed))
+    return Loader(dataset, batch_sampler=sampler, num_workers=workers, worker_init_fn=_seed_worker,
+                  generator=own_generator(seed))
 
 
 def eval_loader(dataset, batch_size, workers):
@@ -190,5 +209,5 @@ def eval_loader(dataset, batch_size, workers):
     n = dist_utils.world_size()
     if n > 1:
         dataset = Subset(dataset, list(range(dist_utils.rank(), len(dataset), n)))
-    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
-                      generator=own_generator(0))
+    return Loader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
+                  generator=own_generator(0))
