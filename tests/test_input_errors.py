@@ -88,6 +88,33 @@ def test_log_that_is_a_file(root, tmp_path, capsys):
     assert log.read_text() == "an earlier run's output"
 
 
+@pytest.mark.parametrize("phase", ["train", "test"])
+def test_a_file_where_the_log_keeps_a_folder_is_named_and_nothing_is_left(root, tmp_path, capsys, phase):
+    # a file named visualize in --log: the message said "make it writable" and the run left an empty
+    # checkpoints/ it had made
+    log = tmp_path / "log"
+    log.mkdir()
+    (log / "visualize").write_text("notes")
+    code, err = run_dann(tiny_args(root, log, "--phase", phase), capsys)
+    assert code == 2
+    assert err.strip().splitlines()[-1] == (f"error: --log {log}: {log / 'visualize'} is a file where the run keeps "
+                                            f"a folder; move it away or choose another --log")
+    assert os.listdir(log) == ["visualize"] and (log / "visualize").read_text() == "notes"
+
+
+def test_test_and_analysis_need_no_writable_checkpoints(tmp_path):
+    # they only read best.pth: a checkpoints/ folder that cannot be written (simulated: the probe's name is
+    # taken by a folder, which no one can open for writing) stops training, not a test
+    from ila_tllib.engine.checkpoint import RunDirectory
+    from ila_tllib.engine.errors import UsageError
+    log = tmp_path / "log"
+    (log / "checkpoints" / f".tmp-probe-{os.getpid()}").mkdir(parents=True)
+    for phase in ("test", "analysis"):
+        RunDirectory(str(log), phase, resume=False).open().close()
+    with pytest.raises(UsageError, match="cannot write to --log"):
+        RunDirectory(str(log), "train", resume=False).open()
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--temperature", "0"], "--ila-temperature 0.0 must be positive"),
     (["--mu", "0.01"], "keeps no target of a batch of 8 (it keeps round(mu x -b)): the ILA term would be 0; "

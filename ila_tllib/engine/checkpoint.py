@@ -74,9 +74,11 @@ class RunDirectory:
             self._probe_writable()
         except OSError as e:
             self.close()
+            self.remove_empty_created()
             raise self._unwritable(e) from None
         except BaseException:
             self.close()
+            self.remove_empty_created()
             raise
         self.notes = []
         if removed:
@@ -105,6 +107,12 @@ class RunDirectory:
         where = e.filename or self.root
         if os.path.exists(self.root) and not os.path.isdir(self.root):
             return UsageError(f"--log {self.root} is a file, not a folder; choose another --log")
+        blocking = where
+        while blocking not in (self.root, "") and not os.path.lexists(blocking):
+            blocking = os.path.dirname(blocking)
+        if blocking != self.root and os.path.lexists(blocking) and not os.path.isdir(blocking):
+            return UsageError(f"--log {self.root}: {blocking} is a file where the run keeps a folder; move it away "
+                              f"or choose another --log")
         return UsageError(f"cannot write to --log {self.root}: {where}: {e.strerror or e}; "
                           f"make it writable or choose another --log")
 
@@ -143,7 +151,7 @@ class RunDirectory:
 
     def _remove_stale_temporaries(self) -> int:
         # under the lock no live run writes here, so every temporary file is a killed write's
-        stale = [p for folder in (self.checkpoints, self.visualize) for p in glob.glob(os.path.join(folder, ".tmp-*"))]
+        stale = [p for folder in self._written_folders() for p in glob.glob(os.path.join(folder, ".tmp-*"))]
         for path in stale:
             os.remove(path)
         return len(stale)
@@ -174,9 +182,13 @@ class RunDirectory:
                 shutil.move(os.path.join(self.visualize, name), os.path.join(target, "visualize", name))
         return target, stayed, bool(figures)
 
+    def _written_folders(self):
+        """The folders this phase writes files into: test and analysis only read the checkpoints."""
+        return (self.checkpoints, self.visualize) if self.phase == "train" else (self.visualize,)
+
     def _probe_writable(self):
         # found now, not after an epoch of training
-        for folder in (self.checkpoints, self.visualize):
+        for folder in self._written_folders():
             probe = os.path.join(folder, f".tmp-probe-{os.getpid()}")
             try:
                 with open(probe, "wb") as f:
