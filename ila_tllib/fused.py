@@ -27,6 +27,7 @@ from typing import Optional
 import torch
 import torch.nn as nn
 
+from .autograd import first_order_only
 from .affinity import AffinityMiner, affinity_matrix, kept_count
 from .losses import MultiSampleContrastiveLoss
 from .pseudo_labels import KNNPseudoLabeller
@@ -206,6 +207,7 @@ class _FusedILA(torch.autograd.Function):
         return loss.to(out_dtype), labels, ratio, keep_mask, minus_anchors
 
     @staticmethod
+    @first_order_only
     def backward(ctx, grad, *unused):
         if grad is None:
             return (None,) * 9

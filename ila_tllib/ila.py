@@ -91,7 +91,8 @@ class ILALoss(nn.Module):
             taken. Needs ``num_classes``. Default: 0 (the current batch only, as the paper)
         bank_anchors (bool): with a source bank, the loss contrasts the bank's features too: they join the
             sources of Eq. 4–5 after the batch's, with their affinity rows, as constants (their gradient
-            reaches the targets only). ``affinity`` and ``num_anchors`` still cover the batch's sources.
+            reaches the targets only). The bank keeps the features that decide: with ``mining_features``,
+            those (of ``f_t``'s width). ``affinity`` and ``num_anchors`` still cover the batch's sources.
             Default: ``False``
         detach_source (bool): the loss treats ``f_s`` as constants, so that its gradient reaches the target
             features only (the values and decisions are unchanged; an ablation). Default: ``False``
@@ -156,9 +157,19 @@ class ILALoss(nn.Module):
         if logits_t is not None and (logits_t.dim() != 2 or logits_t.shape[0] != f_t.shape[0]):
             raise ValueError(f"logits_t must hold one row of class scores per target, shape ({f_t.shape[0]}, C), "
                              f"got {tuple(logits_t.shape)}")
-        if mining_features is not None and tuple(g.shape[0] for g in mining_features) != (len(f_s), len(f_t)):
-            raise ValueError(f"mining_features must hold {len(f_s)} source and {len(f_t)} target rows, got "
-                             f"{tuple(tuple(g.shape) for g in mining_features)}")
+        if logits_t is not None and num_classes is not None and logits_t.shape[1] != num_classes:
+            raise ValueError(f"logits_t has {logits_t.shape[1]} class scores per target, num_classes is "
+                             f"{num_classes}: give the classifier's logits for the same classes")
+        if mining_features is not None:
+            shapes = tuple(tuple(g.shape) for g in mining_features)
+            if tuple(g.shape[0] for g in mining_features) != (len(f_s), len(f_t)) or \
+                    any(g.dim() != 2 for g in mining_features) or shapes[0][1:] != shapes[1][1:]:
+                raise ValueError(f"mining_features must be ({len(f_s)}, D') source and ({len(f_t)}, D') target "
+                                 f"features of one width D', got {shapes}")
+            if self.bank_anchors and shapes[0][1] != f_s.shape[1]:
+                raise ValueError(f"bank_anchors contrasts the bank's features with f_t, and the bank keeps the "
+                                 f"features that decide: mining_features of width {shapes[0][1]} cannot meet f_t "
+                                 f"of width {f_s.shape[1]}; give mining features of f_t's width, or no bank_anchors")
         if self.detach_source:
             f_s = f_s.detach()
         settings = fused_settings(self.similarity, self.miner, self.metric_loss) if self.fused else None

@@ -9,6 +9,7 @@ that still belongs to the graph (so ``backward`` works and nothing turns NaN).
 import torch
 import torch.nn as nn
 
+from .autograd import first_order_only
 from .parts import build_part
 
 __all__ = ["MultiSampleContrastiveLoss", "PushOnlyMSCLoss", "PullOnlyMSCLoss", "AffinityTripletLoss",
@@ -130,6 +131,7 @@ class _PerSourceMSC(torch.autograd.Function):
         return torch.where(rows, log_all - log_pos, 0.0)
 
     @staticmethod
+    @first_order_only
     def backward(ctx, grad):
         e, sums, rows = ctx.saved_tensors
         softmax_all, softmax_pos = e / sums.unsqueeze(2)

@@ -9,6 +9,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .autograd import first_order_only
 from .parts import build_part
 
 __all__ = ["InverseEuclideanSimilarity", "CosineSimilarity", "CenteredCosineSimilarity", "get_similarity",
@@ -22,7 +23,10 @@ class InverseEuclideanSimilarity(nn.Module):
         \phi(a, b) = \frac{1}{1 + \lVert a - b \rVert_2}
 
     Its range is :math:`(0, 1]`, with 1 for identical features. It is computed in at least float32, whatever
-    the inputs' precision or autocast (the output has that type).
+    the inputs' precision or autocast (the output has that type), from one matrix product
+    (:math:`d^2 = \lVert a\rVert^2 + \lVert b\rVert^2 - 2 a^\top b`): in float32 a distance below about
+    :math:`10^{-3}` of the features' norm is rounding noise (identical features of norm 32 may give 0.98,
+    not 1); pass float64 features where such near-duplicates matter.
 
     Inputs:
         - a (tensor): features of shape :math:`(N, D)`
@@ -65,6 +69,7 @@ class _InverseEuclidean(torch.autograd.Function):
         return phi
 
     @staticmethod
+    @first_order_only
     def backward(ctx, grad):
         a, b, distance, phi = ctx.saved_tensors
         # w_ij = dL/dd_ij / d_ij; then dL/da_i = sum_j w_ij (a_i - b_j), dL/db_j = sum_i w_ij (b_j - a_i)

@@ -513,3 +513,34 @@ def test_source_labels_are_checked_alike_on_both_paths(fused):
     expected = ila(f_s, y_s, f_t, num_classes=3)
     for dtype in (torch.int8, torch.int16, torch.int32):
         assert ila(f_s, y_s.to(dtype), f_t, num_classes=3).item() == expected.item()
+
+
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("similarity", ["inverse_euclidean", "cosine"])
+def test_a_second_derivative_raises_instead_of_coming_out_wrong(fused, similarity):
+    # the hand-written backwards returned gradients that a second differentiation took as constants: a
+    # gradient penalty through the loss came out silently wrong (checked against autograd through cdist)
+    torch.manual_seed(0)
+    f_s = torch.randn(6, 3, dtype=torch.float64, requires_grad=True)
+    f_t = torch.randn(5, 3, dtype=torch.float64, requires_grad=True)
+    y_s = torch.arange(3).repeat(2)
+    loss = ILALoss(k=3, mu=1.0, similarity=similarity, fused=fused)
+    with pytest.raises(RuntimeError, match="no second derivative"):
+        torch.autograd.grad(loss(f_s, y_s, f_t), f_s, create_graph=True)
+    first, = torch.autograd.grad(loss(f_s, y_s, f_t), f_s)       # the first derivative as before
+    assert torch.isfinite(first).all() and first.abs().sum() > 0
+
+
+def test_mining_features_and_logits_of_the_wrong_width_are_named():
+    torch.manual_seed(0)
+    f_s, f_t, y_s = torch.randn(6, 4), torch.randn(8, 4), torch.arange(3).repeat(2)
+    with pytest.raises(ValueError, match="of one width D'"):
+        ILALoss(k=3)(f_s, y_s, f_t, mining_features=(torch.randn(6, 7), torch.randn(8, 5)))
+    # the bank keeps the deciding features; bank anchors contrast them with f_t, so widths must meet
+    wide = (torch.randn(6, 7), torch.randn(8, 7))
+    with pytest.raises(ValueError, match="mining_features of width 7 cannot meet f_t of width 4"):
+        ILALoss(k=3, source_bank=2, bank_anchors=True)(f_s, y_s, f_t, num_classes=3, mining_features=wide)
+    ILALoss(k=3, source_bank=2)(f_s, y_s, f_t, num_classes=3, mining_features=wide)     # without anchors: fine
+    for labeller in ("classifier", "consensus"):
+        with pytest.raises(ValueError, match="logits_t has 2 class scores per target, num_classes is 3"):
+            ILALoss(k=3, pseudo_labeller=labeller)(f_s, y_s, f_t, logits_t=torch.randn(8, 2), num_classes=3)
