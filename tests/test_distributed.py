@@ -367,3 +367,25 @@ def test_sampler_ranks_split_a_class_balanced_global_batch(classes_per_batch):
         seen1 = [i for b in per_rank[1] for i in b]
         assert not set(seen0) & set(seen1)
         assert len(set(seen0 + seen1)) == len(seen0 + seen1) == len(labels)
+
+
+@pytest.mark.parametrize("rank, said", [(0, "interrupted: resume.pth holds the last finished epoch\n"), (1, "")])
+def test_another_process_s_ctrl_c_is_reported_as_an_interrupt_not_an_error(tmp_path, rank, said):
+    # a terminal's Ctrl-C reaches every process; when process 1 took it first, process 0's watch ended the
+    # run with "error: process 1 stopped: interrupted" and without the line that says what --resume continues
+    import subprocess
+    import sys
+    import textwrap
+    script = textwrap.dedent(f"""
+        import sys, time
+        import torch.distributed as dist
+        from ila_tllib.engine.peers import PeerWatch
+        watching = PeerWatch(dist.FileStore(sys.argv[1], 2), {rank})
+        if {rank} == 0:
+            watching.describe_interrupt = lambda: "interrupted: resume.pth holds the last finished epoch"
+        PeerWatch(dist.FileStore(sys.argv[1], 2), {1 - rank}).stopping(130, "interrupted")
+        time.sleep(30)
+    """)
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "store")], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 130 and done.stderr == said, done.stderr

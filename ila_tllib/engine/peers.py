@@ -22,7 +22,7 @@ import torch
 import torch.distributed as dist
 
 from .. import distributed as dist_utils
-from .errors import PeerStopped, UsageError
+from .errors import EXIT_INTERRUPTED, PeerStopped, UsageError
 
 __all__ = ["PeerWatch", "agree", "main_process_first"]
 
@@ -48,6 +48,9 @@ class PeerWatch:
         self._settled = False              # this process's end is decided
         self._code: Optional[int] = None   # ...and the exit code it ends with, when it stops on an error
         self._stop = threading.Event()
+        #: the line to print when another process stopped on Ctrl-C (process 0's ``interrupted: ...``); None:
+        #: print nothing then (torchrun reports the interrupt), as for this process's own Ctrl-C
+        self.describe_interrupt: Optional[Callable[[], str]] = None
         try:
             self._previous_handler = signal.signal(signal.SIGTERM, self._terminated)
         except ValueError:   # not the main thread: no handler of our own
@@ -89,7 +92,10 @@ class PeerWatch:
             return True
 
     def _report_and_exit(self, stopped: PeerStopped):
-        print(f"error: {stopped}", file=sys.stderr)
+        if stopped.code != EXIT_INTERRUPTED:
+            print(f"error: {stopped}", file=sys.stderr)
+        elif self.describe_interrupt is not None:   # an interrupt is not an error: said as this process's own
+            print(self.describe_interrupt(), file=sys.stderr)
         for stream in (sys.stdout, sys.stderr):
             stream.flush()
         os._exit(stopped.code)

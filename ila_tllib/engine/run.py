@@ -62,6 +62,10 @@ def run(args, method: Method) -> int:
         check_args(args, method)
         device = init_distributed()
         peers = PeerWatch.start()
+        if peers is not None and dist_utils.is_main_process():
+            # a terminal's Ctrl-C reaches every process: whichever takes it first, process 0 says what
+            # --resume continues from (read when it happens: the folder is claimed below)
+            peers.describe_interrupt = lambda: interrupted_line(args, directory)
         directory, output = _claim(args, peers)
         _run(args, method, device, directory, peers)
         if dist_utils.is_distributed() and args.phase != 'analysis':
@@ -71,7 +75,7 @@ def run(args, method: Method) -> int:
         return EXIT_OK
     except KeyboardInterrupt:
         if dist_utils.is_main_process():   # under torchrun, torchrun reports the interrupt as well
-            print(f"interrupted: {interrupted_state(args, directory)}", file=sys.stderr)
+            print(interrupted_line(args, directory), file=sys.stderr)
         if peers is not None:
             peers.stopping(EXIT_INTERRUPTED, "interrupted")
         return EXIT_INTERRUPTED
@@ -86,6 +90,10 @@ def run(args, method: Method) -> int:
                                   f"{dist_utils.rank()}'s output)")
             raise
         code, message = found
+        if code == EXIT_INTERRUPTED:       # another process's Ctrl-C ended the collective this one was in
+            if dist_utils.is_main_process():
+                print(interrupted_line(args, directory), file=sys.stderr)
+            return code
         print(f"error: {message}", file=sys.stderr)
         if directory is not None:
             directory.remove_empty_created()
@@ -101,6 +109,10 @@ def run(args, method: Method) -> int:
             directory.close()
         if dist_utils.is_distributed():
             dist.destroy_process_group()
+
+
+def interrupted_line(args, directory: Optional[RunDirectory]) -> str:
+    return f"interrupted: {interrupted_state(args, directory)}"
 
 
 def interrupted_state(args, directory: Optional[RunDirectory]) -> str:
