@@ -151,10 +151,17 @@ class RunDirectory:
 
     def _remove_stale_temporaries(self) -> int:
         # under the lock no live run writes here, so every temporary file is a killed write's
-        stale = [p for folder in self._written_folders() for p in glob.glob(os.path.join(folder, ".tmp-*"))]
-        for path in stale:
-            os.remove(path)
-        return len(stale)
+        removed = 0
+        for folder in (self.checkpoints, self.visualize):
+            for path in glob.glob(os.path.join(folder, ".tmp-*")):
+                try:
+                    os.remove(path)
+                    removed += 1
+                except OSError:
+                    if folder in self._written_folders():
+                        raise
+                    # a folder this phase only reads (test, analysis: checkpoints/) may be read-only
+        return removed
 
     def _move_finished_aside(self, kept: Dict[str, str]) -> Tuple[Optional[str], List[str], bool]:
         found = [self.path(name) for name in CHECKPOINTS if os.path.exists(self.path(name))]
