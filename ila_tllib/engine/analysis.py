@@ -56,7 +56,10 @@ def analyse(classifier, method, data, args, device, log_dir):
         raise UsageError(f"cannot draw a class-balanced batch for the affinity figure: {e}") from None
     x_s, y_s = next(iter(DataLoader(source, batch_sampler=sampler)))[:2]
     n_t = min(len(data.val), max(x_s.shape[0], 2))
-    x_t, y_t = next(iter(DataLoader(data.val, batch_size=n_t, shuffle=True)))[:2]
+    # its own generator: the A-distance before it drew from the global one, and tllib's draws other numbers
+    # than ours, so the figure would depend on the backend
+    x_t, y_t = next(iter(DataLoader(data.val, batch_size=n_t, shuffle=True,
+                                    generator=own_generator(args.seed or 0))))[:2]
     ila = batch_affinity(classifier, method, args, x_s.to(device), y_s.to(device), x_t.to(device), data.num_classes)
     figure = os.path.join(log_dir, 'visualize', 'affinity.png')
     plot_affinity(y_s, y_t, ila.pseudo_labels.cpu(), ila.kept.cpu(), figure)
