@@ -19,8 +19,8 @@ from ..sampler import ClassBalancedSampler, RandomBatchSampler
 from ..transforms import draws_nothing_at_random, get_train_transform, get_val_transform
 from .errors import UsageError
 
-__all__ = ["Data", "Loader", "get_dataset", "shared_class_names", "check_channels", "cache_images", "with_transform", "random_loader", "balanced_loader",
-           "eval_loader", "own_generator"]
+__all__ = ["Data", "Loader", "get_dataset", "shared_class_names", "check_channels", "cache_images", "with_transform",
+           "random_loader", "balanced_loader", "eval_loader", "own_generator"]
 
 
 class Data(NamedTuple):
@@ -106,8 +106,7 @@ def cache_images(dataset):
     """--cache-images for ImageList-style datasets: each image is decoded once; when the transform draws
     nothing at random (e.g. res. resizing without flips, as for digits) it is also transformed once.
     The samples are the same, only faster. ``image_loader`` keeps the plain loader for other transforms."""
-    parts = dataset.datasets if isinstance(dataset, ConcatDataset) else [dataset]
-    for part in parts:
+    for part in _parts(dataset):
         if not callable(getattr(part, 'loader', None)):
             continue
         part.image_loader = part.loader
