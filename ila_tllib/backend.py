@@ -3,7 +3,9 @@
 Everything else in ``ila_tllib`` and its scripts takes the shared pieces from here, so one place
 decides, from one table (:data:`PIECES`: name → tllib module and attribute; the standalone piece has
 the same name). The table includes the datasets of tllib's adaptation scripts: ``-d Office31`` is
-tllib's ``Office31`` (download included) when tllib imports, else ours in tllib's layout. Nothing happens at import: the choice is made the first time a piece (or
+tllib's ``Office31`` when tllib imports (its archives fetched from tllib's addresses by
+:mod:`ila_tllib.datasets`, staged, before it reads them), else ours in tllib's layout. Nothing happens at
+import: the choice is made the first time a piece (or
 :data:`BACKEND`, :func:`describe`) is asked for. ``ILA_TLLIB_BACKEND`` then selects:
 
 - ``auto`` (default): tllib if its needed submodules import, else the standalone copies;
@@ -57,7 +59,7 @@ _TLLIB_SOURCES: Dict[str, Tuple[str, Optional[str]]] = {
     "MDDClassifier": ("tllib.alignment.mdd", "ImageClassifier"),
     "BatchSpectralPenalizationLoss": ("tllib.alignment.bsp", "BatchSpectralPenalizationLoss"),
     "BSPClassifier": ("tllib.alignment.bsp", "ImageClassifier"),
-    # the datasets of tllib's adaptation scripts (their download included); -d names map to these
+    # the datasets of tllib's adaptation scripts; -d names map to these
     **{name: ("tllib.vision.datasets." + module, name) for name, module in (
         ("Office31", "office31"), ("OfficeHome", "officehome"), ("VisDA2017", "visda2017"),
         ("DomainNet", "domainnet"), ("OfficeCaltech", "officecaltech"), ("PACS", "pacs"),

@@ -4,8 +4,9 @@ DOMAIN``), :func:`read_labels`, :func:`class_names` and :func:`num_classes`.
 Every name tllib's image-classification adaptation scripts accept is known here:
 
 - tllib's adaptation datasets are built as its scripts build them; their class comes from
-  :mod:`ila_tllib.backend` (tllib's own, download included, when tllib imports; else ours, in
-  tllib's layout and from tllib's download sources), so the backend alone decides;
+  :mod:`ila_tllib.backend` (tllib's own when tllib imports, their archives fetched here from the
+  addresses in tllib's classes, staged; else ours, in tllib's layout and from tllib's download sources),
+  so the backend alone decides;
 - tllib's digit classes are the domains of ``-d Digits``, and its single-domain datasets (for
   fine-tuning) end with a message saying so;
 - ``ImageList``, ``ImageFolder``, ``OfflineDigits``, ``Birds31`` and ``TorchvisionDigits`` are
