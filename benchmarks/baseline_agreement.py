@@ -26,7 +26,7 @@ sys.path.insert(0, HERE)   # gain_by_shift and knn_vote_probe, next to this scri
 
 from gain_by_shift import DEFAULT_SETS, RESULTS, METHODS, rows  # noqa: E402
 from knn_vote_probe import ProbeError, target_outputs  # noqa: E402
-from ila_tllib.tables import LogError, collect  # noqa: E402
+from ila_tllib.tables import collect_or_exit  # noqa: E402
 
 #: ILA-DA's mean gain (points) beyond which a task counts as lost or gained
 LOST_BELOW, GAINED_ABOVE = -0.5, 0.5
@@ -76,11 +76,7 @@ def main():
     if missing:
         parser.error(f"not a folder: {', '.join(missing)}; give folders holding finished runs")
     folders = defaultdict(list)
-    try:
-        finished = collect(args.runs)
-    except LogError as e:
-        parser.error(str(e))
-    for run in finished:
+    for run in collect_or_exit(parser, args.runs):
         if run.method in METHODS and run.args.get("seed") in args.seeds:
             run_dir = os.path.dirname(run.path)
             if os.path.isfile(os.path.join(run_dir, "checkpoints", "latest.pth")):

@@ -19,7 +19,7 @@ from collections import defaultdict
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from ila_tllib.tables import LogError, collect, missing_folders, row_names  # noqa: E402
+from ila_tllib.tables import collect_or_exit, missing_folders, row_names  # noqa: E402
 
 # n/a: no batch of the epoch gave the value (e.g. no kept target)
 PATTERN = re.compile(r"pseudo-label precision ([\d.]+%|n/a) kept / ([\d.]+%|n/a) all, ratio AUC ([\d.]+|n/a), "
@@ -77,10 +77,7 @@ def main():
     if missing:
         parser.error(missing)
     groups = defaultdict(list)
-    try:
-        runs = collect(args.logdirs)
-    except LogError as e:
-        parser.error(str(e))
+    runs = collect_or_exit(parser, args.logdirs)
     names = row_names(runs)         # the tables' rows: runs of other flags (an ablation) are not pooled
     for run in runs:
         rows = epochs(run.path)

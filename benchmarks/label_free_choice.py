@@ -27,7 +27,7 @@ sys.path.insert(0, HERE)   # gain_by_shift and knn_vote_probe, next to this scri
 from gain_by_shift import METHODS, epoch_accuracy, tasks_below  # noqa: E402
 from knn_vote_probe import ProbeError, target_outputs  # noqa: E402
 from ila_tllib.selection import SCORES, better_of  # noqa: E402
-from ila_tllib.tables import LogError, collect  # noqa: E402
+from ila_tllib.tables import collect_or_exit  # noqa: E402
 
 #: a task whose kept weights end further than this below the baseline (points) is listed as lost
 WORST = -0.5
@@ -90,11 +90,7 @@ def main():
     if missing:
         parser.error(f"not a folder: {', '.join(missing)}; give folders holding finished runs")
     runs = {}
-    try:
-        finished = collect(args.runs)
-    except LogError as e:
-        parser.error(str(e))
-    for run in finished:
+    for run in collect_or_exit(parser, args.runs):
         if run.args.get("seed") in args.seeds and \
                 os.path.isfile(os.path.join(os.path.dirname(run.path), "checkpoints", "latest.pth")):
             runs[(run.method, run.task, run.args["seed"])] = run

@@ -18,7 +18,7 @@ from collections import defaultdict
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from ila_tllib.tables import LogError, average_gain, collect, missing_folders  # noqa: E402
+from ila_tllib.tables import average_gain, collect_or_exit, missing_folders  # noqa: E402
 
 
 def by_key(runs, parser):
@@ -47,10 +47,8 @@ def main():
     missing = missing_folders([args.variant] + args.more + args.default)
     if missing:
         parser.error(missing)
-    try:
-        variant_runs, default_runs = collect([args.variant] + args.more), collect(args.default)
-    except LogError as e:
-        parser.error(str(e))
+    variant_runs = collect_or_exit(parser, [args.variant] + args.more)
+    default_runs = collect_or_exit(parser, args.default)
     same = {os.path.realpath(r.path) for r in variant_runs} & {os.path.realpath(r.path) for r in default_runs}
     if same:
         parser.error(f"the variant's and the default's folders hold the same runs (e.g. {sorted(same)[0]}); give "

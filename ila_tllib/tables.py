@@ -49,7 +49,7 @@ from typing import Dict, List, Optional, Tuple
 from .logged_flags import (HISTORY_PREFIX, TLLIB_RESNETS, is_ila_term_flag,   # not torch: reading logs never needs it
                            with_flags_added_later)
 
-__all__ = ["Run", "LogError", "read_run", "collect", "seed_values", "seed_acc", "missing_folders", "comparable", "row_names", "task_labels", "format_table",
+__all__ = ["Run", "LogError", "read_run", "collect", "collect_or_exit", "seed_values", "seed_acc", "missing_folders", "comparable", "row_names", "task_labels", "format_table",
            "format_paired_table", "main", "TLLIB_METHODS", "ORIGIN"]
 
 #: tllib's script (and log folder) names -> the method's name in tllib's tables.
@@ -269,6 +269,14 @@ def _same_recipe(earlier: Run, later: Run) -> bool:
         return False
     shared = (set(earlier.args) & set(later.args)) - IGNORED
     return later.resumed or all(comparable(earlier.args[k]) == comparable(later.args[k]) for k in shared)
+
+
+def collect_or_exit(parser: argparse.ArgumentParser, log_dirs: List[str]) -> List[Run]:
+    """:func:`collect` for a command line: a damaged log ends it through ``parser.error`` (exit 2)."""
+    try:
+        return collect(log_dirs)
+    except LogError as e:
+        parser.error(str(e))
 
 
 def seed_values(runs: List[Run], names: Dict[int, str], task_of: Dict[int, str]) -> Dict[tuple, List[Run]]:
