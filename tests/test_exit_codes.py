@@ -819,6 +819,24 @@ def test_a_grey_backbone_on_colour_data_is_named(tmp_path, backend):
     assert "Epoch: [0]" not in done.stdout
 
 
+def test_every_source_domain_is_checked_for_its_channels():
+    # several sources are one ConcatDataset: only its first domain was looked at, so -s MNIST SVHNRGB with
+    # LeNet trained until the first batch that mixed grey and colour images failed to stack
+    import types
+    import torch
+    from torch.utils.data import ConcatDataset, TensorDataset
+    from ila_tllib.engine.data import check_channels
+    from ila_tllib.engine.errors import UsageError
+
+    def domain(channels):
+        return TensorDataset(torch.zeros(2, channels, 28, 28), torch.zeros(2, dtype=torch.long))
+    args = types.SimpleNamespace(arch="lenet", data="Digits")
+    check_channels(args, {"-s": (["MNIST", "USPS"], ConcatDataset([domain(1), domain(1)]))})
+    with pytest.raises(UsageError, match=r"-d Digits -s SVHNRGB gives colour \(3 channels\) ones: give -a dtn"):
+        check_channels(args, {"-s": (["MNIST", "SVHNRGB"], ConcatDataset([domain(1), domain(3)])),
+                              "-t": (["USPS"], domain(1))})
+
+
 def test_class_names_of_labels_a_list_never_uses_come_from_the_other_domain():
     # ImageNet-R's renditions miss some of its 200 classes; this package names such a label by its number
     # (tllib's class spells out every name): the target's missing class took its name from the source

@@ -89,15 +89,18 @@ def check_channels(args, domains) -> None:
     name) would stop the first step with a convolution error."""
     wanted = 1 if image_mode(args.arch) == "L" else 3
     for flag, (names, dataset) in domains.items():
-        with torch.random.fork_rng(devices=[]):    # a random transform's draw must not move the run's seed
-            python_state = random.getstate()
-            found = dataset[0][0].shape[0]
-            random.setstate(python_state)
-        if found != wanted:
+        # several domains (-s A W) are one ConcatDataset, a part per name: each part decides its own mode
+        for name, part in zip(names, _parts(dataset)):
+            with torch.random.fork_rng(devices=[]):    # a random transform's draw must not move the run's seed
+                python_state = random.getstate()
+                found = part[0][0].shape[0]
+                random.setstate(python_state)
+            if found == wanted:
+                continue
             kind = {1: "grey (1 channel)", 3: "colour (3 channels)"}
             fix = "-a lenet" if found == 1 else "-a dtn or a ResNet"
             raise UsageError(f"-a {args.arch} reads {kind[wanted]} images, but -d {args.data} {flag} "
-                             f"{' '.join(names)} gives {kind.get(found, f'{found}-channel')} ones: give {fix}, or "
+                             f"{name} gives {kind.get(found, f'{found}-channel')} ones: give {fix}, or "
                              f"domains in {kind[wanted].split()[0]} (-d Digits: MNIST, USPS, SVHN grey; MNISTRGB, "
                              f"USPSRGB, SVHNRGB colour)")
 
