@@ -30,7 +30,6 @@ the tasks with target labels; they are not a method. The pairs ahead can only fa
 tie. The rows switched off say ``(off)`` and show no ILA-DA diagnostics.
 """
 import argparse
-import glob
 import os
 import re
 import statistics
@@ -42,7 +41,8 @@ sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)   # ila_diagnostics, next to this script
 
 from ila_diagnostics import epochs  # noqa: E402
-from ila_tllib.tables import collect, missing_folders  # noqa: E402
+from ila_tllib.logged_flags import RESUMED_PREFIX  # noqa: E402
+from ila_tllib.tables import collect, missing_folders, run_epochs  # noqa: E402
 
 RESULTS = os.path.join(HERE, "results")
 # the folders with the runs of the default's no-shrink spectral penalty on the paper's inverse distance, seeds 0-4
@@ -101,36 +101,28 @@ def last_average(path, meter):
 
 
 def _log_epochs(path):
-    """The epoch a log starts at (its ``=> resumed from ...: epoch E`` line; 0 for a run started afresh) and
-    the target accuracy of each epoch it evaluates: its `` * Acc@1`` lines before ``best_acc1`` (the lines
-    after it test the best epoch's weights again)."""
-    start, found = 0, []
+    """Whether a log resumed a run, whether it trained or evaluated, and {epoch: target accuracy} of the
+    epochs it evaluates: its `` * Acc@1`` lines before ``best_acc1`` (the lines after it test the best epoch's
+    weights again), counted from the epoch of its ``=> resumed from ...: epoch E`` line (0 for a fresh start)."""
+    start, resumed, ran, found = 0, False, False, []
     with open(path, encoding="utf-8", errors="replace") as f:
         for line in f:
             if line.startswith("best_acc1"):
                 break
-            resumed = re.match(r"=> resumed from .*: epoch (\d+), iteration", line)
+            ran = ran or line.startswith("Epoch:")
+            again = re.match(re.escape(RESUMED_PREFIX) + r".*: epoch (\d+), iteration", line)
             m = re.match(r" \* Acc@1 +([\d.]+)", line)
-            if resumed:
-                start = int(resumed.group(1))
+            if again:
+                start, resumed = int(again.group(1)), True
             elif m:
                 found.append(float(m.group(1)))
-    return start, found
+    return resumed, ran or bool(found), {start + i: acc for i, acc in enumerate(found)}
 
 
 def epoch_accuracies(path):
-    """The target accuracy of every epoch of the run whose newest log is ``path``, in order. A resumed run's
-    log starts at the epoch it resumed from: the epochs before it come from the earlier logs of its folder
-    (None where none holds them)."""
-    earlier = sorted(glob.glob(os.path.join(os.path.dirname(path), "train-*.txt")))
-    by_epoch = {}
-    for log in earlier[:earlier.index(path) + 1] if path in earlier else [path]:
-        start, found = _log_epochs(log)
-        if start == 0 and not found:
-            continue            # a start that stopped before any epoch (a refused --resume): no run of its own
-        if start == 0:
-            by_epoch = {}       # a run started afresh: the folder's earlier logs are another run's
-        by_epoch.update((start + i, acc) for i, acc in enumerate(found))
+    """The target accuracy of every epoch of the run whose newest log is ``path``, in order (a resumed run's
+    earlier epochs from the earlier logs of its folder; None where none holds them)."""
+    by_epoch = run_epochs(path, _log_epochs)
     return [by_epoch.get(epoch) for epoch in range(max(by_epoch, default=-1) + 1)]
 
 

@@ -9,7 +9,6 @@ precision of the kept targets and of all targets, Γ's AUC (right above wrong ps
 +1 affinities that pair different classes, the targets kept per batch, and the ILA weight applied.
 """
 import argparse
-import glob
 import os
 import re
 import statistics
@@ -19,7 +18,8 @@ from collections import defaultdict
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from ila_tllib.tables import collect_or_exit, missing_folders, row_names  # noqa: E402
+from ila_tllib.logged_flags import RESUMED_PREFIX  # noqa: E402
+from ila_tllib.tables import collect_or_exit, missing_folders, row_names, run_epochs  # noqa: E402
 
 # n/a: no batch of the epoch gave the value (e.g. no kept target)
 PATTERN = re.compile(r"pseudo-label precision ([\d.]+%|n/a) kept / ([\d.]+%|n/a) all, ratio AUC ([\d.]+|n/a), "
@@ -39,7 +39,7 @@ def _log_summaries(path):
         for line in f:
             if line.startswith("best_acc1"):
                 break
-            resumed = resumed or line.startswith("=> resumed from ")
+            resumed = resumed or line.startswith(RESUMED_PREFIX)
             numbered = EPOCH_LINE.match(line)
             if numbered:
                 epoch = int(numbered.group(1))
@@ -54,14 +54,7 @@ def epochs(path):
     """{epoch: one tuple of the COLUMNS' values} over the epochs in which ILA ran, for the run whose newest log
     is ``path``: a resumed run's earlier epochs come from the earlier logs of its folder (a fresh start there
     is another run's beginning)."""
-    logs = sorted(glob.glob(os.path.join(glob.escape(os.path.dirname(path)), "train-*.txt")))
-    by_epoch = {}
-    for log in logs[:logs.index(path) + 1] if path in logs else [path]:
-        resumed, trained, found = _log_summaries(log)
-        if trained and not resumed:
-            by_epoch = {}
-        by_epoch.update(found)
-    return by_epoch
+    return run_epochs(path, _log_summaries)
 
 
 def _mean(values):

@@ -1,11 +1,18 @@
 """What a run's logged flags mean, readable without torch (so that reading logs into tables does not
 import it): the ILA flags added after the first release, the ``--arch`` values that are tllib's
-ResNets, and the line of a run resumed with other values."""
+ResNets, and the lines that the engine prints and the log readers look for."""
 
 from typing import Dict
 
 __all__ = ["FLAGS_ADDED_LATER", "FOLLOWED_BEFORE", "with_flags_added_later", "TLLIB_RESNETS", "HISTORY_PREFIX",
-           "is_ila_term_flag"]
+           "RESUMED_PREFIX", "METHOD_PREFIX", "is_ila_term_flag"]
+
+#: how a resumed run's log says so (``=> resumed from PATH: epoch E, iteration I, best_acc1 A``)
+RESUMED_PREFIX = "=> resumed from "
+
+#: the line naming the method a log's run trained (``method: cdan``): what ``python -m ila_tllib.tables`` files
+#: it under
+METHOD_PREFIX = "method: "
 
 #: the log line of a run resumed with other values of flags a resume may change (``--lr`` ...): every value
 #: each had (``flags over the run: --lr 0.01 -> 0.005``); ``python -m ila_tllib.tables`` gives it its own row

@@ -44,13 +44,14 @@ import re
 import statistics
 import sys
 from collections import defaultdict
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
-from .logged_flags import (HISTORY_PREFIX, TLLIB_RESNETS, is_ila_term_flag,   # not torch: reading logs never needs it
-                           with_flags_added_later)
+from .logged_flags import (HISTORY_PREFIX, METHOD_PREFIX, RESUMED_PREFIX,   # not torch: reading logs never needs it
+                           TLLIB_RESNETS, is_ila_term_flag, with_flags_added_later)
 
-__all__ = ["Run", "LogError", "read_run", "collect", "collect_or_exit", "seed_values", "seed_acc", "missing_folders", "comparable", "row_names", "task_labels", "format_table",
-           "format_paired_table", "main", "TLLIB_METHODS", "ORIGIN"]
+__all__ = ["Run", "LogError", "read_run", "collect", "collect_or_exit", "run_epochs", "seed_values", "seed_acc",
+           "missing_folders", "comparable", "row_names", "task_labels", "format_table", "format_paired_table", "main",
+           "TLLIB_METHODS", "ORIGIN"]
 
 #: tllib's script (and log folder) names -> the method's name in tllib's tables.
 TLLIB_METHODS = {
@@ -181,9 +182,6 @@ class LogError(ValueError):
     """A finished run's log that cannot be read right (damaged or cut short): named, never left out unseen."""
 
 
-#: how a resumed run's log says so (engine.run prints it)
-RESUMED_PREFIX = "=> resumed from "
-
 #: the result line as both tllib's scripts and ours print it ("{:3.1f}"), whole: a line cut short is damage
 _RESULT = re.compile(r"test_acc1 = +([0-9]+\.[0-9])\n")
 
@@ -199,7 +197,7 @@ def read_run(path: str) -> Optional[Run]:
                     args = parse_namespace(line)
                 except (ValueError, SyntaxError):
                     damaged = "its Namespace(...) line"
-            found = re.match(r"method: (\S+)$", line)
+            found = re.match(re.escape(METHOD_PREFIX) + r"(\S+)$", line)
             if found and method is None:
                 method = found.group(1)
             if line.startswith(HISTORY_PREFIX):
@@ -223,6 +221,22 @@ def read_run(path: str) -> Optional[Run]:
         # change nothing, and a baseline's log without them joins the baselines' row that has them
         args = with_flags_added_later(args)
     return Run(args, acc, path, method, flags_over_the_run, resumed)
+
+
+def run_epochs(path: str, read_log: Callable[[str], Tuple[bool, bool, dict]]) -> dict:
+    """{epoch: value} over the run whose newest log is ``path``, where ``read_log(log)`` gives one log's
+    (whether it resumed a run, whether it trained or evaluated at all, {epoch: value}). A resumed run's log
+    starts at the epoch it resumed from: the epochs before come from the earlier logs of its folder, back to
+    the run's fresh start (an earlier fresh start is another run's; a log that stopped before training, a
+    refused ``--resume`` say, starts nothing)."""
+    logs = sorted(glob.glob(os.path.join(glob.escape(os.path.dirname(path)), "train-*.txt")))
+    by_epoch: dict = {}
+    for log in logs[:logs.index(path) + 1] if path in logs else [path]:
+        resumed, ran, found = read_log(log)
+        if ran and not resumed:
+            by_epoch = {}
+        by_epoch.update(found)
+    return by_epoch
 
 
 def missing_folders(log_dirs: List[str]) -> str:

@@ -225,6 +225,21 @@ def test_a_resumed_run_s_epochs_count_from_its_first_log(tmp_path):
     assert gain_by_shift.epoch_accuracies(fresh) == [60.0]
 
 
+def test_a_resumed_run_in_a_folder_whose_name_globs_is_read_whole(tmp_path):
+    # the folder's earlier logs were found by a glob of its name: "[1]" matched "1", so a resumed run's first
+    # epochs went missing in a folder such as ".../A2W_seed0[lr0.01]"
+    from helpers import load_benchmark
+    gain_by_shift = load_benchmark("gain_by_shift")
+    log = tmp_path / "runs[1]"
+    log.mkdir()
+    namespace = "Namespace(ila_trade_off=0.0, source=['A'], target=['W'], seed=0)\n"
+    (log / "train-2026-01-01-00_00_00.txt").write_text(namespace + "Epoch: [0][ 0/10]\n * Acc@1 70.000\n")
+    resumed = log / "train-2026-01-02-00_00_00.txt"
+    resumed.write_text(namespace + "=> resumed from x/resume.pth: epoch 1, iteration 10, best_acc1 70.0\n"
+                       "Epoch: [1][ 0/10]\n * Acc@1 75.000\nbest_acc1 = 75.0\n * Acc@1 75.000\ntest_acc1 = 75.0\n")
+    assert gain_by_shift.epoch_accuracies(str(resumed)) == [70.0, 75.0]
+
+
 def test_a_mistyped_folder_is_named(tmp_path):
     root = str(tmp_path)
     write_log(root, "DANN", 0, 80.0, [(74, 75)], (), "--ila-trade-off", "0")

@@ -14,6 +14,7 @@ import torch.nn as nn
 from .. import backend
 from .. import distributed as dist_utils
 from ..checkpoint import save_atomic
+from ..logged_flags import METHOD_PREFIX, RESUMED_PREFIX
 from ..models import get_model, gives_feature_maps
 from . import precision
 from .analysis import analyse
@@ -215,7 +216,7 @@ def checkpoint_path(args, name):
 
 def _run(args, method: Method, device, directory: Optional[RunDirectory], peers: Optional[PeerWatch]):
     print(method.namespace_line(args))
-    print(f"method: {method.name}")   # what python -m ila_tllib.tables names the run by
+    print(f"{METHOD_PREFIX}{method.name}")   # what python -m ila_tllib.tables names the run by
     print(backend.describe())
     for note in getattr(directory, 'notes', []):
         print(note)
@@ -441,7 +442,7 @@ def load_resume_state(args, method, plan, state, modules, optimizer, scheduler, 
     except (KeyError, RuntimeError, ValueError, TypeError, IndexError) as e:
         raise UsageError(f"--resume: {path} does not fit this run ({str(e).splitlines()[0]}); {START_ANEW}") from None
     state['iter'] = ckpt['iter']
-    print(f"=> resumed from {path}: epoch {ckpt['epoch']}, iteration {ckpt['iter']}, best_acc1 {ckpt['best_acc1']:.1f}")
+    print(f"{RESUMED_PREFIX}{path}: epoch {ckpt['epoch']}, iteration {ckpt['iter']}, best_acc1 {ckpt['best_acc1']:.1f}")
     if not isinstance(flags, dict):
         print(f"note: {path} holds no record of its run's flags (an earlier version wrote it): only the network's "
               f"shape, the batches and ILA's memory could be compared with this run's")
