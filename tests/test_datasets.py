@@ -975,7 +975,8 @@ def test_domainnet_validates_on_the_target_training_split(tmp_path):
             _image(str(root / rel))
             lines.append("{} 344\n".format(rel))
         _write(str(root / "image_list" / "{}_{}.txt".format(domain, split)), "".join(lines))
-    args = get_parser(Method()).parse_args([str(root), "-d", "DomainNet", "-s", "c", "-t", "s", "-a", "resnet18"])
+    method = type("Named", (Method,), {"name": "named", "description": "a method"})()
+    args = get_parser(method).parse_args([str(root), "-d", "DomainNet", "-s", "c", "-t", "s", "-a", "resnet18"])
     with pytest.raises(D.DatasetNotFoundError, match="sketch_test.txt"):
         get_dataset(args)
     _write(str(root / "image_list" / "sketch_test.txt"), "clipart/zigzag/test_0.jpg 344\n")

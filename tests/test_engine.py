@@ -19,6 +19,7 @@ from ila_tllib.engine.loop import load_schedule
 class ToyMethod(Method):
     """A classifier of two linear maps and an adaptation term with a known value: mean(f_s) - mean(f_t)."""
     name = "toy"
+    description = "a toy method"
 
     def build_classifier(self, args, backbone, num_classes, pool_layer):
         return ToyClassifier(num_classes)
@@ -712,3 +713,15 @@ def test_loader_workers_start_with_ctrl_c_held_back():
     assert [bool(b) for b in Loader(_WorkerSignalMask(), batch_size=1, num_workers=0)] == [False, False]
     assert [bool(b) for b in torch.utils.data.DataLoader(_WorkerSignalMask(), batch_size=1, num_workers=1)] == \
         [False, False]
+
+
+def test_a_method_must_name_itself():
+    # Method had DANN's name and description: a method of one's own that forgot its name logged into dann/
+    # and python -m ila_tllib.tables filed its runs as DANN's
+    class Unnamed(Method):
+        description = "a method without a name"
+    with pytest.raises(TypeError, match="Unnamed sets no name:"):
+        get_parser(Unnamed())
+    with pytest.raises(TypeError, match="sets no name and no description"):
+        get_parser(Method())
+    assert get_parser(ToyMethod()).parse_args(["root"]).log == "toy"

@@ -72,6 +72,10 @@ class _Parser(argparse.ArgumentParser):
 
 def get_parser(method) -> argparse.ArgumentParser:
     """tllib's flags for ``method`` with its defaults, the method's flags, then ILA-DA's."""
+    unset = [hook for hook in ("name", "description") if not isinstance(getattr(method, hook, None), str)]
+    if unset:       # the script's author's mistake, not the user's: a traceback, before any flag is read
+        raise TypeError(f"{type(method).__name__} sets no {' and no '.join(unset)}: a Method names itself "
+                        f"(name: the default --log and the log's method: line; description: --help's first line)")
     p = _Parser(description=method.description)
     # dataset
     p.add_argument('root', metavar='DIR', help='root path of dataset')

@@ -9,7 +9,8 @@ ILA-DA plugs into every method the same way: it reads the bottleneck ``features`
 hook                   what it says
 =====================  ===========================================================================
 ``name``               tllib's script name (``dann``, ``cdan``, ``mdd``, ``bsp``): the default --log, and
-                       the ``method:`` line by which ``python -m ila_tllib.tables`` names the run
+                       the ``method:`` line by which ``python -m ila_tllib.tables`` names the run (required)
+``description``        --help's first line (required)
 ``defaults``           tllib's defaults where that script differs from ``dann.py`` (e.g. ``lr``), and
                        ILA's where the method needs others (e.g. ``ila_spectral_penalty``)
 ``meters``             the training line's columns and formats, as tllib's script prints them (with
@@ -53,10 +54,12 @@ class Outputs(NamedTuple):
 
 
 class Method:
-    """DANN's network, parameter groups and meters; a subclass gives its build_transfer and transfer_loss and
-    overrides the hooks that differ (see the module docstring)."""
-    name = "dann"
-    description = "ILA-DA + DANN for Unsupervised Domain Adaptation"
+    """DANN's network, parameter groups and meters; a subclass gives its ``name``, ``description``,
+    build_transfer and transfer_loss and overrides the hooks that differ (see the module docstring)."""
+    #: no default: a method that inherited DANN's name would log into ``dann/`` and be filed as DANN
+    name: str
+    #: the first line of --help
+    description: str
     defaults: Dict[str, object] = {}
     meters = (('Time', ':5.2f'), ('Data', ':5.2f'), ('Loss', ':6.2f'), ('Cls Acc', ':3.1f'),
               ('Domain Acc', ':3.1f'))
