@@ -68,12 +68,18 @@ _TLLIB_SOURCES: Dict[str, Tuple[str, Optional[str]]] = {
         ("MNISTRGB", "digits"), ("USPSRGB", "digits"), ("SVHNRGB", "digits"))},
 }
 PIECES: Tuple[str, ...] = tuple(_TLLIB_SOURCES)
+#: tllib's pieces that need source and target batches of one size -> why; the standalone ones take any sizes
+#: and equal tllib's when the sizes agree
+EQUAL_BATCHES_ONLY = {
+    "DomainAdversarialLoss": "tllib's halves the joint batch",
+    "MarginDisparityDiscrepancy": "tllib's adds the per-sample source and target terms",
+}
 #: pieces only ``--phase analysis`` uses, imported from tllib when first looked up (their imports, scikit-learn
 #: and matplotlib, are requirements of this package, so the choice of backend does not hang on them)
 ON_FIRST_USE = frozenset({"tsne"})
 
-__all__ = ["BACKEND", "ENV_VAR", "ON_FIRST_USE", "PIECES", "describe", "load_tllib", "restore_removed_symbols",
-           "standalone", "BackendChoiceError", "TllibUnavailableError",
+__all__ = ["BACKEND", "ENV_VAR", "ON_FIRST_USE", "PIECES", "EQUAL_BATCHES_ONLY", "describe", "for_batches",
+           "load_tllib", "restore_removed_symbols", "standalone", "BackendChoiceError", "TllibUnavailableError",
            *PIECES]
 
 def restore_removed_symbols() -> List[str]:
@@ -227,6 +233,18 @@ def _choice() -> Tuple[str, Dict[str, object], str]:
 def describe() -> str:
     """One line for the run log saying where the tllib pieces come from."""
     return _choice()[2]
+
+
+def for_batches(name: str, source_size: int, target_size: int) -> object:
+    """Piece ``name`` for source and target batches of these sizes: the chosen one, or the standalone one
+    where the chosen one is tllib's, needs batches of one size (:data:`EQUAL_BATCHES_ONLY`) and they differ;
+    the run's output then says so."""
+    piece, own = _choice()[1][name], getattr(standalone, name)
+    if source_size != target_size and name in EQUAL_BATCHES_ONLY and piece is not own:
+        print(f"{name}: the standalone one, as the source batch ({source_size}) and the target batch "
+              f"({target_size}) differ ({EQUAL_BATCHES_ONLY[name]})")
+        return own
+    return piece
 
 
 def __getattr__(name: str):

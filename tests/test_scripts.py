@@ -119,7 +119,8 @@ def test_dann_takes_a_loss_that_accepts_unequal_batches(monkeypatch):
         def __init__(self, discriminator):
             super().__init__()
 
-    monkeypatch.setattr(backend, "DomainAdversarialLoss", HalvingLoss)
+    pieces = {**backend._choice()[1], "DomainAdversarialLoss": HalvingLoss}
+    monkeypatch.setattr(backend, "_chosen", ("tllib", pieces, "tllib pieces: a stand-in"))
     classifier = type("Classifier", (), {"features_dim": 5})()
     dann = ila_dann.DANN()
     for extra, expected in ((["--samples-per-class", "2", "--ila-batch", "shared"], Standalone),   # 3 x 2 vs 4

@@ -128,6 +128,24 @@ def test_tllib_dann_loss_needs_equal_batches(tl):
         loss(torch.randn(6, 5), torch.randn(4, 5))
 
 
+def test_pieces_that_need_equal_batches_are_replaced_only_when_the_sizes_differ(tl, monkeypatch, capsys):
+    # ILA's class-balanced source batch may differ from -b: the scripts then take the standalone piece of
+    # those tllib's that need one size (backend.EQUAL_BATCHES_ONLY), and only of those
+    monkeypatch.setattr(backend, "_chosen", ("tllib", tl, "tllib pieces: tllib"))
+    for name in backend.EQUAL_BATCHES_ONLY:
+        assert backend.for_batches(name, 8, 8) is tl[name] and capsys.readouterr().out == ""
+        assert backend.for_batches(name, 6, 8) is getattr(sa, name)
+        assert f"{name}: the standalone one, as the source batch (6) and the target batch (8) differ" in \
+            capsys.readouterr().out
+    cdan = backend.for_batches("ConditionalDomainAdversarialLoss", 6, 4)
+    assert cdan is tl["ConditionalDomainAdversarialLoss"]        # tllib's takes batches of two sizes:
+    logits, features = torch.randn(10, 3), torch.randn(10, 5)
+    assert torch.isfinite(cdan(tl["DomainDiscriminator"](15, 8))(logits[:6], features[:6], logits[6:], features[6:]))
+    monkeypatch.setattr(backend, "_chosen", ("standalone", {n: getattr(sa, n) for n in backend.PIECES}, "s"))
+    assert backend.for_batches("DomainAdversarialLoss", 6, 8) is sa.DomainAdversarialLoss
+    assert capsys.readouterr().out == ""
+
+
 # ---------------------------------------------------------------- CDAN
 
 @pytest.mark.parametrize("entropy_conditioning,randomized", [(False, False), (True, False), (False, True),

@@ -16,14 +16,7 @@ class DANN(Method):
 
     def build_transfer(self, args, classifier, num_classes, source_size, target_size):
         discriminator = backend.DomainDiscriminator(in_feature=classifier.features_dim, hidden_size=1024)
-        loss = backend.DomainAdversarialLoss
-        if source_size != target_size and loss is not backend.standalone.DomainAdversarialLoss:
-            # tllib's loss halves the joint batch, so it needs source and target batches of one size; the
-            # standalone loss splits at the source size and equals tllib's when the sizes agree
-            print(f"DomainAdversarialLoss: the standalone one, as the source batch ({source_size}) "
-                  f"and the target batch ({target_size}) differ")
-            loss = backend.standalone.DomainAdversarialLoss
-        return loss(discriminator)
+        return backend.for_batches('DomainAdversarialLoss', source_size, target_size)(discriminator)
 
     def transfer_loss(self, args, transfer, source, target):
         loss = transfer(source.features, target.features)

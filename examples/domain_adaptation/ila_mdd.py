@@ -79,13 +79,7 @@ class MDD(Method):
         return str(rates)     # tllib's mdd.py prints every group's rate, without a name
 
     def build_transfer(self, args, classifier, num_classes, source_size, target_size):
-        loss = backend.MarginDisparityDiscrepancy
-        if source_size != target_size and loss is not backend.standalone.MarginDisparityDiscrepancy:
-            # tllib's adds the per-sample source and target terms, so it needs batches of one size
-            print(f"MarginDisparityDiscrepancy: the standalone one, as the source batch ({source_size}) "
-                  f"and the target batch ({target_size}) differ")
-            loss = backend.standalone.MarginDisparityDiscrepancy
-        return loss(args.margin)
+        return backend.for_batches('MarginDisparityDiscrepancy', source_size, target_size)(args.margin)
 
     def param_groups(self, classifier, transfer):
         return classifier.get_parameters()
