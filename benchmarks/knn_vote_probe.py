@@ -43,6 +43,8 @@ sys.path.insert(0, HERE)
 from _argtypes import at_least, fraction  # noqa: E402
 from offline_digits import METHODS, script_method  # noqa: E402
 from ila_tllib import ILALoss  # noqa: E402
+from ila_tllib.affinity import DEFAULT_MU  # noqa: E402
+from ila_tllib.pseudo_labels import DEFAULT_K  # noqa: E402
 from ila_tllib.similarity import get_similarity  # noqa: E402
 from ila_tllib.tables import parse_namespace, read_run  # noqa: E402
 
@@ -298,7 +300,7 @@ def probe(run_dir, data_root, samples, batches, with_label_free=False, with_mutu
     f_t, y_t, logits_t = _features(method, classifier, test, samples, generator)
     result = {"classifier": 100 * (logits_t.argmax(dim=1) == y_t).float().mean().item(),
               "norm_s": f_s.norm(dim=1).mean().item(), "norm_t": f_t.norm(dim=1).mean().item()}
-    settings = dict(k=k or flags.get("k", 5), mu=mu or flags.get("mu", 0.67),
+    settings = dict(k=k or flags.get("k", DEFAULT_K), mu=mu or flags.get("mu", DEFAULT_MU),
                     samples_per_class=max(1, flags.get("samples_per_class", 4)), targets=flags["batch_size"],
                     batches=batches)
     for similarity in SIMILARITIES:
@@ -342,11 +344,7 @@ def main():
                              "own k-nearest-neighbour graph is right (read with target labels), after "
                              + ", ".join(map(str, PROPAGATION_STEPS)) + " steps of the graph, in ILA's batch of "
                              f"targets and in a pool of {POOL}")
-    args = parser.parse_args()
-    if args.samples < 2 or args.batches < 1:
-        parser.error(f"--samples {args.samples} must be at least 2 and --batches {args.batches} at least 1")
-    if (args.k is not None and args.k < 1) or (args.mu is not None and not 0 < args.mu <= 1):
-        parser.error(f"--k {args.k} must be at least 1 and --mu {args.mu} in (0, 1]")
+    args = parser.parse_args()      # the types refuse --samples, --batches, --k and --mu out of range
     extra = tuple(LABEL_FREE) if args.label_free else ()
     columns = ["classifier", "norm s / t"] + [f"{s} all / kept" for s in SIMILARITIES] + list(extra) + \
         (["mutual kept % / right %"] if args.mutual else []) + \

@@ -11,7 +11,10 @@ from typing import Optional
 import torch
 import torch.nn as nn
 
-__all__ = ["kept_count", "keep_top_fraction", "affinity_matrix", "MinedAffinity", "AffinityMiner"]
+__all__ = ["DEFAULT_MU", "kept_count", "keep_top_fraction", "affinity_matrix", "MinedAffinity", "AffinityMiner"]
+
+#: the fraction of targets kept by default: the paper's Office-31 setting
+DEFAULT_MU = 0.67
 
 
 def kept_count(mu: float, n: int) -> int:
@@ -69,7 +72,7 @@ class AffinityMiner(nn.Module):
         - logits_t (tensor, optional): :math:`(N_t, C)`, for the classifier pseudo-labeller
     """
 
-    def __init__(self, pseudo_labeller: nn.Module, mu: float = 0.67):
+    def __init__(self, pseudo_labeller: nn.Module, mu: float = DEFAULT_MU):
         super().__init__()
         keep_top_fraction(torch.zeros(1), mu)  # validates mu now, not at the first batch
         self.pseudo_labeller, self.mu = pseudo_labeller, mu

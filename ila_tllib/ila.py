@@ -4,12 +4,12 @@ from typing import Optional, Tuple, Union
 import torch
 import torch.nn as nn
 
-from .affinity import AffinityMiner, MinedAffinity
+from .affinity import DEFAULT_MU, AffinityMiner, MinedAffinity
 from .fused import check_label_range, fused_ila_loss, fused_settings
 from .losses import METRIC_LOSSES, anchors
 from .memory import SourceFeatureBank
 from .parts import build_part
-from .pseudo_labels import PSEUDO_LABELLERS
+from .pseudo_labels import DEFAULT_K, PSEUDO_LABELLERS
 from .similarity import get_similarity
 
 __all__ = ["ILALoss"]
@@ -117,7 +117,7 @@ class ILALoss(nn.Module):
     first read (reading them costs nothing in the loss's own forward and backward).
     """
 
-    def __init__(self, k: Optional[int] = None, mu: float = 0.67, m: Optional[int] = None,
+    def __init__(self, k: Optional[int] = None, mu: float = DEFAULT_MU, m: Optional[int] = None,
                  temperature: Optional[float] = None, similarity: Union[str, nn.Module] = "inverse_euclidean",
                  pseudo_labeller: Union[str, nn.Module, None] = "knn",
                  metric_loss: Union[str, nn.Module, None] = "msc", fused: bool = True, source_bank: int = 0,
@@ -137,7 +137,7 @@ class ILALoss(nn.Module):
                              "with a metric_loss module, give it to that module")
         self.similarity = get_similarity(similarity)
         self.mining_similarity = None if mining_similarity is None else get_similarity(mining_similarity)
-        labeller = build_part(PSEUDO_LABELLERS, pseudo_labeller, "pseudo-labeller", k=5 if k is None else k, m=m,
+        labeller = build_part(PSEUDO_LABELLERS, pseudo_labeller, "pseudo-labeller", k=DEFAULT_K if k is None else k, m=m,
                               ratio_terms=ratio_terms)
         self.miner = AffinityMiner(labeller, mu)
         self.metric_loss = build_part(METRIC_LOSSES, metric_loss, "metric loss",

@@ -16,9 +16,12 @@ import torch.nn.functional as F
 
 from .parts import build_part
 
-__all__ = ["PseudoLabels", "knn_vote", "similarity_ratio", "KNNPseudoLabeller",
+__all__ = ["DEFAULT_K", "PseudoLabels", "knn_vote", "similarity_ratio", "KNNPseudoLabeller",
            "ClassifierPseudoLabeller", "ConsensusPseudoLabeller", "get_pseudo_labeller",
            "PSEUDO_LABELLERS", "RATIO_TERMS"]
+
+#: the neighbours of the kNN vote by default: the paper's Office-31 setting
+DEFAULT_K = 5
 
 #: --ila-ratio-terms: how many sources of each group Γ sums. ``top-m``: up to m of each (Eq. 7); ``matched``: as
 #: many unlike as there are like ones (at most m), so that a class with fewer rows in the source batch
@@ -115,7 +118,7 @@ class KNNPseudoLabeller(nn.Module):
         ratio_terms (str): a name of :data:`RATIO_TERMS`. Default: ``'top-m'`` (Eq. 7)
     """
 
-    def __init__(self, k: int = 5, m: Optional[int] = None, ratio_terms: str = "top-m"):
+    def __init__(self, k: int = DEFAULT_K, m: Optional[int] = None, ratio_terms: str = "top-m"):
         super().__init__()
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
@@ -177,7 +180,7 @@ PSEUDO_LABELLERS = {
 }
 
 
-def get_pseudo_labeller(name: str, k: int = 5, m: Optional[int] = None,
+def get_pseudo_labeller(name: str, k: int = DEFAULT_K, m: Optional[int] = None,
                         ratio_terms: Optional[str] = None) -> nn.Module:
     """A pseudo-labeller of :data:`PSEUDO_LABELLERS` by name, given the settings it takes (``knn``: k, m,
     ratio_terms)."""

@@ -11,13 +11,13 @@ import os
 
 import torch
 
-from ..affinity import kept_count
+from ..affinity import DEFAULT_MU, kept_count
 from ..datasets import dataset_name, get_dataset_names
 from ..logged_flags import FLAGS_ADDED_LATER
 from ..losses import METRIC_LOSSES
 from ..models import WEIGHTS, digit_input_size, gives_feature_maps, image_mode, unknown_arch
 from ..parts import takes
-from ..pseudo_labels import PSEUDO_LABELLERS, RATIO_TERMS, KNNPseudoLabeller
+from ..pseudo_labels import DEFAULT_K, PSEUDO_LABELLERS, RATIO_TERMS, KNNPseudoLabeller
 from ..similarity import SIMILARITIES
 from ..transforms import TRAIN_RESIZINGS, VAL_RESIZINGS, output_size
 from . import precision
@@ -156,8 +156,8 @@ def add_ila_arguments(p: argparse.ArgumentParser):
     g = p.add_argument_group('ILA-DA')
     g.add_argument('--ila-trade-off', default=1.0, type=float,
                    help='weight of the ILA (MSC) loss; 0 = the plain tllib recipe (default: %(default)s)')
-    g.add_argument('--k', default=5, type=int, help='neighbours of the kNN pseudo-label vote (default: %(default)s)')
-    g.add_argument('--mu', default=0.67, type=float,
+    g.add_argument('--k', default=DEFAULT_K, type=int, help='neighbours of the kNN pseudo-label vote (default: %(default)s)')
+    g.add_argument('--mu', default=DEFAULT_MU, type=float,
                    help='fraction of target samples kept by the ratio test (default: %(default)s)')
     g.add_argument('--samples-per-class', default=4, type=int,
                    help="m: source samples of every class in the class-balanced batch (default: %(default)s); "
