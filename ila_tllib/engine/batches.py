@@ -117,6 +117,18 @@ class BatchPlan:
 
     def check_flags(self, args):
         """What the plan cannot hold whatever the data: checked with the other flags, before any folder."""
+        if args.balanced_source and args.samples_per_class == 0:
+            raise UsageError("--balanced-source needs a class-balanced batch: add --samples-per-class m > 0 (e.g. 4)")
+        if args.classes_per_batch is not None and args.samples_per_class == 0:
+            raise UsageError(f"--classes-per-batch {args.classes_per_batch} shapes a class-balanced batch, and there "
+                             f"is none (--samples-per-class 0); add --samples-per-class m > 0 or drop it")
+        if args.balanced_source and self.ila_source == 'extra':
+            raise UsageError("--balanced-source contradicts --ila-batch extra (the default, which keeps tllib's "
+                             "random source batch for CE and the adversary); add --ila-batch shared")
+        if self.ila_sampling != 'balanced' and self.ila_source != 'extra':
+            raise UsageError(f"--ila-source-sampling {self.ila_sampling} draws ILA's own source batch, and there is "
+                             f"none here; it needs ILA with --ila-batch extra (the default) and --samples-per-class "
+                             f"m > 0, or drop it")
         if args.phase == 'train':   # training's own rules: a test or analysis of a finished run draws no batch
             self._check_training(args)
 

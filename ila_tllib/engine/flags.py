@@ -364,19 +364,6 @@ def check_args(args, method):
     for name in ('lr', 'ila_temperature'):
         if getattr(args, name) <= 0:
             raise UsageError(f"{flag_name(name)} {getattr(args, name)} must be positive")
-    if args.balanced_source and args.samples_per_class == 0:
-        raise UsageError("--balanced-source needs a class-balanced batch: add --samples-per-class m > 0 (e.g. 4)")
-    if args.classes_per_batch is not None and args.samples_per_class == 0:
-        raise UsageError(f"--classes-per-batch {args.classes_per_batch} shapes a class-balanced batch, and there is "
-                         f"none (--samples-per-class 0); add --samples-per-class m > 0 or drop it")
-    if args.balanced_source and ila_enabled(args) and args.ila_batch == 'extra':
-        raise UsageError("--balanced-source contradicts --ila-batch extra (the default, which keeps tllib's random "
-                         "source batch for CE and the adversary); add --ila-batch shared")
-    if args.ila_source_sampling != 'balanced' and not (ila_enabled(args) and args.ila_batch == 'extra'
-                                                       and args.samples_per_class > 0):
-        raise UsageError(f"--ila-source-sampling {args.ila_source_sampling} draws ILA's own source batch, and there "
-                         f"is none here; it needs ILA with --ila-batch extra (the default) and --samples-per-class "
-                         f"m > 0, or drop it")
     if not 0.0 <= args.ila_mining_ema < 1.0:
         raise UsageError(f"--ila-mining-ema {args.ila_mining_ema} must lie in [0, 1) (0.99: about the last 100 "
                          f"steps; {DEFAULT_MINING_EMA:g}: the current weights; 0: mine on the network's own pass)")
