@@ -2,7 +2,7 @@
 import torch
 
 from .affinity import affinity_matrix
-from .checkpoint import save_figure_atomic
+from .atomic import save_figure_atomic
 
 __all__ = ["plot_affinity"]
 

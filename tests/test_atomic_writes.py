@@ -4,7 +4,7 @@ import os
 import pytest
 import torch
 
-from ila_tllib.checkpoint import save_atomic, save_figure_atomic, write_atomic
+from ila_tllib.atomic import save_atomic, save_figure_atomic, write_atomic
 
 
 def test_failed_write_keeps_the_old_file(tmp_path):

@@ -5,7 +5,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from .. import backend
-from ..checkpoint import write_named_atomic
+from ..atomic import write_named_atomic
 from ..datasets import read_labels
 from ..figures import plot_affinity
 from ..sampler import ClassBalancedSampler

@@ -10,7 +10,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from .. import distributed as dist_utils
-from ..checkpoint import save_atomic
+from ..atomic import save_atomic
 from .. import backend
 from . import precision
 from .batches import Batch, BatchPlan

@@ -13,7 +13,7 @@ import torch.nn as nn
 
 from .. import backend
 from .. import distributed as dist_utils
-from ..checkpoint import save_atomic
+from ..atomic import save_atomic
 from ..logged_flags import METHOD_PREFIX, RESUMED_PREFIX
 from ..models import get_model, gives_feature_maps
 from . import precision

@@ -2,7 +2,7 @@
 import numpy as np
 import torch
 
-from ..checkpoint import save_figure_atomic
+from ..atomic import save_figure_atomic
 
 __all__ = ["visualize"]
 
