@@ -25,6 +25,8 @@ HIDE_TLLIB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shims", "
 HIDE_TORCH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shims", "no_torch")
 # a sitecustomize that makes every os.fsync fail with ENOSPC when ILA_TEST_FULL_DISK is set
 FULL_DISK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shims", "full_disk")
+# a sitecustomize whose first backward pass runs out of memory when ILA_TEST_OUT_OF_MEMORY is set
+OUT_OF_MEMORY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shims", "out_of_memory")
 
 
 def tllib_installed() -> bool:

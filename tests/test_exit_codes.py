@@ -22,7 +22,7 @@ import time
 import pytest
 import torch
 
-from helpers import (DIGIT_FLAGS, FULL_DISK, SCRIPTS, TLLIB, checkpoint_files, flag_error, make_image_list,
+from helpers import (DIGIT_FLAGS, FULL_DISK, OUT_OF_MEMORY, SCRIPTS, TLLIB, checkpoint_files, flag_error, make_image_list,
                      one_error, only_log, run_script, script_env, tiny_args)
 
 ONE_EPOCH = ("--epochs", "1", "-i", "2", "--seed", "0")
@@ -316,6 +316,23 @@ def test_full_disk_while_saving(finished, root, backend, full_at):
     assert checkpoint_files(finished) == before
     assert "Epoch: [1]" in done.stdout
     assert line in open(sorted(glob.glob(os.path.join(finished, "train-*.txt")))[-1]).read()
+
+
+@pytest.mark.parametrize("where, said", [
+    ("device", "CUDA out of memory. Tried to allocate 1.38 GiB"),
+    ("host", "out of memory on the host (can't allocate memory: you tried to allocate 1481763717120 bytes)")])
+def test_a_batch_larger_than_the_memory_is_named(root, tmp_path, where, said):
+    # tllib's DomainNet lines give ILA a class-balanced batch of 345 x 4 images: the first step ran out of
+    # GPU memory with a traceback (exit 1)
+    log = str(tmp_path / "log")
+    done = run_script("ila_dann.py", tiny_args(root, log, *ONE_EPOCH), PYTHONPATH=OUT_OF_MEMORY,
+                      ILA_TEST_OUT_OF_MEMORY=where)
+    host = ", or drop --cache-images (it keeps every image in memory)" if where == "host" else ""
+    assert one_error(done, 2) == (f"error: {said}: lower -b, or ILA's own class-balanced source batch (the log's "
+                                  f"'batches:' line gives its size; --samples-per-class, --classes-per-batch), or "
+                                  f"add --amp{host}")
+    assert "batches: source random (8), target random (8); ILA's source batch class-balanced" in done.stdout
+    assert not os.path.exists(os.path.join(log, "checkpoints"))
 
 
 # ----------------------------------------------------------------- divergence: exit 3, nothing saved

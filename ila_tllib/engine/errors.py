@@ -4,9 +4,9 @@
 code    meaning
 ======  ==========================================================================
 0       the run finished (training printed ``test_acc1``; test/analysis printed theirs)
-2       bad input: a flag, the data, a checkpoint, the ``--log`` folder, the disk;
-        one ``error: ...`` line names the problem and the fix, nothing was trained
-        on bad input, and nothing finished was overwritten
+2       bad input: a flag, the data, a checkpoint, the ``--log`` folder, the disk, a
+        batch larger than the memory; one ``error: ...`` line names the problem and the
+        fix, nothing was trained on bad input, and nothing finished was overwritten
 3       divergence: the loss, the weights or the BatchNorm statistics became
         non-finite; the run stopped before saving, earlier checkpoints stay as they were
 130     interrupted (Ctrl-C): one ``interrupted: ...`` line says what ``--resume`` would
@@ -20,12 +20,14 @@ import errno
 import re
 from typing import Optional, Tuple
 
+import torch
+
 from ..backend import BackendChoiceError, TllibUnavailableError
 from ..datasets.errors import DatasetError
 from ..models import BackboneError
 
 __all__ = ["UsageError", "DivergenceError", "PeerStopped", "EXIT_OK", "EXIT_USAGE", "EXIT_DIVERGED",
-           "EXIT_INTERRUPTED", "classify", "disk_problem"]
+           "EXIT_INTERRUPTED", "classify", "disk_problem", "out_of_memory"]
 
 EXIT_OK, EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 2, 3, 130
 
@@ -75,6 +77,12 @@ def classify(error: BaseException) -> Optional[Tuple[int, str]]:
         return EXIT_DIVERGED, str(error)
     if isinstance(error, PeerStopped):
         return error.code, str(error)
+    exhausted = out_of_memory(error)
+    if exhausted:
+        host = ", or drop --cache-images (it keeps every image in memory)" if "host" in exhausted else ""
+        return EXIT_USAGE, (f"{exhausted}: lower -b, or ILA's own class-balanced source batch (the log's "
+                            f"'batches:' line gives its size; --samples-per-class, --classes-per-batch), or add "
+                            f"--amp{host}")
     if isinstance(error, OSError) and error.errno in _DISK_ERRNOS:
         # a checkpoint's own write says more (engine.run); this is any other file, read or written: only a
         # write fills a disk, so that one reads as a checkpoint's does ("... writing PATH")
@@ -83,6 +91,20 @@ def classify(error: BaseException) -> Optional[Tuple[int, str]]:
         where = f" ({error.filename})" if error.filename else ""
         fix = "give access to it, or choose another folder (ROOT for the data, --log for the run's files)"
         return EXIT_USAGE, f"{_DISK_ERRNOS[error.errno]}{where}: {fix}"
+    return None
+
+
+def out_of_memory(error: BaseException) -> Optional[str]:
+    """torch's own words for memory that ran out, on the GPU (``torch.OutOfMemoryError``) or on the host (the
+    CPU allocator's RuntimeError), e.g. ``CUDA out of memory. Tried to allocate 2.00 GiB``; None otherwise.
+    With many classes ILA's class-balanced batch alone can hold thousands of images."""
+    text = _one_message(error)
+    if isinstance(error, torch.OutOfMemoryError):
+        found = re.match(r"(.*?out of memory\.(?: Tried to allocate [\d.]+ \w+)?)", text, re.S)
+        return found.group(1).rstrip(".") if found else "out of memory on the device"
+    if isinstance(error, RuntimeError) and "can't allocate memory" in text:
+        found = re.search(r"can't allocate memory: you tried to allocate \d+ bytes", text)
+        return "out of memory on the host" + (f" ({found.group(0)})" if found else "")
     return None
 
 
