@@ -335,6 +335,18 @@ def test_a_batch_larger_than_the_memory_is_named(root, tmp_path, where, said):
     assert not os.path.exists(os.path.join(log, "checkpoints"))
 
 
+@pytest.mark.parametrize("world_size, said", [
+    ("abc", "WORLD_SIZE='abc' is not a number of processes; unset it, or start the script with torchrun, which sets it"),
+    ("2", "WORLD_SIZE=2 without RANK, LOCAL_RANK, MASTER_ADDR, MASTER_PORT: several processes are started by "
+          "torchrun (torchrun --nproc_per_node 2 SCRIPT ...); unset WORLD_SIZE for one")])
+def test_a_world_size_left_in_the_shell_is_named(root, tmp_path, world_size, said):
+    # int("abc") and the process group's "RANK expected" were tracebacks (exit 1)
+    log = tmp_path / "log"
+    done = run_script("ila_dann.py", tiny_args(root, str(log), *ONE_EPOCH), WORLD_SIZE=world_size)
+    assert one_error(done, 2) == f"error: {said}"
+    assert not log.exists()
+
+
 # ----------------------------------------------------------------- divergence: exit 3, nothing saved
 
 def test_a_log_folder_removed_during_the_run_is_named(root, tmp_path, backend):

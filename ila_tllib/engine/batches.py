@@ -16,7 +16,6 @@ network in one forward pass (as tllib concatenates source and target). With ``--
 (default) BatchNorm layers take their statistics from tllib's source and target rows alone and apply them
 to the extra batch too (:mod:`.batchnorm`); with ``all`` from every row.
 """
-import os
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import torch
@@ -25,6 +24,7 @@ from ..data import ResumableForeverIterator
 from .data import balanced_loader, random_loader
 from .errors import UsageError
 from .flags import ila_enabled, votes_by_knn
+from .peers import launched_processes
 
 __all__ = ["BatchPlan", "Batch"]
 
@@ -159,7 +159,7 @@ class BatchPlan:
         class count is (or with --classes-per-batch), so this runs with the flags and again with the data."""
         if not phases:
             return
-        processes = int(os.environ.get('WORLD_SIZE', '1'))
+        processes = launched_processes()
         if self.balanced_source:
             if not self.classes:
                 return

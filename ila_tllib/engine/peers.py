@@ -24,12 +24,35 @@ import torch.distributed as dist
 from .. import distributed as dist_utils
 from .errors import EXIT_INTERRUPTED, PeerStopped, UsageError
 
-__all__ = ["PeerWatch", "agree", "main_process_first"]
+__all__ = ["PeerWatch", "agree", "main_process_first", "launched_processes"]
 
 T = TypeVar("T")
 
 _POLL_S = 0.05
 _WAIT_POLL_S = 0.2   # mark_done / wait_done
+
+
+#: what torchrun sets besides WORLD_SIZE, which the process group reads (``env://``)
+_TORCHRUN_VARIABLES = ("RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+
+
+def launched_processes() -> int:
+    """The number of processes the run was started with: ``WORLD_SIZE`` as torchrun sets it, else 1. A
+    variable left over in the shell (a number without torchrun's others, or not a number) is a
+    :class:`UsageError` naming it, not a traceback from the process group."""
+    value = os.environ.get('WORLD_SIZE', '1')
+    try:
+        processes = int(value)
+    except ValueError:
+        processes = 0
+    if processes < 1:
+        raise UsageError(f"WORLD_SIZE={value!r} is not a number of processes; unset it, or start the script "
+                         f"with torchrun, which sets it")
+    missing = [name for name in _TORCHRUN_VARIABLES if processes > 1 and name not in os.environ]
+    if missing:
+        raise UsageError(f"WORLD_SIZE={value} without {', '.join(missing)}: several processes are started by "
+                         f"torchrun (torchrun --nproc_per_node {value} SCRIPT ...); unset WORLD_SIZE for one")
+    return processes
 
 
 class PeerWatch:

@@ -31,7 +31,7 @@ from .method import Method
 from .output import RunOutput
 from .resume_flags import (changed_flags, finished_run_refusal, flag_history, history_line, inexact_notes, refusal,
                            to_name_back)
-from .peers import PeerWatch, agree, main_process_first
+from .peers import PeerWatch, agree, launched_processes, main_process_first
 
 __all__ = ["main", "run", "build_classifier"]
 
@@ -40,12 +40,16 @@ def main(method: Method, argv=None):
     """Parse the flags and run; the process exits with the run's code (see :mod:`.errors`)."""
     args = get_parser(method).parse_args(argv)
     code = run(args, method)
-    if code == EXIT_INTERRUPTED and int(os.environ.get('WORLD_SIZE', '1')) == 1:
+    try:
+        several = launched_processes() > 1
+    except UsageError:      # run() said so already, and ran one process
+        several = False
+    if code == EXIT_INTERRUPTED and not several:
         # end as killed by SIGINT, as Python does after an uncaught Ctrl-C: a shell running a task list
         # (bash ila_cdan.sh) then stops too instead of starting the next line
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGINT)
-    if code != EXIT_OK and int(os.environ.get('WORLD_SIZE', '1')) > 1:
+    if code != EXIT_OK and several:
         # torchrun terminates the other processes as soon as one has ended, and Python's shutdown gives
         # SIGTERM back its default meaning: a process still shutting down would end "killed by SIGTERM"
         for stream in (sys.stdout, sys.stderr):
@@ -132,7 +136,7 @@ def interrupted_state(args, directory: Optional[RunDirectory]) -> str:
 
 def init_distributed() -> torch.device:
     """Join the process group when started by torchrun (NCCL on GPUs, gloo on CPU); else single process."""
-    if int(os.environ.get('WORLD_SIZE', '1')) <= 1:
+    if launched_processes() <= 1:
         return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     if torch.cuda.is_available():
         local_rank = int(os.environ.get('LOCAL_RANK', '0'))
