@@ -188,7 +188,7 @@ _RESULT = re.compile(r"test_acc1 = +([0-9]+\.[0-9])\n")
 
 def read_run(path: str) -> Optional[Run]:
     """One training log → a Run, or None when it holds no finished run; :class:`LogError` when its
-    ``test_acc1`` line or, in a finished run's log, its ``Namespace`` line is damaged."""
+    ``test_acc1`` line or, in a finished run's log, its ``Namespace`` line is damaged or missing."""
     args, acc, method, flags_over_the_run, damaged, resumed = None, None, None, None, None, False
     with open(path, encoding="utf-8", errors="replace") as f:
         for line in f:
@@ -196,7 +196,7 @@ def read_run(path: str) -> Optional[Run]:
                 try:
                     args = parse_namespace(line)
                 except (ValueError, SyntaxError):
-                    damaged = "its Namespace(...) line"
+                    damaged = "its Namespace(...) line cannot be read"
             found = re.match(re.escape(METHOD_PREFIX) + r"(\S+)$", line)
             if found and method is None:
                 method = found.group(1)
@@ -209,9 +209,11 @@ def read_run(path: str) -> Optional[Run]:
                     raise LogError(f"{path}: its line {line.strip()!r} is damaged or cut short; run the task again "
                                    f"or move the log away")
                 acc = float(whole.group(1))
+    if acc is not None and args is None and damaged is None:
+        damaged = "it has no Namespace(...) line"
     if damaged and acc is not None:
-        raise LogError(f"{path}: {damaged} cannot be read, so its run ({acc}) has no task or flags; run the task "
-                       f"again or move the log away")
+        raise LogError(f"{path}: {damaged}, so its run ({acc}) has no task or flags; run the task again or move "
+                       f"the log away")
     if args is None or acc is None or args.get("phase", "train") != "train" or \
             not {"source", "target"} <= set(args):      # not an adaptation run's log (no task to file it under)
         return None

@@ -541,17 +541,18 @@ def test_a_baseline_logged_into_ila_das_folder_is_a_run_of_its_own(tmp_path):
     assert sorted((run.method, run.acc) for run in runs) == [("CDAN", 88.0), ("ILA-DA+CDAN", 93.0)]
 
 
-@pytest.mark.parametrize("damage", ["cut", "two_points", "namespace"])
+@pytest.mark.parametrize("damage", ["cut", "two_points", "namespace", "no_namespace"])
 def test_a_damaged_log_is_named_and_exits_2(tmp_path, damage):
     # a result line cut short read as another accuracy (95.5 -> 9), "1.2.3" was a traceback, and a finished
-    # log whose Namespace line cannot be read left its seed out unseen
+    # log whose Namespace line cannot be read, or is gone, left its seed out unseen
     logs = tmp_path / "logs"
     for seed, acc in ((0, 95.5), (1, 94.5)):
         tllib_log(str(logs), "dann", "A", "W", seed, acc)
     damaged = glob.glob(str(logs / "dann" / "Office31_A2W" / "train-*.txt"))[0]
     text = open(damaged).read()
     text = {"cut": text[:-4], "two_points": text.replace("test_acc1 = 95.5", "test_acc1 = 1.2.3"),
-            "namespace": text.replace("Namespace(", "Namespace(((", 1)}[damage]
+            "namespace": text.replace("Namespace(", "Namespace(((", 1),
+            "no_namespace": "".join(line for line in text.splitlines(True) if not line.startswith("Namespace("))}[damage]
     with open(damaged, "w") as f:
         f.write(text)
     done = _tables(logs)
