@@ -151,6 +151,9 @@ def get_model(arch: str, scratch: bool = False, pretrained: Optional[str] = None
 
 
 def _load_local(backbone: nn.Module, arch: str, path: str):
+    if os.path.isdir(path):
+        raise BackboneError(f"--pretrained {path} is a folder: give the file of the backbone's weights in it "
+                            f"(torch.save(backbone.state_dict(), PATH))")
     if not os.path.isfile(path):
         raise BackboneError(f"--pretrained {path}: no such file")
     try:
@@ -158,8 +161,8 @@ def _load_local(backbone: nn.Module, arch: str, path: str):
     except Exception as e:   # not a torch file, a truncated or empty one, or pickled objects beyond tensors
         reason = (str(e).strip().splitlines() or [""])[0] or ("the file is empty" if os.path.getsize(path) == 0
                                                               else "no reason given")
-        raise BackboneError(f"--pretrained {path}: cannot be read as a state_dict "
-                            f"({type(e).__name__}: {reason})") from None
+        raise BackboneError(f"--pretrained {path}: cannot be read as a state_dict ({type(e).__name__}: {reason}); "
+                            f"give a file written by torch.save(backbone.state_dict(), PATH)") from None
     if not isinstance(state, dict):
         raise BackboneError(f"--pretrained {path}: holds a {type(state).__name__}, not a state_dict")
     own = backbone.state_dict()

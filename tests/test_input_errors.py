@@ -116,6 +116,7 @@ def test_test_and_analysis_need_no_writable_checkpoints(tmp_path):
 
 
 @pytest.mark.parametrize("extra, message", [
+    (["--log", ""], "--log '' names no folder; give one (the script's default: dann)"),   # was "cannot write to --log : "
     (["--temperature", "0"], "--ila-temperature 0.0 must be positive"),
     (["--mu", "0.01"], "keeps no target of a batch of 8 (it keeps round(mu x -b)): the ILA term would be 0; "
                        "raise --mu to at least 0.0625, or -b"),
@@ -213,8 +214,11 @@ def test_local_pretrained_weights(tmp_path):
         get_model("resnet18", pretrained=str(bad))
     not_torch = tmp_path / "notes.pth"
     not_torch.write_text("these are not weights")
-    with pytest.raises(BackboneError, match="cannot be read as a state_dict"):
+    with pytest.raises(BackboneError, match=r"cannot be read as a state_dict \(.*\); give a file written by "
+                                            r"torch.save\(backbone.state_dict\(\), PATH\)$"):
         get_model("resnet18", pretrained=str(not_torch))
+    with pytest.raises(BackboneError, match=r"is a folder: give the file of the backbone's weights in it"):
+        get_model("resnet18", pretrained=str(tmp_path))       # "no such file" said the folder was missing
     resnet50 = tmp_path / "resnet50.pth"      # the names of resnet18's weights, most of them of other shapes
     torch.save(torchvision.models.resnet50().state_dict(), resnet50)
     with pytest.raises(BackboneError, match=r"have another shape than the 'resnet18' backbone's .*-a they fit"):

@@ -327,6 +327,8 @@ def check_args(args, method):
     dataset_name(args.data)   # a -d that builds no task is named before any folder exists, as tllib's choices do
     if not args.source or not args.target:
         raise UsageError("give the source and target domains with -s and -t (e.g. -s A -t W)")
+    if not args.log.strip():
+        raise UsageError(f"--log {args.log!r} names no folder; give one (the script's default: {method.name})")
     if args.seed is not None and not 0 <= args.seed < 2 ** 32:
         raise UsageError(f"--seed {args.seed} is outside 0 .. 2**32 - 1; give a non-negative seed")
     if not 0.0 < args.mu <= 1.0:
