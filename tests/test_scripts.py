@@ -316,6 +316,19 @@ def test_ila_meters_appear_when_ila_starts(tiny_root, tmp_path):
     assert sum(line.startswith("ILA: ") for line in lines) == 1       # one summary: epoch 1's
 
 
+def test_a_target_that_is_also_a_source_is_warned_of(tiny_root, tmp_path):
+    # -s src tgt -t tgt trains on the target's labels: tllib's scripts run it without a word
+    log = str(tmp_path / "log")
+    args = tiny_args(tiny_root, log, "--epochs", "1", "-i", "1")
+    args[args.index("-s") + 1:args.index("-s") + 2] = ["src", "tgt"]
+    done = run_script("ila_dann.py", args)
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"ila_dann\.py:\d+: UserWarning: -t tgt is also a source domain \(-s src tgt\): its labels train "
+                     r"the classifier, so the target accuracy measures no adaptation", done.stderr), done.stderr
+    assert "also a source domain" not in run_script("ila_dann.py", tiny_args(tiny_root, str(tmp_path / "other"),
+                                                                              "--epochs", "1", "-i", "1")).stderr
+
+
 def test_extra_batch_pretraining_and_ablation_flags(tiny_root, tmp_path):
     log = str(tmp_path / "log")
     done = run_script("ila_dann.py", tiny_args(tiny_root, log, "--epochs", "1", "--ila-batch", "extra",

@@ -227,6 +227,10 @@ def _run(args, method: Method, device, directory: Optional[RunDirectory], peers:
     if dist_utils.is_distributed():
         print(f"torch.distributed: {dist_utils.world_size()} processes ({dist.get_backend()}); -b and the "
               f"class-balanced batch are global batches, split evenly over the processes")
+    both = [name for name in args.target if name in args.source]
+    if both and args.phase == 'train':     # tllib's scripts take it silently: an oracle, not an adaptation
+        warn_from_script(f"-t {' '.join(both)} is also a source domain (-s {' '.join(args.source)}): its labels "
+                         f"train the classifier, so the target accuracy measures no adaptation")
     # a resume that cannot continue this run is refused before the data and the model are built
     resumed = read_resume_file(args, method) if args.resume and args.phase == 'train' else None
     if args.seed is not None:
