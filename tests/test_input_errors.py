@@ -118,6 +118,7 @@ def test_test_and_analysis_need_no_writable_checkpoints(tmp_path):
 @pytest.mark.parametrize("extra, message", [
     (["--log", ""], "--log '' names no folder; give one (the script's default: dann)"),   # was "cannot write to --log : "
     (["--temperature", "0"], "--ila-temperature 0.0 must be positive"),
+    (["--momentum", "1"], "--momentum 1.0 must be below 1 (tllib's default: 0.9)"),
     (["--mu", "0.01"], "keeps no target of a batch of 8 (it keeps round(mu x -b)): the ILA term would be 0; "
                        "raise --mu to at least 0.0625, or -b"),
     (["-j", "-1"], "--workers cannot be negative"),

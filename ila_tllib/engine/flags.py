@@ -349,6 +349,8 @@ def check_args(args, method):
                  'ila_trade_off', 'ila_spectral_penalty', 'trade_off', 'lr_gamma', 'lr_decay'):
         if getattr(args, name) < 0:
             raise UsageError(f"{flag_name(name)} cannot be negative")
+    if args.momentum >= 1:      # each step would add more than the whole of the past ones: the weights blow up
+        raise UsageError(f"--momentum {args.momentum} must be below 1 (tllib's default: 0.9)")
     for name in ('scale', 'ratio'):
         low_high = getattr(args, name)
         if len(low_high) != 2 or not 0 < low_high[0] <= low_high[1]:
