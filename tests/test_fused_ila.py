@@ -25,7 +25,8 @@ def run(f_s, y_s, f_t, **kwargs):
 
 @pytest.mark.parametrize("seed, balanced, k, mu, m, temperature", [
     (0, True, 3, 0.67, None, 1.0), (1, True, 5, 0.33, None, 0.5), (2, False, 3, 0.5, None, 1.0),
-    (3, False, 2, 0.67, 2, 2.0), (4, True, 1, 1.0, 1, 1.0), (5, False, 4, 0.75, 5, 0.1)])
+    (3, False, 2, 0.67, 2, 2.0), (4, True, 1, 1.0, 1, 1.0), (5, False, 4, 0.75, 5, 0.1),
+    (6, True, 3, 1.0, None, 0.5)])   # every target kept: the fused path's own branch, with a temperature
 def test_fused_equals_composable(seed, balanced, k, mu, m, temperature):
     f_s, y_s, f_t = make_batch(seed, n_classes=4, per_class=3, n_t=11, d=5, balanced=balanced, spread=1.5)
     settings = dict(k=k, mu=mu, m=m, temperature=temperature)
@@ -37,6 +38,21 @@ def test_fused_equals_composable(seed, balanced, k, mu, m, temperature):
         assert torch.equal(getattr(fused[3], name), getattr(composable[3], name)), name
     torch.testing.assert_close(fused[3].ratio, composable[3].ratio, rtol=1e-12, atol=0)
     assert fused[3].num_anchors == composable[3].num_anchors
+
+
+@pytest.mark.parametrize("mu", [1.0, 0.5])
+def test_kept_targets_of_one_pseudo_label_leave_no_anchor_on_either_path(mu):
+    # every kept target voted class 0: a class-0 source has positives only, a class-1 source negatives only,
+    # so no source is an anchor (the loss is an exact 0), which ILA's diagnostics count as an empty batch
+    g = torch.Generator().manual_seed(0)
+    f_s = torch.cat([torch.randn(3, 4, generator=g, dtype=torch.float64),
+                     10 + torch.randn(3, 4, generator=g, dtype=torch.float64)])
+    y_s = torch.tensor([0, 0, 0, 1, 1, 1])
+    f_t = 0.1 * torch.randn(5, 4, generator=g, dtype=torch.float64)
+    fused, composable = run(f_s, y_s, f_t, k=1, mu=mu), run(f_s, y_s, f_t, k=1, mu=mu, fused=False)
+    assert composable[3].pseudo_labels.tolist() == [0] * 5
+    assert fused[3].num_anchors == composable[3].num_anchors == 0
+    assert fused[0].item() == composable[0].item() == 0.0
 
 
 def clustered(seed, n_classes, per_class, n_t, d, offset, spread):

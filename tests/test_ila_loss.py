@@ -42,6 +42,7 @@ def check_against_oracle(f_s, y_s, f_t, k, mu, m=None, temperature=1.0, ratio_te
 def test_balanced_source_matches_oracle(seed, mu):
     f_s, y_s, f_t = make_batch(seed, n_classes=4, per_class=3, n_t=10)
     check_against_oracle(f_s, y_s, f_t, k=3, mu=mu)
+    check_against_oracle(f_s, y_s, f_t, k=3, mu=mu, temperature=0.5)
 
 
 @pytest.mark.parametrize("seed", range(4))
