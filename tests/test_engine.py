@@ -462,9 +462,42 @@ def test_batch_plan_draw_routes_each_part():
     # the rule the step applies, as benchmarks and logs state it
     assert (plan.statistics_rule, every_row.statistics_rule, shared.statistics_rule) == ("tllib", "all", "all")
     assert shared.draw(iters, torch.device("cpu"), with_ila=False).ila is None     # before --ila-start-iter
+    for layout in (shared, BatchPlan.from_args(toy_args("--samples-per-class", "0"), 3)):   # ILA reads -s's rows
+        routed = layout.draw(iters, torch.device("cpu"), with_ila=True)
+        assert routed.ila == routed.source and routed.labels_ila.tolist() == [0] * 6     # the source's labels
     with pytest.raises(ValueError, match="extra batch is missing"):
         plan.assemble(torch.zeros(6, 6), torch.zeros(6, dtype=torch.long), torch.ones(6, 6),
                       torch.ones(6, dtype=torch.long), with_ila=True)
+
+
+@pytest.mark.parametrize("extra, largest_k", [(("--samples-per-class", "4"), 12),    # ILA's own 3 x 4, not -b 6
+                                               (("--samples-per-class", "4", "--ila-batch", "shared"), 12),
+                                               (("--samples-per-class", "0"), 6)])           # tllib's rows
+def test_k_is_bounded_by_the_source_batch_ila_reads(extra, largest_k):
+    plan = BatchPlan.from_args(toy_args(*extra), 3)
+    plan.check(toy_args("--k", str(largest_k), *extra), 3)
+    with pytest.raises(UsageError, match=f"--k {largest_k + 1} is larger than ILA's source batch \\({largest_k} "):
+        plan.check(toy_args("--k", str(largest_k + 1), *extra), 3)
+
+
+def test_each_batch_is_drawn_in_an_order_of_its_own():
+    # the source, the target and ILA's own batch each have a seed of their own: with one seed, a source and a
+    # target of the same size would be drawn in the same order, and ILA's batch would follow the source's
+    import types
+    from torch.utils.data import TensorDataset
+    indices = torch.arange(60)
+    domain = TensorDataset(indices.float().unsqueeze(1), indices % 3)
+    domain.targets = (indices % 3).tolist()       # what the class-balanced sampler reads, as ImageList has
+    data = types.SimpleNamespace(train_source=domain, train_target=domain, num_classes=3)
+    for extra in ((), ("--ila-batch", "shared")):
+        args = toy_args("-j", "0", "--samples-per-class", "2", *extra)
+        plan = BatchPlan.from_args(args, 3)
+        iters = plan.iterators(data, args, seed=0)
+        drawn = {name: [next(iterator)[0].flatten().tolist() for _ in range(3)] for name, iterator in iters.items()}
+        assert drawn["source"] != drawn["target"], extra
+        if "ila_source" in drawn:
+            assert all(sorted(int(x) % 3 for x in batch) == [0, 0, 1, 1, 2, 2] for batch in drawn["ila_source"])
+            assert drawn["ila_source"] != [b[:6] for b in drawn["source"]]
 
 
 @pytest.mark.parametrize("flag, value", [("--metric-loss", "triplet"), ("--similarity", "inverse_euclidean"),
