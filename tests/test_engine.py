@@ -480,6 +480,23 @@ def test_k_is_bounded_by_the_source_batch_ila_reads(extra, largest_k):
         plan.check(toy_args("--k", str(largest_k + 1), *extra), 3)
 
 
+@pytest.mark.parametrize("schedule, s", [("linear", lambda p: p),
+                                         ("ramp", lambda p: 2 / (1 + math.exp(-10 * p)) - 1)])
+def test_the_keep_schedule_scales_mu_by_the_progress(schedule, s):
+    # --ila-keep-schedule: the kept fraction is mu * s(p), p the progress after --ila-start-iter, never
+    # compounded from one iteration's value to the next; before the start and at p = 0 nothing is kept
+    from ila_tllib import ILALoss
+    torch.manual_seed(0)
+    f_s, y_s, f_t = torch.randn(12, 5), torch.arange(12) % 3, torch.randn(20, 5)
+    term = ILATerm(ILALoss(k=1, mu=0.8), 1.0, start_iter=2, total_iters=12, keep_schedule=schedule)
+    for it in (2, 7, 9, 7, 12, 40):
+        term(f_s, y_s, f_t, None, 3, it)
+        p = min(1.0, (it - 2) / 10)
+        assert term.miner.mu == pytest.approx(max(0.8 * s(p), 1e-9), rel=1e-12), it
+        assert int(term.loss.kept.sum()) == round(0.8 * s(p) * 20), it
+    assert ILATerm(ILALoss(k=1, mu=0.8), 1.0, keep_schedule="step").keep_schedule is None   # mu as given
+
+
 def test_each_batch_is_drawn_in_an_order_of_its_own():
     # the source, the target and ILA's own batch each have a seed of their own: with one seed, a source and a
     # target of the same size would be drawn in the same order, and ILA's batch would follow the source's
