@@ -103,6 +103,17 @@ def test_ranks_split_the_global_batch():
         assert Counter(LABELS[i] for i in r0) == {c: 1 for c in range(5)}
 
 
+def test_ranks_split_tllibs_random_batch_into_contiguous_slices():
+    # each rank takes its contiguous slice of every global batch: together they are the one-process batches
+    from ila_tllib import RandomBatchSampler
+    full = list(RandomBatchSampler(60, 12, seed=4))
+    ranks = [list(RandomBatchSampler(60, 12, seed=4, num_replicas=3, rank=r)) for r in range(3)]
+    assert [len(r) for r in ranks] == [5] * 3
+    for g, *parts in zip(full, *ranks):
+        assert [len(p) for p in parts] == [4] * 3 and sum(parts, []) == g
+    assert sorted(i for g in full for i in g) == list(range(60))      # one pass draws every sample once
+
+
 @pytest.mark.parametrize("m, replicas, per_class", [
     (4, 4, {1}),          # divides: one of every class on every rank
     (6, 4, {1, 2}),       # m >= replicas: every class, once or twice
