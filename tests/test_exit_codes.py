@@ -153,7 +153,9 @@ def test_more_flag_errors(root, extra, message):
 def test_source_only_steps_need_two_images_in_every_process(root, monkeypatch):
     # in process: WORLD_SIZE alone, without a process group (the torchrun case is further down)
     # under torchrun -b is split over the processes: -b 2 over two gives each one image
-    monkeypatch.setenv("WORLD_SIZE", "2")
+    for name, value in (("WORLD_SIZE", "2"), ("RANK", "0"), ("LOCAL_RANK", "0"), ("MASTER_ADDR", "127.0.0.1"),
+                        ("MASTER_PORT", "29500")):      # as torchrun sets them before the process group exists
+        monkeypatch.setenv(name, value)
     monkeypatch.setattr("torch.cuda.is_available", lambda: True)    # --sync-bn below needs GPUs
     assert flag_error(tiny_args(root, "unused", *ONE_EPOCH, "-b", "2", "--pretrain-iters", "2")) == (
         "a source batch of 2 over 2 processes with --pretrain-iters 2: a source-only step would train BatchNorm on "
