@@ -395,8 +395,13 @@ def test_erm_is_a_run_without_any_adaptation_term(tmp_path):
         log = os.path.join(logs, folder, "Office31_A2W")
         _write_log(log, get_parser(BSP()).parse_args(["data/office31", "-s", "A", "-t", "W", "--trade-off", "0",
                                                       "--ila-trade-off", "0", "--log", log, *extra]), acc)
+    # with ILA-DA's term on, --trade-off 0 leaves ILA-DA added to no adversary: still the method's ILA-DA row;
+    # the sampling control (--balanced-source) has its own row
+    our_log(logs, "dann_ila", "A", "W", 74.0, "--trade-off", "0", method="dann")
+    our_log(logs, "dann_balanced", "A", "W", 75.0, "--ila-trade-off", "0", "--balanced-source", method="dann")
     named = {os.path.basename(os.path.dirname(os.path.dirname(run.path))): run.method for run in collect([logs])}
-    assert named == {"dann0": "ERM", "mine0": "FANCY_DA", "bsp0": "BSP", "bsp00": "ERM"}
+    assert named == {"dann0": "ERM", "mine0": "FANCY_DA", "bsp0": "BSP", "bsp00": "ERM", "dann_ila": "ILA-DA+DANN",
+                     "dann_balanced": "DANN (balanced source)"}
 
 
 
