@@ -556,10 +556,10 @@ def test_the_mining_similarity_follows_the_similarity_unless_given(flags, simila
 class Decisions:
     """What the ILA loss decided for one batch, built by hand."""
 
-    def __init__(self, pseudo_labels, ratio, kept, affinity):
+    def __init__(self, pseudo_labels, ratio, kept, affinity, num_anchors=1):
         self.pseudo_labels, self.ratio = torch.tensor(pseudo_labels), torch.tensor(ratio)
         self.kept, self.affinity = torch.tensor(kept), torch.tensor(affinity, dtype=torch.float)
-        self.num_anchors = 1
+        self.num_anchors = num_anchors
 
 
 def test_logged_precision_auc_and_wrong_affinities_by_hand():
@@ -575,6 +575,13 @@ def test_logged_precision_auc_and_wrong_affinities_by_hand():
     # +1 entries: target 0 has 1, target 1 has 2, target 2 has 2 (wrong): 2 of 5 wrong
     assert stats.wrong_positive.avg == pytest.approx(40.0)
     assert "ratio AUC 0.75" in stats.summary()
+    # ties count half: right {2, 1} against wrong {1, 2} is 1 + 1/2 + 1/2 + 0 of 4 pairs
+    assert ratio_auc(torch.tensor([2.0, 1.0, 1.0, 2.0]), torch.tensor([1, 1, 0, 0]).bool()) == 0.5
+    # a batch whose sources have no positive and negative both (no anchor) counts as one with nothing to contrast
+    stats.update(Decisions([0, 1, 1, 2], [3.0, 1.0, 2.0, 0.5], [True, True, True, False],
+                           [[1, -1, -1, 0], [-1, 1, 1, 0], [-1, 1, 1, 0]], num_anchors=0), 0.0,
+                 torch.tensor([0, 1, 2, 0]))
+    assert stats.summary().startswith("ILA: 1 of 2 batches had nothing to contrast;")
 
 
 def test_the_epoch_summary_says_na_for_what_no_batch_measured(tmp_path):
