@@ -25,7 +25,8 @@ FLAGS_ADDED_LATER = {"ila_source_bank": 0, "ila_mining_ema": 0.0, "ila_mining_av
                      "ila_ratio_terms": "top-m", "ila_bank_anchors": False, "ila_detach_source": False,
                      "ila_source_sampling": "balanced", "ila_spectral_form": "bsp",
                      "ila_mining_similarity": "inverse_euclidean", "ila_spectral_schedule": "constant",
-                     "ila_spectral_domains": "both", "ila_spectral_penalty": 0.0, "ila_bn_statistics": "all"}
+                     "ila_spectral_domains": "both", "ila_spectral_penalty": 0.0, "ila_bn_statistics": "all",
+                     "ila_features": "bottleneck"}     # MDD's own: where ILA reads its features
 
 #: flags added later whose value, before them, was another flag's: ILA mined with its own --similarity
 #: (the value in FLAGS_ADDED_LATER is for a run that logged neither)
