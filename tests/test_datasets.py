@@ -821,6 +821,15 @@ def test_offline_cli(tmp_path, capsys):
     assert "mnist: 5 images" in out and "uci: 5 images" in out
     assert od.main([root, "--limit-per-domain", "5"]) == 0
     assert "already complete" in capsys.readouterr().out
+    # an export of another size replaces this one only when asked to: runs that read ROOT would read others
+    with pytest.raises(SystemExit) as stop:
+        od.main([root, "--limit-per-domain", "3"])
+    assert stop.value.code == 2 and capsys.readouterr().err.endswith(
+        f"error: {root} holds a complete export of 5 images per domain; add --force to replace it with 3 images "
+        f"per domain, or give another ROOT\n")
+    assert od.is_exported(root, 5)
+    assert od.main([root, "--limit-per-domain", "3", "--force"]) == 0 and od.is_exported(root, 3)
+    capsys.readouterr()
     # the export is readable by others as the umask allows, not private to its writer as mkdtemp makes it
     umask = os.umask(0)
     os.umask(umask)

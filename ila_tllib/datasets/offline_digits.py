@@ -586,13 +586,20 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("root", metavar="ROOT", help="destination folder")
     parser.add_argument("--limit-per-domain", type=int, default=None,
                         help="export at most N images per domain (default: all)")
-    parser.add_argument("--force", action="store_true", help="export again even if ROOT is complete")
+    parser.add_argument("--force", action="store_true",
+                        help="export again even if ROOT is complete, or replace an export of another size")
     args = parser.parse_args(argv)
     if args.limit_per_domain is not None and args.limit_per_domain < 1:
         parser.error(f"--limit-per-domain {args.limit_per_domain}: give 1 or more images per domain, or leave it "
                      f"out for all")
     root = os.path.abspath(os.path.expanduser(args.root))
     was_complete = not args.force and is_exported(root, args.limit_per_domain)
+    if not args.force and not was_complete and is_exported(root):
+        # runs that read ROOT would read other images from now on: replacing it is asked for, not implied
+        def size(limit):
+            return "all images" if limit is None else f"{limit} images per domain"
+        parser.error(f"{root} holds a complete export of {size(_read_marker(root).get('limit_per_domain'))}; "
+                     f"add --force to replace it with {size(args.limit_per_domain)}, or give another ROOT")
     try:
         counts = export_offline_digits(root, args.limit_per_domain, force=args.force)
     except (DatasetFormatError, ImportError, ValueError, OSError) as err:   # OSError: ROOT cannot be written
