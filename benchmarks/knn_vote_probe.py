@@ -46,7 +46,7 @@ from ila_tllib import ILALoss  # noqa: E402
 from ila_tllib.affinity import DEFAULT_MU  # noqa: E402
 from ila_tllib.pseudo_labels import DEFAULT_K  # noqa: E402
 from ila_tllib.similarity import get_similarity  # noqa: E402
-from ila_tllib.tables import parse_namespace, read_run  # noqa: E402
+from ila_tllib.tables import LogError, parse_namespace, read_run  # noqa: E402
 
 SIMILARITIES = ("inverse_euclidean", "cosine")
 
@@ -236,8 +236,11 @@ def load_finished_run(run_dir, data_root=None):
     from ila_tllib.engine.run import build_classifier
     from ila_tllib.models import BackboneError
     # the newest finished log: a later start that stopped early (a refused --resume) wrote a newer one
-    logs = sorted(glob.glob(os.path.join(run_dir, "train-*.txt")))
-    finished = [(path, run) for path in logs if (run := read_run(path)) is not None]
+    logs = sorted(glob.glob(os.path.join(glob.escape(run_dir), "train-*.txt")))
+    try:
+        finished = [(path, run) for path in logs if (run := read_run(path)) is not None]
+    except LogError as e:
+        raise ProbeError(str(e)) from None
     log, run = finished[-1] if finished else (None, None)
     weights = os.path.join(run_dir, "checkpoints", "latest.pth")
     if run is None:

@@ -160,9 +160,12 @@ def run_one(job):
     """Runs one job, unless its folder holds a finished run: of the same flags it is skipped, of others it is
     left alone and named (a run is never mixed with, nor overwrites, another one's). Returns
     ``(log, status, ok)``."""
-    from ila_tllib.tables import collect
+    from ila_tllib.tables import LogError, collect
     script, flags, log, data_root = job
-    finished = collect([log]) if os.path.isdir(log) else []
+    try:
+        finished = collect([log]) if os.path.isdir(log) else []
+    except LogError as e:     # a damaged log of its own: named, the run left alone
+        return log, f"NOT RUN: {e}", False
     if finished:
         other = other_flags(script, [data_root] + flags + ["--log", log], finished[0].args)
         if other:
@@ -316,7 +319,7 @@ def main():
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     from ila_tllib.datasets import DatasetError
-    from ila_tllib.tables import collect, format_paired_table, format_table, missing_folders
+    from ila_tllib.tables import collect_or_exit, format_paired_table, format_table, missing_folders
     bad_seeds = [seed for seed in args.seeds if not 0 <= seed < 2 ** 32]
     if bad_seeds:
         parser.error(f"--seeds {' '.join(map(str, bad_seeds))}: a seed lies in 0 .. 2**32 - 1")
@@ -346,7 +349,7 @@ def main():
             print(f"  {os.path.relpath(log, out)}: {status}", flush=True)
             all_ran = all_ran and ok
     print(f"total {time.time() - t0:.0f} s\n")
-    runs = collect([out] + [b for b in baselines if os.path.isdir(b)])
+    runs = collect_or_exit(parser, [out] + [b for b in baselines if os.path.isdir(b)])
     print(format_table(runs))
     print()
     print(format_paired_table(runs))

@@ -251,7 +251,8 @@ def missing_folders(log_dirs: List[str]) -> str:
 def collect(log_dirs: List[str]) -> List[Run]:
     files: Dict[str, str] = {}     # the file itself -> the path as found: a folder named twice counts once
     for d in log_dirs:
-        found = [d] if os.path.isfile(d) else glob.glob(os.path.join(d, "**", "train-*.txt"), recursive=True)
+        found = [d] if os.path.isfile(d) else glob.glob(os.path.join(glob.escape(d), "**", "train-*.txt"),
+                                                        recursive=True)
         for path in found:
             if os.path.isfile(path):   # not a link to nowhere, nor a folder of that name
                 files.setdefault(os.path.realpath(path), path)

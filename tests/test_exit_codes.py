@@ -595,6 +595,18 @@ def test_stale_temporary_file_is_removed(finished, root, backend):
     assert checkpoint_files(finished) == before
 
 
+def test_stale_temporary_file_is_removed_from_a_folder_whose_name_globs(tmp_path):
+    # the folder was a glob pattern: in --log "run[1]" a killed write's temporary file stayed
+    from ila_tllib.engine.checkpoint import RunDirectory
+    root = tmp_path / "run[1]"
+    (root / "checkpoints").mkdir(parents=True)
+    (root / "checkpoints" / ".tmp-k1ll3d.pth").write_bytes(b"half a checkpoint")
+    directory = RunDirectory(str(root), "test").open()
+    directory.close()
+    assert directory.notes == [f"=> removed 1 temporary file(s) an interrupted run left in {root}"]
+    assert os.listdir(root / "checkpoints") == []
+
+
 def test_small_class_is_noted_once(own_root, tmp_path, backend):
     path = os.path.join(own_root, "image_list", "src.txt")
     lines = open(path).read().splitlines()

@@ -611,3 +611,10 @@ def test_every_later_flag_of_ilas_term_says_what_runs_before_it_did():
         assert not missing, (path, missing)
         checked += 1
     assert checked > 1000
+
+
+def test_a_folder_whose_name_globs_is_read(tmp_path):
+    # the folder named was a glob pattern: "logs[1]" matched "logs1", and its runs were left out
+    logs = str(tmp_path / "logs[1]")
+    tllib_log(logs, "dann", "A", "W", 0, 95.5)
+    assert [run.acc for run in collect([logs])] == [95.5]

@@ -153,7 +153,7 @@ class RunDirectory:
         # under the lock no live run writes here, so every temporary file is a killed write's
         removed = 0
         for folder in (self.checkpoints, self.visualize):
-            for path in glob.glob(os.path.join(folder, ".tmp-*")):
+            for path in glob.glob(os.path.join(glob.escape(folder), ".tmp-*")):
                 try:
                     os.remove(path)
                     removed += 1
