@@ -320,21 +320,21 @@ def test_full_disk_while_saving(finished, root, backend, full_at):
     assert line in open(sorted(glob.glob(os.path.join(finished, "train-*.txt")))[-1]).read()
 
 
-@pytest.mark.parametrize("where, said", [
-    ("device", "CUDA out of memory. Tried to allocate 1.38 GiB"),
-    ("host", "out of memory on the host (can't allocate memory: you tried to allocate 1481763717120 bytes)")])
-def test_a_batch_larger_than_the_memory_is_named(root, tmp_path, where, said):
+def test_a_batch_larger_than_the_gpus_memory_is_named(root, tmp_path):
     # tllib's DomainNet lines give ILA a class-balanced batch of 345 x 4 images: the first step ran out of
     # GPU memory with a traceback (exit 1)
     log = str(tmp_path / "log")
     done = run_script("ila_dann.py", tiny_args(root, log, *ONE_EPOCH), PYTHONPATH=OUT_OF_MEMORY,
-                      ILA_TEST_OUT_OF_MEMORY=where)
-    host = ", or drop --cache-images (it keeps every image in memory)" if where == "host" else ""
-    assert one_error(done, 2) == (f"error: {said}: lower -b, or ILA's own class-balanced source batch (the log's "
-                                  f"'batches:' line gives its size; --samples-per-class, --classes-per-batch), or "
-                                  f"add --amp{host}")
+                      ILA_TEST_OUT_OF_MEMORY="device")
+    assert one_error(done, 2) == ("error: CUDA out of memory. Tried to allocate 1.38 GiB: lower -b, or ILA's own "
+                                  "class-balanced source batch (the log's 'batches:' line gives its size; "
+                                  "--samples-per-class, --classes-per-batch), or add --amp")
     assert "batches: source random (8), target random (8); ILA's source batch class-balanced" in done.stdout
     assert not os.path.exists(os.path.join(log, "checkpoints"))
+    # the host's allocator failing stays a traceback: a tensor of absurd size there is more often a bug
+    done = run_script("ila_dann.py", tiny_args(root, str(tmp_path / "host"), *ONE_EPOCH), PYTHONPATH=OUT_OF_MEMORY,
+                      ILA_TEST_OUT_OF_MEMORY="host")
+    assert done.returncode == 1 and "DefaultCPUAllocator: can't allocate memory" in done.stderr
 
 
 @pytest.mark.parametrize("world_size, said", [

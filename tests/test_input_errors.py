@@ -154,17 +154,31 @@ def test_flag_values(root, tmp_path, extra, message):
     assert message in flag_error(tiny_args(root, tmp_path / "log") + extra)
 
 
+def as_torchrun(monkeypatch, processes=2):
+    """The variables torchrun sets before the process group exists."""
+    for name, value in (("WORLD_SIZE", str(processes)), ("RANK", "0"), ("LOCAL_RANK", "0"),
+                        ("MASTER_ADDR", "127.0.0.1"), ("MASTER_PORT", "29500")):
+        monkeypatch.setenv(name, value)
+
+
 def test_sync_bn_under_torchrun_without_gpus_is_refused(root, tmp_path, monkeypatch):
     # torch's SyncBatchNorm refuses CPU modules in DistributedDataParallel's constructor: a traceback, exit 1
-    monkeypatch.setenv("WORLD_SIZE", "2")      # as torchrun sets it before the process group exists
+    as_torchrun(monkeypatch)
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
     assert flag_error(tiny_args(root, tmp_path / "log", "--sync-bn", "--ila-bn-statistics", "all")) == (
         "--sync-bn needs GPUs: torch's SyncBatchNorm runs on CUDA devices only, and this machine has none; leave it "
         "out")
 
 
+def test_sync_bn_with_a_world_size_left_in_the_shell_is_named(root, tmp_path, monkeypatch):
+    # --sync-bn read WORLD_SIZE on its own: "abc" was a ValueError traceback
+    monkeypatch.setenv("WORLD_SIZE", "abc")
+    assert flag_error(tiny_args(root, tmp_path / "log", "--sync-bn", "--ila-bn-statistics", "all")) == (
+        "WORLD_SIZE='abc' is not a number of processes; unset it, or start the script with torchrun, which sets it")
+
+
 def test_sync_bn_under_torchrun_still_cannot_keep_tllibs_statistics_rule(root, tmp_path, monkeypatch):
-    monkeypatch.setenv("WORLD_SIZE", "2")      # as torchrun sets it before the process group exists
+    as_torchrun(monkeypatch)
     monkeypatch.setattr("torch.cuda.is_available", lambda: True)
     assert flag_error(tiny_args(root, tmp_path / "log", "--sync-bn")).startswith(
         "--sync-bn takes BatchNorm statistics from every row, ILA's own batch included, so it cannot keep "

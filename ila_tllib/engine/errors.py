@@ -5,8 +5,9 @@ code    meaning
 ======  ==========================================================================
 0       the run finished (training printed ``test_acc1``; test/analysis printed theirs)
 2       bad input: a flag, the data, a checkpoint, the ``--log`` folder, the disk, a
-        batch larger than the memory; one ``error: ...`` line names the problem and the
-        fix, nothing was trained on bad input, and nothing finished was overwritten
+        batch larger than the GPU's memory; one ``error: ...`` line names the problem and
+        the fix, before any training where it can be known before, and nothing finished
+        was overwritten
 3       divergence: the loss, the weights or the BatchNorm statistics became
         non-finite; the run stopped before saving, earlier checkpoints stay as they were
 130     interrupted (Ctrl-C): one ``interrupted: ...`` line says what ``--resume`` would
@@ -79,10 +80,9 @@ def classify(error: BaseException) -> Optional[Tuple[int, str]]:
         return error.code, str(error)
     exhausted = out_of_memory(error)
     if exhausted:
-        host = ", or drop --cache-images (it keeps every image in memory)" if "host" in exhausted else ""
         return EXIT_USAGE, (f"{exhausted}: lower -b, or ILA's own class-balanced source batch (the log's "
                             f"'batches:' line gives its size; --samples-per-class, --classes-per-batch), or add "
-                            f"--amp{host}")
+                            f"--amp")
     if isinstance(error, OSError) and error.errno in _DISK_ERRNOS:
         # a checkpoint's own write says more (engine.run); this is any other file, read or written: only a
         # write fills a disk, so that one reads as a checkpoint's does ("... writing PATH")
@@ -94,18 +94,19 @@ def classify(error: BaseException) -> Optional[Tuple[int, str]]:
     return None
 
 
+#: torch's error for a GPU without the memory asked for (``torch.cuda``'s name before torch 2.5)
+_OUT_OF_MEMORY = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
+
+
 def out_of_memory(error: BaseException) -> Optional[str]:
-    """torch's own words for memory that ran out, on the GPU (``torch.OutOfMemoryError``) or on the host (the
-    CPU allocator's RuntimeError), e.g. ``CUDA out of memory. Tried to allocate 2.00 GiB``; None otherwise.
-    With many classes ILA's class-balanced batch alone can hold thousands of images."""
-    text = _one_message(error)
-    if isinstance(error, torch.OutOfMemoryError):
-        found = re.match(r"(.*?out of memory\.(?: Tried to allocate [\d.]+ \w+)?)", text, re.S)
-        return found.group(1).rstrip(".") if found else "out of memory on the device"
-    if isinstance(error, RuntimeError) and "can't allocate memory" in text:
-        found = re.search(r"can't allocate memory: you tried to allocate \d+ bytes", text)
-        return "out of memory on the host" + (f" ({found.group(0)})" if found else "")
-    return None
+    """torch's own words for a GPU that ran out of memory, e.g. ``CUDA out of memory. Tried to allocate
+    2.00 GiB``; None for any other error. With many classes ILA's class-balanced batch alone can hold
+    thousands of images. The host's allocator failing is left a traceback: a tensor of absurd size there is
+    more often a bug than a batch."""
+    if not isinstance(error, _OUT_OF_MEMORY):
+        return None
+    found = re.match(r"(.*?out of memory\.(?: Tried to allocate [\d.]+ \w+)?)", _one_message(error), re.S)
+    return found.group(1).rstrip(".") if found else "out of memory on the device"
 
 
 def disk_problem(error: BaseException) -> Optional[str]:

@@ -7,7 +7,6 @@ A method changes tllib's common defaults and ILA's through ``Method.defaults`` (
 """
 import argparse
 import math
-import os
 
 import torch
 
@@ -23,6 +22,7 @@ from ..transforms import TRAIN_RESIZINGS, VAL_RESIZINGS, output_size
 from . import precision
 from .errors import UsageError
 from .method import placed_after
+from .peers import launched_processes
 from .ila_term import (DEFAULT_SPECTRAL_FORM, ILA_RELIABILITIES, ILA_SCHEDULES, KEEP_SCHEDULES,
                        SPECTRAL_DOMAINS, SPECTRAL_FORMS, SPECTRAL_SCHEDULES)
 from .moving_average import DEFAULT_MINING_AVERAGE, MINING_AVERAGES
@@ -335,7 +335,7 @@ def check_args(args, method):
         raise UsageError(f"--mu {args.mu} is outside (0, 1]: it is the fraction of target samples kept")
     if args.k < 1:
         raise UsageError(f"--k {args.k} must be at least 1")
-    if args.sync_bn and int(os.environ.get('WORLD_SIZE', '1')) < 2:   # torchrun sets it before the group exists
+    if args.sync_bn and launched_processes() < 2:   # torchrun sets WORLD_SIZE before the group exists
         raise UsageError("--sync-bn pools BatchNorm statistics over the processes of a torchrun run, and this run "
                          "has one process; leave it out, or start the run with torchrun --nproc_per_node=N")
     if args.sync_bn and not torch.cuda.is_available():
