@@ -69,6 +69,13 @@ def script_env(backend="standalone", **extra):
     return env
 
 
+def as_torchrun(monkeypatch, processes=2):
+    """Process 0's environment as torchrun sets it before the process group exists."""
+    for name, value in (("WORLD_SIZE", str(processes)), ("RANK", "0"), ("LOCAL_RANK", "0"),
+                        ("MASTER_ADDR", "127.0.0.1"), ("MASTER_PORT", "29500")):
+        monkeypatch.setenv(name, value)
+
+
 def env_without_torch():
     """The environment of a run on a machine without torch (tests/shims/no_torch first on PYTHONPATH)."""
     return dict(os.environ, PYTHONPATH=HIDE_TORCH + os.pathsep + os.environ.get("PYTHONPATH", ""))

@@ -22,8 +22,8 @@ import time
 import pytest
 import torch
 
-from helpers import (DIGIT_FLAGS, FULL_DISK, OUT_OF_MEMORY, SCRIPTS, TLLIB, checkpoint_files, flag_error, make_image_list,
-                     one_error, only_log, run_script, script_env, tiny_args)
+from helpers import (DIGIT_FLAGS, FULL_DISK, OUT_OF_MEMORY, SCRIPTS, TLLIB, as_torchrun, checkpoint_files, flag_error,
+                     make_image_list, one_error, only_log, run_script, script_env, tiny_args)
 
 ONE_EPOCH = ("--epochs", "1", "-i", "2", "--seed", "0")
 
@@ -153,9 +153,7 @@ def test_more_flag_errors(root, extra, message):
 def test_source_only_steps_need_two_images_in_every_process(root, monkeypatch):
     # in process: WORLD_SIZE alone, without a process group (the torchrun case is further down)
     # under torchrun -b is split over the processes: -b 2 over two gives each one image
-    for name, value in (("WORLD_SIZE", "2"), ("RANK", "0"), ("LOCAL_RANK", "0"), ("MASTER_ADDR", "127.0.0.1"),
-                        ("MASTER_PORT", "29500")):      # as torchrun sets them before the process group exists
-        monkeypatch.setenv(name, value)
+    as_torchrun(monkeypatch)
     monkeypatch.setattr("torch.cuda.is_available", lambda: True)    # --sync-bn below needs GPUs
     assert flag_error(tiny_args(root, "unused", *ONE_EPOCH, "-b", "2", "--pretrain-iters", "2")) == (
         "a source batch of 2 over 2 processes with --pretrain-iters 2: a source-only step would train BatchNorm on "

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from helpers import flag_error, make_image_list, run_script, tiny_args
+from helpers import as_torchrun, flag_error, make_image_list, run_script, tiny_args
 
 
 @pytest.fixture()
@@ -152,13 +152,6 @@ def test_test_and_analysis_need_no_writable_checkpoints(tmp_path):
 def test_flag_values(root, tmp_path, extra, message):
     # in process; that these errors exit 2 through a pipe is tested below and in tests/test_exit_codes.py
     assert message in flag_error(tiny_args(root, tmp_path / "log") + extra)
-
-
-def as_torchrun(monkeypatch, processes=2):
-    """The variables torchrun sets before the process group exists."""
-    for name, value in (("WORLD_SIZE", str(processes)), ("RANK", "0"), ("LOCAL_RANK", "0"),
-                        ("MASTER_ADDR", "127.0.0.1"), ("MASTER_PORT", "29500")):
-        monkeypatch.setenv(name, value)
 
 
 def test_sync_bn_under_torchrun_without_gpus_is_refused(root, tmp_path, monkeypatch):
