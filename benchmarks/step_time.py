@@ -100,20 +100,16 @@ def main():
         variants["CDAN (float32, NCHW)"] = (baseline[False], baseline_optimizer, False)
     size = digit_input_size(opts.arch) or 224
     shape = (1 if image_mode(opts.arch) == "L" else 3, size, size)
-    b, n_b = opts.batch_size, plan.balanced_size
-    x = torch.randn(2 * b + n_b, *shape, device=device)
-    balanced = torch.arange(plan.classes, device=device).repeat(plan.samples_per_class)   # --classes-per-batch
-    random_labels = torch.arange(b, device=device) % opts.classes
-    labels_t = torch.zeros(b, dtype=torch.long, device=device)
+    plans = {False: BatchPlan.from_args(argparse.Namespace(**{**vars(args), "ila_trade_off": 0.0}), opts.classes),
+             True: plan}               # tllib's CDAN, and ILA-DA+CDAN's layout as the engine draws it
+    labels = {"balanced": lambda rows: torch.arange(plan.classes, device=device).repeat(rows // plan.classes),
+              "random": lambda rows: torch.arange(rows, device=device) % opts.classes}
 
     def batch_for(with_ila):
-        if not with_ila:                       # tllib's CDAN: random source and target batches of -b
-            return plan.assemble(x[:b], random_labels, x[b:2 * b], labels_t, False)
-        if plan.ila_source == "extra":         # tllib's batches plus ILA's balanced one, one forward pass
-            return plan.assemble(x[:b], random_labels, x[b:2 * b], labels_t, True, (x[2 * b:], balanced))
-        n_s = plan.source_size                 # shared: the balanced batch; --samples-per-class 0: tllib's
-        labels_s = balanced if plan.balanced_source else random_labels
-        return plan.assemble(x[:n_s], labels_s, x[n_s:n_s + b], labels_t, True)
+        """The batch the engine's BatchPlan.draw makes of synthetic images, one iterator per part it reads."""
+        iters = {name: iter([(torch.randn(rows, *shape, device=device), labels[sampling](rows))])
+                 for name, (sampling, rows) in plans[with_ila].reads().items()}
+        return plans[with_ila].draw(iters, device, with_ila)
 
     batches = {False: batch_for(False), True: batch_for(True)}
     batches[EXTRA_ROWS] = batches[True]._replace(ila=None)     # the rows go through the network, unused
@@ -145,7 +141,7 @@ def main():
     ila_rows = (f"{plan.describe()}; spectral penalty {trainers[True].ila.spectral_penalty:g}, BatchNorm statistics "
                 f"{plan.statistics_rule}; {mining}")
     layout = f"--ila-batch {args.ila_batch}" if plan.samples_per_class else "--samples-per-class 0"
-    print(f"{opts.arch}, CDAN {b} + {b} images; ILA-DA+CDAN {ila_rows} ({layout}), {shape}, {where}, "
+    print(f"{opts.arch}, CDAN {opts.batch_size} + {opts.batch_size} images; ILA-DA+CDAN {ila_rows} ({layout}), {shape}, {where}, "
           f"{' '.join(speed_flags) or 'float32, NCHW'}, torch {torch.__version__}, median of {opts.iters}")
     print("| method | ms / iteration |\n|---|---|")
     for name, value in median.items():

@@ -716,6 +716,31 @@ def test_ila_own_batch_is_drawn_as_the_sampling_flag_says(sampling):
                                                              if sampling == "balanced" else "random (6)"))
 
 
+# batches.py's table, by hand (-b 4, 3 classes x 2): iterator -> (sampling, rows)
+READS = {(): {"target": ("random", 4), "source": ("random", 4), "ila_source": ("balanced", 6)},
+         ("--ila-trade-off", "0"): {"target": ("random", 4), "source": ("random", 4)},
+         ("--ila-trade-off", "0", "--balanced-source"): {"target": ("random", 4), "source": ("balanced", 6)},
+         ("--ila-source-sampling", "random"): {"target": ("random", 4), "source": ("random", 4),
+                                               "ila_source": ("random", 6)},
+         ("--ila-batch", "shared"): {"target": ("random", 4), "source": ("balanced", 6)},
+         ("--samples-per-class", "0"): {"target": ("random", 4), "source": ("random", 4)}}
+
+
+@pytest.mark.parametrize("flags", list(READS))
+def test_what_an_iteration_reads_is_what_its_iterators_draw(flags):
+    # BatchPlan.reads is what step_time.py times the engine's batches by: each iterator the run builds must
+    # draw what it says (class 0 holds 20 of 24 sources, so a random batch is seldom balanced)
+    args = toy_args("-b", "4", "--samples-per-class", "2", "-j", "0", *flags)
+    plan = BatchPlan.from_args(args, 3)
+    assert plan.reads() == READS[flags]
+    iters = plan.iterators(points_data([0] * 20 + [1, 1, 2, 2]), args, seed=0)
+    assert set(iters) == set(READS[flags])
+    for name, (sampling, rows) in READS[flags].items():
+        counts = [torch.bincount(next(iters[name])[1], minlength=3).tolist() for _ in range(4)]
+        assert all(sum(c) == rows for c in counts), name
+        assert (counts == [[2, 2, 2]] * 4) == (sampling == "balanced"), (name, counts)
+
+
 @pytest.mark.parametrize("flags", [["--ila-batch", "shared"], ["--samples-per-class", "0"], ["--ila-trade-off", "0"]])
 def test_random_sampling_of_ila_own_batch_needs_that_batch(flags):
     args = toy_args("--ila-source-sampling", "random", *flags)

@@ -29,6 +29,12 @@ from .peers import launched_processes
 __all__ = ["BatchPlan", "Batch"]
 
 
+#: iterator -> (the domain it draws from, its seed's offset from the run's seed)
+_DRAWN_FROM = {'source': ('source', 0), 'target': ('target', 1), 'ila_source': ('source', 2)}
+#: iterator -> the flags that set its size when drawn at random, for the messages
+_SIZE_FLAGS = {'source': "-b", 'target': "-b", 'ila_source': "--samples-per-class (x --classes-per-batch)"}
+
+
 class Batch(NamedTuple):
     """One iteration's inputs (all parts concatenated) and where each part lies in them."""
     inputs: torch.Tensor
@@ -175,21 +181,28 @@ class BatchPlan:
             raise UsageError(f"{batch}{per} with {phase}: a source-only step would train BatchNorm on one "
                              f"image, which it cannot; raise {flags}{or_else}")
 
-    def iterators(self, data, args, seed: int) -> Dict[str, ResumableForeverIterator]:
-        """Forever iterators, each with its own seed: 'source', 'target' and, in extra mode, 'ila_source'."""
-        def balanced(offset):
-            return balanced_loader(data.train_source, self.samples_per_class, args.classes_per_batch,
-                                   data.num_classes, args.workers, seed + offset)
-        source, target = (f"the {side} domain ({' + '.join(names)})"
-                          for side, names in (('source', args.source), ('target', args.target)))
-        loaders = {'target': random_loader(data.train_target, self.batch_size, args.workers, seed + 1, domain=target),
-                   'source': balanced(0) if self.balanced_source else
-                   random_loader(data.train_source, self.batch_size, args.workers, seed, domain=source)}
+    def reads(self) -> Dict[str, Tuple[str, int]]:
+        """What an iteration draws: iterator name -> (sampling, rows); 'target' and 'source', and in extra mode
+        'ila_source'. Sampling 'balanced' is classes × m rows of every class (or of random classes)."""
+        parts = {'target': ('random', self.batch_size),      # built first: its problems are told first
+                 'source': ('balanced', self.balanced_size) if self.balanced_source else ('random', self.batch_size)}
         if self.ila_source == 'extra':
-            loaders['ila_source'] = balanced(2) if self.ila_sampling == 'balanced' else \
-                random_loader(data.train_source, self.balanced_size, args.workers, seed + 2,
-                              "--samples-per-class (x --classes-per-batch)", source)
-        return {name: ResumableForeverIterator(loader) for name, loader in loaders.items()}
+            parts['ila_source'] = (self.ila_sampling, self.balanced_size)
+        return parts
+
+    def iterators(self, data, args, seed: int) -> Dict[str, ResumableForeverIterator]:
+        """Forever iterators of :meth:`reads`, each with its own seed."""
+        domains = {side: f"the {side} domain ({' + '.join(names)})"
+                   for side, names in (('source', args.source), ('target', args.target))}
+
+        def loader(name, sampling, rows):
+            side, offset = _DRAWN_FROM[name]
+            dataset = data.train_target if side == 'target' else data.train_source
+            if sampling == 'balanced':
+                return balanced_loader(dataset, self.samples_per_class, args.classes_per_batch, data.num_classes,
+                                       args.workers, seed + offset)
+            return random_loader(dataset, rows, args.workers, seed + offset, _SIZE_FLAGS[name], domains[side])
+        return {name: ResumableForeverIterator(loader(name, *read)) for name, read in self.reads().items()}
 
     def draw(self, iters, device, with_ila: bool) -> Batch:
         """The next batch of every part this iteration needs (the extra ILA batch only when ILA runs)."""
