@@ -14,12 +14,12 @@ _EXPORTS = {
                      "is_main_process", "rank", "reduce_mean", "reduce_sum", "world_size"], "distributed"),
     "ILALoss": "ila",
     **dict.fromkeys(["AffinityTripletLoss", "MultiSampleContrastiveLoss", "PullOnlyMSCLoss", "PushOnlyMSCLoss",
-                     "get_metric_loss"], "losses"),
+                     "get_metric_loss", "METRIC_LOSSES"], "losses"),
     **dict.fromkeys(["ClassifierPseudoLabeller", "ConsensusPseudoLabeller", "KNNPseudoLabeller", "PseudoLabels",
-                     "get_pseudo_labeller", "knn_vote", "similarity_ratio"], "pseudo_labels"),
+                     "get_pseudo_labeller", "knn_vote", "similarity_ratio", "PSEUDO_LABELLERS"], "pseudo_labels"),
     **dict.fromkeys(["ClassBalancedSampler", "RandomBatchSampler"], "sampler"),
     **dict.fromkeys(["CenteredCosineSimilarity", "CosineSimilarity", "InverseEuclideanSimilarity",
-                     "get_similarity"], "similarity"),
+                     "get_similarity", "SIMILARITIES"], "similarity"),
 }
 
 __all__ = list(_EXPORTS)

@@ -30,7 +30,7 @@ import torch.nn as nn
 from .autograd import first_order_only
 from .affinity import AffinityMiner, affinity_matrix, kept_count
 from .losses import MultiSampleContrastiveLoss
-from .pseudo_labels import KNNPseudoLabeller
+from .pseudo_labels import KNNPseudoLabeller, check_k
 from .similarity import InverseEuclideanSimilarity
 
 __all__ = ["fused_settings", "fused_ila_loss", "FusedDecisions", "COMPUTE_DTYPE", "check_label_range"]
@@ -113,9 +113,7 @@ def fused_ila_loss(f_s: torch.Tensor, y_s: torch.Tensor, f_t: torch.Tensor, k: i
     Shapes as :class:`~ila_tllib.ila.ILALoss`; ``N_t`` must be at least 1.
     """
     n_s, n_t = f_s.shape[0], f_t.shape[0]
-    if not 1 <= k <= n_s:
-        raise ValueError(f"k={k} must lie in [1, {n_s}] (the source batch holds {n_s} samples); "
-                         f"lower --k or enlarge the source batch")
+    check_k(k, n_s)
     # the label range and the largest class's count, read in one transfer
     low, top_label, largest_class = torch.stack(
         (y_s.min(), y_s.max(), torch.bincount(y_s.clamp(min=0)).max())).tolist()

@@ -8,9 +8,9 @@ from .affinity import DEFAULT_MU, AffinityMiner, MinedAffinity
 from .fused import check_label_range, fused_ila_loss, fused_settings
 from .losses import METRIC_LOSSES, anchors
 from .memory import SourceFeatureBank
-from .parts import build_part
-from .pseudo_labels import DEFAULT_K, PSEUDO_LABELLERS
-from .similarity import get_similarity
+from .parts import build_part, takes
+from .pseudo_labels import DEFAULT_K, PSEUDO_LABELLERS, KNNPseudoLabeller
+from .similarity import get_similarity, is_builtin
 
 __all__ = ["ILALoss"]
 
@@ -61,7 +61,8 @@ class ILALoss(nn.Module):
     :math:`\mathrm{round}(\mu N_t)`.
 
     The parts are given either by name, with their settings, or as modules; a setting next to a
-    module is an error (it would be silently ignored).
+    module, or next to a name whose part does not take it (``k`` with ``pseudo_labeller='classifier'``,
+    ``temperature`` with ``metric_loss='triplet'``), is an error (it would be silently ignored).
 
     Args:
         k (int, optional): neighbours of the kNN vote, for ``pseudo_labeller='knn'``. Default: 5
@@ -74,12 +75,15 @@ class ILALoss(nn.Module):
         temperature (float, optional): :math:`\tau` dividing :math:`\phi`, for the MSC losses.
             Default: 1.0
         similarity (str or nn.Module): a name of :data:`~ila_tllib.similarity.SIMILARITIES`
-            (``'inverse_euclidean'``, the paper's; ``'cosine'``) or a module.
+            (``'inverse_euclidean'``, the paper's; ``'cosine'``; ``'centered_cosine'``) or a module
+            ``(a, b) -> (N_a, N_b)`` whose values are never negative (a negative one is refused: it would
+            invert the ratio test).
         mining_similarity (str or nn.Module, optional): the similarity of steps 2–3 only (the kNN vote and
             Γ), as ``similarity``; step 5 still contrasts with ``similarity``. Takes the composable path.
             Default: ``None`` (``similarity``)
         pseudo_labeller (str or nn.Module): a name of :data:`~ila_tllib.pseudo_labels.PSEUDO_LABELLERS`
-            (``'knn'``, the paper's; ``'classifier'``, Table 4 (b)) or a module.
+            (``'knn'``, the paper's; ``'classifier'``, Table 4 (b); ``'consensus'``, the kNN vote kept only
+            where the classifier agrees) or a module.
         metric_loss (str or nn.Module): a name of :data:`~ila_tllib.losses.METRIC_LOSSES`
             (``'msc'``, the paper's; ``'msc-push'`` and ``'msc-pull'``, MSC moving only its −1 or +1 pairs;
             ``'triplet'``, Table 4 (a)) or a module.
@@ -135,6 +139,15 @@ class ILALoss(nn.Module):
         if isinstance(metric_loss, nn.Module) and temperature is not None:
             raise ValueError("temperature is a setting of the metric loss built by name; "
                              "with a metric_loss module, give it to that module")
+        for table, part, kind, given in ((PSEUDO_LABELLERS, pseudo_labeller, "pseudo-labeller",
+                                          {"k": k, "m": m, "ratio_terms": ratio_terms}),
+                                         (METRIC_LOSSES, metric_loss, "metric loss", {"temperature": temperature})):
+            dropped = [name for name, value in given.items() if value is not None and isinstance(part, str)
+                       and part in table and not takes(table, part, name)]
+            if dropped:
+                raise ValueError(f"the {kind} {part!r} takes no {' and no '.join(dropped)}: leave "
+                                 f"{'it' if len(dropped) == 1 else 'them'} out, or choose a {kind} that takes "
+                                 f"{'it' if len(dropped) == 1 else 'them'}")
         self.similarity = get_similarity(similarity)
         self.mining_similarity = None if mining_similarity is None else get_similarity(mining_similarity)
         labeller = build_part(PSEUDO_LABELLERS, pseudo_labeller, "pseudo-labeller", k=DEFAULT_K if k is None else k, m=m,
@@ -209,6 +222,13 @@ class ILALoss(nn.Module):
                 voters_st = torch.cat((voters_st, decide(bank_f.to(g_t.dtype), g_t)))
                 voter_labels = torch.cat((y_s, bank_y))
             self.bank.push(g_s, y_s, num_classes)
+        if isinstance(self.miner.pseudo_labeller, KNNPseudoLabeller) and not is_builtin(decide) \
+                and voters_st.numel() and bool(voters_st.min() < 0):
+            # one host synchronisation, for similarities of one's own only: the built-in ones cannot be negative
+            raise ValueError(f"the similarity {type(decide).__name__} gives negative values (down to "
+                             f"{voters_st.min().item():.3g}): the ratio test (Eq. 7) divides sums of similarities "
+                             f"and would keep the least reliable targets; map it to non-negative values, e.g. "
+                             f"(1 + cos) / 2 for a cosine or 1 / (1 + d) for a distance d")
         decided = self.miner(voters_st.t(), voter_labels, logits_t, num_classes)
         bank_rows = (bank_f, decided.affinity[len(y_s):]) if bank_f is not None and len(bank_f) else None
         return (MinedAffinity(decided.pseudo_labels, decided.score, decided.kept, decided.affinity[:len(y_s)]),

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from .parts import build_part
 
-__all__ = ["DEFAULT_K", "PseudoLabels", "knn_vote", "similarity_ratio", "KNNPseudoLabeller",
+__all__ = ["DEFAULT_K", "PseudoLabels", "check_k", "knn_vote", "similarity_ratio", "KNNPseudoLabeller",
            "ClassifierPseudoLabeller", "ConsensusPseudoLabeller", "get_pseudo_labeller",
            "PSEUDO_LABELLERS", "RATIO_TERMS"]
 
@@ -40,6 +40,15 @@ def _num_classes(y_s: torch.Tensor, num_classes: Optional[int]) -> int:
     return int(num_classes) if num_classes is not None else int(y_s.max().item()) + 1
 
 
+def check_k(k: int, n_s: int):
+    """A ValueError naming the problem unless ``1 <= k <= n_s`` (a vote of ``k`` among ``n_s`` sources)."""
+    if n_s == 0:
+        raise ValueError("the source batch is empty: the kNN vote needs at least k sources")
+    if not 1 <= k <= n_s:
+        raise ValueError(f"k={k} must lie in [1, {n_s}] (the source batch holds {n_s} samples); "
+                         f"lower --k or enlarge the source batch")
+
+
 @torch.no_grad()
 def knn_vote(similarity_ts: torch.Tensor, y_s: torch.Tensor, k: int,
              num_classes: Optional[int] = None) -> torch.Tensor:
@@ -51,14 +60,12 @@ def knn_vote(similarity_ts: torch.Tensor, y_s: torch.Tensor, k: int,
         - similarity_ts (tensor): :math:`\phi(f_j, f_i)`, shape :math:`(N_t, N_s)`
         - y_s (tensor): source labels, shape :math:`(N_s,)`
         - k (int): number of neighbours, :math:`1 \le k \le N_s`
+        - num_classes (int, optional): number of classes (else ``y_s.max() + 1``)
 
     Shape:
         - Output: :math:`(N_t,)` long tensor of pseudo-labels.
     """
-    n_s = similarity_ts.shape[1]
-    if not 1 <= k <= n_s:
-        raise ValueError(f"k={k} must lie in [1, {n_s}] (the source batch holds {n_s} samples); "
-                         f"lower --k or enlarge the source batch")
+    check_k(k, similarity_ts.shape[1])
     c = _num_classes(y_s, num_classes)
     neighbours = similarity_ts.topk(k, dim=1).indices                 # (N_t, k)
     votes = torch.zeros(similarity_ts.shape[0], c, device=y_s.device)

@@ -1,7 +1,10 @@
 """Similarity functions between feature sets (the paper's φ, Eq. 6).
 
 A similarity maps two feature matrices to a dense similarity matrix. ILA-DA needs
-only one property of it: larger means more alike. Every part downstream (kNN
+two properties of it: larger means more alike, and no value is negative (the
+similarity-ratio test, Eq. 7, divides sums of similarities: a negative φ can invert
+its ranking and keep the least reliable targets; :class:`~ila_tllib.ILALoss`
+refuses a similarity module of one's own that gives one). Every part downstream (kNN
 pseudo-labels, the similarity-ratio test, the contrastive loss) reads this one
 matrix, so swapping φ is a one-argument change.
 """
@@ -13,7 +16,7 @@ from .autograd import first_order_only
 from .parts import build_part
 
 __all__ = ["InverseEuclideanSimilarity", "CosineSimilarity", "CenteredCosineSimilarity", "get_similarity",
-           "SIMILARITIES"]
+           "is_builtin", "SIMILARITIES"]
 
 
 class InverseEuclideanSimilarity(nn.Module):
@@ -134,6 +137,11 @@ SIMILARITIES = {
     "cosine": CosineSimilarity,
     "centered_cosine": CenteredCosineSimilarity,
 }
+
+
+def is_builtin(similarity: nn.Module) -> bool:
+    """Whether ``similarity`` is one of :data:`SIMILARITIES` (each non-negative by construction)."""
+    return type(similarity) in SIMILARITIES.values()
 
 
 def get_similarity(name) -> nn.Module:

@@ -1,12 +1,13 @@
 """ILALoss and its parts against the plain-loop oracle of Eq. 4-7 (tests/ila_oracle.py)."""
 import math
+import re
 
 import pytest
 import torch
 
 import ila_tllib
-from ila_tllib import (AffinityTripletLoss, ClassifierPseudoLabeller, ILALoss, MultiSampleContrastiveLoss,
-                       get_metric_loss, knn_vote, similarity_ratio)
+from ila_tllib import (AffinityTripletLoss, ClassifierPseudoLabeller, ILALoss, KNNPseudoLabeller,
+                       MultiSampleContrastiveLoss, get_metric_loss, knn_vote, similarity_ratio)
 from ila_oracle import cosine_phi, ila_oracle, ila_oracle_gradient
 
 
@@ -410,10 +411,49 @@ def test_bad_arguments_name_the_problem(kwargs, message):
         ILALoss(**kwargs)
 
 
+@pytest.mark.parametrize("kwargs, dropped", [
+    ({"pseudo_labeller": "classifier", "k": 3}, "'classifier' takes no k:"),
+    ({"pseudo_labeller": "classifier", "m": 2, "ratio_terms": "matched"}, "'classifier' takes no m and no ratio_terms"),
+    ({"metric_loss": "triplet", "temperature": 0.1}, "'triplet' takes no temperature"),
+    ({"pseudo_labeller": KNNPseudoLabeller(3), "k": 3}, "give them to that module"),
+    ({"metric_loss": MultiSampleContrastiveLoss(), "temperature": 0.5}, "give it to that module")])
+def test_a_setting_the_part_does_not_take_is_refused(kwargs, dropped):
+    # a setting that would be silently dropped: an ablation would believe it took effect
+    with pytest.raises(ValueError, match=re.escape(dropped)):
+        ILALoss(**kwargs)
+
+
+class NegativeDistance(torch.nn.Module):
+    """"Larger means more alike", but negative: Γ's ratio of sums would rank the targets backwards."""
+    def forward(self, a, b):
+        return -torch.cdist(a, b)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("labeller", ["knn", "consensus"])
+def test_a_similarity_of_ones_own_that_goes_negative_is_refused_where_the_ratio_test_reads_it(fused, labeller):
+    f_s, y_s, f_t = make_batch(0, n_classes=3, per_class=4, n_t=8)
+    logits_t = torch.randn(8, 3)
+    with pytest.raises(ValueError, match=r"the similarity NegativeDistance gives negative values .* ratio test"):
+        ILALoss(k=3, similarity=NegativeDistance(), pseudo_labeller=labeller, fused=fused)(f_s, y_s, f_t,
+                                                                                          logits_t=logits_t)
+    # the classifier's labels read no ratio: MSC takes any real similarity
+    loss = ILALoss(similarity=NegativeDistance(), pseudo_labeller="classifier")(f_s, y_s, f_t, logits_t=logits_t)
+    assert torch.isfinite(loss)
+    # a positive one of one's own is taken, and decides as the built-in one with its values
+    own = ILALoss(k=3, similarity=type("Inverse", (torch.nn.Module,), {
+        "forward": lambda self, a, b: 1 / (1 + torch.cdist(a, b))})())
+    own(f_s, y_s, f_t)
+    assert own.pseudo_labels.tolist() == ila_oracle(f_s.tolist(), y_s.tolist(), f_t.tolist(), 3, 0.67)[1]
+
+
 def test_k_larger_than_source_batch_is_a_clear_error():
     f_s, y_s, f_t = make_batch(0, n_classes=2, per_class=2, n_t=3)
     with pytest.raises(ValueError, match=r"k=5 .*source batch holds 4"):
         ILALoss(k=5)(f_s, y_s, f_t)
+    for fused in (True, False):       # (it read "k=5 must lie in [1, 0]")
+        with pytest.raises(ValueError, match=r"the source batch is empty"):
+            ILALoss(k=5, fused=fused)(f_s[:0], y_s[:0], f_t)
 
 
 def test_library_does_not_import_tllib():
@@ -544,4 +584,16 @@ def test_mining_features_and_logits_of_the_wrong_width_are_named():
     ILALoss(k=3, source_bank=2)(f_s, y_s, f_t, num_classes=3, mining_features=wide)     # without anchors: fine
     for labeller in ("classifier", "consensus"):
         with pytest.raises(ValueError, match="logits_t has 2 class scores per target, num_classes is 3"):
-            ILALoss(k=3, pseudo_labeller=labeller)(f_s, y_s, f_t, logits_t=torch.randn(8, 2), num_classes=3)
+            ILALoss(pseudo_labeller=labeller)(f_s, y_s, f_t, logits_t=torch.randn(8, 2), num_classes=3)
+
+
+def test_every_public_name_resolves_and_the_readme_tables_are_among_them():
+    import ila_tllib.losses
+    import ila_tllib.pseudo_labels
+    import ila_tllib.similarity
+    for name in ila_tllib.__all__:
+        assert getattr(ila_tllib, name) is not None, name
+    # the tables the README imports from the package (they feed the scripts' choices)
+    from ila_tllib import METRIC_LOSSES, PSEUDO_LABELLERS, SIMILARITIES
+    assert (SIMILARITIES, PSEUDO_LABELLERS, METRIC_LOSSES) == (
+        ila_tllib.similarity.SIMILARITIES, ila_tllib.pseudo_labels.PSEUDO_LABELLERS, ila_tllib.losses.METRIC_LOSSES)

@@ -19,6 +19,9 @@ import torch.nn as nn
 from .. import distributed as dist_utils
 from .. import backend
 from ..ila import ILALoss
+from ..losses import METRIC_LOSSES
+from ..parts import takes
+from ..pseudo_labels import PSEUDO_LABELLERS
 
 __all__ = ["ILATerm", "ILAStats", "build_ila_loss", "ratio_auc", "ILA_SCHEDULES", "KEEP_SCHEDULES",
            "ILA_RELIABILITIES", "SPECTRAL_FORMS", "DEFAULT_SPECTRAL_FORM", "SPECTRAL_SCHEDULES", "SPECTRAL_DOMAINS",
@@ -102,9 +105,13 @@ DEFAULT_SPECTRAL_FORM = "no-shrink"
 
 def build_ila_loss(args, k: Optional[int] = None) -> ILALoss:
     """The ILA loss the flags describe (``k`` overrides ``--k``, e.g. for a smaller figure batch)."""
-    return ILALoss(k=args.k if k is None else k, mu=args.mu, temperature=args.ila_temperature,
-                   similarity=args.similarity, pseudo_labeller=args.pseudo_label, metric_loss=args.metric_loss,
-                   source_bank=args.ila_source_bank, ratio_terms=args.ila_ratio_terms,
+    # the flags name every part's settings; each part is given those it takes (ILALoss refuses the others)
+    labeller = {name: value for name, value in (("k", args.k if k is None else k),
+                                                ("ratio_terms", args.ila_ratio_terms))
+                if takes(PSEUDO_LABELLERS, args.pseudo_label, name)}
+    metric = {"temperature": args.ila_temperature} if takes(METRIC_LOSSES, args.metric_loss, "temperature") else {}
+    return ILALoss(mu=args.mu, similarity=args.similarity, pseudo_labeller=args.pseudo_label,
+                   metric_loss=args.metric_loss, source_bank=args.ila_source_bank, **labeller, **metric,
                    bank_anchors=args.ila_bank_anchors, detach_source=args.ila_detach_source,
                    mining_similarity=None if args.ila_mining_similarity == args.similarity else args.ila_mining_similarity)
 
