@@ -19,6 +19,16 @@ def backend(request):
     return request.param
 
 
+@pytest.fixture(scope="session")
+def tl():
+    """tllib's pieces by name, loaded as the backend loads them; skipped where tllib is not installed, an
+    error where it is and cannot be loaded (the parity tests must not go quiet on a broken backend)."""
+    if not TLLIB:
+        pytest.skip("tllib is not installed")
+    from ila_tllib import backend
+    return backend.load_tllib()
+
+
 def _force_backend(monkeypatch, name):
     from ila_tllib import backend
     monkeypatch.setenv(backend.ENV_VAR, name)

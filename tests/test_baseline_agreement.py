@@ -20,10 +20,9 @@ def test_pairwise_agreement_by_hand():
     a, b, c = torch.tensor([0, 1, 2, 3]), torch.tensor([0, 1, 2, 0]), torch.tensor([0, 2, 1, 0])
     assert agreement([a, b, c]) == pytest.approx(50.0)
     assert agreement([a, a]) == 100.0
-    with pytest.raises(ValueError):
-        agreement([a])
-    with pytest.raises(ValueError):
-        agreement([a, a[:3]])
+    for one_or_unequal in ([a], [a, a[:3]]):     # (a mean of no pair raises a ValueError of its own)
+        with pytest.raises(ValueError, match="needs at least two prediction vectors of one length"):
+            agreement(one_or_unequal)
 
 
 def test_separating_threshold_by_hand():

@@ -814,30 +814,39 @@ def test_offline_benchmark_flags_reach_the_runs_they_name():
     assert " --k 3 --mu 0.75 --k 1 --pretrain-iters 300 -s mnist" in " ".join(ila_flags)
 
 
-def test_offline_cli(tmp_path, capsys):
+def export_cli(*args):
+    """``python -m ila_tllib.datasets.offline_digits ARGS`` as a user runs it: (exit code, stdout, stderr)."""
+    import subprocess
+    import sys
+    done = subprocess.run([sys.executable, "-m", "ila_tllib.datasets.offline_digits", *args], capture_output=True,
+                          text=True, cwd=REPO, env=script_env(), timeout=300)
+    return done.returncode, done.stdout, done.stderr
+
+
+def test_offline_cli(tmp_path):
     root = str(tmp_path / "cli")
-    assert od.main([root, "--limit-per-domain", "5"]) == 0
-    out = capsys.readouterr().out
-    assert "mnist: 5 images" in out and "uci: 5 images" in out
-    assert od.main([root, "--limit-per-domain", "5"]) == 0
-    assert "already complete" in capsys.readouterr().out
+    code, out, _ = export_cli(root, "--limit-per-domain", "5")
+    assert code == 0 and "mnist: 5 images" in out and "uci: 5 images" in out
+    code, out, _ = export_cli(root, "--limit-per-domain", "5")
+    assert code == 0 and "already complete" in out
     # an export of another size replaces this one only when asked to: runs that read ROOT would read others
-    with pytest.raises(SystemExit) as stop:
-        od.main([root, "--limit-per-domain", "3"])
-    assert stop.value.code == 2 and capsys.readouterr().err.endswith(
+    code, _, err = export_cli(root, "--limit-per-domain", "3")
+    assert code == 2 and err.endswith(
         f"error: {root} holds a complete export of 5 images per domain; add --force to replace it with 3 images "
         f"per domain, or give another ROOT\n")
     assert od.is_exported(root, 5)
-    assert od.main([root, "--limit-per-domain", "3", "--force"]) == 0 and od.is_exported(root, 3)
-    capsys.readouterr()
+    code, _, _ = export_cli(root, "--limit-per-domain", "3", "--force")
+    assert code == 0 and od.is_exported(root, 3)
     # the export is readable by others as the umask allows, not private to its writer as mkdtemp makes it
     umask = os.umask(0)
     os.umask(umask)
     assert os.stat(root).st_mode & 0o777 == 0o777 & ~umask
     # a ROOT that cannot be made (its parent is a file) is bad input
     _write(str(tmp_path / "a_file"), "not a folder")
-    assert od.main([str(tmp_path / "a_file" / "digits")]) == 2
-    assert "a_file" in capsys.readouterr().err
+    code, _, err = export_cli(str(tmp_path / "a_file" / "digits"))
+    assert code == 2 and "a_file" in err and "Traceback" not in err
+
+
 
 
 def test_offline_cli_interrupted_leaves_the_earlier_export_and_no_traceback(tmp_path):
@@ -1055,11 +1064,9 @@ def test_image_folder_does_not_take_a_sibling_class_through_a_link(tmp_path):
 
 
 @pytest.mark.parametrize("limit", ["0", "-3"])
-def test_offline_digits_export_names_a_bad_limit_by_its_flag(tmp_path, limit, capsys):
-    with pytest.raises(SystemExit) as stop:
-        od.main([str(tmp_path / "digits"), "--limit-per-domain", limit])
-    assert stop.value.code == 2 and f"--limit-per-domain {limit}: give 1 or more images per domain" in \
-        capsys.readouterr().err
+def test_offline_digits_export_names_a_bad_limit_by_its_flag(tmp_path, limit):
+    code, _, err = export_cli(str(tmp_path / "digits"), "--limit-per-domain", limit)
+    assert code == 2 and f"--limit-per-domain {limit}: give 1 or more images per domain" in err
     assert not (tmp_path / "digits").exists()
 
 

@@ -135,6 +135,18 @@ def test_dann_takes_a_loss_that_accepts_unequal_batches(monkeypatch):
         assert type(transfer) is expected, extra
 
 
+@pytest.mark.skipif(not TLLIB, reason="tllib is not installed")
+def test_mdd_on_tllib_pieces_with_a_shared_balanced_batch_takes_the_standalone_discrepancy(tiny_root, tmp_path):
+    # 3 classes x 2 sources against 8 targets: tllib's MDD adds per-sample source and target terms, so the
+    # run must take the standalone one (it ended in a shape error when that choice was missed)
+    log = str(tmp_path / "log")
+    done = run_script("ila_mdd.py", tiny_args(tiny_root, log, "--ila-batch", "shared", "--epochs", "1"),
+                      backend="tllib")
+    assert done.returncode == 0, done.stderr
+    assert "MarginDisparityDiscrepancy: the standalone one, as the source batch (6) and the target batch (8) " \
+           "differ" in done.stdout
+
+
 def test_affinity_figure_of_ila_on_random_rows_holds_a_training_batch_of_sources(tiny_root, tmp_path):
     # --samples-per-class 0: the figure's class-balanced batch holds ceil(-b / classes) per class, 3 x 3 here
     # (one per class would show three sources), and as many targets

@@ -21,15 +21,6 @@ from ila_tllib import standalone as sa
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.fixture(scope="module")
-def tl():
-    """tllib's pieces by name, or skip."""
-    try:
-        return backend.load_tllib()
-    except Exception as error:  # not installed, or broken on this stack
-        pytest.skip("tllib not importable: {}".format(error))
-
-
 def _assert_same(a, b):
     torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
 
@@ -132,6 +123,7 @@ def test_pieces_that_need_equal_batches_are_replaced_only_when_the_sizes_differ(
     # ILA's class-balanced source batch may differ from -b: the scripts then take the standalone piece of
     # those tllib's that need one size (backend.EQUAL_BATCHES_ONLY), and only of those
     monkeypatch.setattr(backend, "_chosen", ("tllib", tl, "tllib pieces: tllib"))
+    assert set(backend.EQUAL_BATCHES_ONLY) == {"DomainAdversarialLoss", "MarginDisparityDiscrepancy"}
     for name in backend.EQUAL_BATCHES_ONLY:
         assert backend.for_batches(name, 8, 8) is tl[name] and capsys.readouterr().out == ""
         assert backend.for_batches(name, 6, 8) is getattr(sa, name)

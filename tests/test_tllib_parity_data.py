@@ -21,14 +21,6 @@ DATASET_PIECES = ["Office31", "OfficeHome", "VisDA2017", "DomainNet", "OfficeCal
                   "ImageNetSketch", "MNIST", "USPS", "SVHN", "MNISTRGB", "USPSRGB", "SVHNRGB"]
 
 
-@pytest.fixture(scope="module")
-def tl():
-    try:
-        return backend.load_tllib()
-    except Exception as error:  # not installed, or broken on this stack
-        pytest.skip("tllib not importable: {}".format(error))
-
-
 # ------------------------------------------------------------------ datasets
 
 def test_dataset_names_are_tllibs(tl):
@@ -172,12 +164,22 @@ def test_transforms_are_pixel_equal(tl, mode, size, resizing, train, resize_size
 
 # ------------------------------------------------------------------ backbones
 
+#: torchvision's ``model_urls`` of tllib's time (0.10), which tllib 0.4's ResNets download from
+TLLIB_ERA_FILES = {"resnet18": "resnet18-f37072fd.pth", "resnet34": "resnet34-b627a593.pth",
+                   "resnet50": "resnet50-0676ba61.pth", "resnet101": "resnet101-63fe2227.pth",
+                   "resnet152": "resnet152-394f9c45.pth", "resnext50_32x4d": "resnext50_32x4d-7cdf4587.pth",
+                   "resnext101_32x8d": "resnext101_32x8d-8ba56ff5.pth",
+                   "wide_resnet50_2": "wide_resnet50_2-95faca4d.pth",
+                   "wide_resnet101_2": "wide_resnet101_2-32ee1156.pth"}
+
+
 def test_resnet_matches_tllibs_and_loads_the_file_tllib_loads(tl):
     import torchvision.models.resnet as resnet_module
     from tllib.vision.models import resnet18
-    for arch in TLLIB_RESNETS:    # tllib's model_urls (put back by the backend) hold exactly the V1 files
-        assert resnet_module.model_urls[arch] == resnet_weights(arch, "v1").url
-    assert os.path.basename(resnet_weights("resnet50").url) == "resnet50-0676ba61.pth"
+    assert set(TLLIB_RESNETS) == set(TLLIB_ERA_FILES)
+    for arch, file in TLLIB_ERA_FILES.items():   # tllib's model_urls (put back by the backend), and our v1
+        assert resnet_module.model_urls[arch] == resnet_weights(arch, "v1").url == \
+            "https://download.pytorch.org/models/" + file
     theirs = resnet18(pretrained=False).eval()
     ours = get_model("resnet18", scratch=True).eval()
     missing, unexpected = ours.load_state_dict(theirs.state_dict(), strict=False)
