@@ -81,6 +81,11 @@ class AffinityMiner(nn.Module):
     def forward(self, similarity_ts: torch.Tensor, y_s: torch.Tensor,
                 logits_t: Optional[torch.Tensor] = None,
                 num_classes: Optional[int] = None) -> MinedAffinity:
+        if similarity_ts.dim() != 2 or y_s.shape != (similarity_ts.shape[1],):
+            raise ValueError(f"the miner takes similarity_ts of shape (N_t, N_s), targets by rows, with one label "
+                             f"of y_s per column; got {tuple(similarity_ts.shape)} and y_s of shape "
+                             f"{tuple(y_s.shape)} (a similarity of sources by rows, as the losses take, is "
+                             f"passed here transposed: similarity_st.t())")
         labels, score = self.pseudo_labeller(similarity_ts.detach(), y_s, logits_t, num_classes)
         kept = keep_top_fraction(score, self.mu) & (score > float("-inf"))   # -inf: the labeller vetoed it
         return MinedAffinity(labels, score, kept, affinity_matrix(y_s, labels, kept))

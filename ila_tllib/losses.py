@@ -21,6 +21,13 @@ def anchors(affinity: torch.Tensor) -> torch.Tensor:
     return (affinity > 0).any(dim=1) & (affinity < 0).any(dim=1)
 
 
+def _check_pair(similarity: torch.Tensor, affinity: torch.Tensor):
+    """A ValueError unless both are (N_s, N_t) matrices of one shape."""
+    if similarity.dim() != 2 or similarity.shape != affinity.shape:
+        raise ValueError(f"similarity and affinity must both be (N_s, N_t), sources by rows; got "
+                         f"{tuple(similarity.shape)} and {tuple(affinity.shape)}")
+
+
 REDUCTIONS = ("mean", "sum", "none")
 
 
@@ -71,6 +78,7 @@ class MultiSampleContrastiveLoss(nn.Module):
     _held = None
 
     def forward(self, similarity: torch.Tensor, affinity: torch.Tensor) -> torch.Tensor:
+        _check_pair(similarity, affinity)
         rows = anchors(affinity)
         if self._held is not None:
             similarity = torch.where(affinity == self._held, similarity.detach(), similarity)
@@ -157,6 +165,7 @@ class AffinityTripletLoss(nn.Module):
         self.margin, self.reduction = margin, _check_reduction(reduction)
 
     def forward(self, similarity: torch.Tensor, affinity: torch.Tensor) -> torch.Tensor:
+        _check_pair(similarity, affinity)
         rows = anchors(affinity)
         s, a = similarity[rows], affinity[rows]
         hardest_positive = s.masked_fill(a <= 0, float("inf")).min(dim=1).values

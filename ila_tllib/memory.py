@@ -22,6 +22,7 @@ def rank_within_class(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     Shape:
         - Output: :math:`(N,)` long
     """
+    labels = labels.long()                                        # one_hot takes int64 labels only
     seen = F.one_hot(labels, num_classes).cumsum(dim=0)          # (N, C): rows of each class so far
     return seen.gather(1, labels[:, None]).squeeze(1) - 1
 
@@ -83,6 +84,7 @@ class SourceFeatureBank(nn.Module):
             self.features = f.new_zeros(num_classes, self.size, f.shape[1])
             self.filled = torch.zeros(num_classes, dtype=torch.long, device=f.device)
             self.pointer = torch.zeros(num_classes, dtype=torch.long, device=f.device)
+        y = y.long()                                      # int32 labels index as int64 ones do
         counts = torch.bincount(y, minlength=num_classes)
         rank = rank_within_class(y, num_classes)
         last = rank >= counts[y] - self.size              # earlier rows would be overwritten in the same write

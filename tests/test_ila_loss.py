@@ -597,3 +597,27 @@ def test_every_public_name_resolves_and_the_readme_tables_are_among_them():
     from ila_tllib import METRIC_LOSSES, PSEUDO_LABELLERS, SIMILARITIES
     assert (SIMILARITIES, PSEUDO_LABELLERS, METRIC_LOSSES) == (
         ila_tllib.similarity.SIMILARITIES, ila_tllib.pseudo_labels.PSEUDO_LABELLERS, ila_tllib.losses.METRIC_LOSSES)
+
+
+def test_parts_used_alone_name_a_matrix_in_the_other_orientation():
+    # the miner takes targets by rows, the losses sources by rows: with equal batch sizes a transposed matrix
+    # cannot be told apart; with unequal ones each part names the shapes (it was a broadcast error)
+    from ila_tllib import AffinityMiner
+    y_s = torch.arange(12) % 3
+    with pytest.raises(ValueError, match=r"the miner takes similarity_ts of shape \(N_t, N_s\).*got \(12, 10\)"):
+        AffinityMiner(KNNPseudoLabeller(3), 1.0)(torch.rand(12, 10), y_s)
+    for loss in (MultiSampleContrastiveLoss(), AffinityTripletLoss()):
+        with pytest.raises(ValueError, match=r"must both be \(N_s, N_t\).*got \(12, 10\) and \(10, 12\)"):
+            loss(torch.rand(12, 10), torch.zeros(10, 12))
+
+
+def test_the_source_bank_takes_int32_labels_as_int64_ones():
+    from ila_tllib.memory import SourceFeatureBank
+    f, y = torch.randn(7, 4), torch.tensor([2, 0, 2, 1, 2, 0, 2])
+    banks = [SourceFeatureBank(2), SourceFeatureBank(2)]
+    banks[0].push(f, y, 3)
+    banks[1].push(f, y.int(), 3)
+    (f0, y0), (f1, y1) = banks[0].entries(), banks[1].entries()
+    # by hand: the last two rows of class 2 (rows 4 and 6), both of class 0, class 1's one
+    assert torch.equal(f0, f1) and torch.equal(y0, y1)
+    assert sorted(map(tuple, f0.tolist())) == sorted(map(tuple, f[[1, 5, 3, 4, 6]].tolist()))
