@@ -81,3 +81,19 @@ def test_help_gives_the_defaults_a_method_sets():
         defaults = dict(batch_size=36, lr=0.005, k=3)
     text = " ".join(get_parser(Mine()).format_help().split())
     assert "mini-batch size (default: 36)" in text and "kNN pseudo-label vote (default: 3)" in text
+
+
+def test_help_says_what_each_choice_of_an_ila_flag_does():
+    # the choices come from the parts' tables; their descriptions are written in the help: a part added to a
+    # table must be described there too (a flag sharing another's table, --ila-mining-similarity, names it)
+    parser = get_parser(ila_cdan.CDAN())
+    group = next(g for g in parser._action_groups if g.title == "ILA-DA")
+    flags = {a.option_strings[0]: a for a in group._group_actions}
+    for flag, action in flags.items():
+        if not action.choices:
+            continue
+        described_by = next((other for other in flags if other != flag and other in action.help
+                             and list(flags[other].choices or []) == list(action.choices)), flag)
+        text = " ".join(flags[described_by].help.split())
+        named = [c for c in action.choices if re.search(rf"(?<![\w-]){re.escape(c)}(?![\w-])", text)]
+        assert named == list(action.choices), (flag, described_by)
