@@ -339,6 +339,12 @@ def test_a_target_that_is_also_a_source_is_warned_of(tiny_root, tmp_path):
                      r"the classifier, so the target accuracy measures no adaptation", done.stderr), done.stderr
     assert "also a source domain" not in run_script("ila_dann.py", tiny_args(tiny_root, str(tmp_path / "other"),
                                                                               "--epochs", "1", "-i", "1")).stderr
+    # a domain found case-insensitively is that domain: warned of too, and logged as the dataset spells it
+    args[args.index("-s") + 1:args.index("-s") + 3] = ["SRC", "Tgt"]
+    args[args.index("--log") + 1] = str(tmp_path / "cased")
+    done = run_script("ila_dann.py", args)
+    assert done.returncode == 0 and "UserWarning: -t tgt is also a source domain (-s src tgt)" in done.stderr
+    assert "source=['src', 'tgt'], target=['tgt']" in only_log(str(tmp_path / "cased"), "train")
 
 
 def test_extra_batch_pretraining_and_ablation_flags(tiny_root, tmp_path):

@@ -42,8 +42,8 @@ from .office import Birds31, DomainNet, Office31, OfficeHome, VisDA2017
 from .office_caltech import OfficeCaltech
 from .offline_digits import OfflineDigits, export_offline_digits
 from .pacs import PACS
-from .registry import (DATASETS, NOT_FOR_ADAPTATION, build_domain, class_names, dataset_name, get_dataset_names,
-                       list_domains, num_classes, read_labels, val_is_test)
+from .registry import (DATASETS, NOT_FOR_ADAPTATION, build_domain, class_names, dataset_name, find_domain,
+                       get_dataset_names, list_domains, num_classes, read_labels, val_is_test)
 from .torchvision_digits import TORCHVISION_DIGITS, TorchvisionDigits
 
 __all__ = [
@@ -51,7 +51,7 @@ __all__ = [
     "Office31", "OfficeHome", "VisDA2017", "DomainNet", "OfficeCaltech", "PACS", "ImageNetR", "ImageNetSketch",
     "Birds31", "MNIST", "USPS", "SVHN", "MNISTRGB", "USPSRGB", "SVHNRGB", "DIGIT_DOMAINS", "DIGIT_CLASSES",
     "TorchvisionDigits", "TORCHVISION_DIGITS", "OfflineDigits", "export_offline_digits",
-    "DATASETS", "NOT_FOR_ADAPTATION", "dataset_name", "get_dataset_names", "list_domains", "build_domain",
+    "DATASETS", "NOT_FOR_ADAPTATION", "dataset_name", "get_dataset_names", "list_domains", "find_domain", "build_domain",
     "val_is_test", "read_labels", "class_names", "num_classes",
     "DatasetError", "DatasetNotFoundError", "DatasetFormatError", "UnknownDatasetError", "UnknownDomainError",
     "MIRROR_ENV",

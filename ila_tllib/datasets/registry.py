@@ -27,8 +27,8 @@ from .office import Birds31
 from .offline_digits import OfflineDigits
 from .torchvision_digits import TorchvisionDigits
 
-__all__ = ["DATASETS", "NOT_FOR_ADAPTATION", "dataset_name", "get_dataset_names", "list_domains", "build_domain",
-           "val_is_test", "read_labels", "class_names", "num_classes"]
+__all__ = ["DATASETS", "NOT_FOR_ADAPTATION", "dataset_name", "get_dataset_names", "list_domains", "find_domain",
+           "build_domain", "val_is_test", "read_labels", "class_names", "num_classes"]
 
 SPLITS = ("train", "val", "test")   # the roles a script builds: training set, validation set, test set
 
@@ -275,6 +275,17 @@ def build_domain(data_name: str, root: str, domain: str, split: str = "train",
     """
     if split not in SPLITS:
         raise ValueError("build_domain: split must be one of {}, got {!r}".format(", ".join(SPLITS), split))
+    spec = DATASETS[dataset_name(data_name)]
+    if spec.takes_mode:
+        kwargs["mode"] = mode
+    return spec.build(root, find_domain(data_name, root, domain), split, download=download, transform=transform,
+                      **kwargs)
+
+
+def find_domain(data_name: str, root: Optional[str], domain: str) -> str:
+    """The domain ``-s`` / ``-t`` ``domain`` names, as the dataset spells it (``a`` finds Office-31's ``A``);
+    raises :class:`UnknownDomainError` listing the valid ones, or the dataset's reason why a folder of that
+    name holds no domain."""
     name = dataset_name(data_name)
     spec = DATASETS[name]
     valid = spec.domains(root)
@@ -284,9 +295,7 @@ def build_domain(data_name: str, root: str, domain: str, split: str = "train",
         explain = getattr(getattr(spec, "cls", None), "why_not_a_domain", None)
         problem = explain(root, domain) if explain is not None and root is not None else None
         raise problem or UnknownDomainError(name, domain, valid)
-    if spec.takes_mode:
-        kwargs["mode"] = mode
-    return spec.build(root, found, split, download=download, transform=transform, **kwargs)
+    return found
 
 
 def read_labels(dataset: Dataset) -> List[int]:

@@ -13,14 +13,14 @@ from torch.utils.data import ConcatDataset, DataLoader, Subset
 
 from .. import distributed as dist_utils
 from ..data import SeededBatches, SeededSamples
-from ..datasets import build_domain, class_names, read_labels, val_is_test
+from ..datasets import build_domain, class_names, find_domain, read_labels, val_is_test
 from ..models import image_mode
 from ..sampler import ClassBalancedSampler, RandomBatchSampler
 from ..transforms import draws_nothing_at_random, get_train_transform, get_val_transform
 from .errors import UsageError
 
-__all__ = ["Data", "Loader", "get_dataset", "shared_class_names", "check_channels", "cache_images", "with_transform",
-           "random_loader", "balanced_loader", "eval_loader", "own_generator"]
+__all__ = ["Data", "Loader", "get_dataset", "name_domains_as_the_dataset", "shared_class_names", "check_channels",
+           "cache_images", "with_transform", "random_loader", "balanced_loader", "eval_loader", "own_generator"]
 
 
 class Data(NamedTuple):
@@ -31,6 +31,14 @@ class Data(NamedTuple):
     num_classes: int
     class_names: list
     val_transform: object
+
+
+def name_domains_as_the_dataset(args):
+    """``-s`` and ``-t`` as the dataset spells its domains (``-s a`` is Office-31's ``A``), so that the logged
+    Namespace, the tables and the checks read one name per domain; an unknown one is refused here, before
+    the run writes anything."""
+    args.source, args.target = ([find_domain(args.data, args.root, name) for name in names]
+                                for names in (args.source, args.target))
 
 
 def get_dataset(args) -> Data:

@@ -21,7 +21,7 @@ from .analysis import analyse
 from .batches import BatchPlan
 from .checkpoint import (RunDirectory, check_finite_state, keep_tensors_in_state, load_file, load_weights, rng_state,
                          schedule_counters, set_rng_state, set_schedule_counters)
-from .data import eval_loader, get_dataset
+from .data import eval_loader, get_dataset, name_domains_as_the_dataset
 from .errors import EXIT_INTERRUPTED, EXIT_OK, DivergenceError, UsageError, classify, disk_problem
 from .flags import (FLAGS_ADDED_LATER, check_args, flag_name, get_parser, ila_enabled,
                     source_only_phases)
@@ -65,6 +65,7 @@ def run(args, method: Method) -> int:
     output = directory = peers = None
     try:
         check_args(args, method)
+        name_domains_as_the_dataset(args)
         device = init_distributed()
         peers = PeerWatch.start()
         if peers is not None and dist_utils.is_main_process():
