@@ -32,6 +32,7 @@ from _argtypes import at_least  # noqa: E402
 from ila_cdan import CDAN  # noqa: E402
 from ila_tllib.engine import BatchPlan, Trainer, UsageError, check_args, get_parser  # noqa: E402
 from ila_tllib.engine.ila_term import build_ila_term  # noqa: E402
+from ila_tllib.engine.moving_average import describe_mining  # noqa: E402
 from ila_tllib.engine.precision import prepare_modules  # noqa: E402
 from ila_tllib.engine.run import build_classifier  # noqa: E402
 from ila_tllib.models import digit_input_size, image_mode  # noqa: E402
@@ -136,8 +137,7 @@ def main():
                 times[name].append((time.perf_counter() - t0) * 1e3)
     median = {name: statistics.median(t) for name, t in times.items()}
     where = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    average = trainers[True].ila.mining_network
-    mining = average.describe() if average is not None else "ILA mines on: the network's own pass"
+    mining = describe_mining(trainers[True].ila.mining_network)
     ila_rows = (f"{plan.describe()}; spectral penalty {trainers[True].ila.spectral_penalty:g}, BatchNorm statistics "
                 f"{plan.statistics_rule}; {mining}")
     layout = f"--ila-batch {args.ila_batch}" if plan.samples_per_class else "--samples-per-class 0"

@@ -347,6 +347,19 @@ def test_a_target_that_is_also_a_source_is_warned_of(tiny_root, tmp_path):
     assert "source=['src', 'tgt'], target=['tgt']" in only_log(str(tmp_path / "cased"), "train")
 
 
+@pytest.mark.parametrize("flags, said", [
+    ([], "ILA mines on: a second pass, without gradient, from the network's first dropout layer on"),
+    (["--ila-mining-ema", "0"], "ILA mines on: the network's own pass"),      # the paper's: it said nothing
+    (["--pseudo-label", "classifier"], "ILA mines on: the network's own pass"),
+    (["--ila-trade-off", "0"], None)])
+def test_the_log_says_what_ila_mines_on_wherever_ila_runs(tiny_root, tmp_path, flags, said):
+    log = str(tmp_path / "log")
+    done = run_script("ila_dann.py", tiny_args(tiny_root, log, "--epochs", "1", "-i", "1", *flags))
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in only_log(log, "train").splitlines() if line.startswith("ILA mines on")]
+    assert lines == [] if said is None else len(lines) == 1 and lines[0].startswith(said), lines
+
+
 def test_extra_batch_pretraining_and_ablation_flags(tiny_root, tmp_path):
     log = str(tmp_path / "log")
     done = run_script("ila_dann.py", tiny_args(tiny_root, log, "--epochs", "1", "--ila-batch", "extra",

@@ -23,8 +23,7 @@ import torch.nn as nn
 from .errors import UsageError
 
 __all__ = ["MovingAverageNetwork", "MovingAverageEvalNetwork", "MovingAverageTail", "MovingAverageBottleneck",
-           "MovingAverageFromDropout",
-           "MINING_AVERAGES", "DEFAULT_MINING_AVERAGE"]
+           "MovingAverageFromDropout", "MINING_AVERAGES", "DEFAULT_MINING_AVERAGE", "describe_mining"]
 
 
 class MovingAverageNetwork:
@@ -211,3 +210,10 @@ MINING_AVERAGES = {"from-dropout": MovingAverageFromDropout, "network": MovingAv
 #: --ila-mining-average when --ila-mining-ema > 0 and it is not given: with the default decay (the current
 #: weights) it mines on the same features as a second pass of the whole network, for a part of its cost
 DEFAULT_MINING_AVERAGE = "from-dropout"
+
+
+def describe_mining(average) -> str:
+    """The log line saying what ILA mines on: ``average``'s (a moving average above), or, without one
+    (``--ila-mining-ema 0``), the network's own pass, as the paper mines."""
+    return average.describe() if average is not None else \
+        "ILA mines on: the network's own pass (its features and logits, detached), as the paper"

@@ -26,6 +26,7 @@ from .errors import EXIT_INTERRUPTED, EXIT_OK, DivergenceError, UsageError, clas
 from .flags import (FLAGS_ADDED_LATER, check_args, flag_name, get_parser, ila_enabled,
                     source_only_phases)
 from .ila_term import build_ila_term
+from .moving_average import describe_mining
 from .loop import Trainer, load_schedule, make_optimizer, unwrap, validate
 from .method import Method
 from .output import RunOutput
@@ -292,7 +293,8 @@ def _run(args, method: Method, device, directory: Optional[RunDirectory], peers:
         modules['ila_loss'] = getattr(ila.loss, 'ila_loss', ila.loss)
     if ila is not None and ila.mining_network is not None:   # and so is the moving average ILA mines on
         modules['ila_mining_network'] = ila.mining_network.model
-        print(ila.mining_network.describe())
+    if ila is not None:
+        print(describe_mining(ila.mining_network))
 
     # only now, with data and model built: a run stopped by bad input leaves an earlier run's files in place
     moved = directory.set_aside_finished(method.kept_inputs(args)) if directory is not None else None
