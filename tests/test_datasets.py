@@ -348,6 +348,21 @@ def test_digits_missing_data_names_torchvision_layout(tmp_path):
     assert "MNIST/raw/train-images-idx3-ubyte" in str(err.value)
 
 
+def test_a_failed_torchvision_download_leaves_root_as_it_was(tmp_path, monkeypatch):
+    # torchvision makes ROOT/MNIST/raw before it fetches: a failed download left those folders, empty
+    import torchvision
+    from helpers import refused_url
+    monkeypatch.setattr(torchvision.datasets.MNIST, "mirrors", [refused_url("mnist/")])
+    root = tmp_path / "data" / "digits"
+    with pytest.raises(D.DatasetNotFoundError, match="Automatic download failed"):
+        D.TorchvisionDigits(str(root), "MNIST")
+    assert os.listdir(tmp_path) == []
+    (root / "MNIST").mkdir(parents=True)             # a folder that was there stays
+    with pytest.raises(D.DatasetNotFoundError, match="Automatic download failed"):
+        D.TorchvisionDigits(str(root), "MNIST")
+    assert os.listdir(root) == ["MNIST"] and os.listdir(root / "MNIST") == []
+
+
 @pytest.mark.parametrize("domain, split, damaged, named", [
     ("USPS", "test", ["usps.t.bz2"], ["usps.t.bz2"]),
     ("MNIST", "train", ["MNIST/raw/" + name for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",

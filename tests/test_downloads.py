@@ -78,6 +78,7 @@ def test_offline_message_names_the_url_the_layout_and_the_ways_out(tmp_path, mon
     assert "{}=<base url or folder> holding <base>/Office31/<archive>".format(D.MIRROR_ENV) in message
     assert "-d ImageList" in message and "-d OfflineDigits" in message
     assert not os.path.exists(root / "image_list.zip")          # no partial archive left to be taken for whole
+    assert not os.path.exists(root)                              # nor the empty ROOT the download made
 
 
 def test_a_mirror_without_the_archive_points_at_the_public_addresses(tmp_path, monkeypatch, standalone_pieces):

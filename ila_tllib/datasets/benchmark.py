@@ -20,7 +20,7 @@ from torchvision.datasets.utils import download_url, extract_archive
 
 from .errors import DatasetNotFoundError, UnknownDomainError, not_found_message
 from .imagelist import ImageList
-from .staging import remove_stale_staging
+from .staging import made_folders, remove_if_empty, remove_stale_staging
 
 __all__ = ["BenchmarkImageList", "MIRROR_ENV", "STALL_TIMEOUT_S", "fetch_missing", "download_advice",
            "mirror_url", "stall_timeout"]
@@ -165,6 +165,7 @@ def fetch_missing(root: str, entries: Iterable[Entry], dataset: str, others: Ite
     """
     entries = list(entries)
     mirror = os.environ.get(MIRROR_ENV, "").strip() or None
+    made = made_folders(root)            # removed again (if empty) when a download fails
     for folder, archive, url in entries:
         if os.path.exists(os.path.join(root, folder)):
             continue
@@ -182,6 +183,7 @@ def fetch_missing(root: str, entries: Iterable[Entry], dataset: str, others: Ite
             except Exception as err:  # network, HTTP, archive errors: all mean "not there"
                 failure = "Automatic download of {} from {} failed ({}: {}).".format(
                     archive, source, type(err).__name__, str(err).strip())
+        remove_if_empty(made)
         return failure + " " + download_advice(dataset, _still_missing(root, entries),
                                                _still_missing(root, others), mirror)
     return None

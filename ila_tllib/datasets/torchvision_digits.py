@@ -19,6 +19,7 @@ from torchvision.datasets import VisionDataset
 
 from .digits import DIGIT_CLASSES
 from .errors import DatasetFormatError, DatasetNotFoundError, UnknownDomainError, not_found_message
+from .staging import made_folders, remove_if_empty
 
 __all__ = ["TorchvisionMNIST", "TorchvisionUSPS", "TorchvisionSVHN", "TorchvisionMNISTRGB", "TorchvisionUSPSRGB",
            "TorchvisionSVHNRGB", "TorchvisionDigits", "TORCHVISION_DIGITS"]
@@ -51,11 +52,13 @@ class _TorchvisionDigits(VisionDataset):
         missing = [p for p in self.expected_files(root, split) if not os.path.isfile(p)]
         if missing and not download:
             self._not_found(root, split, missing[0], "Automatic download is disabled (download=False).")
+        made = made_folders(*{os.path.dirname(p) for p in missing})    # removed again (if empty) on failure
         try:
             # Only let torchvision go to the network when something is missing,
             # so a complete offline copy never triggers a connection attempt.
             self.data_source = self._open(root, split, download=bool(missing))
         except Exception as err:  # torchvision raises RuntimeError / URLError / OSError
+            remove_if_empty(made)
             reason = "{}: {}".format(type(err).__name__, str(err).strip()).rstrip(": ")
             if missing:
                 self._not_found(root, split, missing[0], "Automatic download failed: " + reason, cause=err)
