@@ -630,9 +630,22 @@ def test_offline_digits_say_once_where_they_write_the_images(offline_root, tmp_p
     monkeypatch.setattr(od, "is_exported", lambda root, limit=None: os.path.exists(os.path.join(root, od.MARKER)))
     root = str(tmp_path / "digits")
     assert len(D.OfflineDigits(root, "uci")) == 30
-    assert capsys.readouterr().out == ("OfflineDigits: writing the offline domains to {} (first use; later runs "
-                                       "read them there)\n".format(root))
+    # a partial export (30 per domain) is said once too: its results are not the full export's
+    assert capsys.readouterr().out == (
+        "OfflineDigits: writing the offline domains to {0} (first use; later runs read them there)\n"
+        "OfflineDigits: {0} holds a partial export, at most 30 images per domain; results differ from the full "
+        "export's (write that with `python -m ila_tllib.datasets.offline_digits {0} --force`)\n".format(root))
     D.OfflineDigits(root, "mnist")
+    assert capsys.readouterr().out == ""
+    # a full export's marker: nothing to say
+    import json
+    full = str(tmp_path / "full")
+    shutil.copytree(root, full)
+    with open(os.path.join(full, od.MARKER)) as handle:
+        marker = json.load(handle)
+    with open(os.path.join(full, od.MARKER), "w") as handle:
+        json.dump({**marker, "limit_per_domain": None}, handle)
+    D.OfflineDigits(full, "mnist")
     assert capsys.readouterr().out == ""
 
 

