@@ -308,6 +308,22 @@ def test_resume_from_a_weights_file_says_it_is_not_a_resume_state(root, tmp_path
         f"checkpoints are kept aside)")
 
 
+@pytest.mark.parametrize("damage, held", [("state = [1, 2]", "a list, not the state a run writes"),
+                                          ("state['epoch'] = 'x'", "epoch 'x', where a run writes a count"),
+                                          ("state['iter'] = None", "iter None, where"),
+                                          ("state['epoch'] = -1", "epoch -1, where"),
+                                          ("state['best_acc1'] = 'b'", "best_acc1 'b', where")])
+def test_a_resume_file_damaged_by_hand_is_named_not_a_traceback(root, tmp_path, damage, held):
+    log = str(tmp_path / "log")
+    assert run_script("ila_dann.py", tiny_args(root, log, "--epochs", "1", "--seed", "0")).returncode == 0
+    resume = os.path.join(log, "checkpoints", "resume.pth")
+    scope = {"state": torch.load(resume, weights_only=False)}
+    exec(damage, scope)
+    torch.save(scope["state"], resume)
+    line = one_error(run_script("ila_dann.py", tiny_args(root, log, "--epochs", "2", "--resume", "--seed", "0")), 2)
+    assert line.startswith(f"error: --resume: {resume} holds {held}") and "damaged" in line, line
+
+
 def test_nan_loss_stops_with_iteration_and_term(root, tmp_path):
     done = run_script("ila_dann.py", tiny_args(root, str(tmp_path / "nan"), "--lr", "1e30", "--seed", "0"))
     assert done.returncode == 3, done.stderr

@@ -399,7 +399,16 @@ def read_resume_file(args, method: Method):
     """The resume checkpoint, once its method and recorded flags (if it has them) allow this run to continue it."""
     path = checkpoint_path(args, 'resume')
     ckpt = load_file(path, "--resume", "a run writes it after its first epoch; " + START_ANEW, weights_only=False)
-    if isinstance(ckpt, dict) and 'modules' not in ckpt and ckpt and all(torch.is_tensor(v) for v in ckpt.values()):
+    if not isinstance(ckpt, dict):
+        raise UsageError(f"--resume: {path} holds a {type(ckpt).__name__}, not the state a run writes to resume.pth "
+                         f"after each epoch: it is damaged or not a checkpoint; {START_ANEW}")
+    counts = {key: ckpt[key] for key in ('epoch', 'iter', 'best_acc1', 'data_seed') if key in ckpt}
+    wrong = [f"{key} {value!r}" for key, value in counts.items() if isinstance(value, bool)
+             or not isinstance(value, (int, float) if key == 'best_acc1' else int) or value < 0]
+    if wrong:
+        raise UsageError(f"--resume: {path} holds {', '.join(wrong)}, where a run writes a count of 0 or more: it is "
+                         f"damaged; {START_ANEW}")
+    if 'modules' not in ckpt and ckpt and all(torch.is_tensor(v) for v in ckpt.values()):
         raise UsageError(f"--resume: {path} holds only a network's weights (as best.pth, latest.pth and "
                          f"pretrain.pth do), not the state a run writes to resume.pth after each epoch; "
                          f"{START_ANEW}")
