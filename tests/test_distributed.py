@@ -171,6 +171,21 @@ def _worker(r, init_file, out_dir):
                      ["a", "b", "c"])
         out["per_class_table"] = printed.getvalue()
 
+        # 8. the resume state: every process goes on with the BatchNorm statistics process 0 saves (each
+        # process updates its own, e.g. in the average ILA mines on with --ila-mining-average network-eval)
+        from ila_tllib.engine.run import save_resume_state
+        statistics = nn.BatchNorm1d(3)
+        statistics.running_mean.fill_(float(r + 1))
+        model = nn.Linear(2, 2)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        args = Namespace(log=str(out_dir / "log"), epochs=1)
+        (out_dir / "log" / "checkpoints").mkdir(parents=True, exist_ok=True)
+        plan = Namespace(balanced_source=False, ila_source=None)
+        save_resume_state(args, Namespace(name="dann"), plan, 0, 0.0, {"iter": 1, "num_classes": 2, "data_seed": 0},
+                          {"classifier": model, "ila_mining_network": statistics}, optimizer,
+                          torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0), {})
+        out["running_mean_after_save"] = statistics.running_mean.clone()
+
         torch.save(out, out_dir / f"rank{r}.pt")
         # no rank tears the group down while another still uses it: without this, a rank that exits
         # early can abort its peer's gloo threads (SIGABRT at exit, a few runs in ten)
@@ -304,6 +319,12 @@ def test_per_class_evaluation_counts_every_shard(spawned):
     assert (overall, mean) != per_class_readings(images[::WORLD], labels[::WORLD], model)  # process 0's alone
     table = results[0]["per_class_table"]   # process 0 prints what the log holds
     assert re.search(rf"^global correct: {overall:.1f}\nmean correct:{mean:.1f}$", table, re.M), table
+
+
+def test_every_process_goes_on_with_the_state_process_0_saves(spawned, tmp_path):
+    _, results = spawned
+    # process 0 had statistics of 1, process 1 of 2: both hold process 0's after the save, as a resume would
+    assert [results[r]["running_mean_after_save"].tolist() for r in range(WORLD)] == [[1.0] * 3] * WORLD
 
 
 def _slow_preparation_worker(r, init_file, store_file, out_dir):

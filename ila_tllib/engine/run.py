@@ -27,7 +27,7 @@ from .flags import (FLAGS_ADDED_LATER, check_args, flag_name, get_parser, ila_en
                     source_only_phases)
 from .ila_term import build_ila_term
 from .moving_average import describe_mining
-from .loop import Trainer, load_schedule, make_optimizer, unwrap, validate
+from .loop import Trainer, load_schedule, make_optimizer, sync_buffers, unwrap, validate
 from .method import Method
 from .output import RunOutput
 from .resume_flags import (changed_flags, finished_run_refusal, flag_history, history_line, inexact_notes, refusal,
@@ -372,6 +372,8 @@ def resume_config(args, method: Method, plan: BatchPlan, state) -> dict:
 
 def save_resume_state(args, method, plan, epoch, best_acc1, state, modules, optimizer, scheduler, iters):
     """Everything an exact continuation needs, written atomically after every epoch (process 0)."""
+    for module in modules.values():   # what is saved is what every process goes on with (e.g. the BatchNorm
+        sync_buffers(module)          # statistics of the average ILA mines on, which each process updates)
     rng = rng_state()
     if dist_utils.is_distributed():   # every process draws its own dropout masks: keep each one's RNG
         states = [None] * dist_utils.world_size()
