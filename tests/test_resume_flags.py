@@ -4,7 +4,8 @@ import argparse
 import os
 
 from ila_tllib.engine.checkpoint import RunDirectory
-from ila_tllib.engine.resume_flags import changed_flags, flag_history, history_line, inexact_notes, refusal
+from ila_tllib.engine.resume_flags import (changed_flags, finished_run_refusal, flag_history, history_line,
+                                          inexact_notes, refusal)
 from ila_tllib.engine.run import interrupted_state
 
 OLD = dict(root="data", log="L", batch_size=8, seed=None, k=3, lr=0.01, epochs=2, workers=0, norm_mean=(0.5,),
@@ -119,3 +120,19 @@ def test_a_divergence_names_only_flags_the_run_has_and_a_resume_may_change():
     assert told("--ila-trade-off", "0") == "lower --lr or the loss weight --trade-off"
     named = {word.strip("-,").replace("-", "_") for word in told().split() if word.startswith("--")}
     assert named <= set(CHANGE_TO_RECOVER)
+
+
+def test_an_epoch_count_at_or_below_the_epochs_trained_is_refused_finished_or_not():
+    # a run of 3 epochs interrupted after 2: --epochs 1 or 2 would train nothing and file it as a run of 1 or
+    # 2 epochs (it was let through while the run had not finished); 3 and more train on
+    old = dict(OLD, epochs=3)
+    for epochs in (1, 2):
+        assert finished_run_refusal("R", old, dict(old, epochs=epochs), 2) == (
+            f"--resume: R holds a run that has trained 2 of its 3 epochs, so --epochs 3 (now {epochs}) would train "
+            f"nothing; resume with the run's values, or raise --epochs above 2 to train on")
+    assert finished_run_refusal("R", old, dict(old, epochs=3), 2) == ""
+    assert finished_run_refusal("R", old, dict(old, epochs=4, lr=0.5), 2) == ""
+    # finished: the same count re-tests it, fewer is refused
+    assert finished_run_refusal("R", old, dict(old), 3) == ""
+    assert finished_run_refusal("R", old, dict(old, epochs=2), 3).startswith(
+        "--resume: R holds a run that has trained its 3 epochs, so --epochs 3 (now 2) would train nothing")

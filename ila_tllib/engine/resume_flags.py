@@ -122,20 +122,23 @@ def history_line(history: Dict[str, list], new: Dict[str, object]) -> str:
 
 
 def finished_run_refusal(path: str, old: Dict[str, object], new: Dict[str, object], epochs_done: int) -> str:
-    """The message refusing a changed remedy (``--lr`` ...) on a run that has trained all its epochs (it would
-    train nothing with it), or another ``--epochs`` that still trains nothing (it would only relabel the
-    finished run); "" when nothing of the kind changed."""
+    """The message refusing a changed remedy (``--lr`` ...) on a run that has trained all the epochs ``new``
+    asks for (it would train nothing with it), or another ``--epochs`` at or below the epochs trained (it would
+    only relabel the run, finished or not); "" when nothing of the kind changed."""
     if epochs_done < new["epochs"]:
         return ""
     changed = _changed_remedies(old, new)
-    relabelled = "epochs" in old and old["epochs"] != new["epochs"] and epochs_done >= old["epochs"]
+    # an --epochs of its own at or below the epochs done: the run would end as it is, under another count
+    relabelled = "epochs" in old and old["epochs"] != new["epochs"]
     if not changed and not relabelled:
         return ""
     told = ", ".join(f"{flag_name(dest)} {_value(old[dest])} (now {_value(new[dest])})"
                      for dest in changed + (["epochs"] if relabelled else []))
     fix = ("raise --epochs to train on with the new ones" if changed
            else f"raise --epochs above {epochs_done} to train on")
-    return (f"--resume: {path} holds a run that has trained its {epochs_done} epochs, so {told} would train "
+    trained = (f"its {epochs_done} epochs" if old.get("epochs", epochs_done) == epochs_done
+               else f"{epochs_done} of its {old['epochs']} epochs")
+    return (f"--resume: {path} holds a run that has trained {trained}, so {told} would train "
             f"nothing; resume with the run's values, or {fix}")
 
 
