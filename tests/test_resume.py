@@ -324,6 +324,22 @@ def test_a_resume_file_damaged_by_hand_is_named_not_a_traceback(root, tmp_path, 
     assert line.startswith(f"error: --resume: {resume} holds {held}") and "damaged" in line, line
 
 
+def test_a_run_logged_with_domains_as_typed_resumes_under_the_dataset_s_names(root, tmp_path):
+    # resume files written before -s and -t were logged as the dataset spells them hold the names as typed
+    log = str(tmp_path / "log")
+    assert run_script("ila_dann.py", tiny_args(root, log, "--epochs", "1", "--seed", "0")).returncode == 0
+    resume = os.path.join(log, "checkpoints", "resume.pth")
+    state = torch.load(resume, weights_only=False)
+    for saved in (state["flags"], state["config"]):
+        saved["source"], saved["target"] = ["SRC"], ["Tgt"]
+    torch.save(state, resume)
+    args = tiny_args(root, log, "--epochs", "2", "--resume", "--seed", "0")
+    args[args.index("-s") + 1], args[args.index("-t") + 1] = "Src", "TGT"
+    done = run_script("ila_dann.py", args)
+    assert done.returncode == 0, done.stderr
+    assert "source=['src'], target=['tgt']" in done.stdout
+
+
 def test_nan_loss_stops_with_iteration_and_term(root, tmp_path):
     done = run_script("ila_dann.py", tiny_args(root, str(tmp_path / "nan"), "--lr", "1e30", "--seed", "0"))
     assert done.returncode == 3, done.stderr

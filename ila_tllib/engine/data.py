@@ -19,8 +19,8 @@ from ..sampler import ClassBalancedSampler, RandomBatchSampler
 from ..transforms import draws_nothing_at_random, get_train_transform, get_val_transform
 from .errors import UsageError
 
-__all__ = ["Data", "Loader", "get_dataset", "name_domains_as_the_dataset", "shared_class_names", "check_channels",
-           "cache_images", "with_transform", "random_loader", "balanced_loader", "eval_loader", "own_generator"]
+__all__ = ["Data", "Loader", "get_dataset", "name_domains_as_the_dataset", "domains_as_named_now",
+           "shared_class_names", "check_channels", "cache_images", "with_transform", "random_loader", "balanced_loader", "eval_loader", "own_generator"]
 
 
 class Data(NamedTuple):
@@ -39,6 +39,19 @@ def name_domains_as_the_dataset(args):
     the run writes anything."""
     args.source, args.target = ([find_domain(args.data, args.root, name) for name in names]
                                 for names in (args.source, args.target))
+
+
+def domains_as_named_now(args, saved: dict) -> dict:
+    """``saved`` flags (a resume file's) with their ``source`` and ``target`` as :func:`name_domains_as_the_dataset`
+    names them: a run written before it logged the names as typed (``-s a``), and continues under the dataset's
+    (``A``). Names the dataset does not know stay as they were (the comparison then names them)."""
+    def named(names):
+        try:
+            return [find_domain(args.data, args.root, name) for name in names]
+        except Exception:       # not a domain (any more): left for the flag comparison to name
+            return names
+    return {**saved, **{side: named(saved[side]) for side in ('source', 'target')
+                        if isinstance(saved.get(side), (list, tuple))}}
 
 
 def get_dataset(args) -> Data:

@@ -21,7 +21,7 @@ from .analysis import analyse
 from .batches import BatchPlan
 from .checkpoint import (RunDirectory, check_finite_state, keep_tensors_in_state, load_file, load_weights, rng_state,
                          schedule_counters, set_rng_state, set_schedule_counters)
-from .data import eval_loader, get_dataset, name_domains_as_the_dataset
+from .data import domains_as_named_now, eval_loader, get_dataset, name_domains_as_the_dataset
 from .errors import EXIT_INTERRUPTED, EXIT_OK, DivergenceError, UsageError, classify, disk_problem
 from .flags import (FLAGS_ADDED_LATER, check_args, flag_name, get_parser, ila_enabled,
                     source_only_phases)
@@ -410,6 +410,9 @@ def read_resume_file(args, method: Method):
     if wrong:
         raise UsageError(f"--resume: {path} holds {', '.join(wrong)}, where a run writes a count of 0 or more: it is "
                          f"damaged; {START_ANEW}")
+    for saved in ('flags', 'config'):
+        if isinstance(ckpt.get(saved), dict):
+            ckpt[saved] = domains_as_named_now(args, ckpt[saved])
     if 'modules' not in ckpt and ckpt and all(torch.is_tensor(v) for v in ckpt.values()):
         raise UsageError(f"--resume: {path} holds only a network's weights (as best.pth, latest.pth and "
                          f"pretrain.pth do), not the state a run writes to resume.pth after each epoch; "
