@@ -181,8 +181,10 @@ def _worker(r, init_file, out_dir):
         args = Namespace(log=str(out_dir / "log"), epochs=1)
         (out_dir / "log" / "checkpoints").mkdir(parents=True, exist_ok=True)
         plan = Namespace(balanced_source=False, ila_source=None)
+        from ila_tllib.memory import SourceFeatureBank      # not filled yet: its empty buffers are left alone
         save_resume_state(args, Namespace(name="dann"), plan, 0, 0.0, {"iter": 1, "num_classes": 2, "data_seed": 0},
-                          {"classifier": model, "ila_mining_network": statistics}, optimizer,
+                          {"classifier": model, "ila_mining_network": statistics, "ila_loss": SourceFeatureBank(2)},
+                          optimizer,
                           torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0), {})
         out["running_mean_after_save"] = statistics.running_mean.clone()
 

@@ -244,7 +244,8 @@ def sync_buffers(model: nn.Module):
     """Give every process rank 0's BatchNorm statistics: the model it saves is the model all evaluate."""
     if dist_utils.is_distributed():
         for buffer in model.buffers():
-            torch.distributed.broadcast(buffer.data, 0)
+            if buffer.numel():   # an empty one (a source bank not filled yet) may still be on the CPU, which
+                torch.distributed.broadcast(buffer.data, 0)   # NCCL cannot broadcast; it is empty everywhere
 
 
 def validate(val_loader, model, args, device, class_names=None) -> float:
