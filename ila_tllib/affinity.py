@@ -24,7 +24,8 @@ def kept_count(mu: float, n: int) -> int:
 
 
 def keep_top_fraction(score: torch.Tensor, mu: float) -> torch.Tensor:
-    r"""Boolean mask keeping the :math:`\mathrm{round}(\mu N)` highest scores (half rounds up, see :func:`kept_count`).
+    r"""Boolean mask keeping the :math:`\mathrm{round}(\mu N)` highest scores (half rounds up, see :func:`kept_count`);
+    a NaN score ranks last (``topk`` would rank it first).
 
     Inputs:
         - score (tensor): shape :math:`(N,)`
@@ -40,7 +41,8 @@ def keep_top_fraction(score: torch.Tensor, mu: float) -> torch.Tensor:
     if n_keep == n:
         return torch.ones(n, dtype=torch.bool, device=score.device)
     kept = torch.zeros(n, dtype=torch.bool, device=score.device)
-    return kept.index_fill_(0, score.topk(n_keep).indices, True)
+    ranked = torch.where(score.isnan(), float("-inf"), score)
+    return kept.index_fill_(0, ranked.topk(n_keep).indices, True)
 
 
 def affinity_matrix(y_s: torch.Tensor, labels_t: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:

@@ -167,6 +167,10 @@ class ILALoss(nn.Module):
         if y_s.dtype.is_floating_point or y_s.dtype.is_complex or y_s.dtype == torch.bool:
             raise ValueError(f"y_s must hold integer class labels, got {y_s.dtype}")
         y_s = y_s.long()       # int8 or int16 labels index as int64 do
+        if num_classes is not None:
+            if isinstance(num_classes, bool) or not float(num_classes).is_integer():
+                raise ValueError(f"num_classes must be a whole number of classes, got {num_classes!r}")
+            num_classes = int(num_classes)      # 4.0, or a 0-d tensor, counts as 4 on both paths
         if logits_t is not None and (logits_t.dim() != 2 or logits_t.shape[0] != f_t.shape[0]):
             raise ValueError(f"logits_t must hold one row of class scores per target, shape ({f_t.shape[0]}, C), "
                              f"got {tuple(logits_t.shape)}")

@@ -621,3 +621,15 @@ def test_the_source_bank_takes_int32_labels_as_int64_ones():
     # by hand: the last two rows of class 2 (rows 4 and 6), both of class 0, class 1's one
     assert torch.equal(f0, f1) and torch.equal(y0, y1)
     assert sorted(map(tuple, f0.tolist())) == sorted(map(tuple, f[[1, 5, 3, 4, 6]].tolist()))
+
+
+def test_a_nan_score_ranks_last_and_a_whole_float_counts_as_a_class_count():
+    # topk ranks NaN first: a labeller of one's own that scores NaN would have its worst targets kept
+    kept = ila_tllib.keep_top_fraction(torch.tensor([3.0, float("nan"), 2.0, 0.0, float("inf")]), 0.6)
+    assert kept.tolist() == [True, False, True, False, True]
+    f_s, y_s, f_t = make_batch(0, n_classes=3, per_class=2, n_t=5)
+    losses = [ILALoss(k=3, fused=fused)(f_s, y_s, f_t, num_classes=classes).item()
+              for fused in (True, False) for classes in (4, 4.0, torch.tensor(4))]
+    assert losses == pytest.approx([losses[0]] * 6)
+    with pytest.raises(ValueError, match=r"num_classes must be a whole number of classes, got 3.5"):
+        ILALoss(k=3)(f_s, y_s, f_t, num_classes=3.5)
