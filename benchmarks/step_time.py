@@ -141,7 +141,8 @@ def main():
     ila_rows = (f"{plan.describe()}; spectral penalty {trainers[True].ila.spectral_penalty:g}, BatchNorm statistics "
                 f"{plan.statistics_rule}; {mining}")
     layout = f"--ila-batch {args.ila_batch}" if plan.samples_per_class else "--samples-per-class 0"
-    print(f"{opts.arch}, CDAN {opts.batch_size} + {opts.batch_size} images; ILA-DA+CDAN {ila_rows} ({layout}), {shape}, {where}, "
+    b = opts.batch_size
+    print(f"{opts.arch}, CDAN {b} + {b} images; ILA-DA+CDAN {ila_rows} ({layout}), {shape}, {where}, "
           f"{' '.join(speed_flags) or 'float32, NCHW'}, torch {torch.__version__}, median of {opts.iters}")
     print("| method | ms / iteration |\n|---|---|")
     for name, value in median.items():

@@ -20,7 +20,8 @@ from ..transforms import draws_nothing_at_random, get_train_transform, get_val_t
 from .errors import UsageError
 
 __all__ = ["Data", "Loader", "get_dataset", "name_domains_as_the_dataset", "domains_as_named_now",
-           "shared_class_names", "check_channels", "cache_images", "with_transform", "random_loader", "balanced_loader", "eval_loader", "own_generator"]
+           "shared_class_names", "check_channels", "cache_images", "with_transform", "random_loader",
+           "balanced_loader", "eval_loader", "own_generator"]
 
 
 class Data(NamedTuple):
