@@ -19,11 +19,11 @@ sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
 from gain_by_shift import ALL_METHODS, split_set  # noqa: E402
-from ila_tllib.tables import collect  # noqa: E402
+from ila_tllib.tables import collect, recipe_difference  # noqa: E402
 
 
 def read_step(entry):
-    """{(chain, task): {seed: accuracy}} of one step; a second run of a chain, task and seed is an error."""
+    """{(chain, task): {seed: run}} of one step; a second run of a chain, task and seed is an error."""
     folder, methods = split_set(entry)
     if not os.path.isdir(folder):
         raise ValueError(f"{entry}: no such folder {folder}")
@@ -34,7 +34,7 @@ def read_step(entry):
             if seed in found[key]:
                 raise ValueError(f"{entry} holds two runs of {key[0]} {key[1]} seed {seed}; name the methods "
                                  f"to read from it, e.g. {folder}={key[0]}")
-            found[key][seed] = run.acc
+            found[key][seed] = run
     return found
 
 
@@ -51,7 +51,12 @@ def chain_rows(entries):
         seeds = sorted(set.intersection(*(set(s[key]) for s in steps)))
         if not seeds:
             continue
-        accs = [[s[key][seed] for seed in seeds] for s in steps]
+        for earlier, later in zip(steps, steps[1:]):
+            unlike = next(filter(None, (recipe_difference(earlier[key][seed], later[key][seed]) for seed in seeds)),
+                          "")
+            if unlike:
+                raise ValueError(unlike)
+        accs = [[s[key][seed].acc for seed in seeds] for s in steps]
         for i, (entry, acc) in enumerate(zip(entries, accs)):
             row = dict(chain=key[0], task=key[1], step=step_name(entry), n=len(seeds), mean=statistics.mean(acc))
             if i:

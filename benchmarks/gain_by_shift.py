@@ -42,7 +42,7 @@ sys.path.insert(0, HERE)   # ila_diagnostics, next to this script
 
 from ila_diagnostics import epochs  # noqa: E402
 from ila_tllib.logged_flags import RESUMED_PREFIX  # noqa: E402
-from ila_tllib.tables import collect, missing_folders, run_epochs  # noqa: E402
+from ila_tllib.tables import collect, missing_folders, recipe_difference, run_epochs  # noqa: E402
 
 RESULTS = os.path.join(HERE, "results")
 # the folders with the runs of the default's no-shrink spectral penalty on the paper's inverse distance, seeds 0-4
@@ -175,6 +175,9 @@ def rows(sets, seeds, similarity, accuracy="best", epoch=None):
             by_task[(method, task)].append((run, runs[("ILA-DA+" + method, task, seed)]))
     table = []
     for (method, task), pairs in by_task.items():
+        unlike = next(filter(None, (recipe_difference(b, i) for b, i in pairs)), "")
+        if unlike:
+            raise ValueError(unlike)
         accs = [(read(b), read(i)) for b, i in pairs]
         if any(a is None for pair in accs for a in pair):
             missing = next(r for pair, found in zip(pairs, accs) for r, a in zip(pair, found) if a is None)

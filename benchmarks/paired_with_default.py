@@ -18,11 +18,11 @@ from collections import defaultdict
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from ila_tllib.tables import average_gain, collect_or_exit, missing_folders  # noqa: E402
+from ila_tllib.tables import average_gain, collect_or_exit, missing_folders, recipe_difference  # noqa: E402
 
 
 def by_key(runs, parser):
-    """(method, task, seed) -> accuracy, ILA-DA runs only; two runs of one key are an error (a folder that
+    """(method, task, seed) -> run, ILA-DA runs only; two runs of one key are an error (a folder that
     also holds an ablation's runs: give the default runs' own folders)."""
     found = {}
     for r in runs:
@@ -32,7 +32,7 @@ def by_key(runs, parser):
                 parser.error(f"two runs of {key[0]} {key[1]} seed {key[2]}: {found[key].path} and {r.path}; give "
                              f"folders that hold one run of each (e.g. DIR/ILA-DA+DANN DIR/ILA-DA+CDAN)")
             found[key] = r
-    return {key: r.acc for key, r in found.items()}
+    return found
 
 
 def main():
@@ -57,8 +57,11 @@ def main():
     differences = defaultdict(lambda: defaultdict(list))      # method -> task -> [variant - default]
     paired = [key for key in set(variant) & set(default) if args.seeds is None or key[2] in args.seeds]
     for key in sorted(paired, key=str):
+        unlike = recipe_difference(variant[key], default[key])
+        if unlike:
+            parser.error(unlike)
         method, task, _ = key
-        differences[method][task].append(variant[key] - default[key])
+        differences[method][task].append(variant[key].acc - default[key].acc)
     if not differences:
         parser.error("no ILA-DA run of the same method, task and seed is in both folders; give an ablation's "
                      "folder, then the folder of the default runs")

@@ -50,8 +50,8 @@ from .logged_flags import (HISTORY_PREFIX, METHOD_PREFIX, RESUMED_PREFIX,   # no
                            TLLIB_RESNETS, is_ila_term_flag, with_flags_added_later)
 
 __all__ = ["Run", "LogError", "read_run", "collect", "collect_or_exit", "run_epochs", "seed_values", "seed_acc",
-           "missing_folders", "comparable", "row_names", "task_labels", "format_table", "format_paired_table", "main",
-           "TLLIB_METHODS", "ORIGIN"]
+           "missing_folders", "comparable", "recipe_difference", "RECIPE_FLAGS", "row_names", "task_labels",
+           "format_table", "format_paired_table", "main", "TLLIB_METHODS", "ORIGIN"]
 
 #: tllib's script (and log folder) names -> the method's name in tllib's tables.
 TLLIB_METHODS = {
@@ -286,6 +286,24 @@ def _same_recipe(earlier: Run, later: Run) -> bool:
         return False
     shared = (set(earlier.args) & set(later.args)) - IGNORED
     return later.resumed or all(comparable(earlier.args[k]) == comparable(later.args[k]) for k in shared)
+
+
+#: the flags of a training recipe that no baseline, control or ablation here changes: the data, the network
+#: and the optimiser's budget. Runs compared seed by seed must agree on them
+RECIPE_FLAGS = ("data", "arch", "bottleneck_dim", "epochs", "iters_per_epoch", "batch_size", "lr", "lr_gamma",
+                "lr_decay", "momentum", "weight_decay")
+
+
+def recipe_difference(a: Run, b: Run) -> str:
+    """"" when runs ``a`` and ``b`` agree on :data:`RECIPE_FLAGS` (where both logged them), else a sentence
+    naming each flag that differs with both values and both runs' folders."""
+    differ = [k for k in RECIPE_FLAGS if k in a.args and k in b.args
+              and comparable(a.args[k]) != comparable(b.args[k])]
+    if not differ:
+        return ""
+    values = ", ".join(f"{k} {a.args[k]!r} and {b.args[k]!r}" for k in differ)
+    return (f"{os.path.dirname(a.path)} and {os.path.dirname(b.path)} ran other recipes ({values}): their "
+            f"accuracies do not pair; give runs of one budget")
 
 
 def collect_or_exit(parser: argparse.ArgumentParser, log_dirs: List[str]) -> List[Run]:

@@ -52,3 +52,12 @@ def test_a_mistyped_folder_or_method_is_named():
                         (known + "=DAN", "unknown method(s) DAN; choose from DANN")):
         done = subprocess.run([sys.executable, script, entry, known], capture_output=True, text=True, cwd=REPO)
         assert done.returncode == 2 and f"error: {entry}: {told}" in done.stderr, done.stderr[-2000:]
+
+
+def test_steps_of_another_budget_are_refused_not_paired(tmp_path):
+    # a control trained 2 x 30 iterations against a baseline of 4 x 300 printed a "change" of the budget
+    base, short = str(tmp_path / "base"), str(tmp_path / "short")
+    write_log(base, "DANN", 0, 80.0, [(74, 75)], (), "--ila-trade-off", "0", "--epochs", "4", "-i", "300")
+    write_log(short, "ILA-DA+DANN", 0, 40.0, [(74, 75)], (50.0,), "--epochs", "2", "-i", "30")
+    done = run(base, short)
+    assert done.returncode == 2 and "ran other recipes (epochs 4 and 2, iters_per_epoch 300 and 30)" in done.stderr

@@ -183,6 +183,7 @@ def test_a_variant_read_against_the_committed_baselines(tmp_path):
     # with the baseline run the default's table pairs its own seed-0 run with
     variant = str(tmp_path / "variant")
     write_log(variant, "ILA-DA+DANN", 0, 99.0, [(66, 71)], (50.0,), "--similarity", "centered_cosine",
+              "-d", "ImageList", "-a", "lenet", "--epochs", "4", "-i", "300", "-b", "64",   # the committed recipe
               source="mnist", target="uci")
     args = [sys.executable, SCRIPT, "--seeds", "0", "--similarity", "centered_cosine", "--sets", variant]
     done = subprocess.run(args, capture_output=True, text=True, cwd=REPO)
@@ -296,3 +297,13 @@ def test_two_variants_in_one_set_and_contradictory_flags_exit_2(tmp_path):
     done = subprocess.run([sys.executable, SCRIPT, "--accuracy", "last", "--epoch", "0"], capture_output=True,
                           text=True, cwd=REPO)
     assert done.returncode == 2 and "give --accuracy or --epoch, not both" in done.stderr
+
+
+def test_runs_of_another_budget_are_refused_not_paired(tmp_path):
+    # ILA-DA runs of 2 x 30 iterations against baselines of 4 x 300: a "gain" of the budget
+    base, short = str(tmp_path / "base"), str(tmp_path / "short")
+    write_log(base, "DANN", 0, 80.0, [(74, 75)], (), "--ila-trade-off", "0", "--epochs", "4", "-i", "300")
+    write_log(short, "ILA-DA+DANN", 0, 40.0, [(66, 71)], (50.0,), "--epochs", "4", "-i", "30")
+    done = subprocess.run([sys.executable, SCRIPT, "--sets", base + "=DANN", short + "=ILA-DA+DANN"],
+                          capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert done.returncode == 2 and "ran other recipes (iters_per_epoch 300 and 30)" in done.stderr, done.stderr

@@ -357,6 +357,11 @@ def test_an_ablation_paired_with_the_default_seed_by_seed(tmp_path):
     shutil.copytree(default, mixed / "default")
     done = subprocess.run([sys.executable, script, variant, str(mixed)], capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 2 and "two runs of ILA-DA+CDAN A→W seed 0" in done.stderr
+    # an ablation of another budget against the default's: refused, not a "difference" of the budget
+    budget = str(tmp_path / "budget")
+    our_log(budget, "short", "A", "W", 30.0, "--ila-source-bank", "32", "-i", "30", seed=0)
+    done = subprocess.run([sys.executable, script, budget, default], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 2 and "ran other recipes (iters_per_epoch 30 and 1000)" in done.stderr, done.stderr
     # the variant's runs split over two folders (e.g. later seeds logged apart) pool into the same pairs
     later = str(tmp_path / "later")
     our_log(later, "bank", "A", "W", 93.0, "--ila-source-bank", "32", seed=2)
