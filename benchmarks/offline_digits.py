@@ -13,8 +13,11 @@ Every run goes through the example scripts with identical budgets; a method with
 shares every baseline flag, and ILA-DA gets only the paper's digits k and μ: the rest are the
 scripts' defaults. Runs are resumable: a run whose folder holds a finished log (``test_acc1``) of the
 same flags is skipped; one of other flags is left alone and named (``--tag`` gives new flags a folder of
-their own), and the script then exits 1, as when a run fails. Each run uses one thread; ``--jobs`` run at
-once.
+their own), and the script then exits 1, as when a run fails. A run interrupted after an epoch (Ctrl-C
+stops them all, exit 130) continues from it with ``--resume`` the next time, or starts again where the
+script will not continue it. Each run uses one thread; ``--jobs`` run at once. The runs read the full
+export in ``--data-root`` (a partial one is refused, not replaced), and ``--flags`` may not set what the
+benchmark sets itself (the budget, task, seed, log or data).
 
 ``--tasks`` takes any pair of the six domains, or ``all`` for all thirty: ``mnistm:mnist mnistm:uci`` are
 the two shifts from the photo backgrounds back to plain digits, ``syn:mnist syn:mnistm`` two from typeset digits to
@@ -174,11 +177,26 @@ def run_one(job):
         return log, "skipped", True
     cmd = [sys.executable, os.path.join(SCRIPTS, script), data_root] + flags + ["--log", log]
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    t0 = time.time()
-    done = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    t0, how = time.time(), ""
+    # an interrupted run of these flags continues from its last finished epoch (a resume is exact); one the
+    # script will not continue (its flags differ) starts again, its checkpoints set aside by the script
+    if os.path.isfile(os.path.join(log, "checkpoints", "resume.pth")):
+        done = subprocess.run(cmd + ["--resume"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              text=True)
+        how = ", resumed"
+        if done.returncode == 2:
+            how = ", started again (--resume refused: " + _last_line(done.stderr) + ")"
+    if not how or done.returncode == 2:
+        done = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     if done.returncode != 0:
-        return log, f"FAILED ({done.returncode}): {done.stderr.strip().splitlines()[-1:]}", False
-    return log, f"{time.time() - t0:.0f} s", True
+        return log, f"FAILED ({done.returncode}{how}): {_last_line(done.stderr)}", False
+    return log, f"{time.time() - t0:.0f} s{how}", True
+
+
+def _last_line(text):
+    """The last line a script wrote to stderr (its error), without its ``error: `` prefix."""
+    lines = text.strip().splitlines()
+    return lines[-1].split("error: ", 1)[-1] if lines else "no message"
 
 
 def other_flags(script, argv, logged):
@@ -265,6 +283,26 @@ def refused_flags(jobs):
     return ""
 
 
+#: the scripts' flags the benchmark sets for every run -> its own option that sets them
+SET_BY_THE_BENCHMARK = {"epochs": "--epochs", "iters_per_epoch": "--iters-per-epoch", "source": "--tasks",
+                        "target": "--tasks", "seed": "--seeds", "log": "--out and --tag", "data": None,
+                        "root": "--data-root"}
+
+
+def flags_set_by_the_benchmark(tokens):
+    """``(flag, the benchmark's option)`` for the flags among ``tokens`` (``--flags``, ``--ila-flags``) that set
+    what the benchmark sets itself (a run's budget, task, seed, log or data): after the benchmark's own they
+    would win and leave the budget folder and the header wrong; before, they would be dropped."""
+    from ila_tllib.engine import get_parser
+    from ila_tllib.engine.flags import flag_name
+    parser = get_parser(script_method("ila_dann.py"))
+    unset = object()
+    parser.set_defaults(**dict.fromkeys(SET_BY_THE_BENCHMARK, unset))
+    given, _ = parser.parse_known_args(["ROOT"] + tokens)
+    return [(flag_name(dest), SET_BY_THE_BENCHMARK[dest]) for dest in SET_BY_THE_BENCHMARK
+            if dest != "root" and getattr(given, dest) is not unset]
+
+
 def expand_tasks(tasks, domains):
     """``all`` in ``--tasks`` stands for every ordered pair of ``domains`` (thirty for the six offline ones),
     in place; a pair named twice runs once."""
@@ -309,12 +347,24 @@ def main():
     args = parser.parse_args()
 
     sys.path.insert(0, REPO)
-    from ila_tllib.datasets.offline_digits import OFFLINE_DOMAINS, export_offline_digits
+    from ila_tllib.datasets.offline_digits import OFFLINE_DOMAINS, export_offline_digits, export_size
     args.tasks = expand_tasks(args.tasks, OFFLINE_DOMAINS)
-    bad = [task for task in args.tasks if len(task.split(":")) != 2 or not set(task.split(":")) <= set(OFFLINE_DOMAINS)]
+    bad = [task for task in args.tasks if len(task.split(":")) != 2 or not set(task.split(":")) <= set(OFFLINE_DOMAINS)
+           or task.split(":")[0] == task.split(":")[1]]
     if bad:
-        parser.error("--tasks takes SOURCE:TARGET pairs of the offline domains ({}), e.g. mnist:uci; got {}".format(
+        parser.error("--tasks takes SOURCE:TARGET pairs of two offline domains ({}), e.g. mnist:uci; got {}".format(
             ", ".join(OFFLINE_DOMAINS), " ".join(bad)))
+    args.seeds = list(dict.fromkeys(args.seeds))          # a seed or a method named twice runs once
+    args.methods = list(dict.fromkeys(args.methods)) if args.methods else args.methods
+    for option in ("flags", "ila_flags"):
+        set_here = flags_set_by_the_benchmark(getattr(args, option).split())
+        if set_here:
+            use = sorted({own for _, own in set_here if own})
+            parser.error(f"--{option.replace('_', '-')} sets {', '.join(flag for flag, _ in set_here)}, which the "
+                         f"benchmark sets for every run (every run reads -d ImageList from --data-root)"
+                         + (f": give its {', '.join(use)} instead" if use else ""))
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        parser.error(f"--out {args.out} is a file; give a folder (new or of earlier runs)")
     for name in ("jobs", "epochs", "iters_per_epoch"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
@@ -334,6 +384,11 @@ def main():
     refused = refused_flags(jobs)      # before the data are exported and any run starts
     if refused:
         parser.error(refused)
+    held = export_size(data_root)
+    if held not in (None, "all images"):       # exporting would replace it, under the runs that read it
+        parser.error(f"--data-root {data_root} holds an export of {held}; the benchmark runs on all images: give "
+                     f"another --data-root, or replace it with `python -m ila_tllib.datasets.offline_digits "
+                     f"{data_root} --force`")
     try:
         export_offline_digits(data_root)
     except ImportError as err:
@@ -343,11 +398,16 @@ def main():
         parser.error(f"the data folder {data_root} (--data-root; by default OUT/data): {err}")
 
     print(f"{len(jobs)} runs, {args.jobs} at a time, {args.epochs} x {args.iters_per_epoch} iterations each")
-    t0, all_ran = time.time(), True
-    with ThreadPoolExecutor(args.jobs) as pool:
-        for log, status, ok in pool.map(run_one, jobs):
-            print(f"  {os.path.relpath(log, out)}: {status}", flush=True)
-            all_ran = all_ran and ok
+    t0, all_ran, reported = time.time(), True, 0
+    try:
+        with ThreadPoolExecutor(args.jobs) as pool:
+            for log, status, ok in pool.map(run_one, jobs):
+                print(f"  {os.path.relpath(log, out)}: {status}", flush=True)
+                all_ran, reported = all_ran and ok, reported + 1
+    except KeyboardInterrupt:        # Ctrl-C reaches the runs too: each stops after saying so in its own log
+        print(f"interrupted: {reported} of {len(jobs)} runs reported; run the same command again to run the "
+              f"others (a run interrupted after an epoch continues from it)", file=sys.stderr)
+        return 130
     print(f"total {time.time() - t0:.0f} s\n")
     runs = collect_or_exit(parser, [out] + [b for b in baselines if os.path.isdir(b)])
     print(format_table(runs))

@@ -773,6 +773,14 @@ def test_benchmark_rejects_counts_below_one(tmp_path, bad):
     (["--ila-flags=--mu 2"], ".py refuses a planned run: --mu 2.0 is outside (0, 1]"),
     (["--baselines", "no_such_folder"], "--baselines: no such log directory: no_such_folder"),
     (["--suite", "ablations", "--methods", "DANN"], "nothing to run: --suite ablations has no run of --methods DANN"),
+    # a budget in --flags won over the benchmark's and was filed under its folder; a seed or task was dropped
+    (["--flags=--epochs 2 -i 7"], "--flags sets --epochs, --iters-per-epoch, which the benchmark sets for every "
+                                  "run (every run reads -d ImageList from --data-root): give its --epochs, "
+                                  "--iters-per-epoch instead"),
+    (["--ila-flags=--seed=5 -s=uci --k 1"], "--ila-flags sets --source, --seed, which the benchmark sets for every "
+                                            "run (every run reads -d ImageList from --data-root): give its --seeds, "
+                                            "--tasks instead"),
+    (["--tasks", "mnist:mnist"], "--tasks takes SOURCE:TARGET pairs of two offline domains"),   # no shift
 ])
 def test_benchmark_refuses_a_plan_before_exporting_or_running_anything(tmp_path, bad, message):
     # these exported the data, then every run failed (exit 1), or ran nothing or less with exit 0
@@ -783,6 +791,24 @@ def test_benchmark_refuses_a_plan_before_exporting_or_running_anything(tmp_path,
                            *bad], capture_output=True, text=True, timeout=120, env=script_env(), cwd=str(tmp_path))
     assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr, done.stderr[-2000:]
     assert not out.exists()
+
+
+def test_benchmark_refuses_a_partial_export_and_an_out_that_is_a_file(tmp_path):
+    # it replaced an export of 100 images per domain with the full one, under the runs that read it
+    import subprocess
+    import sys
+    root = tmp_path / "small"
+    od.export_offline_digits(str(root), limit_per_domain=5)
+    bench = [sys.executable, os.path.join(REPO, "benchmarks", "offline_digits.py"), "--tasks", "mnist:uci"]
+    done = subprocess.run(bench + ["--out", str(tmp_path / "out"), "--data-root", str(root)], capture_output=True,
+                          text=True, timeout=120, env=script_env())
+    assert done.returncode == 2 and f"--data-root {root} holds an export of 5 images per domain; the benchmark " \
+        f"runs on all images" in done.stderr, done.stderr[-2000:]
+    assert od.is_exported(str(root), 5) and not (tmp_path / "out").exists()
+    (tmp_path / "afile").write_text("")
+    done = subprocess.run(bench + ["--out", str(tmp_path / "afile")], capture_output=True, text=True, timeout=120,
+                          env=script_env())
+    assert done.returncode == 2 and "--out " + str(tmp_path / "afile") + " is a file" in done.stderr
 
 
 def test_benchmark_without_the_digits_packages_names_them_and_the_install(tmp_path):
@@ -824,6 +850,39 @@ def test_benchmark_skips_a_finished_run_of_the_same_flags_and_keeps_one_of_other
     _, status, ok = bench.run_one(job)
     assert not ok and status.startswith("NOT RUN: it holds a finished run with other flags (--k 5 -> 3)")
     assert "--tag" in status and len(os.listdir(log)) == 1
+
+def test_benchmark_continues_an_unfinished_run_and_starts_one_of_other_flags_again(tmp_path, offline_digits):
+    # an interrupted run restarted from nothing, and its status read as a fresh run's
+    import subprocess
+    import sys
+    from helpers import load_benchmark
+    bench = load_benchmark("offline_digits")
+    args = bench.get_parser().parse_args(["--methods", "DANN", "--tasks", "mnist:uci", "--seeds", "0", "--epochs",
+                                          "2", "--iters-per-epoch", "2", "--out", str(tmp_path / "out")])
+    _, _, [job] = bench.plan_runs(args, offline_digits)
+    script, flags, log, data_root = job
+
+    def first_epoch(*other):        # the run as an interrupt after its first epoch leaves it
+        at = flags.index("--epochs") + 1
+        argv = [data_root] + flags[:at] + ["1"] + flags[at + 1:] + list(other) + ["--log", log]
+        assert subprocess.run([sys.executable, os.path.join(bench.SCRIPTS, script), *argv], capture_output=True,
+                              env=script_env()).returncode == 0
+        [path] = [os.path.join(log, n) for n in os.listdir(log) if n.startswith("train-")]
+        with open(path) as f:     # cut where an interrupt during epoch 2 would have: after epoch 1's checkpoint
+            kept = f.read().split("best_acc1 = ")[0]
+        with open(path, "w") as f:
+            f.write(kept)
+    first_epoch()
+    _, status, ok = bench.run_one(job)
+    assert ok and status.endswith(" s, resumed"), status
+    newest = max(n for n in os.listdir(log) if n.startswith("train-"))
+    assert "=> resumed from" in open(os.path.join(log, newest)).read()
+    shutil.rmtree(log)
+    first_epoch("--momentum", "0.8")    # an unfinished run of other flags: the script refuses to continue it
+    _, status, ok = bench.run_one(job)
+    assert ok and ", started again (--resume refused: --resume: " in status and "--momentum 0.8 (now 0.9)" in status
+    assert bench.run_one(job) == (log, "skipped", True)
+
 
 def test_offline_benchmark_flags_reach_the_runs_they_name():
     # --flags reaches every run, baselines included (a control); --ila-flags only ILA-DA's, after its k and mu

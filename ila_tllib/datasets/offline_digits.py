@@ -65,7 +65,7 @@ from .errors import DatasetFormatError, DatasetNotFoundError, UnknownDomainError
 from .imagelist import ImageList, read_class_names
 from .staging import remove_stale_staging
 
-__all__ = ["OfflineDigits", "export_offline_digits", "is_exported", "load_source", "uci_to_mnist_frame",
+__all__ = ["OfflineDigits", "export_offline_digits", "is_exported", "export_size", "load_source", "uci_to_mnist_frame",
            "OFFLINE_DOMAINS"]
 
 MARKER = "offline_digits.json"
@@ -352,6 +352,17 @@ def _read_marker(root: str) -> Optional[dict]:
     return marker if isinstance(marker, dict) and marker.get("format") == _FORMAT else None
 
 
+def _size(limit: Optional[int]) -> str:
+    return "all images" if limit is None else f"{limit} images per domain"
+
+
+def export_size(root: str) -> Optional[str]:
+    """What the complete export in ``root`` holds, ``'all images'`` or ``'N images per domain'``; None when
+    ``root`` holds no complete export."""
+    root = os.path.abspath(os.path.expanduser(root))
+    return _size(_read_marker(root).get("limit_per_domain")) if is_exported(root) else None
+
+
 def is_exported(root: str, limit_per_domain=_ANY) -> bool:
     """Whether ``root`` holds a complete export (with this ``limit_per_domain``
     when one is given; any otherwise)."""
@@ -606,10 +617,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     was_complete = not args.force and is_exported(root, args.limit_per_domain)
     if not args.force and not was_complete and is_exported(root):
         # runs that read ROOT would read other images from now on: replacing it is asked for, not implied
-        def size(limit):
-            return "all images" if limit is None else f"{limit} images per domain"
-        parser.error(f"{root} holds a complete export of {size(_read_marker(root).get('limit_per_domain'))}; "
-                     f"add --force to replace it with {size(args.limit_per_domain)}, or give another ROOT")
+        parser.error(f"{root} holds a complete export of {export_size(root)}; "
+                     f"add --force to replace it with {_size(args.limit_per_domain)}, or give another ROOT")
     try:
         counts = export_offline_digits(root, args.limit_per_domain, force=args.force)
     except (DatasetFormatError, ImportError, ValueError, OSError) as err:   # OSError: ROOT cannot be written
