@@ -264,7 +264,9 @@ def main():
     except ValueError as e:
         parser.error(str(e))
     if not table:
-        parser.error("no task has both a baseline's and ILA-DA's finished runs of the same seed in --sets")
+        parser.error("no task has both a baseline's and ILA-DA's finished runs of the same seed in --sets (a set is "
+                     "a folder holding the methods' folders, DANN/, ILA-DA+DANN/, ...: offline_digits.py writes "
+                     "them under OUT/main/EPOCHSxITERS)")
     if args.oracle_off_losing:
         table = switched_off(table, lambda r: r["gain"] < 0)
     if args.oracle_off_below is not None:
