@@ -177,20 +177,38 @@ def run_one(job):
         return log, "skipped", True
     cmd = [sys.executable, os.path.join(SCRIPTS, script), data_root] + flags + ["--log", log]
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    t0, how = time.time(), ""
-    # an interrupted run of these flags continues from its last finished epoch (a resume is exact); one the
-    # script will not continue (its flags differ) starts again, its checkpoints set aside by the script
-    if os.path.isfile(os.path.join(log, "checkpoints", "resume.pth")):
+    t0, how, refused = time.time(), "", False
+    resume = os.path.join(log, "checkpoints", "resume.pth")
+    if os.path.isfile(resume):
+        # an interrupted run: of other flags it is left alone, as a finished one (a resume could take some of
+        # them, e.g. --lr, and mix two recipes in one run); of these flags it continues from its last finished
+        # epoch (a resume is exact), or starts again where the script will not continue it (its file is damaged)
+        other = other_flags(script, [data_root] + flags + ["--log", log], _resume_flags(resume))
+        if other:
+            return log, (f"NOT RUN: it holds an unfinished run with other flags ({', '.join(other)}); give --tag "
+                         f"NAME to run these in a folder of their own"), False
         done = subprocess.run(cmd + ["--resume"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                               text=True)
         how = ", resumed"
-        if done.returncode == 2:
-            how = ", started again (--resume refused: " + _last_line(done.stderr) + ")"
-    if not how or done.returncode == 2:
+        refused = done.returncode == 2 and _last_line(done.stderr).startswith("--resume:")
+        if refused:
+            how = ", started again (" + _last_line(done.stderr) + ")"
+    if not how or refused:
         done = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     if done.returncode != 0:
         return log, f"FAILED ({done.returncode}{how}): {_last_line(done.stderr)}", False
     return log, f"{time.time() - t0:.0f} s{how}", True
+
+
+def _resume_flags(path):
+    """The flags a resume file's run was started with, read as a log's (``{}`` where it holds none)."""
+    import torch
+    from ila_tllib.tables import Run
+    try:
+        flags = torch.load(path, map_location="cpu", weights_only=False).get("flags")
+    except Exception:        # damaged: the script names it, and the run starts again
+        return {}
+    return Run(flags, 0.0, "").args if isinstance(flags, dict) else {}
 
 
 def _last_line(text):
@@ -289,16 +307,22 @@ SET_BY_THE_BENCHMARK = {"epochs": "--epochs", "iters_per_epoch": "--iters-per-ep
                         "root": "--data-root"}
 
 
-def flags_set_by_the_benchmark(tokens):
+def flags_set_by_the_benchmark(script, tokens):
     """``(flag, the benchmark's option)`` for the flags among ``tokens`` (``--flags``, ``--ila-flags``) that set
     what the benchmark sets itself (a run's budget, task, seed, log or data): after the benchmark's own they
     would win and leave the budget folder and the header wrong; before, they would be dropped."""
+    import contextlib
+    import io
     from ila_tllib.engine import get_parser
     from ila_tllib.engine.flags import flag_name
-    parser = get_parser(script_method("ila_dann.py"))
+    parser = get_parser(script_method(script))
     unset = object()
     parser.set_defaults(**dict.fromkeys(SET_BY_THE_BENCHMARK, unset))
-    given, _ = parser.parse_known_args(["ROOT"] + tokens)
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            given, _ = parser.parse_known_args(["ROOT"] + tokens)
+    except SystemExit:       # flags this script cannot parse: refused_flags names them
+        return []
     return [(flag_name(dest), SET_BY_THE_BENCHMARK[dest]) for dest in SET_BY_THE_BENCHMARK
             if dest != "root" and getattr(given, dest) is not unset]
 
@@ -356,8 +380,9 @@ def main():
             ", ".join(OFFLINE_DOMAINS), " ".join(bad)))
     args.seeds = list(dict.fromkeys(args.seeds))          # a seed or a method named twice runs once
     args.methods = list(dict.fromkeys(args.methods)) if args.methods else args.methods
-    for option in ("flags", "ila_flags"):
-        set_here = flags_set_by_the_benchmark(getattr(args, option).split())
+    for option, script in ((option, script) for option in ("flags", "ila_flags")
+                           for script in sorted({script for script, _ in METHODS.values()})):
+        set_here = flags_set_by_the_benchmark(script, getattr(args, option).split())
         if set_here:
             use = sorted({own for _, own in set_here if own})
             parser.error(f"--{option.replace('_', '-')} sets {', '.join(flag for flag, _ in set_here)}, which the "

@@ -288,22 +288,25 @@ def _same_recipe(earlier: Run, later: Run) -> bool:
     return later.resumed or all(comparable(earlier.args[k]) == comparable(later.args[k]) for k in shared)
 
 
-#: the flags of a training recipe that no baseline, control or ablation here changes: the data, the network
-#: and the optimiser's budget. Runs compared seed by seed must agree on them
-RECIPE_FLAGS = ("data", "arch", "bottleneck_dim", "epochs", "iters_per_epoch", "batch_size", "lr", "lr_gamma",
-                "lr_decay", "momentum", "weight_decay")
+#: the flags of a training recipe that no baseline, control or ablation here changes: the data and how it is
+#: read, the network and its starting weights, and the optimiser's budget. Runs compared seed by seed must
+#: agree on them (a source-only warm-up, --pretrain-iters, is a control of its own and may differ)
+RECIPE_FLAGS = ("data", "resize_size", "train_resizing", "val_resizing", "norm_mean", "norm_std", "no_hflip",
+                "arch", "no_pool", "bottleneck_dim", "weights", "epochs", "iters_per_epoch", "batch_size", "lr",
+                "lr_gamma", "lr_decay", "momentum", "weight_decay")
 
 
 def recipe_difference(a: Run, b: Run) -> str:
-    """"" when runs ``a`` and ``b`` agree on :data:`RECIPE_FLAGS` (where both logged them), else a sentence
-    naming each flag that differs with both values and both runs' folders."""
-    differ = [k for k in RECIPE_FLAGS if k in a.args and k in b.args
+    """"" when runs ``a`` and ``b`` agree on :data:`RECIPE_FLAGS` (where both logged them) and on the values
+    a resume changed over the run, else a sentence naming what differs, with both runs' folders."""
+    differ = [f"{k} {a.args[k]!r} and {b.args[k]!r}" for k in RECIPE_FLAGS if k in a.args and k in b.args
               and comparable(a.args[k]) != comparable(b.args[k])]
+    if a.flags_over_the_run != b.flags_over_the_run:
+        differ.append(f"{HISTORY_PREFIX}{a.flags_over_the_run or 'none'} and {b.flags_over_the_run or 'none'}")
     if not differ:
         return ""
-    values = ", ".join(f"{k} {a.args[k]!r} and {b.args[k]!r}" for k in differ)
-    return (f"{os.path.dirname(a.path)} and {os.path.dirname(b.path)} ran other recipes ({values}): their "
-            f"accuracies do not pair; give runs of one budget")
+    return (f"{os.path.dirname(a.path)} and {os.path.dirname(b.path)} ran other recipes ({', '.join(differ)}): "
+            f"their accuracies do not pair; give runs of one recipe and budget")
 
 
 def collect_or_exit(parser: argparse.ArgumentParser, log_dirs: List[str]) -> List[Run]:

@@ -855,6 +855,7 @@ def test_benchmark_continues_an_unfinished_run_and_starts_one_of_other_flags_aga
     # an interrupted run restarted from nothing, and its status read as a fresh run's
     import subprocess
     import sys
+    import torch
     from helpers import load_benchmark
     bench = load_benchmark("offline_digits")
     args = bench.get_parser().parse_args(["--methods", "DANN", "--tasks", "mnist:uci", "--seeds", "0", "--epochs",
@@ -867,20 +868,37 @@ def test_benchmark_continues_an_unfinished_run_and_starts_one_of_other_flags_aga
         argv = [data_root] + flags[:at] + ["1"] + flags[at + 1:] + list(other) + ["--log", log]
         assert subprocess.run([sys.executable, os.path.join(bench.SCRIPTS, script), *argv], capture_output=True,
                               env=script_env()).returncode == 0
+        # as a run of 2 epochs leaves it when interrupted during epoch 2 (a baseline: no schedule spans the
+        # run): its log cut after epoch 1, its resume file of 2 epochs
         [path] = [os.path.join(log, n) for n in os.listdir(log) if n.startswith("train-")]
-        with open(path) as f:     # cut where an interrupt during epoch 2 would have: after epoch 1's checkpoint
-            kept = f.read().split("best_acc1 = ")[0]
+        with open(path) as f:
+            kept = f.read().split("best_acc1 = ")[0].replace("epochs=1,", "epochs=2,")
         with open(path, "w") as f:
             f.write(kept)
+        resume = os.path.join(log, "checkpoints", "resume.pth")
+        state = torch.load(resume, weights_only=False)
+        state["flags"]["epochs"] = 2
+        torch.save(state, resume)
     first_epoch()
     _, status, ok = bench.run_one(job)
     assert ok and status.endswith(" s, resumed"), status
     newest = max(n for n in os.listdir(log) if n.startswith("train-"))
     assert "=> resumed from" in open(os.path.join(log, newest)).read()
+    # an unfinished run of other flags is left alone, as a finished one: a resume would take some (--lr) and
+    # mix two recipes in one run
+    for other in (["--lr", "0.02"], ["--momentum", "0.8"]):
+        shutil.rmtree(log)
+        first_epoch(*other)
+        _, status, ok = bench.run_one(job)
+        assert not ok and status.startswith(f"NOT RUN: it holds an unfinished run with other flags ({other[0]} "), \
+            status
+    # one the script will not continue (its resume file is damaged) starts again, and says why
     shutil.rmtree(log)
-    first_epoch("--momentum", "0.8")    # an unfinished run of other flags: the script refuses to continue it
+    first_epoch()
+    with open(os.path.join(log, "checkpoints", "resume.pth"), "wb") as f:
+        f.write(b"cut short")
     _, status, ok = bench.run_one(job)
-    assert ok and ", started again (--resume refused: --resume: " in status and "--momentum 0.8 (now 0.9)" in status
+    assert ok and ", started again (--resume: " in status and "cannot be read" in status, status
     assert bench.run_one(job) == (log, "skipped", True)
 
 

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from helpers import REPO, env_without_torch
+from helpers import DIGIT_FLAGS, REPO, env_without_torch
 
 SCRIPT = os.path.join(REPO, "benchmarks", "gain_by_shift.py")
 
@@ -183,7 +183,7 @@ def test_a_variant_read_against_the_committed_baselines(tmp_path):
     # with the baseline run the default's table pairs its own seed-0 run with
     variant = str(tmp_path / "variant")
     write_log(variant, "ILA-DA+DANN", 0, 99.0, [(66, 71)], (50.0,), "--similarity", "centered_cosine",
-              "-d", "ImageList", "-a", "lenet", "--epochs", "4", "-i", "300", "-b", "64",   # the committed recipe
+              "-d", "ImageList", *DIGIT_FLAGS, "--epochs", "4", "-i", "300", "-b", "64",   # the committed recipe
               source="mnist", target="uci")
     args = [sys.executable, SCRIPT, "--seeds", "0", "--similarity", "centered_cosine", "--sets", variant]
     done = subprocess.run(args, capture_output=True, text=True, cwd=REPO)

@@ -312,7 +312,8 @@ def test_resume_from_a_weights_file_says_it_is_not_a_resume_state(root, tmp_path
                                           ("state['epoch'] = 'x'", "epoch 'x', where a run writes a count"),
                                           ("state['iter'] = None", "iter None, where"),
                                           ("state['epoch'] = -1", "epoch -1, where"),
-                                          ("state['best_acc1'] = 'b'", "best_acc1 'b', where")])
+                                          ("state['best_acc1'] = 'b'", "best_acc1 'b', where"),
+                                          ("del state['iter']", "no iter, where")])
 def test_a_resume_file_damaged_by_hand_is_named_not_a_traceback(root, tmp_path, damage, held):
     log = str(tmp_path / "log")
     assert run_script("ila_dann.py", tiny_args(root, log, "--epochs", "1", "--seed", "0")).returncode == 0

@@ -623,3 +623,18 @@ def test_a_folder_whose_name_globs_is_read(tmp_path):
     logs = str(tmp_path / "logs[1]")
     tllib_log(logs, "dann", "A", "W", 0, 95.5)
     assert [run.acc for run in collect([logs])] == [95.5]
+
+
+def test_runs_of_other_recipes_are_told_apart_for_pairing():
+    # what gain_by_shift, paired_with_default and control_steps refuse to pair: the data as read, the network,
+    # the budget, and values a resume changed over the run; ILA's own flags and the warm-up may differ
+    from ila_tllib.tables import Run, recipe_difference
+    base = dict(data="ImageList", arch="lenet", resize_size=28, epochs=4, iters_per_epoch=300, lr=0.01, seed=0,
+                k=3, pretrain_iters=0)
+    a = Run(base, 50.0, "A/x.txt")
+    assert recipe_difference(a, Run(dict(base, k=5, pretrain_iters=300, seed=1), 60.0, "B/x.txt")) == ""
+    told = recipe_difference(a, Run(dict(base, resize_size=32, iters_per_epoch=30), 60.0, "B/x.txt"))
+    assert told == ("A and B ran other recipes (resize_size 28 and 32, iters_per_epoch 300 and 30): their "
+                    "accuracies do not pair; give runs of one recipe and budget")
+    resumed = Run(base, 60.0, "B/x.txt", flags_over_the_run="--lr 0.01 -> 0.005 at epoch 2")
+    assert "(flags over the run: none and --lr 0.01 -> 0.005 at epoch 2)" in recipe_difference(a, resumed)

@@ -407,6 +407,7 @@ def read_resume_file(args, method: Method):
     counts = {key: ckpt[key] for key in ('epoch', 'iter', 'best_acc1', 'data_seed') if key in ckpt}
     wrong = [f"{key} {value!r}" for key, value in counts.items() if isinstance(value, bool)
              or not isinstance(value, (int, float) if key == 'best_acc1' else int) or value < 0]
+    wrong += [f"no {key}" for key in ('epoch', 'iter', 'best_acc1') if key not in ckpt and 'modules' in ckpt]
     if wrong:
         raise UsageError(f"--resume: {path} holds {', '.join(wrong)}, where a run writes a count of 0 or more: it is "
                          f"damaged; {START_ANEW}")
