@@ -65,8 +65,8 @@ from .errors import DatasetFormatError, DatasetNotFoundError, UnknownDomainError
 from .imagelist import ImageList, read_class_names
 from .staging import remove_stale_staging
 
-__all__ = ["OfflineDigits", "export_offline_digits", "is_exported", "export_size", "load_source", "uci_to_mnist_frame",
-           "OFFLINE_DOMAINS"]
+__all__ = ["OfflineDigits", "export_offline_digits", "is_exported", "export_size", "load_source",
+           "uci_to_mnist_frame", "OFFLINE_DOMAINS"]
 
 MARKER = "offline_digits.json"
 _FORMAT = 2

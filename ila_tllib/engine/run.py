@@ -26,9 +26,9 @@ from .errors import EXIT_INTERRUPTED, EXIT_OK, DivergenceError, UsageError, clas
 from .flags import (FLAGS_ADDED_LATER, check_args, flag_name, get_parser, ila_enabled,
                     source_only_phases)
 from .ila_term import build_ila_term
-from .moving_average import describe_mining
 from .loop import Trainer, load_schedule, make_optimizer, sync_buffers, unwrap, validate
 from .method import Method
+from .moving_average import describe_mining
 from .output import RunOutput
 from .resume_flags import (changed_flags, finished_run_refusal, flag_history, history_line, inexact_notes, refusal,
                            to_name_back)
