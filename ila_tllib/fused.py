@@ -30,10 +30,10 @@ import torch.nn as nn
 from .autograd import first_order_only
 from .affinity import AffinityMiner, affinity_matrix, kept_count
 from .losses import MultiSampleContrastiveLoss
-from .pseudo_labels import KNNPseudoLabeller, check_k
+from .pseudo_labels import KNNPseudoLabeller, check_k, check_label_range
 from .similarity import InverseEuclideanSimilarity
 
-__all__ = ["fused_settings", "fused_ila_loss", "FusedDecisions", "COMPUTE_DTYPE", "check_label_range"]
+__all__ = ["fused_settings", "fused_ila_loss", "FusedDecisions", "COMPUTE_DTYPE"]
 
 #: the dtype every fused computation runs in (see the module docstring)
 COMPUTE_DTYPE = torch.float64
@@ -57,14 +57,6 @@ def fused_settings(similarity: nn.Module, miner: nn.Module, metric_loss: nn.Modu
         return None
     return dict(k=miner.pseudo_labeller.k, m=miner.pseudo_labeller.m, mu=miner.mu,
                 temperature=metric_loss.temperature)
-
-
-def check_label_range(low: int, top: int, num_classes: Optional[int]):
-    """Source labels span ``[low, top]``: raise where that leaves ``[0, num_classes)`` (both paths of
-    :class:`~ila_tllib.ila.ILALoss`)."""
-    if low < 0 or (num_classes is not None and top >= num_classes):
-        upper = "num_classes - 1" if num_classes is None else num_classes - 1
-        raise ValueError(f"y_s holds labels in [{low}, {top}], outside [0, {upper}] (num_classes={num_classes})")
 
 
 @functools.lru_cache(maxsize=16)

@@ -5,11 +5,11 @@ import torch
 import torch.nn as nn
 
 from .affinity import DEFAULT_MU, AffinityMiner, MinedAffinity
-from .fused import check_label_range, fused_ila_loss, fused_settings
+from .fused import fused_ila_loss, fused_settings
 from .losses import METRIC_LOSSES, anchors
 from .memory import SourceFeatureBank
 from .parts import build_part, takes
-from .pseudo_labels import DEFAULT_K, PSEUDO_LABELLERS, KNNPseudoLabeller
+from .pseudo_labels import DEFAULT_K, PSEUDO_LABELLERS, KNNPseudoLabeller, check_label_range
 from .similarity import get_similarity, is_builtin
 
 __all__ = ["ILALoss"]

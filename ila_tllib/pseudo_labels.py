@@ -16,8 +16,8 @@ import torch.nn.functional as F
 
 from .parts import build_part
 
-__all__ = ["DEFAULT_K", "PseudoLabels", "check_k", "knn_vote", "similarity_ratio", "KNNPseudoLabeller",
-           "ClassifierPseudoLabeller", "ConsensusPseudoLabeller", "get_pseudo_labeller",
+__all__ = ["DEFAULT_K", "PseudoLabels", "check_k", "check_label_range", "knn_vote", "similarity_ratio",
+           "KNNPseudoLabeller", "ClassifierPseudoLabeller", "ConsensusPseudoLabeller", "get_pseudo_labeller",
            "PSEUDO_LABELLERS", "RATIO_TERMS"]
 
 #: the neighbours of the kNN vote by default: the paper's Office-31 setting
@@ -38,6 +38,13 @@ class PseudoLabels(NamedTuple):
 
 def _num_classes(y_s: torch.Tensor, num_classes: Optional[int]) -> int:
     return int(num_classes) if num_classes is not None else int(y_s.max().item()) + 1
+
+
+def check_label_range(low: int, top: int, num_classes: Optional[int]):
+    """Source labels span ``[low, top]``: raise where that leaves ``[0, num_classes)``."""
+    if low < 0 or (num_classes is not None and top >= num_classes):
+        upper = "num_classes - 1" if num_classes is None else num_classes - 1
+        raise ValueError(f"y_s holds labels in [{low}, {top}], outside [0, {upper}] (num_classes={num_classes})")
 
 
 def check_k(k: int, n_s: int):
@@ -137,7 +144,13 @@ class KNNPseudoLabeller(nn.Module):
 
     @torch.no_grad()
     def forward(self, similarity_ts, y_s, logits_t=None, num_classes=None) -> PseudoLabels:
-        counts = torch.bincount(y_s, minlength=num_classes or 0)
+        try:
+            counts = torch.bincount(y_s, minlength=num_classes or 0)
+        except RuntimeError:            # a negative label: named as ILALoss names it (no check on the good path)
+            check_label_range(int(y_s.min()), int(y_s.max()), num_classes)
+            raise
+        if num_classes is not None and len(counts) > num_classes:     # bincount grew past the classes named
+            check_label_range(0, len(counts) - 1, num_classes)
         labels = knn_vote(similarity_ts, y_s, self.k, len(counts))
         m = self.m if self.m is not None else int(counts.max().item())
         return PseudoLabels(labels, similarity_ratio(similarity_ts, y_s, labels, m, self.ratio_terms == "matched"))
