@@ -22,6 +22,7 @@ k-th place enters the vote, and which of several targets tied in Γ at the μ cu
 ``round(μ N_t)``.
 """
 import functools
+import inspect
 from typing import Optional
 
 import torch
@@ -39,17 +40,40 @@ __all__ = ["fused_settings", "fused_ila_loss", "FusedDecisions", "COMPUTE_DTYPE"
 COMPUTE_DTYPE = torch.float64
 
 
+#: the paper's parts, each with the settings the fused path reads from it; every other setting of a part must
+#: keep its constructor's default (Eq. 7's ``ratio_terms='top-m'``, ``reduction='mean'``), so that a setting
+#: added to a part later sends the loss down the composable path instead of being ignored by the fused one
+FUSED_PARTS = {InverseEuclideanSimilarity: set(), AffinityMiner: {"pseudo_labeller", "mu"},
+               KNNPseudoLabeller: {"k", "m"}, MultiSampleContrastiveLoss: {"temperature"}}
+
+
+def _as_the_fused_path_computes(part: nn.Module) -> bool:
+    """Whether ``part`` is one of :data:`FUSED_PARTS` (not a subclass, which may compute otherwise) whose
+    settings the fused path does not read are all at their defaults."""
+    reads = FUSED_PARTS.get(type(part))
+    if reads is None:
+        return False
+    return all(name in reads or getattr(part, name, inspect.Parameter.empty) == default
+               for name, default in _settings(type(part).__init__))
+
+
+@functools.lru_cache(maxsize=None)
+def _settings(constructor) -> tuple:
+    """(name, default) of each setting a part's ``__init__`` takes, ``self`` aside (read once per constructor:
+    the loss asks at each call)."""
+    return tuple((name, given.default) for name, given in list(inspect.signature(constructor).parameters.items())[1:])
+
+
 def fused_settings(similarity: nn.Module, miner: nn.Module, metric_loss: nn.Module) -> Optional[dict]:
     """The settings of the fused path when the parts are exactly the paper's, else ``None``.
 
     The paper's parts are :class:`~ila_tllib.similarity.InverseEuclideanSimilarity`, an
     :class:`~ila_tllib.affinity.AffinityMiner` over :class:`~ila_tllib.pseudo_labels.KNNPseudoLabeller`
-    (with Eq. 7's ``ratio_terms='top-m'``), and :class:`~ila_tllib.losses.MultiSampleContrastiveLoss` with
-    ``reduction='mean'``. Subclasses do not count: they may change what a part computes.
+    and :class:`~ila_tllib.losses.MultiSampleContrastiveLoss`, with every setting but those the fused path
+    reads (:data:`FUSED_PARTS`) at its default. Subclasses do not count: they may change what a part computes.
     """
-    if (type(similarity) is not InverseEuclideanSimilarity or type(miner) is not AffinityMiner
-            or type(miner.pseudo_labeller) is not KNNPseudoLabeller or miner.pseudo_labeller.ratio_terms != "top-m"
-            or type(metric_loss) is not MultiSampleContrastiveLoss or metric_loss.reduction != "mean"
+    parts = (similarity, miner, getattr(miner, "pseudo_labeller", None), metric_loss)
+    if (not all(map(_as_the_fused_path_computes, parts))
             # φ lies in (0, 1], so the logits φ/τ of a source spread over at most 1/τ: beyond about 700 a
             # positive's softmax share can underflow to 0 even in float64 and drop a real anchor; the
             # composable path works in log space

@@ -164,6 +164,22 @@ def test_the_fused_path_is_taken_only_for_the_papers_parts(kwargs, fused):
     assert isinstance(ila.last, FusedDecisions) == fused
 
 
+def test_a_setting_the_fused_path_does_not_read_sends_the_loss_down_the_composable_path(monkeypatch):
+    # a setting added to the kNN labeller later (here "vote_weighting") must not be ignored by the fused path,
+    # which computes the plain vote: away from its default the loss takes the composable path
+    plain_init = KNNPseudoLabeller.__init__
+
+    def init_with_a_new_setting(self, k=5, m=None, ratio_terms="top-m", vote_weighting="none"):
+        plain_init(self, k, m, ratio_terms)
+        self.vote_weighting = vote_weighting
+    monkeypatch.setattr(KNNPseudoLabeller, "__init__", init_with_a_new_setting)
+    f_s, y_s, f_t = make_batch(0, n_classes=3, per_class=2, n_t=5)
+    for setting, fused in (("none", True), ("distance", False)):
+        ila = ILALoss(pseudo_labeller=KNNPseudoLabeller(3, vote_weighting=setting))
+        ila(f_s, y_s, f_t)
+        assert isinstance(ila.last, FusedDecisions) == fused, setting
+
+
 def test_swapping_a_part_after_construction_is_honoured():
     f_s, y_s, f_t = make_batch(1, n_classes=3, per_class=2, n_t=5)
     ila = ILALoss(k=3)
