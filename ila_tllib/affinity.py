@@ -64,8 +64,9 @@ class AffinityMiner(nn.Module):
     with the highest scores are kept, except those scored :math:`-\infty`.
 
     Args:
-        pseudo_labeller (nn.Module): :class:`~ila_tllib.pseudo_labels.KNNPseudoLabeller` or
-            :class:`~ila_tllib.pseudo_labels.ClassifierPseudoLabeller`.
+        pseudo_labeller (nn.Module): one of :data:`~ila_tllib.pseudo_labels.PSEUDO_LABELLERS`
+            (:class:`~ila_tllib.pseudo_labels.KNNPseudoLabeller` is the paper's), or a module of one's own
+            called as they are.
         mu (float): fraction of targets kept, ranked by the pseudo-labeller's score. Default: 0.67
 
     Inputs:

@@ -91,8 +91,8 @@ class ILALoss(nn.Module):
         source_bank (int): with a value :math:`B > 0`, the pseudo-labeller also reads the :math:`B` most recent
             source features of every class from earlier calls (:class:`~ila_tllib.memory.SourceFeatureBank`,
             detached): the kNN vote and Γ see :math:`N_s + B C` sources, with ``m`` = their largest per-class
-            count unless given. The loss still contrasts the current batch only, and the composable path is
-            taken. Needs ``num_classes``. Default: 0 (the current batch only, as the paper)
+            count unless given. The loss contrasts the current batch only (unless ``bank_anchors``), and the
+            composable path is taken. Needs ``num_classes``. Default: 0 (the current batch only, as the paper)
         bank_anchors (bool): with a source bank, the loss contrasts the bank's features too: they join the
             sources of Eq. 4–5 after the batch's, with their affinity rows, as constants (their gradient
             reaches the targets only). The bank keeps the features that decide: with ``mining_features``,
@@ -245,6 +245,9 @@ class ILALoss(nn.Module):
 
     @property
     def ratio(self):
+        """The latest batch's score of each target, as its pseudo-labeller ranks them: Γ (Eq. 7) for the kNN
+        vote (−inf for a target the classifier disagrees with, under consensus); the softmax confidence
+        for the classifier's labels."""
         return None if self.last is None else self.last.score
 
     @property

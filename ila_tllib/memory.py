@@ -3,8 +3,9 @@
 ILA-DA's vote reads one class-balanced source batch: with ``m`` samples per class (2 on Office-31, 4 on
 digits), a target's ``k`` nearest sources come from very few candidates per class. The bank keeps the
 ``size`` most recent features of every class, detached, so the vote (and the ratio Γ) can read them next
-to the current batch. The contrastive loss still contrasts the current batch only: old features carry no
-gradient and would be pulled towards nothing.
+to the current batch. By default the contrastive loss still contrasts the current batch only (the bank's
+features carry no gradient); with :class:`~ila_tllib.ila.ILALoss`'s ``bank_anchors`` they join its sources
+as constants, whose gradient reaches the targets only.
 """
 import torch
 import torch.nn as nn

@@ -1,12 +1,13 @@
 """Pseudo-labellers: give every target sample a label and a score that ranks how trustworthy it is.
 
-Two interchangeable parts (the paper's Table 4 (b) ablation swaps one for the other):
+Three interchangeable parts (the paper's Table 4 (b) ablation swaps the first two):
 
 * :class:`KNNPseudoLabeller` — ILA-DA's choice: majority vote of the k most similar source
   samples, scored by the similarity ratio Γ (Eq. 7).
 * :class:`ClassifierPseudoLabeller` — the classifier's argmax, scored by its softmax confidence.
+* :class:`ConsensusPseudoLabeller` — the kNN vote and Γ, for the targets whose vote the classifier shares.
 
-Both run without gradient: they only decide which pairs the loss contrasts.
+All run without gradient: they only decide which pairs the loss contrasts.
 """
 from typing import NamedTuple, Optional
 
