@@ -8,8 +8,8 @@ from .affinity import DEFAULT_MU, AffinityMiner, MinedAffinity
 from .fused import fused_ila_loss, fused_settings
 from .losses import METRIC_LOSSES, anchors
 from .memory import SourceFeatureBank
-from .parts import build_part, takes
-from .pseudo_labels import DEFAULT_K, PSEUDO_LABELLERS, KNNPseudoLabeller, check_label_range
+from .parts import build_part
+from .pseudo_labels import PSEUDO_LABELLERS, KNNPseudoLabeller, check_label_range
 from .similarity import get_similarity, is_builtin
 
 __all__ = ["ILALoss"]
@@ -133,28 +133,12 @@ class ILALoss(nn.Module):
         self.fused, self.bank_anchors, self.detach_source = fused, bank_anchors, detach_source
         self.bank = SourceFeatureBank(source_bank) if source_bank else None
         pseudo_labeller, metric_loss = pseudo_labeller or "knn", metric_loss or "msc"
-        if isinstance(pseudo_labeller, nn.Module) and (k is not None or m is not None or ratio_terms is not None):
-            raise ValueError("k, m and ratio_terms are settings of the pseudo-labeller built by name; "
-                             "with a pseudo_labeller module, give them to that module")
-        if isinstance(metric_loss, nn.Module) and temperature is not None:
-            raise ValueError("temperature is a setting of the metric loss built by name; "
-                             "with a metric_loss module, give it to that module")
-        for table, part, kind, given in ((PSEUDO_LABELLERS, pseudo_labeller, "pseudo-labeller",
-                                          {"k": k, "m": m, "ratio_terms": ratio_terms}),
-                                         (METRIC_LOSSES, metric_loss, "metric loss", {"temperature": temperature})):
-            dropped = [name for name, value in given.items() if value is not None and isinstance(part, str)
-                       and part in table and not takes(table, part, name)]
-            if dropped:
-                raise ValueError(f"the {kind} {part!r} takes no {' and no '.join(dropped)}: leave "
-                                 f"{'it' if len(dropped) == 1 else 'them'} out, or choose a {kind} that takes "
-                                 f"{'it' if len(dropped) == 1 else 'them'}")
         self.similarity = get_similarity(similarity)
         self.mining_similarity = None if mining_similarity is None else get_similarity(mining_similarity)
-        labeller = build_part(PSEUDO_LABELLERS, pseudo_labeller, "pseudo-labeller", k=DEFAULT_K if k is None else k, m=m,
-                              ratio_terms=ratio_terms)
+        # settings left None are not given: each part keeps its constructor's default
+        labeller = build_part(PSEUDO_LABELLERS, pseudo_labeller, "pseudo-labeller", k=k, m=m, ratio_terms=ratio_terms)
         self.miner = AffinityMiner(labeller, mu)
-        self.metric_loss = build_part(METRIC_LOSSES, metric_loss, "metric loss",
-                                      temperature=1.0 if temperature is None else temperature)
+        self.metric_loss = build_part(METRIC_LOSSES, metric_loss, "metric loss", temperature=temperature)
         self.last = None
 
     def forward(self, f_s: torch.Tensor, y_s: torch.Tensor, f_t: torch.Tensor,

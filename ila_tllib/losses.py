@@ -6,14 +6,16 @@ can follow any miner. Each source sample is an anchor; it counts only when it ha
 (:math:`A_{ij} = +1`) and one negative (:math:`A_{ij} = -1`). With no such anchor the loss is an exact 0
 that still belongs to the graph (so ``backward`` works and nothing turns NaN).
 """
+from typing import Optional
+
 import torch
 import torch.nn as nn
 
 from .autograd import first_order_only
 from .parts import build_part
 
-__all__ = ["MultiSampleContrastiveLoss", "PushOnlyMSCLoss", "PullOnlyMSCLoss", "AffinityTripletLoss",
-           "get_metric_loss", "METRIC_LOSSES"]
+__all__ = ["DEFAULT_TEMPERATURE", "MultiSampleContrastiveLoss", "PushOnlyMSCLoss", "PullOnlyMSCLoss",
+           "AffinityTripletLoss", "get_metric_loss", "METRIC_LOSSES"]
 
 
 def anchors(affinity: torch.Tensor) -> torch.Tensor:
@@ -44,6 +46,9 @@ def _reduce(per_anchor: torch.Tensor, reduction: str) -> torch.Tensor:
         return per_anchor.sum()   # an exact 0 that is still part of the graph
     return per_anchor.mean() if reduction == "mean" else per_anchor.sum()
 
+#: MSC's temperature τ (the paper's Eq. 4-5 have none: τ = 1)
+DEFAULT_TEMPERATURE = 1.0
+
 
 class MultiSampleContrastiveLoss(nn.Module):
     r"""The multi-sample contrastive (MSC) loss of ILA-DA (Eq. 4–5)
@@ -68,7 +73,7 @@ class MultiSampleContrastiveLoss(nn.Module):
         - Output: scalar (``'none'``: :math:`(|\mathcal{I}|,)`)
     """
 
-    def __init__(self, temperature: float = 1.0, reduction: str = "mean"):
+    def __init__(self, temperature: float = DEFAULT_TEMPERATURE, reduction: str = "mean"):
         super().__init__()
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
@@ -185,6 +190,7 @@ METRIC_LOSSES = {
 }
 
 
-def get_metric_loss(name: str, temperature: float = 1.0) -> nn.Module:
-    """A metric loss of :data:`METRIC_LOSSES` by name, given the settings it takes (the MSC losses: temperature)."""
+def get_metric_loss(name: str, temperature: Optional[float] = None) -> nn.Module:
+    """A metric loss of :data:`METRIC_LOSSES` by name with the settings given (the MSC losses take temperature,
+    ``triplet`` none): left None it keeps its default; given to a loss that does not take it, it is refused."""
     return build_part(METRIC_LOSSES, name, "metric loss", temperature=temperature)

@@ -201,8 +201,9 @@ PSEUDO_LABELLERS = {
 }
 
 
-def get_pseudo_labeller(name: str, k: int = DEFAULT_K, m: Optional[int] = None,
+def get_pseudo_labeller(name: str, k: Optional[int] = None, m: Optional[int] = None,
                         ratio_terms: Optional[str] = None) -> nn.Module:
-    """A pseudo-labeller of :data:`PSEUDO_LABELLERS` by name, given the settings it takes (``knn``: k, m,
-    ratio_terms)."""
+    """A pseudo-labeller of :data:`PSEUDO_LABELLERS` by name with the settings given (``knn`` takes k, m and
+    ratio_terms; ``classifier`` none): one left None keeps its default, one the labeller does not take is
+    refused."""
     return build_part(PSEUDO_LABELLERS, name, "pseudo-labeller", k=k, m=m, ratio_terms=ratio_terms)

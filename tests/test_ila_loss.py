@@ -415,12 +415,26 @@ def test_bad_arguments_name_the_problem(kwargs, message):
     ({"pseudo_labeller": "classifier", "k": 3}, "'classifier' takes no k:"),
     ({"pseudo_labeller": "classifier", "m": 2, "ratio_terms": "matched"}, "'classifier' takes no m and no ratio_terms"),
     ({"metric_loss": "triplet", "temperature": 0.1}, "'triplet' takes no temperature"),
-    ({"pseudo_labeller": KNNPseudoLabeller(3), "k": 3}, "give them to that module"),
+    ({"pseudo_labeller": KNNPseudoLabeller(3), "k": 3},
+     "k is a setting of the pseudo-labeller built by name; with a pseudo-labeller module, give it to that module"),
+    ({"pseudo_labeller": KNNPseudoLabeller(3), "k": 3, "m": 2}, "k and m are settings of the pseudo-labeller"),
     ({"metric_loss": MultiSampleContrastiveLoss(), "temperature": 0.5}, "give it to that module")])
 def test_a_setting_the_part_does_not_take_is_refused(kwargs, dropped):
     # a setting that would be silently dropped: an ablation would believe it took effect
     with pytest.raises(ValueError, match=re.escape(dropped)):
         ILALoss(**kwargs)
+
+
+def test_the_part_factories_refuse_a_setting_as_the_loss_does():
+    from ila_tllib import get_pseudo_labeller
+    with pytest.raises(ValueError, match=re.escape("the pseudo-labeller 'classifier' takes no k and no m:")):
+        get_pseudo_labeller("classifier", k=3, m=2)
+    with pytest.raises(ValueError, match=re.escape("the metric loss 'triplet' takes no temperature:")):
+        get_metric_loss("triplet", temperature=0.5)
+    # settings left out keep the constructors' defaults; given ones are set
+    assert get_pseudo_labeller("knn").k == KNNPseudoLabeller().k and get_pseudo_labeller("knn", k=3).k == 3
+    assert get_metric_loss("msc").temperature == MultiSampleContrastiveLoss().temperature
+    assert get_metric_loss("msc", temperature=0.5).temperature == 0.5
 
 
 class NegativeDistance(torch.nn.Module):

@@ -13,7 +13,7 @@ import torch
 from ..affinity import DEFAULT_MU, kept_count
 from ..datasets import dataset_name, get_dataset_names
 from ..logged_flags import FLAGS_ADDED_LATER
-from ..losses import METRIC_LOSSES
+from ..losses import DEFAULT_TEMPERATURE, METRIC_LOSSES
 from ..models import WEIGHTS, digit_input_size, gives_feature_maps, image_mode, unknown_arch
 from ..parts import takes
 from ..pseudo_labels import DEFAULT_K, PSEUDO_LABELLERS, RATIO_TERMS, KNNPseudoLabeller
@@ -29,9 +29,6 @@ from .moving_average import DEFAULT_MINING_AVERAGE, MINING_AVERAGES
 
 __all__ = ["get_parser", "add_ila_arguments", "check_args", "ila_enabled", "votes_by_knn", "divergence_fix",
            "FLAGS_ADDED_LATER", "DEFAULT_MINING_EMA", "DEFAULT_SPECTRAL_FORM", "resolve_derived_defaults", "default_mining_average", "flag_name"]
-
-#: MSC's temperature when --ila-temperature is not given
-TEMPERATURE = 1.0
 
 #: --ila-mining-ema when it is not given and ILA mines with a kNN vote (knn, consensus): a copy that does not
 #: lag, so ILA mines on a second pass of the current weights (its own dropout masks); 0.99, a lagging average,
@@ -184,7 +181,7 @@ def add_ila_arguments(p: argparse.ArgumentParser):
                    help='source-only iterations before adaptation (default: %(default)s)')
     g.add_argument('--ila-start-iter', default=0, type=int, help='adaptation iteration at which the ILA loss starts')
     names = ['--ila-temperature'] + ([] if '--temperature' in p._option_string_actions else ['--temperature'])
-    g.add_argument(*names, dest='ila_temperature', default=TEMPERATURE, type=float,
+    g.add_argument(*names, dest='ila_temperature', default=DEFAULT_TEMPERATURE, type=float,
                    help='temperature dividing the similarity in MSC (default: %(default)s)')
     # the angle: on hard shifts the targets' features are shorter than the sources', and the paper's inverse
     # distance then votes for the shortest sources of any class (benchmarks/RESULTS.md)
@@ -385,7 +382,7 @@ def check_args(args, method):
         if given and not votes_by_knn(args):
             raise UsageError(f"{flag} acts on the kNN vote, which --pseudo-label {args.pseudo_label} does not "
                              f"use; drop one of them")
-    if args.ila_temperature != TEMPERATURE and not takes(METRIC_LOSSES, args.metric_loss, 'temperature'):
+    if args.ila_temperature != DEFAULT_TEMPERATURE and not takes(METRIC_LOSSES, args.metric_loss, 'temperature'):
         raise UsageError(f"--ila-temperature {args.ila_temperature:g} divides MSC's similarities, and --metric-loss "
                          f"{args.metric_loss} has no temperature; drop one of them")
     adaptation = args.epochs * args.iters_per_epoch

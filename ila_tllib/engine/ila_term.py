@@ -270,9 +270,9 @@ class ILAStats:
         kept, correct = ila.kept, ila.pseudo_labels == labels_t.to(ila.kept.device)
         self.loss.update(loss_value)
         self.weight.update(weight)
-        self.kept.update(int(kept.sum()))
-        self.precision_all.update(100.0 * correct.float().mean().item(), correct.numel())
         kept_count = int(kept.sum())
+        self.kept.update(kept_count)
+        self.precision_all.update(100.0 * correct.float().mean().item(), correct.numel())
         self.precision.update(100.0 * correct[kept].float().mean().item() if kept_count else None, kept_count)
         positives = (ila.affinity > 0).sum(dim=0)          # +1 entries of each target's column
         pairs = int(positives.sum())
