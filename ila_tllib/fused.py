@@ -133,8 +133,8 @@ def fused_ila_loss(f_s: torch.Tensor, y_s: torch.Tensor, f_t: torch.Tensor, k: i
     # the label range and the largest class's count, read in one transfer
     low, top_label, largest_class = torch.stack(
         (y_s.min(), y_s.max(), torch.bincount(y_s.clamp(min=0)).max())).tolist()
+    check_label_range(low, top_label, None if num_classes is None else int(num_classes))
     num_classes = top_label + 1 if num_classes is None else int(num_classes)
-    check_label_range(low, top_label, num_classes)
     m = largest_class if m is None else int(m)
     classes = _class_ids(num_classes, y_s.device)
     loss, labels, ratio, keep_mask, minus_anchors = _FusedILA.apply(

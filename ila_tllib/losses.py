@@ -75,8 +75,8 @@ class MultiSampleContrastiveLoss(nn.Module):
 
     def __init__(self, temperature: float = DEFAULT_TEMPERATURE, reduction: str = "mean"):
         super().__init__()
-        if temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
+        if not 0 < temperature < float("inf"):      # NaN too: the fused path would return 0, this one NaN
+            raise ValueError(f"temperature must be a finite number > 0, got {temperature}")
         self.temperature, self.reduction = temperature, _check_reduction(reduction)
 
     #: the affinity (+1 or −1) whose pairs the loss does not move (its similarities enter detached); None: both move
@@ -172,6 +172,8 @@ class AffinityTripletLoss(nn.Module):
     def forward(self, similarity: torch.Tensor, affinity: torch.Tensor) -> torch.Tensor:
         _check_pair(similarity, affinity)
         rows = anchors(affinity)
+        if similarity.shape[1] == 0:   # no target at all: nothing to contrast (no hardest pair to take)
+            return _reduce(similarity.sum(dim=1)[rows], self.reduction)
         s, a = similarity[rows], affinity[rows]
         hardest_positive = s.masked_fill(a <= 0, float("inf")).min(dim=1).values
         hardest_negative = s.masked_fill(a >= 0, float("-inf")).max(dim=1).values

@@ -78,6 +78,12 @@ class SourceFeatureBank(nn.Module):
     def push(self, f: torch.Tensor, y: torch.Tensor, num_classes: int):
         """Write the rows of ``f`` (labels ``y``) into their classes' rings, oldest slots first; of more than
         ``size`` rows of one class only the last ``size`` stay."""
+        if not torch.is_inference_mode_enabled():
+            # buffers written under torch.inference_mode() are inference tensors, which cannot be written to
+            # outside it: the bank carries on in ordinary copies
+            for name in ("features", "filled", "pointer"):
+                if getattr(self, name).is_inference():
+                    setattr(self, name, getattr(self, name).clone())
         if self.features.shape[0] != num_classes or self.features.shape[2] != f.shape[1]:
             if self.filled.sum() > 0:
                 raise ValueError(f"the source bank holds {self.features.shape[0]} classes of width "

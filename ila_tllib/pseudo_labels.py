@@ -9,6 +9,7 @@ Three interchangeable parts (the paper's Table 4 (b) ablation swaps the first tw
 
 All run without gradient: they only decide which pairs the loss contrasts.
 """
+import operator
 from typing import NamedTuple, Optional
 
 import torch
@@ -48,6 +49,17 @@ def check_label_range(low: int, top: int, num_classes: Optional[int]):
         raise ValueError(f"y_s holds labels in [{low}, {top}], outside [0, {upper}] (num_classes={num_classes})")
 
 
+def _whole(value, name: str) -> int:
+    """``value`` as an int when it is a whole number (an int, a NumPy integer, a 0-d integer tensor), else a
+    ValueError: 2.5 neighbours would fail at the first batch, and True would run as 1."""
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        return operator.index(value)
+    except TypeError:
+        raise ValueError(f"{name} must be a whole number, got {value!r}") from None
+
+
 def check_k(k: int, n_s: int):
     """A ValueError naming the problem unless ``1 <= k <= n_s`` (a vote of ``k`` among ``n_s`` sources)."""
     if n_s == 0:
@@ -74,6 +86,7 @@ def knn_vote(similarity_ts: torch.Tensor, y_s: torch.Tensor, k: int,
         - Output: :math:`(N_t,)` long tensor of pseudo-labels.
     """
     check_k(k, similarity_ts.shape[1])
+    y_s = y_s.long()                   # int8 to int32 labels index as int64 ones do
     c = _num_classes(y_s, num_classes)
     neighbours = similarity_ts.topk(k, dim=1).indices                 # (N_t, k)
     votes = torch.zeros(similarity_ts.shape[0], c, device=y_s.device)
@@ -135,6 +148,7 @@ class KNNPseudoLabeller(nn.Module):
 
     def __init__(self, k: int = DEFAULT_K, m: Optional[int] = None, ratio_terms: str = "top-m"):
         super().__init__()
+        k, m = _whole(k, "k"), None if m is None else _whole(m, "m")
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
         if m is not None and m < 1:

@@ -139,9 +139,14 @@ SIMILARITIES = {
 }
 
 
+#: the similarities this module defines, each non-negative by construction (a class added to the table later
+#: is one of one's own, checked as any other)
+_BUILT_IN = tuple(SIMILARITIES.values())
+
+
 def is_builtin(similarity: nn.Module) -> bool:
-    """Whether ``similarity`` is one of :data:`SIMILARITIES` (each non-negative by construction)."""
-    return type(similarity) in SIMILARITIES.values()
+    """Whether ``similarity`` is one of the similarities defined here (each non-negative by construction)."""
+    return type(similarity) in _BUILT_IN
 
 
 def get_similarity(name) -> nn.Module:

@@ -2,6 +2,7 @@
 import math
 import re
 
+import numpy as np
 import pytest
 import torch
 
@@ -298,10 +299,12 @@ def test_msc_moving_one_side_of_the_pairs(name, moved):
     assert sim.grad.tolist() == [pytest.approx(row, rel=1e-12, abs=1e-15) for row in grad]
 
 
-def test_empty_target_batch_gives_zero_connected_to_graph():
+@pytest.mark.parametrize("metric_loss", ["msc", "msc-push", "msc-pull", "triplet"])
+def test_empty_target_batch_gives_zero_connected_to_graph(metric_loss):
+    # (the triplet loss took the hardest pair of no target: an IndexError)
     f_s, y_s, _ = make_batch(2, n_classes=3, per_class=2, n_t=1)
     f_s.requires_grad_()
-    ila = ILALoss(k=3, mu=0.67)
+    ila = ILALoss(k=3, mu=0.67, metric_loss=metric_loss)
     loss = ila(f_s, y_s, torch.zeros(0, f_s.shape[1], dtype=f_s.dtype))
     loss.backward()
     assert loss.item() == 0.0 and torch.equal(f_s.grad, torch.zeros_like(f_s)) and ila.num_anchors == 0
@@ -403,6 +406,23 @@ def test_mining_similarity_decides_and_the_loss_keeps_its_own(seed):
         ila.pseudo_labels.tolist()
 
 
+@pytest.mark.parametrize("kwargs, message", [
+    ({"temperature": float("nan")}, "temperature must be a finite number > 0, got nan"),
+    ({"temperature": float("inf")}, "temperature must be a finite number > 0, got inf"),
+    ({"k": 2.5}, "k must be a whole number, got 2.5"), ({"k": True}, "k must be a whole number, got True"),
+    ({"m": 1.5}, "m must be a whole number, got 1.5")])
+def test_settings_that_are_not_numbers_of_their_kind_are_refused_when_the_loss_is_built(kwargs, message):
+    # a NaN temperature gave 0 on the fused path and NaN on the other; k 2.5 failed at the first batch, and
+    # k True ran as k 1
+    with pytest.raises(ValueError, match=re.escape(message)):
+        ILALoss(**kwargs)
+
+
+def test_whole_numbers_of_other_types_are_taken_as_ints():
+    labeller = KNNPseudoLabeller(np.int64(3), m=torch.tensor(2))
+    assert (labeller.k, labeller.m) == (3, 2) and type(labeller.k) is int and type(labeller.m) is int
+
+
 @pytest.mark.parametrize("kwargs, message", [({"mu": 0.0}, "mu"), ({"mu": 1.5}, "mu"), ({"k": 0}, "k"),
                                              ({"temperature": 0.0}, "temperature"),
                                              ({"similarity": "l1"}, "similarity"), ({"ratio_terms": "mean"}, "ratio terms")])
@@ -459,6 +479,39 @@ def test_a_similarity_of_ones_own_that_goes_negative_is_refused_where_the_ratio_
         "forward": lambda self, a, b: 1 / (1 + torch.cdist(a, b))})())
     own(f_s, y_s, f_t)
     assert own.pseudo_labels.tolist() == ila_oracle(f_s.tolist(), y_s.tolist(), f_t.tolist(), 3, 0.67)[1]
+
+
+def test_a_similarity_added_to_the_table_is_checked_as_one_of_ones_own(monkeypatch):
+    # is_builtin read the table, so a class registered there passed as one of the three built-in ones
+    monkeypatch.setitem(ila_tllib.SIMILARITIES, "negative_distance", NegativeDistance)
+    f_s, y_s, f_t = make_batch(0, n_classes=3, per_class=4, n_t=8)
+    with pytest.raises(ValueError, match=r"the similarity NegativeDistance gives negative values"):
+        ILALoss(k=3, similarity="negative_distance")(f_s, y_s, f_t)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_a_label_outside_the_classes_is_named_alike_on_both_paths(fused):
+    # the fused path named a num_classes it had derived, which the caller never gave
+    f_s, y_s, f_t = make_batch(0, n_classes=3, per_class=2, n_t=4)
+    with pytest.raises(ValueError, match=re.escape("y_s holds labels in [-1, 1], outside [0, num_classes - 1] "
+                                                   "(num_classes=None)")):
+        ILALoss(k=3, fused=fused)(f_s, y_s - 1, f_t)
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int8, torch.int16, torch.int32])
+def test_the_parts_used_alone_take_labels_of_any_integer_type(dtype):
+    # (the vote's scatter took int64 only: the parts failed where ILALoss, which converts, did not)
+    from ila_tllib import AffinityMiner
+    f_s, y_s, f_t = make_batch(4, n_classes=3, per_class=3, n_t=6)
+    sim = ila_tllib.InverseEuclideanSimilarity()(f_t, f_s)
+    assert torch.equal(knn_vote(sim, y_s.to(dtype), 3), knn_vote(sim, y_s, 3))
+    logits_t = torch.randn(6, 3, generator=torch.Generator().manual_seed(0))
+    for labeller in (KNNPseudoLabeller(3), ConsensusPseudoLabeller(3)):
+        narrow, wide = labeller(sim, y_s.to(dtype), logits_t), labeller(sim, y_s, logits_t)
+        assert torch.equal(narrow.labels, wide.labels) and torch.equal(narrow.score, wide.score)
+    miner = AffinityMiner(KNNPseudoLabeller(3), 0.5)
+    mined, plain = miner(sim, y_s.to(dtype)), miner(sim, y_s)
+    assert torch.equal(mined.affinity, plain.affinity) and torch.equal(mined.kept, plain.kept)
 
 
 def test_k_larger_than_source_batch_is_a_clear_error():

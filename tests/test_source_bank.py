@@ -125,6 +125,22 @@ def test_bank_state_resumes_the_same_decisions():
     assert torch.equal(a.ratio, b.ratio) and torch.equal(a.bank.features, b.bank.features)
 
 
+def test_a_bank_first_filled_under_inference_mode_goes_on_filling_outside_it():
+    # its buffers were inference tensors, which an ordinary call could not write to
+    f_s, y_s = torch.randn(8, 4), torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
+    f_t = torch.randn(6, 4)
+    after_inference, after_no_grad = ILALoss(k=3, source_bank=2), ILALoss(k=3, source_bank=2)
+    with torch.inference_mode():
+        after_inference(f_s, y_s, f_t, num_classes=4)
+    with torch.no_grad():
+        after_no_grad(f_s, y_s, f_t, num_classes=4)
+    later = torch.randn(8, 4, requires_grad=True)
+    loss = after_inference(later, y_s, f_t, num_classes=4)
+    assert loss.item() == after_no_grad(later, y_s, f_t, num_classes=4).item()
+    assert torch.equal(after_inference.bank.features, after_no_grad.bank.features)
+    loss.backward()
+
+
 def test_bank_of_another_size_does_not_load():
     a = ILALoss(k=3, mu=0.6, source_bank=4)
     a(*_batch(0), num_classes=3)
