@@ -20,6 +20,7 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import torch
 
+from ..affinity import kept_count
 from ..data import ResumableForeverIterator
 from .data import balanced_loader, random_loader
 from .errors import UsageError
@@ -79,6 +80,11 @@ class BatchPlan:
                    bool(ila_source) and args.ila_bank_anchors, args.ila_source_sampling)
 
     @property
+    def target_size(self) -> int:
+        """The target batch, which the adversary and ILA read alike."""
+        return self.batch_size
+
+    @property
     def balanced_size(self) -> int:
         return self.classes * self.samples_per_class
 
@@ -101,7 +107,7 @@ class BatchPlan:
         """One log line saying which batches CE, the adversary and ILA see."""
         balanced = f"class-balanced ({self.classes} classes x {self.samples_per_class} = {self.balanced_size})"
         source = balanced if self.balanced_source else f"random ({self.batch_size})"
-        text = f"batches: source {source}, target random ({self.batch_size})"
+        text = f"batches: source {source}, target random ({self.target_size})"
         if self.ila_source == 'extra':
             own = balanced if self.ila_sampling == 'balanced' else f"random ({self.balanced_size})"
             text += f"; ILA's source batch {own}"
@@ -123,6 +129,12 @@ class BatchPlan:
 
     def check_flags(self, args):
         """What the plan cannot hold whatever the data: checked with the other flags, before any folder."""
+        if self.ila_source and kept_count(args.mu, self.target_size) == 0:
+            raise UsageError(f"--mu {args.mu} keeps no target of a batch of {self.target_size} (it keeps round(mu x "
+                             f"-b)): the ILA term would be 0; raise --mu to at least {0.5 / self.target_size:g}, or -b")
+        if self.ila_source and votes_by_knn(args) and self.samples_per_class == 0 and args.k > self.ila_source_size:
+            # ILA reads tllib's random source batch (-b), whose size the data do not change
+            raise UsageError(f"--k {args.k} is larger than the source batch (-b {self.ila_source_size}); lower --k")
         if args.balanced_source and args.samples_per_class == 0:
             raise UsageError("--balanced-source needs a class-balanced batch: add --samples-per-class m > 0 (e.g. 4)")
         if args.classes_per_batch is not None and args.samples_per_class == 0:

@@ -10,7 +10,7 @@ import math
 
 import torch
 
-from ..affinity import DEFAULT_MU, kept_count
+from ..affinity import DEFAULT_MU
 from ..datasets import dataset_name, get_dataset_names
 from ..logged_flags import FLAGS_ADDED_LATER
 from ..losses import DEFAULT_TEMPERATURE, METRIC_LOSSES
@@ -390,11 +390,6 @@ def check_args(args, method):
         raise UsageError(f"--ila-start-iter {args.ila_start_iter} is past the run's last iteration (--epochs "
                          f"{args.epochs} x -i {args.iters_per_epoch} = {adaptation}): ILA would never run; lower it, "
                          f"or give --ila-trade-off 0 for the method alone")
-    if ila_enabled(args) and kept_count(args.mu, args.batch_size) == 0:
-        raise UsageError(f"--mu {args.mu} keeps no target of a batch of {args.batch_size} (it keeps round(mu x -b)): "
-                         f"the ILA term would be 0; raise --mu to at least {0.5 / args.batch_size:g}, or -b")
-    if ila_enabled(args) and votes_by_knn(args) and args.samples_per_class == 0 and args.k > args.batch_size:
-        raise UsageError(f"--k {args.k} is larger than the source batch (-b {args.batch_size}); lower --k")
     problem = unknown_arch(args.arch)
     if problem:
         raise UsageError(problem)

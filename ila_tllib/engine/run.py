@@ -249,7 +249,7 @@ def _run(args, method: Method, device, directory: Optional[RunDirectory], peers:
     plan.check_source_only(args, source_only_phases(args, method))   # a class-balanced batch's size is known now
     classifier = build_classifier(args, method, data.num_classes, device)
     transfer = keep_tensors_in_state(
-        method.build_transfer(args, classifier, data.num_classes, plan.source_size, args.batch_size)).to(device)
+        method.build_transfer(args, classifier, data.num_classes, plan.source_size, plan.target_size)).to(device)
     precision.prepare_modules(args, classifier, transfer, device)   # --amp, --channels-last
     val_loader = eval_loader(data.val, args.batch_size, args.workers)
     test_loader = eval_loader(data.test, args.batch_size, args.workers)
