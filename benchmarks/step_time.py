@@ -94,7 +94,7 @@ def main():
     speed_flags = (["--amp"] if opts.amp else []) + (["--channels-last"] if opts.channels_last else [])
     trainers, optimizer, plan, args = build_trainers(opts, device, speed_flags, script_flags)
     variants = {"CDAN": (trainers[False], optimizer, False), "ILA-DA+CDAN": (trainers[True], optimizer, True)}
-    if opts.split and plan.ila_source == "extra":
+    if opts.split and plan.ila_batch == "extra":
         variants[EXTRA_ROWS] = (trainers[False], optimizer, EXTRA_ROWS)
     if opts.fp32_baseline and speed_flags:
         baseline, baseline_optimizer, _, _ = build_trainers(opts, device, [], script_flags)

@@ -180,7 +180,7 @@ def _worker(r, init_file, out_dir):
         optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
         args = Namespace(log=str(out_dir / "log"), epochs=1)
         (out_dir / "log" / "checkpoints").mkdir(parents=True, exist_ok=True)
-        plan = Namespace(balanced_source=False, ila_source=None)
+        plan = Namespace(balanced_source=False, ila_batch=None)
         from ila_tllib.memory import SourceFeatureBank      # not filled yet: its empty buffers are left alone
         save_resume_state(args, Namespace(name="dann"), plan, 0, 0.0, {"iter": 1, "num_classes": 2, "data_seed": 0},
                           {"classifier": model, "ila_mining_network": statistics, "ila_loss": SourceFeatureBank(2)},

@@ -408,7 +408,7 @@ def test_a_resumed_schedule_follows_the_new_learning_rate_from_its_first_step():
         scheduler.step()
 
 
-@pytest.mark.parametrize("flags, balanced_source, ila_source, source_size", [
+@pytest.mark.parametrize("flags, balanced_source, ila_batch, source_size", [
     (["--ila-trade-off", "0"], False, None, 6),
     (["--ila-trade-off", "0", "--balanced-source"], True, None, 9),
     ([], False, "extra", 6),                                    # the default
@@ -417,10 +417,10 @@ def test_a_resumed_schedule_follows_the_new_learning_rate_from_its_first_step():
     (["--samples-per-class", "0", "--ila-batch", "shared"], False, "shared", 6),
     (["--classes-per-batch", "2", "--ila-batch", "shared"], True, "shared", 6),
 ])
-def test_batch_plan_table(flags, balanced_source, ila_source, source_size):
+def test_batch_plan_table(flags, balanced_source, ila_batch, source_size):
     args = toy_args("--samples-per-class", "3", *flags)
     plan = BatchPlan.from_args(args, 3)
-    assert (plan.balanced_source, plan.ila_source, plan.source_size) == (balanced_source, ila_source, source_size)
+    assert (plan.balanced_source, plan.ila_batch, plan.source_size) == (balanced_source, ila_batch, source_size)
 
 
 def test_batch_plan_names_the_source_bank_only_where_ila_reads_it():

@@ -53,7 +53,8 @@ class BatchPlan:
 
     Args:
         balanced_source (bool): CE and the adversary read a class-balanced source batch
-        ila_source (str, optional): ``None`` (no ILA), ``'shared'`` or ``'extra'``
+        ila_batch (str, optional): ``None`` (no ILA), ``'shared'`` or ``'extra'`` (``--ila-batch``, or
+            ``'shared'`` where ILA reads tllib's random rows, ``--samples-per-class 0``)
         batch_size (int): -b, the random batches' size
         balanced_size (int): size of a class-balanced batch (classes × samples per class)
         classes (int), samples_per_class (int): its composition
@@ -63,21 +64,21 @@ class BatchPlan:
             drawn at random
     """
 
-    def __init__(self, balanced_source: bool, ila_source: Optional[str], batch_size: int, classes: int,
+    def __init__(self, balanced_source: bool, ila_batch: Optional[str], batch_size: int, classes: int,
                  samples_per_class: int, bn_statistics: str = 'all', source_bank: int = 0,
                  bank_anchors: bool = False, ila_sampling: str = 'balanced'):
-        self.balanced_source, self.ila_source, self.bn_statistics = balanced_source, ila_source, bn_statistics
+        self.balanced_source, self.ila_batch, self.bn_statistics = balanced_source, ila_batch, bn_statistics
         self.batch_size, self.classes, self.samples_per_class = batch_size, classes, samples_per_class
         self.source_bank, self.bank_anchors, self.ila_sampling = source_bank, bank_anchors, ila_sampling
 
     @classmethod
     def from_args(cls, args, num_classes: int) -> "BatchPlan":
         # --samples-per-class 0: no balanced batch at all; ILA reads tllib's random source batch
-        ila_source = (args.ila_batch if args.samples_per_class > 0 else 'shared') if ila_enabled(args) else None
-        balanced_source = args.balanced_source or (ila_source == 'shared' and args.samples_per_class > 0)
-        return cls(balanced_source, ila_source, args.batch_size, args.classes_per_batch or num_classes,
-                   args.samples_per_class, args.ila_bn_statistics, args.ila_source_bank if ila_source else 0,
-                   bool(ila_source) and args.ila_bank_anchors, args.ila_source_sampling)
+        ila_batch = (args.ila_batch if args.samples_per_class > 0 else 'shared') if ila_enabled(args) else None
+        balanced_source = args.balanced_source or (ila_batch == 'shared' and args.samples_per_class > 0)
+        return cls(balanced_source, ila_batch, args.batch_size, args.classes_per_batch or num_classes,
+                   args.samples_per_class, args.ila_bn_statistics, args.ila_source_bank if ila_batch else 0,
+                   bool(ila_batch) and args.ila_bank_anchors, args.ila_source_sampling)
 
     @property
     def target_size(self) -> int:
@@ -95,23 +96,23 @@ class BatchPlan:
 
     @property
     def ila_source_size(self) -> int:
-        return self.balanced_size if self.ila_source == 'extra' else self.source_size
+        return self.balanced_size if self.ila_batch == 'extra' else self.source_size
 
     @property
     def statistics_rule(self) -> str:
         """Where a step's BatchNorm statistics come from: 'tllib' (tllib's source and target rows) only when
         ILA adds rows of its own; else 'all', the rows of the forward pass, which are tllib's."""
-        return self.bn_statistics if self.ila_source == 'extra' else 'all'
+        return self.bn_statistics if self.ila_batch == 'extra' else 'all'
 
     def describe(self) -> str:
         """One log line saying which batches CE, the adversary and ILA see."""
         balanced = f"class-balanced ({self.classes} classes x {self.samples_per_class} = {self.balanced_size})"
         source = balanced if self.balanced_source else f"random ({self.batch_size})"
         text = f"batches: source {source}, target random ({self.target_size})"
-        if self.ila_source == 'extra':
+        if self.ila_batch == 'extra':
             own = balanced if self.ila_sampling == 'balanced' else f"random ({self.balanced_size})"
             text += f"; ILA's source batch {own}"
-        elif self.ila_source == 'shared':      # the balanced batch, or tllib's random rows (--samples-per-class 0)
+        elif self.ila_batch == 'shared':      # the balanced batch, or tllib's random rows (--samples-per-class 0)
             text += "; ILA reads the source batch"
         if self.source_bank:
             readers = "vote and loss" if self.bank_anchors else "vote"
@@ -123,16 +124,16 @@ class BatchPlan:
         if args.classes_per_batch is not None and args.classes_per_batch > num_classes:
             raise UsageError(f"--classes-per-batch {args.classes_per_batch} is more than the {num_classes} classes "
                              f"of the data; give at most {num_classes}, or leave it out for all of them")
-        if self.ila_source and votes_by_knn(args) and args.k > self.ila_source_size:
+        if self.ila_batch and votes_by_knn(args) and args.k > self.ila_source_size:
             raise UsageError(f"--k {args.k} is larger than ILA's source batch ({self.ila_source_size} samples); "
                              f"lower --k or raise --samples-per-class")
 
     def check_flags(self, args):
         """What the plan cannot hold whatever the data: checked with the other flags, before any folder."""
-        if self.ila_source and kept_count(args.mu, self.target_size) == 0:
+        if self.ila_batch and kept_count(args.mu, self.target_size) == 0:
             raise UsageError(f"--mu {args.mu} keeps no target of a batch of {self.target_size} (it keeps round(mu x "
                              f"-b)): the ILA term would be 0; raise --mu to at least {0.5 / self.target_size:g}, or -b")
-        if self.ila_source and votes_by_knn(args) and self.samples_per_class == 0 and args.k > self.ila_source_size:
+        if self.ila_batch and votes_by_knn(args) and self.samples_per_class == 0 and args.k > self.ila_source_size:
             # ILA reads tllib's random source batch (-b), whose size the data do not change
             raise UsageError(f"--k {args.k} is larger than the source batch (-b {self.ila_source_size}); lower --k")
         if args.balanced_source and args.samples_per_class == 0:
@@ -140,10 +141,10 @@ class BatchPlan:
         if args.classes_per_batch is not None and args.samples_per_class == 0:
             raise UsageError(f"--classes-per-batch {args.classes_per_batch} shapes a class-balanced batch, and there "
                              f"is none (--samples-per-class 0); add --samples-per-class m > 0 or drop it")
-        if args.balanced_source and self.ila_source == 'extra':
+        if args.balanced_source and self.ila_batch == 'extra':
             raise UsageError("--balanced-source contradicts --ila-batch extra (the default, which keeps tllib's "
                              "random source batch for CE and the adversary); add --ila-batch shared")
-        if self.ila_sampling != 'balanced' and self.ila_source != 'extra':
+        if self.ila_sampling != 'balanced' and self.ila_batch != 'extra':
             raise UsageError(f"--ila-source-sampling {self.ila_sampling} draws ILA's own source batch, and there is "
                              f"none here; it needs ILA with --ila-batch extra (the default) and --samples-per-class "
                              f"m > 0, or drop it")
@@ -151,15 +152,15 @@ class BatchPlan:
             self._check_training(args)
 
     def _check_training(self, args):
-        draws_balanced = self.balanced_source or (self.ila_source == 'extra' and self.ila_sampling == 'balanced')
+        draws_balanced = self.balanced_source or (self.ila_batch == 'extra' and self.ila_sampling == 'balanced')
         if args.classes_per_batch is not None and args.classes_per_batch < 2 and draws_balanced:
             if args.classes_per_batch < 1:
                 raise UsageError(f"--classes-per-batch {args.classes_per_batch}: a class-balanced batch needs "
                                  f"classes to draw from; give 2 or more, or leave it out for all classes")
-            why = " (ILA would give every target that class and contrast nothing)" if self.ila_source else ""
+            why = " (ILA would give every target that class and contrast nothing)" if self.ila_batch else ""
             raise UsageError(f"--classes-per-batch {args.classes_per_batch}: every class-balanced batch would hold "
                              f"one class{why}; give 2 or more, or leave it out for all classes")
-        if (self.ila_source and votes_by_knn(args) and self.samples_per_class == 1 and args.k > 1
+        if (self.ila_batch and votes_by_knn(args) and self.samples_per_class == 1 and args.k > 1
                 and self.source_bank == 0 and self.ila_sampling == 'balanced'):
             raise UsageError(f"--k {args.k} with --samples-per-class 1: ILA's source batch holds one sample of each "
                              f"class, so a target's {args.k} nearest are of {args.k} classes and every vote is a "
@@ -198,7 +199,7 @@ class BatchPlan:
         'ila_source'. Sampling 'balanced' is classes × m rows of every class (or of random classes)."""
         parts = {'target': ('random', self.batch_size),      # built first: its problems are told first
                  'source': ('balanced', self.balanced_size) if self.balanced_source else ('random', self.batch_size)}
-        if self.ila_source == 'extra':
+        if self.ila_batch == 'extra':
             parts['ila_source'] = (self.ila_sampling, self.balanced_size)
         return parts
 
@@ -220,22 +221,22 @@ class BatchPlan:
         """The next batch of every part this iteration needs (the extra ILA batch only when ILA runs)."""
         x_s, labels_s = next(iters['source'])[:2]
         x_t, labels_t = next(iters['target'])[:2]
-        extra = next(iters['ila_source'])[:2] if with_ila and self.ila_source == 'extra' else None
+        extra = next(iters['ila_source'])[:2] if with_ila and self.ila_batch == 'extra' else None
         return self.assemble(x_s, labels_s, x_t, labels_t, with_ila, extra, device)
 
     def assemble(self, x_s, labels_s, x_t, labels_t, with_ila: bool, extra=None, device=None) -> Batch:
         """One iteration's :class:`Batch` from its parts; ``extra`` is ILA's own ``(images, labels)``, needed
         when ILA runs in extra mode."""
-        if with_ila and self.ila_source == 'extra' and extra is None:
+        if with_ila and self.ila_batch == 'extra' and extra is None:
             raise ValueError("ILA's extra batch is missing: pass extra=(images, labels)")
         parts, n_s, n_t = [x_s, x_t], x_s.shape[0], x_t.shape[0]
         ila, labels_ila, statistics_rows = None, None, None
-        if with_ila and self.ila_source == 'extra':
+        if with_ila and self.ila_batch == 'extra':
             x_b, labels_ila = extra
             parts.append(x_b)
             ila, labels_ila = slice(n_s + n_t, n_s + n_t + x_b.shape[0]), labels_ila.to(device)
             statistics_rows = n_s + n_t if self.statistics_rule == 'tllib' else None
-        elif with_ila and self.ila_source == 'shared':
+        elif with_ila and self.ila_batch == 'shared':
             ila, labels_ila = slice(0, n_s), labels_s.to(device)
         return Batch(torch.cat(parts).to(device), labels_s.to(device), labels_t.to(device), labels_ila,
                      slice(0, n_s), slice(n_s, n_s + n_t), ila, statistics_rows)

@@ -366,7 +366,7 @@ def resume_config(args, method: Method, plan: BatchPlan, state) -> dict:
             'classes_per_batch', *RESUMED_ILA_FLAGS)
     config = {k: getattr(args, k, None) for k in keys}
     config.update(method=method.name, num_classes=state['num_classes'], balanced_source=plan.balanced_source,
-                  ila_source=plan.ila_source, processes=dist_utils.world_size())
+                  ila_source=plan.ila_batch, processes=dist_utils.world_size())   # saved under its old name
     return config
 
 
