@@ -18,13 +18,12 @@ from collections import defaultdict
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from ila_tllib.logged_flags import RESUMED_PREFIX  # noqa: E402
+from ila_tllib.logged_flags import RESUMED_PREFIX, read_ila_summary  # noqa: E402
 from ila_tllib.tables import collect_or_exit, missing_folders, row_names, run_epochs  # noqa: E402
 
-# n/a: no batch of the epoch gave the value (e.g. no kept target)
-PATTERN = re.compile(r"pseudo-label precision ([\d.]+%|n/a) kept / ([\d.]+%|n/a) all, ratio AUC ([\d.]+|n/a), "
-                     r"kept ([\d.]+) targets per batch, wrong \+1 affinities ([\d.]+%|n/a), weight ([\d.]+)")
+#: the columns, and the values of the ILA summary line that fill them (None: no batch of the epoch gave one)
 COLUMNS = ("PL prec kept", "PL prec all", "AUC", "wrong +1 %", "kept", "weight")
+_SUMMARY_VALUES = ("precision_kept", "precision_all", "auc", "wrong_positive", "kept", "weight")
 
 
 EPOCH_LINE = re.compile(r"Epoch: \[(\d+)\]\[")
@@ -43,10 +42,9 @@ def _log_summaries(path):
             numbered = EPOCH_LINE.match(line)
             if numbered:
                 epoch = int(numbered.group(1))
-            m = PATTERN.search(line) if line.startswith("ILA: ") and epoch is not None else None
-            if m:
-                found[epoch] = tuple(None if g == "n/a" else float(g.rstrip("%"))
-                                     for g in (m.group(1), m.group(2), m.group(3), m.group(5), m.group(4), m.group(6)))
+            summary = read_ila_summary(line) if epoch is not None else None
+            if summary:
+                found[epoch] = tuple(summary[name] for name in _SUMMARY_VALUES)
     return resumed, epoch is not None, found
 
 

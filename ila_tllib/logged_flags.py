@@ -2,10 +2,11 @@
 import it): the ILA flags added after the first release, the ``--arch`` values that are tllib's
 ResNets, and the lines that the engine prints and the log readers look for."""
 
-from typing import Dict
+import re
+from typing import Dict, Optional
 
 __all__ = ["FLAGS_ADDED_LATER", "FOLLOWED_BEFORE", "with_flags_added_later", "TLLIB_RESNETS", "HISTORY_PREFIX",
-           "RESUMED_PREFIX", "METHOD_PREFIX", "is_ila_term_flag"]
+           "RESUMED_PREFIX", "METHOD_PREFIX", "is_ila_term_flag", "ILA_SUMMARY", "read_ila_summary"]
 
 #: how a resumed run's log says so (``=> resumed from PATH: epoch E, iteration I, best_acc1 A``)
 RESUMED_PREFIX = "=> resumed from "
@@ -13,6 +14,32 @@ RESUMED_PREFIX = "=> resumed from "
 #: the line naming the method a log's run trained (``method: cdan``): what ``python -m ila_tllib.tables`` files
 #: it under
 METHOD_PREFIX = "method: "
+
+#: the log line that sums up ILA's decisions over an epoch's batches (``ila_tllib.engine.ila_term``); each
+#: value may be ``n/a``, where no batch gave it (no kept target, no +1 pair...). Written and read only here
+ILA_SUMMARY = ("ILA: {empty} of {batches} batches had nothing to contrast; pseudo-label precision {precision_kept} "
+               "kept / {precision_all} all, ratio AUC {auc}, kept {kept} targets per batch, wrong +1 affinities "
+               "{wrong_positive}, weight {weight}")
+
+
+def _fields_read(template: str) -> "re.Pattern":
+    """A pattern matching ``template`` with each ``{name}`` read as a group of that name: a number (with
+    ``%`` for a share) or ``n/a``."""
+    parts = re.split(r"\{(\w+)\}", template)     # literal, name, literal, name, ...
+    return re.compile("".join(re.escape(part) if i % 2 == 0 else rf"(?P<{part}>[\d.]+%?|n/a)"
+                              for i, part in enumerate(parts)) + r"\s*$")
+
+
+_ILA_SUMMARY_LINE = _fields_read(ILA_SUMMARY)
+
+
+def read_ila_summary(line: str) -> Optional[Dict[str, Optional[float]]]:
+    """The values of an :data:`ILA_SUMMARY` line (percentages as numbers, ``n/a`` as None), else None."""
+    found = _ILA_SUMMARY_LINE.match(line)
+    if found is None:
+        return None
+    return {name: None if value == "n/a" else float(value.rstrip("%")) for name, value in found.groupdict().items()}
+
 
 #: the log line of a run resumed with other values of flags a resume may change (``--lr`` ...): every value
 #: each had (``flags over the run: --lr 0.01 -> 0.005``); ``python -m ila_tllib.tables`` gives it its own row

@@ -807,3 +807,13 @@ def test_a_method_must_name_itself():
     with pytest.raises(TypeError, match="sets no name and no description"):
         get_parser(Method())
     assert get_parser(ToyMethod()).parse_args(["root"]).log == "toy"
+
+
+def test_an_ila_summary_line_as_the_logs_hold_it_is_read():
+    # a literal line of a committed log: the format and its reader live together, and the logs' wording stays
+    from ila_tllib.logged_flags import read_ila_summary
+    line = ("ILA: 10 of 300 batches had nothing to contrast; pseudo-label precision 24.6% kept / 21.0% all, ratio "
+            "AUC 0.73, kept 48.0 targets per batch, wrong +1 affinities n/a, weight 0.507\n")
+    assert read_ila_summary(line) == {"empty": 10, "batches": 300, "precision_kept": 24.6, "precision_all": 21.0,
+                                      "auc": 0.73, "kept": 48.0, "wrong_positive": None, "weight": 0.507}
+    assert read_ila_summary("ILA: mining on the network's features (no moving average)\n") is None

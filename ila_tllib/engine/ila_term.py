@@ -19,6 +19,7 @@ import torch.nn as nn
 from .. import distributed as dist_utils
 from .. import backend
 from ..ila import ILALoss
+from ..logged_flags import ILA_SUMMARY
 from ..losses import METRIC_LOSSES
 from ..parts import takes
 from ..pseudo_labels import PSEUDO_LABELLERS
@@ -283,10 +284,11 @@ class ILAStats:
             self.empty_batches += 1
 
     def summary(self) -> str:
-        return (f"ILA: {self.empty_batches} of {self.batches} batches had nothing to contrast; pseudo-label precision "
-                f"{_mean(self.precision, '.1f', '%')} kept / {_mean(self.precision_all, '.1f', '%')} all, ratio AUC "
-                f"{_mean(self.auc, '.2f')}, kept {self.kept.avg:.1f} targets per batch, wrong +1 affinities "
-                f"{_mean(self.wrong_positive, '.1f', '%')}, weight {self.weight.avg:.3f}")
+        return ILA_SUMMARY.format(
+            empty=self.empty_batches, batches=self.batches, precision_kept=_mean(self.precision, '.1f', '%'),
+            precision_all=_mean(self.precision_all, '.1f', '%'), auc=_mean(self.auc, '.2f'),
+            kept=f"{self.kept.avg:.1f}", wrong_positive=_mean(self.wrong_positive, '.1f', '%'),
+            weight=f"{self.weight.avg:.3f}")
 
 
 def _mean(meter, spec: str, unit: str = "") -> str:
