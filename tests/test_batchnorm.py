@@ -106,3 +106,13 @@ def test_a_forward_set_on_the_instance_before_the_block_comes_back():
     with batch_statistics_from(bn, 3):
         assert bn.forward is not own
     assert bn.forward is own
+
+
+def test_no_rows_leaves_every_layer_as_it_is():
+    torch.manual_seed(0)
+    x = torch.randn(8, 3)
+    plain, within = nn.BatchNorm1d(3), nn.BatchNorm1d(3)
+    with batch_statistics_from(within, None):
+        out = within(x)
+    assert torch.equal(out, plain(x)) and torch.equal(within.running_mean, plain.running_mean)
+    assert within.forward.__func__ is nn.BatchNorm1d.forward

@@ -10,6 +10,7 @@ compares features normalised alike.
 """
 import contextlib
 import types
+from typing import Optional
 
 import torch
 import torch.nn as nn
@@ -41,13 +42,16 @@ def _normalise_with_leading_rows(bn: nn.modules.batchnorm._BatchNorm, x: torch.T
 
 
 @contextlib.contextmanager
-def batch_statistics_from(module: nn.Module, rows: int):
-    """Within the block, every BatchNorm layer of ``module`` in training mode normalises its whole input
-    with the mean and variance of the first ``rows`` samples and updates its running statistics from
-    them alone. Layers in eval mode and :class:`~torch.nn.SyncBatchNorm` (whose statistics span
-    processes) are left as they are. Dimension 0 must be the samples (a layer that folds other dimensions
-    into it would see the wrong rows)."""
+def batch_statistics_from(module: nn.Module, rows: Optional[int]):
+    """Within the block, every BatchNorm layer of ``module`` in training mode normalises its whole input with
+    the mean and variance of the first ``rows`` samples and updates its running statistics from them alone
+    (``rows`` None: every layer as it is). Layers in eval mode and :class:`~torch.nn.SyncBatchNorm` (whose
+    statistics span processes) are left as they are. Dimension 0 must be the samples (a layer that folds
+    other dimensions into it would see the wrong rows)."""
     patched = []
+    if rows is None:          # a batch whose every row is tllib's: each layer as it is
+        yield
+        return
     for bn in module.modules():
         if isinstance(bn, nn.modules.batchnorm._BatchNorm) and not isinstance(bn, nn.SyncBatchNorm):
             original = bn.forward

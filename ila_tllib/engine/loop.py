@@ -1,6 +1,5 @@
 """tllib's training recipe: SGD (nesterov) with per-group learning rates, the schedule
 lr · (1 + γ i)^(−decay) stepped every iteration, epochs of ``-i`` iterations, target evaluation."""
-import contextlib
 import time
 from typing import Dict, NamedTuple, Optional
 
@@ -92,9 +91,8 @@ class Trainer:
 
     def losses(self, batch: Batch, it: int) -> StepLosses:
         """CE + the method's weighted adaptation term + λ · ILA, from one forward pass of every part."""
-        statistics = (contextlib.nullcontext() if batch.statistics_rows is None
-                      else batch_statistics_from(self.classifier, batch.statistics_rows))
-        with precision.autocast(self.args, self.device), statistics:   # --amp: the networks in bfloat16 ...
+        with precision.autocast(self.args, self.device), \
+                batch_statistics_from(self.classifier, batch.statistics_rows):   # --amp: the networks in bfloat16 ...
             out = self.method.forward(self.classifier, precision.network_inputs(self.args, batch.inputs))
         out = precision.in_float32(out)                     # ... every loss, ILA's included, in float32
         self.method.on_step(unwrap(self.classifier))
@@ -138,9 +136,7 @@ class Trainer:
         averaged = self.ila.mining_network
         if averaged is None:
             return None
-        statistics = (contextlib.nullcontext() if batch.statistics_rows is None
-                      else batch_statistics_from(averaged.model, batch.statistics_rows))
-        with precision.autocast(self.args, self.device), statistics:
+        with precision.autocast(self.args, self.device), batch_statistics_from(averaged.model, batch.statistics_rows):
             inputs = precision.network_inputs(self.args, batch.inputs)
             g_s, g_t = averaged.features(self.method, inputs, (batch.ila, batch.target))
         return g_s.float(), g_t.float()
