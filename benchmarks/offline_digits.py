@@ -362,7 +362,8 @@ def get_parser():
     parser.add_argument("--baselines", nargs="+", default=None,
                         help="more log folders whose runs join the tables (default: for the ablations and the "
                              "sampling control, the main table's runs of the same budget)")
-    parser.add_argument("--tag", default="", help="sub-directory name for this set of runs")
+    parser.add_argument("--tag", default="", help="a folder name for this set of runs, under --out's folder of "
+                                                   "the suite and budget")
     return parser
 
 
@@ -390,6 +391,9 @@ def main():
                          + (f": give its {', '.join(use)} instead" if use else ""))
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         parser.error(f"--out {args.out} is a file; give a folder (new or of earlier runs)")
+    if args.tag and (os.path.basename(args.tag) != args.tag or args.tag in (".", "..")):
+        # a path would put the runs outside --out (an absolute one) or beside another set's (..)
+        parser.error(f"--tag {args.tag}: give a folder name, without / (e.g. --tag centered)")
     for name in ("jobs", "epochs", "iters_per_epoch"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")

@@ -781,6 +781,9 @@ def test_benchmark_rejects_counts_below_one(tmp_path, bad):
                                             "run (every run reads -d ImageList from --data-root): give its --seeds, "
                                             "--tasks instead"),
     (["--tasks", "mnist:mnist"], "--tasks takes SOURCE:TARGET pairs of two offline domains"),   # no shift
+    # a path as --tag wrote the runs outside --out, or beside another set's
+    (["--tag", "/tmp/elsewhere"], "--tag /tmp/elsewhere: give a folder name, without /"),
+    (["--tag", "../escape"], "--tag ../escape: give a folder name, without /"), (["--tag", ".."], "--tag ..: "),
 ])
 def test_benchmark_refuses_a_plan_before_exporting_or_running_anything(tmp_path, bad, message):
     # these exported the data, then every run failed (exit 1), or ran nothing or less with exit 0
