@@ -328,3 +328,21 @@ def test_timm_names_it_maps_to_others_are_backbones(arch):
     assert arch not in timm.list_models() and unknown_arch(arch) is None
     assert "unknown architecture 'ig_resnext101'" in unknown_arch("ig_resnext101")
     assert "unknown architecture 'resnet50.no_such_tag'" in unknown_arch("resnet50.no_such_tag")
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--phase", "test"], "--phase test: no "), (["--resume"], "--resume: no "),
+    (["--k", "9"], "--k 9 is larger than ILA's source batch")])     # found once the data are read
+def test_a_run_refused_in_a_log_folder_it_made_leaves_nothing(root, tmp_path, extra, message):
+    # a mistyped --log got a folder of its own, with a lock and a log of the refusal
+    log = tmp_path / "made" / "log"
+    code, err = run_dann(tiny_args(root, log, *extra))
+    assert code == 2 and err.strip().splitlines()[-1].startswith(f"error: {message}"), err
+    assert os.listdir(tmp_path) == ["data"]
+    # in a folder that was there, the log of the refusal stays (as the other logs of the folder do)
+    log.mkdir(parents=True)
+    code, err = run_dann(tiny_args(root, log, *extra))
+    assert code == 2
+    (written,) = [name for name in os.listdir(log) if not name.startswith(".")]
+    assert written.startswith("test-" if "test" in extra else "train-")
+    assert err.strip().splitlines()[-1] in (log / written).read_text()

@@ -11,6 +11,7 @@ Layout (tllib's, plus ``resume.pth`` and the lock)::
     LOG/visualize/                   analysis figures
     LOG/.lock                        held while a run uses the folder
 """
+import contextlib
 import fcntl
 import glob
 import os
@@ -53,6 +54,7 @@ class RunDirectory:
     def __init__(self, root: str, phase: str = "train", resume: bool = False):
         self.root, self.phase, self.resume = root, phase, resume
         self.set_aside = False   # whether an earlier run's checkpoints were set aside for this one
+        self.accepted = False    # whether the run's inputs were all found good and its work began
         self.checkpoints = os.path.join(root, "checkpoints")
         self.visualize = os.path.join(root, "visualize")
         self._lock = None
@@ -65,7 +67,11 @@ class RunDirectory:
         try:
             # tllib's logger also makes visualize/<phase>/ for the test and analysis phases
             by_phase = [] if self.phase == "train" else [os.path.join(self.visualize, self.phase)]
-            for folder in [self.root, self.checkpoints, self.visualize] + by_phase:
+            missing, above = [], os.path.abspath(self.root)
+            while not os.path.lexists(above) and os.path.dirname(above) != above:   # the folders above --log too
+                missing.insert(0, above)
+                above = os.path.dirname(above)
+            for folder in missing[:-1] + [self.root, self.checkpoints, self.visualize] + by_phase:
                 if not os.path.isdir(folder):
                     os.makedirs(folder)
                     self.created.append(folder)
@@ -89,7 +95,8 @@ class RunDirectory:
         """For a new training run (``phase='train'`` without ``resume``): move the checkpoints an earlier
         run left into ``checkpoints/previous-<time>/``, except the files of ``keep`` (path -> the flag that
         reads it: this run's input, which a rerun of the same command reads again); returns the lines that
-        say where, or None."""
+        say where, or None. Called once the run's data and model are built: its inputs are accepted."""
+        self.accepted = True
         if self.phase != "train" or self.resume:
             return None
         kept = {os.path.realpath(path): flag for path, flag in (keep or {}).items()}
@@ -121,11 +128,31 @@ class RunDirectory:
         still empty, so that they do not read as an unfinished run's. The root stays, with the log that says
         why the run stopped."""
         for folder in reversed(self.created):
-            if folder != self.root:
-                try:
-                    os.rmdir(folder)   # fails, and keeps it, when anything was written there
-                except OSError:
-                    pass
+            if os.path.abspath(folder) == os.path.abspath(self.root):
+                break                  # the root and the folders above it stay
+            with contextlib.suppress(OSError):
+                os.rmdir(folder)       # fails, and keeps it, when anything was written there
+
+    def remove_refused(self, own_log: Optional[str]):
+        """For a run refused for bad input before its inputs were accepted, in a folder it made (a mistyped
+        --log, a --resume or --phase test with nothing to read): remove that folder, its own log and lock, and
+        the folders above it made with it, as long as nothing else was written there; the error is on
+        stderr. A run that began its work keeps its log whatever stopped it. Call after :meth:`close`."""
+        if self.accepted or not any(os.path.abspath(folder) == os.path.abspath(self.root) for folder in self.created):
+            return
+        own = {os.path.abspath(path) for path in (own_log, os.path.join(self.root, ".lock")) if path is not None}
+        found = [os.path.abspath(os.path.join(folder, name)) for folder, _, names in os.walk(self.root)
+                 for name in names]
+        if any(path not in own for path in found):
+            return                     # the run wrote more than its log: all of it stays
+        with contextlib.suppress(OSError):
+            for path in found:
+                os.remove(path)
+            for folder, _, _ in sorted(os.walk(self.root), key=lambda entry: -len(entry[0])):
+                os.rmdir(folder)
+            for folder in reversed(self.created):
+                if os.path.isdir(folder):
+                    os.rmdir(folder)   # the folders made above --log; fails where anything else is there
 
     def close(self):
         if self._lock is not None:

@@ -22,7 +22,7 @@ from .batches import BatchPlan
 from .checkpoint import (RunDirectory, check_finite_state, keep_tensors_in_state, load_file, load_weights, rng_state,
                          schedule_counters, set_rng_state, set_schedule_counters)
 from .data import domains_as_named_now, eval_loader, get_dataset, name_domains_as_the_dataset
-from .errors import EXIT_INTERRUPTED, EXIT_OK, DivergenceError, UsageError, classify, disk_problem
+from .errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, DivergenceError, UsageError, classify, disk_problem
 from .flags import (FLAGS_ADDED_LATER, check_args, flag_name, get_parser, ila_enabled,
                     source_only_phases)
 from .ila_term import build_ila_term
@@ -64,6 +64,7 @@ def run(args, method: Method) -> int:
     into its exit code; a bug raises. Under torchrun an error in one process stops all of them, each
     with that error's code and message (see :mod:`.peers`)."""
     output = directory = peers = None
+    refused = False     # bad input: a --log folder the run made, before its work began, holds nothing to keep
     try:
         check_args(args, method)
         name_domains_as_the_dataset(args)
@@ -102,6 +103,7 @@ def run(args, method: Method) -> int:
                 print(interrupted_line(args, directory), file=sys.stderr)
             return code
         print(f"error: {message}", file=sys.stderr)
+        refused = code == EXIT_USAGE
         if directory is not None:
             directory.remove_empty_created()
         if peers is not None:
@@ -114,6 +116,8 @@ def run(args, method: Method) -> int:
             output.close()
         if directory is not None:
             directory.close()
+            if refused:
+                directory.remove_refused(output.log_filename if output is not None else None)
         if dist_utils.is_distributed():
             dist.destroy_process_group()
 
@@ -261,6 +265,8 @@ def _run(args, method: Method, device, directory: Optional[RunDirectory], peers:
         load_weights(unwrap(classifier), checkpoint_path(args, 'best'), f'--phase {args.phase}',
                      'use the --log of a training run of this script with the same flags, or train first '
                      '(--phase train)')
+        if directory is not None:
+            directory.accepted = True
         if args.phase == 'analysis':   # on process 0; the others wait for it and end as it ends
             main_process_first(lambda: analyse(classifier, method, data, args, device, args.log), peers,
                                "analyse the run", others_too=False)
