@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 
 from .logged_flags import TLLIB_RESNETS
+from .torch_files import why_unreadable
 
 __all__ = ["DIGIT_ARCHS", "TLLIB_RESNETS", "WEIGHTS", "digit_input_size", "image_mode", "get_model",
            "gives_feature_maps", "resnet_weights", "unknown_arch", "with_timm_feature_maps", "BackboneError"]
@@ -159,10 +160,8 @@ def _load_local(backbone: nn.Module, arch: str, path: str):
     try:
         state = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as e:   # not a torch file, a truncated or empty one, or pickled objects beyond tensors
-        reason = (str(e).strip().splitlines() or [""])[0] or ("the file is empty" if os.path.getsize(path) == 0
-                                                              else "no reason given")
-        raise BackboneError(f"--pretrained {path}: cannot be read as a state_dict ({type(e).__name__}: {reason}); "
-                            f"give a file written by torch.save(backbone.state_dict(), PATH)") from None
+        raise BackboneError(f"--pretrained {path} {why_unreadable(path, e)}: give a file written by "
+                            f"torch.save(backbone.state_dict(), PATH)") from None
     if not isinstance(state, dict):
         raise BackboneError(f"--pretrained {path}: holds a {type(state).__name__}, not a state_dict")
     own = backbone.state_dict()

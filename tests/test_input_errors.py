@@ -222,8 +222,8 @@ def test_local_pretrained_weights(tmp_path):
         get_model("resnet18", pretrained=str(bad))
     not_torch = tmp_path / "notes.pth"
     not_torch.write_text("these are not weights")
-    with pytest.raises(BackboneError, match=r"cannot be read as a state_dict \(.*\); give a file written by "
-                                            r"torch.save\(backbone.state_dict\(\), PATH\)$"):
+    with pytest.raises(BackboneError, match=r"cannot be read \(.*\); it is damaged or not a checkpoint: give a file "
+                                            r"written by torch.save\(backbone.state_dict\(\), PATH\)$"):
         get_model("resnet18", pretrained=str(not_torch))
     with pytest.raises(BackboneError, match=r"is a folder: give the file of the backbone's weights in it"):
         get_model("resnet18", pretrained=str(tmp_path))       # "no such file" said the folder was missing
@@ -237,8 +237,16 @@ def test_local_pretrained_weights(tmp_path):
         get_model("resnet18", pretrained=str(a_tensor))
     empty = tmp_path / "empty.pth"       # torch's error for it has no message at all
     empty.write_bytes(b"")
-    with pytest.raises(BackboneError, match=r"cannot be read as a state_dict \(EOFError: the file is empty\)"):
+    with pytest.raises(BackboneError, match=r"cannot be read \(EOFError: the file is empty\)"):
         get_model("resnet18", pretrained=str(empty))
+    # a run's own resume file: torch's reason came with terminal colour codes and advice to load it unsafely
+    resume = tmp_path / "resume.pth"
+    torch.save({"classifier": reference.state_dict(), "epoch": 3, "optimizer": {"param_groups": [object()]}},
+               resume)
+    with pytest.raises(BackboneError) as error:
+        get_model("resnet18", pretrained=str(resume))
+    assert str(error.value) == (f"--pretrained {resume} holds more than a network's weights (a --resume state): give "
+                                f"a file written by torch.save(backbone.state_dict(), PATH)")
 
 
 def test_image_list_that_is_not_utf8(root, tmp_path, capsys):
@@ -346,3 +354,13 @@ def test_a_run_refused_in_a_log_folder_it_made_leaves_nothing(root, tmp_path, ex
     (written,) = [name for name in os.listdir(log) if not name.startswith(".")]
     assert written.startswith("test-" if "test" in extra else "train-")
     assert err.strip().splitlines()[-1] in (log / written).read_text()
+
+
+def test_a_checkpoint_flag_given_a_folder_says_it_is_one(tmp_path):
+    # BSP's --pretrain FOLDER said "no FOLDER", as if it were missing
+    from ila_tllib.engine import UsageError
+    from ila_tllib.engine.checkpoint import load_file
+    with pytest.raises(UsageError) as error:
+        load_file(str(tmp_path), "--pretrain", "give the file BSP's pretraining wrote")
+    assert str(error.value) == (f"--pretrain: {tmp_path} is a folder: give the checkpoint file in it; give the file "
+                                f"BSP's pretraining wrote")

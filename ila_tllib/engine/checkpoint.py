@@ -16,23 +16,19 @@ import fcntl
 import glob
 import os
 import random
-import re
 import shutil
 import time
-import zipfile
 from typing import Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 import torch
 import torch.nn as nn
 
+from ..torch_files import why_unreadable
 from .errors import DivergenceError, UsageError
 
 __all__ = ["RunDirectory", "CHECKPOINTS", "load_file", "load_weights", "check_finite_state",
            "keep_tensors_in_state", "rng_state", "set_rng_state", "schedule_counters", "set_schedule_counters"]
-
-#: terminal colour codes, which torch puts into some of its messages
-ANSI_ESCAPES = re.compile(r"\x1b\[[0-9;]*m")
 
 #: the files a training run writes into LOG/checkpoints
 CHECKPOINTS = ("latest", "best", "resume", "pretrain")
@@ -235,36 +231,14 @@ class RunDirectory:
 def load_file(path: str, what: str, fix: str, weights_only: bool = True):
     """``torch.load`` with one clear message for a missing, empty, truncated or foreign file; ``what``
     starts the message (e.g. ``--resume``)."""
+    if os.path.isdir(path):
+        raise UsageError(f"{what}: {path} is a folder: give the checkpoint file in it; {fix}")
     if not os.path.isfile(path):
         raise UsageError(f"{what}: no {path}; {fix}")
     try:
         return torch.load(path, map_location="cpu", weights_only=weights_only)
-    except Exception as e:   # truncated zip, random bytes, pickle errors, EOF: all mean a damaged file
-        if weights_only and "Weights only load failed" in str(e) and _intact_archive(path):   # other objects
-            state = " (a --resume state)" if os.path.basename(path) == "resume.pth" else ""
-            raise UsageError(f"{what}: {path} holds more than a network's weights{state}: {fix}") from None
-        first = _first_sentence(ANSI_ESCAPES.sub("", (str(e).strip().splitlines() or [""])[0]))
-        if "Weights only load failed" in first:   # torch's advice to load it unsafely does not fit a damaged file
-            first = "torch's weights-only reader could not read it"
-        raise UsageError(f"{what}: {path} cannot be read ({type(e).__name__}: {first}); it is damaged "
-                         f"or not a checkpoint: {fix}") from None
-
-
-def _first_sentence(text: str, limit: int = 200) -> str:
-    """``text`` up to its first full stop (torch's messages go on with advice), at most ``limit`` characters."""
-    end = text.find(". ")
-    text = text[:end + 1] if end >= 0 else text
-    return text if len(text) <= limit else text[:limit - 1] + "…"
-
-
-def _intact_archive(path: str) -> bool:
-    """Whether ``path`` is a whole zip archive, as torch.save writes (damaged bytes fail the weights-only
-    reader too)."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return archive.testzip() is None
-    except (zipfile.BadZipFile, OSError, EOFError):
-        return False
+    except Exception as e:   # truncated zip, random bytes, pickle errors, EOF, other objects
+        raise UsageError(f"{what}: {path} {why_unreadable(path, e)}: {fix}") from None
 
 
 #: what tllib's ResNet backbones hold and ours do not: torchvision's ``fc`` layer, which they keep unused
