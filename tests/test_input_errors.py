@@ -143,6 +143,8 @@ def test_test_and_analysis_need_no_writable_checkpoints(tmp_path):
     (["--scale", "0.5"], "--scale takes two positive values"),
     (["--ratio", "2", "1"], "--ratio takes two positive values, the lower first"),
     (["--resize-size", "0"], "--resize-size must be at least 1"),
+    (["--pretrained", "lenet.pth"], "--scratch starts the backbone from random weights, and --pretrained lenet.pth "
+                                    "loads weights into it; drop one of them"),
     (["--sync-bn"], "--sync-bn pools BatchNorm statistics over the processes of a torchrun run, and this run "
                     "has one process; leave it out, or start the run with torchrun --nproc_per_node=N"),
     (["-a", "resnet18", "--norm-mean", "0.5", "--norm-std", "0.5"],

@@ -390,6 +390,10 @@ def check_args(args, method):
         raise UsageError(f"--ila-start-iter {args.ila_start_iter} is past the run's last iteration (--epochs "
                          f"{args.epochs} x -i {args.iters_per_epoch} = {adaptation}): ILA would never run; lower it, "
                          f"or give --ila-trade-off 0 for the method alone")
+    if args.scratch and args.pretrained is not None:
+        # both were taken: the weights loaded, and --scratch still gave the backbone a from-scratch learning rate
+        raise UsageError(f"--scratch starts the backbone from random weights, and --pretrained {args.pretrained} "
+                         f"loads weights into it; drop one of them")
     problem = unknown_arch(args.arch)
     if problem:
         raise UsageError(problem)
