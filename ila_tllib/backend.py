@@ -74,11 +74,15 @@ EQUAL_BATCHES_ONLY = {
     "DomainAdversarialLoss": "tllib's halves the joint batch",
     "MarginDisparityDiscrepancy": "tllib's adds the per-sample source and target terms",
 }
+#: tllib's pieces that need more samples than a small run may give -> (the fewest they take, why); the
+#: standalone ones take any number (its t-SNE lowers the perplexity for a small set)
+FEWEST_SAMPLES = {"tsne": (31, "tllib's keeps scikit-learn's perplexity of 30, which needs more samples")}
 #: pieces only ``--phase analysis`` uses, imported from tllib when first looked up (their imports, scikit-learn
 #: and matplotlib, are requirements of this package, so the choice of backend does not hang on them)
 ON_FIRST_USE = frozenset({"tsne"})
 
-__all__ = ["BACKEND", "ENV_VAR", "ON_FIRST_USE", "PIECES", "EQUAL_BATCHES_ONLY", "describe", "for_batches",
+__all__ = ["BACKEND", "ENV_VAR", "ON_FIRST_USE", "PIECES", "EQUAL_BATCHES_ONLY", "FEWEST_SAMPLES", "describe",
+           "for_batches", "for_samples",
            "load_tllib", "restore_removed_symbols", "standalone", "BackendChoiceError", "TllibUnavailableError",
            *PIECES]
 
@@ -243,6 +247,17 @@ def for_batches(name: str, source_size: int, target_size: int) -> object:
     if source_size != target_size and name in EQUAL_BATCHES_ONLY and piece is not own:
         print(f"{name}: the standalone one, as the source batch ({source_size}) and the target batch "
               f"({target_size}) differ ({EQUAL_BATCHES_ONLY[name]})")
+        return own
+    return piece
+
+
+def for_samples(name: str, samples: int) -> object:
+    """Piece ``name`` for ``samples`` inputs: the chosen one, or the standalone one where the chosen one is
+    tllib's and takes more (:data:`FEWEST_SAMPLES`); the run's output then says so."""
+    piece, own = _choice()[1][name], getattr(standalone, name)
+    if name in FEWEST_SAMPLES and samples < FEWEST_SAMPLES[name][0] and piece is not own:
+        print(f"{name}: the standalone one, as {samples} samples are fewer than {FEWEST_SAMPLES[name][0]} "
+              f"({FEWEST_SAMPLES[name][1]})")
         return own
     return piece
 

@@ -415,3 +415,18 @@ def test_bsp_loss_and_classifier(tl):
     backbone = sa.lenet()
     assert list(sa.BSPClassifier(backbone, 3, 16, pool_layer=nn.Identity()).state_dict()) == \
         list(tl["BSPClassifier"](backbone, 3, 16, pool_layer=nn.Identity()).state_dict())
+
+
+def test_tllibs_tsne_is_replaced_only_below_the_samples_it_takes(tl, monkeypatch, capsys, tmp_path):
+    # tllib's t-SNE keeps a perplexity of 30: --phase analysis of a small run ended in scikit-learn's traceback
+    monkeypatch.setattr(backend, "_chosen", ("tllib", tl, "tllib pieces: tllib"))
+    few, many = torch.randn(6, 4), torch.randn(20, 4)
+    with pytest.raises(ValueError, match="perplexity"):
+        tl["tsne"].visualize(few, few, str(tmp_path / "tllib.pdf"))
+    assert backend.for_samples("tsne", 31) is tl["tsne"] and capsys.readouterr().out == ""
+    chosen = backend.for_samples("tsne", 12)
+    assert chosen is sa.tsne and "tsne: the standalone one, as 12 samples are fewer than 31" in capsys.readouterr().out
+    chosen.visualize(few, few, str(tmp_path / "few.pdf"))
+    assert (tmp_path / "few.pdf").stat().st_size > 0
+    assert backend.for_samples("tsne", 40) is tl["tsne"]
+    tl["tsne"].visualize(many, many, str(tmp_path / "many.pdf"))

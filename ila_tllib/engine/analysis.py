@@ -41,7 +41,8 @@ def analyse(classifier, method, data, args, device, log_dir):
         for dataset in (data.train_source, data.train_target))
     tsne_file = os.path.join(log_dir, 'visualize', 'TSNE.pdf')
     # tllib's visualize saves straight to its file name: a failed write would leave half a figure
-    write_named_atomic(tsne_file, lambda name: backend.tsne.visualize(source_feature, target_feature, name))
+    tsne = backend.for_samples("tsne", len(source_feature) + len(target_feature))
+    write_named_atomic(tsne_file, lambda name: tsne.visualize(source_feature, target_feature, name))
     print("Saving t-SNE to", tsne_file)
     A_distance = backend.a_distance.calculate(source_feature, target_feature, device)
     print("A-distance =", A_distance)
