@@ -126,14 +126,15 @@ class _DamagedByHand(OSError):
 
 
 def _fetch(url: str, root: str, archive: str) -> None:
-    """Download ``archive`` (or take it from a local mirror, or from ``ROOT/<archive>`` put there by hand)
+    """Take ``ROOT/<archive>`` put there by hand, else download ``archive`` (or take it from a local mirror),
     and unpack it, both in a staging folder inside ROOT; only a complete unpacking is renamed into place,
     so an interrupted download or a truncated archive leaves nothing behind that looks finished."""
     remove_stale_staging(root, ".{}.".format(archive))     # what a killed download left
     staging = tempfile.mkdtemp(prefix=".{}.".format(archive), dir=root)
     try:
         by_hand = os.path.join(root, archive)
-        source = _local_path(url) or (by_hand if os.path.exists(by_hand) else None)
+        # the archive put in ROOT by hand first: the advice of a failed download is to do just that
+        source = by_hand if os.path.exists(by_hand) else _local_path(url)
         if source is None:
             with stall_timeout():
                 download_url(url, staging, filename=archive)
