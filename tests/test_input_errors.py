@@ -366,3 +366,19 @@ def test_a_checkpoint_flag_given_a_folder_says_it_is_one(tmp_path):
         load_file(str(tmp_path), "--pretrain", "give the file BSP's pretraining wrote")
     assert str(error.value) == (f"--pretrain: {tmp_path} is a folder: give the checkpoint file in it; give the file "
                                 f"BSP's pretraining wrote")
+
+
+def test_more_samples_per_class_than_any_source_class_holds_is_refused(root, tmp_path):
+    # every class repeated its images in every batch; a huge value built a batch beyond the memory (a traceback)
+    code, err = run_dann(tiny_args(root, tmp_path / "log", "--samples-per-class", "10000000"))
+    assert code == 2 and err.strip().splitlines()[-1] == (
+        "error: --samples-per-class 10000000 is more than the largest source class holds (4 images); give at most 4")
+
+
+def test_a_layer_size_beyond_the_memory_is_named_by_its_flag(root, tmp_path):
+    # a bottleneck of a billion features ended in the allocator's traceback (exit 1), with empty folders left
+    code, err = run_dann(tiny_args(root, tmp_path / "log", "--bottleneck-dim", "1000000000"))
+    assert code == 2 and re.fullmatch(r"error: the networks do not fit in memory \(a layer asked for [\d.]+ GiB\); "
+                                      r"lower --bottleneck-dim 1000000000, or choose a smaller -a than lenet",
+                                      err.strip().splitlines()[-1]), err[-2000:]
+    assert not (tmp_path / "log").exists()

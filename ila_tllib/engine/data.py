@@ -189,12 +189,17 @@ def balanced_loader(dataset, samples_per_class, classes_per_batch, num_classes, 
         labels = read_labels(dataset)
     except TypeError as e:
         raise UsageError(f"{e}; use --samples-per-class 0 for random source batches") from None
+    counts = np.bincount(labels, minlength=num_classes)
+    if len(labels) and samples_per_class > counts.max():
+        # every class would repeat its images in every batch (and a huge m built a batch beyond the memory)
+        raise UsageError(f"--samples-per-class {samples_per_class} is more than the largest source class holds "
+                         f"({counts.max()} images); give at most {counts.max()}")
     try:
         sampler = ClassBalancedSampler(labels, samples_per_class, classes_per_batch, num_classes=num_classes,
                                        seed=seed, num_replicas=dist_utils.world_size(), rank=dist_utils.rank())
     except ValueError as e:
         raise UsageError(f"the source cannot be class-balanced: {e}") from None
-    small = sorted(c for c, n in enumerate(np.bincount(labels, minlength=num_classes)) if n < samples_per_class)
+    small = sorted(c for c, n in enumerate(counts) if n < samples_per_class)
     if small:
         print(f"note: {len(small)} source class(es) hold fewer than --samples-per-class {samples_per_class} "
               f"images (e.g. class {small[0]}); their images repeat within a balanced batch")

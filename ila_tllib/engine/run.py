@@ -1,6 +1,8 @@
 """A whole run: flags → folder → data → model → phases, and the exit code it ends with."""
+import contextlib
 import os
 import random
+import re
 import signal
 import sys
 import warnings
@@ -220,6 +222,23 @@ def build_classifier(args, method: Method, num_classes: int, device) -> nn.Modul
     return method.build_classifier(args, backbone, num_classes, pool_layer).to(device)
 
 
+@contextlib.contextmanager
+def sizes_from_flags(args):
+    """Building the networks: an allocation that fails there is the size a flag gave a layer (a traceback
+    left it to the user to find which), named as bad input."""
+    try:
+        yield
+    except (MemoryError, RuntimeError) as e:
+        if not (isinstance(e, MemoryError) or "can't allocate memory" in str(e)):   # the host's memory
+            raise
+        sizes = [f"--bottleneck-dim {getattr(args, 'bottleneck_dim', None)}"] + (
+            [f"-rd {args.randomized_dim}"] if getattr(args, "randomized", False) else [])
+        asked = re.search(r"allocate (\d+) bytes", str(e))
+        what = f"a layer asked for {int(asked.group(1)) / 2 ** 30:.1f} GiB" if asked else type(e).__name__
+        raise UsageError(f"the networks do not fit in memory ({what}); lower {' or '.join(sizes)}, or choose a "
+                         f"smaller -a than {args.arch}") from None
+
+
 def checkpoint_path(args, name):
     return os.path.join(args.log, 'checkpoints', f'{name}.pth')
 
@@ -251,9 +270,10 @@ def _run(args, method: Method, device, directory: Optional[RunDirectory], peers:
     plan = BatchPlan.from_args(args, data.num_classes)
     plan.check(args, data.num_classes)
     plan.check_source_only(args, source_only_phases(args, method))   # a class-balanced batch's size is known now
-    classifier = build_classifier(args, method, data.num_classes, device)
-    transfer = keep_tensors_in_state(
-        method.build_transfer(args, classifier, data.num_classes, plan.source_size, plan.target_size)).to(device)
+    with sizes_from_flags(args):
+        classifier = build_classifier(args, method, data.num_classes, device)
+        transfer = keep_tensors_in_state(
+            method.build_transfer(args, classifier, data.num_classes, plan.source_size, plan.target_size)).to(device)
     precision.prepare_modules(args, classifier, transfer, device)   # --amp, --channels-last
     val_loader = eval_loader(data.val, args.batch_size, args.workers)
     test_loader = eval_loader(data.test, args.batch_size, args.workers)
