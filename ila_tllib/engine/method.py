@@ -17,6 +17,7 @@ hook                   what it says
                        ``Time``, ``Data``, ``Loss`` and ``Cls Acc``, which the loop fills)
 ``add_arguments``      the method's own flags (tllib's names and defaults)
 ``add_ila_arguments``  the method's own ILA-DA flags, listed in --help's ILA-DA group
+``check_args``         refuses the method's own flags' bad values (exit 2), before any folder is made
 ``kept_inputs``        files of --log a new run reads, left in place when it sets older checkpoints aside
 ``source_only_phases`` the method's own source-only training (BSP's pretraining), checked like
                        ``--pretrain-iters`` for a source batch BatchNorm can train on
@@ -27,6 +28,8 @@ hook                   what it says
 ``param_groups``       what the optimiser trains, with tllib's per-group learning rates (the default adds
                        ``transfer.domain_discriminator``'s: a method without one overrides it)
 ``transfer_loss``      the weighted adaptation term (a tensor) and the meters it fills
+``pretrain``           the method's own training before adaptation (BSP's on the source); not on --resume
+``on_step``            after each training forward pass (MDD steps its reversal layer's schedule)
 ``epoch_lr_line``      the learning-rate line before each epoch, as tllib's script prints it
 ``namespace_names``    the names tllib's script gives some flags in its printed ``Namespace`` line
 ``namespace_after``    where tllib's script has the method's own flags, in that line and in ``--help``
@@ -76,7 +79,7 @@ class Method:
         """The method's own ILA-DA flags, into the --help group of ILA-DA's (MDD's --ila-features)."""
 
     def check_args(self, args):
-        pass
+        """Raise :class:`~.errors.UsageError` for bad values of the method's own flags."""
 
     def build_classifier(self, args, backbone: nn.Module, num_classes: int, pool_layer) -> nn.Module:
         from .. import backend
