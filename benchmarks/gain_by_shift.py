@@ -237,8 +237,8 @@ def main():
                         help="best: tllib's test_acc1, the epoch of highest target test accuracy (default); "
                              "last: the last epoch's, chosen without target labels")
     parser.add_argument("--epoch", type=int, default=None,
-                        help="instead of --accuracy, the accuracy after this epoch (0: the first; negative counts from the "
-                             "last: -1 the last, -2 the one before)")
+                        help="instead of --accuracy, the accuracy after this epoch (0: the first; negative counts "
+                             "from the last: -1 the last, -2 the one before)")
     parser.add_argument("--oracle-off-losing", action="store_true",
                         help="count ILA-DA as its baseline on every task whose mean gain is below 0 (target "
                              "labels choose the tasks: a bound on what switching ILA-DA off per shift does for "

@@ -59,9 +59,11 @@ def _as_the_fused_path_computes(part: nn.Module) -> bool:
 
 @functools.lru_cache(maxsize=None)
 def _settings(constructor) -> tuple:
-    """(name, default) of each setting a part's ``__init__`` takes, ``self`` aside (read once per constructor:
-    the loss asks at each call)."""
-    return tuple((name, given.default) for name, given in list(inspect.signature(constructor).parameters.items())[1:])
+    """(name, default) of each named setting a part's ``__init__`` takes, ``self`` aside (a part without its own
+    ``__init__`` has nn.Module's ``*args, **kwargs``: none); read once per constructor, the loss asks each call."""
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return tuple((name, given.default) for name, given in list(inspect.signature(constructor).parameters.items())[1:]
+                 if given.kind in named)
 
 
 def fused_settings(similarity: nn.Module, miner: nn.Module, metric_loss: nn.Module) -> Optional[dict]:

@@ -165,7 +165,7 @@ class KNNPseudoLabeller(nn.Module):
             check_label_range(int(y_s.min()), int(y_s.max()), num_classes)
             raise
         if num_classes is not None and len(counts) > num_classes:     # bincount grew past the classes named
-            check_label_range(0, len(counts) - 1, num_classes)
+            check_label_range(int(y_s.min()), len(counts) - 1, num_classes)
         labels = knn_vote(similarity_ts, y_s, self.k, len(counts))
         m = self.m if self.m is not None else int(counts.max().item())
         return PseudoLabels(labels, similarity_ratio(similarity_ts, y_s, labels, m, self.ratio_terms == "matched"))

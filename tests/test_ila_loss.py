@@ -706,8 +706,8 @@ def test_a_nan_score_ranks_last_and_a_whole_float_counts_as_a_class_count():
 def test_a_knn_labeller_used_alone_names_source_labels_outside_the_classes(labeller):
     # with num_classes=3 a label 5 made the vote's classes 6 wide: a target could be labelled 5, silently
     sim, logits_t = torch.rand(3, 4), torch.randn(3, 3)
-    with pytest.raises(ValueError, match=r"y_s holds labels in \[0, 5\], outside \[0, 2\] \(num_classes=3\)"):
-        labeller(sim, torch.tensor([0, 1, 2, 5]), logits_t, num_classes=3)
+    with pytest.raises(ValueError, match=r"y_s holds labels in \[1, 5\], outside \[0, 2\] \(num_classes=3\)"):
+        labeller(sim, torch.tensor([1, 2, 5, 1]), logits_t, num_classes=3)
     with pytest.raises(ValueError, match=r"y_s holds labels in \[-1, 2\], outside \[0, 2\]"):
         labeller(sim, torch.tensor([0, -1, 2, 1]), logits_t, num_classes=3)
     # labels within the classes: the vote is the plain one (source 3 is every target's nearest)

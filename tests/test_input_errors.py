@@ -134,6 +134,8 @@ def test_test_and_analysis_need_no_writable_checkpoints(tmp_path):
     # a consensus label is a kNN vote as well: the same check as knn's, before any folder exists
     (["--pseudo-label", "consensus", "--samples-per-class", "0", "-b", "4", "--k", "5"],
      "--k 5 is larger than the source batch (-b 4); lower --k"),
+    # the balanced batch missing is the problem, not --k against a batch of none
+    (["--balanced-source", "--samples-per-class", "0", "--k", "5"], "--balanced-source needs a class-balanced batch"),
     (["--ila-start-iter", "8"], "--ila-start-iter 8 is past the run's last iteration (--epochs 2 x -i 4 = 8)"),
     (["--ila-mining-ema", "0", "--ila-mining-average", "bottleneck"],
      "--ila-mining-average bottleneck chooses what the moving average copies, but ILA mines on no average"),
@@ -368,11 +370,13 @@ def test_a_checkpoint_flag_given_a_folder_says_it_is_one(tmp_path):
                                 f"BSP's pretraining wrote")
 
 
-def test_more_samples_per_class_than_any_source_class_holds_is_refused(root, tmp_path):
-    # every class repeated its images in every batch; a huge value built a batch beyond the memory (a traceback)
+def test_samples_per_class_far_beyond_every_source_class_is_refused(root, tmp_path):
+    # a huge value built a batch beyond the memory (a traceback); up to ten times the largest class, classes
+    # cycle (tests/test_scripts.py)
     code, err = run_dann(tiny_args(root, tmp_path / "log", "--samples-per-class", "10000000"))
     assert code == 2 and err.strip().splitlines()[-1] == (
-        "error: --samples-per-class 10000000 is more than the largest source class holds (4 images); give at most 4")
+        "error: --samples-per-class 10000000 would repeat every image of the largest source class (4 images) more "
+        "than 10 times in each batch; give at most 40")
 
 
 def test_a_layer_size_beyond_the_memory_is_named_by_its_flag(root, tmp_path):

@@ -133,9 +133,6 @@ class BatchPlan:
         if self.ila_batch and kept_count(args.mu, self.target_size) == 0:
             raise UsageError(f"--mu {args.mu} keeps no target of a batch of {self.target_size} (it keeps round(mu x "
                              f"-b)): the ILA term would be 0; raise --mu to at least {0.5 / self.target_size:g}, or -b")
-        if self.ila_batch and votes_by_knn(args) and self.samples_per_class == 0 and args.k > self.ila_source_size:
-            # ILA reads tllib's random source batch (-b), whose size the data do not change
-            raise UsageError(f"--k {args.k} is larger than the source batch (-b {self.ila_source_size}); lower --k")
         if args.balanced_source and args.samples_per_class == 0:
             raise UsageError("--balanced-source needs a class-balanced batch: add --samples-per-class m > 0 (e.g. 4)")
         if args.classes_per_batch is not None and args.samples_per_class == 0:
@@ -144,6 +141,9 @@ class BatchPlan:
         if args.balanced_source and self.ila_batch == 'extra':
             raise UsageError("--balanced-source contradicts --ila-batch extra (the default, which keeps tllib's "
                              "random source batch for CE and the adversary); add --ila-batch shared")
+        if self.ila_batch and votes_by_knn(args) and self.samples_per_class == 0 and args.k > self.batch_size:
+            # ILA reads tllib's random source batch (-b), whose size the data do not change
+            raise UsageError(f"--k {args.k} is larger than the source batch (-b {self.batch_size}); lower --k")
         if self.ila_sampling != 'balanced' and self.ila_batch != 'extra':
             raise UsageError(f"--ila-source-sampling {self.ila_sampling} draws ILA's own source batch, and there is "
                              f"none here; it needs ILA with --ila-batch extra (the default) and --samples-per-class "

@@ -133,14 +133,17 @@ class RunDirectory:
         """For a run refused for bad input before its inputs were accepted, in a folder it made (a mistyped
         --log, a --resume or --phase test with nothing to read): remove that folder, its own log and lock, and
         the folders above it made with it, as long as nothing else was written there; the error is on
-        stderr. A run that began its work keeps its log whatever stopped it. Call after :meth:`close`."""
+        stderr. A run that began its work keeps its log whatever stopped it. Call before :meth:`close`, so that
+        the lock is held until the folder is gone."""
         if self.accepted or not any(os.path.abspath(folder) == os.path.abspath(self.root) for folder in self.created):
             return
-        own = {os.path.abspath(path) for path in (own_log, os.path.join(self.root, ".lock")) if path is not None}
+        lock = os.path.abspath(os.path.join(self.root, ".lock"))
+        own = {lock} | ({os.path.abspath(own_log)} if own_log is not None else set())
         found = [os.path.abspath(os.path.join(folder, name)) for folder, _, names in os.walk(self.root)
                  for name in names]
         if any(path not in own for path in found):
             return                     # the run wrote more than its log: all of it stays
+        found.sort(key=lambda path: path == lock)     # the lock last: a run that opens it anew keeps the folder
         with contextlib.suppress(OSError):
             for path in found:
                 os.remove(path)

@@ -183,6 +183,10 @@ def random_loader(dataset, batch_size, workers, seed, size_flags="-b", domain="a
     return _training_loader(dataset, sampler, workers, seed)
 
 
+#: how many times a class-balanced batch may hold each image of the largest source class
+MOST_REPEATS = 10
+
+
 def balanced_loader(dataset, samples_per_class, classes_per_batch, num_classes, workers, seed):
     """``samples_per_class`` samples of every class (or of ``classes_per_batch`` random ones) per batch."""
     try:
@@ -190,10 +194,13 @@ def balanced_loader(dataset, samples_per_class, classes_per_batch, num_classes, 
     except TypeError as e:
         raise UsageError(f"{e}; use --samples-per-class 0 for random source batches") from None
     counts = np.bincount(labels, minlength=num_classes)
-    if len(labels) and samples_per_class > counts.max():
-        # every class would repeat its images in every batch (and a huge m built a batch beyond the memory)
-        raise UsageError(f"--samples-per-class {samples_per_class} is more than the largest source class holds "
-                         f"({counts.max()} images); give at most {counts.max()}")
+    most = MOST_REPEATS * int(counts.max()) if len(labels) else samples_per_class
+    if samples_per_class > most:
+        # a class smaller than m cycles through its images; past this every image of every class repeats many
+        # times in each batch, and a huge m built a batch beyond the memory (a traceback)
+        raise UsageError(f"--samples-per-class {samples_per_class} would repeat every image of the largest source "
+                         f"class ({counts.max()} images) more than {MOST_REPEATS} times in each batch; give at most "
+                         f"{most}")
     try:
         sampler = ClassBalancedSampler(labels, samples_per_class, classes_per_batch, num_classes=num_classes,
                                        seed=seed, num_replicas=dist_utils.world_size(), rank=dist_utils.rank())

@@ -117,9 +117,9 @@ def run(args, method: Method) -> int:
         if output is not None:
             output.close()
         if directory is not None:
-            directory.close()
-            if refused:
+            if refused:     # under the lock: no other run can take the folder while it goes
                 directory.remove_refused(output.log_filename if output is not None else None)
+            directory.close()
         if dist_utils.is_distributed():
             dist.destroy_process_group()
 
