@@ -195,7 +195,7 @@ def test_mining_features_decide_and_the_own_features_are_contrasted(bank):
 
 def test_mining_features_must_cover_the_same_samples():
     f_s, y_s, f_t = _batch(0)
-    with pytest.raises(ValueError, match="mining_features must be \(6, D'\) source and \(7, D'\) target"):
+    with pytest.raises(ValueError, match=r"mining_features must be \(6, D'\) source and \(7, D'\) target"):
         ILALoss(k=3)(f_s, y_s, f_t, mining_features=(f_s[:5], f_t))
 
 
