@@ -46,6 +46,7 @@ def _reduce(per_anchor: torch.Tensor, reduction: str) -> torch.Tensor:
         return per_anchor.sum()   # an exact 0 that is still part of the graph
     return per_anchor.mean() if reduction == "mean" else per_anchor.sum()
 
+
 #: MSC's temperature τ (the paper's Eq. 4-5 have none: τ = 1)
 DEFAULT_TEMPERATURE = 1.0
 
