@@ -145,13 +145,18 @@ class ILATerm:
         self.spectrum = SPECTRAL_FORMS[spectral_form]() if spectral_penalty > 0 else None
         self.schedule, self.reliability = ILA_SCHEDULES[schedule], ILA_RELIABILITIES[reliability]
         self.keep_schedule = None if keep_schedule == "step" else KEEP_SCHEDULES[keep_schedule]
-        self.miner = getattr(getattr(loss, "ila_loss", loss), "miner", None)
+        self.ila_loss = getattr(loss, "ila_loss", loss)   # the ILALoss itself, also under a distributed wrapper
+        self.miner = getattr(self.ila_loss, "miner", None)
         if self.keep_schedule is not None and self.miner is None:
             raise ValueError("a keep schedule needs an ILA loss with a miner (ILALoss)")
         self.mu = getattr(self.miner, "mu", None)
         self.stats = ILAStats()
         self.last_weight = 0.0
         self.mining_network = None   # a MovingAverageNetwork with --ila-mining-ema, set by the Trainer
+
+    def distribute(self):
+        """Run the loss on the global batch of all data-parallel processes (:class:`DistributedILALoss`)."""
+        self.loss = dist_utils.DistributedILALoss(self.ila_loss)
 
     def active(self, it: int) -> bool:
         return it >= self.start_iter

@@ -312,11 +312,11 @@ def _run(args, method: Method, device, directory: Optional[RunDirectory], peers:
         if any(p.requires_grad for p in transfer.parameters()):
             transfer = nn.parallel.DistributedDataParallel(transfer, device_ids=ids)
         if ila is not None:
-            ila.loss = dist_utils.DistributedILALoss(ila.loss)
+            ila.distribute()
     trainer = Trainer(args, method, classifier, transfer, plan, ila, data.num_classes, device)
     modules = {'classifier': unwrap(classifier), 'transfer': unwrap(transfer)}
     if ila is not None and args.ila_source_bank > 0:   # the bank's memory is part of an exact resume
-        modules['ila_loss'] = getattr(ila.loss, 'ila_loss', ila.loss)
+        modules['ila_loss'] = ila.ila_loss
     if ila is not None and ila.mining_network is not None:   # and so is the moving average ILA mines on
         modules['ila_mining_network'] = ila.mining_network.model
     if ila is not None:
