@@ -224,7 +224,8 @@ def other_flags(script, argv, logged):
     do not count (:data:`ila_tllib.tables.IGNORED`)."""
     from ila_tllib.engine import get_parser
     from ila_tllib.engine.flags import flag_name
-    from ila_tllib.tables import IGNORED, Run, comparable
+    from ila_tllib.logged_flags import comparable
+    from ila_tllib.tables import IGNORED, Run
     # read as the tables read a log: the flags added later filled in, the weights a run started from
     planned = Run(vars(get_parser(script_method(script)).parse_args(argv)), 0.0, "").args
     return [f"{flag_name(k)} {logged[k]!r} -> {planned[k]!r}" for k in sorted(set(planned) & set(logged))

@@ -6,7 +6,7 @@ import re
 from typing import Dict, Optional
 
 __all__ = ["FLAGS_ADDED_LATER", "FOLLOWED_BEFORE", "with_flags_added_later", "TLLIB_RESNETS", "HISTORY_PREFIX",
-           "RESUMED_PREFIX", "METHOD_PREFIX", "is_ila_term_flag", "ILA_SUMMARY", "read_ila_summary"]
+           "RESUMED_PREFIX", "METHOD_PREFIX", "is_ila_term_flag", "ILA_SUMMARY", "read_ila_summary", "comparable"]
 
 #: how a resumed run's log says so (``=> resumed from PATH: epoch E, iteration I, best_acc1 A``)
 RESUMED_PREFIX = "=> resumed from "
@@ -58,6 +58,12 @@ FLAGS_ADDED_LATER = {"ila_source_bank": 0, "ila_mining_ema": 0.0, "ila_mining_av
 #: flags added later whose value, before them, was another flag's: ILA mined with its own --similarity
 #: (the value in FLAGS_ADDED_LATER is for a run that logged neither)
 FOLLOWED_BEFORE = {"ila_mining_similarity": "similarity"}
+
+
+def comparable(value):
+    """A flag's value as two runs' values are compared (hashable: a table's key): a list and a tuple of the
+    same values are the same value, as argparse gives a tuple default and a list where the flag is typed."""
+    return tuple(map(comparable, value)) if isinstance(value, (list, tuple)) else value
 
 
 def with_flags_added_later(flags: Dict[str, object]) -> Dict[str, object]:

@@ -47,10 +47,10 @@ from collections import defaultdict
 from typing import Callable, Dict, List, Optional, Tuple
 
 from .logged_flags import (HISTORY_PREFIX, METHOD_PREFIX, RESUMED_PREFIX,   # not torch: reading logs never needs it
-                           TLLIB_RESNETS, is_ila_term_flag, with_flags_added_later)
+                           TLLIB_RESNETS, comparable, is_ila_term_flag, with_flags_added_later)
 
 __all__ = ["Run", "LogError", "read_run", "collect", "collect_or_exit", "run_epochs", "seed_values", "seed_acc",
-           "missing_folders", "comparable", "recipe_difference", "RECIPE_FLAGS", "row_names", "task_labels",
+           "missing_folders", "recipe_difference", "RECIPE_FLAGS", "row_names", "task_labels",
            "format_table", "format_paired_table", "main", "TLLIB_METHODS", "ORIGIN"]
 
 #: tllib's script (and log folder) names -> the method's name in tllib's tables.
@@ -345,11 +345,6 @@ def _several_runs(found: Dict[tuple, List[Run]], rows) -> str:
         for row, task, seed in several)
 
 
-def comparable(value):
-    """Lists and tuples of the same values compare equal (argparse gives a tuple default, a list when given)."""
-    return repr(tuple(value)) if isinstance(value, (list, tuple)) else repr(value)
-
-
 def _varying(group: List[Run]) -> List[str]:
     """The flags that split one method's runs into rows: those all its runs have, with more than one value."""
     shared = set.intersection(*(set(r.args) for r in group)) - IGNORED
@@ -365,7 +360,7 @@ def row_names(runs: List[Run]) -> Dict[int, str]:
     for method, group in by_method.items():
         varying = _varying(group)
         for r in group:
-            extra = ", ".join(f"{k}={r.args[k]}" for k in varying)
+            extra = ", ".join(f"{k}={comparable(r.args[k])}" for k in varying)   # a typed list as its tuple default
             if r.flags_over_the_run:   # a run resumed with other values never shares a row with one that was not
                 extra += ("; " if extra else "") + HISTORY_PREFIX + r.flags_over_the_run
             names[id(r)] = f"{method} ({extra})" if extra else method

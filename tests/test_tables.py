@@ -103,6 +103,17 @@ def test_weights_split_rows_only_where_they_differ(tmp_path):
     assert rows["CDAN (weights=v1)"][2] == "93.4" and rows["CDAN (weights=default)"][2] == "95.0"   # one seed
 
 
+def test_a_flag_typed_as_its_default_shares_the_row_and_another_value_splits_it(tmp_path):
+    # argparse keeps a list flag's default as a tuple and gives a list where it is typed
+    logs = str(tmp_path / "logs")
+    our_log(logs, "default", "A", "W", 94.0)
+    our_log(logs, "typed", "A", "W", 96.0, "--norm-mean", "0.485", "0.456", "0.406", seed=1)
+    our_log(logs, "other", "A", "W", 90.0, "--norm-mean", "0.5", "0.5", "0.5", seed=2)
+    rows = _rows(format_table(collect([logs])))
+    assert set(rows) == {"ILA-DA+CDAN (norm_mean=(0.485, 0.456, 0.406))", "ILA-DA+CDAN (norm_mean=(0.5, 0.5, 0.5))"}
+    assert rows["ILA-DA+CDAN (norm_mean=(0.485, 0.456, 0.406))"][2] == "95.0 ± 1.4"   # both seeds: sample std of 94, 96
+
+
 def test_resumed_and_cached_runs_share_the_row_of_their_recipe(tmp_path):
     logs = str(tmp_path / "logs")
     our_log(logs, "ila_cdan", "A", "W", 94.0)

@@ -8,7 +8,7 @@ change that makes the rest of the run differ).
 """
 from typing import Dict, List, Tuple
 
-from ..logged_flags import HISTORY_PREFIX, with_flags_added_later
+from ..logged_flags import HISTORY_PREFIX, comparable, with_flags_added_later
 from .flags import default_mining_average, flag_name
 
 __all__ = ["RESUME_MAY_CHANGE", "CHANGE_TO_RECOVER", "changed_flags", "to_name_back", "refusal", "inexact_notes",
@@ -18,12 +18,6 @@ __all__ = ["RESUME_MAY_CHANGE", "CHANGE_TO_RECOVER", "changed_flags", "to_name_b
 CHANGE_TO_RECOVER = ("lr", "trade_off", "ila_trade_off", "ila_temperature")
 RESUME_MAY_CHANGE = frozenset({"root", "log", "phase", "resume", "print_freq", "per_class_eval", "cache_images",
                                "workers", "pretrained", "pretrain", "epochs", *CHANGE_TO_RECOVER})
-
-
-def _same(a, b) -> bool:
-    # a flag's default may be a tuple where a typed value is a list
-    as_list = (lambda v: [as_list(x) for x in v] if isinstance(v, (list, tuple)) else v)
-    return as_list(a) == as_list(b)
 
 
 def changed_flags(old: Dict[str, object], new: Dict[str, object]) -> List[Tuple[str, object, object]]:
@@ -40,7 +34,7 @@ def changed_flags(old: Dict[str, object], new: Dict[str, object]) -> List[Tuple[
         if dest in RESUME_MAY_CHANGE or dest not in old:
             continue
         before = old[dest]
-        if not _same(before, now):
+        if comparable(before) != comparable(now):
             found.append((dest, before, now))
     return found
 
@@ -87,7 +81,7 @@ def _schedule_spans_the_run(flags: Dict[str, object]) -> bool:
 
 def _changed_remedies(old: Dict[str, object], new: Dict[str, object]) -> List[str]:
     """The flags of :data:`CHANGE_TO_RECOVER` whose value differs."""
-    return [dest for dest in CHANGE_TO_RECOVER if dest in old and dest in new and not _same(old[dest], new[dest])]
+    return [dest for dest in CHANGE_TO_RECOVER if dest in old and dest in new and comparable(old[dest]) != comparable(new[dest])]
 
 
 def _trains_otherwise(old: Dict[str, object], new: Dict[str, object]) -> List[str]:
