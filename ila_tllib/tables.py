@@ -43,7 +43,7 @@ import os
 import re
 import statistics
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Callable, Dict, List, Optional, Tuple
 
 from .logged_flags import (HISTORY_PREFIX, METHOD_PREFIX, RESUMED_PREFIX,   # not torch: reading logs never needs it
@@ -143,7 +143,6 @@ class Run:
             return "+".join(SHORT_DOMAINS.get(d, d[0].upper() if len(d) > 2 else d) for d in domains)
         return f"{short(self.args['source'])}→{short(self.args['target'])}"
 
-
     @property
     def task_key(self) -> tuple:
         """What the task is, in full: the dataset and the domains as given."""
@@ -175,7 +174,6 @@ def parse_namespace(line: str) -> dict:
     if not isinstance(call, ast.Call):
         raise ValueError("not a Namespace line")
     return {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords}
-
 
 
 class LogError(ValueError):
@@ -260,12 +258,12 @@ def collect(log_dirs: List[str]) -> List[Run]:
     # finished log is the run (a resume or a restart); runs of other seeds in one folder (tllib's layout,
     # looped over seeds) or of another method, task or flags (a baseline logged into ILA-DA's folder) are
     # runs of their own
+    read = [(real, run) for real, run in ((real, read_run(files[real])) for real in sorted(files)) if run is not None]
+    _one_spelling_per_domain([run for _, run in read])
     latest: Dict[tuple, List[Tuple[str, Run]]] = defaultdict(list)
-    for real in sorted(files):
-        run = read_run(files[real])
-        if run is not None:
-            kept = latest[(os.path.dirname(real), comparable(run.args.get("seed")))]
-            kept[:] = [(path, earlier) for path, earlier in kept if not _same_recipe(earlier, run)] + [(real, run)]
+    for real, run in read:
+        kept = latest[(os.path.dirname(real), comparable(run.args.get("seed")))]
+        kept[:] = [(path, earlier) for path, earlier in kept if not _same_recipe(earlier, run)] + [(real, run)]
     # then a log copied into another folder is the same run (its bytes are the same): counted once, whatever
     # order the folders sort in
     runs, copies = [], set()
@@ -276,6 +274,20 @@ def collect(log_dirs: List[str]) -> List[Run]:
             copies.add(content)
             runs.append(run)
     return runs
+
+
+def _one_spelling_per_domain(runs: List[Run]):
+    """Domain names of one dataset that differ only in case are one domain (``-s a`` runs Office-31's ``A``;
+    older logs keep the name as typed): each run's ``source`` and ``target`` take the spelling most of the
+    runs use (of two as common, the first in sorted order), so that a task is one column."""
+    counts = Counter((run.args.get("data"), name) for run in runs for side in ("source", "target")
+                     for name in run.args[side])
+    spelling: Dict[tuple, str] = {}
+    for (data, name), _ in sorted(counts.items(), key=lambda item: (-item[1], item[0][1])):
+        spelling.setdefault((data, name.lower()), name)
+    for run in runs:
+        for side in ("source", "target"):
+            run.args[side] = [spelling[(run.args.get("data"), name.lower())] for name in run.args[side]]
 
 
 def _same_recipe(earlier: Run, later: Run) -> bool:

@@ -291,7 +291,6 @@ def test_a_flag_added_later_splits_rows_from_logs_that_lack_it(tmp_path, dest, f
     assert rows[f"ILA-DA+CDAN ({dest}={default})"][2] == "92.0 ± 2.0"
 
 
-
 def test_a_cosine_log_from_before_the_mining_similarity_joins_the_cosine_runs(tmp_path):
     # --ila-mining-similarity came after the angle: a log without it mined with its own --similarity, so it
     # averages with a new run that mines with the angle, not with the paper's distance
@@ -322,6 +321,7 @@ def test_a_folder_named_twice_counts_once_and_its_newest_finished_log_is_read(tm
     again = os.path.join(str(tmp_path), "logs", "..", "logs")
     runs = collect([os.path.join(str(tmp_path), "logs"), again])
     assert [run.acc for run in runs] == [92.0]
+
 
 def test_command_line(tmp_path):
     tllib_log(str(tmp_path / "logs"), "mcc", "A", "W", 0, 94.0)
@@ -421,7 +421,6 @@ def test_erm_is_a_run_without_any_adaptation_term(tmp_path):
                      "dann_balanced": "DANN (balanced source)"}
 
 
-
 def _namespace(*argv):
     from ila_cdan import CDAN
     from ila_tllib.engine import get_parser
@@ -437,6 +436,18 @@ def test_tasks_that_share_a_short_name_keep_columns_of_their_own(tmp_path):
     header = [cell.strip() for cell in table.splitlines()[0].strip("|").split("|")]
     assert header[3:-1] == ["MNIST→USPS", "MNISTRGB→USPSRGB"]
     assert table.splitlines()[2].split(" | ")[2:5] == ["70.0", "90.0", "50.0"]
+
+
+def test_domains_typed_in_another_case_are_one_task(tmp_path):
+    # -s a runs Office-31's A; a log that kept the name as typed is a seed of the same task
+    logs = str(tmp_path / "logs")
+    our_log(logs, "upper", "A", "W", 94.0)
+    our_log(logs, "upper", "A", "W", 95.0, seed=1)
+    our_log(logs, "lower", "a", "w", 97.0, seed=2)
+    table = format_table(collect([logs]))
+    header = [cell.strip() for cell in table.splitlines()[0].strip("|").split("|")]
+    assert header[3:-1] == ["A→W"]                       # the spelling most runs use
+    assert _rows(table)["ILA-DA+CDAN"][2] == "95.3 ± 1.5"   # mean and sample std of 94, 95, 97
 
 
 def test_runs_of_other_seeds_in_one_folder_are_runs_of_their_own(tmp_path):
