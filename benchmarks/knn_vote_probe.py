@@ -389,7 +389,6 @@ def _label_free_cells(result, columns):
     return "".join(" " + LABEL_FREE[name].format(v) + " |" for name, v in zip(columns, result.get("label_free", ())))
 
 
-
 def _propagated_cells(result):
     return "".join(" " + " / ".join(f"{v:.1f}" for v in where) + " |" for where in result.get("propagated", ()))
 

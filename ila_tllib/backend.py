@@ -86,6 +86,7 @@ __all__ = ["BACKEND", "ENV_VAR", "ON_FIRST_USE", "PIECES", "EQUAL_BATCHES_ONLY",
            "load_tllib", "restore_removed_symbols", "standalone", "BackendChoiceError", "TllibUnavailableError",
            *PIECES]
 
+
 def restore_removed_symbols() -> List[str]:
     """Put back, only where absent, the three symbols tllib 0.4 imports or calls:
     ``torch.utils.data.dataset.T_co``, ``torchvision.models.resnet.model_urls`` and ``numpy.float``.

@@ -72,6 +72,7 @@ def with_flags_added_later(flags: Dict[str, object]) -> Dict[str, object]:
     before = {dest: flags.get(FOLLOWED_BEFORE.get(dest), off) for dest, off in FLAGS_ADDED_LATER.items()}
     return {**before, **flags}
 
+
 #: the flags of ILA's term without the ``ila_`` prefix (the paper's names): with ILA off (``--ila-trade-off 0``)
 #: they, and every ``ila_*`` flag, change nothing
 _ILA_TERM_FLAGS = {"k", "mu", "samples_per_class", "classes_per_batch", "similarity", "pseudo_label", "metric_loss"}
@@ -81,6 +82,7 @@ def is_ila_term_flag(dest: str) -> bool:
     """Whether ``dest`` shapes only ILA's term (a baseline run is the same run whatever its value). Not
     ``--balanced-source`` nor ``--pretrain-iters``: they change a baseline's training too."""
     return dest.startswith("ila_") or dest in _ILA_TERM_FLAGS
+
 
 #: tllib's ResNets (``tllib.vision.models``) and the torchvision weight enum of each.
 TLLIB_RESNETS = {

@@ -36,6 +36,7 @@ def image_mode(arch: str) -> str:
     """The PIL mode of the images the backbone reads: 'L' (grey) for LeNet, 'RGB' for every other."""
     return DIGIT_ARCHS[arch][1] if arch in DIGIT_ARCHS else "RGB"
 
+
 #: ``--weights`` choice -> torchvision weight enum member (for tllib's ResNets, :data:`TLLIB_RESNETS`).
 WEIGHTS = {"v1": "IMAGENET1K_V1", "default": "DEFAULT"}
 

@@ -740,6 +740,7 @@ def test_an_export_removes_what_a_killed_one_left_and_spares_a_live_one(tmp_path
     od.export_offline_digits(str(tmp_path / "digits"), limit_per_domain=10)
     assert sorted(os.listdir(str(tmp_path))) == [".digits.tmp-live", "digits"]
 
+
 def run_offline_benchmark(out, *tasks):
     """benchmarks/offline_digits.py as a user runs it, with ``--out out --tasks tasks``."""
     import subprocess
@@ -854,6 +855,7 @@ def test_benchmark_skips_a_finished_run_of_the_same_flags_and_keeps_one_of_other
     assert not ok and status.startswith("NOT RUN: it holds a finished run with other flags (--k 5 -> 3)")
     assert "--tag" in status and len(os.listdir(log)) == 1
 
+
 def test_benchmark_continues_an_unfinished_run_and_starts_one_of_other_flags_again(tmp_path, offline_digits):
     # an interrupted run restarted from nothing, and its status read as a fresh run's
     import subprocess
@@ -953,8 +955,6 @@ def test_offline_cli(tmp_path):
     _write(str(tmp_path / "a_file"), "not a folder")
     code, _, err = export_cli(str(tmp_path / "a_file" / "digits"))
     assert code == 2 and "a_file" in err and "Traceback" not in err
-
-
 
 
 def test_offline_cli_interrupted_leaves_the_earlier_export_and_no_traceback(tmp_path):

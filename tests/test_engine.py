@@ -266,6 +266,7 @@ def test_a_namespace_from_another_parser_gets_the_derived_default():
 
 class ToyClassifierWithBackbone(nn.Module):
     """Train and evaluation mode differ (BatchNorm, dropout); the forward returns the features in both."""
+
     def __init__(self, num_classes, dim=4):
         super().__init__()
         torch.manual_seed(0)

@@ -459,6 +459,7 @@ def test_the_part_factories_refuse_a_setting_as_the_loss_does():
 
 class NegativeDistance(torch.nn.Module):
     """"Larger means more alike", but negative: Γ's ratio of sums would rank the targets backwards."""
+
     def forward(self, a, b):
         return -torch.cdist(a, b)
 

@@ -192,6 +192,7 @@ def test_flags_the_chosen_part_does_not_read_pass_at_their_defaults(root, tmp_pa
     method = ila_dann.DANN()
     check_args(get_parser(method).parse_args([str(a) for a in tiny_args(root, tmp_path / "log") + extra]), method)
 
+
 def test_failed_weight_download_names_the_fix(monkeypatch):
     import urllib.error
 
@@ -261,7 +262,6 @@ def test_image_list_that_is_not_utf8(root, tmp_path, capsys):
     assert code == 2 and f"tgt.txt, line {lines}: not UTF-8 text" in err
 
 
-
 def test_an_image_list_that_is_a_folder(root, tmp_path):
     lists = os.path.join(root, "image_list")
     os.rename(os.path.join(lists, "tgt.txt"), os.path.join(lists, "kept.txt"))
@@ -299,6 +299,7 @@ def test_an_image_whose_header_claims_a_huge_size(root, tmp_path):
         f.write(b"\x89PNG\r\n\x1a\n" + header + chunk(b"IEND", b""))
     code, err = run_dann(tiny_args(root, tmp_path / "log"))
     assert code == 2 and f"cannot read image {bomb} (DecompressionBombError" in err
+
 
 def test_mistyped_backend_variable(root, tmp_path):
     done = run_script("ila_dann.py", tiny_args(root, tmp_path / "log"), backend="standlone")

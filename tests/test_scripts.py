@@ -15,7 +15,6 @@ from helpers import (DIGIT_FLAGS, REPO, SCRIPTS, TLLIB, only_log, run_script, sc
                      tiny_args)
 
 
-
 def test_the_seed_warning_names_the_script_however_it_is_started(tiny_root, tmp_path):
     # as a module (python -m): still the script's warning, and the run goes on
     log = str(tmp_path / "log")

@@ -9,6 +9,7 @@ from helpers import DIGIT_FLAGS, REPO, script_env
 PROBE = os.path.join(REPO, "benchmarks", "spectral_probe.py")
 SCRIPT = os.path.join(REPO, "examples", "domain_adaptation", "ila_dann.py")
 
+
 def test_probe_prints_what_the_penalty_sees_and_keeps_the_scripts_exit_code(offline_digits, tmp_path):
     args = [offline_digits, "-d", "ImageList", "-s", "mnist", "-t", "uci", *DIGIT_FLAGS, "-b", "16", "--epochs", "1",
             "-i", "4", "-p", "2", "--k", "1", "--mu", "0.5", "--samples-per-class", "1", "--seed", "0",

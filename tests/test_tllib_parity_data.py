@@ -110,6 +110,7 @@ def test_parse_data_file_gives_tllibs_pairs(tl, tmp_path):
     theirs = tllib_imagelist.ImageList(str(tmp_path), ["zero", "one"], str(listed))
     assert ours.parse_data_file(str(listed)) == theirs.parse_data_file(str(listed)) == theirs.samples
 
+
 def test_imagenet_sketch_names_its_classes_as_tllib_does(tl, tmp_path):
     # tllib names the classes through torchvision's ImageNet(root): ROOT/meta.bin and the train/ folder
     root = tmp_path / "sketch"

@@ -9,7 +9,6 @@ from helpers import TLLIB, only_log, run_script, tiny_args
 pytestmark = pytest.mark.skipif(not TLLIB, reason="tllib is not installed")
 
 
-
 def numbers_of_the_run(log):
     """The log's lines that carry results: the training meters without the wall-clock columns, the
     epochs' accuracies and ILA summaries, best_acc1 and test_acc1."""
