@@ -26,7 +26,7 @@ sys.path.insert(0, HERE)   # gain_by_shift and knn_vote_probe, next to this scri
 
 from gain_by_shift import DEFAULT_SETS, RESULTS, METHODS, rows  # noqa: E402
 from knn_vote_probe import ProbeError, target_outputs  # noqa: E402
-from ila_tllib.tables import collect_or_exit  # noqa: E402
+from ila_tllib.run_logs import collect_or_exit  # noqa: E402
 
 #: ILA-DA's mean gain (points) beyond which a task counts as lost or gained
 LOST_BELOW, GAINED_ABOVE = -0.5, 0.5

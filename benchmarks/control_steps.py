@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
 from gain_by_shift import ALL_METHODS, split_set  # noqa: E402
-from ila_tllib.tables import collect, recipe_difference  # noqa: E402
+from ila_tllib.run_logs import collect, recipe_difference  # noqa: E402
 
 
 def read_step(entry):

@@ -42,7 +42,7 @@ sys.path.insert(0, HERE)   # ila_diagnostics, next to this script
 
 from ila_diagnostics import epochs  # noqa: E402
 from ila_tllib.logged_flags import RESUMED_PREFIX  # noqa: E402
-from ila_tllib.tables import collect, missing_folders, recipe_difference, run_epochs  # noqa: E402
+from ila_tllib.run_logs import collect, missing_folders, recipe_difference, run_epochs  # noqa: E402
 
 RESULTS = os.path.join(HERE, "results")
 # the folders with the runs of the default's no-shrink spectral penalty on the paper's inverse distance, seeds 0-4

@@ -19,7 +19,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 from ila_tllib.logged_flags import RESUMED_PREFIX, read_ila_summary  # noqa: E402
-from ila_tllib.tables import collect_or_exit, missing_folders, row_names, run_epochs  # noqa: E402
+from ila_tllib.run_logs import collect_or_exit, missing_folders, run_epochs  # noqa: E402
+from ila_tllib.tables import row_names  # noqa: E402
 
 #: the columns, and the values of the ILA summary line that fill them (None: no batch of the epoch gave one)
 COLUMNS = ("PL prec kept", "PL prec all", "AUC", "wrong +1 %", "kept", "weight")

@@ -46,7 +46,7 @@ from ila_tllib import ILALoss  # noqa: E402
 from ila_tllib.affinity import DEFAULT_MU  # noqa: E402
 from ila_tllib.pseudo_labels import DEFAULT_K  # noqa: E402
 from ila_tllib.similarity import get_similarity  # noqa: E402
-from ila_tllib.tables import LogError, parse_namespace, read_run  # noqa: E402
+from ila_tllib.run_logs import LogError, parse_namespace, read_run  # noqa: E402
 
 SIMILARITIES = ("inverse_euclidean", "cosine")
 

@@ -27,7 +27,7 @@ sys.path.insert(0, HERE)   # gain_by_shift and knn_vote_probe, next to this scri
 from gain_by_shift import METHODS, epoch_accuracy, tasks_below  # noqa: E402
 from knn_vote_probe import ProbeError, target_outputs  # noqa: E402
 from ila_tllib.selection import SCORES, better_of  # noqa: E402
-from ila_tllib.tables import collect_or_exit  # noqa: E402
+from ila_tllib.run_logs import collect_or_exit  # noqa: E402
 
 #: a task whose kept weights end further than this below the baseline (points) is listed as lost
 WORST = -0.5

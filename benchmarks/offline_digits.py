@@ -163,7 +163,7 @@ def run_one(job):
     """Runs one job, unless its folder holds a finished run: of the same flags it is skipped, of others it is
     left alone and named (a run is never mixed with, nor overwrites, another one's). Returns
     ``(log, status, ok)``."""
-    from ila_tllib.tables import LogError, collect
+    from ila_tllib.run_logs import LogError, collect
     script, flags, log, data_root = job
     try:
         finished = collect([log]) if os.path.isdir(log) else []
@@ -203,7 +203,7 @@ def run_one(job):
 def _resume_flags(path):
     """The flags a resume file's run was started with, read as a log's (``{}`` where it holds none)."""
     import torch
-    from ila_tllib.tables import Run
+    from ila_tllib.run_logs import Run
     try:
         flags = torch.load(path, map_location="cpu", weights_only=False).get("flags")
     except Exception:        # damaged: the script names it, and the run starts again
@@ -219,13 +219,13 @@ def _last_line(text):
 
 def other_flags(script, argv, logged):
     """The flags (``--name logged -> planned``) whose value in a finished run's ``logged`` flags (its
-    :class:`~ila_tllib.tables.Run`'s) differs from
+    :class:`~ila_tllib.run_logs.Run`'s) differs from
     what ``script`` would run with ``argv``; where the data and the log lie and how many workers read them
-    do not count (:data:`ila_tllib.tables.IGNORED`)."""
+    do not count (:data:`ila_tllib.run_logs.IGNORED`)."""
     from ila_tllib.engine import get_parser
     from ila_tllib.engine.flags import flag_name
     from ila_tllib.logged_flags import comparable
-    from ila_tllib.tables import IGNORED, Run
+    from ila_tllib.run_logs import IGNORED, Run
     # read as the tables read a log: the flags added later filled in, the weights a run started from
     planned = Run(vars(get_parser(script_method(script)).parse_args(argv)), 0.0, "").args
     return [f"{flag_name(k)} {logged[k]!r} -> {planned[k]!r}" for k in sorted(set(planned) & set(logged))
@@ -399,7 +399,8 @@ def main():
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     from ila_tllib.datasets import DatasetError
-    from ila_tllib.tables import collect_or_exit, format_paired_table, format_table, missing_folders
+    from ila_tllib.run_logs import collect_or_exit, missing_folders
+    from ila_tllib.tables import format_paired_table, format_table
     bad_seeds = [seed for seed in args.seeds if not 0 <= seed < 2 ** 32]
     if bad_seeds:
         parser.error(f"--seeds {' '.join(map(str, bad_seeds))}: a seed lies in 0 .. 2**32 - 1")

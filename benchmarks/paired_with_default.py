@@ -18,7 +18,8 @@ from collections import defaultdict
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from ila_tllib.tables import average_gain, collect_or_exit, missing_folders, recipe_difference  # noqa: E402
+from ila_tllib.run_logs import collect_or_exit, missing_folders, recipe_difference  # noqa: E402
+from ila_tllib.tables import average_gain  # noqa: E402
 
 
 def by_key(runs, parser):

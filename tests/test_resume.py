@@ -259,7 +259,8 @@ def test_a_run_resumed_with_other_values_names_them_all_and_has_its_own_row(root
     # a diverged run's remedy (--lr) and a longer run, over two resumes: the last log names every value each
     # had and from which epoch (the resume file keeps them), so the tables do not file the run with the runs
     # trained with its last values throughout; a resume of the finished run trains nothing and changes nothing
-    from ila_tllib.tables import collect, format_table
+    from ila_tllib.run_logs import collect
+    from ila_tllib.tables import format_table
     clean, resumed = str(tmp_path / "clean"), str(tmp_path / "resumed")
     for log, epochs, lr in ((clean, "3", "0.0025"), (resumed, "1", "0.005")):
         assert run_script("ila_dann.py", tiny_args(root, log, "--epochs", epochs, "--seed", "0",

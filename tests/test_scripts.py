@@ -9,7 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from ila_tllib.tables import collect, format_table
+from ila_tllib.run_logs import collect
+from ila_tllib.tables import format_table
 
 from helpers import (DIGIT_FLAGS, REPO, SCRIPTS, TLLIB, only_log, run_script, script_env,  # noqa: F401
                      tiny_args)

@@ -12,7 +12,8 @@ import sys
 import pytest
 
 from ila_tllib.engine.flags import FLAGS_ADDED_LATER
-from ila_tllib.tables import collect, format_paired_table, format_table
+from ila_tllib.run_logs import collect
+from ila_tllib.tables import format_paired_table, format_table
 
 from helpers import REPO, env_without_torch
 
@@ -650,7 +651,7 @@ def test_a_folder_whose_name_globs_is_read(tmp_path):
 def test_runs_of_other_recipes_are_told_apart_for_pairing():
     # what gain_by_shift, paired_with_default and control_steps refuse to pair: the data as read, the network,
     # the budget, and values a resume changed over the run; ILA's own flags and the warm-up may differ
-    from ila_tllib.tables import Run, recipe_difference
+    from ila_tllib.run_logs import Run, recipe_difference
     base = dict(data="ImageList", arch="lenet", resize_size=28, epochs=4, iters_per_epoch=300, lr=0.01, seed=0,
                 k=3, pretrain_iters=0)
     a = Run(base, 50.0, "A/x.txt")
