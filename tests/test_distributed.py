@@ -173,7 +173,7 @@ def _worker(r, init_file, out_dir):
 
         # 8. the resume state: every process goes on with the BatchNorm statistics process 0 saves (each
         # process updates its own, e.g. in the average ILA mines on with --ila-mining-average network-eval)
-        from ila_tllib.engine.run import save_resume_state
+        from ila_tllib.engine.resume import save_resume_state
         statistics = nn.BatchNorm1d(3)
         statistics.running_mean.fill_(float(r + 1))
         model = nn.Linear(2, 2)

@@ -16,7 +16,9 @@ module             what it decides
 ``precision``      --amp (bfloat16 networks, float32 losses) and --channels-last
 ``ila_term``       ILA-DA's term of the loss and its diagnostics
 ``moving_average`` the slowly moving copy of the network ILA mines on (--ila-mining-ema, on by default)
-``checkpoint``     the --log folder: lock, checkpoints, exact resume
+``checkpoint``     the --log folder: lock, checkpoints, weights and states read back
+``resume``         --resume: what resume.pth holds, the checks before a run continues it, the loading
+``resume_flags``   which flags a resume may change, and how a refused change is told
 ``output``         the one owner of stdout/stderr (terminal, pipe and log file)
 ``analysis``       t-SNE, A-distance and the affinity figure
 ``errors``         exit codes: 0 done, 2 bad input, 3 divergence

@@ -27,7 +27,7 @@ import torch.nn as nn
 from ..torch_files import why_unreadable
 from .errors import DivergenceError, UsageError
 
-__all__ = ["RunDirectory", "CHECKPOINTS", "load_file", "load_weights", "check_finite_state",
+__all__ = ["RunDirectory", "CHECKPOINTS", "checkpoint_path", "load_file", "load_weights", "check_finite_state",
            "keep_tensors_in_state", "rng_state", "set_rng_state", "schedule_counters", "set_schedule_counters"]
 
 #: the files a training run writes into LOG/checkpoints
@@ -35,6 +35,11 @@ CHECKPOINTS = ("latest", "best", "resume", "pretrain")
 #: those every training run writes anew: set aside even when the run reads one (BSP's --pretrain may name
 #: any checkpoint), so that nothing is overwritten
 WRITTEN_BY_EVERY_RUN = ("latest", "best", "resume")
+
+
+def checkpoint_path(args, name: str) -> str:
+    """``--log``/checkpoints/``name``.pth: one of :data:`CHECKPOINTS`."""
+    return os.path.join(args.log, 'checkpoints', f'{name}.pth')
 
 
 class RunDirectory:
